@@ -1,0 +1,171 @@
+// Package demo holds fdtop's built-in demonstration: three unit sets that run
+// the same demo server in the three ways a service can own its listener
+// (plain, socket-activated, socket-activated with an fd-store handoff).
+// The sandbox that runs them is in demo/sandbox; the server itself in
+// demo/server; the traffic generator in demo/traffic.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Mode is one of the demo server's ways of owning its listener.
+type Mode string
+
+// The demo modes.
+const (
+	// Plain binds its own listener: restarts refuse connections and drop clients.
+	Plain Mode = "plain"
+	// Activated takes its listener from a .socket unit: restarts refuse
+	// nothing (connections queue in the backlog) but drop clients.
+	Activated Mode = "activated"
+	// Handoff takes its listener from a .socket unit and hands its client
+	// connections over through the fd store: restarts refuse and drop nothing.
+	Handoff Mode = "handoff"
+)
+
+// Modes lists the demo modes in the order they are shown.
+var Modes = []Mode{Plain, Activated, Handoff}
+
+// Service returns the service unit name of a mode, e.g. demo-handoff.service.
+func (m Mode) Service() string { return "demo-" + string(m) + ".service" }
+
+// Socket returns the socket unit name of a mode, or "" for Plain.
+func (m Mode) Socket() string {
+	if m == Plain {
+		return ""
+	}
+	return "demo-" + string(m) + ".socket"
+}
+
+// Config describes the demo unit sets.
+type Config struct {
+	// Fdtop is the absolute path of the fdtop binary the units run.
+	Fdtop string
+	// Ports maps each mode to its TCP port on 127.0.0.1.
+	Ports map[Mode]int
+	// StartupDelay is the simulated start-up work of every mode.
+	StartupDelay time.Duration
+}
+
+// Addr returns the loopback address a mode's clients connect to.
+func (c Config) Addr(m Mode) string {
+	return fmt.Sprintf("127.0.0.1:%d", c.Ports[m])
+}
+
+// FreePorts picks n currently free TCP ports on 127.0.0.1.
+func FreePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// NewConfig returns a Config with free ports for every mode and the default
+// start-up delay of 500 ms.
+func NewConfig(fdtop string) (Config, error) {
+	ports, err := FreePorts(len(Modes))
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{Fdtop: fdtop, Ports: map[Mode]int{}, StartupDelay: 500 * time.Millisecond}
+	for i, m := range Modes {
+		c.Ports[m] = ports[i]
+	}
+	return c, nil
+}
+
+// Units returns the unit files of the three demo sets, by file name.
+func (c Config) Units() map[string]string {
+	server := func(m Mode, extra string) string {
+		return fmt.Sprintf("%s demo-server --mode %s --startup-delay %s%s", c.Fdtop, m, c.StartupDelay, extra)
+	}
+	u := map[string]string{}
+	u[Plain.Service()] = unit(
+		"fdtop demo: plain (binds its own listener, no socket activation)",
+		"[Service]",
+		"Type=notify",
+		"NotifyAccess=main",
+		"ExecStart="+server(Plain, " --listen "+c.Addr(Plain)),
+		"TimeoutStopSec=5",
+	)
+	u[Activated.Socket()] = unit(
+		"fdtop demo: activated (listener held by systemd)",
+		"[Socket]",
+		"ListenStream="+c.Addr(Activated),
+	)
+	u[Activated.Service()] = unit(
+		"fdtop demo: activated (takes its listener from demo-activated.socket)",
+		"[Service]",
+		"Type=notify",
+		"NotifyAccess=main",
+		"ExecStart="+server(Activated, ""),
+		"TimeoutStopSec=5",
+	)
+	u[Handoff.Socket()] = unit(
+		"fdtop demo: handoff (listener held by systemd)",
+		"[Socket]",
+		"ListenStream="+c.Addr(Handoff),
+	)
+	u[Handoff.Service()] = unit(
+		"fdtop demo: handoff (listener from the socket, clients through the fd store)",
+		"[Service]",
+		"Type=notify",
+		"NotifyAccess=main",
+		"FileDescriptorStoreMax=1024",
+		"ExecStart="+server(Handoff, ""),
+		"TimeoutStopSec=5",
+	)
+	return u
+}
+
+func unit(description, section string, lines ...string) string {
+	return "[Unit]\nDescription=" + description + "\n\n" + section + "\n" + strings.Join(lines, "\n") + "\n"
+}
+
+// UnitHost is where the demo units are installed and started: a sandbox.
+type UnitHost interface {
+	WriteUnit(name, content string) error
+	Systemctl(ctx context.Context, args ...string) (string, error)
+}
+
+// Install writes the demo units, reloads the manager and starts the sockets
+// and the services.
+func Install(ctx context.Context, h UnitHost, c Config) error {
+	for name, content := range c.Units() {
+		if err := h.WriteUnit(name, content); err != nil {
+			return err
+		}
+	}
+	if _, err := h.Systemctl(ctx, "daemon-reload"); err != nil {
+		return err
+	}
+	start := []string{"start", Activated.Socket(), Handoff.Socket()}
+	if _, err := h.Systemctl(ctx, start...); err != nil {
+		return err
+	}
+	start = []string{"start"}
+	for _, m := range Modes {
+		start = append(start, m.Service())
+	}
+	if _, err := h.Systemctl(ctx, start...); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+// Package ui is fdtop's live dashboard, a bubbletea program on top of
+// inspect.
+package ui
