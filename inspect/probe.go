@@ -1,0 +1,134 @@
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ProbeConfig bounds the gap meter.
+type ProbeConfig struct {
+	// Every is the pause between connection attempts to one target
+	// (default 10 ms).
+	Every time.Duration
+	// Max bounds the whole probe (default 30 s), whatever the context says.
+	Max time.Duration
+	// MaxAttempts bounds the attempts per target (default 3000).
+	MaxAttempts int
+	// Timeout bounds one connect (default 1 s).
+	Timeout time.Duration
+}
+
+func (c ProbeConfig) withDefaults() ProbeConfig {
+	if c.Every <= 0 {
+		c.Every = 10 * time.Millisecond
+	}
+	if c.Max <= 0 {
+		c.Max = 30 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3000
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = time.Second
+	}
+	return c
+}
+
+// ProbeTarget turns a socket unit's Listen address into the loopback address
+// the gap meter may connect to: a wildcard address is probed on 127.0.0.1 or
+// ::1, a loopback address as it is, anything else is refused (the gap meter
+// never sends traffic off this machine).
+func ProbeTarget(listen string) (string, error) {
+	ap, err := parseListenAddr(listen)
+	if err != nil {
+		return "", err
+	}
+	addr := ap.Addr()
+	switch {
+	case addr.IsUnspecified() && addr.Is4():
+		addr = netip.MustParseAddr("127.0.0.1")
+	case addr.IsUnspecified():
+		addr = netip.IPv6Loopback()
+	case addr.Is4In6() && addr.Unmap().IsUnspecified():
+		addr = netip.MustParseAddr("127.0.0.1")
+	case !addr.IsLoopback() && !(addr.Is4In6() && addr.Unmap().IsLoopback()):
+		return "", fmt.Errorf("probe %s: not a loopback or wildcard address", listen)
+	}
+	return netip.AddrPortFrom(addr, ap.Port()).String(), nil
+}
+
+// parseListenAddr parses systemd's ListenStream forms: "8080", "[::]:80",
+// "0.0.0.0:80", "127.0.0.1:80".
+func parseListenAddr(listen string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(listen); err == nil {
+		return ap, nil
+	}
+	var port uint16
+	if _, err := fmt.Sscanf(listen, "%d", &port); err == nil && fmt.Sprint(port) == listen {
+		return netip.AddrPortFrom(netip.IPv6Unspecified(), port), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("probe %q: not a TCP address", listen)
+}
+
+// Probe is the gap meter: it connects to each target every cfg.Every until
+// ctx ends (or cfg bounds it), closes each connection at once, and counts
+// refused and failed attempts and the slowest successful connect.
+func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Max)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		res ProbeResult
+		wg  sync.WaitGroup
+	)
+	for _, t := range targets {
+		wg.Add(1)
+		go func(target string) {
+			defer wg.Done()
+			d := net.Dialer{Timeout: cfg.Timeout}
+			tick := time.NewTicker(cfg.Every)
+			defer tick.Stop()
+			for i := 0; i < cfg.MaxAttempts; i++ {
+				start := time.Now()
+				c, err := d.DialContext(ctx, "tcp", target)
+				took := time.Since(start)
+				if ctx.Err() != nil {
+					if c != nil {
+						c.Close()
+					}
+					return
+				}
+				mu.Lock()
+				res.Attempts++
+				switch {
+				case err == nil:
+					if ms := float64(took.Microseconds()) / 1000; ms > res.WorstConnectMs {
+						res.WorstConnectMs = ms
+					}
+				case errors.Is(err, syscall.ECONNREFUSED):
+					res.Refused++
+				default:
+					res.Failed++
+				}
+				mu.Unlock()
+				if c != nil {
+					c.Close()
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		}(t)
+	}
+	wg.Wait()
+	return res
+}

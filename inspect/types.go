@@ -1,0 +1,341 @@
+package inspect
+
+import "time"
+
+// Snapshot is one joined picture of a manager's socket units, services,
+// fd stores and the kernel objects behind them. It is plain data: the UI and
+// the JSON output only read it. Its JSON field names are part of fdtop's
+// promise to users (see README.md, "snapshot --json").
+type Snapshot struct {
+	// Time is when the snapshot was taken.
+	Time time.Time `json:"time"`
+	// Manager describes the systemd manager that was asked.
+	Manager Manager `json:"manager"`
+	// Sockets are the socket units, sorted by name.
+	Sockets []SocketUnit `json:"sockets"`
+	// Services are the services those sockets trigger plus every service
+	// with an fd store, sorted by name.
+	Services []Service `json:"services"`
+	// Warnings are problems worth an operator's attention.
+	Warnings []Warning `json:"warnings"`
+	// Host says how complete the kernel side of the picture is.
+	Host HostInfo `json:"host"`
+}
+
+// Manager describes the systemd manager a snapshot comes from.
+type Manager struct {
+	// Scope is "system" or "user".
+	Scope string `json:"scope"`
+	// Version is the manager's Version property, e.g. "254.26-1~bpo12+1".
+	Version string `json:"version"`
+	// PID is the manager's process ID when known (0 otherwise).
+	PID int `json:"pid,omitempty"`
+	// Address is the D-Bus address fdtop talks to.
+	Address string `json:"address,omitempty"`
+	// FDStoreListing reports whether the manager can list fd store entries
+	// (DumpUnitFileDescriptorStore, systemd 254+).
+	FDStoreListing bool `json:"fdstore_listing"`
+	// FDStorePreserve reports whether the manager has
+	// FileDescriptorStorePreserve= (systemd 254+).
+	FDStorePreserve bool `json:"fdstore_preserve"`
+	// Limits are the things this manager cannot tell, in words.
+	Limits []string `json:"limits,omitempty"`
+}
+
+// HostInfo says how much of the host the kernel side could read.
+type HostInfo struct {
+	// Hostname is the machine's name.
+	Hostname string `json:"hostname,omitempty"`
+	// Unreadable is the number of processes whose descriptors could not be
+	// read (permission denied): "N processes not readable".
+	Unreadable int `json:"unreadable"`
+	// Partial is set when a socket table dump was interrupted and could not
+	// be completed.
+	Partial bool `json:"partial,omitempty"`
+	// ScanDuration is how long the kernel scan took.
+	ScanDuration time.Duration `json:"scan_ns"`
+}
+
+// SocketUnit is a .socket unit with its listeners and who holds them.
+type SocketUnit struct {
+	// Unit is the unit name, e.g. "web.socket".
+	Unit string `json:"unit"`
+	// ActiveState and SubState are the unit's states.
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	// Accept is the socket's Accept= setting.
+	Accept bool `json:"accept"`
+	// Service is the unit it triggers (for Accept=yes, the template).
+	Service string `json:"service"`
+	// FileDescriptorName is the name the service sees in LISTEN_FDNAMES.
+	FileDescriptorName string `json:"fd_name,omitempty"`
+	// NConnections, NAccepted and NRefused are the manager's counters.
+	NConnections uint32 `json:"n_connections"`
+	NAccepted    uint32 `json:"n_accepted"`
+	NRefused     uint32 `json:"n_refused"`
+	// FlushPending is FlushPending=: queued connections are dropped when the
+	// service exits.
+	FlushPending bool `json:"flush_pending,omitempty"`
+	// Listeners are the socket's Listen= entries joined with the kernel.
+	Listeners []Listener `json:"listeners"`
+	// Instances are the per-connection services of an Accept=yes socket.
+	Instances []Instance `json:"instances,omitempty"`
+}
+
+// Listener is one Listen= entry of a socket unit and the kernel object behind it.
+type Listener struct {
+	// Type is the Listen type as systemd names it: Stream, Datagram,
+	// SequentialPacket, FIFO, Special, Netlink, MessageQueue, USBFunction.
+	Type string `json:"type"`
+	// Address is the listen address as systemd prints it.
+	Address string `json:"address"`
+	// Inode is the socket (or FIFO) inode, 0 when not found.
+	Inode uint64 `json:"inode"`
+	// Backlog is the accept queue depth of a stream listener right now.
+	Backlog uint32 `json:"backlog"`
+	// State is the kernel state of the socket (LISTEN, UNCONN...).
+	State string `json:"state,omitempty"`
+	// Holders are the processes that hold the listener, the manager first.
+	Holders []Holder `json:"holders"`
+}
+
+// Holder is a process holding a descriptor.
+type Holder struct {
+	// PID is the process.
+	PID int `json:"pid"`
+	// FD is the descriptor number in that process.
+	FD int `json:"fd"`
+	// Comm is the process's command name.
+	Comm string `json:"comm"`
+	// Unit is the systemd unit of the process, from its cgroup.
+	Unit string `json:"unit"`
+	// Manager is set for the systemd manager itself.
+	Manager bool `json:"manager,omitempty"`
+	// Outside is set when the holder is neither the manager nor in the unit
+	// that should hold it (a leaked descriptor).
+	Outside bool `json:"outside,omitempty"`
+}
+
+// Instance is one per-connection service of an Accept=yes socket.
+type Instance struct {
+	// Unit is the instance name, e.g. "echo@3-127.0.0.1:7-127.0.0.1:5000.service".
+	Unit string `json:"unit"`
+	// ActiveState and SubState are the instance's states.
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	// MainPID is the instance's main process.
+	MainPID int `json:"main_pid"`
+	// Local and Remote are the connection's ends when found.
+	Local  string `json:"local,omitempty"`
+	Remote string `json:"remote,omitempty"`
+}
+
+// Service is a service unit with what it was passed, what it stores and the
+// connections it serves.
+type Service struct {
+	// Unit is the unit name, e.g. "web.service".
+	Unit string `json:"unit"`
+	// ActiveState and SubState are the unit's states.
+	ActiveState string `json:"active_state"`
+	SubState    string `json:"sub_state"`
+	// Type is the service Type= (simple, notify, ...).
+	Type string `json:"type,omitempty"`
+	// Result is the unit's last result (success, exit-code, ...).
+	Result string `json:"result,omitempty"`
+	// StatusText is what the service last sent as STATUS=.
+	StatusText string `json:"status_text,omitempty"`
+	// Sockets are the socket units that trigger this service.
+	Sockets []string `json:"sockets,omitempty"`
+	// MainPID is the main process, 0 when none.
+	MainPID int `json:"main_pid"`
+	// NRestarts counts automatic restarts.
+	NRestarts uint32 `json:"n_restarts"`
+	// StartedAt is ExecMainStartTimestamp.
+	StartedAt time.Time `json:"started_at,omitempty"`
+	// FDStoreMax is FileDescriptorStoreMax=.
+	FDStoreMax uint32 `json:"fdstore_max"`
+	// FDStoreCount is NFileDescriptorStore.
+	FDStoreCount uint32 `json:"fdstore_count"`
+	// FDStorePreserve is FileDescriptorStorePreserve= where the manager has
+	// it (no, restart, yes), empty otherwise.
+	FDStorePreserve string `json:"fdstore_preserve,omitempty"`
+	// FDStore are the entries of the fd store, listed by the manager or
+	// inferred from the kernel.
+	FDStore []StoreEntry `json:"fdstore"`
+	// Passed are the descriptors the main process was passed at start.
+	Passed []PassedFD `json:"passed"`
+	// Connections are the connected sockets the service's processes hold
+	// that were accepted from its listeners.
+	Connections []Connection `json:"connections"`
+	// Processes are the unit's processes.
+	Processes []Process `json:"processes,omitempty"`
+}
+
+// StoreEntry is one descriptor in a service's fd store.
+type StoreEntry struct {
+	// Name is the FDNAME the service gave it ("stored" when unnamed).
+	Name string `json:"name"`
+	// Kind is what sort of descriptor it is (tcp, unix, memfd, pipe, ...).
+	Kind string `json:"kind"`
+	// Inode is the kernel object's inode.
+	Inode uint64 `json:"inode"`
+	// Inferred is set when the entry was reconstructed from the manager's
+	// descriptors instead of listed by the manager (systemd before 254).
+	Inferred bool `json:"inferred"`
+	// Detail says what it is: both ends of a connection, a memfd's name...
+	Detail string `json:"detail"`
+	// ManagerOnly is set when no process but the manager holds it (a
+	// connection pinned open by the store).
+	ManagerOnly bool `json:"manager_only,omitempty"`
+}
+
+// PassedFD is a descriptor the main process was passed at start
+// (LISTEN_FDS / LISTEN_FDNAMES), and what it is now.
+type PassedFD struct {
+	// FD is the descriptor number (3, 4, ...).
+	FD int `json:"fd"`
+	// Name is its LISTEN_FDNAMES name.
+	Name string `json:"name"`
+	// Kind is what it is now (tcp-listen, tcp, unix, memfd, closed, ...).
+	Kind string `json:"kind"`
+	// Inode is the kernel object's inode, 0 when the fd is closed now.
+	Inode uint64 `json:"inode"`
+	// Detail describes it: an address, both ends, a memfd name.
+	Detail string `json:"detail"`
+}
+
+// Connection is a connected socket held by a service's process.
+type Connection struct {
+	// PID and FD locate it.
+	PID int `json:"pid"`
+	FD  int `json:"fd"`
+	// Inode is the socket inode.
+	Inode uint64 `json:"inode"`
+	// Local and Remote are its ends.
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
+	// State is the TCP (or unix) state.
+	State string `json:"state"`
+	// RecvQ and SendQ are the queue sizes in bytes.
+	RecvQ uint32 `json:"recv_q"`
+	SendQ uint32 `json:"send_q"`
+}
+
+// Process is one process of a unit.
+type Process struct {
+	// PID is the process ID.
+	PID int `json:"pid"`
+	// Comm is its command name.
+	Comm string `json:"comm"`
+	// Cmdline is its command line, joined by spaces.
+	Cmdline string `json:"cmdline"`
+}
+
+// Warning is a problem worth an operator's attention.
+type Warning struct {
+	// Unit is the unit the warning is about.
+	Unit string `json:"unit"`
+	// Code is a stable identifier: orphan-listener, duplicate-address,
+	// flush-pending, fdstore-over-max, fdstore-pinned, leaked-listener.
+	Code string `json:"code"`
+	// Message says it in words.
+	Message string `json:"message"`
+}
+
+// EventType names a timeline event.
+type EventType string
+
+// Timeline event types.
+const (
+	EventJobStarted          EventType = "job_started"
+	EventJobFinished         EventType = "job_finished"
+	EventState               EventType = "state"
+	EventMainPID             EventType = "main_pid"
+	EventFDPassed            EventType = "fd_passed"
+	EventFDStored            EventType = "fd_stored"
+	EventFDRemoved           EventType = "fd_removed"
+	EventListenerKept        EventType = "listener_kept"
+	EventListenerReplaced    EventType = "listener_replaced"
+	EventConnectionPreserved EventType = "connection_preserved"
+	EventConnectionDropped   EventType = "connection_dropped"
+	EventHandoff             EventType = "handoff"
+	EventUnitNew             EventType = "unit_new"
+	EventUnitRemoved         EventType = "unit_removed"
+	EventReloading           EventType = "reloading"
+	EventDisconnected        EventType = "disconnected"
+	EventReconnected         EventType = "reconnected"
+)
+
+// Event is one entry of the timeline. Its JSON form is one line of
+// `fdtop watch --json` and of a --record file.
+type Event struct {
+	// Time is when fdtop saw it.
+	Time time.Time `json:"time"`
+	// Unit is the unit it is about ("" for manager-wide events).
+	Unit string `json:"unit"`
+	// Type says what happened.
+	Type EventType `json:"type"`
+	// Message is the event in words.
+	Message string `json:"message,omitempty"`
+
+	// Job is the job type (restart, start, ...) of job events.
+	Job string `json:"job,omitempty"`
+	// Result is the job result of job_finished (done, failed, ...).
+	Result string `json:"result,omitempty"`
+	// ActiveState and SubState of state events.
+	ActiveState string `json:"active_state,omitempty"`
+	SubState    string `json:"sub_state,omitempty"`
+	// PID is the process of main_pid, fd and connection events.
+	PID int `json:"pid,omitempty"`
+	// FD and Name locate a descriptor of fd events.
+	FD   int    `json:"fd,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Inode is the kernel object of fd, listener and connection events.
+	Inode uint64 `json:"inode,omitempty"`
+	// Detail describes the object (an address, both ends...).
+	Detail string `json:"detail,omitempty"`
+
+	*Handoff
+}
+
+// Handoff summarises one restart (or stop and start) of a service: what was
+// kept, what was carried and what was lost. It is embedded in the Event of
+// type "handoff".
+type Handoff struct {
+	// Job is the job that caused it (restart, stop+start, ...).
+	HandoffJob string `json:"handoff_job"`
+	// OldPID and NewPID are the main processes before and after.
+	OldPID int `json:"old_pid"`
+	NewPID int `json:"new_pid"`
+	// ListenersKept counts listeners with the same inode before and after;
+	// ListenersReplaced those that were closed and opened anew (a gap).
+	ListenersKept     int `json:"listeners_kept"`
+	ListenersReplaced int `json:"listeners_replaced"`
+	// FDStoreBefore and FDStoreAfter are the store's sizes around the restart.
+	FDStoreBefore int `json:"fdstore_before"`
+	FDStoreAfter  int `json:"fdstore_after"`
+	// ConnectionsPreserved counts connections whose socket lived on in the
+	// new process; ConnectionsDropped those that were closed.
+	ConnectionsPreserved int `json:"connections_preserved"`
+	ConnectionsDropped   int `json:"connections_dropped"`
+	// FDsCarried counts descriptors the new process was passed from the store.
+	FDsCarried int `json:"fds_carried"`
+	// NoMainPIDMs is how long the unit had no main process, in milliseconds.
+	NoMainPIDMs int64 `json:"no_main_pid_ms"`
+	// RefusedDelta is the change of the socket units' NRefused, when counted.
+	RefusedDelta int `json:"refused_delta"`
+	// DurationMs is the job's duration in milliseconds.
+	DurationMs int64 `json:"duration_ms"`
+	// Probe holds the gap meter's results when it ran.
+	Probe *ProbeResult `json:"probe,omitempty"`
+}
+
+// ProbeResult is what the gap meter saw while a restart ran.
+type ProbeResult struct {
+	// Attempts, Refused and Failed count connection attempts.
+	Attempts int `json:"attempts"`
+	Refused  int `json:"refused"`
+	Failed   int `json:"failed"`
+	// WorstConnectMs is the slowest successful connect in milliseconds.
+	WorstConnectMs float64 `json:"worst_connect_ms"`
+}
