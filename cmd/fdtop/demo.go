@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/traffic"
 )
 
 // runDemo starts the sandbox with the demo units and waits for Ctrl-C.
@@ -21,6 +23,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fdtop demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	systemd := fs.String("systemd", "", "systemd binary for the sandbox (default: the distribution's; an extracted 254 tree works too)")
+	dashboard := fs.Bool("dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
 	delay := fs.Duration("startup-delay", 500*time.Millisecond, "simulated start-up work of every demo service")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -40,6 +43,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return exitRuntime
 	}
 	defer env.Close()
+	_ = dashboard // the dashboard is wired in once ui/ lands
 
 	fmt.Fprintf(stdout, "fdtop demo: systemd %s user manager running (pid %d)\n", env.sb.Version, env.sb.PID)
 	for _, m := range demo.Modes {
@@ -50,9 +54,23 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %-10s %-21s %s\n", m, env.cfg.Addr(m), units)
 	}
 	fmt.Fprintf(stdout, "\nPoint systemctl at it:\n  export %s\n  systemctl --user list-sockets\n  systemctl --user restart demo-handoff.service\n", strings.Join(env.sb.Env(), " "))
-	fmt.Fprintln(stdout, "\nTalk to a service:  python3 -c 'import socket,sys; ...' or any line client on the ports above.")
-	fmt.Fprintln(stdout, "Ctrl-C stops the manager and every process it started.")
-	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nEach port answers every line with '<pid> <count> <line>' (try: python3 -c \"import socket;s=socket.create_connection(('127.0.0.1',PORT));s.send(b'hi\\n');print(s.recv(99))\").")
+	fmt.Fprintln(stdout, "Traffic: 4 connections per mode, a line every 100 ms. Ctrl-C stops the manager and every process it started.")
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+			for _, m := range demo.Modes {
+				st := env.traffic[m].Stats()
+				fmt.Fprintf(stdout, "  %-10s pid %-7d connected %d/4  replies %-6d refused %-4d dropped %-4d counter resets %d\n",
+					m, st.LastPID, st.Connected, st.Replies, st.Refused, st.Dropped, st.CounterResets)
+			}
+		}
+	}
 	fmt.Fprintln(stdout, "fdtop demo: stopping")
 	if err := env.Close(); err != nil {
 		fmt.Fprintf(stderr, "fdtop demo: teardown: %v\n", err)
@@ -61,14 +79,50 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// demoEnv is a running demo: the sandbox and its units.
+// demoEnv is a running demo: the sandbox, its units and the traffic
+// generators (one per mode).
 type demoEnv struct {
-	sb  *sandbox.Sandbox
-	cfg demo.Config
+	sb      *sandbox.Sandbox
+	cfg     demo.Config
+	traffic map[demo.Mode]*traffic.Generator
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 }
 
-// Close tears the sandbox down.
-func (d *demoEnv) Close() error { return d.sb.Close() }
+// Close stops the traffic and tears the sandbox down.
+func (d *demoEnv) Close() error {
+	if d.stop != nil {
+		d.stop()
+		d.wg.Wait()
+	}
+	return d.sb.Close()
+}
+
+// startTraffic starts one generator per mode: a few connections each,
+// sending a line every 100 ms, for at most a day.
+func (d *demoEnv) startTraffic() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stop = cancel
+	d.traffic = map[demo.Mode]*traffic.Generator{}
+	for _, m := range demo.Modes {
+		g, err := traffic.New(traffic.Config{
+			Addr:        d.cfg.Addr(m),
+			Conns:       4,
+			Interval:    100 * time.Millisecond,
+			MaxDuration: 24 * time.Hour,
+		})
+		if err != nil {
+			return fmt.Errorf("traffic for %s: %w", m, err)
+		}
+		d.traffic[m] = g
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			_ = g.Run(ctx)
+		}()
+	}
+	return nil
+}
 
 // startDemo starts the sandbox and installs the demo units in it.
 func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.Writer) (*demoEnv, error) {
@@ -91,5 +145,10 @@ func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.
 		sb.Close()
 		return nil, fmt.Errorf("install demo units: %w", err)
 	}
-	return &demoEnv{sb: sb, cfg: cfg}, nil
+	env := &demoEnv{sb: sb, cfg: cfg}
+	if err := env.startTraffic(); err != nil {
+		env.Close()
+		return nil, err
+	}
+	return env, nil
 }

@@ -1,0 +1,497 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fdtop/fdtop/demo/activation"
+)
+
+// Mode selects how the server gets its listener and what it does on stop.
+type Mode string
+
+// The server's modes.
+const (
+	// ModePlain binds its own listener after start-up: connection attempts
+	// during a restart are refused.
+	ModePlain Mode = "plain"
+	// ModeActivated takes its listener from the socket unit: connection
+	// attempts queue during a restart, but established clients are dropped.
+	ModeActivated Mode = "activated"
+	// ModeHandoff is ModeActivated plus handing established connections to
+	// the next instance through the file descriptor store.
+	ModeHandoff Mode = "handoff"
+)
+
+// Names used in the file descriptor store.
+const (
+	// StateFDName is the FDNAME of the memfd holding the encoded Handoff.
+	StateFDName = "state"
+	// ConnFDNamePrefix starts the FDNAME of a stored connection,
+	// followed by its decimal id.
+	ConnFDNamePrefix = "conn-"
+	// StateMemfdName is the memfd's own name, visible in /proc/PID/fd.
+	StateMemfdName = "fdtop-state"
+)
+
+// maxLine bounds a request line; longer ones close the connection.
+const maxLine = 64 << 10
+
+// barrierTimeout bounds the wait for the manager after storing fds.
+const barrierTimeout = time.Second
+
+// Config configures one server instance.
+type Config struct {
+	// Mode is plain, activated or handoff.
+	Mode Mode
+	// Listen is the TCP address plain mode binds, e.g. 127.0.0.1:8001.
+	Listen string
+	// StartupDelay is the simulated start-up work done before serving.
+	StartupDelay time.Duration
+}
+
+// environment is what the process received from its manager, passed in
+// explicitly so tests can fake it.
+type environment struct {
+	// passed are the LISTEN_FDS descriptors; run takes ownership.
+	passed []activation.Passed
+	// notifier is nil when there is no NOTIFY_SOCKET.
+	notifier *activation.Notifier
+	// pid is written in replies.
+	pid int
+	// onReady, when set, is called with the listener's address once serving.
+	onReady func(net.Addr)
+}
+
+type server struct {
+	cfg      Config
+	env      environment
+	log      *slog.Logger
+	stopping chan struct{}
+
+	wg     sync.WaitGroup // connection handlers
+	mu     sync.Mutex
+	conns  map[uint64]*clientConn
+	nextID uint64
+}
+
+// clientConn is one client connection. Its buffers and counter belong to
+// its handler goroutine while it runs, and to shutdown after s.wg.Wait.
+type clientConn struct {
+	id      uint64
+	nc      net.Conn
+	count   uint64
+	pending []byte
+	unsent  []byte
+}
+
+// run is the whole life of one server instance: restore, start up, serve
+// until ctx ends, then hand over or drop the connections.
+func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) error {
+	s := &server{
+		cfg:      cfg,
+		env:      env,
+		log:      log,
+		stopping: make(chan struct{}),
+		conns:    make(map[uint64]*clientConn),
+		nextID:   1,
+	}
+	ln, err := s.takePassed()
+	if err != nil {
+		return err
+	}
+	// Simulated start-up work: the same in every mode.
+	timer := time.NewTimer(cfg.StartupDelay)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		timer.Stop()
+		log.Info("stopped during start-up")
+		if ln != nil {
+			ln.Close()
+		}
+		return s.shutdown(ctx)
+	}
+	if cfg.Mode == ModePlain {
+		ln, err = net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			s.shutdown(ctx)
+			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	s.mu.Lock()
+	restored := len(s.conns)
+	for _, c := range s.conns {
+		s.startHandler(c)
+	}
+	s.mu.Unlock()
+
+	s.notify(func(n *activation.Notifier) error { return n.Ready() })
+	status := fmt.Sprintf("serving on %s, mode %s, pid %d", ln.Addr(), cfg.Mode, env.pid)
+	if restored > 0 {
+		status += fmt.Sprintf(", %d connections restored", restored)
+	}
+	s.notify(func(n *activation.Notifier) error { return n.Status(status) })
+	log.Info("ready", "addr", ln.Addr().String(), "mode", string(cfg.Mode), "restored", restored)
+	if env.onReady != nil {
+		env.onReady(ln.Addr())
+	}
+
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		s.acceptLoop(ln)
+	}()
+	<-ctx.Done()
+	close(s.stopping)
+	ln.Close()
+	<-acceptDone
+	return s.shutdown(ctx)
+}
+
+// takePassed sorts the descriptors from the manager: it returns the
+// listener (nil in plain mode) and, in handoff mode, restores the stored
+// connections and their state, removing them from the store.
+func (s *server) takePassed() (net.Listener, error) {
+	var (
+		ln       net.Listener
+		state    *Handoff
+		stored   []string // store entries to remove
+		restored = map[uint64]net.Conn{}
+	)
+	for _, p := range s.env.passed {
+		f := p.File()
+		switch {
+		case s.cfg.Mode == ModeHandoff && p.Name == StateFDName:
+			stored = append(stored, p.Name)
+			data, err := readStateFile(f)
+			f.Close()
+			if err != nil {
+				s.log.Warn("cannot read handed-over state", "err", err)
+				continue
+			}
+			var h Handoff
+			if err := h.UnmarshalBinary(data); err != nil {
+				s.log.Warn("cannot decode handed-over state", "err", err)
+				continue
+			}
+			state = &h
+		case s.cfg.Mode == ModeHandoff && strings.HasPrefix(p.Name, ConnFDNamePrefix):
+			stored = append(stored, p.Name)
+			id, err := strconv.ParseUint(strings.TrimPrefix(p.Name, ConnFDNamePrefix), 10, 64)
+			if err != nil || id == 0 || restored[id] != nil {
+				s.log.Warn("dropping stored connection with a bad name", "fd", p.FD, "name", p.Name)
+				f.Close()
+				continue
+			}
+			nc, err := net.FileConn(f)
+			f.Close()
+			if err != nil {
+				s.log.Warn("dropping stored connection", "name", p.Name, "err", err)
+				continue
+			}
+			restored[id] = nc
+		case ln == nil && s.cfg.Mode != ModePlain && p.IsListener():
+			l, err := net.FileListener(f)
+			f.Close()
+			if err != nil {
+				s.closeRestored(restored)
+				return nil, fmt.Errorf("use passed listener fd %d (%q): %w", p.FD, p.Name, err)
+			}
+			ln = l
+			s.log.Info("using passed listener", "fd", p.FD, "name", p.Name, "addr", l.Addr().String())
+		default:
+			s.log.Warn("closing unexpected passed fd", "fd", p.FD, "name", p.Name, "mode", string(s.cfg.Mode))
+			f.Close()
+		}
+	}
+	if s.cfg.Mode != ModePlain && ln == nil {
+		s.closeRestored(restored)
+		return nil, fmt.Errorf("mode %s: no listening socket among %d passed fds (LISTEN_FDS): run it from a .socket unit", s.cfg.Mode, len(s.env.passed))
+	}
+
+	byID := map[uint64]ConnState{}
+	if state != nil {
+		s.nextID = max(s.nextID, state.NextID)
+		for _, cs := range state.Conns {
+			byID[cs.ID] = cs
+		}
+	}
+	for id, nc := range restored {
+		cs, ok := byID[id]
+		if !ok {
+			s.log.Warn("restored connection has no saved state, counting from 0", "id", id)
+		}
+		s.conns[id] = &clientConn{id: id, nc: nc, count: cs.Count, pending: cs.Pending, unsent: cs.Unsent}
+		s.nextID = max(s.nextID, id+1)
+	}
+	if len(state.connsMissing(restored)) > 0 {
+		s.log.Warn("saved state for connections not passed back (closed or over FileDescriptorStoreMax)", "ids", state.connsMissing(restored))
+	}
+	// The restored entries leave the store: they are ours now, and go back
+	// in on the next stop.
+	for _, name := range stored {
+		s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
+	}
+	if len(stored) > 0 {
+		s.log.Info("restored handed-over connections", "conns", len(s.conns), "state", state != nil)
+	}
+	return ln, nil
+}
+
+func (h *Handoff) connsMissing(have map[uint64]net.Conn) []uint64 {
+	if h == nil {
+		return nil
+	}
+	var ids []uint64
+	for _, c := range h.Conns {
+		if have[c.ID] == nil {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
+}
+
+func (s *server) closeRestored(m map[uint64]net.Conn) {
+	for _, nc := range m {
+		nc.Close()
+	}
+}
+
+// notify sends a message when there is a notify socket, logging failures.
+func (s *server) notify(send func(*activation.Notifier) error) {
+	if s.env.notifier == nil {
+		return
+	}
+	if err := send(s.env.notifier); err != nil {
+		s.log.Warn("notify failed", "err", err)
+	}
+}
+
+func (s *server) acceptLoop(ln net.Listener) {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.stopping:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: back off instead of spinning.
+			s.log.Warn("accept failed", "err", err)
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		s.mu.Lock()
+		c := &clientConn{id: s.nextID, nc: nc}
+		s.nextID++
+		s.conns[c.id] = c
+		s.startHandler(c)
+		s.mu.Unlock()
+	}
+}
+
+// startHandler starts c's goroutine; s.mu must be held.
+func (s *server) startHandler(c *clientConn) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveConn(c)
+	}()
+}
+
+// serveConn answers c's lines until the client goes away or the server
+// stops. On stop it leaves c open, in s.conns, with its buffers intact.
+func (s *server) serveConn(c *clientConn) {
+	buf := make([]byte, 16<<10)
+	for {
+		if len(c.unsent) > 0 {
+			n, err := c.nc.Write(c.unsent)
+			c.unsent = c.unsent[n:]
+			if err != nil {
+				s.endConn(c, "write", err)
+				return
+			}
+			c.unsent = nil
+		}
+		if s.processLines(c) {
+			continue
+		}
+		if len(c.pending) > maxLine {
+			s.log.Warn("closing connection: line too long", "id", c.id, "bytes", len(c.pending))
+			s.endConn(c, "read", errLineTooLong)
+			return
+		}
+		n, err := c.nc.Read(buf)
+		c.pending = append(c.pending, buf[:n]...)
+		if err != nil {
+			s.processLines(c)
+			if !isDeadline(err) && len(c.unsent) > 0 {
+				// Best effort: answer what came along with EOF.
+				c.nc.Write(c.unsent)
+			}
+			s.endConn(c, "read", err)
+			return
+		}
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// processLines answers every complete line in c.pending, appending the
+// replies to c.unsent; it reports whether there was any.
+func (s *server) processLines(c *clientConn) bool {
+	found := false
+	for {
+		i := bytes.IndexByte(c.pending, '\n')
+		if i < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(c.pending[:i], []byte("\r"))
+		c.count++
+		c.unsent = fmt.Appendf(c.unsent, "%d %d %s\n", s.env.pid, c.count, line)
+		c.pending = c.pending[i+1:]
+		found = true
+	}
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	return found
+}
+
+func isDeadline(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// endConn records why c's handler stopped: the handoff deadline keeps the
+// connection, anything else closes it.
+func (s *server) endConn(c *clientConn, op string, err error) {
+	select {
+	case <-s.stopping:
+		if isDeadline(err) {
+			return // kept for the handoff
+		}
+	default:
+	}
+	s.mu.Lock()
+	delete(s.conns, c.id)
+	s.mu.Unlock()
+	c.nc.Close()
+	s.log.Debug("connection closed", "id", c.id, "op", op, "err", err, "count", c.count)
+}
+
+// shutdown stops every handler, then hands the connections over (handoff
+// mode) or closes them.
+func (s *server) shutdown(ctx context.Context) error {
+	start := time.Now()
+	s.notify(func(n *activation.Notifier) error { return n.Stopping() })
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.nc.SetDeadline(start)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+
+	s.mu.Lock()
+	conns := make([]*clientConn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, c)
+	}
+	nextID := s.nextID
+	s.mu.Unlock()
+	slices.SortFunc(conns, func(a, b *clientConn) int { return compareUint(a.id, b.id) })
+	defer func() {
+		for _, c := range conns {
+			c.nc.Close()
+		}
+	}()
+
+	if s.cfg.Mode != ModeHandoff {
+		s.log.Info("stopping, dropping connections", "conns", len(conns))
+		return nil
+	}
+	if s.env.notifier == nil {
+		s.log.Warn("no NOTIFY_SOCKET: cannot hand over, dropping connections", "conns", len(conns))
+		return nil
+	}
+	h := Handoff{NextID: nextID}
+	for _, c := range conns {
+		if err := storeConn(s.env.notifier, c); err != nil {
+			s.log.Warn("cannot store connection, dropping it", "id", c.id, "err", err)
+			continue
+		}
+		h.Conns = append(h.Conns, ConnState{ID: c.id, Count: c.count, Pending: c.pending, Unsent: c.unsent})
+	}
+	if err := storeState(s.env.notifier, h); err != nil {
+		s.log.Warn("cannot store handoff state", "err", err)
+	}
+	// Wait until the manager has processed the FDSTORE messages: after we
+	// exit it may handle our death before reading them.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), barrierTimeout)
+	defer cancel()
+	if err := s.env.notifier.Barrier(bctx); err != nil {
+		s.log.Warn("barrier after storing fds failed", "err", err)
+	}
+	s.log.Info("handed over connections", "conns", len(h.Conns), "took", time.Since(start).String())
+	return nil
+}
+
+func compareUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// storeConn sends c's socket to the fd store as conn-<id>.
+func storeConn(n *activation.Notifier, c *clientConn) error {
+	name := ConnFDNamePrefix + strconv.FormatUint(c.id, 10)
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("store %s: %T has no file descriptor", name, c.nc)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("store %s: %w", name, err)
+	}
+	var sendErr error
+	if err := raw.Control(func(fd uintptr) { sendErr = n.StoreFDs(name, int(fd)) }); err != nil {
+		return fmt.Errorf("store %s: %w", name, err)
+	}
+	return sendErr
+}
+
+// storeState sends h, in a memfd, to the fd store as StateFDName.
+func storeState(n *activation.Notifier, h Handoff) error {
+	data, err := h.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encode handoff state: %w", err)
+	}
+	f, err := writeMemfd(StateMemfdName, data)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return n.StoreFDs(StateFDName, int(f.Fd()))
+}
