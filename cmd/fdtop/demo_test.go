@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,15 +23,33 @@ func TestMain(m *testing.M) { sandboxtest.Main(m) }
 
 // startDemoProcess runs `fdtop demo --dashboard=false` and waits until it
 // reports the manager and the first traffic counters.
-func startDemoProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, string) {
+// syncBuffer is a bytes.Buffer safe for the two writers os/exec uses.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startDemoProcess(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, string) {
 	t.Helper()
 	sandboxtest.Require(t)
 	bin := sandboxtest.Fdtop(t)
 	cmd := exec.Command(bin, append([]string{"demo", "--dashboard=false"}, args...)...)
 	pr, pw := io.Pipe()
-	var out bytes.Buffer
-	cmd.Stdout = io.MultiWriter(pw, &out)
-	cmd.Stderr = &out
+	out := &syncBuffer{}
+	cmd.Stdout = io.MultiWriter(pw, out)
+	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +82,7 @@ func startDemoProcess(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, s
 				if len(dirs) != 1 {
 					t.Fatalf("sandbox dir of pid %d: %v", cmd.Process.Pid, dirs)
 				}
-				return cmd, &out, filepath.Base(dirs[0])
+				return cmd, out, filepath.Base(dirs[0])
 			}
 		case <-deadline:
 			t.Fatalf("fdtop demo did not get going:\n%s", out.String())

@@ -84,6 +84,11 @@ type server struct {
 	mu     sync.Mutex
 	conns  map[uint64]*clientConn
 	nextID uint64
+
+	// restoredNames are the fd store entries this instance was started
+	// with. They leave the store only once the instance is ready, so a
+	// crash during start-up still leaves them there for the next try.
+	restoredNames []string
 }
 
 // clientConn is one client connection. Its buffers and counter belong to
@@ -138,6 +143,7 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 	s.mu.Unlock()
 
 	s.notify(func(n *activation.Notifier) error { return n.Ready() })
+	s.removeRestored()
 	status := fmt.Sprintf("serving on %s, mode %s, pid %d", ln.Addr(), cfg.Mode, env.pid)
 	if restored > 0 {
 		status += fmt.Sprintf(", %d connections restored", restored)
@@ -239,11 +245,10 @@ func (s *server) takePassed() (net.Listener, error) {
 	if len(state.connsMissing(restored)) > 0 {
 		s.log.Warn("saved state for connections not passed back (closed or over FileDescriptorStoreMax)", "ids", state.connsMissing(restored))
 	}
-	// The restored entries leave the store: they are ours now, and go back
-	// in on the next stop.
-	for _, name := range stored {
-		s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
-	}
+	// The restored entries leave the store once this instance is ready
+	// (see removeRestored): they are ours then, and go back in on the next
+	// stop.
+	s.restoredNames = stored
 	if len(stored) > 0 {
 		s.log.Info("restored handed-over connections", "conns", len(s.conns), "state", state != nil)
 	}
@@ -432,6 +437,10 @@ func (s *server) shutdown(ctx context.Context) error {
 		s.log.Warn("no NOTIFY_SOCKET: cannot hand over, dropping connections", "conns", len(conns))
 		return nil
 	}
+	// Stopped during start-up: what this instance restored is still in
+	// the store. Take it out first; everything goes back in below, with
+	// the new state.
+	s.removeRestored()
 	h := Handoff{NextID: nextID}
 	for _, c := range conns {
 		if err := storeConn(s.env.notifier, c); err != nil {
@@ -452,6 +461,15 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	s.log.Info("handed over connections", "conns", len(h.Conns), "took", time.Since(start).String())
 	return nil
+}
+
+// removeRestored takes the entries this instance restored out of the fd
+// store (FDSTOREREMOVE), now that it serves them itself.
+func (s *server) removeRestored() {
+	for _, name := range s.restoredNames {
+		s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
+	}
+	s.restoredNames = nil
 }
 
 func compareUint(a, b uint64) int {

@@ -1,0 +1,689 @@
+package procfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// ScanOptions tune a scan.
+type ScanOptions struct {
+	// FDInfo reads /proc/PID/fdinfo/N for every descriptor (flags, position).
+	// It costs about three syscalls per descriptor: ask only when shown.
+	FDInfo bool
+	// NoNetlink reads sockets from /proc/net/* and /proc/PID/net/* instead
+	// of NETLINK_SOCK_DIAG (slower, no unix peers, lossy abstract names).
+	NoNetlink bool
+	// NoSockets skips socket details: descriptors still carry socket inodes.
+	NoSockets bool
+	// Workers is the number of concurrent /proc walkers; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Scan is the result of a scan. It is shared with the FS's socket cache:
+// treat it as read-only.
+type Scan struct {
+	// Processes are the processes read, sorted by PID, with their descriptors
+	// and handoff environment.
+	Processes []Process
+	// Sockets are socket details keyed by inode. A full scan holds every
+	// socket of the host's namespace and of the namespaces of scanned
+	// processes; a targeted scan holds the sockets the scanned processes hold.
+	Sockets map[uint64]Socket
+	// Unreadable counts processes whose descriptors or environment could not
+	// be read for lack of permission.
+	Unreadable int
+	// Partial reports that some socket data may be incomplete or
+	// inconsistent (an interrupted dump kept as is, a namespace not entered).
+	Partial bool
+	// Warnings say what made the scan partial.
+	Warnings []string
+	// Errors are per-process failures other than vanishing (skipped silently)
+	// and permission (counted in Unreadable). The rest of the scan is valid.
+	Errors []error
+}
+
+// Process returns the scanned process with the given pid.
+func (s *Scan) Process(pid int) (*Process, bool) {
+	i, ok := slices.BinarySearchFunc(s.Processes, pid, func(p Process, pid int) int { return p.PID - pid })
+	if !ok {
+		return nil, false
+	}
+	return &s.Processes[i], true
+}
+
+// UnreadableNote says "N processes not readable", or "" if all were readable.
+func (s *Scan) UnreadableNote() string {
+	switch s.Unreadable {
+	case 0:
+		return ""
+	case 1:
+		return "1 process not readable"
+	}
+	return strconv.Itoa(s.Unreadable) + " processes not readable"
+}
+
+// socketCache remembers inet sockets from the last full dump so that
+// targeted scans can refresh them by exact lookup instead of dumping tables.
+type socketCache struct {
+	mu    sync.Mutex
+	full  map[uint64]Socket // last full scan's map; read-only
+	extra map[uint64]Socket // found by targeted scans since
+	ownNS uint64
+}
+
+func newSocketCache() *socketCache { return &socketCache{extra: map[uint64]Socket{}} }
+
+func (c *socketCache) get(ino uint64) (Socket, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.extra[ino]; ok {
+		return s, true
+	}
+	s, ok := c.full[ino]
+	return s, ok
+}
+
+func (c *socketCache) put(s Socket) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.extra) > 1<<16 {
+		clear(c.extra)
+	}
+	c.extra[s.Inode] = s
+}
+
+func (c *socketCache) setFull(m map[uint64]Socket) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.full = m
+	c.extra = map[uint64]Socket{}
+}
+
+func (c *socketCache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.full)
+}
+
+// ownNetNS returns the network namespace that sock_diag sockets opened by
+// this process (live) or root/net/* (fixture) describe.
+func (p FS) ownNetNS() uint64 {
+	buf := make([]byte, 64)
+	n, err := unix.Readlink(p.path("self", "ns", "net"), buf)
+	if err != nil {
+		return 0
+	}
+	ns, _ := parseNSLink(buf[:n])
+	return ns
+}
+
+// Scan reads every process of the host with its descriptors, and every socket.
+func (p FS) Scan(ctx context.Context, opts ScanOptions) (*Scan, error) {
+	pids, err := p.PIDs()
+	if err != nil {
+		return nil, err
+	}
+	return p.scan(ctx, pids, opts, true)
+}
+
+// ScanPIDs reads only the given processes, and the sockets they hold, without
+// a full socket dump per refresh: inet sockets known from the last full scan
+// are refreshed by exact lookup, unix listeners and sockets new since then
+// are looked up by inode, and other unix sockets known from the last full
+// scan are taken from it (their queue lengths are as of that scan).
+func (p FS) ScanPIDs(ctx context.Context, pids []int, opts ScanOptions) (*Scan, error) {
+	return p.scan(ctx, slices.Compact(slices.Sorted(slices.Values(pids))), opts, false)
+}
+
+type procResult struct {
+	proc   Process
+	ok     bool
+	denied bool
+	err    error
+}
+
+func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (*Scan, error) {
+	res := &Scan{}
+	ownNS := p.ownNetNS()
+	useNetlink := p.live && !opts.NoNetlink && !opts.NoSockets
+
+	// A full scan dumps the own namespace's tables while the walkers run.
+	var (
+		dumpWG   sync.WaitGroup
+		dumped   map[uint64]Socket
+		dumpWarn []string
+		dumpErr  error
+	)
+	if full && useNetlink {
+		dumpWG.Add(1)
+		go func() {
+			defer dumpWG.Done()
+			dumped, dumpWarn, dumpErr = p.dumpNS("", ownNS, p.cache.size())
+		}()
+	}
+
+	results := make([]procResult, len(pids))
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, len(pids)))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := newProcReader(p)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(pids) || ctx.Err() != nil {
+					return
+				}
+				results[i] = r.scanProcess(pids[i], opts.FDInfo)
+			}
+		}()
+	}
+	wg.Wait()
+	dumpWG.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.Processes = make([]Process, 0, len(pids))
+	for i := range results {
+		r := &results[i]
+		if r.denied {
+			res.Unreadable++
+		}
+		if r.err != nil {
+			res.Errors = append(res.Errors, r.err)
+		}
+		if r.ok {
+			res.Processes = append(res.Processes, r.proc)
+		}
+	}
+	results = nil
+	slices.SortFunc(res.Processes, func(a, b Process) int { return a.PID - b.PID })
+	if opts.NoSockets {
+		res.Sockets = map[uint64]Socket{}
+		return res, nil
+	}
+
+	if full && useNetlink {
+		if dumpErr != nil {
+			// Netlink unusable (e.g. no sock_diag module): fall back to /proc/net.
+			res.Warnings = append(res.Warnings, fmt.Sprintf("sock_diag unavailable, using /proc/net: %v", dumpErr))
+			useNetlink = false
+			dumped = nil
+		} else {
+			res.Warnings = append(res.Warnings, dumpWarn...)
+		}
+	}
+	if dumped == nil {
+		dumped = map[uint64]Socket{}
+	}
+	res.Sockets = dumped
+
+	// Socket inodes held, per namespace, with one holder each.
+	need := p.neededSockets(res, full, ownNS)
+	if full {
+		p.resolveFull(ctx, res, need, ownNS, useNetlink)
+		p.cache.setFull(res.Sockets)
+	} else {
+		p.resolveTargeted(ctx, res, need, ownNS, useNetlink)
+	}
+	if len(res.Warnings) > 0 {
+		res.Partial = true
+	}
+	return res, nil
+}
+
+// scanProcess reads one process, its descriptors and handoff environment.
+func (r *procReader) scanProcess(pid int, withInfo bool) procResult {
+	op, gone, err := r.readProcess(pid)
+	if gone {
+		return procResult{}
+	}
+	if err != nil {
+		if IsPermission(err) {
+			return procResult{denied: true}
+		}
+		return procResult{err: err}
+	}
+	defer unix.Close(op.dirfd)
+	out := procResult{ok: true}
+	proc := op.Process
+	if !proc.Kernel {
+		fds, err := r.readFDs(pid, op.dirfd, withInfo, nil)
+		switch {
+		case err == nil:
+			proc.FDs = fds
+		case IsGone(err):
+			return procResult{}
+		case IsPermission(err):
+			proc.Denied = true
+		default:
+			out.err = fmt.Errorf("read fds of pid %d: %w", pid, err)
+		}
+		h, err := r.readHandoff(pid, op.dirfd)
+		switch {
+		case err == nil:
+			proc.Handoff = h
+		case IsGone(err):
+			return procResult{}
+		case IsPermission(err):
+			proc.Denied = true
+		default:
+			out.err = errors.Join(out.err, fmt.Errorf("read environ of pid %d: %w", pid, err))
+		}
+	}
+	out.denied = proc.Denied
+	out.proc = proc
+	return out
+}
+
+// holder is one (pid, fd) holding a socket, used to ask the socket's family.
+type holder struct {
+	pid, fd int
+}
+
+type nsNeed struct {
+	pid    int // a process in the namespace, to enter it or read its net/*
+	inodes map[uint64]holder
+}
+
+// neededSockets collects socket inodes held by scanned processes that are not
+// yet in res.Sockets, grouped by network namespace.
+func (p FS) neededSockets(res *Scan, full bool, ownNS uint64) map[uint64]*nsNeed {
+	need := map[uint64]*nsNeed{}
+	for i := range res.Processes {
+		pr := &res.Processes[i]
+		for _, fd := range pr.FDs {
+			if fd.Kind != KindSocket || fd.Inode == 0 {
+				continue
+			}
+			if _, ok := res.Sockets[fd.Inode]; ok {
+				continue
+			}
+			ns := pr.NetNS
+			if ns == 0 {
+				ns = ownNS
+			}
+			n := need[ns]
+			if n == nil {
+				n = &nsNeed{pid: pr.PID, inodes: map[uint64]holder{}}
+				need[ns] = n
+			}
+			n.inodes[fd.Inode] = holder{pr.PID, fd.Num}
+		}
+	}
+	return need
+}
+
+// resolveFull fills res.Sockets for sockets not found in the own namespace's
+// dump: other namespaces are dumped whole; what is left gets its family.
+func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed, ownNS uint64, useNetlink bool) {
+	for ns, n := range need {
+		if ctx.Err() != nil {
+			return
+		}
+		if ns != ownNS || !useNetlink {
+			var m map[uint64]Socket
+			var warn []string
+			var err error
+			if useNetlink {
+				m, warn, err = p.dumpNS(p.path(strconv.Itoa(n.pid), "ns", "net"), ns, 0)
+			} else {
+				m, warn, err = p.readProcNetNS(ns, n.pid, ns == ownNS)
+			}
+			res.Warnings = append(res.Warnings, warn...)
+			if err != nil {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", ns, err))
+			}
+			for ino, s := range m {
+				res.Sockets[ino] = s
+			}
+		}
+		p.resolveRest(res, n, ns)
+	}
+}
+
+// resolveRest gives every still-unknown socket of n its family (from the
+// socket's "system.sockprotoname" attribute) or marks it unresolved.
+func (p FS) resolveRest(res *Scan, n *nsNeed, ns uint64) {
+	buf := make([]byte, 64)
+	for ino, h := range n.inodes {
+		if _, ok := res.Sockets[ino]; ok {
+			continue
+		}
+		s := Socket{Inode: ino, NetNS: ns, Status: Unresolved}
+		path := p.path(strconv.Itoa(h.pid), "fd", strconv.Itoa(h.fd))
+		if sz, err := unix.Getxattr(path, "system.sockprotoname", buf); err == nil {
+			name := string(buf[:sz])
+			if i := indexNUL(name); i >= 0 {
+				name = name[:i]
+			}
+			s.Family, s.Proto = protoNameFamily(name)
+			if s.Proto == 0 && s.Family != FamilyUnix && s.Family != FamilyUnknown {
+				s.Status = FamilyOnly
+			}
+		}
+		res.Sockets[ino] = s
+	}
+}
+
+func indexNUL(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// resolveTargeted resolves the sockets held by the scanned processes without
+// dumping whole tables when it can: unix sockets by inode, inet sockets known
+// from an earlier scan by exact lookup, and the rest by dumping only the
+// tables they belong to.
+func (p FS) resolveTargeted(ctx context.Context, res *Scan, need map[uint64]*nsNeed, ownNS uint64, useNetlink bool) {
+	for ns, n := range need {
+		if ctx.Err() != nil {
+			return
+		}
+		if !useNetlink {
+			m, warn, err := p.readProcNetNS(ns, n.pid, ns == ownNS)
+			res.Warnings = append(res.Warnings, warn...)
+			if err != nil {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", ns, err))
+			}
+			for ino := range n.inodes {
+				if s, ok := m[ino]; ok {
+					res.Sockets[ino] = s
+				}
+			}
+			p.resolveRest(res, n, ns)
+			continue
+		}
+		nsPath := ""
+		if ns != ownNS {
+			nsPath = p.path(strconv.Itoa(n.pid), "ns", "net")
+		}
+		if err := p.lookupNS(res, n, ns, nsPath); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", ns, err))
+		}
+		p.resolveRest(res, n, ns)
+	}
+}
+
+func (p FS) lookupNS(res *Scan, n *nsNeed, ns uint64, nsPath string) error {
+	var c *diagConn
+	var err error
+	if nsPath == "" {
+		c, err = openDiag()
+	} else {
+		c, err = openDiagIn(nsPath)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	inodes := make([]uint64, 0, len(n.inodes))
+	for ino := range n.inodes {
+		inodes = append(inodes, ino)
+	}
+	slices.Sort(inodes)
+	found := func(s Socket) {
+		s.NetNS = ns
+		res.Sockets[s.Inode] = s
+	}
+	// Inet sockets known from an earlier scan: exact lookups (hash lookups
+	// in the kernel). Everything else is tried as unix by inode.
+	var known []Socket
+	var unixInodes []uint64
+	for _, ino := range inodes {
+		s, ok := p.cache.get(ino)
+		switch {
+		case ok && s.NetNS == ns && s.Family != FamilyUnix && s.Proto != 0:
+			known = append(known, s)
+		case ok && s.NetNS == ns && s.Family == FamilyUnix && s.State != StateListen:
+			// The kernel looks unix sockets up by inode with a walk of the
+			// whole table: reuse what the last full scan read (name, type
+			// and peer do not change) and refresh only listeners, whose
+			// accept backlog matters.
+			res.Sockets[ino] = s
+		default:
+			unixInodes = append(unixInodes, ino)
+		}
+	}
+	if err := c.lookupInet(known, func(s Socket) { found(s); p.cache.put(res.Sockets[s.Inode]) }); err != nil {
+		return err
+	}
+	if err := c.lookupUnix(unixInodes, found); err != nil {
+		return err
+	}
+	// Inet sockets new since the last full scan: ask each its protocol and
+	// dump only the tables needed.
+	type table struct {
+		f Family
+		p Proto
+	}
+	tables := map[table]bool{}
+	buf := make([]byte, 64)
+	for _, ino := range inodes {
+		if _, ok := res.Sockets[ino]; ok {
+			continue
+		}
+		h := n.inodes[ino]
+		sz, err := unix.Getxattr(p.path(strconv.Itoa(h.pid), "fd", strconv.Itoa(h.fd)), "system.sockprotoname", buf)
+		if err != nil {
+			continue
+		}
+		name := string(buf[:sz])
+		if i := indexNUL(name); i >= 0 {
+			name = name[:i]
+		}
+		if f, pr := protoNameFamily(name); pr != 0 {
+			tables[table{f, pr}] = true
+		}
+	}
+	for t := range tables {
+		err := c.dumpInet(t.f, t.p, func(s Socket) {
+			if _, ok := n.inodes[s.Inode]; ok {
+				found(s)
+				p.cache.put(res.Sockets[s.Inode])
+			}
+		})
+		if errors.Is(err, errDumpInterrupted) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s %s dump interrupted: data kept, may be inconsistent", t.f, t.p))
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dumpNS dumps every socket table of a network namespace (nsPath "" for the
+// caller's own). An interrupted table is retried twice, then kept and
+// reported in warnings.
+func (p FS) dumpNS(nsPath string, ns uint64, sizeHint int) (map[uint64]Socket, []string, error) {
+	var c *diagConn
+	var err error
+	if nsPath == "" {
+		c, err = openDiag()
+	} else {
+		c, err = openDiagIn(nsPath)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	m := make(map[uint64]Socket, sizeHint)
+	add := func(s Socket) {
+		s.NetNS = ns
+		m[s.Inode] = s
+	}
+	var warns []string
+	tables := []struct {
+		name string
+		run  func() error
+	}{
+		{"unix", func() error { return c.dumpUnix(add) }},
+		{"tcp", func() error { return c.dumpInet(FamilyInet, ProtoTCP, add) }},
+		{"tcp6", func() error { return c.dumpInet(FamilyInet6, ProtoTCP, add) }},
+		{"udp", func() error { return c.dumpInet(FamilyInet, ProtoUDP, add) }},
+		{"udp6", func() error { return c.dumpInet(FamilyInet6, ProtoUDP, add) }},
+	}
+	for _, t := range tables {
+		var err error
+		for attempt := 0; attempt < 3; attempt++ {
+			if err = t.run(); !errors.Is(err, errDumpInterrupted) {
+				break
+			}
+		}
+		if errors.Is(err, errDumpInterrupted) {
+			warns = append(warns, fmt.Sprintf("%s dump interrupted 3 times: data kept, may be inconsistent", t.name))
+		} else if err != nil {
+			if t.name == "unix" || t.name == "tcp" {
+				return nil, warns, fmt.Errorf("%s: %w", t.name, err)
+			}
+			// IPv6 or UDP diag may be missing (module not loaded).
+			warns = append(warns, fmt.Sprintf("%s table unavailable: %v", t.name, err))
+		}
+	}
+	return m, warns, nil
+}
+
+// readProcNetNS reads the /proc/net tables of a namespace: root/net/* for the
+// FS's own, root/PID/net/* for another.
+func (p FS) readProcNetNS(ns uint64, pid int, own bool) (map[uint64]Socket, []string, error) {
+	dir := p.path(strconv.Itoa(pid), "net")
+	if own {
+		dir = p.path("net")
+	}
+	m := map[uint64]Socket{}
+	add := func(s Socket) {
+		s.NetNS = ns
+		m[s.Inode] = s
+	}
+	var warns []string
+	buf := make([]byte, 0, 64<<10)
+	for _, t := range []struct {
+		name string
+		fam  Family
+		pr   Proto
+	}{{"unix", FamilyUnix, 0}, {"tcp", FamilyInet, ProtoTCP}, {"tcp6", FamilyInet6, ProtoTCP}, {"udp", FamilyInet, ProtoUDP}, {"udp6", FamilyInet6, ProtoUDP}} {
+		path := dir + "/" + t.name
+		b, err := readSmall(path, buf)
+		if err != nil {
+			if IsGone(err) && t.name != "unix" && t.name != "tcp" {
+				continue // IPv6 or UDP not configured
+			}
+			return m, warns, fmt.Errorf("read %s: %w", path, err)
+		}
+		buf = b[:0]
+		if t.fam == FamilyUnix {
+			err = parseProcNetUnix(b, add)
+		} else {
+			err = parseProcNetInet(b, t.fam, t.pr, add)
+		}
+		if err != nil {
+			warns = append(warns, fmt.Sprintf("parse %s: %v", path, err))
+		}
+	}
+	return m, warns, nil
+}
+
+// Sockets returns every socket of the FS's own network namespace, keyed by
+// inode, from sock_diag (or /proc/net for a fixture root or with
+// opts.NoNetlink). Warnings say what may be partial.
+func (p FS) Sockets(ctx context.Context, opts ScanOptions) (map[uint64]Socket, []string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	ns := p.ownNetNS()
+	if p.live && !opts.NoNetlink {
+		m, warns, err := p.dumpNS("", ns, p.cache.size())
+		if err == nil {
+			return m, warns, nil
+		}
+	}
+	return p.readProcNetNS(ns, 0, true)
+}
+
+// SocketsByInode resolves the given socket inodes in the FS's own network
+// namespace without a full dump when it can (unix by inode, inet from the
+// last full scan by exact lookup). Inodes not found are absent from the map.
+func (p FS) SocketsByInode(ctx context.Context, inodes []uint64) (map[uint64]Socket, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ns := p.ownNetNS()
+	res := &Scan{Sockets: map[uint64]Socket{}}
+	n := &nsNeed{inodes: map[uint64]holder{}}
+	for _, ino := range inodes {
+		n.inodes[ino] = holder{}
+	}
+	if !p.live {
+		m, _, err := p.readProcNetNS(ns, 0, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, ino := range inodes {
+			if s, ok := m[ino]; ok {
+				res.Sockets[ino] = s
+			}
+		}
+		return res.Sockets, nil
+	}
+	c, err := openDiag()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	found := func(s Socket) {
+		s.NetNS = ns
+		res.Sockets[s.Inode] = s
+	}
+	if err := c.lookupUnix(inodes, found); err != nil {
+		return nil, err
+	}
+	var known []Socket
+	missing := 0
+	for _, ino := range inodes {
+		if _, ok := res.Sockets[ino]; ok {
+			continue
+		}
+		if s, ok := p.cache.get(ino); ok && s.Family != FamilyUnix {
+			known = append(known, s)
+		} else {
+			missing++
+		}
+	}
+	if err := c.lookupInet(known, found); err != nil {
+		return nil, err
+	}
+	if missing > 0 || len(res.Sockets) < len(n.inodes) {
+		for _, t := range []struct {
+			f Family
+			p Proto
+		}{{FamilyInet, ProtoTCP}, {FamilyInet6, ProtoTCP}, {FamilyInet, ProtoUDP}, {FamilyInet6, ProtoUDP}} {
+			err := c.dumpInet(t.f, t.p, func(s Socket) {
+				if _, ok := n.inodes[s.Inode]; ok {
+					found(s)
+				}
+			})
+			if err != nil && !errors.Is(err, errDumpInterrupted) {
+				return res.Sockets, err
+			}
+		}
+	}
+	return res.Sockets, nil
+}
