@@ -49,6 +49,10 @@ type HostInfo struct {
 	// Unreadable is the number of processes whose descriptors could not be
 	// read (permission denied): "N processes not readable".
 	Unreadable int `json:"unreadable"`
+	// Root reports that fdtop runs as root: processes still not readable
+	// are protected by the kernel (another user namespace, PID 1 of a
+	// container), not by permissions fdtop could gain.
+	Root bool `json:"root"`
 	// Partial is set when a socket table dump was interrupted and could not
 	// be completed.
 	Partial bool `json:"partial,omitempty"`
@@ -165,8 +169,11 @@ type Service struct {
 	// Passed are the descriptors the main process was passed at start.
 	Passed []PassedFD `json:"passed"`
 	// Connections are the connected sockets the service's processes hold
-	// that were accepted from its listeners.
+	// that were accepted from its listeners (one entry per socket).
 	Connections []Connection `json:"connections"`
+	// OwnListeners are listening sockets the service's processes opened
+	// themselves (not passed by a socket unit): a restart closes them.
+	OwnListeners []Listener `json:"own_listeners,omitempty"`
 	// Processes are the unit's processes.
 	Processes []Process `json:"processes,omitempty"`
 }
@@ -320,6 +327,10 @@ type Handoff struct {
 	ConnectionsDropped   int `json:"connections_dropped"`
 	// FDsCarried counts descriptors the new process was passed from the store.
 	FDsCarried int `json:"fds_carried"`
+	// StoreDiscarded is set when the store held descriptors before and the
+	// new process got none of them (a stop discards the store before
+	// systemd 254, or with FileDescriptorStorePreserve=no).
+	StoreDiscarded bool `json:"store_discarded"`
 	// NoMainPIDMs is how long the unit had no main process, in milliseconds.
 	NoMainPIDMs int64 `json:"no_main_pid_ms"`
 	// RefusedDelta is the change of the socket units' NRefused, when counted.

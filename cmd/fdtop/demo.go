@@ -16,6 +16,7 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/traffic"
+	"github.com/fdtop/fdtop/ui"
 )
 
 // runDemo starts the sandbox with the demo units and waits for Ctrl-C.
@@ -24,6 +25,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	systemd := fs.String("systemd", "", "systemd binary for the sandbox (default: the distribution's; an extracted 254 tree works too)")
 	dashboard := fs.Bool("dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
+	readOnly := fs.Bool("read-only", false, "no actions in the dashboard")
 	delay := fs.Duration("startup-delay", 500*time.Millisecond, "simulated start-up work of every demo service")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,7 +45,17 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return exitRuntime
 	}
 	defer env.Close()
-	_ = dashboard // the dashboard is wired in once ui/ lands
+	if *dashboard {
+		if err := env.dashboard(ctx, *readOnly); err != nil {
+			env.Close()
+			return fail(stderr, "demo", err)
+		}
+		if err := env.Close(); err != nil {
+			fmt.Fprintf(stderr, "fdtop demo: teardown: %v\n", err)
+			return exitRuntime
+		}
+		return exitOK
+	}
 
 	fmt.Fprintf(stdout, "fdtop demo: systemd %s user manager running (pid %d)\n", env.sb.Version, env.sb.PID)
 	for _, m := range demo.Modes {
@@ -79,6 +91,9 @@ loop:
 	return exitOK
 }
 
+// demoConns is how many connections the traffic generator holds per mode.
+const demoConns = 4
+
 // demoEnv is a running demo: the sandbox, its units and the traffic
 // generators (one per mode).
 type demoEnv struct {
@@ -98,6 +113,23 @@ func (d *demoEnv) Close() error {
 	return d.sb.Close()
 }
 
+// dashboard opens the live dashboard on the sandbox's manager, with the
+// gap meter on and the traffic counters in the demo units' detail.
+func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
+	mf := managerFlags{user: true, address: d.sb.Address, proc: "/proc"}
+	client, b, err := mf.connect(ctx, []string{"demo-*", demo.Plain.Service()})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	src, err := newLiveSource(ctx, client, b, ui.DefaultInterval)
+	if err != nil {
+		return err
+	}
+	src.withDemo(d)
+	return ui.Run(ctx, src, ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
+}
+
 // startTraffic starts one generator per mode: a few connections each,
 // sending a line every 100 ms, for at most a day.
 func (d *demoEnv) startTraffic() error {
@@ -107,7 +139,7 @@ func (d *demoEnv) startTraffic() error {
 	for _, m := range demo.Modes {
 		g, err := traffic.New(traffic.Config{
 			Addr:        d.cfg.Addr(m),
-			Conns:       4,
+			Conns:       demoConns,
 			Interval:    100 * time.Millisecond,
 			MaxDuration: 24 * time.Hour,
 		})

@@ -25,11 +25,21 @@ const (
 const usage = `fdtop — systemd socket activation, live
 
 Usage:
-  fdtop demo [--systemd PATH] [--startup-delay D]
-                          start a private systemd user manager with three demo
+  fdtop [--user|--system] [--all] [--read-only] [--probe] [--interval D] [PATTERN...]
+                          the live dashboard (system manager by default)
+  fdtop snapshot [--user|--system] [--all] [--json] [PATTERN...]
+                          one joined picture: listeners, holders, fd stores, connections
+  fdtop watch [--user|--system] [--all] [--json] [--record FILE] [PATTERN...]
+                          the timeline: jobs, main PIDs, fds passed and stored, handoffs
+  fdtop replay [--stepped] [--speed X] FILE
+                          play a file recorded by 'fdtop watch --record'
+  fdtop demo [--systemd PATH] [--startup-delay D] [--dashboard=false]
+                          a private systemd user manager with three demo
                           services (plain, activated, handoff) and traffic
   fdtop --help            this text
   fdtop --version         print the version
+
+Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
 Run 'fdtop COMMAND --help' for a command's flags.
 `
@@ -40,8 +50,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
+		return runDashboard(args, stderr)
 	}
 	switch args[0] {
 	case "-h", "--help", "-help", "help":
@@ -50,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "--version", "-version", "version":
 		fmt.Fprintf(stdout, "fdtop %s\n", version)
 		return exitOK
+	case "watch":
+		return runWatch(args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(args[1:], stderr)
+	case "snapshot":
+		return runSnapshot(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
 	case "demo-server": // hidden: the demo units' ExecStart
@@ -57,6 +72,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case sandbox.InitCommand: // hidden: the sandbox's tiny init
 		return sandbox.InitMain(args[1:], stderr)
 	}
-	fmt.Fprintf(stderr, "fdtop: unknown command %q\n\n%s", args[0], usage)
-	return exitUsage
+	// Anything else is the dashboard's flags and unit patterns.
+	return runDashboard(args, stderr)
 }

@@ -85,6 +85,11 @@ type server struct {
 	conns  map[uint64]*clientConn
 	nextID uint64
 
+	// passedListener is the listening descriptor as passed (kept open).
+	passedListener *os.File
+	// passedState is the handed-over state memfd as passed (kept open).
+	passedState *os.File
+
 	// restoredNames are the fd store entries this instance was started
 	// with. They leave the store only once the instance is ready, so a
 	// crash during start-up still leaves them there for the next try.
@@ -182,7 +187,9 @@ func (s *server) takePassed() (net.Listener, error) {
 		case s.cfg.Mode == ModeHandoff && p.Name == StateFDName:
 			stored = append(stored, p.Name)
 			data, err := readStateFile(f)
-			f.Close()
+			// Kept open until exit, so the memfd stays visible at its
+			// passed fd number (fdtop shows "passed fd N = state").
+			s.passedState = f
 			if err != nil {
 				s.log.Warn("cannot read handed-over state", "err", err)
 				continue
@@ -202,20 +209,28 @@ func (s *server) takePassed() (net.Listener, error) {
 				continue
 			}
 			nc, err := net.FileConn(f)
-			f.Close()
 			if err != nil {
+				f.Close()
 				s.log.Warn("dropping stored connection", "name", p.Name, "err", err)
 				continue
 			}
-			restored[id] = nc
+			// Keep the passed descriptor open next to Go's dup, so the
+			// connection stays at the fd number it was passed on; both
+			// close together.
+			restored[id] = &passedConn{Conn: nc, passed: f}
 		case ln == nil && s.cfg.Mode != ModePlain && p.IsListener():
 			l, err := net.FileListener(f)
-			f.Close()
 			if err != nil {
+				f.Close()
 				s.closeRestored(restored)
 				return nil, fmt.Errorf("use passed listener fd %d (%q): %w", p.FD, p.Name, err)
 			}
 			ln = l
+			// Keep the passed descriptor itself open (net.FileListener
+			// served from a dup): the listener stays at the fd number the
+			// manager passed it on, as in any sd_listen_fds server, which
+			// is what fdtop shows as "passed fd 3 = ...".
+			s.passedListener = f
 			s.log.Info("using passed listener", "fd", p.FD, "name", p.Name, "addr", l.Addr().String())
 		default:
 			s.log.Warn("closing unexpected passed fd", "fd", p.FD, "name", p.Name, "mode", string(s.cfg.Mode))
@@ -512,4 +527,27 @@ func storeState(n *activation.Notifier, h Handoff) error {
 	}
 	defer f.Close()
 	return n.StoreFDs(StateFDName, int(f.Fd()))
+}
+
+// passedConn is a restored connection that also keeps the descriptor it was
+// passed on open, closing both together.
+type passedConn struct {
+	net.Conn
+	passed *os.File
+}
+
+// Close closes Go's connection and the passed descriptor.
+func (c *passedConn) Close() error {
+	err := c.Conn.Close()
+	c.passed.Close()
+	return err
+}
+
+// SyscallConn gives the connection's descriptor for storing it again.
+func (c *passedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T has no file descriptor", c.Conn)
+	}
+	return sc.SyscallConn()
 }

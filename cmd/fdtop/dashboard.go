@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fdtop/fdtop/ui"
+)
+
+// dashboardFlags are the dashboard's own flags.
+type dashboardFlags struct {
+	readOnly bool
+	probe    bool
+	interval time.Duration
+}
+
+func (d *dashboardFlags) register(fs *flag.FlagSet, probeDefault bool) {
+	fs.BoolVar(&d.readOnly, "read-only", false, "no actions: restart, stop, start, reload and try-restart keys are removed")
+	fs.BoolVar(&d.probe, "probe", probeDefault, "gap meter: probe a unit's loopback TCP listeners while a restart started here runs")
+	fs.DurationVar(&d.interval, "interval", ui.DefaultInterval, "rescan of the whole host (the units on screen are rescanned faster)")
+}
+
+// runDashboard opens the live dashboard on a manager.
+func runDashboard(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fdtop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		io.WriteString(stderr, "Usage: fdtop [--user|--system] [--all] [--read-only] [--probe] [--interval D] [PATTERN...]\n\n")
+		fs.PrintDefaults()
+	}
+	var mf managerFlags
+	mf.register(fs)
+	var df dashboardFlags
+	df.register(fs, false)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if err := mf.validate(); err != nil {
+		return fail(stderr, "", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	client, b, err := mf.connect(ctx, fs.Args())
+	if err != nil {
+		return fail(stderr, "", err)
+	}
+	defer client.Close()
+	src, err := newLiveSource(ctx, client, b, df.interval)
+	if err != nil {
+		return fail(stderr, "", err)
+	}
+	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: fs.Args()}
+	if err := ui.Run(ctx, src, opts); err != nil {
+		return fail(stderr, "", err)
+	}
+	return exitOK
+}
+
+// runReplay plays a file recorded by `fdtop watch --record`.
+func runReplay(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fdtop replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		io.WriteString(stderr, "Usage: fdtop replay [--stepped] [--speed X] FILE\n\n")
+		fs.PrintDefaults()
+	}
+	stepped := fs.Bool("stepped", false, "advance one event per key press (n, space, →)")
+	speed := fs.Float64("speed", 1, "playback speed (2 = twice as fast)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	if *speed <= 0 {
+		return fail(stderr, "replay", usageError{"--speed must be positive"})
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fail(stderr, "replay", err)
+	}
+	defer f.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := ui.RunReplay(ctx, f, ui.ReplayOptions{Stepped: *stepped, Speed: *speed}); err != nil {
+		return fail(stderr, "replay", err)
+	}
+	return exitOK
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/demo/traffic"
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/ui"
+)
+
+// liveSource is the dashboard's Source: snapshots from the Builder, the
+// timeline from a Watcher on the manager's signals, and actions through
+// dbusclient with the gap meter alongside.
+type liveSource struct {
+	client  *dbusclient.Client
+	builder *inspect.Builder
+	events  chan inspect.Event
+
+	mu      sync.Mutex
+	probes  map[string]*inspect.ProbeResult // unit -> gap meter result waiting for its handoff event
+	traffic map[string]*traffic.Generator   // demo: service -> generator
+	conns   map[string]int
+}
+
+// newLiveSource starts the watcher; it runs until ctx ends.
+func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, interval time.Duration) (*liveSource, error) {
+	sub, err := client.Subscribe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]*inspect.ProbeResult{}}
+	raw := make(chan inspect.Event, 1024)
+	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: -1}
+	go func() {
+		defer sub.Close()
+		if err := w.Run(ctx, raw); err != nil {
+			raw <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "watch stopped: " + err.Error()}
+		}
+	}()
+	go src.forward(ctx, raw)
+	return src, nil
+}
+
+// forward passes events on, adding the gap meter's result to handoffs.
+func (s *liveSource) forward(ctx context.Context, raw <-chan inspect.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-raw:
+			if e.Type == inspect.EventHandoff && e.Handoff != nil {
+				s.mu.Lock()
+				if p := s.probes[e.Unit]; p != nil {
+					h := *e.Handoff
+					h.Probe = p
+					e.Handoff = &h
+					e.Message = inspect.Verdict(h)
+					delete(s.probes, e.Unit)
+				}
+				s.mu.Unlock()
+			}
+			select {
+			case s.events <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// Snapshot implements ui.Source.
+func (s *liveSource) Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error) {
+	return s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: units, FullScan: len(units) == 0})
+}
+
+// Events implements ui.Source.
+func (s *liveSource) Events() <-chan inspect.Event { return s.events }
+
+// Act implements ui.Source: it runs the job and, if asked, the gap meter on
+// the unit's loopback TCP listeners while the job runs.
+func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+	var targets []string
+	svc := unit
+	if probe {
+		targets, svc = s.probeTargets(ctx, unit)
+	}
+	pctx, stopProbe := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var result inspect.ProbeResult
+	if len(targets) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			result = inspect.Probe(pctx, targets, inspect.ProbeConfig{Every: 10 * time.Millisecond, Max: 2 * time.Minute})
+		}()
+	}
+	var (
+		res dbusclient.JobResult
+		err error
+	)
+	switch action {
+	case ui.ActionRestart:
+		res, err = s.client.Restart(ctx, unit)
+	case ui.ActionStop:
+		res, err = s.client.Stop(ctx, unit)
+	case ui.ActionStart:
+		res, err = s.client.Start(ctx, unit)
+	case ui.ActionReload:
+		res, err = s.client.Reload(ctx, unit)
+	case ui.ActionTryRestart:
+		res, err = s.client.TryRestart(ctx, unit)
+	default:
+		err = fmt.Errorf("unknown action %q", action)
+	}
+	// Let the probe see the new instance answer before it stops.
+	if len(targets) > 0 {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	stopProbe()
+	wg.Wait()
+	if len(targets) > 0 {
+		s.mu.Lock()
+		s.probes[svc] = &result
+		s.mu.Unlock()
+	}
+	out := ui.ActionResult{Job: string(action), Result: string(res)}
+	if err != nil {
+		var denied *dbusclient.AccessDeniedError
+		var failed *dbusclient.JobFailedError
+		switch {
+		case errors.As(err, &denied):
+			return out, fmt.Errorf("%s %s: access denied: run fdtop as root or check polkit (org.freedesktop.systemd1.manage-units)", action, unit)
+		case errors.As(err, &failed):
+			out.Result = string(failed.Result)
+			out.Message = failed.Error()
+			return out, err
+		case errors.Is(err, dbusclient.ErrNoSuchUnit):
+			return out, fmt.Errorf("%s %s: no such unit", action, unit)
+		}
+		return out, err
+	}
+	if len(targets) > 0 {
+		out.Message = fmt.Sprintf("gap meter: %d attempts, %d refused, worst connect %.1f ms", result.Attempts, result.Refused, result.WorstConnectMs)
+	}
+	return out, nil
+}
+
+// probeTargets lists the loopback TCP addresses of a unit's listeners and
+// names the service whose handoff the probe belongs to.
+func (s *liveSource) probeTargets(ctx context.Context, unit string) (targets []string, service string) {
+	service = unit
+	snap, err := s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: []string{unit}})
+	if err != nil {
+		return nil, service
+	}
+	var out []string
+	add := func(ls []inspect.Listener) {
+		for _, l := range ls {
+			if l.Type != "Stream" {
+				continue
+			}
+			if t, err := inspect.ProbeTarget(l.Address); err == nil {
+				out = append(out, t)
+			}
+		}
+	}
+	for _, su := range snap.Sockets {
+		if su.Unit == unit || su.Service == unit {
+			add(su.Listeners)
+			if su.Unit == unit && su.Service != "" {
+				service = su.Service
+			}
+		}
+	}
+	for _, svc := range snap.Services {
+		if svc.Unit == unit {
+			add(svc.OwnListeners)
+		}
+	}
+	return out, service
+}
+
+// DemoCounters implements ui.DemoSource for `fdtop demo`.
+func (s *liveSource) DemoCounters() map[string]ui.DemoCounters {
+	out := map[string]ui.DemoCounters{}
+	for svc, g := range s.traffic {
+		st := g.Stats()
+		out[svc] = ui.DemoCounters{
+			Conns: s.conns[svc], Connected: st.Connected, Sent: st.Sent, Replies: st.Replies,
+			Refused: st.Refused, Dropped: st.Dropped, CounterResets: st.CounterResets,
+			LastPID: st.LastPID, MaxLatency: st.MaxLatency,
+		}
+	}
+	return out
+}
+
+// demoSource adds the demo's traffic generators to a liveSource.
+func (s *liveSource) withDemo(env *demoEnv) {
+	s.traffic = map[string]*traffic.Generator{}
+	s.conns = map[string]int{}
+	for m, g := range env.traffic {
+		s.traffic[m.Service()] = g
+		s.conns[m.Service()] = demoConns
+	}
+}

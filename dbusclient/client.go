@@ -1,0 +1,463 @@
+package dbusclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Scope says which manager to talk to.
+type Scope int
+
+// The scopes, as systemctl's --system (default) and --user.
+const (
+	System Scope = iota
+	User
+)
+
+func (s Scope) String() string {
+	if s == User {
+		return "user"
+	}
+	return "system"
+}
+
+// Options says how to connect.
+type Options struct {
+	// Scope picks the manager when Address is empty.
+	Scope Scope
+	// Address is an explicit D-Bus address (tests, odd setups); it may be a
+	// bus or a manager's private socket. Empty means the usual places for
+	// Scope.
+	Address string
+	// Dial, if set, opens an authenticated but otherwise unused connection
+	// to address (no Hello); nil means DialAddress.
+	Dial func(ctx context.Context, address string) (*dbus.Conn, error)
+}
+
+// Features are the optional manager APIs this client found.
+type Features struct {
+	// FDStoreDump: Manager.DumpUnitFileDescriptorStore exists (v254+).
+	FDStoreDump bool
+	// FDStorePreserve: Service.FileDescriptorStorePreserve exists (v254+).
+	FDStorePreserve bool
+}
+
+// Endpoint is one place a manager may be reached.
+type Endpoint struct {
+	Address string
+	// Bus is true for a bus daemon (Hello, match rules), false for a
+	// manager's private socket (peer-to-peer).
+	Bus bool
+}
+
+// Endpoints lists where Connect looks for the manager, in order, following
+// systemctl's conventions (see the package's Options).
+func Endpoints(o Options) []Endpoint {
+	if o.Address != "" {
+		return []Endpoint{{Address: o.Address, Bus: !isPrivateSocket(o.Address)}}
+	}
+	var eps []Endpoint
+	if o.Scope == User {
+		if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" {
+			eps = append(eps, Endpoint{Address: a, Bus: !isPrivateSocket(a)})
+		}
+		if rd := os.Getenv("XDG_RUNTIME_DIR"); rd != "" {
+			eps = append(eps,
+				Endpoint{Address: "unix:path=" + filepath.Join(rd, "bus"), Bus: true},
+				Endpoint{Address: "unix:path=" + filepath.Join(rd, "systemd", "private")})
+		}
+		return eps
+	}
+	if os.Geteuid() == 0 {
+		eps = append(eps, Endpoint{Address: "unix:path=/run/systemd/private"})
+	}
+	sys := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS")
+	if sys == "" {
+		sys = "unix:path=/run/dbus/system_bus_socket"
+	}
+	return append(eps, Endpoint{Address: sys, Bus: true})
+}
+
+// isPrivateSocket reports whether address is a manager's private socket,
+// which has no bus daemon behind it.
+func isPrivateSocket(address string) bool {
+	sock, ok := unixSocketAddr(address)
+	return ok && strings.HasSuffix(sock, "/systemd/private")
+}
+
+// DialAddress opens a private connection to address and authenticates with
+// EXTERNAL as this process's uid.
+func DialAddress(ctx context.Context, address string) (*dbus.Conn, error) {
+	type result struct {
+		conn *dbus.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		conn, err := dbus.Dial(address)
+		if err != nil {
+			ch <- result{nil, fmt.Errorf("dial %s: %w", address, err)}
+			return
+		}
+		if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+			conn.Close()
+			ch <- result{nil, fmt.Errorf("auth %s: %w", address, err)}
+			return
+		}
+		ch <- result{conn, nil}
+	}()
+	select {
+	case r := <-ch:
+		return r.conn, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// Client is a connection to one systemd manager. Its methods are safe for
+// concurrent use. It reconnects by itself after the manager re-execs or the
+// bus goes away, and reports that to subscribers.
+type Client struct {
+	opts Options
+
+	mu       sync.Mutex
+	conn     *dbus.Conn // nil while disconnected
+	endpoint Endpoint
+	pipe     *pipeline
+	version  string
+	features Features
+	up       chan struct{} // closed while connected; replaced on disconnect
+	subs     map[*Subscription]struct{}
+
+	jobs    jobTracker
+	closed  chan struct{}
+	closing sync.Once
+	wg      sync.WaitGroup
+}
+
+// Connect opens a private connection to the manager Options names, calls
+// Manager.Subscribe, and reads its Version and features.
+func Connect(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Dial == nil {
+		opts.Dial = DialAddress
+	}
+	c := &Client{
+		opts:   opts,
+		up:     make(chan struct{}),
+		subs:   map[*Subscription]struct{}{},
+		closed: make(chan struct{}),
+	}
+	c.jobs.init()
+	sess, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.wg.Add(1)
+	go c.supervise(sess)
+	return c, nil
+}
+
+// session is one live connection and the channel its signals arrive on.
+type session struct {
+	conn *dbus.Conn
+	sigs chan *dbus.Signal
+}
+
+// connect tries every endpoint once.
+func (c *Client) connect(ctx context.Context) (session, error) {
+	eps := Endpoints(c.opts)
+	if len(eps) == 0 {
+		return session{}, errors.New("connect to the user manager: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set")
+	}
+	var errs []error
+	for _, ep := range eps {
+		s, err := c.connectTo(ctx, ep)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return session{}, fmt.Errorf("connect to the %s manager: %w", c.opts.Scope, errors.Join(errs...))
+}
+
+func (c *Client) connectTo(ctx context.Context, ep Endpoint) (session, error) {
+	conn, err := c.opts.Dial(ctx, ep.Address)
+	if err != nil {
+		return session{}, err
+	}
+	fail := func(what string, err error) (session, error) {
+		conn.Close()
+		return session{}, fmt.Errorf("%s on %s: %w", what, ep.Address, err)
+	}
+	if ep.Bus {
+		if err := conn.Hello(); err != nil {
+			return fail("hello", err)
+		}
+	}
+	// A big buffer: godbus starts a goroutine per signal when it is full.
+	sigs := make(chan *dbus.Signal, 4096)
+	conn.Signal(sigs)
+	if ep.Bus {
+		// A bus only forwards what was asked for; a private socket sends
+		// everything once Subscribe is called.
+		if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchSender(busName), dbus.WithMatchInterface(ifaceManager)); err != nil {
+			return fail("add match for manager signals", err)
+		}
+		if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchSender(busName), dbus.WithMatchInterface(ifaceProps),
+			dbus.WithMatchMember("PropertiesChanged"), dbus.WithMatchPathNamespace(managerPath+"/unit")); err != nil {
+			return fail("add match for property changes", err)
+		}
+	}
+	mgr := conn.Object(busName, managerPath)
+	if err := mgr.CallWithContext(ctx, ifaceManager+".Subscribe", 0).Err; err != nil {
+		return fail("subscribe", err)
+	}
+	var version string
+	var v dbus.Variant
+	if err := mgr.CallWithContext(ctx, ifaceProps+".Get", 0, ifaceManager, "Version").Store(&v); err != nil {
+		return fail("read version", err)
+	}
+	version, _ = v.Value().(string)
+	features, err := probeFeatures(ctx, conn)
+	if err != nil {
+		return fail("introspect", err)
+	}
+	pipe := &pipeline{address: ep.Address, bus: ep.Bus}
+	c.mu.Lock()
+	select {
+	case <-c.closed:
+		c.mu.Unlock()
+		return fail("connect", ErrClosed)
+	default:
+	}
+	old := c.pipe
+	c.conn, c.endpoint, c.pipe, c.version, c.features = conn, ep, pipe, version, features
+	close(c.up)
+	c.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	return session{conn: conn, sigs: sigs}, nil
+}
+
+// probeFeatures introspects the manager, and a loaded service if there is
+// one, for the methods and properties that appeared in v254.
+func probeFeatures(ctx context.Context, conn *dbus.Conn) (Features, error) {
+	var xml string
+	mgr := conn.Object(busName, managerPath)
+	if err := mgr.CallWithContext(ctx, "org.freedesktop.DBus.Introspectable.Introspect", 0).Store(&xml); err != nil {
+		return Features{}, err
+	}
+	f := Features{FDStoreDump: strings.Contains(xml, `name="DumpUnitFileDescriptorStore"`)}
+	f.FDStorePreserve = f.FDStoreDump // both came in v254; refined below
+	var units []unitStatus
+	if err := mgr.CallWithContext(ctx, ifaceManager+".ListUnitsByPatterns", 0, []string{"loaded"}, []string{"*.service"}).Store(&units); err == nil {
+		for _, u := range units {
+			if u.LoadState != "loaded" {
+				continue
+			}
+			if err := conn.Object(busName, u.Path).CallWithContext(ctx, "org.freedesktop.DBus.Introspectable.Introspect", 0).Store(&xml); err == nil {
+				f.FDStorePreserve = strings.Contains(xml, `name="FileDescriptorStorePreserve"`)
+			}
+			break
+		}
+	}
+	return f, nil
+}
+
+// supervise reads signals until the connection drops, then reconnects with
+// backoff, until Close.
+func (c *Client) supervise(s session) {
+	defer c.wg.Done()
+	for {
+		c.readSignals(s)
+		select {
+		case <-c.closed:
+			return
+		default:
+		}
+		c.mu.Lock()
+		addr := c.endpoint.Address
+		c.conn = nil
+		c.up = make(chan struct{})
+		c.mu.Unlock()
+		s.conn.Close()
+		c.dispatch(Disconnected{Err: fmt.Errorf("connection to %s lost", addr)})
+		var ok bool
+		if s, ok = c.reconnect(); !ok {
+			return
+		}
+		c.jobs.recheck(c)
+		c.dispatch(Reconnected{Version: c.Version()})
+	}
+}
+
+// Backoff bounds for reconnecting.
+const (
+	backoffMin = 50 * time.Millisecond
+	backoffMax = 2 * time.Second
+)
+
+func (c *Client) reconnect() (session, bool) {
+	wait := backoffMin
+	for {
+		select {
+		case <-c.closed:
+			return session{}, false
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		s, err := c.connect(ctx)
+		cancel()
+		if err == nil {
+			return s, true
+		}
+		wait = min(wait*2, backoffMax)
+	}
+}
+
+// readSignals turns signals into events until the connection closes.
+func (c *Client) readSignals(s session) {
+	for sig := range s.sigs {
+		if ev := decodeSignal(sig); ev != nil {
+			c.dispatch(ev)
+		}
+	}
+}
+
+// dispatch hands an event to the job waiters and every subscriber without
+// blocking.
+func (c *Client) dispatch(ev Event) {
+	if jr, ok := ev.(JobRemoved); ok {
+		c.jobs.finished(jr)
+	}
+	c.mu.Lock()
+	subs := make([]*Subscription, 0, len(c.subs))
+	for s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.push(ev)
+	}
+}
+
+// Version returns the manager's Version property, read at (re)connect.
+func (c *Client) Version() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
+
+// Features returns the optional APIs the manager has.
+func (c *Client) Features() Features {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.features
+}
+
+// Endpoint returns where the client is (or was last) connected.
+func (c *Client) Endpoint() Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoint
+}
+
+// Close closes the connections and ends every subscription.
+func (c *Client) Close() error {
+	c.closing.Do(func() {
+		close(c.closed)
+		c.mu.Lock()
+		conn, pipe := c.conn, c.pipe
+		subs := c.subs
+		c.subs = map[*Subscription]struct{}{}
+		c.mu.Unlock()
+		if conn != nil {
+			conn.Close()
+		}
+		if pipe != nil {
+			pipe.close()
+		}
+		c.wg.Wait()
+		for s := range subs {
+			s.stop()
+		}
+		c.jobs.closeAll()
+	})
+	return nil
+}
+
+// current waits until the client is connected and returns the connection
+// and the pipeline.
+func (c *Client) current(ctx context.Context) (*dbus.Conn, *pipeline, error) {
+	for {
+		c.mu.Lock()
+		conn, pipe, up := c.conn, c.pipe, c.up
+		c.mu.Unlock()
+		if conn != nil {
+			return conn, pipe, nil
+		}
+		select {
+		case <-up:
+		case <-c.closed:
+			return nil, nil, ErrClosed
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("waiting for the manager connection: %w", ctx.Err())
+		}
+	}
+}
+
+// run executes calls pipelined, waiting for a connection if there is none
+// and retrying once if the connection breaks midway (the calls only read).
+func (c *Client) run(ctx context.Context, calls []*call) error {
+	var err error
+	for try := 0; try < 2; try++ {
+		conn, pipe, cerr := c.current(ctx)
+		if cerr != nil {
+			return cerr
+		}
+		err = pipe.run(ctx, calls)
+		if errors.Is(err, errUnsupportedAddress) {
+			err = runOnConn(ctx, conn, calls)
+		}
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		for _, cl := range calls {
+			cl.body, cl.err = nil, nil
+		}
+		select {
+		case <-c.closed:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoffMin):
+		}
+	}
+	return err
+}
+
+// call1 runs one call through the pipeline.
+func (c *Client) call1(ctx context.Context, cl *call) error {
+	if err := c.run(ctx, []*call{cl}); err != nil {
+		return err
+	}
+	return cl.err
+}

@@ -1,0 +1,226 @@
+package dbusclient
+
+import (
+	"strings"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// unitStatus is one entry of ListUnitsByPatterns: a(ssssssouso).
+type unitStatus struct {
+	Name, Description, LoadState, ActiveState, SubState, Following string
+	Path                                                           dbus.ObjectPath
+	JobID                                                          uint32
+	JobType                                                        string
+	JobPath                                                        dbus.ObjectPath
+}
+
+// UnitState is what the manager's unit list says about a unit.
+type UnitState struct {
+	Name        string
+	Path        dbus.ObjectPath
+	Description string
+	LoadState   string // loaded, not-found, masked, error, ...
+	ActiveState string // active, inactive, failed, activating, deactivating, ...
+	SubState    string // type-specific: listening, running, dead, ...
+	JobID       uint32 // 0: no job queued
+	JobType     string // start, stop, restart, ...
+}
+
+func (u unitStatus) state() UnitState {
+	return UnitState{
+		Name: u.Name, Path: u.Path, Description: u.Description,
+		LoadState: u.LoadState, ActiveState: u.ActiveState, SubState: u.SubState,
+		JobID: u.JobID, JobType: u.JobType,
+	}
+}
+
+// Listener is one entry of a socket unit's Listen property.
+type Listener struct {
+	// Type is systemd's: Stream, Datagram, SequentialPacket, FIFO, Special,
+	// Netlink, MessageQueue, USBFunction.
+	Type string
+	// Address is as systemd prints it: "127.0.0.1:80", "[::1]:80", "/run/x",
+	// "@abstract", a FIFO path, ...
+	Address string
+}
+
+// Network names the listener's kind the way Go's net package does where
+// there is a match: tcp, udp, unix, unixgram, unixpacket, sctp; otherwise
+// fifo, special, netlink, mqueue, usb-function, or vsock.
+func (l Listener) Network() string {
+	switch l.Type {
+	case "FIFO":
+		return "fifo"
+	case "Special":
+		return "special"
+	case "Netlink":
+		return "netlink"
+	case "MessageQueue":
+		return "mqueue"
+	case "USBFunction":
+		return "usb-function"
+	}
+	local := strings.HasPrefix(l.Address, "/") || strings.HasPrefix(l.Address, "@")
+	if strings.HasPrefix(l.Address, "vsock:") {
+		return "vsock"
+	}
+	switch l.Type {
+	case "Stream":
+		if local {
+			return "unix"
+		}
+		return "tcp"
+	case "Datagram":
+		if local {
+			return "unixgram"
+		}
+		return "udp"
+	case "SequentialPacket":
+		if local {
+			return "unixpacket"
+		}
+		return "sctp"
+	}
+	return strings.ToLower(l.Type)
+}
+
+// Abstract reports whether the listener is in the abstract unix namespace.
+func (l Listener) Abstract() bool { return strings.HasPrefix(l.Address, "@") }
+
+// Socket is a socket unit.
+type Socket struct {
+	UnitState
+	Listen             []Listener
+	Accept             bool
+	FileDescriptorName string
+	FlushPending       bool
+	// Triggers lists the units this socket starts. For Accept=yes it names
+	// the live per-connection instances.
+	Triggers []string
+	// Template is, for Accept=yes, the service template its instances are
+	// made from, e.g. "echo@.service".
+	Template string
+	// Instances lists, for Accept=yes, the loaded per-connection instances.
+	Instances []string
+	// Counters were read with the rest; they never signal changes, so
+	// Subscription.Watch polls them.
+	Counters SocketCounters
+}
+
+// SocketCounters are a socket unit's connection counters.
+type SocketCounters struct {
+	NConnections uint32 // connections open now (Accept=yes)
+	NAccepted    uint32 // connections accepted since the socket started
+	NRefused     uint32 // connections refused (trigger limit hit, ...)
+}
+
+// Counters are the polled values of one unit: SocketCounters for sockets,
+// NFileDescriptorStore for services.
+type Counters struct {
+	SocketCounters
+	NFileDescriptorStore uint32
+}
+
+// Service is a service unit.
+type Service struct {
+	UnitState
+	Type         string // simple, exec, forking, oneshot, dbus, notify, ...
+	NotifyAccess string // none, main, exec, all
+	Result       string // success, exit-code, signal, timeout, ...
+	StatusText   string
+	MainPID      uint32
+	ControlPID   uint32
+	ExecMainPID  uint32
+	// ExecMainStart is ExecMainStartTimestamp; zero if it never ran.
+	ExecMainStart time.Time
+	NRestarts     uint32
+	// FDStoreMax is FileDescriptorStoreMax; NFDStore the entries held now.
+	FDStoreMax uint32
+	NFDStore   uint32
+	// FDStorePreserve is FileDescriptorStorePreserve (no, restart, yes), or
+	// "" where the manager lacks it (before v254).
+	FDStorePreserve string
+	ControlGroup    string
+	// TriggeredBy lists the socket units, among those read with it, that
+	// start this service.
+	TriggeredBy []string
+	// Template is the template of an instance ("x@1.service" -> "x@.service").
+	Template string
+	// Processes are the unit's processes (GetUnitProcesses); not read for
+	// inactive units, which have none.
+	Processes []Process
+}
+
+// Process is one process of a unit's control group.
+type Process struct {
+	PID     uint32
+	Cmdline string
+	CGroup  string
+}
+
+// State is everything the dashboard shows about socket activation.
+type State struct {
+	Sockets  []Socket
+	Services []Service
+}
+
+// FDStore is a service's file descriptor store.
+type FDStore struct {
+	Service  string
+	Max      uint32 // FileDescriptorStoreMax
+	Count    uint32 // NFileDescriptorStore
+	Preserve string // FileDescriptorStorePreserve; "" before v254
+	// Listed is false where the manager cannot list the entries (before
+	// v254): Entries is then empty and only Count is known, and the
+	// entries must be reconstructed from the manager's file descriptors.
+	Listed  bool
+	Entries []StoreEntry
+}
+
+// StoreEntry is one fd store entry, as DumpUnitFileDescriptorStore reports.
+type StoreEntry struct {
+	Name  string // the FDNAME= it was stored with ("stored" if none)
+	Mode  uint32 // st_mode
+	Dev   DevNum
+	Inode uint64
+	Rdev  DevNum
+	Path  string // readlink of the fd: "socket:[123]", "/memfd:x (deleted)"
+	Flags uint32 // open flags (O_RDWR, O_NONBLOCK, ...)
+}
+
+// DevNum is a device number.
+type DevNum struct{ Major, Minor uint32 }
+
+// FileType names the type bits of Mode: socket, fifo, regular, dir, char,
+// block, symlink, or unknown.
+func (e StoreEntry) FileType() string {
+	switch e.Mode & 0o170000 {
+	case 0o140000:
+		return "socket"
+	case 0o010000:
+		return "fifo"
+	case 0o100000:
+		return "regular"
+	case 0o040000:
+		return "dir"
+	case 0o020000:
+		return "char"
+	case 0o060000:
+		return "block"
+	case 0o120000:
+		return "symlink"
+	}
+	return "unknown"
+}
+
+// templateOf returns the template of an instance name, or "".
+func templateOf(name string) string {
+	at := strings.IndexByte(name, '@')
+	dot := strings.LastIndexByte(name, '.')
+	if at < 0 || dot < at {
+		return ""
+	}
+	return name[:at+1] + name[dot:]
+}

@@ -1,0 +1,257 @@
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+// Builder takes snapshots: it asks the manager, scans the kernel and joins.
+type Builder struct {
+	// Systemd is the manager.
+	Systemd Systemd
+	// Kernel is /proc.
+	Kernel Kernel
+	// Scope is "system" or "user".
+	Scope string
+	// Patterns limit the socket units (shell globs); empty means all.
+	Patterns []string
+	// All includes inactive units.
+	All bool
+	// ExtraServices are services to show although no socket triggers them
+	// and they have no fd store (e.g. the plain demo service, or a service
+	// named on the command line).
+	ExtraServices []string
+}
+
+// SnapshotOptions tune one snapshot.
+type SnapshotOptions struct {
+	// Units, when set, limits the snapshot to these units (socket or
+	// service names) and the kernel scan to their processes and the
+	// manager's: the fast refresh of what is on screen.
+	Units []string
+	// FullScan scans every process of the host (finds holders outside the
+	// units); otherwise only the manager's and the units' processes.
+	FullScan bool
+}
+
+// Snapshot takes one joined snapshot.
+func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot, error) {
+	patterns := b.Patterns
+	if len(opts.Units) > 0 {
+		patterns = socketPatterns(opts.Units)
+	}
+	st, err := b.Systemd.Load(ctx, patterns, b.All || len(opts.Units) > 0)
+	if err != nil {
+		return nil, fmt.Errorf("load units: %w", err)
+	}
+	if extra := b.extraServices(st, opts.Units); len(extra) > 0 {
+		more, err := b.Systemd.ListServices(ctx, extra)
+		if err != nil {
+			return nil, fmt.Errorf("load services: %w", err)
+		}
+		have := map[string]bool{}
+		for _, s := range st.Services {
+			have[s.Name] = true
+		}
+		for _, s := range more {
+			if !have[s.Name] {
+				st.Services = append(st.Services, s)
+			}
+		}
+	}
+	filterServices(st, append(append([]string(nil), b.Patterns...), b.ExtraServices...), opts.Units)
+
+	mgr, err := b.Systemd.Processes(ctx, "init.scope")
+	if err != nil && b.Scope == "system" {
+		mgr = []dbusclient.Process{{PID: 1}}
+	} else if err != nil {
+		return nil, fmt.Errorf("find the manager's process: %w", err)
+	}
+	var managerPIDs []int
+	for _, p := range mgr {
+		managerPIDs = append(managerPIDs, int(p.PID))
+	}
+
+	stores := map[string]dbusclient.FDStore{}
+	feats := b.Systemd.Features()
+	for _, s := range st.Services {
+		if s.FDStoreMax == 0 {
+			continue
+		}
+		if s.NFDStore == 0 || !feats.FDStoreDump {
+			stores[s.Name] = dbusclient.FDStore{Service: s.Name, Max: s.FDStoreMax, Count: s.NFDStore, Preserve: s.FDStorePreserve, Listed: feats.FDStoreDump}
+			continue
+		}
+		fs, err := b.Systemd.FDStore(ctx, s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("fd store of %s: %w", s.Name, err)
+		}
+		stores[s.Name] = fs
+	}
+
+	start := time.Now()
+	var scan *procfs.Scan
+	if opts.FullScan {
+		scan, err = b.Kernel.Scan(ctx, procfs.ScanOptions{})
+	} else {
+		pids := append([]int(nil), managerPIDs...)
+		for _, s := range st.Services {
+			if s.MainPID != 0 {
+				pids = append(pids, int(s.MainPID))
+			}
+			for _, p := range s.Processes {
+				pids = append(pids, int(p.PID))
+			}
+		}
+		scan, err = b.Kernel.ScanPIDs(ctx, dedupe(pids), procfs.ScanOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan /proc: %w", err)
+	}
+	host, _ := os.Hostname()
+	snap := Join(JoinInput{
+		Time:         time.Now(),
+		Manager:      b.manager(),
+		ManagerPIDs:  managerPIDs,
+		State:        st,
+		Stores:       stores,
+		Scan:         scan,
+		ScanDuration: time.Since(start),
+		Hostname:     host,
+	})
+	snap.Host.Root = os.Geteuid() == 0
+	return snap, nil
+}
+
+// extraServices lists the ExtraServices to read (limited to units when set)
+// that Load did not return.
+func (b *Builder) extraServices(st *dbusclient.State, units []string) []string {
+	have := map[string]bool{}
+	for _, s := range st.Services {
+		have[s.Name] = true
+	}
+	var out []string
+	for _, name := range b.ExtraServices {
+		if have[name] {
+			continue
+		}
+		if len(units) > 0 && !contains(units, name) {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// manager describes the manager and what it cannot tell.
+func (b *Builder) manager() Manager {
+	f := b.Systemd.Features()
+	m := Manager{
+		Scope:           b.Scope,
+		Version:         b.Systemd.Version(),
+		Address:         b.Systemd.Endpoint().Address,
+		FDStoreListing:  f.FDStoreDump,
+		FDStorePreserve: f.FDStorePreserve,
+	}
+	if !f.FDStoreDump {
+		m.Limits = append(m.Limits, "fd store names unavailable before systemd 254: entries are inferred from the manager's descriptors")
+	}
+	if !f.FDStorePreserve {
+		m.Limits = append(m.Limits, "no FileDescriptorStorePreserve= before systemd 254: stopping a service discards its fd store")
+	}
+	if os.Geteuid() != 0 {
+		m.Limits = append(m.Limits, "not root: other users' processes (and the system manager's descriptors) are not readable")
+	}
+	return m
+}
+
+// socketPatterns turns unit names into socket unit patterns for Load: a
+// service "x.service" is asked for as its socket "x.socket".
+func socketPatterns(units []string) []string {
+	var out []string
+	for _, u := range units {
+		switch {
+		case strings.HasSuffix(u, ".socket"):
+			out = append(out, u)
+		case strings.HasSuffix(u, ".service"):
+			base := strings.TrimSuffix(u, ".service")
+			if i := strings.IndexByte(base, '@'); i >= 0 {
+				base = base[:i]
+			}
+			out = append(out, base+".socket", base+"@*.socket")
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"\x00none"} // a pattern nothing matches
+	}
+	return out
+}
+
+// filterServices drops fd-store services that neither a pattern nor a
+// listed unit names, when the snapshot is limited.
+func filterServices(st *dbusclient.State, patterns, units []string) {
+	if len(patterns) == 0 && len(units) == 0 {
+		return
+	}
+	keep := map[string]bool{}
+	for _, s := range st.Sockets {
+		for _, t := range s.Triggers {
+			keep[t] = true
+		}
+		for _, t := range s.Instances {
+			keep[t] = true
+		}
+	}
+	match := func(name string) bool {
+		for _, u := range units {
+			if u == name {
+				return true
+			}
+		}
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	out := st.Services[:0]
+	for _, s := range st.Services {
+		if keep[s.Name] || match(s.Name) {
+			out = append(out, s)
+		}
+	}
+	st.Services = out
+}
+
+func dedupe(pids []int) []int {
+	sort.Ints(pids)
+	out := pids[:0]
+	for i, p := range pids {
+		if p > 0 && (i == 0 || pids[i-1] != p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ErrNoManager is returned (wrapped) when no manager answers.
+var ErrNoManager = errors.New("no systemd manager answers")

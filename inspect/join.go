@@ -1,0 +1,683 @@
+package inspect
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+// JoinInput is everything the join needs, already read: what the manager
+// said and what the kernel holds. Join is pure so it is tested with fixtures.
+type JoinInput struct {
+	// Time stamps the snapshot.
+	Time time.Time
+	// Manager describes the manager (scope, version, features).
+	Manager Manager
+	// ManagerPIDs are the manager's processes (init.scope): the holders whose
+	// descriptors are the manager's own, its listeners and its fd stores.
+	ManagerPIDs []int
+	// State is what dbusclient.Load returned.
+	State *dbusclient.State
+	// Stores are the fd stores of services with FileDescriptorStoreMax > 0.
+	Stores map[string]dbusclient.FDStore
+	// Scan is the kernel scan of (at least) the manager and the units'
+	// processes.
+	Scan *procfs.Scan
+	// ScanDuration is how long the scan took.
+	ScanDuration time.Duration
+	// Hostname names the machine.
+	Hostname string
+}
+
+// holding is one process's descriptor of an inode.
+type holding struct {
+	proc *procfs.Process
+	fd   procfs.FD
+}
+
+// index is the kernel scan reorganised for the join.
+type index struct {
+	scan     *procfs.Scan
+	byPID    map[int]*procfs.Process
+	byInode  map[uint64][]holding
+	managers map[int]bool
+}
+
+func newIndex(scan *procfs.Scan, managerPIDs []int) *index {
+	ix := &index{scan: scan, byPID: map[int]*procfs.Process{}, byInode: map[uint64][]holding{}, managers: map[int]bool{}}
+	for _, pid := range managerPIDs {
+		ix.managers[pid] = true
+	}
+	if scan == nil {
+		ix.scan = &procfs.Scan{Sockets: map[uint64]procfs.Socket{}}
+		return ix
+	}
+	for i := range scan.Processes {
+		p := &scan.Processes[i]
+		ix.byPID[p.PID] = p
+		for _, fd := range p.FDs {
+			if fd.Inode == 0 {
+				continue
+			}
+			switch fd.Kind {
+			case procfs.KindSocket, procfs.KindPipe, procfs.KindFIFO, procfs.KindMemfd:
+				ix.byInode[fd.Inode] = append(ix.byInode[fd.Inode], holding{proc: p, fd: fd})
+			}
+		}
+	}
+	if ix.scan.Sockets == nil {
+		ix.scan.Sockets = map[uint64]procfs.Socket{}
+	}
+	return ix
+}
+
+// unitOf returns the unit a process belongs to in the manager's scope.
+func unitOf(p *procfs.Process, scope string) string {
+	if scope == "user" && p.UserUnit != "" {
+		return p.UserUnit
+	}
+	return p.Unit
+}
+
+// Join builds a Snapshot from what the manager said and the kernel holds.
+func Join(in JoinInput) *Snapshot {
+	ix := newIndex(in.Scan, in.ManagerPIDs)
+	snap := &Snapshot{
+		Time:     in.Time,
+		Manager:  in.Manager,
+		Sockets:  []SocketUnit{},
+		Services: []Service{},
+		Warnings: []Warning{},
+		Host:     HostInfo{Hostname: in.Hostname, ScanDuration: in.ScanDuration},
+	}
+	if in.Scan != nil {
+		snap.Host.Unreadable = in.Scan.Unreadable
+		snap.Host.Partial = in.Scan.Partial
+	}
+	if len(in.ManagerPIDs) > 0 {
+		snap.Manager.PID = in.ManagerPIDs[0]
+	}
+	state := in.State
+	if state == nil {
+		state = &dbusclient.State{}
+	}
+	scope := in.Manager.Scope
+
+	services := map[string]*dbusclient.Service{}
+	for i := range state.Services {
+		services[state.Services[i].Name] = &state.Services[i]
+	}
+
+	// Listeners: every Listen= entry of every socket unit, found among the
+	// manager's descriptors by address.
+	listenerInodes := map[uint64]string{} // inode -> socket unit
+	addrOwners := map[string][]string{}   // "Type address" -> socket units
+	svcListeners := map[string][]Listener{}
+	for _, su := range state.Sockets {
+		out := SocketUnit{
+			Unit:               su.Name,
+			ActiveState:        su.ActiveState,
+			SubState:           su.SubState,
+			Accept:             su.Accept,
+			FileDescriptorName: su.FileDescriptorName,
+			NConnections:       su.Counters.NConnections,
+			NAccepted:          su.Counters.NAccepted,
+			NRefused:           su.Counters.NRefused,
+			FlushPending:       su.FlushPending,
+			Listeners:          []Listener{},
+		}
+		out.Service = su.Template
+		if out.Service == "" && len(su.Triggers) > 0 {
+			out.Service = su.Triggers[0]
+		}
+		for _, l := range su.Listen {
+			key := l.Type + " " + l.Address
+			addrOwners[key] = append(addrOwners[key], su.Name)
+			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}}
+			if h, ok := ix.findListener(l); ok {
+				lst.Inode = h.fd.Inode
+				listenerInodes[h.fd.Inode] = su.Name
+				if s, ok := ix.scan.Sockets[h.fd.Inode]; ok {
+					lst.State = s.State.String()
+					if s.State == procfs.StateListen {
+						lst.Backlog = s.RecvQ
+					}
+				}
+				lst.Holders = ix.holders(h.fd.Inode, scope, func(unit string) bool {
+					return unit == out.Service || (su.Accept && isInstanceOf(unit, su.Template))
+				})
+			}
+			out.Listeners = append(out.Listeners, lst)
+		}
+		for _, inst := range su.Instances {
+			out.Instances = append(out.Instances, ix.instance(inst, services[inst]))
+		}
+		if !su.Accept && out.Service != "" {
+			svcListeners[out.Service] = append(svcListeners[out.Service], out.Listeners...)
+		}
+		snap.Sockets = append(snap.Sockets, out)
+	}
+
+	for _, svc := range state.Services {
+		if svc.Template != "" && isAcceptInstance(svc, state.Sockets) {
+			continue // shown under its socket unit
+		}
+		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, scope))
+	}
+
+	snap.Warnings = warnings(snap, addrOwners)
+	sort.Slice(snap.Sockets, func(i, j int) bool { return snap.Sockets[i].Unit < snap.Sockets[j].Unit })
+	sort.Slice(snap.Services, func(i, j int) bool { return snap.Services[i].Unit < snap.Services[j].Unit })
+	return snap
+}
+
+// isAcceptInstance reports whether svc is a per-connection instance of an
+// Accept=yes socket.
+func isAcceptInstance(svc dbusclient.Service, sockets []dbusclient.Socket) bool {
+	for _, s := range sockets {
+		if s.Accept && s.Template == svc.Template {
+			return true
+		}
+	}
+	return false
+}
+
+// isInstanceOf reports whether unit is an instance of template
+// ("echo@1.service" of "echo@.service").
+func isInstanceOf(unit, template string) bool {
+	if template == "" {
+		return false
+	}
+	prefix, suffix, ok := strings.Cut(template, "@")
+	if !ok {
+		return false
+	}
+	return strings.HasPrefix(unit, prefix+"@") && strings.HasSuffix(unit, suffix) && len(unit) > len(template)
+}
+
+// findListener finds the manager's descriptor behind a Listen= entry.
+func (ix *index) findListener(l dbusclient.Listener) (holding, bool) {
+	for pid := range ix.managers {
+		p := ix.byPID[pid]
+		if p == nil {
+			continue
+		}
+		for _, fd := range p.FDs {
+			if listenerMatches(l, fd, ix.scan.Sockets) {
+				return holding{proc: p, fd: fd}, true
+			}
+		}
+	}
+	return holding{}, false
+}
+
+// listenerMatches reports whether descriptor fd is the kernel object of
+// Listen= entry l.
+func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]procfs.Socket) bool {
+	switch l.Type {
+	case "FIFO":
+		return fd.Kind == procfs.KindFIFO && fd.Name == l.Address
+	case "Special", "MessageQueue", "USBFunction":
+		return fd.Name == l.Address
+	}
+	if fd.Kind != procfs.KindSocket {
+		return false
+	}
+	s, ok := sockets[fd.Inode]
+	if !ok {
+		return false
+	}
+	if l.Type == "Netlink" {
+		return s.Family == procfs.FamilyNetlink
+	}
+	addr := l.Address
+	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "@") {
+		if s.Family != procfs.FamilyUnix {
+			return false
+		}
+		want := procfs.TypeStream
+		switch l.Type {
+		case "Datagram":
+			want = procfs.TypeDgram
+		case "SequentialPacket":
+			want = procfs.TypeSeqPacket
+		}
+		if s.Type != procfs.TypeUnknown && s.Type != want {
+			return false
+		}
+		if strings.HasPrefix(addr, "@") {
+			return s.Abstract && s.Path == addr[1:]
+		}
+		return !s.Abstract && s.Path == addr
+	}
+	ap, err := listenAddrPort(addr)
+	if err != nil || (s.Family != procfs.FamilyInet && s.Family != procfs.FamilyInet6) {
+		return false
+	}
+	switch l.Type {
+	case "Stream":
+		if s.Proto != procfs.ProtoTCP || s.State != procfs.StateListen {
+			return false
+		}
+	case "Datagram":
+		if s.Proto != procfs.ProtoUDP || s.Remote.Port() != 0 {
+			return false
+		}
+	default:
+		return false
+	}
+	return sameBind(ap, s.Local)
+}
+
+// listenAddrPort parses systemd's printed inet listen address: "80",
+// "[::]:80", "0.0.0.0:80", "127.0.0.1:80".
+func listenAddrPort(addr string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap, nil
+	}
+	if p, err := strconv.ParseUint(addr, 10, 16); err == nil {
+		return netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(p)), nil
+	}
+	return netip.AddrPort{}, fmt.Errorf("not an inet address: %q", addr)
+}
+
+// sameBind compares a listen address with a socket's local address,
+// treating v4-mapped and plain v4 as one.
+func sameBind(want, got netip.AddrPort) bool {
+	if want.Port() != got.Port() {
+		return false
+	}
+	return want.Addr().Unmap() == got.Addr().Unmap()
+}
+
+// holders lists who holds inode, the manager first; inUnit says whether a
+// unit is where the descriptor belongs (else the holder is Outside).
+func (ix *index) holders(inode uint64, scope string, inUnit func(string) bool) []Holder {
+	out := []Holder{}
+	for _, h := range ix.byInode[inode] {
+		unit := unitOf(h.proc, scope)
+		ho := Holder{PID: h.proc.PID, FD: h.fd.Num, Comm: h.proc.Comm, Unit: unit, Manager: ix.managers[h.proc.PID]}
+		ho.Outside = !ho.Manager && !inUnit(unit)
+		out = append(out, ho)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Manager != out[j].Manager {
+			return out[i].Manager
+		}
+		if out[i].PID != out[j].PID {
+			return out[i].PID < out[j].PID
+		}
+		return out[i].FD < out[j].FD
+	})
+	return out
+}
+
+// instance describes one per-connection service of an Accept=yes socket.
+func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
+	inst := Instance{Unit: name}
+	if svc == nil {
+		return inst
+	}
+	inst.ActiveState, inst.SubState, inst.MainPID = svc.ActiveState, svc.SubState, int(svc.MainPID)
+	if p := ix.byPID[inst.MainPID]; p != nil {
+		// The connection is passed as fd 3 (and usually 0/1 too).
+		for _, fd := range p.FDs {
+			if fd.Kind != procfs.KindSocket || (fd.Num != 3 && fd.Num != 0) {
+				continue
+			}
+			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family != procfs.FamilyUnix || ok && s.PeerInode != 0 {
+				inst.Local, inst.Remote = sockEnds(s)
+				break
+			}
+		}
+	}
+	return inst
+}
+
+// sockEnds returns a socket's two ends as text.
+func sockEnds(s procfs.Socket) (local, remote string) {
+	if s.Family == procfs.FamilyUnix {
+		return unixName(s), fmt.Sprintf("peer socket:[%d]", s.PeerInode)
+	}
+	return addrString(s.Local), addrString(s.Remote)
+}
+
+// service joins one service with the kernel: processes, passed fds, fd
+// store and connections.
+func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, listeners []Listener, listenerInodes map[uint64]string, scope string) Service {
+	out := Service{
+		Unit:            svc.Name,
+		ActiveState:     svc.ActiveState,
+		SubState:        svc.SubState,
+		Type:            svc.Type,
+		Result:          svc.Result,
+		StatusText:      svc.StatusText,
+		Sockets:         svc.TriggeredBy,
+		MainPID:         int(svc.MainPID),
+		NRestarts:       svc.NRestarts,
+		StartedAt:       svc.ExecMainStart,
+		FDStoreMax:      svc.FDStoreMax,
+		FDStoreCount:    svc.NFDStore,
+		FDStorePreserve: svc.FDStorePreserve,
+		FDStore:         []StoreEntry{},
+		Passed:          []PassedFD{},
+		Connections:     []Connection{},
+	}
+	pids := map[int]bool{}
+	for _, p := range svc.Processes {
+		pid := int(p.PID)
+		pids[pid] = true
+		pr := Process{PID: pid, Cmdline: escapeBytes(p.Cmdline)}
+		if kp := ix.byPID[pid]; kp != nil {
+			pr.Comm = kp.Comm
+		}
+		out.Processes = append(out.Processes, pr)
+	}
+	if out.MainPID != 0 {
+		pids[out.MainPID] = true
+	}
+
+	// What the main process was passed at start, and what it is now.
+	main := ix.byPID[out.MainPID]
+	passedInodes := map[uint64]string{}
+	if main != nil && main.Handoff != nil && main.Handoff.ForThisProcess {
+		for _, pf := range main.Handoff.Passed {
+			p := PassedFD{FD: pf.FD, Name: pf.Name, Kind: "closed"}
+			for _, fd := range main.FDs {
+				if fd.Num == pf.FD {
+					p.Inode = fd.Inode
+					p.Kind, p.Detail = fdKindDetail(fd, ix.scan.Sockets)
+					if fd.Inode != 0 {
+						passedInodes[fd.Inode] = pf.Name
+					}
+					break
+				}
+			}
+			out.Passed = append(out.Passed, p)
+		}
+	}
+
+	// Listeners the service opened itself: they count as listeners for
+	// its connections and for a handoff's "listener kept or replaced".
+	fromSockets := map[uint64]bool{}
+	for _, l := range listeners {
+		fromSockets[l.Inode] = true
+	}
+	pidList := make([]int, 0, len(pids))
+	for pid := range pids {
+		pidList = append(pidList, pid)
+	}
+	sort.Ints(pidList)
+	for _, pid := range pidList {
+		p := ix.byPID[pid]
+		if p == nil {
+			continue
+		}
+		for _, fd := range p.FDs {
+			s, ok := ix.scan.Sockets[fd.Inode]
+			if fd.Kind != procfs.KindSocket || !ok || s.State != procfs.StateListen || fromSockets[fd.Inode] {
+				continue
+			}
+			fromSockets[fd.Inode] = true
+			l := Listener{Type: "Stream", Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
+			l.Holders = ix.holders(fd.Inode, scope, func(unit string) bool { return unit == svc.Name })
+			out.OwnListeners = append(out.OwnListeners, l)
+		}
+	}
+	listeners = append(append([]Listener(nil), listeners...), out.OwnListeners...)
+
+	// Connections accepted from this service's listeners, one per socket.
+	seenConn := map[uint64]bool{}
+	for _, pid := range pidList {
+		p := ix.byPID[pid]
+		if p == nil {
+			continue
+		}
+		for _, fd := range p.FDs {
+			if fd.Kind != procfs.KindSocket || seenConn[fd.Inode] {
+				continue
+			}
+			s, ok := ix.scan.Sockets[fd.Inode]
+			if !ok || s.State == procfs.StateListen || !acceptedFrom(s, listeners, ix.scan.Sockets) {
+				continue
+			}
+			seenConn[fd.Inode] = true
+			local, remote := sockEnds(s)
+			out.Connections = append(out.Connections, Connection{
+				PID: pid, FD: fd.Num, Inode: fd.Inode, Local: local, Remote: remote,
+				State: s.State.String(), RecvQ: s.RecvQ, SendQ: s.SendQ,
+			})
+		}
+	}
+	sort.Slice(out.Connections, func(i, j int) bool {
+		a, b := out.Connections[i], out.Connections[j]
+		if a.PID != b.PID {
+			return a.PID < b.PID
+		}
+		return a.FD < b.FD
+	})
+
+	// The fd store.
+	switch {
+	case store.Listed:
+		for _, e := range store.Entries {
+			se := StoreEntry{Name: e.Name, Inode: e.Inode, Kind: storeKindFromMode(e.Mode, e.Path), Detail: escapeBytes(e.Path)}
+			if s, ok := ix.scan.Sockets[e.Inode]; ok && se.Kind == "socket" {
+				se.Kind, se.Detail = sockKind(s), sockDetail(s)
+			} else if se.Kind == "memfd" {
+				se.Detail = "memfd:" + escapeBytes(memfdName(e.Path))
+			}
+			se.ManagerOnly = ix.onlyManagerHolds(e.Inode)
+			out.FDStore = append(out.FDStore, se)
+		}
+	case out.FDStoreCount > 0:
+		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes)
+	}
+	return out
+}
+
+// listenAddress prints a listening socket's address the way systemd prints
+// Listen= entries.
+func listenAddress(s procfs.Socket) string {
+	if s.Family == procfs.FamilyUnix {
+		return unixName(s)
+	}
+	if !s.Local.IsValid() {
+		return ""
+	}
+	return s.Local.String()
+}
+
+// acceptedFrom reports whether connected socket s was accepted from one of
+// listeners: same local address (or port, for a wildcard listener), or, for
+// unix sockets, the same bound path.
+func acceptedFrom(s procfs.Socket, listeners []Listener, sockets map[uint64]procfs.Socket) bool {
+	for _, l := range listeners {
+		ls, ok := sockets[l.Inode]
+		if !ok || l.Inode == 0 {
+			continue
+		}
+		switch s.Family {
+		case procfs.FamilyInet, procfs.FamilyInet6:
+			if ls.Family != procfs.FamilyInet && ls.Family != procfs.FamilyInet6 || ls.Proto != s.Proto || s.Proto != procfs.ProtoTCP {
+				continue
+			}
+			if ls.Local.Port() != s.Local.Port() {
+				continue
+			}
+			if ls.Local.Addr().IsUnspecified() || ls.Local.Addr().Unmap() == s.Local.Addr().Unmap() {
+				return true
+			}
+		case procfs.FamilyUnix:
+			if ls.Family == procfs.FamilyUnix && ls.Path != "" && ls.Path == s.Path && ls.Abstract == s.Abstract && s.PeerInode != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onlyManagerHolds reports whether nothing but the manager holds inode.
+func (ix *index) onlyManagerHolds(inode uint64) bool {
+	hs := ix.byInode[inode]
+	if len(hs) == 0 {
+		return false // not seen at all: say nothing
+	}
+	for _, h := range hs {
+		if !ix.managers[h.proc.PID] {
+			return false
+		}
+	}
+	return true
+}
+
+// inferStore reconstructs a service's fd store where the manager cannot
+// list it (systemd < 254): the manager's descriptors that are not a socket
+// unit's listener and not the manager's own, matched by inode to what the
+// service's processes hold or were passed. Entries are marked inferred;
+// names come from LISTEN_FDNAMES where the main process was passed them.
+func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uint64]string, listenerInodes map[uint64]string) []StoreEntry {
+	out := []StoreEntry{}
+	seen := map[uint64]bool{}
+	for mpid := range ix.managers {
+		mp := ix.byPID[mpid]
+		if mp == nil {
+			continue
+		}
+		for _, fd := range mp.FDs {
+			if fd.Inode == 0 || seen[fd.Inode] || listenerInodes[fd.Inode] != "" || !storeCandidate(fd, ix.scan.Sockets) {
+				continue
+			}
+			name, passed := passedInodes[fd.Inode]
+			held := false
+			for _, h := range ix.byInode[fd.Inode] {
+				if pids[h.proc.PID] {
+					held = true
+				}
+			}
+			if !passed && !held {
+				continue
+			}
+			seen[fd.Inode] = true
+			if name == "" {
+				name = "stored"
+			}
+			kind, detail := fdKindDetail(fd, ix.scan.Sockets)
+			out = append(out, StoreEntry{Name: name, Kind: kind, Inode: fd.Inode, Inferred: true, Detail: detail})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Inode < out[j].Inode
+	})
+	return out
+}
+
+// storeCandidate reports whether a manager descriptor may be an fd store
+// entry rather than the manager's own plumbing (its D-Bus and notify
+// sockets, journal streams, epoll, timers...).
+func storeCandidate(fd procfs.FD, sockets map[uint64]procfs.Socket) bool {
+	switch fd.Kind {
+	case procfs.KindMemfd, procfs.KindPipe, procfs.KindFIFO:
+		return true
+	case procfs.KindSocket:
+		s, ok := sockets[fd.Inode]
+		if !ok {
+			return false
+		}
+		if s.State == procfs.StateListen {
+			return false
+		}
+		if s.Family == procfs.FamilyUnix && s.Path != "" && (strings.Contains(s.Path, "/systemd/") || strings.Contains(s.Path, "/journal/") || strings.Contains(s.Path, "/bus")) {
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// warnings computes the problems worth an operator's attention.
+func warnings(snap *Snapshot, addrOwners map[string][]string) []Warning {
+	out := []Warning{}
+	svcs := map[string]*Service{}
+	for i := range snap.Services {
+		svcs[snap.Services[i].Unit] = &snap.Services[i]
+	}
+	keys := make([]string, 0, len(addrOwners))
+	for k := range addrOwners {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if units := addrOwners[k]; len(units) > 1 {
+			_, addr, _ := strings.Cut(k, " ")
+			out = append(out, Warning{Unit: units[0], Code: "duplicate-address",
+				Message: fmt.Sprintf("%s is in %d socket units: %s", addr, len(units), strings.Join(units, ", "))})
+		}
+	}
+	for _, su := range snap.Sockets {
+		if su.FlushPending {
+			out = append(out, Warning{Unit: su.Unit, Code: "flush-pending",
+				Message: "FlushPending=yes: connections queued while the service is down are dropped when it exits"})
+		}
+		svc := svcs[su.Service]
+		for _, l := range su.Listeners {
+			var others []Holder
+			for _, h := range l.Holders {
+				if !h.Manager {
+					others = append(others, h)
+				}
+			}
+			for _, h := range others {
+				if h.Outside {
+					out = append(out, Warning{Unit: su.Unit, Code: "leaked-listener",
+						Message: fmt.Sprintf("listener %s is held by pid %d (%s, %s) outside %s", l.Address, h.PID, h.Comm, orNone(h.Unit), orNone(su.Service))})
+				}
+			}
+			if svc == nil || su.Accept || l.Inode == 0 {
+				continue
+			}
+			if len(others) == 0 && svc.ActiveState == "active" && svc.MainPID != 0 {
+				out = append(out, Warning{Unit: su.Unit, Code: "orphan-listener",
+					Message: fmt.Sprintf("listener %s is held only by the manager while %s is active: the service does not serve it", l.Address, svc.Unit)})
+			}
+			if svc.MainPID == 0 && svc.ActiveState != "active" {
+				for _, h := range others {
+					if !h.Outside {
+						out = append(out, Warning{Unit: su.Unit, Code: "leaked-listener",
+							Message: fmt.Sprintf("listener %s is still held by pid %d (%s) although %s has no main process", l.Address, h.PID, h.Comm, svc.Unit)})
+					}
+				}
+			}
+		}
+	}
+	for _, svc := range snap.Services {
+		if svc.FDStoreMax > 0 && svc.FDStoreCount >= svc.FDStoreMax {
+			out = append(out, Warning{Unit: svc.Unit, Code: "fdstore-over-max",
+				Message: fmt.Sprintf("fd store full (%d of FileDescriptorStoreMax=%d): further FDSTORE=1 messages are refused", svc.FDStoreCount, svc.FDStoreMax)})
+		}
+		pinned := 0
+		for _, e := range svc.FDStore {
+			if e.ManagerOnly {
+				pinned++
+			}
+		}
+		if pinned > 0 && svc.MainPID != 0 {
+			out = append(out, Warning{Unit: svc.Unit, Code: "fdstore-pinned",
+				Message: fmt.Sprintf("%d fd store entries are held only by the manager while the service runs: connections pinned open by the store", pinned)})
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no unit"
+	}
+	return s
+}

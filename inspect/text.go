@@ -1,0 +1,205 @@
+package inspect
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteTree writes a snapshot as the readable tree of `fdtop snapshot`.
+func WriteTree(w io.Writer, s *Snapshot) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format+"\n", args...) }
+
+	m := s.Manager
+	head := fmt.Sprintf("%s manager, systemd %s", m.Scope, orDash(m.Version))
+	if m.PID != 0 {
+		head += fmt.Sprintf(" (pid %d)", m.PID)
+	}
+	if s.Host.Hostname != "" {
+		head += " on " + s.Host.Hostname
+	}
+	p("%s", head)
+	for _, l := range m.Limits {
+		p("  note: %s", l)
+	}
+	if s.Host.Unreadable > 0 {
+		p("  note: %s not readable", plural(s.Host.Unreadable, "process", "processes"))
+	}
+	if s.Host.Partial {
+		p("  note: socket details partial (an interrupted dump or a network namespace not entered)")
+	}
+
+	p("")
+	p("sockets (%d)", len(s.Sockets))
+	for _, su := range s.Sockets {
+		line := fmt.Sprintf("  %s  %s/%s", su.Unit, su.ActiveState, su.SubState)
+		if su.Service != "" {
+			line += "  → " + su.Service
+		}
+		if su.Accept {
+			line += fmt.Sprintf("  Accept=yes, %d connections, %d accepted", su.NConnections, su.NAccepted)
+		}
+		if su.NRefused > 0 {
+			line += fmt.Sprintf("  %d refused", su.NRefused)
+		}
+		p("%s", line)
+		for _, l := range su.Listeners {
+			inode := "not found"
+			if l.Inode != 0 {
+				inode = fmt.Sprintf("inode %d", l.Inode)
+			}
+			p("    %s %s  %s  backlog %d", l.Type, l.Address, inode, l.Backlog)
+			for _, h := range l.Holders {
+				p("      held by pid %d fd %d %s (%s)%s", h.PID, h.FD, h.Comm, holderUnit(h), flag(h.Outside, "  ! outside the unit"))
+			}
+		}
+		for _, in := range su.Instances {
+			p("    instance %s  %s/%s  pid %d  %s ← %s", in.Unit, in.ActiveState, in.SubState, in.MainPID, orDash(in.Local), orDash(in.Remote))
+		}
+	}
+
+	p("")
+	p("services (%d)", len(s.Services))
+	for _, svc := range s.Services {
+		line := fmt.Sprintf("  %s  %s/%s  main pid %s  restarts %d", svc.Unit, svc.ActiveState, svc.SubState, pidOrDash(svc.MainPID), svc.NRestarts)
+		if svc.FDStoreMax > 0 {
+			line += fmt.Sprintf("  fd store %d/%d", svc.FDStoreCount, svc.FDStoreMax)
+			if svc.FDStorePreserve != "" {
+				line += " (preserve=" + svc.FDStorePreserve + ")"
+			}
+		}
+		p("%s", line)
+		if svc.StatusText != "" {
+			p("    status: %s", escapeBytes(svc.StatusText))
+		}
+		for _, pf := range svc.Passed {
+			p("    passed fd %d = %q  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
+		}
+		for _, e := range svc.FDStore {
+			p("    stored %q  %s  %s%s%s", e.Name, e.Kind, e.Detail, flag(e.Inferred, "  (inferred)"), flag(e.ManagerOnly, "  (held only by the manager)"))
+		}
+		if svc.FDStoreCount > 0 && len(svc.FDStore) == 0 {
+			p("    stored: %d entries, not listed by this manager and not matched in /proc", svc.FDStoreCount)
+		}
+		for _, c := range svc.Connections {
+			p("    connection pid %d fd %d  %s ← %s  %s  recv-q %d send-q %d", c.PID, c.FD, c.Local, c.Remote, c.State, c.RecvQ, c.SendQ)
+		}
+		for _, pr := range svc.Processes {
+			p("    process %d %s", pr.PID, truncate(pr.Cmdline, 100))
+		}
+	}
+
+	if len(s.Warnings) > 0 {
+		p("")
+		p("warnings (%d)", len(s.Warnings))
+		for _, wn := range s.Warnings {
+			p("  ! %s [%s]: %s", wn.Unit, wn.Code, wn.Message)
+		}
+	}
+	return bw.Flush()
+}
+
+func holderUnit(h Holder) string {
+	if h.Manager {
+		return "the manager"
+	}
+	if h.Unit == "" {
+		return "no unit"
+	}
+	return h.Unit
+}
+
+func flag(on bool, s string) string {
+	if on {
+		return s
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func pidOrDash(pid int) string {
+	if pid == 0 {
+		return "-"
+	}
+	return fmt.Sprint(pid)
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// FormatEvent renders a timeline event as one readable line.
+func FormatEvent(e Event) string {
+	var b strings.Builder
+	b.WriteString(e.Time.Format("15:04:05.000"))
+	b.WriteString("  ")
+	if e.Unit != "" {
+		b.WriteString(e.Unit)
+		b.WriteString("  ")
+	}
+	if e.Type == EventHandoff && e.Handoff != nil {
+		b.WriteString(Verdict(*e.Handoff))
+		return b.String()
+	}
+	b.WriteString(string(e.Type))
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Verdict is the one-line summary of a handoff: "✓ listener kept · 12/12
+// connections preserved · 3 fds carried · 0 refused · 480 ms without a main PID".
+func Verdict(h Handoff) string {
+	ok := h.ListenersReplaced == 0 && h.ConnectionsDropped == 0 && h.RefusedDelta == 0 && (h.Probe == nil || h.Probe.Refused == 0)
+	mark := "✓"
+	if !ok {
+		mark = "✗"
+	}
+	var parts []string
+	switch {
+	case h.ListenersKept > 0 && h.ListenersReplaced == 0:
+		parts = append(parts, plural(h.ListenersKept, "listener", "listeners")+" kept")
+	case h.ListenersReplaced > 0:
+		parts = append(parts, plural(h.ListenersReplaced, "listener", "listeners")+" replaced (a gap)")
+	default:
+		parts = append(parts, "no listener")
+	}
+	total := h.ConnectionsPreserved + h.ConnectionsDropped
+	parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
+	if h.StoreDiscarded {
+		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
+	} else {
+		parts = append(parts, plural(h.FDsCarried, "fd", "fds")+" carried")
+	}
+	refused := h.RefusedDelta
+	if h.Probe != nil {
+		refused += h.Probe.Refused
+	}
+	parts = append(parts, fmt.Sprintf("%d refused", refused))
+	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	if h.Probe != nil && h.Probe.Attempts > 0 {
+		parts = append(parts, fmt.Sprintf("worst connect %.1f ms", h.Probe.WorstConnectMs))
+	}
+	return fmt.Sprintf("%s %s (pid %d → %d)", mark, strings.Join(parts, " · "), h.OldPID, h.NewPID)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

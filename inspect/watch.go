@@ -1,0 +1,537 @@
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+)
+
+// EventSource is a live subscription to the manager's signals;
+// *dbusclient.Subscription has it.
+type EventSource interface {
+	// Events delivers the manager's signals; closed when the source stops.
+	Events() <-chan dbusclient.Event
+	// Watch polls the never-signalling counters of units.
+	Watch(units []string, every time.Duration)
+	// Close stops the subscription.
+	Close()
+}
+
+// Snapshotter takes snapshots; *Builder is one.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot, error)
+}
+
+// Watcher turns the manager's signals and successive snapshots into the
+// timeline: job and state events, main PID changes, fds passed, stored and
+// removed, and one handoff summary per restart.
+type Watcher struct {
+	// Snapshots takes the snapshots.
+	Snapshots Snapshotter
+	// Events is the subscription to the manager's signals.
+	Events EventSource
+	// Interval is the normal rescan of every unit (default 2 s). A full host
+	// scan (holders outside the units) runs every FullEvery rescans.
+	Interval time.Duration
+	// FullEvery is how many rescans pass between full host scans
+	// (default 10; 0 keeps the default, negative never).
+	FullEvery int
+	// FastInterval is the rescan of a unit while a job runs on it
+	// (default 15 ms), so short-lived steps are seen.
+	FastInterval time.Duration
+	// OnSnapshot, if set, is called with every full-picture snapshot.
+	OnSnapshot func(*Snapshot)
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// tracked is what the watcher remembers of one service between events.
+type tracked struct {
+	svc     *Service     // latest view
+	sockets []SocketUnit // its socket units, latest view
+
+	mainPID     int
+	noMainSince time.Time // when the main PID went to 0 (zero: it has one)
+
+	// A job in progress, or a stop waiting for its start.
+	jobActive   bool
+	jobID       uint32
+	jobStart    time.Time
+	before      *Service     // the service as it was before the job
+	beforeSocks []SocketUnit // its sockets before the job
+	beforePID   int
+	storePeak   int
+	noMainGap   time.Duration
+	stopped     bool // the old main process is gone, waiting for a new one
+	stopDone    bool // a stop job finished with no main process: the next start completes a stop+start
+	passedFor   int  // main PID whose passed fds were reported
+	storeSeen   map[uint64]StoreEntry
+}
+
+// watchState is the watcher's loop state, owned by Run's goroutine.
+type watchState struct {
+	w       *Watcher
+	out     chan<- Event
+	units   map[string]*tracked // by service name
+	sockSvc map[string]string   // socket unit -> service
+	last    *Snapshot
+}
+
+func (w *Watcher) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+// Run watches until ctx ends or the event source closes, sending timeline
+// events to out. It never closes out.
+func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	fast := w.FastInterval
+	if fast <= 0 {
+		fast = 15 * time.Millisecond
+	}
+	fullEvery := w.FullEvery
+	if fullEvery == 0 {
+		fullEvery = 10
+	}
+	st := &watchState{w: w, out: out, units: map[string]*tracked{}, sockSvc: map[string]string{}}
+	if err := st.refresh(ctx, nil, true); err != nil {
+		return err
+	}
+	w.Events.Watch(st.watchList(), interval)
+
+	slow := time.NewTicker(interval)
+	defer slow.Stop()
+	fastT := time.NewTicker(fast)
+	defer fastT.Stop()
+	rescans := 0
+	events := w.Events.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			st.handle(ctx, ev)
+		case <-slow.C:
+			rescans++
+			full := fullEvery > 0 && rescans%fullEvery == 0
+			if err := st.refresh(ctx, nil, full); err != nil {
+				st.emit(Event{Type: EventDisconnected, Message: "rescan failed: " + err.Error()})
+			}
+			w.Events.Watch(st.watchList(), interval)
+		case <-fastT.C:
+			if hot := st.hotUnits(); len(hot) > 0 {
+				_ = st.refresh(ctx, hot, false)
+			}
+		}
+	}
+}
+
+func (st *watchState) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = st.w.now()
+	}
+	st.out <- e
+}
+
+// watchList names the units whose counters are polled: every service with
+// an fd store and every socket unit.
+func (st *watchState) watchList() []string {
+	var out []string
+	for name, t := range st.units {
+		if t.svc != nil && t.svc.FDStoreMax > 0 {
+			out = append(out, name)
+		}
+	}
+	for s := range st.sockSvc {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// hotUnits lists the units with a job in progress or a main process
+// missing: they are rescanned every FastInterval.
+func (st *watchState) hotUnits() []string {
+	var out []string
+	for name, t := range st.units {
+		if t.jobActive || t.stopped {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// unit returns the tracking of a service, created on first use.
+func (st *watchState) unit(name string) *tracked {
+	t := st.units[name]
+	if t == nil {
+		t = &tracked{storeSeen: map[uint64]StoreEntry{}}
+		st.units[name] = t
+	}
+	return t
+}
+
+// serviceOf maps a unit name to the service it concerns.
+func (st *watchState) serviceOf(unit string) string {
+	if s, ok := st.sockSvc[unit]; ok {
+		return s
+	}
+	return unit
+}
+
+// refresh takes a snapshot (of units, or of everything) and diffs it into
+// the tracked state.
+func (st *watchState) refresh(ctx context.Context, units []string, full bool) error {
+	snap, err := st.w.Snapshots.Snapshot(ctx, SnapshotOptions{Units: units, FullScan: full})
+	if err != nil {
+		return err
+	}
+	if units == nil {
+		st.last = snap
+		if st.w.OnSnapshot != nil {
+			st.w.OnSnapshot(snap)
+		}
+	}
+	for _, su := range snap.Sockets {
+		if su.Service != "" && !su.Accept {
+			st.sockSvc[su.Unit] = su.Service
+		}
+	}
+	for i := range snap.Services {
+		svc := snap.Services[i]
+		t := st.unit(svc.Unit)
+		var socks []SocketUnit
+		for _, su := range snap.Sockets {
+			if su.Service == svc.Unit {
+				socks = append(socks, su)
+			}
+		}
+		st.observe(svc.Unit, t, &svc, socks, snap.Time)
+	}
+	return nil
+}
+
+// observe diffs a new view of a service into its tracking and emits what
+// changed: main PID, fds passed, fds stored and removed.
+func (st *watchState) observe(name string, t *tracked, svc *Service, socks []SocketUnit, at time.Time) {
+	first := t.svc == nil
+	t.svc, t.sockets = svc, socks
+	if first {
+		t.mainPID = svc.MainPID
+		t.passedFor = svc.MainPID
+		for _, e := range svc.FDStore {
+			t.storeSeen[storeKey(e)] = e
+		}
+		return
+	}
+	st.setMainPID(name, t, svc.MainPID, at)
+	if int(svc.FDStoreCount) > t.storePeak && (t.jobActive || t.stopped) {
+		t.storePeak = int(svc.FDStoreCount)
+	}
+	// The store, entry by entry where it is known.
+	now := map[uint64]StoreEntry{}
+	for _, e := range svc.FDStore {
+		now[storeKey(e)] = e
+	}
+	for k, e := range now {
+		if _, ok := t.storeSeen[k]; !ok {
+			st.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Detail: e.Detail,
+				Message: fmt.Sprintf("%q stored: %s %s%s", e.Name, e.Kind, e.Detail, flag(e.Inferred, " (inferred)"))})
+		}
+	}
+	for k, e := range t.storeSeen {
+		if _, ok := now[k]; !ok {
+			why := "removed"
+			if svc.MainPID != 0 && t.passedFor == svc.MainPID && passedHas(svc, e.Inode) {
+				why = "taken back by the service and removed (FDSTOREREMOVE)"
+			}
+			st.emit(Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Detail: e.Detail,
+				Message: fmt.Sprintf("%q %s", e.Name, why)})
+		}
+	}
+	t.storeSeen = now
+	// What a new main process was passed.
+	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
+		t.passedFor = svc.MainPID
+		names := make([]string, 0, len(svc.Passed))
+		for _, p := range svc.Passed {
+			names = append(names, fmt.Sprintf("%d=%s", p.FD, p.Name))
+			st.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Detail: p.Detail,
+				Message: fmt.Sprintf("pid %d got fd %d = %q (%s %s)", svc.MainPID, p.FD, p.Name, p.Kind, p.Detail)})
+		}
+		_ = names
+	}
+}
+
+func passedHas(svc *Service, inode uint64) bool {
+	for _, p := range svc.Passed {
+		if p.Inode == inode {
+			return true
+		}
+	}
+	return false
+}
+
+// storeKey identifies a store entry across snapshots: its inode, or its
+// name where the inode is unknown.
+func storeKey(e StoreEntry) uint64 {
+	if e.Inode != 0 {
+		return e.Inode
+	}
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(e.Name); i++ {
+		h = (h ^ uint64(e.Name[i])) * 1099511628211
+	}
+	return h | 1<<63
+}
+
+// setMainPID records a main PID seen at time at (from a signal or a scan).
+func (st *watchState) setMainPID(name string, t *tracked, pid int, at time.Time) {
+	if pid == t.mainPID {
+		return
+	}
+	old := t.mainPID
+	t.mainPID = pid
+	switch {
+	case pid == 0:
+		t.noMainSince = at
+		if t.jobActive || t.stopped {
+			t.stopped = true
+		}
+		st.emit(Event{Time: at, Unit: name, Type: EventMainPID, PID: 0, Message: fmt.Sprintf("main process %d gone", old)})
+	default:
+		if !t.noMainSince.IsZero() {
+			t.noMainGap += at.Sub(t.noMainSince)
+			t.noMainSince = time.Time{}
+		}
+		msg := fmt.Sprintf("main PID %d", pid)
+		if old != 0 {
+			msg = fmt.Sprintf("main PID %d → %d", old, pid)
+		}
+		st.emit(Event{Time: at, Unit: name, Type: EventMainPID, PID: pid, Message: msg})
+	}
+}
+
+// handle processes one signal from the manager.
+func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
+	now := st.w.now()
+	switch e := ev.(type) {
+	case dbusclient.JobNew:
+		st.emit(Event{Time: now, Unit: e.Unit, Type: EventJobStarted, Message: fmt.Sprintf("job %d queued", e.ID)})
+		name := st.serviceOf(e.Unit)
+		t := st.units[name]
+		if t == nil || t.svc == nil {
+			return
+		}
+		if !t.jobActive {
+			t.jobActive, t.jobID, t.jobStart = true, e.ID, now
+			if !t.stopped {
+				// Not after a stop waiting for its start: this job starts
+				// a handoff.
+				t.before, t.beforeSocks, t.beforePID = t.svc, t.sockets, t.mainPID
+				t.storePeak = int(t.svc.FDStoreCount)
+				t.noMainGap = 0
+			}
+		}
+		_ = st.refresh(ctx, []string{name}, false)
+	case dbusclient.JobRemoved:
+		msg := fmt.Sprintf("job %d %s", e.ID, e.Result)
+		st.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, Result: string(e.Result), Message: msg})
+		name := st.serviceOf(e.Unit)
+		t := st.units[name]
+		if t == nil || !t.jobActive || (t.jobID != e.ID && e.Unit != name) {
+			return
+		}
+		_ = st.refresh(ctx, []string{name}, false)
+		t.jobActive = false
+		st.finishJob(name, t, string(e.Result), st.w.now())
+	case dbusclient.UnitChanged:
+		at := e.At
+		if at.IsZero() {
+			at = now
+		}
+		c := e.Changes
+		if c.ActiveState != nil || c.SubState != nil {
+			var as, ss string
+			if c.ActiveState != nil {
+				as = *c.ActiveState
+			}
+			if c.SubState != nil {
+				ss = *c.SubState
+			}
+			st.emit(Event{Time: at, Unit: e.Unit, Type: EventState, ActiveState: as, SubState: ss, Message: strings.Trim(as+"/"+ss, "/")})
+		}
+		if c.MainPID != nil {
+			name := e.Unit
+			t := st.unit(name)
+			if t.svc != nil {
+				st.setMainPID(name, t, int(*c.MainPID), at)
+			}
+		}
+	case dbusclient.CountersChanged:
+		name := st.serviceOf(e.Unit)
+		if t := st.units[name]; t != nil && (t.jobActive || t.stopped) && int(e.Counters.NFileDescriptorStore) > t.storePeak {
+			t.storePeak = int(e.Counters.NFileDescriptorStore)
+		}
+	case dbusclient.UnitNew:
+		st.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitNew, Message: "loaded"})
+	case dbusclient.UnitRemoved:
+		st.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitRemoved, Message: "unloaded"})
+	case dbusclient.Reloading:
+		msg := "reload finished"
+		if e.Active {
+			msg = "reloading"
+		}
+		st.emit(Event{Time: now, Type: EventReloading, Message: msg})
+	case dbusclient.Disconnected:
+		msg := "connection to the manager lost"
+		if e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+		st.emit(Event{Time: now, Type: EventDisconnected, Message: msg})
+	case dbusclient.Reconnected:
+		st.emit(Event{Time: now, Type: EventReconnected, Message: "reconnected to systemd " + e.Version})
+		_ = st.refresh(ctx, nil, false)
+	case dbusclient.Overflow:
+		st.emit(Event{Time: now, Type: EventDisconnected, Message: fmt.Sprintf("%d property changes coalesced", e.Dropped)})
+	}
+}
+
+// finishJob emits the handoff summary when a job leaves the service with a
+// new main process after one was running; a stop that leaves none keeps
+// the "before" for the start that follows (stop+start).
+func (st *watchState) finishJob(name string, t *tracked, result string, now time.Time) {
+	if t.before == nil || t.beforePID == 0 {
+		t.stopped = false
+		return
+	}
+	if t.mainPID == 0 && result == "done" && t.svc != nil && t.svc.ActiveState != "active" && t.svc.ActiveState != "activating" {
+		t.stopped, t.stopDone = true, true // stopped: wait for the start
+		return
+	}
+	if t.mainPID == t.beforePID {
+		// Nothing changed hands (a reload, a failed or canceled job).
+		t.before, t.stopped, t.stopDone = nil, false, false
+		return
+	}
+	h := st.summarise(t, now)
+	t.before, t.beforeSocks, t.stopped, t.stopDone = nil, nil, false, false
+	st.emit(Event{Time: now, Unit: name, Type: EventHandoff, Result: result, Handoff: &h, Message: Verdict(h)})
+}
+
+// summarise compares the service before the job with now.
+func (st *watchState) summarise(t *tracked, now time.Time) Handoff {
+	b, a := t.before, t.svc
+	h := Handoff{HandoffJob: "restart", OldPID: t.beforePID, NewPID: t.mainPID}
+	if t.stopDone {
+		h.HandoffJob = "stop+start"
+	}
+	// Listeners: by address, kept if the inode is the same.
+	beforeL := listenerInodes(b, t.beforeSocks)
+	afterL := listenerInodes(a, t.sockets)
+	addrs := make([]string, 0, len(beforeL))
+	for addr := range beforeL {
+		addrs = append(addrs, addr)
+	}
+	sort.Strings(addrs)
+	for _, addr := range addrs {
+		ino := beforeL[addr]
+		if afterL[addr] == ino && ino != 0 {
+			h.ListenersKept++
+			st.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr, Message: fmt.Sprintf("listener %s kept (inode %d)", addr, ino)})
+		} else {
+			h.ListenersReplaced++
+			st.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: afterL[addr], Detail: addr,
+				Message: fmt.Sprintf("listener %s replaced (inode %d → %d): it was closed, connections were refused", addr, ino, afterL[addr])})
+		}
+	}
+	// Connections: preserved if the same socket lives on.
+	afterC := map[uint64]Connection{}
+	for _, c := range a.Connections {
+		afterC[c.Inode] = c
+	}
+	reported := 0
+	for _, c := range b.Connections {
+		ac, ok := afterC[c.Inode]
+		if ok {
+			h.ConnectionsPreserved++
+		} else {
+			h.ConnectionsDropped++
+		}
+		if reported < 20 {
+			reported++
+			if ok {
+				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionPreserved, PID: ac.PID, FD: ac.FD, Inode: c.Inode, Detail: c.Remote,
+					Message: fmt.Sprintf("connection from %s preserved: pid %d fd %d → pid %d fd %d", c.Remote, c.PID, c.FD, ac.PID, ac.FD)})
+			} else {
+				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionDropped, PID: c.PID, FD: c.FD, Inode: c.Inode, Detail: c.Remote,
+					Message: fmt.Sprintf("connection from %s dropped", c.Remote)})
+			}
+		}
+	}
+	// The store.
+	h.FDStoreBefore = max(t.storePeak, int(b.FDStoreCount))
+	h.FDStoreAfter = int(a.FDStoreCount)
+	sockNames := map[string]bool{}
+	for _, su := range t.sockets {
+		sockNames[su.Unit] = true
+		if su.FileDescriptorName != "" {
+			sockNames[su.FileDescriptorName] = true
+		}
+	}
+	if a.MainPID == t.mainPID {
+		for _, p := range a.Passed {
+			if !sockNames[p.Name] {
+				h.FDsCarried++
+			}
+		}
+	}
+	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0
+	// Time without a main process.
+	gap := t.noMainGap
+	if !t.noMainSince.IsZero() {
+		gap += now.Sub(t.noMainSince)
+	}
+	h.NoMainPIDMs = gap.Milliseconds()
+	h.DurationMs = now.Sub(t.jobStart).Milliseconds()
+	// Refused connections counted by the manager.
+	for _, sa := range t.sockets {
+		for _, sb := range t.beforeSocks {
+			if sa.Unit == sb.Unit && sa.NRefused >= sb.NRefused {
+				h.RefusedDelta += int(sa.NRefused - sb.NRefused)
+			}
+		}
+	}
+	return h
+}
+
+// listenerInodes maps each listen address of a service (its socket units'
+// and its own) to the inode behind it.
+func listenerInodes(svc *Service, socks []SocketUnit) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, su := range socks {
+		for _, l := range su.Listeners {
+			out[l.Type+" "+l.Address] = l.Inode
+		}
+	}
+	if svc != nil {
+		for _, l := range svc.OwnListeners {
+			out[l.Type+" "+l.Address] = l.Inode
+		}
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// impactPreview says what action on unit will do, from what the snapshot
+// knows: socket units, the fd store and its preserve mode, connections,
+// Accept=.
+func impactPreview(ix *snapIndex, action Action, unit string) []string {
+	var mgr inspect.Manager
+	if ix.Snap != nil {
+		mgr = ix.Snap.Manager
+	}
+	if so := ix.socket(unit); so != nil {
+		return socketImpact(ix, so, action)
+	}
+	if svc := ix.service(unit); svc != nil {
+		return serviceImpact(ix, mgr, svc, action)
+	}
+	return []string{fmt.Sprintf("fdtop knows nothing about %s yet: no preview", unit)}
+}
+
+func addresses(so *inspect.SocketUnit) string {
+	a := make([]string, 0, len(so.Listeners))
+	for _, l := range so.Listeners {
+		a = append(a, l.Address)
+	}
+	if len(a) == 0 {
+		return "no listeners"
+	}
+	return strings.Join(a, ", ")
+}
+
+func socketImpact(ix *snapIndex, so *inspect.SocketUnit, action Action) []string {
+	svc := orDash(so.Service)
+	active := so.ActiveState == "active"
+	switch action {
+	case ActionStop:
+		out := []string{fmt.Sprintf("stop closes %s's listeners (%s): new clients will be refused", so.Unit, addresses(so))}
+		if g := ix.byUnit[so.Unit]; g != nil && g.Service != nil && g.Service.ActiveState == "active" {
+			out = append(out, fmt.Sprintf("%s keeps running with its own copies of the listeners", svc))
+		}
+		return out
+	case ActionRestart, ActionTryRestart:
+		if action == ActionTryRestart && !active {
+			return []string{fmt.Sprintf("%s is %s: try-restart does nothing", so.Unit, so.ActiveState)}
+		}
+		out := []string{
+			fmt.Sprintf("restart closes and reopens %s's listeners (%s): clients are refused during the gap and connections queued in the backlog are lost", so.Unit, addresses(so)),
+		}
+		if so.Accept {
+			out = append(out, fmt.Sprintf("Accept=yes: the %s running per-connection instances are not touched", fmt.Sprint(len(so.Instances))))
+		} else {
+			out = append(out, fmt.Sprintf("a running %s keeps the old sockets: restart it too so it gets the new ones", svc))
+		}
+		return out
+	case ActionStart:
+		if active {
+			return []string{fmt.Sprintf("%s is already active: start does nothing", so.Unit)}
+		}
+		return []string{fmt.Sprintf("start opens %s and activates %s on the first connection", addresses(so), svc)}
+	case ActionReload:
+		return []string{"socket units cannot be reloaded: systemd will refuse the job"}
+	}
+	return nil
+}
+
+func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, action Action) []string {
+	var sockets []*inspect.SocketUnit
+	if g := ix.byUnit[svc.Unit]; g != nil {
+		sockets = g.Sockets
+	}
+	active := svc.ActiveState == "active" || svc.ActiveState == "reloading"
+	store := int(svc.FDStoreCount)
+	conns := len(svc.Connections)
+	var out []string
+
+	storeLine := func() string {
+		if store == 0 {
+			return ""
+		}
+		what := plural(store, "fd", "fds") + " in " + svc.Unit + "'s store"
+		switch svc.FDStorePreserve {
+		case "yes":
+			return fmt.Sprintf("stop keeps the %s (FileDescriptorStorePreserve=yes): the unit stays dead-resources-pinned", what)
+		case "":
+			why := "systemd < 254 has no FileDescriptorStorePreserve="
+			if mgr.FDStorePreserve {
+				why = "FileDescriptorStorePreserve unknown"
+			}
+			return fmt.Sprintf("stop will discard the %s (%s); restart keeps them", what, why)
+		}
+		return fmt.Sprintf("stop will discard the %s (FileDescriptorStorePreserve=%s); restart keeps them", what, svc.FDStorePreserve)
+	}
+	socketNames := func() string {
+		n := make([]string, len(sockets))
+		for i, s := range sockets {
+			n[i] = s.Unit
+		}
+		return strings.Join(n, ", ")
+	}
+	flush := false
+	for _, so := range sockets {
+		flush = flush || so.FlushPending
+	}
+
+	switch action {
+	case ActionStop:
+		if !active {
+			return []string{fmt.Sprintf("%s is %s: stop does nothing", svc.Unit, svc.ActiveState)}
+		}
+		if l := storeLine(); l != "" {
+			out = append(out, l)
+		}
+		if conns > 0 {
+			out = append(out, fmt.Sprintf("%s held by its processes will be closed", plural(conns, "live connection", "live connections")))
+		}
+		if len(sockets) > 0 {
+			out = append(out, fmt.Sprintf("%s stays listening: the next client starts %s again", socketNames(), svc.Unit))
+		} else {
+			out = append(out, fmt.Sprintf("%s has no socket unit: clients will be refused until it is started again", svc.Unit))
+		}
+	case ActionRestart, ActionTryRestart:
+		if action == ActionTryRestart && !active {
+			return []string{fmt.Sprintf("%s is %s: try-restart does nothing", svc.Unit, svc.ActiveState)}
+		}
+		if len(sockets) > 0 {
+			out = append(out, fmt.Sprintf("the listeners of %s stay open in the manager: clients queue in the backlog, none are refused", socketNames()))
+		} else {
+			out = append(out, fmt.Sprintf("%s has no socket unit: clients will be refused until it listens again", svc.Unit))
+		}
+		if store > 0 {
+			out = append(out, fmt.Sprintf("the %s in its store are kept and passed to the new process", plural(store, "fd", "fds")))
+		} else if svc.FDStoreMax == 0 {
+			out = append(out, "no fd store (FileDescriptorStoreMax=0): state held in the process is lost")
+		}
+		if conns > 0 {
+			if svc.FDStoreMax > 0 {
+				out = append(out, fmt.Sprintf("%s survive only if the service stores them before exiting", plural(conns, "live connection", "live connections")))
+			} else {
+				out = append(out, fmt.Sprintf("%s will be dropped", plural(conns, "live connection", "live connections")))
+			}
+		}
+		if flush {
+			out = append(out, "FlushPending=yes: connections queued while it is down are dropped")
+		}
+	case ActionStart:
+		if active {
+			return []string{fmt.Sprintf("%s is already %s: start does nothing", svc.Unit, svc.ActiveState)}
+		}
+		n := 0
+		for _, so := range sockets {
+			n += len(so.Listeners)
+		}
+		out = append(out, fmt.Sprintf("start passes %s from its socket units and %s from its store", plural(n, "listener", "listeners"), plural(store, "fd", "fds")))
+	case ActionReload:
+		if !active {
+			return []string{fmt.Sprintf("%s is %s: reload fails", svc.Unit, svc.ActiveState)}
+		}
+		out = append(out, "reload runs ExecReload= (or fails if there is none): same process, listeners, store and connections untouched")
+	}
+	return out
+}

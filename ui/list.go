@@ -1,0 +1,407 @@
+package ui
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// sortMode orders the unit list.
+type sortMode int
+
+const (
+	sortName sortMode = iota
+	sortConnections
+	sortStore
+	sortProblems
+	nSortModes
+)
+
+func (s sortMode) String() string {
+	return [...]string{"name", "connections", "fd store", "problems"}[s]
+}
+
+// listRow is one line of the unit list, pre-formatted when the snapshot
+// arrives so that View only lays out the visible rows.
+type listRow struct {
+	unit   string
+	group  *unitGroup
+	child  bool // an indented service row under its socket
+	glyph  string
+	gstyle lipgloss.Style
+	warn   bool
+	pid    string
+	conns  string
+	store  string
+	addrs  string
+	muted  bool // addrs is a remark, not addresses
+}
+
+// listModel is the unit list pane.
+type listModel struct {
+	st         Styles
+	keys       ListKeyMap
+	filterKeys FilterKeyMap
+
+	ix        *snapIndex
+	rows      []listRow
+	sortBy    sortMode
+	filter    lineInput
+	filtering bool
+	cursor    int
+	scroll    scroller
+	selected  string
+	width     int
+	height    int
+	focused   bool
+	nameW     int // longest name, for the name column
+}
+
+func newListModel(st Styles) listModel {
+	ti := lineInput{Prompt: "/", Placeholder: "name or address", CharLimit: 128}
+	return listModel{nameW: 8, st: st, keys: DefaultListKeyMap(), filterKeys: DefaultFilterKeyMap(), filter: ti, ix: buildIndex(nil, nil)}
+}
+
+// SetSize sets the pane's size, title line excluded.
+func (l *listModel) SetSize(w, h int) {
+	l.width, l.height = w, h
+	l.scroll.height = max(h-1, 0) // first line: column header or filter
+	l.ensureVisible()
+}
+
+// SetIndex shows a new snapshot, keeping the selected unit.
+func (l *listModel) SetIndex(ix *snapIndex) {
+	l.ix = ix
+	l.rebuild()
+}
+
+// Filtering reports whether the filter input has the keyboard.
+func (l listModel) Filtering() bool { return l.filtering }
+
+// Selected returns the selected row's unit ("" when the list is empty).
+func (l listModel) Selected() string { return l.selected }
+
+// SelectedGroup returns the group of the selected row, or nil.
+func (l listModel) SelectedGroup() *unitGroup {
+	if l.cursor >= 0 && l.cursor < len(l.rows) {
+		return l.rows[l.cursor].group
+	}
+	return nil
+}
+
+// VisibleUnits returns the units of the rows on screen (and of the selected
+// group), for the fast rescan.
+func (l listModel) VisibleUnits() []string {
+	seen := map[string]bool{}
+	var units []string
+	add := func(g *unitGroup) {
+		if g == nil {
+			return
+		}
+		for _, u := range g.units() {
+			if !seen[u] {
+				seen[u] = true
+				units = append(units, u)
+			}
+		}
+	}
+	end := min(l.scroll.offset+max(l.scroll.height, 1), len(l.rows))
+	for i := l.scroll.offset; i < end; i++ {
+		add(l.rows[i].group)
+	}
+	add(l.SelectedGroup())
+	return units
+}
+
+// Update handles the list's keys and the filter input.
+func (l listModel) Update(msg tea.Msg) (listModel, tea.Cmd) {
+	km, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return l, nil
+	}
+	if l.filtering {
+		switch {
+		case key.Matches(km, l.filterKeys.Apply):
+			l.filtering = false
+			l.filter.Blur()
+			return l, nil
+		case key.Matches(km, l.filterKeys.Cancel):
+			l.filtering = false
+			l.filter.Blur()
+			l.filter.SetValue("")
+			l.rebuild()
+			return l, nil
+		}
+		before := l.filter.Value()
+		l.filter = l.filter.Update(msg)
+		if l.filter.Value() != before {
+			l.rebuild()
+		}
+		return l, nil
+	}
+	switch {
+	case key.Matches(km, l.keys.Up):
+		l.move(-1)
+	case key.Matches(km, l.keys.Down):
+		l.move(1)
+	case key.Matches(km, l.keys.PageUp):
+		l.move(-max(l.scroll.height-1, 1))
+	case key.Matches(km, l.keys.PageDown):
+		l.move(max(l.scroll.height-1, 1))
+	case key.Matches(km, l.keys.Top):
+		l.move(-len(l.rows))
+	case key.Matches(km, l.keys.Bottom):
+		l.move(len(l.rows))
+	case key.Matches(km, l.keys.Filter):
+		l.filtering = true
+		l.filter.Focus()
+	case key.Matches(km, l.keys.ClearFilter):
+		if l.filter.Value() != "" {
+			l.filter.SetValue("")
+			l.rebuild()
+		}
+	case key.Matches(km, l.keys.Sort):
+		l.sortBy = (l.sortBy + 1) % nSortModes
+		l.rebuild()
+	}
+	return l, nil
+}
+
+// Wheel scrolls the selection by delta rows.
+func (l *listModel) Wheel(delta int) { l.move(delta) }
+
+func (l *listModel) move(delta int) {
+	if len(l.rows) == 0 {
+		return
+	}
+	l.cursor = min(max(l.cursor+delta, 0), len(l.rows)-1)
+	l.selected = l.rows[l.cursor].unit
+	l.ensureVisible()
+}
+
+func (l *listModel) ensureVisible() {
+	if l.cursor < l.scroll.offset {
+		l.scroll.offset = l.cursor
+	}
+	if l.scroll.height > 0 && l.cursor >= l.scroll.offset+l.scroll.height {
+		l.scroll.offset = l.cursor - l.scroll.height + 1
+	}
+	l.scroll.clamp(len(l.rows))
+}
+
+// rebuild recomputes the rows from the index, the filter and the sort.
+func (l *listModel) rebuild() {
+	groups := make([]*unitGroup, 0, len(l.ix.Groups))
+	q := strings.ToLower(strings.TrimSpace(l.filter.Value()))
+	for _, g := range l.ix.Groups {
+		if q == "" || strings.Contains(g.search, q) {
+			groups = append(groups, g)
+		}
+	}
+	sortGroups(groups, l.sortBy)
+	rows := l.rows[:0]
+	for _, g := range groups {
+		for _, so := range g.Sockets {
+			rows = append(rows, l.socketRow(g, so))
+		}
+		if g.Service != nil {
+			rows = append(rows, l.serviceRow(g, len(g.Sockets) > 0))
+		}
+	}
+	l.rows = rows
+	l.nameW = 8
+	for _, r := range rows {
+		n := len(r.unit)
+		if r.child {
+			n += 2
+		}
+		l.nameW = max(l.nameW, min(n+1, 48))
+	}
+	l.cursor = 0
+	for i, r := range rows {
+		if r.unit == l.selected {
+			l.cursor = i
+			break
+		}
+	}
+	if len(rows) > 0 {
+		l.cursor = min(l.cursor, len(rows)-1)
+		l.selected = rows[l.cursor].unit
+	} else {
+		l.selected = ""
+	}
+	l.ensureVisible()
+}
+
+func sortGroups(groups []*unitGroup, by sortMode) {
+	less := func(a, b *unitGroup) bool { return a.Name < b.Name }
+	sort.SliceStable(groups, func(i, j int) bool {
+		a, b := groups[i], groups[j]
+		switch by {
+		case sortConnections:
+			if x, y := a.connections(), b.connections(); x != y {
+				return x > y
+			}
+		case sortStore:
+			if x, y := a.storeCount(), b.storeCount(); x != y {
+				return x > y
+			}
+		case sortProblems:
+			if x, y := groupProblems(a), groupProblems(b); x != y {
+				return x > y
+			}
+		}
+		return less(a, b)
+	})
+}
+
+func groupProblems(g *unitGroup) int {
+	n := len(g.Warnings)
+	if g.Service != nil && g.Service.ActiveState == "failed" {
+		n += 10
+	}
+	for _, s := range g.Sockets {
+		if s.ActiveState == "failed" {
+			n += 10
+		}
+	}
+	return n
+}
+
+func hasWarning(g *unitGroup, unit string) bool {
+	for _, w := range g.Warnings {
+		if w.Unit == unit {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *listModel) socketRow(g *unitGroup, s *inspect.SocketUnit) listRow {
+	glyph, gs := stateGlyph(l.st, s.ActiveState)
+	addrs := make([]string, 0, len(s.Listeners))
+	for _, li := range s.Listeners {
+		addrs = append(addrs, li.Address)
+	}
+	r := listRow{unit: s.Unit, group: g, glyph: glyph, gstyle: gs, warn: hasWarning(g, s.Unit), addrs: strings.Join(addrs, " ")}
+	if s.Accept {
+		r.conns = strconv.Itoa(len(s.Instances))
+		if r.addrs == "" {
+			r.addrs = "Accept=yes"
+		} else {
+			r.addrs += " (Accept=yes)"
+		}
+	}
+	return r
+}
+
+func (l *listModel) serviceRow(g *unitGroup, child bool) listRow {
+	s := g.Service
+	glyph, gs := stateGlyph(l.st, s.ActiveState)
+	r := listRow{unit: s.Unit, group: g, child: child, glyph: glyph, gstyle: gs, warn: hasWarning(g, s.Unit)}
+	if s.MainPID > 0 {
+		r.pid = strconv.Itoa(s.MainPID)
+	}
+	r.conns = strconv.Itoa(len(s.Connections))
+	if s.FDStoreMax > 0 || s.FDStoreCount > 0 {
+		r.store = fmt.Sprintf("%d/%d", s.FDStoreCount, s.FDStoreMax)
+	}
+	if !child {
+		r.muted = true
+		var own []string
+		for _, l := range s.OwnListeners {
+			own = append(own, l.Address)
+		}
+		switch {
+		case len(own) > 0:
+			r.addrs = strings.Join(own, " ") + " (own, no socket unit)"
+		case s.FDStoreMax > 0:
+			r.addrs = "no socket unit · fd store"
+		default:
+			r.addrs = "no socket unit"
+		}
+	}
+	return r
+}
+
+// columns returns the name and address column widths for the pane width:
+// the name column fits the longest name when it can.
+func (l listModel) columns() (name, addrs int) {
+	const fixed = 1 + 2 + 2 + 8 + 6 + 10 + 1 // cursor, glyph, warn, pid, conns, store, space
+	name = min(l.nameW, max(l.width-fixed-8, 12))
+	addrs = max(l.width-fixed-name, 0)
+	return name, addrs
+}
+
+// View renders the pane's content (height lines of width cells).
+func (l listModel) View() string {
+	if l.height <= 0 || l.width <= 0 {
+		return ""
+	}
+	lines := make([]string, 0, l.height)
+	nameW, addrW := l.columns()
+	switch {
+	case l.filtering:
+		lines = append(lines, l.filter.View())
+	case l.filter.Value() != "":
+		lines = append(lines, l.st.List.Filter.Render(fit(fmt.Sprintf("/%s  (%d rows · esc clears · sort: %s)", l.filter.Value(), len(l.rows), l.sortBy), l.width)))
+	default:
+		hdr := "     " + fit("UNIT", nameW) + padLeft("PID", 8) + padLeft("CONNS", 6) + padLeft("STORE", 10) + " " + "LISTEN"
+		if l.sortBy != sortName {
+			hdr += "  [sort: " + l.sortBy.String() + "]"
+		}
+		lines = append(lines, l.st.List.Header.Render(fit(hdr, l.width)))
+	}
+	if len(l.rows) == 0 {
+		msg := "no socket units or fd stores"
+		if l.filter.Value() != "" {
+			msg = "nothing matches the filter"
+		} else if l.ix.Snap == nil {
+			msg = "scanning…"
+		}
+		lines = append(lines, l.st.List.Muted.Render(fit("  "+msg, l.width)))
+		return block(lines, l.width, l.height)
+	}
+	end := min(l.scroll.offset+l.scroll.height, len(l.rows))
+	for i := l.scroll.offset; i < end; i++ {
+		lines = append(lines, l.renderRow(l.rows[i], i == l.cursor, nameW, addrW))
+	}
+	return block(lines, l.width, l.height)
+}
+
+func (l listModel) renderRow(r listRow, selected bool, nameW, addrW int) string {
+	cur := " "
+	if selected {
+		cur = "›"
+	}
+	warn := "  "
+	if r.warn {
+		warn = "! "
+	}
+	name := r.unit
+	if r.child {
+		name = "└ " + name
+	}
+	rest := fit(name, nameW) + padLeft(r.pid, 8) + padLeft(r.conns, 6) + padLeft(r.store, 10) + " " + fit(r.addrs, addrW)
+	if selected {
+		style := l.st.List.Selected
+		if !l.focused {
+			style = l.st.List.SelectedBlurred
+		}
+		return cur + r.glyph + " " + warn + style.Render(rest)
+	}
+	if r.muted {
+		rest = fit(name, nameW) + padLeft(r.pid, 8) + padLeft(r.conns, 6) + padLeft(r.store, 10) + " " + l.st.List.Muted.Render(fit(r.addrs, addrW))
+	}
+	if r.warn {
+		warn = l.st.List.Warning.Render(warn)
+	}
+	return cur + r.gstyle.Render(r.glyph) + " " + warn + rest
+}

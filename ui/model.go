@@ -1,0 +1,487 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// pane names a focusable pane.
+type pane int
+
+const (
+	paneList pane = iota
+	paneDetail
+	paneTimeline
+	nPanes
+)
+
+// runningJob is a job the dashboard shows as in progress.
+type runningJob struct {
+	action  string
+	started time.Time
+	ours    bool // started from this UI
+	probe   bool
+}
+
+// status is the status line's message.
+type status struct {
+	text string
+	err  bool
+}
+
+// Model is the live dashboard, a tea.Model. Build it with NewModel.
+type Model struct {
+	src    Source
+	events <-chan inspect.Event // src.Events(), asked once
+	opts   Options
+	ctx    context.Context
+	now    func() time.Time
+
+	st       Styles
+	keys     GlobalKeyMap
+	help     help.Model
+	header   headerModel
+	list     listModel
+	detail   detailModel
+	timeline timelineModel
+	confirm  confirmModel
+
+	confirming bool
+	showHelp   bool
+	helpScroll scroller
+	focus      pane
+	explain    bool
+	probe      bool
+	width      int
+	height     int
+	rects      layoutRects
+
+	snap     *inspect.Snapshot
+	ix       *snapIndex
+	lastSeq  uint64 // id of the last scan requested
+	applied  uint64 // id of the last scan applied
+	fastBusy bool
+	fullBusy bool
+	fullSent time.Time // when the running host scan was asked for
+	demo     map[string]DemoCounters
+	handoffs map[string]*inspect.Event
+	jobs     map[string]runningJob
+	status   status
+	closed   bool
+
+	dataGen uint64
+	trace   *frameTrace
+}
+
+// NewModel returns the dashboard for src. It does no I/O until the
+// program runs its Init command.
+func NewModel(src Source, opts Options) Model {
+	opts = opts.withDefaults()
+	st := DefaultStyles()
+	keys := DefaultGlobalKeyMap()
+	keys.SetReadOnly(opts.ReadOnly)
+	m := Model{
+		src:      src,
+		events:   src.Events(),
+		opts:     opts,
+		ctx:      context.Background(),
+		now:      time.Now,
+		st:       st,
+		keys:     keys,
+		help:     help.New(),
+		header:   newHeaderModel(st, opts.Title, opts.ReadOnly, opts.Probe),
+		list:     newListModel(st),
+		detail:   newDetailModel(st),
+		timeline: newTimelineModel(st),
+		probe:    opts.Probe,
+		ix:       buildIndex(nil, nil),
+		handoffs: map[string]*inspect.Event{},
+		jobs:     map[string]runningJob{},
+	}
+	m.resize(80, 24)
+	m.updateDetail()
+	return m
+}
+
+// Init starts the first host scan, the event drain and the refresh ticks.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(
+		func() tea.Msg { return startScanMsg{} },
+		waitForEvents(m.events),
+		fastTick(m.opts.FastInterval),
+		fullTick(m.opts.Interval),
+	)
+}
+
+// startScanMsg asks for the first host scan from inside Update, where the
+// in-flight guard lives.
+type startScanMsg struct{}
+
+// Update routes messages to the panes and runs the refresh logic.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	var cmd tea.Cmd
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.resize(msg.Width, msg.Height)
+	case tea.KeyMsg:
+		cmd = m.handleKey(msg)
+	case tea.MouseMsg:
+		m.handleMouse(msg)
+	case startScanMsg:
+		cmd = m.requestScan(true)
+	case fastTickMsg:
+		cmd = tea.Batch(fastTick(m.opts.FastInterval), m.requestScan(false))
+	case fullTickMsg:
+		cmd = tea.Batch(fullTick(m.opts.Interval), m.requestScan(true))
+	case snapshotMsg:
+		cmd = m.applySnapshot(msg)
+	case eventsMsg:
+		cmd = m.applyEvents(msg)
+	case confirmedMsg:
+		m.confirming = false
+		cmd = m.startAction(msg)
+	case cancelledMsg:
+		m.confirming = false
+		m.status = status{text: "cancelled"}
+	case actionDoneMsg:
+		cmd = tea.Batch(m.finishAction(msg), m.requestScan(false))
+	}
+	m.header.now = m.now()
+	m.header.probe = m.probe
+	m.header.scanning = m.fullBusy && m.header.now.Sub(m.fullSent) > time.Second
+	m.relayout()
+	return m, cmd
+}
+
+// handleKey routes a key: modal states first, then global keys, then the
+// focused pane.
+func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
+	if msg.Type == tea.KeyCtrlC {
+		return tea.Quit
+	}
+	if m.list.Filtering() {
+		var cmd tea.Cmd
+		m.list, cmd = m.list.Update(msg)
+		m.updateDetail()
+		return cmd
+	}
+	if m.confirming {
+		if key.Matches(msg, m.keys.Probe) {
+			m.toggleProbe()
+			m.confirm.probe = m.probe
+			return nil
+		}
+		var cmd tea.Cmd
+		m.confirm, cmd = m.confirm.Update(msg)
+		return cmd
+	}
+	if m.showHelp {
+		switch {
+		case key.Matches(msg, m.keys.Help), msg.Type == tea.KeyEsc:
+			m.showHelp = false
+		case key.Matches(msg, m.keys.Quit):
+			return tea.Quit
+		case key.Matches(msg, m.list.keys.Down):
+			m.helpScroll.scroll(1, len(m.helpLines()))
+		case key.Matches(msg, m.list.keys.Up):
+			m.helpScroll.scroll(-1, len(m.helpLines()))
+		}
+		return nil
+	}
+	switch {
+	case key.Matches(msg, m.keys.Quit):
+		return tea.Quit
+	case key.Matches(msg, m.keys.Help):
+		m.showHelp = true
+		m.helpScroll.offset = 0
+		return nil
+	case key.Matches(msg, m.keys.NextPane):
+		m.setFocus((m.focus + 1) % nPanes)
+		return nil
+	case key.Matches(msg, m.keys.PrevPane):
+		m.setFocus((m.focus + nPanes - 1) % nPanes)
+		return nil
+	case key.Matches(msg, m.keys.Explain):
+		m.explain = !m.explain
+		m.detail.SetExplain(m.explain)
+		return nil
+	case key.Matches(msg, m.keys.Probe):
+		m.toggleProbe()
+		return nil
+	case key.Matches(msg, m.keys.Refresh):
+		m.status = status{text: "rescanning the host…"}
+		return m.requestScan(true)
+	}
+	if action, ok := m.keys.actionFor(msg); ok {
+		m.askAction(action)
+		return nil
+	}
+	var cmd tea.Cmd
+	switch m.focus {
+	case paneList:
+		if key.Matches(msg, m.list.keys.Open) {
+			m.setFocus(paneDetail)
+			return nil
+		}
+		m.list, cmd = m.list.Update(msg)
+		m.updateDetail()
+	case paneDetail:
+		if key.Matches(msg, m.detail.keys.Back) {
+			m.setFocus(paneList)
+			return nil
+		}
+		m.detail, cmd = m.detail.Update(msg)
+	case paneTimeline:
+		if key.Matches(msg, m.timeline.keys.Back) {
+			m.setFocus(paneList)
+			return nil
+		}
+		m.timeline, cmd = m.timeline.Update(msg)
+	}
+	return cmd
+}
+
+func (m *Model) setFocus(p pane) {
+	m.focus = p
+	m.list.focused = p == paneList
+	m.detail.focused = p == paneDetail
+	m.timeline.focused = p == paneTimeline
+}
+
+func (m *Model) toggleProbe() {
+	m.probe = !m.probe
+	if m.probe {
+		m.status = status{text: "gap meter on: restarts started here probe the unit's TCP listeners"}
+	} else {
+		m.status = status{text: "gap meter off"}
+	}
+}
+
+// handleMouse scrolls the pane under the pointer with the wheel.
+func (m *Model) handleMouse(msg tea.MouseMsg) {
+	if msg.Action != tea.MouseActionPress {
+		return
+	}
+	delta := 0
+	switch msg.Button {
+	case tea.MouseButtonWheelUp:
+		delta = -1
+	case tea.MouseButtonWheelDown:
+		delta = 1
+	default:
+		return
+	}
+	if m.showHelp {
+		m.helpScroll.scroll(delta*3, len(m.helpLines()))
+		return
+	}
+	if m.confirming {
+		return
+	}
+	switch m.rects.at(msg.X, msg.Y) {
+	case paneList:
+		m.list.Wheel(delta)
+		m.updateDetail()
+	case paneDetail:
+		m.detail.Wheel(delta * 3)
+	case paneTimeline:
+		m.timeline.Wheel(delta * 3)
+	}
+}
+
+// requestScan starts a scan unless one of its kind (or a host scan) is in
+// flight. A fast scan covers the units on screen.
+func (m *Model) requestScan(full bool) tea.Cmd {
+	if m.fullBusy || (!full && (m.fastBusy || m.snap == nil)) {
+		return nil
+	}
+	var units []string
+	if !full {
+		units = m.list.VisibleUnits()
+		if len(units) == 0 {
+			return nil
+		}
+		m.fastBusy = true
+	} else {
+		m.fullBusy = true
+		m.fullSent = m.now()
+	}
+	m.lastSeq++
+	return snapshotCmd(m.ctx, m.src, m.lastSeq, full, units)
+}
+
+func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
+	if msg.full {
+		m.fullBusy = false
+	} else {
+		m.fastBusy = false
+	}
+	if msg.err != nil {
+		if m.ctx.Err() == nil {
+			m.header.scanErr = msg.err.Error()
+		}
+		return nil
+	}
+	if msg.id < m.applied || msg.snap == nil {
+		m.trace.logf("drop stale scan id=%d applied=%d", msg.id, m.applied)
+		return nil
+	}
+	m.applied = msg.id
+	m.header.scanErr = ""
+	m.header.reloading = false
+	if msg.demo != nil {
+		m.demo = msg.demo
+	}
+	snap := msg.snap
+	if !msg.full {
+		snap = mergeSnapshot(m.snap, msg.snap, msg.units)
+	}
+	m.setSnapshot(snap, msg.at)
+	m.dataGen++
+	kind := "fast"
+	if msg.full {
+		kind = "full"
+	}
+	m.trace.received(m.dataGen, "snapshot-"+kind, len(msg.units), time.Time{})
+	return nil
+}
+
+func (m *Model) setSnapshot(snap *inspect.Snapshot, at time.Time) {
+	m.snap = snap
+	m.ix = buildIndex(snap, m.opts.Patterns)
+	m.list.SetIndex(m.ix)
+	if at.IsZero() {
+		at = m.header.lastScan
+	}
+	m.header.SetIndex(m.ix, at)
+	m.updateDetail()
+}
+
+func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
+	var cmds []tea.Cmd
+	if msg.closed {
+		m.closed = true
+		m.status = status{text: "the source stopped: the timeline is no longer live", err: true}
+	} else {
+		cmds = append(cmds, waitForEvents(m.events))
+	}
+	if len(msg.evs) == 0 {
+		return tea.Batch(cmds...)
+	}
+	m.timeline.Append(msg.evs...)
+	for i := range msg.evs {
+		ev := &msg.evs[i]
+		switch ev.Type {
+		case inspect.EventHandoff:
+			m.handoffs[ev.Unit] = ev
+		case inspect.EventJobStarted:
+			if j, ok := m.jobs[ev.Unit]; !ok || !j.ours {
+				m.jobs[ev.Unit] = runningJob{action: ev.Job, started: ev.Time}
+			}
+		case inspect.EventJobFinished:
+			if j, ok := m.jobs[ev.Unit]; ok && !j.ours {
+				delete(m.jobs, ev.Unit)
+			}
+		case inspect.EventDisconnected:
+			m.header.disconnected = true
+		case inspect.EventReconnected:
+			m.header.disconnected = false
+		case inspect.EventReloading:
+			m.header.reloading = true
+		}
+	}
+	if snap := applyEvents(m.snap, msg.evs); snap != m.snap {
+		m.setSnapshot(snap, time.Time{})
+	} else {
+		m.updateDetail()
+	}
+	m.dataGen++
+	last := msg.evs[len(msg.evs)-1]
+	m.trace.received(m.dataGen, "event-"+string(last.Type), len(msg.evs), last.Time)
+	// Something changed: rescan what is on screen now rather than at the
+	// next tick.
+	cmds = append(cmds, m.requestScan(false))
+	return tea.Batch(cmds...)
+}
+
+// askAction opens the confirmation dialog for action on the selected unit.
+func (m *Model) askAction(action Action) {
+	unit := m.list.Selected()
+	if unit == "" {
+		m.status = status{text: "no unit selected", err: true}
+		return
+	}
+	if j, ok := m.jobs[unit]; ok {
+		m.status = status{text: fmt.Sprintf("%s is already running a %s job", unit, j.action), err: true}
+		return
+	}
+	m.confirm = newConfirmModel(m.st, action, unit, impactPreview(m.ix, action, unit), m.probe)
+	m.confirming = true
+	m.relayout()
+}
+
+func (m *Model) startAction(msg confirmedMsg) tea.Cmd {
+	if _, ok := m.jobs[msg.unit]; ok {
+		m.status = status{text: msg.unit + " already has a job running", err: true}
+		return nil
+	}
+	probe := m.probe && (msg.action == ActionRestart || msg.action == ActionTryRestart)
+	m.jobs[msg.unit] = runningJob{action: string(msg.action), started: m.now(), ours: true, probe: probe}
+	m.status = status{}
+	m.updateDetail()
+	return actCmd(m.ctx, m.src, msg.action, msg.unit, probe)
+}
+
+func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
+	delete(m.jobs, msg.unit)
+	what := string(msg.action) + " " + msg.unit
+	switch {
+	case msg.err != nil:
+		m.status = status{text: what + ": " + msg.err.Error(), err: true}
+	case msg.res.Result != "" && msg.res.Result != "done":
+		text := fmt.Sprintf("%s: job %s", what, msg.res.Result)
+		if msg.res.Message != "" {
+			text += ": " + msg.res.Message
+		}
+		m.status = status{text: text, err: true}
+	default:
+		text := fmt.Sprintf("%s: done in %d ms", what, msg.elapsed.Milliseconds())
+		if msg.res.Message != "" {
+			text += " · " + msg.res.Message
+		}
+		m.status = status{text: text}
+	}
+	m.updateDetail()
+	return nil
+}
+
+// updateDetail hands the detail pane the selected group and what the root
+// knows about it.
+func (m *Model) updateDetail() {
+	g := m.list.SelectedGroup()
+	data := detailData{Group: g, Selected: m.list.Selected(), Demo: m.demo}
+	if m.snap != nil {
+		data.Manager = m.snap.Manager
+	}
+	if g != nil {
+		for _, u := range g.units() {
+			if ev := m.handoffs[u]; ev != nil {
+				data.Handoff = ev
+			}
+			if j, ok := m.jobs[u]; ok {
+				data.Job = fmt.Sprintf("%s %s running", j.action, u)
+				if j.probe {
+					data.Job += " · gap meter probing"
+				}
+			}
+		}
+	}
+	m.detail.SetData(data)
+}

@@ -1,0 +1,291 @@
+package ui
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+func TestStaleSnapshotDropped(t *testing.T) {
+	m := newTestModel(newFakeSource(nil), Options{}, 100, 30)
+	newer := demoSnapshot()
+	older := demoSnapshot()
+	older.Services = older.Services[:1]
+	m = send(m, snapshotMsg{id: 5, full: true, snap: newer, at: t0})
+	m = send(m, snapshotMsg{id: 3, full: true, snap: older, at: t0})
+	if m.snap != newer {
+		t.Fatalf("a reply older than the applied one replaced the snapshot")
+	}
+}
+
+func TestScanInFlightGuard(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	seq := m.lastSeq
+	m = send(m, fastTickMsg{}, fastTickMsg{}, fastTickMsg{})
+	if got := m.lastSeq - seq; got != 1 {
+		t.Errorf("three fast ticks started %d scans while one was in flight, want 1", got)
+	}
+	m = send(m, fullTickMsg{}, fullTickMsg{})
+	if got := m.lastSeq - seq; got != 2 {
+		t.Errorf("two full ticks started %d scans in all, want 2", got)
+	}
+	// A fast reply frees the fast slot, but a host scan in flight still
+	// blocks fast scans.
+	m = send(m, snapshotMsg{id: seq + 1, units: []string{"demo-plain.service"}, snap: demoSnapshot(), at: t0})
+	m = send(m, fastTickMsg{})
+	if got := m.lastSeq - seq; got != 2 {
+		t.Errorf("fast scan started during a host scan")
+	}
+}
+
+func TestFastScanVisibleUnits(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	got := strings.Join(m.list.VisibleUnits(), " ")
+	want := "demo-activated.socket demo-activated.service demo-handoff.socket demo-handoff.service demo-plain.service"
+	if got != want {
+		t.Errorf("VisibleUnits = %q, want %q", got, want)
+	}
+}
+
+func TestEventsUpdateList(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	base := demoSnapshot()
+	m = withSnapshot(m, base)
+	m = send(m, eventsMsg{evs: []inspect.Event{
+		{Time: t0, Unit: "demo-plain.service", Type: inspect.EventState, ActiveState: "deactivating", SubState: "stop-sigterm"},
+		{Time: t0, Unit: "demo-plain.service", Type: inspect.EventMainPID, PID: 0},
+	}})
+	svc := m.ix.service("demo-plain.service")
+	if svc.ActiveState != "deactivating" || svc.MainPID != 0 {
+		t.Errorf("after events: state %s pid %d, want deactivating 0", svc.ActiveState, svc.MainPID)
+	}
+	if base.Services[2].ActiveState != "active" {
+		t.Error("the source's snapshot was modified")
+	}
+}
+
+func TestDisconnectedBanner(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	m = send(m, eventsMsg{evs: []inspect.Event{{Time: t0, Type: inspect.EventDisconnected}}})
+	if !strings.Contains(m.View(), "reconnecting") {
+		t.Error("no reconnecting banner")
+	}
+	m = send(m, eventsMsg{evs: []inspect.Event{{Time: t0, Type: inspect.EventReconnected}}})
+	if strings.Contains(m.View(), "reconnecting…") {
+		t.Error("banner stays after reconnect")
+	}
+}
+
+func TestEventsClosed(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	m = send(m, eventsMsg{closed: true})
+	if !m.closed || !strings.Contains(m.statusView(), "no longer live") {
+		t.Errorf("closed=%v status=%q", m.closed, m.statusView())
+	}
+}
+
+func TestActionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  actionDoneMsg
+		want string
+	}{
+		{"access denied", actionDoneMsg{action: ActionStop, unit: "x.service", err: errors.New("access denied: run as root or check polkit")}, "✗ stop x.service: access denied: run as root or check polkit"},
+		{"job failed", actionDoneMsg{action: ActionRestart, unit: "x.service", res: ActionResult{Result: "failed", Message: "see journalctl -u x.service"}}, "✗ restart x.service: job failed: see journalctl -u x.service"},
+		{"done", actionDoneMsg{action: ActionStart, unit: "x.service", res: ActionResult{Result: "done"}, elapsed: 80 * time.Millisecond}, "start x.service: done in 80 ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 120, 30)
+			m.jobs["x.service"] = runningJob{action: string(tt.msg.action), ours: true}
+			m = send(m, tt.msg)
+			if got := strings.TrimSpace(m.statusView()); got != tt.want {
+				t.Errorf("status = %q, want %q", got, tt.want)
+			}
+			if len(m.jobs) != 0 {
+				t.Error("job still listed")
+			}
+		})
+	}
+}
+
+func TestOneJobPerUnit(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	m = selectUnit(t, m, "demo-plain.service")
+	m = send(m, keyMsg("r"), keyMsg("y"))
+	m = send(m, confirmedMsg{action: ActionRestart, unit: "demo-plain.service"})
+	m = send(m, keyMsg("s"))
+	if m.confirming {
+		t.Error("a second action was offered while a job runs on the unit")
+	}
+	if !strings.Contains(m.statusView(), "already running") {
+		t.Errorf("status = %q", m.statusView())
+	}
+}
+
+func TestProbeToggle(t *testing.T) {
+	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	m = send(m, keyMsg("p"))
+	if !m.probe || !strings.Contains(m.View(), "gap meter on") {
+		t.Fatal("p did not turn the gap meter on")
+	}
+	// Inside the dialog p toggles it too, and the choice is passed to Act.
+	m = send(selectUnit(t, m, "demo-plain.service"), keyMsg("r"), keyMsg("p"))
+	_, cmd := m.confirm.Update(keyMsg("y"))
+	if got := cmd().(confirmedMsg); got.probe {
+		t.Error("probe toggled off in the dialog but confirmed with probe on")
+	}
+}
+
+func TestPatterns(t *testing.T) {
+	m := newTestModel(newFakeSource(nil), Options{Patterns: []string{"demo-handoff.*"}}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	var units []string
+	for _, r := range m.list.rows {
+		units = append(units, r.unit)
+	}
+	if got, want := strings.Join(units, " "), "demo-handoff.socket demo-handoff.service"; got != want {
+		t.Errorf("rows = %q, want %q", got, want)
+	}
+}
+
+func TestSortCycles(t *testing.T) {
+	m := newTestModel(newFakeSource(nil), Options{}, 100, 30)
+	snap := demoSnapshot()
+	snap.Services[2].Connections = conns(200, 9, 7100) // demo-plain has most
+	m = withSnapshot(m, snap)
+	m = send(m, keyMsg("o"))
+	if m.list.sortBy != sortConnections || m.list.rows[0].unit != "demo-plain.service" {
+		t.Errorf("sort %s: first row %s", m.list.sortBy, m.list.rows[0].unit)
+	}
+	m = send(m, keyMsg("o"))
+	if m.list.rows[0].unit != "demo-handoff.socket" {
+		t.Errorf("sort %s: first row %s", m.list.sortBy, m.list.rows[0].unit)
+	}
+}
+
+func TestFocusAndMouse(t *testing.T) {
+	m := newTestModel(newFakeSource(nil), Options{}, 100, 30)
+	m = withSnapshot(m, demoSnapshot())
+	m = send(m, keyMsg("tab"))
+	if m.focus != paneDetail {
+		t.Fatalf("tab: focus %d", m.focus)
+	}
+	m = send(m, keyMsg("tab"), keyMsg("esc"))
+	if m.focus != paneList {
+		t.Fatalf("esc: focus %d", m.focus)
+	}
+	r := m.rects.list
+	m = send(m, tea.MouseMsg{X: r.x + 2, Y: r.y + 1, Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
+	if m.list.cursor != 1 {
+		t.Errorf("wheel over the list: cursor %d, want 1", m.list.cursor)
+	}
+	d := m.rects.detail
+	m = send(m, tea.MouseMsg{X: d.x + 2, Y: d.y + 1, Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
+	if m.detail.scroll.offset == 0 {
+		t.Error("wheel over the detail did not scroll it")
+	}
+}
+
+func TestMergeSnapshot(t *testing.T) {
+	base := demoSnapshot()
+	base.Warnings = []inspect.Warning{{Unit: "demo-plain.service", Code: "x"}, {Unit: "demo-handoff.service", Code: "old"}}
+	fast := demoSnapshot()
+	fast.Time = t0.Add(time.Second)
+	fast.Services[1].FDStoreCount = 9
+	fast.Services[2].MainPID = 999 // not requested: ignored
+	fast.Warnings = []inspect.Warning{{Unit: "demo-handoff.service", Code: "new"}}
+	got := mergeSnapshot(base, fast, []string{"demo-handoff.service", "demo-handoff.socket"})
+	if got.Services[1].FDStoreCount != 9 {
+		t.Error("requested unit not taken from the fast scan")
+	}
+	if got.Services[2].MainPID != 200 {
+		t.Error("unrequested unit taken from the fast scan")
+	}
+	var codes []string
+	for _, w := range got.Warnings {
+		codes = append(codes, w.Code)
+	}
+	if strings.Join(codes, ",") != "x,new" {
+		t.Errorf("warnings %v, want x,new", codes)
+	}
+	if base.Services[1].FDStoreCount != 5 {
+		t.Error("base modified")
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	tests := []struct {
+		name  string
+		h     *inspect.Handoff
+		level VerdictLevel
+		want  string
+	}{
+		{"handoff", goodHandoff(false), VerdictGood, "✓ listener kept · 4/4 connections preserved · 5 fds carried · 0 refused · 480 ms without a main PID"},
+		{"probed", goodHandoff(true), VerdictGood, "✓ listener kept · 4/4 connections preserved · 5 fds carried · 0 refused · 480 ms without a main PID · probe 0/61 refused, worst connect 3.2 ms"},
+		{"plain", badHandoff(), VerdictBad, "✗ listener replaced · 0/4 connections preserved · 0 fds carried · 37 refused · 512 ms without a main PID · probe 37/52 refused, worst connect 0.4 ms"},
+		{"activated", &inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 3, NoMainPIDMs: 300}, VerdictBad, "✗ listener kept · 0/3 connections preserved · 0 fds carried · 0 refused · 300 ms without a main PID"},
+		{"replaced quietly", &inspect.Handoff{ListenersReplaced: 2, FDsCarried: 1}, VerdictCaution, "! 2 listeners replaced · no connections to keep · 1 fd carried · 0 refused · 0 ms without a main PID"},
+		{"refused counter", &inspect.Handoff{ListenersKept: 1, RefusedDelta: 2}, VerdictBad, "✗ listener kept · no connections to keep · 0 fds carried · 2 refused · 0 ms without a main PID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			level, got := Verdict(tt.h)
+			if level != tt.level || got != tt.want {
+				t.Errorf("Verdict() = %v %q\nwant        %v %q", level, got, tt.level, tt.want)
+			}
+		})
+	}
+}
+
+func TestImpactPreview(t *testing.T) {
+	v252 := demoSnapshot()
+	v252.Manager.FDStorePreserve = false
+	v252.Services[1].FDStorePreserve = ""
+	accept := demoSnapshot()
+	accept.Sockets[0].Accept = true
+	accept.Sockets[0].Instances = []inspect.Instance{{Unit: "a@1.service"}, {Unit: "a@2.service"}}
+	inactive := demoSnapshot()
+	inactive.Services[2].ActiveState = "inactive"
+	tests := []struct {
+		name   string
+		snap   *inspect.Snapshot
+		action Action
+		unit   string
+		want   []string // substrings, in order
+	}{
+		{"stop discards the store", demoSnapshot(), ActionStop, "demo-handoff.service", []string{"stop will discard the 5 fds in demo-handoff.service's store (FileDescriptorStorePreserve=restart); restart keeps them", "4 live connections", "demo-handoff.socket stays listening"}},
+		{"stop on systemd 252", v252, ActionStop, "demo-handoff.service", []string{"stop will discard the 5 fds in demo-handoff.service's store (systemd < 254 has no FileDescriptorStorePreserve=)"}},
+		{"restart without socket", demoSnapshot(), ActionRestart, "demo-plain.service", []string{"demo-plain.service has no socket unit: clients will be refused until it listens again", "4 live connections will be dropped"}},
+		{"restart with socket and store", demoSnapshot(), ActionRestart, "demo-handoff.service", []string{"clients queue in the backlog", "the 5 fds in its store are kept", "survive only if the service stores them"}},
+		{"restart socket", demoSnapshot(), ActionRestart, "demo-handoff.socket", []string{"clients are refused during the gap", "keeps the old sockets"}},
+		{"restart Accept=yes socket", accept, ActionRestart, "demo-activated.socket", []string{"Accept=yes: the 2 running per-connection instances"}},
+		{"reload socket", demoSnapshot(), ActionReload, "demo-handoff.socket", []string{"cannot be reloaded"}},
+		{"try-restart inactive", inactive, ActionTryRestart, "demo-plain.service", []string{"try-restart does nothing"}},
+		{"start active", demoSnapshot(), ActionStart, "demo-plain.service", []string{"already active"}},
+		{"unknown", demoSnapshot(), ActionStop, "nope.service", []string{"knows nothing about nope.service"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(impactPreview(buildIndex(tt.snap, nil), tt.action, tt.unit), "\n")
+			rest := got
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("preview lacks %q (in order):\n%s", w, got)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
