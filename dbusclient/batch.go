@@ -54,12 +54,39 @@ func (c *call) storeProp(dest any) error {
 	if !ok {
 		return fmt.Errorf("Properties.Get on %s: reply is %T, not a variant", c.path, c.body[0])
 	}
+	switch d := dest.(type) {
+	case *string:
+		if x, ok := v.Value().(string); ok {
+			*d = x
+			return nil
+		}
+	case *uint32:
+		if x, ok := v.Value().(uint32); ok {
+			*d = x
+			return nil
+		}
+	case *uint64:
+		if x, ok := v.Value().(uint64); ok {
+			*d = x
+			return nil
+		}
+	case *bool:
+		if x, ok := v.Value().(bool); ok {
+			*d = x
+			return nil
+		}
+	case *[]string:
+		if x, ok := v.Value().([]string); ok {
+			*d = x
+			return nil
+		}
+	}
 	return v.Store(dest)
 }
 
 // maxInFlight bounds the calls a batch has sent and not yet seen answered:
 // enough to keep the manager busy, few enough not to flood its queues.
-const maxInFlight = 512
+const maxInFlight = 2048
 
 // pipeline runs batches of calls over one connection of its own, written
 // and read with buffered I/O and godbus's message codec: godbus's Conn costs
@@ -72,10 +99,13 @@ type pipeline struct {
 	bus     bool // needs Hello and destination routing
 
 	mu     sync.Mutex // one batch at a time
-	conn   net.Conn
-	r      *bufio.Reader
-	w      *bufio.Writer
-	serial uint32
+	conn    net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
+	serial  uint32
+	replies chan reply    // from readReplies
+	failed  chan error    // readReplies' error (buffered 1)
+	gone    chan struct{} // closed by reset: readReplies may stop
 }
 
 // unixSocketAddr returns the socket a D-Bus address names, if it is one
@@ -137,7 +167,10 @@ func (p *pipeline) dial(ctx context.Context) error {
 		conn.Close()
 		return err
 	}
+	_ = conn.SetDeadline(time.Time{})
 	p.conn, p.r, p.w = conn, r, w
+	p.replies, p.failed, p.gone = make(chan reply, 256), make(chan error, 1), make(chan struct{})
+	go readReplies(r, p.replies, p.gone, p.failed)
 	if p.bus {
 		hello := &call{path: "/org/freedesktop/DBus", method: "org.freedesktop.DBus.Hello"}
 		if err := p.exchange([]*call{hello}, "org.freedesktop.DBus"); err == nil {
@@ -148,9 +181,12 @@ func (p *pipeline) dial(ctx context.Context) error {
 			return fmt.Errorf("hello %s: %w", p.address, err)
 		}
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return nil
 }
+
+// kickInterval is how long the first call on a new godbus connection may
+// go unanswered before kickConn sends another.
+const kickInterval = 10 * time.Millisecond
 
 var errUnsupportedAddress = errors.New("address not dialled by the pipeline")
 
@@ -158,7 +194,10 @@ func (p *pipeline) reset() {
 	if p.conn != nil {
 		p.conn.Close()
 	}
-	p.conn, p.r, p.w = nil, nil, nil
+	if p.gone != nil {
+		close(p.gone)
+	}
+	p.conn, p.r, p.w, p.replies, p.failed, p.gone = nil, nil, nil, nil, nil, nil
 }
 
 func (p *pipeline) close() {
@@ -194,22 +233,65 @@ func (p *pipeline) run(ctx context.Context, calls []*call) error {
 	return nil
 }
 
+// reply is one reply read off the pipeline's connection.
+type reply struct {
+	typ     dbus.Type
+	serial  uint32 // the call it answers
+	errName string
+	body    []any
+	err     error // decoding the body failed
+}
+
+// readReplies runs for the life of one connection: it reads and decodes
+// replies (signals are dropped) and hands them to exchange, until the
+// connection fails.
+func readReplies(r *bufio.Reader, replies chan<- reply, gone <-chan struct{}, failed chan<- error) {
+	var buf []byte
+	for {
+		var f frame
+		var err error
+		f, buf, err = readFrame(r, buf)
+		if err != nil {
+			failed <- err
+			return
+		}
+		if f.typ != dbus.TypeMethodReply && f.typ != dbus.TypeError {
+			continue // a signal, e.g. NameAcquired from a bus
+		}
+		rp := reply{typ: f.typ, serial: f.replySerial, errName: f.errName}
+		rp.body, rp.err = f.body()
+		select {
+		case replies <- rp:
+		case <-gone:
+			return
+		}
+	}
+}
+
+// stallTimeout is how long exchange waits for any reply before it kicks
+// the manager (see kick) with a Peer.Ping.
+const stallTimeout = 25 * time.Millisecond
+
 // exchange writes the calls (at most maxInFlight unanswered) from a
-// goroutine and reads replies here.
+// goroutine and collects the replies here.
 func (p *pipeline) exchange(calls []*call, dest string) error {
 	base := p.serial
-	if base > 1<<31 {
+	if base > 1<<30 {
 		base = 0
 	}
-	p.serial = base + uint32(len(calls))
+	last := base + uint32(len(calls)) // kicks use serials after the batch's
+	defer func() { p.serial = last }()
 	credit := make(chan struct{}, maxInFlight)
+	var wmu sync.Mutex // the writer and kicks share w
 	werr := make(chan error, 1)
 	encErr := make([]error, len(calls)) // the writer's; read after werr
 	quit := make(chan struct{})
 	defer close(quit)
-	w, r := p.w, p.r
+	w := p.w
 	go func() {
-		var buf bytes.Buffer
+		var buf []byte
+		wmu.Lock()
+		defer wmu.Unlock()
 		for i, c := range calls {
 			select {
 			case credit <- struct{}{}:
@@ -218,55 +300,77 @@ func (p *pipeline) exchange(calls []*call, dest string) error {
 					werr <- err
 					return
 				}
+				wmu.Unlock()
 				select {
 				case credit <- struct{}{}:
+					wmu.Lock()
 				case <-quit:
+					wmu.Lock()
 					return
 				}
 			}
-			buf.Reset()
-			if err := encodeCall(&buf, c, dest, base+uint32(i)+1); err != nil {
+			var err error
+			if buf, err = encodeCall(buf[:0], c, dest, base+uint32(i)+1); err != nil {
 				encErr[i] = err
 				// Keep the serial accounting: send a harmless Peer.Ping instead.
-				buf.Reset()
-				_ = encodeCall(&buf, &call{path: managerPath, method: "org.freedesktop.DBus.Peer.Ping"}, dest, base+uint32(i)+1)
+				buf, _ = encodeCall(buf[:0], &call{path: managerPath, method: "org.freedesktop.DBus.Peer.Ping"}, dest, base+uint32(i)+1)
 			}
-			if _, err := w.Write(buf.Bytes()); err != nil {
+			if _, err := w.Write(buf); err != nil {
 				werr <- err
 				return
 			}
 		}
 		werr <- w.Flush()
 	}()
-	pending := len(calls)
-	for pending > 0 {
-		msg, err := dbus.DecodeMessage(r)
-		if err != nil {
-			select {
-			case werr2 := <-werr:
-				if werr2 != nil {
-					return fmt.Errorf("write to %s: %w", p.address, werr2)
-				}
-			default:
+	fail := func(err error) error {
+		select {
+		case werr2 := <-werr:
+			if werr2 != nil {
+				return fmt.Errorf("write to %s: %w", p.address, werr2)
 			}
-			return fmt.Errorf("read from %s: %w", p.address, err)
+		default:
 		}
-		if msg.Type != dbus.TypeMethodReply && msg.Type != dbus.TypeError {
-			continue // a signal, e.g. NameAcquired from a bus
-		}
-		rs, _ := msg.Headers[dbus.FieldReplySerial].Value().(uint32)
-		i := int(rs - base - 1)
-		if rs <= base || i >= len(calls) {
-			continue
-		}
-		c := calls[i]
-		pending--
-		<-credit
-		if msg.Type == dbus.TypeError {
-			name, _ := msg.Headers[dbus.FieldErrorName].Value().(string)
-			c.err = dbus.Error{Name: name, Body: msg.Body}
-		} else {
-			c.body = msg.Body
+		return fmt.Errorf("read from %s: %w", p.address, err)
+	}
+	timer := time.NewTimer(stallTimeout)
+	defer timer.Stop()
+	for pending := len(calls); pending > 0; {
+		select {
+		case err := <-p.failed:
+			p.failed <- err // stays failed until reset
+			return fail(err)
+		case <-timer.C:
+			// A bus daemon does not stall, and wants nothing before Hello.
+			if !p.bus && wmu.TryLock() { // else the writer is busy: no stall
+				last++
+				b, _ := encodeCall(nil, &call{path: managerPath, method: "org.freedesktop.DBus.Peer.Ping"}, dest, last)
+				_, err := w.Write(b)
+				if err == nil {
+					err = w.Flush()
+				}
+				wmu.Unlock()
+				if err != nil {
+					return fmt.Errorf("write to %s: %w", p.address, err)
+				}
+			}
+			timer.Reset(stallTimeout)
+		case rp := <-p.replies:
+			i := int(rp.serial - base - 1)
+			if rp.serial <= base || i >= len(calls) {
+				continue // a kick's, or a late one from a cancelled batch
+			}
+			c := calls[i]
+			pending--
+			<-credit
+			timer.Reset(stallTimeout)
+			switch {
+			case rp.err != nil:
+				c.err = fmt.Errorf("decode reply to %s on %s: %w", c.method, c.path, rp.err)
+			case rp.typ == dbus.TypeError:
+				c.err = dbus.Error{Name: rp.errName, Body: rp.body}
+			default:
+				c.body = rp.body
+			}
 		}
 	}
 	if err := <-werr; err != nil {
@@ -280,13 +384,16 @@ func (p *pipeline) exchange(calls []*call, dest string) error {
 	return nil
 }
 
-// encodeCall writes c as a method call message with the given serial:
-// godbus encodes it (its serial field is private), and the serial is
-// patched in at its fixed offset of the header.
-func encodeCall(buf *bytes.Buffer, c *call, dest string, serial uint32) error {
+// encodeCall appends c as a method call message with the given serial.
+// String arguments are marshalled here; others by godbus, whose serial
+// field is private, so it is patched in at its fixed header offset.
+func encodeCall(b []byte, c *call, dest string, serial uint32) ([]byte, error) {
 	i := strings.LastIndexByte(c.method, '.')
 	if i < 0 {
-		return fmt.Errorf("method %q has no interface", c.method)
+		return b, fmt.Errorf("method %q has no interface", c.method)
+	}
+	if out, ok := appendCall(b, c.path, dest, c.method[:i], c.method[i+1:], c.args, serial); ok {
+		return out, nil
 	}
 	msg := &dbus.Message{
 		Type: dbus.TypeMethodCall,
@@ -301,12 +408,12 @@ func encodeCall(buf *bytes.Buffer, c *call, dest string, serial uint32) error {
 	if len(c.args) > 0 {
 		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(c.args...))
 	}
-	start := buf.Len()
-	if err := msg.EncodeTo(buf, binary.LittleEndian); err != nil {
-		return err
+	var buf bytes.Buffer
+	if err := msg.EncodeTo(&buf, binary.LittleEndian); err != nil {
+		return b, err
 	}
-	binary.LittleEndian.PutUint32(buf.Bytes()[start+8:], serial)
-	return nil
+	binary.LittleEndian.PutUint32(buf.Bytes()[8:], serial)
+	return append(b, buf.Bytes()...), nil
 }
 
 // runOnConn pipelines calls over a godbus connection: the fallback for

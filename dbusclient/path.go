@@ -104,19 +104,8 @@ func unescapeLabel(s string) (string, error) {
 	return b.String(), nil
 }
 
-// globEscape quotes a unit name for ListUnitsByPatterns, which matches
-// with fnmatch(3): names like "a\x2db.service" contain a backslash.
-func globEscape(name string) string {
-	if !strings.ContainsAny(name, `\*?[]`) {
-		return name
-	}
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		switch name[i] {
-		case '\\', '*', '?', '[', ']':
-			b.WriteByte('\\')
-		}
-		b.WriteByte(name[i])
-	}
-	return b.String()
-}
+// exactPattern turns a unit name into a ListUnitsByPatterns pattern that
+// matches it alone: the manager matches with FNM_NOESCAPE, and valid unit
+// names hold no glob characters (only [A-Za-z0-9:_.\\@-]), so the name
+// itself.
+func exactPattern(name string) string { return name }

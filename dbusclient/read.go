@@ -251,6 +251,28 @@ func (c *Client) ListSockets(ctx context.Context, patterns []string, all bool) (
 	return decodeSockets(c, reads, socks)
 }
 
+// ListListeners is the quick ListSockets: what systemctl list-sockets
+// shows (states, Listen and Triggers) in two reads per unit, about a
+// quarter of ListSockets' work. The other Socket fields are left zero.
+func (c *Client) ListListeners(ctx context.Context, patterns []string, all bool) ([]Socket, error) {
+	ls := listCall(nil, socketPatterns(patterns))
+	if err := c.run(ctx, []*call{ls}); err != nil {
+		return nil, err
+	}
+	units, err := ls.units()
+	if err != nil {
+		return nil, err
+	}
+	reads, socks := c.socketReads(units, all)
+	for _, r := range reads {
+		r.props, r.calls = r.props[:2], r.calls[:2] // Listen, Triggers
+	}
+	if err := c.run(ctx, collect(reads)); err != nil {
+		return nil, err
+	}
+	return decodeSockets(c, reads, socks)
+}
+
 func socketPatterns(patterns []string) []string {
 	if len(patterns) == 0 {
 		return []string{"*.socket"}
@@ -404,7 +426,7 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 
 // unitState looks a loaded unit up without loading it.
 func (c *Client) unitState(ctx context.Context, name string) (unitStatus, error) {
-	ls := listCall(nil, []string{globEscape(name)})
+	ls := listCall(nil, []string{exactPattern(name)})
 	if err := c.call1(ctx, ls); err != nil {
 		return unitStatus{}, &UnitError{Op: "read", Unit: name, Err: err}
 	}
@@ -563,7 +585,7 @@ func (c *Client) Counters(ctx context.Context, units []string) (map[string]Count
 	var patterns []string
 	if len(units) <= 64 {
 		for _, u := range units {
-			patterns = append(patterns, globEscape(u))
+			patterns = append(patterns, exactPattern(u))
 		}
 	} else {
 		patterns = []string{"*.socket", "*.service"}

@@ -180,9 +180,12 @@ func Verdict(h Handoff) string {
 	}
 	total := h.ConnectionsPreserved + h.ConnectionsDropped
 	parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
-	if h.StoreDiscarded {
+	switch {
+	case h.StoreDiscarded && h.FDStoreBefore > 0:
 		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
-	} else {
+	case h.StoreDiscarded:
+		parts = append(parts, "fd store discarded by the stop")
+	default:
 		parts = append(parts, plural(h.FDsCarried, "fd", "fds")+" carried")
 	}
 	refused := h.RefusedDelta

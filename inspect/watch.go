@@ -50,26 +50,31 @@ type Watcher struct {
 }
 
 // tracked is what the watcher remembers of one service between events.
+// Its state (active state, main PID, jobs) follows the manager's signals,
+// which arrive in order; snapshots only add detail (listeners,
+// connections, the store), so a late snapshot never rewinds the state.
 type tracked struct {
-	svc     *Service     // latest view
+	svc     *Service     // latest detailed view
 	sockets []SocketUnit // its socket units, latest view
 
+	activeState string
 	mainPID     int
 	noMainSince time.Time // when the main PID went to 0 (zero: it has one)
 
 	// A job in progress, or a stop waiting for its start.
-	jobActive   bool
-	jobID       uint32
-	jobStart    time.Time
-	before      *Service     // the service as it was before the job
-	beforeSocks []SocketUnit // its sockets before the job
-	beforePID   int
-	storePeak   int
-	noMainGap   time.Duration
-	stopped     bool // the old main process is gone, waiting for a new one
-	stopDone    bool // a stop job finished with no main process: the next start completes a stop+start
-	passedFor   int  // main PID whose passed fds were reported
-	storeSeen   map[uint64]StoreEntry
+	jobActive    bool
+	jobID        uint32
+	jobStart     time.Time
+	before       *Service     // the service as it was before the job
+	beforeSocks  []SocketUnit // its sockets before the job
+	beforePID    int
+	storePeak    int
+	noMainGap    time.Duration
+	awaitStart   bool // a stop finished: the next start completes a stop+start
+	stopDone     bool // this job is the start of a stop+start
+	passedFor    int  // main PID whose passed fds were reported
+	storeSeen    map[uint64]StoreEntry
+	signalledPID bool // the main PID has come from a signal at least once
 }
 
 // watchState is the watcher's loop state, owned by Run's goroutine.
@@ -167,7 +172,7 @@ func (st *watchState) watchList() []string {
 func (st *watchState) hotUnits() []string {
 	var out []string
 	for name, t := range st.units {
-		if t.jobActive || t.stopped {
+		if t.jobActive {
 			out = append(out, name)
 		}
 	}
@@ -226,11 +231,12 @@ func (st *watchState) refresh(ctx context.Context, units []string, full bool) er
 }
 
 // observe diffs a new view of a service into its tracking and emits what
-// changed: main PID, fds passed, fds stored and removed.
+// changed: fds passed, fds stored and removed.
 func (st *watchState) observe(name string, t *tracked, svc *Service, socks []SocketUnit, at time.Time) {
 	first := t.svc == nil
 	t.svc, t.sockets = svc, socks
 	if first {
+		t.activeState = svc.ActiveState
 		t.mainPID = svc.MainPID
 		t.passedFor = svc.MainPID
 		for _, e := range svc.FDStore {
@@ -238,8 +244,15 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 		}
 		return
 	}
-	st.setMainPID(name, t, svc.MainPID, at)
-	if int(svc.FDStoreCount) > t.storePeak && (t.jobActive || t.stopped) {
+	if !t.signalledPID && !t.jobActive && svc.MainPID != t.mainPID {
+		// No signal has told us yet (a change before the subscription).
+		st.setMainPID(name, t, svc.MainPID, at)
+	}
+	if t.jobActive && t.before != nil && svc.MainPID != 0 && svc.MainPID == t.beforePID {
+		// A fresher view of the old process while the job runs.
+		t.before, t.beforeSocks = svc, socks
+	}
+	if int(svc.FDStoreCount) > t.storePeak && (t.jobActive || t.awaitStart) {
 		t.storePeak = int(svc.FDStoreCount)
 	}
 	// The store, entry by entry where it is known.
@@ -247,7 +260,13 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 	for _, e := range svc.FDStore {
 		now[storeKey(e)] = e
 	}
-	for k, e := range now {
+	keys := make([]uint64, 0, len(now))
+	for k := range now {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return now[keys[i]].Name < now[keys[j]].Name })
+	for _, k := range keys {
+		e := now[k]
 		if _, ok := t.storeSeen[k]; !ok {
 			st.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Detail: e.Detail,
 				Message: fmt.Sprintf("%q stored: %s %s%s", e.Name, e.Kind, e.Detail, flag(e.Inferred, " (inferred)"))})
@@ -256,7 +275,7 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 	for k, e := range t.storeSeen {
 		if _, ok := now[k]; !ok {
 			why := "removed"
-			if svc.MainPID != 0 && t.passedFor == svc.MainPID && passedHas(svc, e.Inode) {
+			if svc.MainPID != 0 && passedHas(svc, e.Inode) {
 				why = "taken back by the service and removed (FDSTOREREMOVE)"
 			}
 			st.emit(Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Detail: e.Detail,
@@ -267,13 +286,10 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 	// What a new main process was passed.
 	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
 		t.passedFor = svc.MainPID
-		names := make([]string, 0, len(svc.Passed))
 		for _, p := range svc.Passed {
-			names = append(names, fmt.Sprintf("%d=%s", p.FD, p.Name))
 			st.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Detail: p.Detail,
 				Message: fmt.Sprintf("pid %d got fd %d = %q (%s %s)", svc.MainPID, p.FD, p.Name, p.Kind, p.Detail)})
 		}
-		_ = names
 	}
 }
 
@@ -299,7 +315,7 @@ func storeKey(e StoreEntry) uint64 {
 	return h | 1<<63
 }
 
-// setMainPID records a main PID seen at time at (from a signal or a scan).
+// setMainPID records a main PID seen at time at.
 func (st *watchState) setMainPID(name string, t *tracked, pid int, at time.Time) {
 	if pid == t.mainPID {
 		return
@@ -309,13 +325,10 @@ func (st *watchState) setMainPID(name string, t *tracked, pid int, at time.Time)
 	switch {
 	case pid == 0:
 		t.noMainSince = at
-		if t.jobActive || t.stopped {
-			t.stopped = true
-		}
 		st.emit(Event{Time: at, Unit: name, Type: EventMainPID, PID: 0, Message: fmt.Sprintf("main process %d gone", old)})
 	default:
 		if !t.noMainSince.IsZero() {
-			t.noMainGap += at.Sub(t.noMainSince)
+			t.noMainGap += max(at.Sub(t.noMainSince), 0)
 			t.noMainSince = time.Time{}
 		}
 		msg := fmt.Sprintf("main PID %d", pid)
@@ -334,30 +347,32 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 		st.emit(Event{Time: now, Unit: e.Unit, Type: EventJobStarted, Message: fmt.Sprintf("job %d queued", e.ID)})
 		name := st.serviceOf(e.Unit)
 		t := st.units[name]
-		if t == nil || t.svc == nil {
+		if t == nil || t.svc == nil || t.jobActive {
 			return
 		}
-		if !t.jobActive {
-			t.jobActive, t.jobID, t.jobStart = true, e.ID, now
-			if !t.stopped {
-				// Not after a stop waiting for its start: this job starts
-				// a handoff.
-				t.before, t.beforeSocks, t.beforePID = t.svc, t.sockets, t.mainPID
-				t.storePeak = int(t.svc.FDStoreCount)
-				t.noMainGap = 0
-			}
+		t.jobActive, t.jobID, t.jobStart = true, e.ID, now
+		if t.awaitStart {
+			// The start of a stop+start: "before" is the view from
+			// before the stop.
+			t.awaitStart, t.stopDone = false, true
+			return
 		}
-		_ = st.refresh(ctx, []string{name}, false)
+		t.stopDone = false
+		t.before, t.beforeSocks, t.beforePID = t.svc, t.sockets, t.mainPID
+		t.storePeak = int(t.svc.FDStoreCount)
+		t.noMainGap = 0
+		if t.mainPID == 0 {
+			t.noMainSince = now
+		}
 	case dbusclient.JobRemoved:
-		msg := fmt.Sprintf("job %d %s", e.ID, e.Result)
-		st.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, Result: string(e.Result), Message: msg})
+		st.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, Result: string(e.Result), Message: fmt.Sprintf("job %d %s", e.ID, e.Result)})
 		name := st.serviceOf(e.Unit)
 		t := st.units[name]
-		if t == nil || !t.jobActive || (t.jobID != e.ID && e.Unit != name) {
+		if t == nil || !t.jobActive || t.jobID != e.ID {
 			return
 		}
-		_ = st.refresh(ctx, []string{name}, false)
 		t.jobActive = false
+		_ = st.refresh(ctx, []string{name}, false)
 		st.finishJob(name, t, string(e.Result), st.w.now())
 	case dbusclient.UnitChanged:
 		at := e.At
@@ -369,6 +384,9 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 			var as, ss string
 			if c.ActiveState != nil {
 				as = *c.ActiveState
+				if t := st.units[e.Unit]; t != nil {
+					t.activeState = as
+				}
 			}
 			if c.SubState != nil {
 				ss = *c.SubState
@@ -376,15 +394,14 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 			st.emit(Event{Time: at, Unit: e.Unit, Type: EventState, ActiveState: as, SubState: ss, Message: strings.Trim(as+"/"+ss, "/")})
 		}
 		if c.MainPID != nil {
-			name := e.Unit
-			t := st.unit(name)
-			if t.svc != nil {
-				st.setMainPID(name, t, int(*c.MainPID), at)
+			if t := st.units[e.Unit]; t != nil && t.svc != nil {
+				t.signalledPID = true
+				st.setMainPID(e.Unit, t, int(*c.MainPID), at)
 			}
 		}
 	case dbusclient.CountersChanged:
 		name := st.serviceOf(e.Unit)
-		if t := st.units[name]; t != nil && (t.jobActive || t.stopped) && int(e.Counters.NFileDescriptorStore) > t.storePeak {
+		if t := st.units[name]; t != nil && (t.jobActive || t.awaitStart) && int(e.Counters.NFileDescriptorStore) > t.storePeak {
 			t.storePeak = int(e.Counters.NFileDescriptorStore)
 		}
 	case dbusclient.UnitNew:
@@ -411,25 +428,26 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 	}
 }
 
-// finishJob emits the handoff summary when a job leaves the service with a
-// new main process after one was running; a stop that leaves none keeps
-// the "before" for the start that follows (stop+start).
+// finishJob decides, from the signalled state, what a finished job did:
+// a stop (no main process, unit down) waits for its start; a new main
+// process after an old one is a handoff, summarised now; anything else
+// (a reload, a failed or canceled job on a running process) is not.
 func (st *watchState) finishJob(name string, t *tracked, result string, now time.Time) {
 	if t.before == nil || t.beforePID == 0 {
-		t.stopped = false
+		t.before = nil
 		return
 	}
-	if t.mainPID == 0 && result == "done" && t.svc != nil && t.svc.ActiveState != "active" && t.svc.ActiveState != "activating" {
-		t.stopped, t.stopDone = true, true // stopped: wait for the start
+	down := t.activeState == "inactive" || t.activeState == "failed" || t.activeState == "deactivating"
+	if t.mainPID == 0 && down && !t.stopDone {
+		t.awaitStart = true // a stop: the handoff completes at the start
 		return
 	}
 	if t.mainPID == t.beforePID {
-		// Nothing changed hands (a reload, a failed or canceled job).
-		t.before, t.stopped, t.stopDone = nil, false, false
+		t.before, t.stopDone = nil, false
 		return
 	}
 	h := st.summarise(t, now)
-	t.before, t.beforeSocks, t.stopped, t.stopDone = nil, nil, false, false
+	t.before, t.beforeSocks, t.stopDone = nil, nil, false
 	st.emit(Event{Time: now, Unit: name, Type: EventHandoff, Result: result, Handoff: &h, Message: Verdict(h)})
 }
 
@@ -501,11 +519,21 @@ func (st *watchState) summarise(t *tracked, now time.Time) Handoff {
 		}
 	}
 	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0
+	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 {
+		// A stop releases the store in the same turn of the manager's
+		// event loop that sees the old process exit, too fast to watch
+		// the entries the process stored on its way out: what tells is
+		// that the new process got nothing from the store, which systemd
+		// guarantees after a stop (before 254, or with
+		// FileDescriptorStorePreserve=no or restart).
+		h.StoreDiscarded = true
+	}
 	// Time without a main process.
 	gap := t.noMainGap
 	if !t.noMainSince.IsZero() {
 		gap += now.Sub(t.noMainSince)
 	}
+	gap = max(gap, 0) // signal and scan clocks can disagree by a few ms
 	h.NoMainPIDMs = gap.Milliseconds()
 	h.DurationMs = now.Sub(t.jobStart).Milliseconds()
 	// Refused connections counted by the manager.

@@ -191,7 +191,9 @@ func (r *procReader) readFDs(pid, dirfd int, withInfo bool, dst []FD) ([]FD, err
 			target := r.link[:ln]
 			var mode uint32
 			var ino uint64
-			if len(target) > 0 && target[0] == '/' && !isMemfd(target) {
+			// Paths and memfds are stat'ed for their inode: memfds are
+			// what fd stores hold, joined by inode with the manager's.
+			if len(target) > 0 && target[0] == '/' {
 				var st unix.Stat_t
 				if err := fstatatZ(fdDir, &name[0], &st); err == nil {
 					mode, ino = st.Mode, st.Ino
@@ -221,8 +223,6 @@ func (r *procReader) readFDs(pid, dirfd int, withInfo bool, dst []FD) ([]FD, err
 	slices.SortFunc(dst[start:], func(a, b FD) int { return a.Num - b.Num })
 	return dst, nil
 }
-
-func isMemfd(t []byte) bool { return len(t) > 7 && string(t[:7]) == "/memfd:" }
 
 // Common anon-inode targets are shared rather than allocated per descriptor.
 var internedTargets = map[string]string{}

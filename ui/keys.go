@@ -247,3 +247,19 @@ func (k ReplayKeyMap) FullHelp() [][]key.Binding {
 		{k.Help, k.Quit},
 	}
 }
+
+// splitKeys turns a run of typed runes into one key press per rune.
+// Bubbletea v1 delivers the printable runes of one terminal read as a single
+// KeyMsg, so keys typed faster than the program reads them (at start-up, or
+// sent by a script) arrive as "jjj", which no binding matches. A bracketed
+// paste stays whole.
+func splitKeys(msg tea.KeyMsg) []tea.KeyMsg {
+	if msg.Type != tea.KeyRunes || msg.Paste || len(msg.Runes) < 2 {
+		return []tea.KeyMsg{msg}
+	}
+	out := make([]tea.KeyMsg, len(msg.Runes))
+	for i, r := range msg.Runes {
+		out[i] = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt}
+	}
+	return out
+}

@@ -354,9 +354,6 @@ func (l listModel) View() string {
 		lines = append(lines, l.st.List.Filter.Render(fit(fmt.Sprintf("/%s  (%d rows · esc clears · sort: %s)", l.filter.Value(), len(l.rows), l.sortBy), l.width)))
 	default:
 		hdr := "     " + fit("UNIT", nameW) + padLeft("PID", 8) + padLeft("CONNS", 6) + padLeft("STORE", 10) + " " + "LISTEN"
-		if l.sortBy != sortName {
-			hdr += "  [sort: " + l.sortBy.String() + "]"
-		}
 		lines = append(lines, l.st.List.Header.Render(fit(hdr, l.width)))
 	}
 	if len(l.rows) == 0 {

@@ -76,9 +76,16 @@ type Model struct {
 	status   status
 	closed   bool
 
+	// typeahead holds the keys that need the unit list, typed before the
+	// first snapshot filled it; they are replayed when it arrives.
+	typeahead []tea.KeyMsg
+
 	dataGen uint64
 	trace   *frameTrace
 }
+
+// maxTypeahead bounds Model.typeahead.
+const maxTypeahead = 64
 
 // NewModel returns the dashboard for src. It does no I/O until the
 // program runs its Init command.
@@ -131,7 +138,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.resize(msg.Width, msg.Height)
 	case tea.KeyMsg:
-		cmd = m.handleKey(msg)
+		cmd = m.handleKeys(msg)
 	case tea.MouseMsg:
 		m.handleMouse(msg)
 	case startScanMsg:
@@ -158,6 +165,56 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m.header.scanning = m.fullBusy && m.header.now.Sub(m.fullSent) > time.Second
 	m.relayout()
 	return m, cmd
+}
+
+// handleKeys handles the keys of one KeyMsg in turn (a run of typed runes
+// is one key per rune), holding those that need the unit list until the
+// first snapshot has filled it.
+func (m *Model) handleKeys(msg tea.KeyMsg) tea.Cmd {
+	var cmds []tea.Cmd
+	for _, k := range splitKeys(msg) {
+		if m.holdKey(k) {
+			m.typeahead = append(m.typeahead, k)
+			continue
+		}
+		cmds = append(cmds, m.handleKey(k))
+	}
+	return tea.Batch(cmds...)
+}
+
+// holdKey reports whether k must wait for the first snapshot: a move or an
+// action in the still empty unit list, or any key typed after one (to keep
+// the order). Ctrl+C and quit are never held, nor is anything once a
+// snapshot or a scan error has arrived.
+func (m *Model) holdKey(k tea.KeyMsg) bool {
+	if m.snap != nil || m.header.scanErr != "" || len(m.typeahead) >= maxTypeahead {
+		return false
+	}
+	if k.Type == tea.KeyCtrlC || (!m.list.Filtering() && key.Matches(k, m.keys.Quit)) {
+		return false
+	}
+	if len(m.typeahead) > 0 {
+		return true
+	}
+	if _, ok := m.keys.actionFor(k); ok && !m.list.Filtering() && !m.confirming && !m.showHelp {
+		return true
+	}
+	if m.focus != paneList || m.list.Filtering() || m.confirming || m.showHelp {
+		return false
+	}
+	lk := m.list.keys
+	return key.Matches(k, lk.Up, lk.Down, lk.PageUp, lk.PageDown, lk.Top, lk.Bottom, lk.Open)
+}
+
+// replayTypeahead handles the keys held until the first snapshot.
+func (m *Model) replayTypeahead() tea.Cmd {
+	held := m.typeahead
+	m.typeahead = nil
+	cmds := make([]tea.Cmd, 0, len(held))
+	for _, k := range held {
+		cmds = append(cmds, m.handleKey(k))
+	}
+	return tea.Batch(cmds...)
 }
 
 // handleKey routes a key: modal states first, then global keys, then the
@@ -327,7 +384,7 @@ func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
 		if m.ctx.Err() == nil {
 			m.header.scanErr = msg.err.Error()
 		}
-		return nil
+		return m.replayTypeahead()
 	}
 	if msg.id < m.applied || msg.snap == nil {
 		m.trace.logf("drop stale scan id=%d applied=%d", msg.id, m.applied)
@@ -350,7 +407,7 @@ func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
 		kind = "full"
 	}
 	m.trace.received(m.dataGen, "snapshot-"+kind, len(msg.units), time.Time{})
-	return nil
+	return m.replayTypeahead()
 }
 
 func (m *Model) setSnapshot(snap *inspect.Snapshot, at time.Time) {

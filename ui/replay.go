@@ -131,12 +131,18 @@ func (m ReplayModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 	case tea.KeyMsg:
-		return m.handleKey(msg)
+		var cmds []tea.Cmd
+		for _, k := range splitKeys(msg) {
+			var cmd tea.Cmd
+			m, cmd = m.handleKey(k)
+			cmds = append(cmds, cmd)
+		}
+		return m, tea.Batch(cmds...)
 	}
 	return m, nil
 }
 
-func (m ReplayModel) handleKey(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+func (m ReplayModel) handleKey(msg tea.KeyMsg) (ReplayModel, tea.Cmd) {
 	switch {
 	case key.Matches(msg, m.keys.Quit):
 		return m, tea.Quit

@@ -200,6 +200,10 @@ func (m Model) paneTitle(title string, focused bool, w int) string {
 
 func (m Model) listTitle(w int) string {
 	t := fmt.Sprintf("Units · %d", len(m.list.rows))
+	if m.list.sortBy != sortName {
+		// Here rather than after the LISTEN column, where it was cut.
+		t += " · sorted by " + m.list.sortBy.String()
+	}
 	if len(m.opts.Patterns) > 0 {
 		t += " · matching " + strings.Join(m.opts.Patterns, " ")
 	}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/demo"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/demo/traffic"
+)
+
+// TestDashboardE2E drives the real fdtop binary in a tmux terminal against
+// a sandbox on every systemd version: it restarts demo-handoff.service from
+// the dashboard while clients are connected and waits for the new main PID
+// and the verdict, then checks that --read-only offers no restart.
+func TestDashboardE2E(t *testing.T) {
+	tm := newTmux(t)
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		bin := sandboxtest.Fdtop(t)
+		cfg, err := demo.NewConfig(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := demo.Install(ctx, sb, cfg); err != nil {
+			t.Fatal(err)
+		}
+		gen := startE2ETraffic(t, cfg.Addr(demo.Handoff))
+		args := []string{"--user", "--address", sb.Address, "demo-*"}
+
+		t.Run("restart", func(t *testing.T) {
+			term := tm.start(t, bin, sb.Env(), args...)
+			term.waitFor(t, "the handoff service with its 4 connections", func(s string) bool {
+				return rowWith(s, "demo-handoff.service", "4") != ""
+			})
+			term.selectUnit(t, "demo-handoff.service")
+			oldPID := mainPID(ctx, t, sb, demo.Handoff.Service())
+
+			term.send(t, "r")
+			term.waitFor(t, "the restart confirmation", func(s string) bool {
+				return strings.Contains(s, "restart demo-handoff.service?")
+			})
+			term.send(t, "y")
+
+			var newPID string
+			screen := term.waitFor(t, "a new main PID and the verdict", func(s string) bool {
+				if newPID == "" || newPID == oldPID {
+					if p := mainPID(ctx, t, sb, demo.Handoff.Service()); p != oldPID && p != "0" {
+						newPID = p
+					}
+				}
+				return newPID != "" && verdictLine(s) != "" &&
+					strings.Contains(s, "restart demo-handoff.service: done") &&
+					rowWith(s, "demo-handoff.service", newPID) != ""
+			})
+			t.Logf("main pid %s → %s; verdict: %s", oldPID, newPID, strings.TrimSpace(verdictLine(screen)))
+			if st := gen.Stats(); st.Refused != 0 || st.Dropped != 0 {
+				t.Errorf("traffic during the restart: refused %d, dropped %d, want 0", st.Refused, st.Dropped)
+			}
+			term.quit(t)
+		})
+
+		t.Run("read-only", func(t *testing.T) {
+			term := tm.start(t, bin, sb.Env(), append([]string{"--read-only"}, args...)...)
+			term.waitFor(t, "the list and the read-only marker", func(s string) bool {
+				return rowWith(s, "demo-handoff.service") != "" && strings.Contains(s, "read-only")
+			})
+			term.selectUnit(t, "demo-handoff.service")
+			term.send(t, "r")
+			time.Sleep(500 * time.Millisecond) // a confirmation would be up by now
+			if s := term.capture(t); strings.Contains(s, "demo-handoff.service?") || strings.Contains(s, "y/enter confirm") ||
+				strings.Contains(s, "r restart") {
+				t.Fatalf("read-only: r opened a confirmation or restart is offered:\n%s", s)
+			}
+			term.send(t, "?")
+			help := term.waitFor(t, "the help", func(s string) bool {
+				return strings.Contains(s, "Help ·") && strings.Contains(s, "action keys are disabled")
+			})
+			if strings.Contains(strings.ToLower(help), "restart") {
+				t.Fatalf("read-only help lists restart:\n%s", help)
+			}
+			term.quit(t)
+		})
+	})
+}
+
+// startE2ETraffic keeps 4 clients on addr until the test ends and waits
+// until all of them are connected.
+func startE2ETraffic(t *testing.T, addr string) *traffic.Generator {
+	t.Helper()
+	gen, err := traffic.New(traffic.Config{Addr: addr, Conns: 4, Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = gen.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := gen.Stats(); st.Connected == 4 && st.Replies >= 8 {
+			return gen
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("traffic never got going: %+v", gen.Stats())
+	return nil
+}
+
+func mainPID(ctx context.Context, t *testing.T, sb *sandbox.Sandbox, unit string) string {
+	t.Helper()
+	out, err := sb.Systemctl(ctx, "show", "-P", "MainPID", unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// rowWith returns the first screen line that holds unit and, as separate
+// words, all of fields ("" if none does).
+func rowWith(screen, unit string, fields ...string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		if !strings.Contains(l, unit) {
+			continue
+		}
+		words := strings.Fields(l)
+		ok := true
+		for _, f := range fields {
+			found := false
+			for _, w := range words {
+				found = found || w == f
+			}
+			ok = ok && found
+		}
+		if ok {
+			return l
+		}
+	}
+	return ""
+}
+
+// verdictLine returns the timeline's line with demo-handoff.service's good
+// handoff verdict: the check mark and every connection preserved.
+func verdictLine(screen string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.Contains(l, "demo-handoff.service") && strings.Contains(l, "✓") &&
+			strings.Contains(l, "4/4 connections preserved") {
+			return l
+		}
+	}
+	return ""
+}
+
+// selectedRow returns the unit list's selected row (marked ›).
+func selectedRow(screen string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.HasPrefix(l, "›") {
+			return l
+		}
+	}
+	return ""
+}
+
+// tmuxServer is a tmux server of this test's own (-L), killed when the test
+// ends.
+type tmuxServer struct {
+	bin    string
+	socket string
+	conf   string
+	n      atomic.Int32
+}
+
+func newTmux(t *testing.T) *tmuxServer {
+	t.Helper()
+	bin, err := exec.LookPath("tmux")
+	if err != nil {
+		sandboxtest.Unavailable(t, "tmux not found: apt-get install tmux")
+	}
+	conf := filepath.Join(t.TempDir(), "tmux.conf")
+	// Keep a pane whose program exited, so a failure shows its last words.
+	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g history-limit 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &tmuxServer{bin: bin, socket: fmt.Sprintf("fdtop-e2e-%d", os.Getpid()), conf: conf}
+	t.Cleanup(func() {
+		_ = s.command("kill-server").Run()
+		// tmux leaves its socket file behind.
+		dir := os.Getenv("TMUX_TMPDIR")
+		if dir == "" {
+			dir = "/tmp"
+		}
+		_ = os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), s.socket))
+	})
+	return s
+}
+
+func (s *tmuxServer) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(s.bin, append([]string{"-L", s.socket, "-f", s.conf}, args...)...)
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TMUX=") && !strings.HasPrefix(kv, "TMUX_PANE=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "LANG=C.UTF-8")
+	return cmd
+}
+
+// terminal is one tmux session running fdtop.
+type terminal struct {
+	s    *tmuxServer
+	name string
+}
+
+// start runs bin with args and the extra environment in a new 120x40
+// session, killed when the test ends.
+func (s *tmuxServer) start(t *testing.T, bin string, env []string, args ...string) *terminal {
+	t.Helper()
+	name := fmt.Sprintf("e2e%d", s.n.Add(1))
+	argv := []string{"new-session", "-d", "-s", name, "-x", "120", "-y", "40", "env", "LANG=C.UTF-8"}
+	argv = append(argv, env...)
+	argv = append(argv, bin)
+	argv = append(argv, args...)
+	if out, err := s.command(argv...).CombinedOutput(); err != nil {
+		t.Fatalf("tmux new-session: %v: %s", err, out)
+	}
+	term := &terminal{s: s, name: name}
+	t.Cleanup(func() { _ = s.command("kill-session", "-t", name).Run() })
+	return term
+}
+
+func (term *terminal) capture(t *testing.T) string {
+	t.Helper()
+	out, err := term.s.command("capture-pane", "-p", "-t", term.name).Output()
+	if err != nil {
+		t.Fatalf("tmux capture-pane: %v", err)
+	}
+	return string(out)
+}
+
+// send types keys one at a time, as a person would.
+func (term *terminal) send(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if out, err := term.s.command("send-keys", "-t", term.name, k).CombinedOutput(); err != nil {
+			t.Fatalf("tmux send-keys %q: %v: %s", k, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (term *terminal) dead(t *testing.T) bool {
+	out, err := term.s.command("display-message", "-p", "-t", term.name, "#{pane_dead}").Output()
+	return err == nil && strings.TrimSpace(string(out)) == "1"
+}
+
+// waitFor polls the screen until ok accepts it and returns that screen;
+// it fails with the last screen after 15 s or when fdtop exits.
+func (term *terminal) waitFor(t *testing.T, what string, ok func(screen string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var s string
+	for time.Now().Before(deadline) {
+		s = term.capture(t)
+		if ok(s) {
+			return s
+		}
+		if term.dead(t) {
+			t.Fatalf("fdtop exited while waiting for %s; screen:\n%s", what, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
+	return ""
+}
+
+// selectUnit moves the list's selection to unit with j, reading the screen
+// after every key.
+func (term *terminal) selectUnit(t *testing.T, unit string) {
+	t.Helper()
+	term.send(t, "g")
+	for range 12 {
+		s := term.capture(t)
+		if strings.Contains(selectedRow(s), unit) {
+			return
+		}
+		term.send(t, "j")
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("could not select %s; screen:\n%s", unit, term.capture(t))
+}
+
+// quit presses q and waits for fdtop to exit with status 0.
+func (term *terminal) quit(t *testing.T) {
+	t.Helper()
+	term.send(t, "q")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if term.dead(t) {
+			out, _ := term.s.command("display-message", "-p", "-t", term.name, "#{pane_dead_status}").Output()
+			if st, _ := strconv.Atoi(strings.TrimSpace(string(out))); st != 0 {
+				t.Errorf("fdtop exited with status %d after q; screen:\n%s", st, term.capture(t))
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("fdtop did not exit after q; screen:\n%s", term.capture(t))
+}

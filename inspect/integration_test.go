@@ -1,0 +1,448 @@
+package inspect_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/demo"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/demo/traffic"
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+func TestMain(m *testing.M) { sandboxtest.Main(m) }
+
+// env is a sandbox with the demo units and a Builder on it.
+type env struct {
+	sb     *sandbox.Sandbox
+	cfg    demo.Config
+	client *dbusclient.Client
+	b      *inspect.Builder
+}
+
+func newEnv(t *testing.T, sb *sandbox.Sandbox, delay time.Duration) *env {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StartupDelay = delay
+	if err := demo.Install(ctx, sb, cfg); err != nil {
+		t.Fatal(err)
+	}
+	client, err := dbusclient.Connect(ctx, dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	fs, err := procfs.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &inspect.Builder{Systemd: client, Kernel: fs, Scope: "user", Patterns: []string{"demo-*", "leaky*"}, ExtraServices: []string{demo.Plain.Service()}}
+	return &env{sb: sb, cfg: cfg, client: client, b: b}
+}
+
+// run starts K traffic connections to a mode and stops them at test end.
+func (e *env) traffic(t *testing.T, m demo.Mode, conns int) *traffic.Generator {
+	t.Helper()
+	g, err := traffic.New(traffic.Config{Addr: e.cfg.Addr(m), Conns: conns, Interval: 50 * time.Millisecond, MaxDuration: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = g.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := g.Stats(); st.Connected == conns && st.Replies >= uint64(conns) {
+			return g
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("traffic to %s never got going: %+v", m, g.Stats())
+	return nil
+}
+
+func (e *env) snapshot(t *testing.T) *inspect.Snapshot {
+	t.Helper()
+	s, err := e.b.Snapshot(context.Background(), inspect.SnapshotOptions{FullScan: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func findSocket(t *testing.T, s *inspect.Snapshot, unit string) inspect.SocketUnit {
+	t.Helper()
+	for _, su := range s.Sockets {
+		if su.Unit == unit {
+			return su
+		}
+	}
+	t.Fatalf("socket %s not in snapshot", unit)
+	return inspect.SocketUnit{}
+}
+
+func findService(t *testing.T, s *inspect.Snapshot, unit string) inspect.Service {
+	t.Helper()
+	for _, svc := range s.Services {
+		if svc.Unit == unit {
+			return svc
+		}
+	}
+	t.Fatalf("service %s not in snapshot", unit)
+	return inspect.Service{}
+}
+
+func mainPID(t *testing.T, sb *sandbox.Sandbox, unit string) string {
+	t.Helper()
+	out, err := sb.Systemctl(context.Background(), "show", "-P", "MainPID", unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// TestSnapshotDemo: every listener is held by the manager and by the
+// service on fd 3; the service was passed fd 3 under the socket's name;
+// connections are found; the plain service's own listener is found.
+func TestSnapshotDemo(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		e.traffic(t, demo.Handoff, 3)
+		s := e.snapshot(t)
+		if s.Manager.Scope != "user" || !strings.HasPrefix(s.Manager.Version, sb.Version[:3]) {
+			t.Errorf("manager = %+v, want user %s", s.Manager, sb.Version)
+		}
+		if s.Manager.PID != sb.PID {
+			t.Errorf("manager pid = %d, want %d", s.Manager.PID, sb.PID)
+		}
+		for _, m := range []demo.Mode{demo.Activated, demo.Handoff} {
+			su := findSocket(t, s, m.Socket())
+			svc := findService(t, s, m.Service())
+			if su.Service != m.Service() || len(su.Listeners) != 1 {
+				t.Fatalf("%s: service %q, listeners %+v", su.Unit, su.Service, su.Listeners)
+			}
+			l := su.Listeners[0]
+			if l.Address != e.cfg.Addr(m) || l.Inode == 0 || l.Type != "Stream" {
+				t.Errorf("%s listener = %+v, want Stream %s with an inode", su.Unit, l, e.cfg.Addr(m))
+			}
+			var manager, service bool
+			for _, h := range l.Holders {
+				switch {
+				case h.Manager && h.PID == sb.PID:
+					manager = true
+				case h.PID == svc.MainPID && h.FD == 3 && h.Unit == m.Service() && !h.Outside:
+					service = true
+				case h.Outside:
+					t.Errorf("%s: holder %+v flagged outside", su.Unit, h)
+				}
+			}
+			if !manager || !service {
+				t.Errorf("%s holders = %+v, want the manager (pid %d) and %s's main pid %d on fd 3", su.Unit, l.Holders, sb.PID, m.Service(), svc.MainPID)
+			}
+			if len(svc.Passed) == 0 || svc.Passed[0].FD != 3 || svc.Passed[0].Name != m.Socket() || svc.Passed[0].Inode != l.Inode {
+				t.Errorf("%s passed = %+v, want fd 3 = %q (inode %d)", svc.Unit, svc.Passed, m.Socket(), l.Inode)
+			}
+		}
+		h := findService(t, s, demo.Handoff.Service())
+		if len(h.Connections) != 3 {
+			t.Errorf("%s connections = %+v, want the 3 traffic connections", h.Unit, h.Connections)
+		}
+		for _, c := range h.Connections {
+			if c.Local != e.cfg.Addr(demo.Handoff) || !strings.HasPrefix(c.Remote, "127.0.0.1:") || c.State != "ESTAB" {
+				t.Errorf("connection %+v, want local %s ESTAB", c, e.cfg.Addr(demo.Handoff))
+			}
+		}
+		p := findService(t, s, demo.Plain.Service())
+		if len(p.OwnListeners) != 1 || p.OwnListeners[0].Address != e.cfg.Addr(demo.Plain) {
+			t.Errorf("%s own listeners = %+v, want %s", p.Unit, p.OwnListeners, e.cfg.Addr(demo.Plain))
+		}
+		for _, w := range s.Warnings {
+			t.Errorf("unexpected warning %+v", w)
+		}
+	})
+}
+
+// TestSnapshotFDStore: while the handoff service is between instances, its
+// store holds one entry per connection plus the state memfd: listed with
+// their names on 254, inferred (named from LISTEN_FDNAMES of the new
+// process) on 252.
+func TestSnapshotFDStore(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 3*time.Second)
+		e.traffic(t, demo.Handoff, 3)
+		if _, err := sb.Systemctl(context.Background(), "restart", "--no-block", demo.Handoff.Service()); err != nil {
+			t.Fatal(err)
+		}
+		var svc inspect.Service
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			svc = findService(t, e.snapshot(t), demo.Handoff.Service())
+			if svc.FDStoreCount == 4 && len(svc.FDStore) == 4 && svc.MainPID != 0 && len(svc.Passed) == 5 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if svc.FDStoreCount != 4 || len(svc.FDStore) != 4 {
+			t.Fatalf("fd store count %d, entries %+v; want 4 (3 connections + state)", svc.FDStoreCount, svc.FDStore)
+		}
+		listed := strings.HasPrefix(sb.Version, "254")
+		names := map[string]bool{}
+		for _, se := range svc.FDStore {
+			names[se.Name] = true
+			if se.Inferred == listed {
+				t.Errorf("entry %+v: inferred = %v on systemd %s", se, se.Inferred, sb.Version)
+			}
+			switch {
+			case se.Name == "state":
+				if se.Kind != "memfd" || !strings.Contains(se.Detail, "fdtop-state") {
+					t.Errorf("state entry = %+v, want memfd fdtop-state", se)
+				}
+			case strings.HasPrefix(se.Name, "conn-"):
+				if se.Kind != "tcp" || !strings.Contains(se.Detail, e.cfg.Addr(demo.Handoff)+" → 127.0.0.1:") {
+					t.Errorf("connection entry = %+v, want tcp %s → client", se, e.cfg.Addr(demo.Handoff))
+				}
+			default:
+				t.Errorf("unexpected store entry %+v", se)
+			}
+		}
+		for _, n := range []string{"state", "conn-1", "conn-2", "conn-3"} {
+			if !names[n] {
+				t.Errorf("store entries %+v lack %q", svc.FDStore, n)
+			}
+		}
+	})
+}
+
+// TestLeakedListener: a service whose child keeps the listener after the
+// main process is gone is flagged.
+func TestLeakedListener(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		ports, err := demo.FreePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		if err := sb.WriteUnit("leaky.socket", "[Socket]\nListenStream="+addr+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		// The child inherits fd 3 and outlives the main process.
+		if err := sb.WriteUnit("leaky.service", "[Service]\nKillMode=process\nExecStart=/bin/sh -c 'sleep 300 & exit 0'\n"); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for _, args := range [][]string{{"daemon-reload"}, {"start", "leaky.socket"}, {"start", "leaky.service"}} {
+			if _, err := sb.Systemctl(ctx, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var warn *inspect.Warning
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && warn == nil {
+			s := e.snapshot(t)
+			for i, w := range s.Warnings {
+				if w.Unit == "leaky.socket" && w.Code == "leaked-listener" {
+					warn = &s.Warnings[i]
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if warn == nil {
+			t.Fatalf("no leaked-listener warning for leaky.socket; snapshot:\n%s", tree(t, e.snapshot(t)))
+		}
+		if !strings.Contains(warn.Message, "sleep") {
+			t.Errorf("warning %q does not name the holder", warn.Message)
+		}
+	})
+}
+
+func tree(t *testing.T, s *inspect.Snapshot) string {
+	var b strings.Builder
+	if err := inspect.WriteTree(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// watch runs a Watcher for the test and collects its events.
+type watch struct {
+	mu     sync.Mutex
+	events []inspect.Event
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (e *env) watch(t *testing.T) *watch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sub, err := e.client.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watch{cancel: cancel, done: make(chan struct{})}
+	out := make(chan inspect.Event, 1024)
+	wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: -1}
+	go func() {
+		defer close(w.done)
+		defer sub.Close()
+		_ = wt.Run(ctx, out)
+	}()
+	go func() {
+		for {
+			select {
+			case ev := <-out:
+				w.mu.Lock()
+				w.events = append(w.events, ev)
+				w.mu.Unlock()
+			case <-w.done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-w.done })
+	time.Sleep(200 * time.Millisecond) // the first snapshot
+	return w
+}
+
+// text renders the timeline seen so far.
+func (w *watch) text() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for _, e := range w.events {
+		b.WriteString(inspect.FormatEvent(e) + "\n")
+	}
+	return b.String()
+}
+
+// handoffs returns the handoff events of unit seen so far.
+func (w *watch) handoffs(unit string) []inspect.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []inspect.Event
+	for _, e := range w.events {
+		if e.Type == inspect.EventHandoff && e.Unit == unit {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (w *watch) waitHandoffs(t *testing.T, unit string, n int) []inspect.Event {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if hs := w.handoffs(unit); len(hs) >= n {
+			return hs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for _, e := range w.events {
+		b.WriteString(inspect.FormatEvent(e) + "\n")
+	}
+	t.Fatalf("%d handoff events of %s, want %d; timeline:\n%s", len(w.handoffs(unit)), unit, n, b.String())
+	return nil
+}
+
+// TestWatchRestarts restarts each demo mode under traffic and checks the
+// handoff summary: plain replaces its listener, activated keeps it but
+// drops the clients, handoff keeps it and carries every connection.
+func TestWatchRestarts(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 300*time.Millisecond)
+		for _, m := range demo.Modes {
+			e.traffic(t, m, 3)
+		}
+		w := e.watch(t)
+		for _, m := range demo.Modes {
+			old := mainPID(t, sb, m.Service())
+			time.Sleep(600 * time.Millisecond) // a rescan sees the connections
+			if _, err := sb.Systemctl(context.Background(), "restart", m.Service()); err != nil {
+				t.Fatal(err)
+			}
+			hs := w.waitHandoffs(t, m.Service(), 1)
+			h := hs[0].Handoff
+			t.Logf("%s: %s", m, inspect.Verdict(*h))
+			if fmt.Sprint(h.OldPID) != old || fmt.Sprint(h.NewPID) != mainPID(t, sb, m.Service()) || h.HandoffJob != "restart" {
+				t.Errorf("%s: handoff %+v, want restart from pid %s to the new main pid", m, h, old)
+			}
+			switch m {
+			case demo.Plain:
+				if h.ListenersReplaced != 1 || h.ListenersKept != 0 {
+					t.Errorf("plain: listeners kept %d replaced %d, want 0/1", h.ListenersKept, h.ListenersReplaced)
+				}
+				if h.ConnectionsDropped != 3 {
+					t.Errorf("plain: dropped %d, want 3", h.ConnectionsDropped)
+				}
+			case demo.Activated:
+				if h.ListenersKept != 1 || h.ListenersReplaced != 0 {
+					t.Errorf("activated: listeners kept %d replaced %d, want 1/0", h.ListenersKept, h.ListenersReplaced)
+				}
+				if h.ConnectionsDropped != 3 || h.ConnectionsPreserved != 0 {
+					t.Errorf("activated: preserved %d dropped %d, want 0/3", h.ConnectionsPreserved, h.ConnectionsDropped)
+				}
+			case demo.Handoff:
+				if h.ListenersKept != 1 || h.ListenersReplaced != 0 {
+					t.Errorf("handoff: listeners kept %d replaced %d, want 1/0", h.ListenersKept, h.ListenersReplaced)
+				}
+				if h.ConnectionsPreserved != 3 || h.ConnectionsDropped != 0 {
+					t.Errorf("handoff: preserved %d dropped %d, want 3/0", h.ConnectionsPreserved, h.ConnectionsDropped)
+				}
+				if h.FDsCarried != 4 || h.FDStoreBefore != 4 || h.FDStoreAfter != 0 || h.StoreDiscarded {
+					t.Errorf("handoff: carried %d, store %d → %d, discarded %v; want 4 carried, 4 → 0", h.FDsCarried, h.FDStoreBefore, h.FDStoreAfter, h.StoreDiscarded)
+				}
+			}
+		}
+	})
+}
+
+// TestWatchStopStart: stopping the handoff service discards its store
+// (252; 254 with the default FileDescriptorStorePreserve=restart), and the
+// stop+start is reported as one handoff that says so.
+func TestWatchStopStart(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 300*time.Millisecond)
+		e.traffic(t, demo.Handoff, 3)
+		w := e.watch(t)
+		time.Sleep(600 * time.Millisecond)
+		ctx := context.Background()
+		if _, err := sb.Systemctl(ctx, "stop", demo.Handoff.Service()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sb.Systemctl(ctx, "start", demo.Handoff.Service()); err != nil {
+			t.Fatal(err)
+		}
+		h := w.waitHandoffs(t, demo.Handoff.Service(), 1)[0].Handoff
+		t.Logf("%s", inspect.Verdict(*h))
+		defer func() {
+			if t.Failed() {
+				t.Logf("timeline:\n%s", w.text())
+			}
+		}()
+		if h.HandoffJob != "stop+start" || !h.StoreDiscarded || h.FDsCarried != 0 {
+			t.Errorf("handoff = %+v, want stop+start with the store discarded", h)
+		}
+		if v := inspect.Verdict(*h); !strings.Contains(v, "fd store discarded") {
+			t.Errorf("verdict %q does not say the store was discarded", v)
+		}
+		if h.ConnectionsPreserved != 0 || h.ConnectionsDropped != 3 {
+			t.Errorf("preserved %d dropped %d, want 0/3", h.ConnectionsPreserved, h.ConnectionsDropped)
+		}
+	})
+}
