@@ -98,7 +98,7 @@ type pipeline struct {
 	address string
 	bus     bool // needs Hello and destination routing
 
-	mu     sync.Mutex // one batch at a time
+	mu      sync.Mutex // one batch at a time
 	conn    net.Conn
 	r       *bufio.Reader
 	w       *bufio.Writer

@@ -24,6 +24,7 @@ const (
 	User
 )
 
+// String returns "system" or "user".
 func (s Scope) String() string {
 	if s == User {
 		return "user"
@@ -264,9 +265,12 @@ func (c *Client) connectTo(ctx context.Context, ep Endpoint) (session, error) {
 	return session{conn: conn, sigs: sigs}, nil
 }
 
-// kickConn is pipeline.kick for a godbus connection: Peer.Ping until one
-// is answered (a ping left in the manager's buffer is answered together
-// with the next, and godbus drops the late reply).
+// kickConn works around an sd-bus server stall on private sockets: when
+// BEGIN and the first message arrive in one read, the manager leaves the
+// message in its buffer until more data comes in. It sends Peer.Ping, again
+// every kickInterval, until one is answered (a ping left in the buffer is
+// answered together with the next; godbus drops the late reply). The
+// pipeline does the same whenever replies stop coming (see exchange).
 func kickConn(ctx context.Context, conn *dbus.Conn) error {
 	obj := conn.Object(busName, managerPath)
 	for {

@@ -1,7 +1,9 @@
 package dbusclient
 
 import (
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +242,30 @@ func TestSubscriptionCoalescing(t *testing.T) {
 	want := []string{"JobNew", "Unit:activating/start", "Service:pid", "JobRemoved:done", "Unit:active"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("events (-want +got):\n want %v\n  got %v", want, got)
+	}
+}
+
+func TestUnitErr(t *testing.T) {
+	noSuch := dbus.Error{Name: errNameNoSuchUnit, Body: []any{"Unit x.service not loaded."}}
+	err := unitErr("stop", "x.service", noSuch)
+	if !errors.Is(err, ErrNoSuchUnit) || !strings.Contains(err.Error(), "not loaded") {
+		t.Errorf("NoSuchUnit: %v", err)
+	}
+	for _, name := range []string{errNameAccessDenied, errNameInteractive} {
+		err = unitErr("restart", "x.service", &dbus.Error{Name: name, Body: []any{"Interactive authentication required."}})
+		var ad *AccessDeniedError
+		if !errors.As(err, &ad) || ad.Unit != "x.service" || !strings.Contains(err.Error(), "run as root or check polkit") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	other := dbus.Error{Name: "org.freedesktop.systemd1.UnitMasked", Body: []any{"Unit x.service is masked."}}
+	err = unitErr("start", "x.service", other)
+	var ue *UnitError
+	if !errors.As(err, &ue) || dbusErrorName(err) != other.Name {
+		t.Errorf("other errors keep their D-Bus name: %v", err)
+	}
+	jf := &JobFailedError{Op: "start", Unit: "x.service", Result: JobFailed, UnitResult: "exit-code"}
+	if got := jf.Error(); got != "start x.service: job failed (unit result: exit-code)" {
+		t.Errorf("JobFailedError = %q", got)
 	}
 }

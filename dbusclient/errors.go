@@ -14,9 +14,6 @@ var ErrNoSuchUnit = errors.New("no such unit")
 // ErrClosed is returned by calls on a closed Client.
 var ErrClosed = errors.New("dbusclient: client closed")
 
-// ErrNotSupported is returned when the manager lacks a method fdtop would use.
-var ErrNotSupported = errors.New("not supported by this systemd")
-
 // UnitError says which unit an operation failed on.
 type UnitError struct {
 	Op   string // e.g. "restart", "read"
@@ -24,6 +21,7 @@ type UnitError struct {
 	Err  error
 }
 
+// Error says what failed on which unit.
 func (e *UnitError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Unit, e.Err) }
 
 // Unwrap returns the cause.
@@ -37,6 +35,7 @@ type AccessDeniedError struct {
 	Message string // the manager's own text
 }
 
+// Error says what was refused and what to do about it.
 func (e *AccessDeniedError) Error() string {
 	return fmt.Sprintf("%s %s: access denied (run as root or check polkit's org.freedesktop.systemd1.manage-units): %s", e.Op, e.Unit, e.Message)
 }
@@ -50,6 +49,7 @@ type JobFailedError struct {
 	UnitResult string    // the unit's Result property, e.g. "exit-code"; "" if unknown
 }
 
+// Error says how the job ended and why the unit says it failed.
 func (e *JobFailedError) Error() string {
 	s := fmt.Sprintf("%s %s: job %s", e.Op, e.Unit, e.Result)
 	if e.UnitResult != "" && e.UnitResult != "success" {

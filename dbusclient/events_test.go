@@ -137,7 +137,10 @@ func TestReloadAndWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		next(t, sub, 10*time.Second, func(ev dbusclient.Event) bool { r, ok := ev.(dbusclient.Reloading); return ok && r.Active })
-		next(t, sub, 10*time.Second, func(ev dbusclient.Event) bool { u, ok := ev.(dbusclient.UnitNew); return ok && u.Unit == "fdt-new.socket" })
+		next(t, sub, 10*time.Second, func(ev dbusclient.Event) bool {
+			u, ok := ev.(dbusclient.UnitNew)
+			return ok && u.Unit == "fdt-new.socket"
+		})
 		socks, err := c.ListSockets(ctx, []string{"fdt-new.socket"}, true)
 		if err != nil || len(socks) != 1 {
 			t.Fatalf("ListSockets after reload: %+v, %v", socks, err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -445,7 +444,20 @@ func TestActions(t *testing.T) {
 				t.Errorf("%s fdt-sleep.service = %q, %v; want done", act.name, res, err)
 			}
 		}
-		_, err := c.Stop(ctx, "fdt-no-such-unit.service")
+		if _, err := c.Start(ctx, "fdt-sleep.service"); err != nil {
+			t.Fatal(err)
+		}
+		procs, err := c.Processes(ctx, "fdt-sleep.service")
+		if err != nil || len(procs) != 1 || procs[0].Cmdline != "/bin/sleep 300" || !strings.HasSuffix(procs[0].CGroup, "/fdt-sleep.service") {
+			t.Errorf("Processes = %+v, %v; want the one sleep", procs, err)
+		}
+		if _, err := c.Stop(ctx, "fdt-sleep.service"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Processes(ctx, "fdt-no-such-unit.service"); !errors.Is(err, dbusclient.ErrNoSuchUnit) {
+			t.Errorf("Processes of a missing unit: %v, want ErrNoSuchUnit", err)
+		}
+		_, err = c.Stop(ctx, "fdt-no-such-unit.service")
 		if !errors.Is(err, dbusclient.ErrNoSuchUnit) {
 			t.Errorf("Stop of a missing unit: %v, want ErrNoSuchUnit", err)
 		}
@@ -523,5 +535,3 @@ func TestEscapedNames(t *testing.T) {
 		}
 	})
 }
-
-var _ = os.Getenv

@@ -70,4 +70,3 @@ func FuzzUnitPath(f *testing.F) {
 		}
 	})
 }
-

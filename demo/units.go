@@ -136,7 +136,13 @@ func (c Config) Units() map[string]string {
 }
 
 func unit(description, section string, lines ...string) string {
-	return "[Unit]\nDescription=" + description + "\n\n" + section + "\n" + strings.Join(lines, "\n") + "\n"
+	head := "[Unit]\nDescription=" + description + "\n"
+	if section == "[Service]" {
+		// The demo is for pressing restart again and again (and the soak
+		// test restarts 500 times): no start rate limit.
+		head += "StartLimitIntervalSec=0\n"
+	}
+	return head + "\n" + section + "\n" + strings.Join(lines, "\n") + "\n"
 }
 
 // UnitHost is where the demo units are installed and started: a sandbox.

@@ -103,6 +103,16 @@ func Join(in JoinInput) *Snapshot {
 	if len(in.ManagerPIDs) > 0 {
 		snap.Manager.PID = in.ManagerPIDs[0]
 	}
+	snap.ManagerInodes = map[uint64]bool{}
+	for pid := range ix.managers {
+		if p := ix.byPID[pid]; p != nil {
+			for _, fd := range p.FDs {
+				if fd.Inode != 0 {
+					snap.ManagerInodes[fd.Inode] = true
+				}
+			}
+		}
+	}
 	state := in.State
 	if state == nil {
 		state = &dbusclient.State{}

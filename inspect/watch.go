@@ -54,8 +54,9 @@ type Watcher struct {
 // which arrive in order; snapshots only add detail (listeners,
 // connections, the store), so a late snapshot never rewinds the state.
 type tracked struct {
-	svc     *Service     // latest detailed view
-	sockets []SocketUnit // its socket units, latest view
+	svc     *Service        // latest detailed view
+	sockets []SocketUnit    // its socket units, latest view
+	held    map[uint64]bool // what the manager held in that view
 
 	activeState string
 	mainPID     int
@@ -225,6 +226,7 @@ func (st *watchState) refresh(ctx context.Context, units []string, full bool) er
 				socks = append(socks, su)
 			}
 		}
+		t.held = snap.ManagerInodes
 		st.observe(svc.Unit, t, &svc, socks, snap.Time)
 	}
 	return nil
@@ -485,17 +487,23 @@ func (st *watchState) summarise(t *tracked, now time.Time) Handoff {
 	reported := 0
 	for _, c := range b.Connections {
 		ac, ok := afterC[c.Inode]
-		if ok {
+		// A connection the manager holds is alive in the store (a next
+		// restart may already have handed it over again).
+		if ok || t.held[c.Inode] {
 			h.ConnectionsPreserved++
 		} else {
 			h.ConnectionsDropped++
 		}
 		if reported < 20 {
 			reported++
-			if ok {
+			switch {
+			case ok:
 				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionPreserved, PID: ac.PID, FD: ac.FD, Inode: c.Inode, Detail: c.Remote,
 					Message: fmt.Sprintf("connection from %s preserved: pid %d fd %d → pid %d fd %d", c.Remote, c.PID, c.FD, ac.PID, ac.FD)})
-			} else {
+			case t.held[c.Inode]:
+				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionPreserved, Inode: c.Inode, Detail: c.Remote,
+					Message: fmt.Sprintf("connection from %s preserved: held in the fd store", c.Remote)})
+			default:
 				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionDropped, PID: c.PID, FD: c.FD, Inode: c.Inode, Detail: c.Remote,
 					Message: fmt.Sprintf("connection from %s dropped", c.Remote)})
 			}

@@ -21,6 +21,10 @@ type liveSource struct {
 	builder *inspect.Builder
 	events  chan inspect.Event
 
+	// targetedOnly limits every scan to the units' and the manager's
+	// processes (the demo: nothing outside the sandbox matters there).
+	targetedOnly bool
+
 	mu      sync.Mutex
 	probes  map[string]*inspect.ProbeResult // unit -> gap meter result waiting for its handoff event
 	traffic map[string]*traffic.Generator   // demo: service -> generator
@@ -75,7 +79,7 @@ func (s *liveSource) forward(ctx context.Context, raw <-chan inspect.Event) {
 
 // Snapshot implements ui.Source.
 func (s *liveSource) Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error) {
-	return s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: units, FullScan: len(units) == 0})
+	return s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: units, FullScan: len(units) == 0 && !s.targetedOnly})
 }
 
 // Events implements ui.Source.
@@ -204,6 +208,7 @@ func (s *liveSource) DemoCounters() map[string]ui.DemoCounters {
 
 // demoSource adds the demo's traffic generators to a liveSource.
 func (s *liveSource) withDemo(env *demoEnv) {
+	s.targetedOnly = true
 	s.traffic = map[string]*traffic.Generator{}
 	s.conns = map[string]int{}
 	for m, g := range env.traffic {

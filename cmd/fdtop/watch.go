@@ -8,6 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,6 +62,9 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	}
 	defer sub.Close()
 
+	if p := os.Getenv("FDTOP_DEBUG_STATS"); p != "" {
+		go writeStats(ctx, p) // soak tests: goroutine and memory figures
+	}
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: *interval}
 	errc := make(chan error, 1)
@@ -91,4 +97,41 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+}
+
+// writeStats appends {"goroutines":N,"heap_kb":M,"rss_kb":R} to path every
+// second until ctx ends: the soak test reads it to see fdtop stay flat.
+func writeStats(ctx context.Context, path string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(f, "{\"goroutines\":%d,\"heap_kb\":%d,\"rss_kb\":%d}\n", runtime.NumGoroutine(), ms.HeapAlloc/1024, rssKB())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rssKB reads this process's resident set size from /proc/self/status.
+func rssKB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
