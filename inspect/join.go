@@ -626,8 +626,10 @@ func warnings(snap *Snapshot, addrOwners map[string][]string) []Warning {
 	for _, k := range keys {
 		if units := addrOwners[k]; len(units) > 1 {
 			_, addr, _ := strings.Cut(k, " ")
-			out = append(out, Warning{Unit: units[0], Code: "duplicate-address",
-				Message: fmt.Sprintf("%s is in %d socket units: %s", addr, len(units), strings.Join(units, ", "))})
+			for _, u := range units {
+				out = append(out, Warning{Unit: u, Code: "duplicate-address",
+					Message: fmt.Sprintf("%s is in %d socket units: %s", addr, len(units), strings.Join(units, ", "))})
+			}
 		}
 	}
 	for _, su := range snap.Sockets {

@@ -52,7 +52,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			}
 			p("    %s %s  %s  backlog %d", l.Type, l.Address, inode, l.Backlog)
 			for _, h := range l.Holders {
-				p("      held by pid %d fd %d %s (%s)%s", h.PID, h.FD, h.Comm, holderUnit(h), flag(h.Outside, "  ! outside the unit"))
+				p("      held by pid %d fd %d %s (%s)%s", h.PID, h.FD, h.Comm, holderUnit(h), ifSet(h.Outside, "  ! outside the unit"))
 			}
 		}
 		for _, in := range su.Instances {
@@ -78,7 +78,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			p("    passed fd %d = %q  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
 		}
 		for _, e := range svc.FDStore {
-			p("    stored %q  %s  %s%s%s", e.Name, e.Kind, e.Detail, flag(e.Inferred, "  (inferred)"), flag(e.ManagerOnly, "  (held only by the manager)"))
+			p("    stored %q  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
 		if svc.FDStoreCount > 0 && len(svc.FDStore) == 0 {
 			p("    stored: %d entries, not listed by this manager and not matched in /proc", svc.FDStoreCount)
@@ -111,7 +111,7 @@ func holderUnit(h Holder) string {
 	return h.Unit
 }
 
-func flag(on bool, s string) string {
+func ifSet(on bool, s string) string {
 	if on {
 		return s
 	}

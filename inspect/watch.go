@@ -271,7 +271,7 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 		e := now[k]
 		if _, ok := t.storeSeen[k]; !ok {
 			st.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Detail: e.Detail,
-				Message: fmt.Sprintf("%q stored: %s %s%s", e.Name, e.Kind, e.Detail, flag(e.Inferred, " (inferred)"))})
+				Message: fmt.Sprintf("%q stored: %s %s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, " (inferred)"))})
 		}
 	}
 	for k, e := range t.storeSeen {

@@ -1,0 +1,481 @@
+package inspect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const (
+	mgrPID  = 100
+	webPID  = 200
+	leakPID = 300
+	listIno = 1000
+	conn1   = 1001
+	conn2   = 1002
+	memIno  = 1003
+	pinned  = 1004
+	dupIno  = 1005
+)
+
+func tcp(ino uint64, local, remote string, state procfs.SockState, recvq uint32) procfs.Socket {
+	s := procfs.Socket{Inode: ino, Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, Type: procfs.TypeStream, State: state, RecvQ: recvq,
+		Local: netip.MustParseAddrPort(local)}
+	if remote != "" {
+		s.Remote = netip.MustParseAddrPort(remote)
+	}
+	return s
+}
+
+func sockFD(n int, ino uint64) procfs.FD {
+	return procfs.FD{Num: n, Kind: procfs.KindSocket, Inode: ino, Target: "socket:[" + itoa(ino) + "]"}
+}
+
+func itoa(n uint64) string { return strings.TrimSpace(strings.Repeat(" ", 0) + jsonNum(n)) }
+
+func jsonNum(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// fixture is a manager with web.socket → web.service (a handoff in the
+// middle: the new process was passed the listener, a stored connection and
+// a memfd), a leaking child in another unit, a second socket unit on the
+// same address with FlushPending, and a pinned store entry.
+func fixture() JoinInput {
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{
+			{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", FDs: []procfs.FD{
+				sockFD(5, 7777), // the manager's own private socket connection
+				sockFD(12, listIno),
+				sockFD(13, conn1),
+				{Num: 14, Kind: procfs.KindMemfd, Inode: memIno, Name: "state"},
+				sockFD(15, pinned),
+				sockFD(16, dupIno),
+			}},
+			{PID: webPID, Comm: "web", UserUnit: "web.service",
+				Handoff: &procfs.HandoffEnv{ListenPID: webPID, ListenFDs: 3, Names: []string{"web.socket", "conn-1", "state"}, ForThisProcess: true,
+					Passed: []procfs.PassedFD{{FD: 3, Name: "web.socket"}, {FD: 4, Name: "conn-1"}, {FD: 5, Name: "state"}}},
+				FDs: []procfs.FD{
+					sockFD(3, listIno),
+					sockFD(4, conn1),
+					{Num: 5, Kind: procfs.KindMemfd, Inode: memIno, Name: "state"},
+					sockFD(6, conn2),
+					sockFD(7, conn2), // a dup of the same connection
+				}},
+			{PID: leakPID, Comm: "sleep", UserUnit: "other.service", FDs: []procfs.FD{sockFD(3, listIno)}},
+		},
+		Sockets: map[uint64]procfs.Socket{
+			7777:    {Inode: 7777, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: procfs.StateEstablished, Path: "/run/user/0/systemd/private", PeerInode: 7778},
+			listIno: tcp(listIno, "127.0.0.1:8080", "", procfs.StateListen, 2),
+			conn1:   tcp(conn1, "127.0.0.1:8080", "127.0.0.1:50001", procfs.StateEstablished, 0),
+			conn2:   tcp(conn2, "127.0.0.1:8080", "127.0.0.1:50002", procfs.StateEstablished, 5),
+			pinned:  tcp(pinned, "127.0.0.1:9090", "127.0.0.1:50003", procfs.StateCloseWait, 0),
+			dupIno:  tcp(dupIno, "127.0.0.1:8081", "", procfs.StateListen, 0),
+		},
+		Unreadable: 1,
+	}
+	state := &dbusclient.State{
+		Sockets: []dbusclient.Socket{
+			{UnitState: dbusclient.UnitState{Name: "web.socket", ActiveState: "active", SubState: "running"},
+				Listen: []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:8080"}}, Triggers: []string{"web.service"},
+				FileDescriptorName: "web.socket", Counters: dbusclient.SocketCounters{NAccepted: 0, NRefused: 0}},
+			{UnitState: dbusclient.UnitState{Name: "alt.socket", ActiveState: "active", SubState: "listening"},
+				Listen: []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:8080"}}, Triggers: []string{"alt.service"}, FlushPending: true},
+			{UnitState: dbusclient.UnitState{Name: "idle.socket", ActiveState: "active", SubState: "running"},
+				Listen: []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:8081"}}, Triggers: []string{"idle.service"}},
+		},
+		Services: []dbusclient.Service{
+			{UnitState: dbusclient.UnitState{Name: "web.service", ActiveState: "active", SubState: "running"}, Type: "notify",
+				MainPID: webPID, FDStoreMax: 4, NFDStore: 4, TriggeredBy: []string{"web.socket"},
+				Processes: []dbusclient.Process{{PID: webPID, Cmdline: "web --serve"}}},
+			{UnitState: dbusclient.UnitState{Name: "idle.service", ActiveState: "active", SubState: "running"}, MainPID: 400, TriggeredBy: []string{"idle.socket"}},
+		},
+	}
+	return JoinInput{
+		Time:        time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC),
+		Manager:     Manager{Scope: "user", Version: "252.38-1~deb12u1"},
+		ManagerPIDs: []int{mgrPID},
+		State:       state,
+		Stores:      map[string]dbusclient.FDStore{"web.service": {Service: "web.service", Max: 4, Count: 4}},
+		Scan:        scan,
+		Hostname:    "host",
+	}
+}
+
+func TestJoinListenersAndHolders(t *testing.T) {
+	s := Join(fixture())
+	var web SocketUnit
+	for _, su := range s.Sockets {
+		if su.Unit == "web.socket" {
+			web = su
+		}
+	}
+	if len(web.Listeners) != 1 {
+		t.Fatalf("web.socket listeners = %+v", web.Listeners)
+	}
+	l := web.Listeners[0]
+	if l.Inode != listIno || l.Backlog != 2 || l.State != "LISTEN" {
+		t.Errorf("listener = %+v, want inode %d backlog 2 LISTEN", l, listIno)
+	}
+	want := []Holder{
+		{PID: mgrPID, FD: 12, Comm: "systemd", Unit: "init.scope", Manager: true},
+		{PID: webPID, FD: 3, Comm: "web", Unit: "web.service"},
+		{PID: leakPID, FD: 3, Comm: "sleep", Unit: "other.service", Outside: true},
+	}
+	if !reflect.DeepEqual(l.Holders, want) {
+		t.Errorf("holders:\n got %+v\nwant %+v", l.Holders, want)
+	}
+}
+
+func TestJoinService(t *testing.T) {
+	s := Join(fixture())
+	var web Service
+	for _, svc := range s.Services {
+		if svc.Unit == "web.service" {
+			web = svc
+		}
+	}
+	wantPassed := []PassedFD{
+		{FD: 3, Name: "web.socket", Kind: "tcp-listen", Inode: listIno, Detail: "127.0.0.1:8080 LISTEN"},
+		{FD: 4, Name: "conn-1", Kind: "tcp", Inode: conn1, Detail: "127.0.0.1:8080 → 127.0.0.1:50001 ESTAB"},
+		{FD: 5, Name: "state", Kind: "memfd", Inode: memIno, Detail: "memfd:state"},
+	}
+	if !reflect.DeepEqual(web.Passed, wantPassed) {
+		t.Errorf("passed:\n got %+v\nwant %+v", web.Passed, wantPassed)
+	}
+	// Two connections, the dup of conn2 counted once.
+	if len(web.Connections) != 2 || web.Connections[0].Inode != conn1 || web.Connections[1].Inode != conn2 || web.Connections[1].RecvQ != 5 {
+		t.Errorf("connections = %+v, want conn1 and conn2 once each", web.Connections)
+	}
+	// The store (systemd 252: not listed) is inferred from the manager's
+	// descriptors: the passed connection and memfd, named by LISTEN_FDNAMES.
+	// The pinned socket is held by the manager only and matches nothing of
+	// the service, so it cannot be attributed; the manager's own private
+	// socket connection is never a candidate.
+	wantStore := []StoreEntry{
+		{Name: "conn-1", Kind: "tcp", Inode: conn1, Inferred: true, Detail: "127.0.0.1:8080 → 127.0.0.1:50001 ESTAB"},
+		{Name: "state", Kind: "memfd", Inode: memIno, Inferred: true, Detail: "memfd:state"},
+	}
+	if !reflect.DeepEqual(web.FDStore, wantStore) {
+		t.Errorf("fd store:\n got %+v\nwant %+v", web.FDStore, wantStore)
+	}
+}
+
+func TestJoinListedStore(t *testing.T) {
+	in := fixture()
+	in.Stores["web.service"] = dbusclient.FDStore{Service: "web.service", Max: 4, Count: 2, Listed: true, Entries: []dbusclient.StoreEntry{
+		{Name: "conn-9", Mode: 0o140777, Inode: pinned, Path: "socket:[1004]"},
+		{Name: "state", Mode: 0o100777, Inode: memIno, Path: "/memfd:state (deleted)"},
+	}}
+	s := Join(in)
+	var web Service
+	for _, svc := range s.Services {
+		if svc.Unit == "web.service" {
+			web = svc
+		}
+	}
+	want := []StoreEntry{
+		{Name: "conn-9", Kind: "tcp", Inode: pinned, Detail: "127.0.0.1:9090 → 127.0.0.1:50003 CLOSE-WAIT", ManagerOnly: true},
+		{Name: "state", Kind: "memfd", Inode: memIno, Detail: "memfd:state"},
+	}
+	if !reflect.DeepEqual(web.FDStore, want) {
+		t.Errorf("fd store:\n got %+v\nwant %+v", web.FDStore, want)
+	}
+	if !hasWarning(s, "web.service", "fdstore-pinned") {
+		t.Errorf("no fdstore-pinned warning: %+v", s.Warnings)
+	}
+}
+
+func hasWarning(s *Snapshot, unit, code string) bool {
+	for _, w := range s.Warnings {
+		if w.Unit == unit && w.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func TestJoinWarnings(t *testing.T) {
+	s := Join(fixture())
+	for _, tt := range []struct{ unit, code string }{
+		{"alt.socket", "duplicate-address"},
+		{"alt.socket", "flush-pending"},
+		{"web.socket", "leaked-listener"},
+		{"idle.socket", "orphan-listener"},
+		{"web.service", "fdstore-over-max"},
+	} {
+		if !hasWarning(s, tt.unit, tt.code) {
+			t.Errorf("no %s warning for %s; warnings: %+v", tt.code, tt.unit, s.Warnings)
+		}
+	}
+	if hasWarning(s, "web.socket", "orphan-listener") {
+		t.Error("web.socket is served by web.service: not an orphan")
+	}
+}
+
+func TestJoinEmptyAndNil(t *testing.T) {
+	s := Join(JoinInput{})
+	if s.Sockets == nil || s.Services == nil || s.Warnings == nil {
+		t.Errorf("empty join has nil slices (JSON null): %+v", s)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("null")) {
+		t.Errorf("empty snapshot JSON has nulls: %s", b)
+	}
+}
+
+// TestTreeGolden pins the readable output of `fdtop snapshot`.
+func TestTreeGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteTree(&b, Join(fixture())); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "tree.golden", b.Bytes())
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (-want +got):\n-%s\n+%s", name, want, got)
+	}
+}
+
+// schemaSnapshot is the documented JSON schema of `fdtop snapshot --json`
+// (README.md): every field path fdtop promises, with its JSON type.
+var schemaSnapshot = map[string]string{
+	"manager":                              "object",
+	"manager.scope":                        "string",
+	"manager.version":                      "string",
+	"sockets":                              "array",
+	"sockets[].unit":                       "string",
+	"sockets[].active_state":               "string",
+	"sockets[].sub_state":                  "string",
+	"sockets[].accept":                     "boolean",
+	"sockets[].service":                    "string",
+	"sockets[].listeners":                  "array",
+	"sockets[].listeners[].type":           "string",
+	"sockets[].listeners[].address":        "string",
+	"sockets[].listeners[].inode":          "number",
+	"sockets[].listeners[].backlog":        "number",
+	"sockets[].listeners[].holders":        "array",
+	"sockets[].listeners[].holders[].pid":  "number",
+	"sockets[].listeners[].holders[].fd":   "number",
+	"sockets[].listeners[].holders[].comm": "string",
+	"sockets[].listeners[].holders[].unit": "string",
+	"services":                             "array",
+	"services[].unit":                      "string",
+	"services[].active_state":              "string",
+	"services[].sub_state":                 "string",
+	"services[].main_pid":                  "number",
+	"services[].n_restarts":                "number",
+	"services[].fdstore_max":               "number",
+	"services[].fdstore_count":             "number",
+	"services[].fdstore":                   "array",
+	"services[].fdstore[].name":            "string",
+	"services[].fdstore[].kind":            "string",
+	"services[].fdstore[].inode":           "number",
+	"services[].fdstore[].inferred":        "boolean",
+	"services[].fdstore[].detail":          "string",
+	"services[].passed":                    "array",
+	"services[].passed[].fd":               "number",
+	"services[].passed[].name":             "string",
+	"services[].passed[].kind":             "string",
+	"services[].passed[].inode":            "number",
+	"services[].passed[].detail":           "string",
+	"services[].connections":               "array",
+	"services[].connections[].pid":         "number",
+	"services[].connections[].fd":          "number",
+	"services[].connections[].inode":       "number",
+	"services[].connections[].local":       "string",
+	"services[].connections[].remote":      "string",
+	"services[].connections[].state":       "string",
+	"warnings":                             "array",
+}
+
+// schemaHandoff is the documented schema of a `fdtop watch --json` line of
+// type "handoff".
+var schemaHandoff = map[string]string{
+	"time": "string", "unit": "string", "type": "string",
+	"old_pid": "number", "new_pid": "number", "listeners_kept": "number", "listeners_replaced": "number",
+	"fdstore_before": "number", "fdstore_after": "number", "connections_preserved": "number",
+	"connections_dropped": "number", "no_main_pid_ms": "number",
+}
+
+// collectTypes walks decoded JSON and records the type of every path.
+func collectTypes(prefix string, v any, out map[string]map[string]bool) {
+	add := func(p, t string) {
+		if out[p] == nil {
+			out[p] = map[string]bool{}
+		}
+		out[p][t] = true
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if prefix != "" {
+			add(prefix, "object")
+		}
+		for k, e := range x {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			collectTypes(p, e, out)
+		}
+	case []any:
+		add(prefix, "array")
+		for _, e := range x {
+			collectTypes(prefix+"[]", e, out)
+		}
+	case string:
+		add(prefix, "string")
+	case float64:
+		add(prefix, "number")
+	case bool:
+		add(prefix, "boolean")
+	case nil:
+		add(prefix, "null")
+	}
+}
+
+func checkSchema(t *testing.T, doc []byte, schema map[string]string) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]bool{}
+	collectTypes("", v, got)
+	keys := make([]string, 0, len(schema))
+	for k := range schema {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, path := range keys {
+		types := got[path]
+		if types == nil {
+			t.Errorf("JSON lacks %s", path)
+			continue
+		}
+		if len(types) != 1 || !types[schema[path]] {
+			t.Errorf("%s has types %v, want %s", path, types, schema[path])
+		}
+	}
+}
+
+func TestSnapshotJSONSchema(t *testing.T) {
+	in := fixture()
+	in.Stores["web.service"] = dbusclient.FDStore{Service: "web.service", Max: 4, Count: 1, Listed: true, Entries: []dbusclient.StoreEntry{
+		{Name: "state", Mode: 0o100777, Inode: memIno, Path: "/memfd:state (deleted)"},
+	}}
+	b, err := json.Marshal(Join(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSchema(t, b, schemaSnapshot)
+}
+
+func TestHandoffEventJSONSchema(t *testing.T) {
+	e := Event{Time: time.Now(), Unit: "web.service", Type: EventHandoff, Handoff: &Handoff{OldPID: 1, NewPID: 2, ListenersKept: 1}}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSchema(t, b, schemaHandoff)
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil || back.Handoff == nil || back.Handoff.NewPID != 2 {
+		t.Errorf("round trip = %+v, %v", back, err)
+	}
+}
+
+// fakeSystemd and fakeKernel check what Builder asks for.
+type fakeSystemd struct {
+	state    *dbusclient.State
+	patterns []string
+}
+
+func (f *fakeSystemd) Load(ctx context.Context, patterns []string, all bool) (*dbusclient.State, error) {
+	f.patterns = patterns
+	cp := *f.state
+	cp.Services = append([]dbusclient.Service(nil), f.state.Services...)
+	return &cp, nil
+}
+func (f *fakeSystemd) ListServices(ctx context.Context, names []string) ([]dbusclient.Service, error) {
+	return nil, nil
+}
+func (f *fakeSystemd) FDStore(ctx context.Context, s string) (dbusclient.FDStore, error) {
+	return dbusclient.FDStore{}, nil
+}
+func (f *fakeSystemd) Processes(ctx context.Context, unit string) ([]dbusclient.Process, error) {
+	return []dbusclient.Process{{PID: mgrPID}}, nil
+}
+func (f *fakeSystemd) Version() string               { return "252" }
+func (f *fakeSystemd) Features() dbusclient.Features { return dbusclient.Features{} }
+func (f *fakeSystemd) Endpoint() dbusclient.Endpoint {
+	return dbusclient.Endpoint{Address: "unix:path=/x"}
+}
+
+type fakeKernel struct {
+	scan *procfs.Scan
+	pids []int
+	full bool
+}
+
+func (f *fakeKernel) Scan(ctx context.Context, opts procfs.ScanOptions) (*procfs.Scan, error) {
+	f.full = true
+	return f.scan, nil
+}
+func (f *fakeKernel) ScanPIDs(ctx context.Context, pids []int, opts procfs.ScanOptions) (*procfs.Scan, error) {
+	f.pids = pids
+	return f.scan, nil
+}
+
+func TestBuilderTargetedScan(t *testing.T) {
+	in := fixture()
+	sd := &fakeSystemd{state: in.State}
+	k := &fakeKernel{scan: in.Scan}
+	b := &Builder{Systemd: sd, Kernel: k, Scope: "user"}
+	snap, err := b.Snapshot(context.Background(), SnapshotOptions{Units: []string{"web.service"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.full {
+		t.Error("a unit snapshot scanned the whole host")
+	}
+	if !reflect.DeepEqual(k.pids, []int{mgrPID, webPID, 400}) {
+		t.Errorf("scanned pids %v, want the manager and the services' processes", k.pids)
+	}
+	if !reflect.DeepEqual(sd.patterns, []string{"web.socket", "web@*.socket"}) {
+		t.Errorf("Load patterns %v, want the service's socket", sd.patterns)
+	}
+	if len(snap.Manager.Limits) == 0 {
+		t.Error("a 252 manager without features has no limits noted")
+	}
+}
