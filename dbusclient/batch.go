@@ -103,7 +103,7 @@ type pipeline struct {
 	r       *bufio.Reader
 	w       *bufio.Writer
 	serial  uint32
-	replies chan reply    // from readReplies
+	replies chan []reply  // from readReplies
 	failed  chan error    // readReplies' error (buffered 1)
 	gone    chan struct{} // closed by reset: readReplies may stop
 }
@@ -169,7 +169,7 @@ func (p *pipeline) dial(ctx context.Context) error {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	p.conn, p.r, p.w = conn, r, w
-	p.replies, p.failed, p.gone = make(chan reply, 256), make(chan error, 1), make(chan struct{})
+	p.replies, p.failed, p.gone = make(chan []reply, 16), make(chan error, 1), make(chan struct{})
 	go readReplies(r, p.replies, p.gone, p.failed)
 	if p.bus {
 		hello := &call{path: "/org/freedesktop/DBus", method: "org.freedesktop.DBus.Hello"}
@@ -245,8 +245,9 @@ type reply struct {
 // readReplies runs for the life of one connection: it reads and decodes
 // replies (signals are dropped) and hands them to exchange, until the
 // connection fails.
-func readReplies(r *bufio.Reader, replies chan<- reply, gone <-chan struct{}, failed chan<- error) {
+func readReplies(r *bufio.Reader, replies chan<- []reply, gone <-chan struct{}, failed chan<- error) {
 	var buf []byte
+	var batch []reply
 	for {
 		var f frame
 		var err error
@@ -255,15 +256,20 @@ func readReplies(r *bufio.Reader, replies chan<- reply, gone <-chan struct{}, fa
 			failed <- err
 			return
 		}
-		if f.typ != dbus.TypeMethodReply && f.typ != dbus.TypeError {
-			continue // a signal, e.g. NameAcquired from a bus
+		if f.typ == dbus.TypeMethodReply || f.typ == dbus.TypeError { // else a signal, e.g. NameAcquired
+			rp := reply{typ: f.typ, serial: f.replySerial, errName: f.errName}
+			rp.body, rp.err = f.body()
+			batch = append(batch, rp)
 		}
-		rp := reply{typ: f.typ, serial: f.replySerial, errName: f.errName}
-		rp.body, rp.err = f.body()
-		select {
-		case replies <- rp:
-		case <-gone:
-			return
+		// Hand over what was read before blocking for more: one wake-up
+		// per burst rather than per reply.
+		if len(batch) > 0 && (r.Buffered() == 0 || len(batch) >= 512) {
+			select {
+			case replies <- batch:
+				batch = nil
+			case <-gone:
+				return
+			}
 		}
 	}
 }
@@ -354,23 +360,25 @@ func (p *pipeline) exchange(calls []*call, dest string) error {
 				}
 			}
 			timer.Reset(stallTimeout)
-		case rp := <-p.replies:
-			i := int(rp.serial - base - 1)
-			if rp.serial <= base || i >= len(calls) {
-				continue // a kick's, or a late one from a cancelled batch
+		case batch := <-p.replies:
+			for _, rp := range batch {
+				i := int(rp.serial - base - 1)
+				if rp.serial <= base || i >= len(calls) {
+					continue // a kick's, or a late one from a cancelled batch
+				}
+				c := calls[i]
+				pending--
+				<-credit
+				switch {
+				case rp.err != nil:
+					c.err = fmt.Errorf("decode reply to %s on %s: %w", c.method, c.path, rp.err)
+				case rp.typ == dbus.TypeError:
+					c.err = dbus.Error{Name: rp.errName, Body: rp.body}
+				default:
+					c.body = rp.body
+				}
 			}
-			c := calls[i]
-			pending--
-			<-credit
 			timer.Reset(stallTimeout)
-			switch {
-			case rp.err != nil:
-				c.err = fmt.Errorf("decode reply to %s on %s: %w", c.method, c.path, rp.err)
-			case rp.typ == dbus.TypeError:
-				c.err = dbus.Error{Name: rp.errName, Body: rp.body}
-			default:
-				c.body = rp.body
-			}
 		}
 	}
 	if err := <-werr; err != nil {

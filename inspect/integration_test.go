@@ -28,6 +28,15 @@ type env struct {
 }
 
 func newEnv(t *testing.T, sb *sandbox.Sandbox, delay time.Duration) *env {
+	return newEnvDelay(t, sb, delay)
+}
+
+// newEnvTB is newEnv for benchmarks, with the default start-up delay.
+func newEnvTB(t testing.TB, sb *sandbox.Sandbox) *env {
+	return newEnvDelay(t, sb, 100*time.Millisecond)
+}
+
+func newEnvDelay(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) *env {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
@@ -294,7 +303,8 @@ func (e *env) watch(t *testing.T) *watch {
 	}
 	w := &watch{cancel: cancel, done: make(chan struct{})}
 	out := make(chan inspect.Event, 1024)
-	wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: -1}
+	wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: -1,
+		Alive: inspect.SocketsAlive(e.b.Kernel.(procfs.FS).SocketsByInode)}
 	go func() {
 		defer close(w.done)
 		defer sub.Close()

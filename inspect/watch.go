@@ -43,6 +43,12 @@ type Watcher struct {
 	// FastInterval is the rescan of a unit while a job runs on it
 	// (default 15 ms), so short-lived steps are seen.
 	FastInterval time.Duration
+	// Alive, if set, reports which of the given socket inodes still exist
+	// in the kernel. A handoff's connections that no snapshot shows in the
+	// new process or the manager are checked with it before they count as
+	// dropped (a scan is not atomic across processes: a connection moving
+	// from a process to the manager can slip between two reads).
+	Alive func(ctx context.Context, inodes []uint64) map[uint64]bool
 	// OnSnapshot, if set, is called with every full-picture snapshot.
 	OnSnapshot func(*Snapshot)
 	// Now is the clock (tests); nil means time.Now.
@@ -375,7 +381,7 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 		}
 		t.jobActive = false
 		_ = st.refresh(ctx, []string{name}, false)
-		st.finishJob(name, t, string(e.Result), st.w.now())
+		st.finishJob(ctx, name, t, string(e.Result), st.w.now())
 	case dbusclient.UnitChanged:
 		at := e.At
 		if at.IsZero() {
@@ -434,7 +440,7 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 // a stop (no main process, unit down) waits for its start; a new main
 // process after an old one is a handoff, summarised now; anything else
 // (a reload, a failed or canceled job on a running process) is not.
-func (st *watchState) finishJob(name string, t *tracked, result string, now time.Time) {
+func (st *watchState) finishJob(ctx context.Context, name string, t *tracked, result string, now time.Time) {
 	if t.before == nil || t.beforePID == 0 {
 		t.before = nil
 		return
@@ -448,13 +454,13 @@ func (st *watchState) finishJob(name string, t *tracked, result string, now time
 		t.before, t.stopDone = nil, false
 		return
 	}
-	h := st.summarise(t, now)
+	h := st.summarise(ctx, t, now)
 	t.before, t.beforeSocks, t.stopDone = nil, nil, false
 	st.emit(Event{Time: now, Unit: name, Type: EventHandoff, Result: result, Handoff: &h, Message: Verdict(h)})
 }
 
 // summarise compares the service before the job with now.
-func (st *watchState) summarise(t *tracked, now time.Time) Handoff {
+func (st *watchState) summarise(ctx context.Context, t *tracked, now time.Time) Handoff {
 	b, a := t.before, t.svc
 	h := Handoff{HandoffJob: "restart", OldPID: t.beforePID, NewPID: t.mainPID}
 	if t.stopDone {
@@ -484,12 +490,24 @@ func (st *watchState) summarise(t *tracked, now time.Time) Handoff {
 	for _, c := range a.Connections {
 		afterC[c.Inode] = c
 	}
+	alive := map[uint64]bool{}
+	if st.w.Alive != nil {
+		var missing []uint64
+		for _, c := range b.Connections {
+			if _, ok := afterC[c.Inode]; !ok && !t.held[c.Inode] {
+				missing = append(missing, c.Inode)
+			}
+		}
+		if len(missing) > 0 {
+			alive = st.w.Alive(ctx, missing)
+		}
+	}
 	reported := 0
 	for _, c := range b.Connections {
 		ac, ok := afterC[c.Inode]
 		// A connection the manager holds is alive in the store (a next
 		// restart may already have handed it over again).
-		if ok || t.held[c.Inode] {
+		if ok || t.held[c.Inode] || alive[c.Inode] {
 			h.ConnectionsPreserved++
 		} else {
 			h.ConnectionsDropped++
@@ -503,6 +521,9 @@ func (st *watchState) summarise(t *tracked, now time.Time) Handoff {
 			case t.held[c.Inode]:
 				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionPreserved, Inode: c.Inode, Detail: c.Remote,
 					Message: fmt.Sprintf("connection from %s preserved: held in the fd store", c.Remote)})
+			case alive[c.Inode]:
+				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionPreserved, Inode: c.Inode, Detail: c.Remote,
+					Message: fmt.Sprintf("connection from %s preserved: the socket is still open", c.Remote)})
 			default:
 				st.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionDropped, PID: c.PID, FD: c.FD, Inode: c.Inode, Detail: c.Remote,
 					Message: fmt.Sprintf("connection from %s dropped", c.Remote)})
@@ -570,4 +591,20 @@ func listenerInodes(svc *Service, socks []SocketUnit) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// SocketsAlive adapts a socket lookup by inode (procfs.FS.SocketsByInode)
+// to Watcher.Alive.
+func SocketsAlive[S any](lookup func(ctx context.Context, inodes []uint64) (map[uint64]S, error)) func(ctx context.Context, inodes []uint64) map[uint64]bool {
+	return func(ctx context.Context, inodes []uint64) map[uint64]bool {
+		found, err := lookup(ctx, inodes)
+		out := map[uint64]bool{}
+		if err != nil {
+			return out
+		}
+		for ino := range found {
+			out[ino] = true
+		}
+		return out
+	}
 }

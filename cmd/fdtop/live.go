@@ -10,6 +10,7 @@ import (
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/procfs"
 	"github.com/fdtop/fdtop/ui"
 )
 
@@ -40,6 +41,9 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]*inspect.ProbeResult{}}
 	raw := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: -1}
+	if k, ok := b.Kernel.(procfs.FS); ok {
+		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
+	}
 	go func() {
 		defer sub.Close()
 		if err := w.Run(ctx, raw); err != nil {

@@ -138,8 +138,9 @@ func TestSoakWatch(t *testing.T) {
 
 		mu.Lock()
 		defer mu.Unlock()
-		t.Logf("%d restarts: %d handoff events; fdtop goroutines %d → %d, heap %d → %d KiB, RSS %d → %d KiB; traffic %+v",
-			restarts, len(handoffs), early.Goroutines, late.Goroutines, early.HeapKB, late.HeapKB, early.RSSKB, late.RSSKB, st)
+		t.Logf("%d restarts: %d handoff events; fdtop goroutines %d → %d, heap %d → %d KiB, RSS %d → %d KiB; clients: %d replies, %d refused, %d dropped, %d counter resets, %d server pids",
+			restarts, len(handoffs), early.Goroutines, late.Goroutines, early.HeapKB, late.HeapKB, early.RSSKB, late.RSSKB,
+			st.Replies, st.Refused, st.Dropped, st.CounterResets, len(st.PIDs))
 		if len(bad) > 0 {
 			t.Errorf("%d lines of watch --json are not events, e.g. %q", len(bad), bad[0])
 		}

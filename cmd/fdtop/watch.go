@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/procfs"
 )
 
 // runWatch prints the timeline: one readable line, or one JSON object, per
@@ -55,6 +56,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "watch", err)
 	}
+	kernel := b.Kernel.(procfs.FS)
 	defer client.Close()
 	sub, err := client.Subscribe(ctx)
 	if err != nil {
@@ -66,7 +68,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 		go writeStats(ctx, p) // soak tests: goroutine and memory figures
 	}
 	events := make(chan inspect.Event, 1024)
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: *interval}
+	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: *interval, Alive: inspect.SocketsAlive(kernel.SocketsByInode)}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, events) }()
 	for {

@@ -8,4 +8,4 @@ cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$PATH"
 FDTOP_SYSTEMD_254="${FDTOP_SYSTEMD_254:-$(demo/scripts/fetch-systemd-254.sh | tail -1)}"
 export FDTOP_SYSTEMD_254
-FDTOP_SOAK_RESTARTS="${1:-500}" go test -count=1 -timeout 60m -run '^TestSoakWatch$' -v ./cmd/fdtop/ | grep -E 'restarts:|^(---|===|ok|FAIL|PASS)'
+FDTOP_SOAK_RESTARTS="${1:-500}" go test -count=1 -timeout 60m -run '^TestSoakWatch$' -v ./cmd/fdtop/ | grep -E 'soak_test|^ *(---|ok|FAIL|PASS)'

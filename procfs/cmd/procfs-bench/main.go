@@ -27,7 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fdtop/fdtop/procfs"
-	"github.com/fdtop/fdtop/procfs/internal/loadgen"
+	"github.com/fdtop/fdtop/internal/loadgen"
 )
 
 // runLoad starts a load, writes the pids, and holds it until SIGTERM/SIGINT
