@@ -88,10 +88,11 @@ func (c *call) storeProp(dest any) error {
 // enough to keep the manager busy, few enough not to flood its queues.
 const maxInFlight = 2048
 
-// pipeline runs batches of calls over one connection of its own, written
-// and read with buffered I/O and godbus's message codec: godbus's Conn costs
-// a goroutine, a context and two or three syscalls per call, which makes
-// the client, not the manager, the bottleneck for thousands of Gets.
+// pipeline runs batches of calls over one connection of its own, with
+// buffered I/O and the lean codec in wire.go: godbus's Conn costs a
+// goroutine, a context, reflection and two or three syscalls per call,
+// which makes the client, not the manager, the bottleneck for thousands of
+// Gets (measured: 26 µs of client CPU per Get against 8 µs in the manager).
 // Addresses it cannot dial itself (not unix:path= or unix:abstract=) fall
 // back to pipelining over a godbus Conn.
 type pipeline struct {

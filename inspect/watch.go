@@ -3,6 +3,7 @@ package inspect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -49,6 +50,10 @@ type Watcher struct {
 	// dropped (a scan is not atomic across processes: a connection moving
 	// from a process to the manager can slip between two reads).
 	Alive func(ctx context.Context, inodes []uint64) map[uint64]bool
+	// FDCount, if set, gives a process's open descriptor count cheaply
+	// (procfs.FS.FDCount): a rescan with nothing signalled and no count
+	// changed is skipped, so an idle watch costs next to nothing.
+	FDCount func(pid int) (n int, ok bool, err error)
 	// OnSnapshot, if set, is called with every full-picture snapshot.
 	OnSnapshot func(*Snapshot)
 	// Now is the clock (tests); nil means time.Now.
@@ -91,6 +96,10 @@ type watchState struct {
 	units   map[string]*tracked // by service name
 	sockSvc map[string]string   // socket unit -> service
 	last    *Snapshot
+
+	dirty    bool        // a signal arrived since the last rescan
+	fdCounts map[int]int // descriptor counts at the last rescan
+	skipped  int         // rescans skipped in a row
 }
 
 func (w *Watcher) now() time.Time {
@@ -119,7 +128,8 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if err := st.refresh(ctx, nil, true); err != nil {
 		return err
 	}
-	w.Events.Watch(st.watchList(), interval)
+	watched := st.watchList()
+	w.Events.Watch(watched, interval)
 
 	slow := time.NewTicker(interval)
 	defer slow.Stop()
@@ -135,20 +145,73 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			if !ok {
 				return nil
 			}
+			st.dirty = true
 			st.handle(ctx, ev)
 		case <-slow.C:
 			rescans++
 			full := fullEvery > 0 && rescans%fullEvery == 0
+			if !full && st.unchanged() {
+				continue
+			}
 			if err := st.refresh(ctx, nil, full); err != nil {
 				st.emit(Event{Type: EventDisconnected, Message: "rescan failed: " + err.Error()})
 			}
-			w.Events.Watch(st.watchList(), interval)
+			if list := st.watchList(); !slices.Equal(list, watched) {
+				// Only on change: a new watch list reports every counter anew.
+				watched = list
+				w.Events.Watch(watched, interval)
+			}
 		case <-fastT.C:
 			if hot := st.hotUnits(); len(hot) > 0 {
 				_ = st.refresh(ctx, hot, false)
 			}
 		}
 	}
+}
+
+// countFDs reads the descriptor counts of the manager and every process
+// of the snapshot's services (nil without Watcher.FDCount).
+func (st *watchState) countFDs(snap *Snapshot) map[int]int {
+	if st.w.FDCount == nil {
+		return nil
+	}
+	pids := []int{snap.Manager.PID}
+	for _, svc := range snap.Services {
+		pids = append(pids, svc.MainPID)
+		for _, p := range svc.Processes {
+			pids = append(pids, p.PID)
+		}
+	}
+	out := map[int]int{}
+	for _, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		n, ok, err := st.w.FDCount(pid)
+		if err != nil || !ok {
+			return nil // gone, or the kernel does not say: rescan
+		}
+		out[pid] = n
+	}
+	return out
+}
+
+// unchanged reports that a rescan can be skipped: no signal since the last
+// one, no job running, and every watched process holds as many descriptors
+// as then. Every tenth rescan runs anyway (queues and backlogs change
+// without touching descriptor counts).
+func (st *watchState) unchanged() bool {
+	if st.dirty || st.fdCounts == nil || len(st.hotUnits()) > 0 || st.skipped >= 9 {
+		return false
+	}
+	for pid, n := range st.fdCounts {
+		m, ok, err := st.w.FDCount(pid)
+		if err != nil || !ok || m != n {
+			return false
+		}
+	}
+	st.skipped++
+	return true
 }
 
 func (st *watchState) emit(e Event) {
@@ -214,6 +277,8 @@ func (st *watchState) refresh(ctx context.Context, units []string, full bool) er
 	}
 	if units == nil {
 		st.last = snap
+		st.dirty, st.skipped = false, 0
+		st.fdCounts = st.countFDs(snap)
 		if st.w.OnSnapshot != nil {
 			st.w.OnSnapshot(snap)
 		}

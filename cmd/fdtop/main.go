@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/server"
@@ -45,6 +46,17 @@ Run 'fdtop COMMAND --help' for a command's flags.
 `
 
 func main() {
+	if p := os.Getenv("FDTOP_CPUPROFILE"); p != "" {
+		// Profiling fdtop itself (e.g. the idle cost of watch).
+		if f, err := os.Create(p); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				code := run(os.Args[1:], os.Stdout, os.Stderr)
+				pprof.StopCPUProfile()
+				f.Close()
+				os.Exit(code)
+			}
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

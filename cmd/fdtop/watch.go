@@ -68,7 +68,8 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 		go writeStats(ctx, p) // soak tests: goroutine and memory figures
 	}
 	events := make(chan inspect.Event, 1024)
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: *interval, Alive: inspect.SocketsAlive(kernel.SocketsByInode)}
+	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: *interval, FullEvery: 30,
+		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, events) }()
 	for {

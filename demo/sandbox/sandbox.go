@@ -240,11 +240,21 @@ func (s *Sandbox) systemState(ctx context.Context) (state, version string, err e
 	}
 	defer conn.Close()
 	obj := conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+	// Each call is bounded: a manager that has not answered a call on a
+	// fresh private connection may sit on it until more data arrives, so a
+	// stuck attempt is abandoned and the next poll tries a new connection.
+	get := func(prop string) (dbus.Variant, error) {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		var v dbus.Variant
+		err := obj.CallWithContext(cctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Manager", prop).Store(&v)
+		return v, err
+	}
 	var st, ver dbus.Variant
-	if st, err = obj.GetProperty("org.freedesktop.systemd1.Manager.SystemState"); err != nil {
+	if st, err = get("SystemState"); err != nil {
 		return "", "", err
 	}
-	if ver, err = obj.GetProperty("org.freedesktop.systemd1.Manager.Version"); err != nil {
+	if ver, err = get("Version"); err != nil {
 		return "", "", err
 	}
 	state, _ = st.Value().(string)
