@@ -1,0 +1,46 @@
+package inspect
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzProbeTarget: any Listen= text gives a loopback target or an error,
+// never a panic and never an address off this machine.
+func FuzzProbeTarget(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:80", "[::]:443", "8080", "0.0.0.0:1", "10.0.0.1:80", "/run/x.sock", "@abs\x00tract", "", "[::ffff:127.0.0.1]:9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, listen string) {
+		target, err := ProbeTarget(listen)
+		if err != nil {
+			return
+		}
+		ap, perr := netip.ParseAddrPort(target)
+		if perr != nil {
+			t.Fatalf("ProbeTarget(%q) = %q: not an address: %v", listen, target, perr)
+		}
+		if !ap.Addr().Unmap().IsLoopback() {
+			t.Fatalf("ProbeTarget(%q) = %q: not loopback", listen, target)
+		}
+	})
+}
+
+// FuzzEscapeBytes: names with arbitrary bytes (abstract socket names,
+// memfd names, paths) come out as valid UTF-8 without control characters.
+func FuzzEscapeBytes(f *testing.F) {
+	for _, s := range []string{"plain", "abs\x00name\nwith newline", "\xff\xfe", "\x1b[31mred", `back\slash`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := escapeBytes(s)
+		if !utf8.ValidString(out) {
+			t.Fatalf("escapeBytes(%q) = %q: invalid UTF-8", s, out)
+		}
+		if strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("escapeBytes(%q) = %q: control characters", s, out)
+		}
+	})
+}
