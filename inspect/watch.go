@@ -97,6 +97,8 @@ type watchState struct {
 	sockSvc map[string]string   // socket unit -> service
 	last    *Snapshot
 
+	finishing []pendingFinish // jobs finished, summaries not yet made
+
 	dirty    bool        // a signal arrived since the last rescan
 	fdCounts map[int]int // descriptor counts at the last rescan
 	skipped  int         // rescans skipped in a row
@@ -147,6 +149,10 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			}
 			st.dirty = true
 			st.handle(ctx, ev)
+			if len(st.finishing) > 0 {
+				st.drain(ctx, events)
+				st.finish(ctx)
+			}
 		case <-slow.C:
 			rescans++
 			full := fullEvery > 0 && rescans%fullEvery == 0
@@ -166,6 +172,47 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 				_ = st.refresh(ctx, hot, false)
 			}
 		}
+	}
+}
+
+// pendingFinish is a finished job whose summary waits for the signals
+// queued behind its JobRemoved.
+type pendingFinish struct {
+	name, result string
+}
+
+// drain handles the signals already waiting (without blocking), up to a
+// bound so a flood cannot starve the summaries.
+func (st *watchState) drain(ctx context.Context, events <-chan dbusclient.Event) {
+	for i := 0; i < 256; i++ {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			switch ev.(type) {
+			case dbusclient.JobNew, dbusclient.JobRemoved:
+				// The next job must see this one summarised.
+				st.finish(ctx)
+			}
+			st.handle(ctx, ev)
+		default:
+			return
+		}
+	}
+}
+
+// finish makes the summaries of the finished jobs, in order.
+func (st *watchState) finish(ctx context.Context) {
+	pending := st.finishing
+	st.finishing = nil
+	for _, p := range pending {
+		t := st.units[p.name]
+		if t == nil {
+			continue
+		}
+		_ = st.refresh(ctx, []string{p.name}, false)
+		st.finishJob(ctx, p.name, t, p.result, st.w.now())
 	}
 }
 
@@ -445,8 +492,10 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 			return
 		}
 		t.jobActive = false
-		_ = st.refresh(ctx, []string{name}, false)
-		st.finishJob(ctx, name, t, string(e.Result), st.w.now())
+		// Finished once the signals already queued behind this one (the
+		// state changes the manager sent with it) are handled: the
+		// summary comes last on the timeline.
+		st.finishing = append(st.finishing, pendingFinish{name: name, result: string(e.Result)})
 	case dbusclient.UnitChanged:
 		at := e.At
 		if at.IsZero() {

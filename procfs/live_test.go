@@ -21,8 +21,11 @@ import (
 const childEnv = "FDTOP_PROCFS_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "nobody-scan" {
+	switch os.Getenv(childEnv) {
+	case "nobody-scan":
 		os.Exit(nobodyScan())
+	case "netns-child":
+		os.Exit(netnsChild())
 	}
 	os.Exit(m.Run())
 }
