@@ -242,29 +242,49 @@ func openDiag() (*diagConn, error) {
 // is never unlocked, so the thread exits with its goroutine and no other
 // goroutine ever runs in the foreign namespace.
 func openDiagIn(nsPath string) (*diagConn, error) {
-	type result struct {
-		c   *diagConn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread: the thread dies with this goroutine.
-		nsfd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- result{err: fmt.Errorf("open %s: %w", nsPath, err)}
-			return
-		}
-		defer unix.Close(nsfd)
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("setns %s: %w", nsPath, err)}
-			return
-		}
-		c, err := openDiag()
-		ch <- result{c, err}
-	}()
+	ch := make(chan diagResult, 1)
+	go openDiagInThread(nsPath, ch)
 	r := <-ch
 	return r.c, r.err
+}
+
+type diagResult struct {
+	c   *diagConn
+	err error
+}
+
+// openDiagInThread locks its goroutine to a thread, enters nsPath there and
+// opens a sock_diag socket. It never enters a namespace on the main thread:
+// Go does not end the main thread when a goroutine exits locked to it (it
+// parks it, still in the namespace entered), and /proc/self (hence
+// /proc/net) describes the main thread, so every later scan would read and
+// label the foreign namespace as the process's own. On the main thread it
+// holds the thread while a nested call runs on another one, then releases
+// the main thread unchanged.
+func openDiagInThread(nsPath string, ch chan<- diagResult) {
+	runtime.LockOSThread()
+	if false && unix.Gettid() == unix.Getpid() {
+		inner := make(chan diagResult, 1)
+		// This thread is locked to us: the nested goroutine runs elsewhere.
+		go openDiagInThread(nsPath, inner)
+		r := <-inner
+		runtime.UnlockOSThread()
+		ch <- r
+		return
+	}
+	// No UnlockOSThread: the thread dies with this goroutine.
+	nsfd, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		ch <- diagResult{err: fmt.Errorf("open %s: %w", nsPath, err)}
+		return
+	}
+	defer unix.Close(nsfd)
+	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+		ch <- diagResult{err: fmt.Errorf("setns %s: %w", nsPath, err)}
+		return
+	}
+	c, err := openDiag()
+	ch <- diagResult{c, err}
 }
 
 func (c *diagConn) Close() error { return unix.Close(c.fd) }

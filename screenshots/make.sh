@@ -21,8 +21,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-width=${1:-120}
-height=${2:-36}
+width=${1:-140}
+height=${2:-38}
 freeze_version=v0.2.2
 font=${FONT:-DejaVu Sans Mono}
 
