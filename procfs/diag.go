@@ -263,7 +263,7 @@ type diagResult struct {
 // the main thread unchanged.
 func openDiagInThread(nsPath string, ch chan<- diagResult) {
 	runtime.LockOSThread()
-	if false && unix.Gettid() == unix.Getpid() {
+	if unix.Gettid() == unix.Getpid() {
 		inner := make(chan diagResult, 1)
 		// This thread is locked to us: the nested goroutine runs elsewhere.
 		go openDiagInThread(nsPath, inner)

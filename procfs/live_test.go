@@ -26,6 +26,8 @@ func TestMain(m *testing.M) {
 		os.Exit(nobodyScan())
 	case "netns-child":
 		os.Exit(netnsChild())
+	case "netns-scan-nocap":
+		os.Exit(nocapScan())
 	}
 	os.Exit(m.Run())
 }

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -98,6 +100,92 @@ func netnsChild() int {
 	fmt.Printf("ready %s\n", b)
 	io.Copy(io.Discard, os.Stdin)
 	runtime.KeepAlive(keep)
+	return 0
+}
+
+// nocapReport is what the scanner without CAP_SYS_ADMIN prints.
+type nocapReport struct {
+	Scans map[string]nocapScanResult
+	Err   string
+}
+
+type nocapScanResult struct {
+	NetNS    uint64
+	Sockets  map[uint64]wireSocket
+	Partial  bool
+	Warnings []string
+}
+
+// wireSocket carries a Socket through JSON (its enums marshal to names only).
+type wireSocket struct {
+	Inode, NetNS, PeerInode    uint64
+	Family                     uint16
+	Proto, Type, State, Status uint8
+	Abstract                   bool
+	Local, Remote              netip.AddrPort
+	Path                       string
+}
+
+func toWire(s Socket) wireSocket {
+	return wireSocket{s.Inode, s.NetNS, s.PeerInode, uint16(s.Family), uint8(s.Proto), uint8(s.Type), uint8(s.State), uint8(s.Status), s.Abstract, s.Local, s.Remote, s.Path}
+}
+
+func fromWire(w wireSocket) Socket {
+	return Socket{Inode: w.Inode, NetNS: w.NetNS, PeerInode: w.PeerInode, Family: Family(w.Family), Proto: Proto(w.Proto),
+		Type: SockType(w.Type), State: SockState(w.State), Status: SocketStatus(w.Status), Abstract: w.Abstract,
+		Local: w.Local, Remote: w.Remote, Path: w.Path}
+}
+
+// nocapScan drops CAP_SYS_ADMIN (so setns is impossible) and re-executes
+// itself, then scans the pid in FDTOP_NETNS_TARGET and prints a nocapReport.
+func nocapScan() int {
+	const stageEnv = "FDTOP_NOCAP_STAGE"
+	if os.Getenv(stageEnv) == "" {
+		// The bounding set is per thread and exec takes the caller's: drop
+		// and exec on one locked thread.
+		runtime.LockOSThread()
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_SYS_ADMIN, 0, 0, 0); err != nil {
+			fmt.Printf("{\"Err\":%q}\n", "drop CAP_SYS_ADMIN: "+err.Error())
+			return 0
+		}
+		err := syscall.Exec(os.Args[0], os.Args, append(os.Environ(), stageEnv+"=dropped"))
+		fmt.Printf("{\"Err\":%q}\n", "exec: "+err.Error())
+		return 0
+	}
+	rep := nocapReport{Scans: map[string]nocapScanResult{}}
+	pid, _ := strconv.Atoi(os.Getenv("FDTOP_NETNS_TARGET"))
+	fsys, err := New("/proc")
+	for _, nl := range []bool{true, false} {
+		if err != nil {
+			break
+		}
+		opts := ScanOptions{NoNetlink: !nl}
+		for _, full := range []bool{true, false} {
+			var s *Scan
+			if full {
+				s, err = fsys.Scan(context.Background(), opts)
+			} else {
+				s, err = fsys.ScanPIDs(context.Background(), []int{pid}, opts)
+			}
+			if err != nil {
+				break
+			}
+			r := nocapScanResult{Sockets: map[uint64]wireSocket{}, Partial: s.Partial, Warnings: s.Warnings}
+			if p, ok := s.Process(pid); ok {
+				r.NetNS = p.NetNS
+				for _, fd := range p.FDs {
+					if fd.Kind == KindSocket {
+						r.Sockets[fd.Inode] = toWire(s.Sockets[fd.Inode])
+					}
+				}
+			}
+			rep.Scans[fmt.Sprintf("netlink=%v full=%v", nl, full)] = r
+		}
+	}
+	if err != nil {
+		rep.Err = err.Error()
+	}
+	json.NewEncoder(os.Stdout).Encode(rep)
 	return 0
 }
 
@@ -471,6 +559,84 @@ func TestNetNSSockets(t *testing.T) {
 		checkThreads(t, hostNS)
 	}
 
+	// openDiagIn's thread may be the main thread, which Go parks instead of
+	// ending: it must never be left in the child's namespace.
+	t.Run("main-thread", func(t *testing.T) {
+		var r diagResult
+		if !onMainThread(func() {
+			ch := make(chan diagResult, 1)
+			openDiagInThread(fmt.Sprintf("/proc/%d/ns/net", pid), ch)
+			r = <-ch
+		}) {
+			t.Skip("could not schedule a goroutine on the main thread")
+		}
+		checkThreads(t, hostNS)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		defer r.c.Close()
+		tcp := map[uint64]bool{}
+		if err := r.c.dumpInet(FamilyInet, ProtoTCP, func(s Socket) { tcp[s.Inode] = true }); err != nil {
+			t.Fatal(err)
+		}
+		if !tcp[child[0].ino] || tcp[host[0].ino] {
+			t.Errorf("sock_diag socket not in the child's namespace: child listener seen %v, host listener seen %v", tcp[child[0].ino], tcp[host[0].ino])
+		}
+	})
+
+	// Without CAP_SYS_ADMIN the namespace cannot be entered: sock_diag
+	// leaves the child's sockets unresolved (in its namespace, with a
+	// warning), while /proc/PID/net still reads them.
+	t.Run("no-setns", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=netns-scan-nocap", "FDTOP_NETNS_TARGET="+strconv.Itoa(pid))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("scanner without CAP_SYS_ADMIN: %v: %s", err, out)
+		}
+		var rep nocapReport
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatalf("scanner output %q: %v", out, err)
+		}
+		if rep.Err != "" {
+			t.Fatal(rep.Err)
+		}
+		if len(rep.Scans) != 4 {
+			t.Fatalf("scanner ran %d scans, want 4", len(rep.Scans))
+		}
+		for name, wr := range rep.Scans {
+			r := struct {
+				nocapScanResult
+				Sockets map[uint64]Socket
+			}{wr, map[uint64]Socket{}}
+			for ino, w := range wr.Sockets {
+				r.Sockets[ino] = fromWire(w)
+			}
+			if r.NetNS != childNS {
+				t.Errorf("%s: child Process.NetNS %d, want %d", name, r.NetNS, childNS)
+			}
+			if strings.Contains(name, "netlink=false") {
+				for _, w := range child {
+					checkSocket(t, name, r.Sockets, w, childNS, false)
+				}
+				continue
+			}
+			if !r.Partial || !strings.Contains(strings.Join(r.Warnings, "\n"), fmt.Sprintf("network namespace %d unresolved", childNS)) {
+				t.Errorf("%s: partial %v, warnings %q: want the child's namespace reported unresolved", name, r.Partial, r.Warnings)
+			}
+			for _, w := range child {
+				s, ok := r.Sockets[w.ino]
+				switch {
+				case !ok:
+					t.Errorf("%s: %s missing", name, w.name)
+				case s.Status != Unresolved || s.NetNS != childNS || s.Local.IsValid() || s.Remote.IsValid() || s.Path != "" || s.State != StateUnknown:
+					t.Errorf("%s: %s = %+v, want unresolved in namespace %d without details", name, w.name, s, childNS)
+				}
+			}
+		}
+	})
+
 	for _, nl := range []bool{true, false} {
 		opts := ScanOptions{NoNetlink: !nl}
 		mode := "netlink"
@@ -492,5 +658,121 @@ func TestNetNSSockets(t *testing.T) {
 			s, err = liveFS(t).ScanPIDs(ctx, []int{self, pid}, opts)
 			check(t, "ScanPIDs(self, child) cold", s, err, false, nl, pid, self)
 		})
+	}
+}
+
+// onMainThread runs fn on a goroutine locked to the main thread, if one can
+// be scheduled there; it reports whether it could. Goroutines that land
+// elsewhere keep their thread busy until the end, so that each next attempt
+// runs on another thread: an idle main thread is found within as many
+// attempts as there are idle threads.
+func onMainThread(fn func()) bool {
+	release := make(chan struct{})
+	defer close(release)
+	found := make(chan bool)
+	for range 128 {
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if unix.Gettid() == unix.Getpid() {
+				fn()
+				found <- true
+				return
+			}
+			found <- false
+			<-release
+		}()
+		if <-found {
+			return true
+		}
+		// The main thread may be the one blocked in the network poller: a
+		// new timer wakes it up.
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
+
+// copyTree copies a fixture tree, symlinks included.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, to)
+		case d.IsDir():
+			return os.MkdirAll(to, 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnknownNetNS: the sockets of a process whose network namespace cannot
+// be read are matched only by inode in the own namespace's tables; the
+// others stay unresolved with an unknown namespace (0), never labelled as the
+// own namespace's.
+func TestUnknownNetNS(t *testing.T) {
+	root := t.TempDir()
+	copyTree(t, "testdata/proc", root)
+	// Process 300 (in namespace 4026532500, socket 9501 in its own tables
+	// only) gets an unreadable ns/net link (ptrace-denied on a live system;
+	// a missing link would mean the process is gone) and socket 5001 of the
+	// own tables.
+	nsLink := filepath.Join(root, "300", "ns", "net")
+	if err := os.Remove(nsLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("unknown", nsLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("socket:[5001]", filepath.Join(root, "300", "fd", "4")); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownNS := fsys.ownNetNS()
+	if ownNS == 0 || ownNS == 4026532500 {
+		t.Fatalf("fixture's own namespace %d", ownNS)
+	}
+	ctx := context.Background()
+	full, err := fsys.Scan(ctx, ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targeted, err := fsys.ScanPIDs(ctx, []int{300}, ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*Scan{"Scan": full, "ScanPIDs": targeted} {
+		p, ok := s.Process(300)
+		if !ok {
+			t.Fatalf("%s: pid 300 missing", name)
+		}
+		if p.NetNS != 0 {
+			t.Errorf("%s: pid 300 NetNS %d, want 0 (unknown)", name, p.NetNS)
+		}
+		if so := s.Sockets[9501]; so.Status != Unresolved || so.NetNS != 0 || so.Local.IsValid() {
+			t.Errorf("%s: socket 9501 of an unknown namespace = %+v, want unresolved in namespace 0", name, so)
+		}
+		if so := s.Sockets[5001]; so.Status != Resolved || so.NetNS != ownNS || so.State != StateListen {
+			t.Errorf("%s: socket 5001 of the own tables = %+v, want resolved LISTEN in namespace %d", name, so, ownNS)
+		}
 	}
 }

@@ -301,7 +301,10 @@ type nsNeed struct {
 }
 
 // neededSockets collects socket inodes held by scanned processes that are not
-// yet in res.Sockets, grouped by network namespace.
+// yet in res.Sockets, grouped by network namespace. Sockets of processes whose
+// namespace is unknown are grouped under 0: they are looked for only by inode
+// in the own namespace's tables, and if not found there stay unresolved with
+// an unknown namespace, never labelled as the own namespace's.
 func (p FS) neededSockets(res *Scan, full bool, ownNS uint64) map[uint64]*nsNeed {
 	need := map[uint64]*nsNeed{}
 	for i := range res.Processes {
@@ -314,9 +317,6 @@ func (p FS) neededSockets(res *Scan, full bool, ownNS uint64) map[uint64]*nsNeed
 				continue
 			}
 			ns := pr.NetNS
-			if ns == 0 {
-				ns = ownNS
-			}
 			n := need[ns]
 			if n == nil {
 				n = &nsNeed{pid: pr.PID, inodes: map[uint64]holder{}}
@@ -335,18 +335,22 @@ func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed,
 		if ctx.Err() != nil {
 			return
 		}
-		if ns != ownNS || !useNetlink {
+		look := ns
+		if ns == 0 {
+			look = ownNS // unknown namespace: only the own tables, by inode
+		}
+		if look != ownNS || !useNetlink {
 			var m map[uint64]Socket
 			var warn []string
 			var err error
 			if useNetlink {
-				m, warn, err = p.dumpNS(p.path(strconv.Itoa(n.pid), "ns", "net"), ns, 0)
+				m, warn, err = p.dumpNS(p.path(strconv.Itoa(n.pid), "ns", "net"), look, 0)
 			} else {
-				m, warn, err = p.readProcNetNS(ns, n.pid, ns == ownNS)
+				m, warn, err = p.readProcNetNS(look, n.pid, look == ownNS)
 			}
 			res.Warnings = append(res.Warnings, warn...)
 			if err != nil {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", ns, err))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
 			}
 			for ino, s := range m {
 				res.Sockets[ino] = s
@@ -398,11 +402,15 @@ func (p FS) resolveTargeted(ctx context.Context, res *Scan, need map[uint64]*nsN
 		if ctx.Err() != nil {
 			return
 		}
+		look := ns
+		if ns == 0 {
+			look = ownNS // unknown namespace: only the own tables, by inode
+		}
 		if !useNetlink {
-			m, warn, err := p.readProcNetNS(ns, n.pid, ns == ownNS)
+			m, warn, err := p.readProcNetNS(look, n.pid, look == ownNS)
 			res.Warnings = append(res.Warnings, warn...)
 			if err != nil {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", ns, err))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
 			}
 			for ino := range n.inodes {
 				if s, ok := m[ino]; ok {
@@ -413,11 +421,11 @@ func (p FS) resolveTargeted(ctx context.Context, res *Scan, need map[uint64]*nsN
 			continue
 		}
 		nsPath := ""
-		if ns != ownNS {
+		if look != ownNS {
 			nsPath = p.path(strconv.Itoa(n.pid), "ns", "net")
 		}
-		if err := p.lookupNS(res, n, ns, nsPath); err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", ns, err))
+		if err := p.lookupNS(res, n, look, nsPath); err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
 		}
 		p.resolveRest(res, n, ns)
 	}
