@@ -26,8 +26,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fdtop/fdtop/procfs"
 	"github.com/fdtop/fdtop/internal/loadgen"
+	"github.com/fdtop/fdtop/procfs"
 )
 
 // runLoad starts a load, writes the pids, and holds it until SIGTERM/SIGINT
