@@ -3,6 +3,7 @@ package inspect_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -454,6 +455,102 @@ func TestWatchStopStart(t *testing.T) {
 		}
 		if h.ConnectionsPreserved != 0 || h.ConnectionsDropped != 3 {
 			t.Errorf("preserved %d dropped %d, want 0/3", h.ConnectionsPreserved, h.ConnectionsDropped)
+		}
+	})
+}
+
+// TestSnapshotOwnUnits: a socket unit with one listener of every kind
+// (TCP v4 and v6, UDP, unix path, abstract, FIFO, sequential packet) is
+// joined listener by listener, each held by the manager and by the service
+// on fd 3, 4, ... in unit-file order; an Accept=yes socket shows its live
+// per-connection instance with the peer address.
+func TestSnapshotOwnUnits(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		e.b.Patterns = []string{"own*", "echo*"}
+		ports, err := demo.FreePorts(4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		abstract := fmt.Sprintf("fdtop-own-%d", ports[0])
+		listen := []struct{ directive, typ, addr string }{
+			{"ListenStream", "Stream", fmt.Sprintf("127.0.0.1:%d", ports[0])},
+			{"ListenStream", "Stream", fmt.Sprintf("[::1]:%d", ports[1])},
+			{"ListenDatagram", "Datagram", fmt.Sprintf("127.0.0.1:%d", ports[2])},
+			{"ListenStream", "Stream", sb.RuntimeDir + "/own.sock"},
+			{"ListenStream", "Stream", "@" + abstract},
+			{"ListenFIFO", "FIFO", sb.RuntimeDir + "/own.fifo"},
+			{"ListenSequentialPacket", "SequentialPacket", sb.RuntimeDir + "/own.seq"},
+		}
+		var unit strings.Builder
+		unit.WriteString("[Socket]\n")
+		for _, l := range listen {
+			fmt.Fprintf(&unit, "%s=%s\n", l.directive, l.addr)
+		}
+		ctx := context.Background()
+		// The service holds what it was passed: sleep keeps fds 3..9.
+		write := map[string]string{
+			"own.socket":    unit.String(),
+			"own.service":   "[Service]\nExecStart=/bin/sleep 300\n",
+			"echo.socket":   fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\nAccept=yes\n", ports[3]),
+			"echo@.service": "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
+		}
+		for name, content := range write {
+			if err := sb.WriteUnit(name, content); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, args := range [][]string{{"daemon-reload"}, {"start", "own.socket", "echo.socket"}, {"start", "own.service"}} {
+			if _, err := sb.Systemctl(ctx, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[3]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+
+		var s *inspect.Snapshot
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			s = e.snapshot(t)
+			if su := findSocket(t, s, "echo.socket"); len(su.Instances) == 1 && su.Instances[0].MainPID != 0 && su.Instances[0].Remote != "" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		own := findSocket(t, s, "own.socket")
+		svc := findService(t, s, "own.service")
+		if len(own.Listeners) != len(listen) {
+			t.Fatalf("own.socket listeners = %+v, want %d", own.Listeners, len(listen))
+		}
+		for i, l := range listen {
+			got := own.Listeners[i]
+			if got.Type != l.typ || got.Address != l.addr || got.Inode == 0 {
+				t.Errorf("listener %d = %+v, want %s %s with an inode", i, got, l.typ, l.addr)
+				continue
+			}
+			var manager, service bool
+			for _, h := range got.Holders {
+				if h.Manager && h.PID == sb.PID {
+					manager = true
+				}
+				if h.PID == svc.MainPID && h.FD == 3+i && !h.Outside {
+					service = true
+				}
+			}
+			if !manager || !service {
+				t.Errorf("listener %s holders = %+v, want the manager and own.service's pid %d on fd %d", l.addr, got.Holders, svc.MainPID, 3+i)
+			}
+		}
+		echo := findSocket(t, s, "echo.socket")
+		if !echo.Accept || len(echo.Instances) != 1 {
+			t.Fatalf("echo.socket accept=%v instances=%+v, want one live instance", echo.Accept, echo.Instances)
+		}
+		in := echo.Instances[0]
+		if in.Remote != conn.LocalAddr().String() || in.Local != fmt.Sprintf("127.0.0.1:%d", ports[3]) {
+			t.Errorf("instance %+v, want the connection from %s", in, conn.LocalAddr())
 		}
 	})
 }
