@@ -554,3 +554,74 @@ func TestSnapshotOwnUnits(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchSurvivesReloadAndReexec: a unit added by daemon-reload shows up
+// on the timeline; daemon-reexec drops the connection, the watcher says so,
+// reconnects, and the next restart is still summarised.
+func TestWatchSurvivesReloadAndReexec(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		w := e.watch(t)
+		ctx := context.Background()
+		ports, err := demo.FreePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.WriteUnit("demo-extra.socket", fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\n", ports[0])); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.WriteUnit("demo-extra.service", "[Service]\nExecStart=/bin/sleep 300\n"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sb.Systemctl(ctx, "start", "demo-extra.socket"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sb.Systemctl(ctx, "daemon-reexec"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor := func(what string, ok func(inspect.Event) bool) {
+			t.Helper()
+			deadline := time.Now().Add(15 * time.Second)
+			for time.Now().Before(deadline) {
+				w.mu.Lock()
+				for _, ev := range w.events {
+					if ok(ev) {
+						w.mu.Unlock()
+						return
+					}
+				}
+				w.mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Fatalf("no %s on the timeline:\n%s", what, w.text())
+		}
+		waitFor("state of the unit the reload added", func(ev inspect.Event) bool {
+			return ev.Type == inspect.EventState && ev.Unit == "demo-extra.socket" && ev.ActiveState == "active"
+		})
+		waitFor("disconnected event", func(ev inspect.Event) bool { return ev.Type == inspect.EventDisconnected })
+		waitFor("reconnected event", func(ev inspect.Event) bool { return ev.Type == inspect.EventReconnected })
+		if _, err := sb.Systemctl(ctx, "restart", demo.Handoff.Service()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("handoff after the reexec", func(ev inspect.Event) bool {
+			return ev.Type == inspect.EventHandoff && ev.Unit == demo.Handoff.Service()
+		})
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var reloads int
+		for _, ev := range w.events {
+			if ev.Type == inspect.EventUnitNew && strings.HasPrefix(ev.Unit, "gpg") {
+				t.Errorf("unit churn of the reload leaked onto the timeline: %+v", ev)
+			}
+			if ev.Type == inspect.EventReloading {
+				reloads++
+			}
+		}
+		if reloads < 2 {
+			t.Errorf("%d reloading events, want the reload's start and end", reloads)
+		}
+	})
+}

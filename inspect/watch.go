@@ -97,7 +97,9 @@ type watchState struct {
 	sockSvc map[string]string   // socket unit -> service
 	last    *Snapshot
 
-	finishing []pendingFinish // jobs finished, summaries not yet made
+	finishing []pendingFinish      // jobs finished, summaries not yet made
+	reloading bool                 // between Reloading(true) and Reloading(false)
+	states    map[string][2]string // last active/sub state reported per unit
 
 	dirty    bool        // a signal arrived since the last rescan
 	fdCounts map[int]int // descriptor counts at the last rescan
@@ -126,7 +128,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if fullEvery == 0 {
 		fullEvery = 10
 	}
-	st := &watchState{w: w, out: out, units: map[string]*tracked{}, sockSvc: map[string]string{}}
+	st := &watchState{w: w, out: out, units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}}
 	if err := st.refresh(ctx, nil, true); err != nil {
 		return err
 	}
@@ -173,6 +175,27 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			}
 		}
 	}
+}
+
+// relevant reports whether a unit's loading and unloading belongs on the
+// timeline: socket units and services.
+func (st *watchState) relevant(unit string) bool {
+	return strings.HasSuffix(unit, ".socket") || strings.HasSuffix(unit, ".service")
+}
+
+// knownUnits lists the socket units and services of the last snapshot.
+func (st *watchState) knownUnits() map[string]bool {
+	out := map[string]bool{}
+	if st.last == nil {
+		return out
+	}
+	for _, su := range st.last.Sockets {
+		out[su.Unit] = true
+	}
+	for _, svc := range st.last.Services {
+		out[svc.Unit] = true
+	}
+	return out
 }
 
 // pendingFinish is a finished job whose summary waits for the signals
@@ -394,7 +417,7 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 	}
 	for k, e := range t.storeSeen {
 		if _, ok := now[k]; !ok {
-			why := "removed"
+			why := "removed (FDSTOREREMOVE, or its peer hung up)"
 			if svc.MainPID != 0 && passedHas(svc, e.Inode) {
 				why = "taken back by the service and removed (FDSTOREREMOVE)"
 			}
@@ -503,7 +526,8 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 		}
 		c := e.Changes
 		if c.ActiveState != nil || c.SubState != nil {
-			var as, ss string
+			prev := st.states[e.Unit]
+			as, ss := prev[0], prev[1]
 			if c.ActiveState != nil {
 				as = *c.ActiveState
 				if t := st.units[e.Unit]; t != nil {
@@ -513,7 +537,11 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 			if c.SubState != nil {
 				ss = *c.SubState
 			}
-			st.emit(Event{Time: at, Unit: e.Unit, Type: EventState, ActiveState: as, SubState: ss, Message: strings.Trim(as+"/"+ss, "/")})
+			if [2]string{as, ss} != prev {
+				// The same change can come on two interfaces: say it once.
+				st.states[e.Unit] = [2]string{as, ss}
+				st.emit(Event{Time: at, Unit: e.Unit, Type: EventState, ActiveState: as, SubState: ss, Message: strings.Trim(as+"/"+ss, "/")})
+			}
 		}
 		if c.MainPID != nil {
 			if t := st.units[e.Unit]; t != nil && t.svc != nil {
@@ -527,15 +555,49 @@ func (st *watchState) handle(ctx context.Context, ev dbusclient.Event) {
 			t.storePeak = int(e.Counters.NFileDescriptorStore)
 		}
 	case dbusclient.UnitNew:
-		st.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitNew, Message: "loaded"})
+		// A reload unloads and reloads every unit, and reading a unit
+		// loads it for a moment: only socket units and services outside a
+		// reload make the timeline; a reload is summarised when it ends.
+		if !st.reloading && st.relevant(e.Unit) {
+			st.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitNew, Message: "loaded"})
+		}
 	case dbusclient.UnitRemoved:
-		st.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitRemoved, Message: "unloaded"})
+		if !st.reloading && st.relevant(e.Unit) {
+			st.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitRemoved, Message: "unloaded"})
+		}
 	case dbusclient.Reloading:
-		msg := "reload finished"
+		st.reloading = e.Active
 		if e.Active {
-			msg = "reloading"
+			st.emit(Event{Time: now, Type: EventReloading, Message: "reloading"})
+			return
+		}
+		before := st.knownUnits()
+		_ = st.refresh(ctx, nil, false)
+		after := st.knownUnits()
+		var added, removed []string
+		for u := range after {
+			if !before[u] {
+				added = append(added, u)
+			}
+		}
+		for u := range before {
+			if !after[u] {
+				removed = append(removed, u)
+			}
+		}
+		sort.Strings(added)
+		sort.Strings(removed)
+		msg := "reload finished"
+		if len(added)+len(removed) > 0 {
+			msg += fmt.Sprintf(": %d units added, %d gone", len(added), len(removed))
 		}
 		st.emit(Event{Time: now, Type: EventReloading, Message: msg})
+		for _, u := range added {
+			st.emit(Event{Time: now, Unit: u, Type: EventUnitNew, Message: "added by the reload"})
+		}
+		for _, u := range removed {
+			st.emit(Event{Time: now, Unit: u, Type: EventUnitRemoved, Message: "gone after the reload"})
+		}
 	case dbusclient.Disconnected:
 		msg := "connection to the manager lost"
 		if e.Err != nil {
