@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,14 +23,7 @@ func TestMain(m *testing.M) { sandboxtest.Main(m) }
 //     new instance has emptied the fd store it restored from.
 func TestModesUnderRestart(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
-		ctx := context.Background()
-		cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := demo.Install(ctx, sb, cfg); err != nil {
-			t.Fatal(err)
-		}
+		cfg := sandboxtest.InstallDemo(t, sb, 500*time.Millisecond)
 		for _, mode := range demo.Modes {
 			t.Run(string(mode), func(t *testing.T) {
 				st := restartUnderTraffic(t, sb, cfg, mode)
@@ -79,18 +71,10 @@ func TestModesUnderRestart(t *testing.T) {
 func TestHandoffStoreHoldsConnections(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		ctx := context.Background()
-		cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.StartupDelay = 2 * time.Second // a window in which the store is full
-		if err := demo.Install(ctx, sb, cfg); err != nil {
-			t.Fatal(err)
-		}
+		// 2 s of start-up work: a window in which the store is full.
+		cfg := sandboxtest.InstallDemo(t, sb, 2*time.Second)
 		const conns = 4
-		gen, stop := startTraffic(t, cfg.Addr(demo.Handoff), conns)
-		defer stop()
-		waitConnected(t, gen, conns)
+		sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), conns, 20*time.Millisecond)
 		// Restart without waiting: the new instance sits in its start-up
 		// work while the store holds the connections.
 		if _, err := sb.Systemctl(ctx, "restart", "--no-block", demo.Handoff.Service()); err != nil {
@@ -120,41 +104,11 @@ func showProp(t *testing.T, sb *sandbox.Sandbox, unit, prop string) string {
 	return strings.TrimSpace(out)
 }
 
-func startTraffic(t *testing.T, addr string, conns int) (*traffic.Generator, func()) {
-	t.Helper()
-	gen, err := traffic.New(traffic.Config{Addr: addr, Conns: conns, Interval: 20 * time.Millisecond, MaxDuration: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = gen.Run(ctx)
-	}()
-	return gen, func() { cancel(); wg.Wait() }
-}
-
-func waitConnected(t *testing.T, gen *traffic.Generator, conns int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st := gen.Stats(); st.Connected == conns && st.Replies >= uint64(2*conns) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("traffic never got going: %+v", gen.Stats())
-}
-
 func restartUnderTraffic(t *testing.T, sb *sandbox.Sandbox, cfg demo.Config, mode demo.Mode) traffic.Stats {
 	t.Helper()
 	const conns = 8
-	gen, stop := startTraffic(t, cfg.Addr(mode), conns)
-	waitConnected(t, gen, conns)
+	gen := sandboxtest.Traffic(t, cfg.Addr(mode), conns, 20*time.Millisecond)
 	if _, err := sb.Systemctl(context.Background(), "restart", mode.Service()); err != nil {
-		stop()
 		t.Fatal(err)
 	}
 	// After the job is done (READY=1 from the new instance), let every
@@ -164,6 +118,5 @@ func restartUnderTraffic(t *testing.T, sb *sandbox.Sandbox, cfg demo.Config, mod
 	for time.Now().Before(deadline) && gen.Stats().Replies < before+uint64(3*conns) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	stop()
 	return gen.Stats()
 }

@@ -39,16 +39,8 @@ func newEnvTB(t testing.TB, sb *sandbox.Sandbox) *env {
 
 func newEnvDelay(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) *env {
 	t.Helper()
-	ctx := context.Background()
-	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.StartupDelay = delay
-	if err := demo.Install(ctx, sb, cfg); err != nil {
-		t.Fatal(err)
-	}
-	client, err := dbusclient.Connect(ctx, dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
+	cfg := sandboxtest.InstallDemo(t, sb, delay)
+	client, err := dbusclient.Connect(context.Background(), dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,27 +53,10 @@ func newEnvDelay(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) *env {
 	return &env{sb: sb, cfg: cfg, client: client, b: b}
 }
 
-// run starts K traffic connections to a mode and stops them at test end.
+// traffic holds conns connections to a mode until the test ends.
 func (e *env) traffic(t *testing.T, m demo.Mode, conns int) *traffic.Generator {
 	t.Helper()
-	g, err := traffic.New(traffic.Config{Addr: e.cfg.Addr(m), Conns: conns, Interval: 50 * time.Millisecond, MaxDuration: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = g.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st := g.Stats(); st.Connected == conns && st.Replies >= uint64(conns) {
-			return g
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("traffic to %s never got going: %+v", m, g.Stats())
-	return nil
+	return sandboxtest.Traffic(t, e.cfg.Addr(m), conns, 50*time.Millisecond)
 }
 
 func (e *env) snapshot(t *testing.T) *inspect.Snapshot {

@@ -72,14 +72,7 @@ func TestSnapshotAndRecord(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		ctx := context.Background()
 		bin := sandboxtest.Fdtop(t)
-		cfg, err := demo.NewConfig(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.StartupDelay = 50 * time.Millisecond
-		if err := demo.Install(ctx, sb, cfg); err != nil {
-			t.Fatal(err)
-		}
+		sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
 		out, err := exec.Command(bin, "snapshot", "--json", "--user", "--address", sb.Address, "demo-*").Output()
 		if err != nil {
 			t.Fatalf("snapshot --json: %v", err)

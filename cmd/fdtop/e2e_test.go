@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
-	"github.com/fdtop/fdtop/demo/traffic"
 )
 
 // TestDashboardE2E drives the real fdtop binary in a tmux terminal against
@@ -29,14 +27,8 @@ func TestDashboardE2E(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 		defer cancel()
 		bin := sandboxtest.Fdtop(t)
-		cfg, err := demo.NewConfig(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := demo.Install(ctx, sb, cfg); err != nil {
-			t.Fatal(err)
-		}
-		gen := startE2ETraffic(t, cfg.Addr(demo.Handoff))
+		cfg := sandboxtest.InstallDemo(t, sb, 500*time.Millisecond)
+		gen := sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), 4, 50*time.Millisecond)
 		args := []string{"--user", "--address", sb.Address, "demo-*"}
 
 		t.Run("restart", func(t *testing.T) {
@@ -93,33 +85,6 @@ func TestDashboardE2E(t *testing.T) {
 			term.quit(t)
 		})
 	})
-}
-
-// startE2ETraffic keeps 4 clients on addr until the test ends and waits
-// until all of them are connected.
-func startE2ETraffic(t *testing.T, addr string) *traffic.Generator {
-	t.Helper()
-	gen, err := traffic.New(traffic.Config{Addr: addr, Conns: 4, Interval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = gen.Run(ctx)
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if st := gen.Stats(); st.Connected == 4 && st.Replies >= 8 {
-			return gen
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("traffic never got going: %+v", gen.Stats())
-	return nil
 }
 
 func mainPID(ctx context.Context, t *testing.T, sb *sandbox.Sandbox, unit string) string {

@@ -16,7 +16,6 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
-	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
 )
 
@@ -63,23 +62,8 @@ func TestSoakWatch(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		ctx := context.Background()
 		bin := sandboxtest.Fdtop(t)
-		cfg, err := demo.NewConfig(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.StartupDelay = 20 * time.Millisecond
-		if err := demo.Install(ctx, sb, cfg); err != nil {
-			t.Fatal(err)
-		}
-		gen, err := traffic.New(traffic.Config{Addr: cfg.Addr(demo.Handoff), Conns: 3, Interval: 20 * time.Millisecond, MaxDuration: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tctx, stopTraffic := context.WithCancel(ctx)
-		var twg sync.WaitGroup
-		twg.Add(1)
-		go func() { defer twg.Done(); _ = gen.Run(tctx) }()
-		defer func() { stopTraffic(); twg.Wait() }()
+		cfg := sandboxtest.InstallDemo(t, sb, 20*time.Millisecond)
+		gen := sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), 3, 20*time.Millisecond)
 
 		statsFile := filepath.Join(t.TempDir(), "stats.jsonl")
 		cmd := exec.Command(bin, "watch", "--json", "--user", "--address", sb.Address, "--interval", "500ms", demo.Handoff.Socket())
