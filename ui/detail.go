@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/fdtop/fdtop/inspect"
@@ -79,20 +78,7 @@ func (d detailModel) Update(msg tea.Msg) (detailModel, tea.Cmd) {
 		return d, nil
 	}
 	n := len(d.lines)
-	switch {
-	case key.Matches(km, d.keys.Up):
-		d.scroll.scroll(-1, n)
-	case key.Matches(km, d.keys.Down):
-		d.scroll.scroll(1, n)
-	case key.Matches(km, d.keys.PageUp):
-		d.scroll.scroll(-max(d.height-1, 1), n)
-	case key.Matches(km, d.keys.PageDown):
-		d.scroll.scroll(max(d.height-1, 1), n)
-	case key.Matches(km, d.keys.Top):
-		d.scroll.offset = 0
-	case key.Matches(km, d.keys.Bottom):
-		d.scroll.toBottom(n)
-	}
+	d.scroll.handleKey(km, d.keys.ScrollKeyMap, n, d.height)
 	return d, nil
 }
 

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
@@ -104,6 +106,25 @@ func (s *scroller) scroll(delta, n int) {
 func (s *scroller) atBottom(n int) bool { return s.offset >= n-s.height }
 
 func (s *scroller) toBottom(n int) { s.offset = n - s.height; s.clamp(n) }
+
+// handleKey moves by a line, a page (height lines) or to an end when km is
+// one of keys, over n lines.
+func (s *scroller) handleKey(km tea.KeyMsg, keys ScrollKeyMap, n, height int) {
+	switch {
+	case key.Matches(km, keys.Up):
+		s.scroll(-1, n)
+	case key.Matches(km, keys.Down):
+		s.scroll(1, n)
+	case key.Matches(km, keys.PageUp):
+		s.scroll(-max(height-1, 1), n)
+	case key.Matches(km, keys.PageDown):
+		s.scroll(max(height-1, 1), n)
+	case key.Matches(km, keys.Top):
+		s.offset = 0
+	case key.Matches(km, keys.Bottom):
+		s.toBottom(n)
+	}
+}
 
 // wrap breaks plain text into lines of at most w cells at spaces.
 func wrap(s string, w int) []string {

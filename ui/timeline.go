@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -105,20 +104,7 @@ func (t timelineModel) Update(msg tea.Msg) (timelineModel, tea.Cmd) {
 		return t, nil
 	}
 	n := len(t.lines)
-	switch {
-	case key.Matches(km, t.keys.Up):
-		t.scroll.scroll(-1, n)
-	case key.Matches(km, t.keys.Down):
-		t.scroll.scroll(1, n)
-	case key.Matches(km, t.keys.PageUp):
-		t.scroll.scroll(-max(t.height-1, 1), n)
-	case key.Matches(km, t.keys.PageDown):
-		t.scroll.scroll(max(t.height-1, 1), n)
-	case key.Matches(km, t.keys.Top):
-		t.scroll.offset = 0
-	case key.Matches(km, t.keys.Bottom):
-		t.scroll.toBottom(n)
-	}
+	t.scroll.handleKey(km, t.keys.ScrollKeyMap, n, t.height)
 	t.follow = t.scroll.atBottom(n)
 	return t, nil
 }
