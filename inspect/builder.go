@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
@@ -30,6 +31,8 @@ type Builder struct {
 	// and they have no fd store (e.g. the plain demo service, or a service
 	// named on the command line).
 	ExtraServices []string
+
+	host hostOnce
 }
 
 // SnapshotOptions tune one snapshot.
@@ -117,7 +120,7 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("scan /proc: %w", err)
 	}
-	host, _ := os.Hostname()
+	hostname, root := b.host.get()
 	snap := Join(JoinInput{
 		Time:         time.Now(),
 		Manager:      b.manager(),
@@ -126,9 +129,9 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 		Stores:       stores,
 		Scan:         scan,
 		ScanDuration: time.Since(start),
-		Hostname:     host,
+		Hostname:     hostname,
 	})
-	snap.Host.Root = os.Geteuid() == 0
+	snap.Host.Root = root
 	return snap, nil
 }
 
@@ -177,10 +180,26 @@ func (b *Builder) manager() Manager {
 	if !f.FDStorePreserve {
 		m.Limits = append(m.Limits, "no FileDescriptorStorePreserve= before systemd 254: stopping a service discards its fd store")
 	}
-	if os.Geteuid() != 0 {
+	if _, root := b.host.get(); !root {
 		m.Limits = append(m.Limits, "not root: other users' processes (and the system manager's descriptors) are not readable")
 	}
 	return m
+}
+
+// hostOnce reads the host name and whether fdtop runs as root once: a
+// Builder takes snapshots every few milliseconds while a job runs.
+type hostOnce struct {
+	once     sync.Once
+	hostname string
+	root     bool
+}
+
+func (h *hostOnce) get() (hostname string, root bool) {
+	h.once.Do(func() {
+		h.hostname, _ = os.Hostname()
+		h.root = os.Geteuid() == 0
+	})
+	return h.hostname, h.root
 }
 
 // socketPatterns turns unit names into socket unit patterns for Load: a

@@ -45,9 +45,9 @@ func (c ProbeConfig) withDefaults() ProbeConfig {
 // ::1, a loopback address as it is, anything else is refused (the gap meter
 // never sends traffic off this machine).
 func ProbeTarget(listen string) (string, error) {
-	ap, err := parseListenAddr(listen)
+	ap, err := listenAddrPort(listen)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("probe: %w", err)
 	}
 	addr := ap.Addr()
 	switch {
@@ -61,19 +61,6 @@ func ProbeTarget(listen string) (string, error) {
 		return "", fmt.Errorf("probe %s: not a loopback or wildcard address", listen)
 	}
 	return netip.AddrPortFrom(addr, ap.Port()).String(), nil
-}
-
-// parseListenAddr parses systemd's ListenStream forms: "8080", "[::]:80",
-// "0.0.0.0:80", "127.0.0.1:80".
-func parseListenAddr(listen string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(listen); err == nil {
-		return ap, nil
-	}
-	var port uint16
-	if _, err := fmt.Sscanf(listen, "%d", &port); err == nil && fmt.Sprint(port) == listen {
-		return netip.AddrPortFrom(netip.IPv6Unspecified(), port), nil
-	}
-	return netip.AddrPort{}, fmt.Errorf("probe %q: not a TCP address", listen)
 }
 
 // Probe is the gap meter: it connects to each target every cfg.Every until

@@ -114,9 +114,8 @@ func sandboxPIDs(t *testing.T, tag string) []int {
 func assertGone(t *testing.T, tag string, pids []int) {
 	t.Helper()
 	for _, pid := range pids {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err == nil && !bytes.Contains(st, []byte(") Z")) {
-			t.Errorf("pid %d survived: %s", pid, st)
+		if sandbox.Alive(pid) {
+			t.Errorf("pid %d survived", pid)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(os.TempDir(), tag)); !os.IsNotExist(err) {

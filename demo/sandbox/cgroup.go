@@ -206,16 +206,16 @@ func killSubtree(hs []hierarchy, tag string, within time.Duration) (found, left 
 	}
 	sort.Ints(found)
 	for _, pid := range found {
-		if alive(pid) {
+		if Alive(pid) {
 			left = append(left, pid)
 		}
 	}
 	return found, left
 }
 
-// alive reports whether pid names a process that has not exited (zombies
+// Alive reports whether pid names a process that has not exited (zombies
 // count as exited).
-func alive(pid int) bool {
+func Alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false

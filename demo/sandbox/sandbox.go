@@ -405,7 +405,7 @@ func ReapStale() {
 			continue
 		}
 		owner, err := strconv.Atoi(parts[2])
-		if err != nil || owner == os.Getpid() || alive(owner) {
+		if err != nil || owner == os.Getpid() || Alive(owner) {
 			continue
 		}
 		tag := filepath.Base(d)

@@ -84,11 +84,8 @@ func TestSandboxLifecycle(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 			for _, pid := range pids {
-				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-					st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-					if !bytes.Contains(st, []byte(") Z")) {
-						t.Errorf("pid %d survived Close", pid)
-					}
+				if sandbox.Alive(pid) {
+					t.Errorf("pid %d survived Close", pid)
 				}
 			}
 			if _, err := os.Stat(sb.Dir); !os.IsNotExist(err) {

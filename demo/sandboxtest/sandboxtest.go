@@ -145,7 +145,7 @@ func Start(t testing.TB, v Version) *sandbox.Sandbox {
 			t.Errorf("sandbox teardown: %v", err)
 		}
 		for _, pid := range pids {
-			if processAlive(pid) {
+			if sandbox.Alive(pid) {
 				t.Errorf("sandbox teardown left pid %d running", pid)
 			}
 		}
@@ -162,19 +162,6 @@ func Each(t *testing.T, fn func(t *testing.T, sb *sandbox.Sandbox)) {
 			fn(t, sb)
 		})
 	}
-}
-
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	for i := len(b) - 1; i > 0; i-- {
-		if b[i] == ')' && i+2 < len(b) {
-			return b[i+2] != 'Z' && b[i+2] != 'X'
-		}
-	}
-	return false
 }
 
 // logWriter sends the manager's log to the test log, and nowhere once the
