@@ -392,8 +392,11 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 		st.setMainPID(name, t, svc.MainPID, at)
 	}
 	if t.jobActive && t.before != nil && svc.MainPID != 0 && svc.MainPID == t.beforePID {
-		// A fresher view of the old process while the job runs.
-		t.before, t.beforeSocks = svc, socks
+		// A fresher view of the old process while the job runs: it adds
+		// what the old process took on since the last view, but a process
+		// already shutting down has closed some of what it held, so
+		// nothing the earlier view saw is forgotten.
+		t.before, t.beforeSocks = mergeBefore(t.before, svc), mergeSockets(t.beforeSocks, socks)
 	}
 	if int(svc.FDStoreCount) > t.storePeak && (t.jobActive || t.awaitStart) {
 		t.storePeak = int(svc.FDStoreCount)
@@ -434,6 +437,50 @@ func (st *watchState) observe(name string, t *tracked, svc *Service, socks []Soc
 				Message: fmt.Sprintf("pid %d got fd %d = %q (%s %s)", svc.MainPID, p.FD, p.Name, p.Kind, p.Detail)})
 		}
 	}
+}
+
+// mergeBefore is a fresher view of the old process (fresh) with every
+// connection and own listener of the earlier view (prev) it no longer shows.
+func mergeBefore(prev, fresh *Service) *Service {
+	m := *fresh
+	conns := map[uint64]bool{}
+	for _, c := range fresh.Connections {
+		conns[c.Inode] = true
+	}
+	m.Connections = slices.Clone(fresh.Connections)
+	for _, c := range prev.Connections {
+		if !conns[c.Inode] {
+			m.Connections = append(m.Connections, c)
+		}
+	}
+	own := map[string]bool{}
+	for _, l := range fresh.OwnListeners {
+		own[l.Type+" "+l.Address] = true
+	}
+	m.OwnListeners = slices.Clone(fresh.OwnListeners)
+	for _, l := range prev.OwnListeners {
+		if !own[l.Type+" "+l.Address] {
+			m.OwnListeners = append(m.OwnListeners, l)
+		}
+	}
+	return &m
+}
+
+// mergeSockets is a fresher view of a service's socket units with the
+// units and listeners of the earlier view it no longer shows.
+func mergeSockets(prev, fresh []SocketUnit) []SocketUnit {
+	out := slices.Clone(fresh)
+	for _, p := range prev {
+		i := slices.IndexFunc(out, func(su SocketUnit) bool { return su.Unit == p.Unit })
+		if i < 0 {
+			out = append(out, p)
+			continue
+		}
+		if len(out[i].Listeners) == 0 && len(p.Listeners) > 0 {
+			out[i].Listeners = p.Listeners
+		}
+	}
+	return out
 }
 
 func passedHas(svc *Service, inode uint64) bool {

@@ -81,6 +81,20 @@ type Sandbox struct {
 	cerr   error
 }
 
+// logPath is where the manager's own output goes when Options.Log is nil.
+func (s *Sandbox) logPath() string { return filepath.Join(s.Dir, "manager.log") }
+
+// lastWords is the end of the manager's own output (up to 1 KiB) on one
+// line, empty when there is none or it went to Options.Log.
+func (s *Sandbox) lastWords() string {
+	b, err := os.ReadFile(s.logPath())
+	if err != nil {
+		return ""
+	}
+	b = b[max(len(b)-1024, 0):]
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "?")), " ")
+}
+
 // Start starts a private systemd user manager and waits until it is running.
 func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	if opts.Fdtop == "" {
@@ -95,8 +109,10 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
-	if _, err := os.Stat(opts.Systemd); err != nil {
+	if fi, err := os.Stat(opts.Systemd); err != nil {
 		return nil, fmt.Errorf("sandbox: systemd binary: %w", err)
+	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return nil, fmt.Errorf("sandbox: systemd binary %s is not an executable file", opts.Systemd)
 	}
 	ReapStale()
 
@@ -192,6 +208,12 @@ func (s *Sandbox) run(opts Options, args, env []string, started chan<- error) {
 	cmd.Dir = "/"
 	if opts.Log != nil {
 		cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
+	} else if f, err := os.Create(s.logPath()); err == nil {
+		// A file, not a pipe: Wait never waits on a service that inherited
+		// it. The last words of a manager that dies at startup go into the
+		// error.
+		defer f.Close()
+		cmd.Stdout, cmd.Stderr = f, f
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Unshareflags: syscall.CLONE_NEWNS, // Go also makes / MS_REC|MS_PRIVATE
@@ -227,6 +249,9 @@ func (s *Sandbox) waitRunning(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
 		case <-s.done:
+			if out := s.lastWords(); out != "" {
+				return fmt.Errorf("manager exited: %v; it said: %s", s.err, out)
+			}
 			return fmt.Errorf("manager exited: %v", s.err)
 		case <-time.After(20 * time.Millisecond):
 		}

@@ -151,6 +151,7 @@ func TestStartErrors(t *testing.T) {
 	}{
 		{"no fdtop", sandbox.Options{}, "Fdtop"},
 		{"missing systemd", sandbox.Options{Fdtop: "/bin/true", Systemd: "/nonexistent/systemd"}, "systemd binary"},
+		{"systemd is a directory", sandbox.Options{Fdtop: "/bin/true", Systemd: os.TempDir()}, "is not an executable file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,5 +163,26 @@ func TestStartErrors(t *testing.T) {
 				t.Errorf("Start error = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestStartManagerDies: a manager that exits at startup (a missing
+// library, say) fails Start with what it printed, not just its exit code.
+func TestStartManagerDies(t *testing.T) {
+	sandboxtest.Require(t)
+	fake := filepath.Join(t.TempDir(), "systemd")
+	script := "#!/bin/sh\necho 'error while loading shared libraries: libsystemd-shared-254.so' >&2\nexit 127\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := sandbox.Start(context.Background(), sandbox.Options{Fdtop: sandboxtest.Fdtop(t), Systemd: fake})
+	if err == nil {
+		sb.Close()
+		t.Fatal("Start succeeded with a manager that exits at once")
+	}
+	for _, want := range []string{"manager exited", "exit status 127", "libsystemd-shared-254.so"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Start error %q does not say %q", err, want)
+		}
 	}
 }

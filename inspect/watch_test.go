@@ -1,0 +1,128 @@
+package inspect_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// scriptedSnapshots returns whatever view the test last set, and counts
+// the snapshots taken.
+type scriptedSnapshots struct {
+	mu    sync.Mutex
+	view  *inspect.Snapshot
+	taken int
+}
+
+func (s *scriptedSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotOptions) (*inspect.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.taken++
+	c := *s.view
+	c.Time = time.Now()
+	return &c, nil
+}
+
+func (s *scriptedSnapshots) set(v *inspect.Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.view = v
+}
+
+func (s *scriptedSnapshots) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.taken
+}
+
+// chanEvents is an EventSource fed by the test.
+type chanEvents struct{ ch chan dbusclient.Event }
+
+func (c chanEvents) Events() <-chan dbusclient.Event { return c.ch }
+func (c chanEvents) Watch([]string, time.Duration)   {}
+func (c chanEvents) Close()                          {}
+
+func serviceView(pid int, state string, conns ...uint64) *inspect.Snapshot {
+	svc := inspect.Service{Unit: "web.service", ActiveState: state, MainPID: pid, Sockets: []string{"web.socket"}}
+	for _, ino := range conns {
+		svc.Connections = append(svc.Connections, inspect.Connection{Inode: ino, PID: pid, FD: int(ino) + 3, Remote: "127.0.0.1:4000"})
+	}
+	return &inspect.Snapshot{
+		Sockets: []inspect.SocketUnit{{Unit: "web.socket", Service: "web.service",
+			Listeners: []inspect.Listener{{Type: "Stream", Address: "127.0.0.1:8080", Inode: 77}}}},
+		Services: []inspect.Service{svc},
+	}
+}
+
+func u32(v uint32) *uint32 { return &v }
+func str(v string) *string { return &v }
+
+// TestWatchHandoffCountsWhatTheOldProcessHeld restarts a service whose old
+// process is seen mid-shutdown (connections already closed, still the main
+// PID): the summary counts the connections it held before the job.
+func TestWatchHandoffCountsWhatTheOldProcessHeld(t *testing.T) {
+	tests := []struct {
+		name          string
+		midShutdown   *inspect.Snapshot // the old process seen during the job
+		after         *inspect.Snapshot
+		kept, dropped int
+		preserved     int
+	}{
+		{"shutting down closed its connections", serviceView(100, "deactivating"), serviceView(200, "active"), 1, 3, 0},
+		{"a connection accepted after the last rescan", serviceView(100, "active", 1, 2, 3, 4), serviceView(200, "active"), 1, 4, 0},
+		{"connections carried to the new process", serviceView(100, "deactivating"), serviceView(200, "active", 1, 2, 3), 1, 0, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1, 2, 3)}
+			events := chanEvents{ch: make(chan dbusclient.Event)}
+			out := make(chan inspect.Event, 256)
+			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = w.Run(ctx, out) }()
+			defer func() { cancel(); <-done }()
+
+			waitTaken := func(n int) {
+				t.Helper()
+				deadline := time.Now().Add(5 * time.Second)
+				for snaps.count() < n {
+					if time.Now().After(deadline) {
+						t.Fatalf("%d snapshots taken, want %d", snaps.count(), n)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			waitTaken(1)
+			events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service"}
+			snaps.set(tc.midShutdown)
+			waitTaken(snaps.count() + 2) // the fast rescan sees the old process mid-job
+			snaps.set(tc.after)
+			events.ch <- dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{MainPID: u32(0), ActiveState: str("activating")}}
+			events.ch <- dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{MainPID: u32(200), ActiveState: str("active")}}
+			events.ch <- dbusclient.JobRemoved{ID: 7, Unit: "web.service", Result: "done"}
+
+			timeout := time.After(5 * time.Second)
+			for {
+				select {
+				case ev := <-out:
+					if ev.Type != inspect.EventHandoff {
+						continue
+					}
+					h := ev.Handoff
+					if h.OldPID != 100 || h.NewPID != 200 || h.ListenersKept != tc.kept ||
+						h.ConnectionsDropped != tc.dropped || h.ConnectionsPreserved != tc.preserved {
+						t.Errorf("handoff %+v, want pid 100 → 200, %d listener kept, %d dropped, %d preserved", *h, tc.kept, tc.dropped, tc.preserved)
+					}
+					return
+				case <-timeout:
+					t.Fatal("no handoff event")
+				}
+			}
+		})
+	}
+}
