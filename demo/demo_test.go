@@ -2,6 +2,8 @@ package demo_test
 
 import (
 	"context"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,4 +121,35 @@ func restartUnderTraffic(t *testing.T, sb *sandbox.Sandbox, cfg demo.Config, mod
 		time.Sleep(10 * time.Millisecond)
 	}
 	return gen.Stats()
+}
+
+// TestFreePorts: distinct ports, each bindable, none in the kernel's
+// ephemeral range (where a client's local port could take it).
+func TestFreePorts(t *testing.T) {
+	ports, err := demo.FreePorts(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if v, err := strconv.Atoi(strings.Fields(string(b))[0]); err == nil {
+			ephemeral = v
+		}
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Errorf("port %d picked twice", p)
+		}
+		seen[p] = true
+		if p < 1024 || p >= ephemeral {
+			t.Errorf("port %d outside 1024-%d", p, ephemeral-1)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Errorf("port %d not free: %v", p, err)
+			continue
+		}
+		l.Close()
+	}
 }

@@ -8,7 +8,10 @@ package demo
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -57,8 +60,12 @@ func (c Config) Addr(m Mode) string {
 	return fmt.Sprintf("127.0.0.1:%d", c.Ports[m])
 }
 
-// FreePorts picks n currently free TCP ports on 127.0.0.1.
+// FreePorts picks n currently free TCP ports on 127.0.0.1, below the
+// kernel's ephemeral range: a port the kernel handed out for ":0" is also
+// the local port of outgoing connections, so a service that binds it later
+// (at start, or again at a restart) can find it taken by a client.
 func FreePorts(n int) ([]int, error) {
+	lo, hi := portPool()
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -66,15 +73,33 @@ func FreePorts(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("pick a free port: none free in %d-%d after %d tries", lo, hi, tries)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		p := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // taken
+		}
+		ls = append(ls, l) // held until all are picked: no port twice
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// portPool is the range FreePorts picks from: the 10000 ports below the
+// start of /proc/sys/net/ipv4/ip_local_port_range (32768 when unreadable).
+func portPool() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 2048 {
+				hi = v
+			}
+		}
+	}
+	return max(hi-10000, 1024), hi
 }
 
 // NewConfig returns a Config with free ports for every mode and the default

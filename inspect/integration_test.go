@@ -280,8 +280,11 @@ func (e *env) watch(t *testing.T) *watch {
 	}
 	w := &watch{cancel: cancel, done: make(chan struct{})}
 	out := make(chan inspect.Event, 1024)
+	first := make(chan struct{})
+	var once sync.Once
 	wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: -1,
-		Alive: inspect.SocketsAlive(e.b.Kernel.(procfs.FS).SocketsByInode)}
+		Alive:      inspect.SocketsAlive(e.b.Kernel.(procfs.FS).SocketsByInode),
+		OnSnapshot: func(*inspect.Snapshot) { once.Do(func() { close(first) }) }}
 	go func() {
 		defer close(w.done)
 		defer sub.Close()
@@ -300,7 +303,13 @@ func (e *env) watch(t *testing.T) *watch {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-w.done })
-	time.Sleep(200 * time.Millisecond) // the first snapshot
+	select {
+	case <-first:
+	case <-w.done:
+		t.Fatal("the watch stopped before its first snapshot")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watch took no first snapshot in 30 s")
+	}
 	return w
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 )
 
-const flowTimeout = 5 * time.Second
+const flowTimeout = 20 * time.Second
 
 // waitFor waits until all of want have been drawn since the last wait
 // (output read by one wait is not seen by the next).

@@ -86,7 +86,7 @@ func TestReplayPlays(t *testing.T) {
 	if err := tm.Quit(); err != nil {
 		t.Fatal(err)
 	}
-	fm := tm.FinalModel(t, teatest.WithFinalTimeout(time.Second)).(ReplayModel)
+	fm := tm.FinalModel(t, teatest.WithFinalTimeout(20*time.Second)).(ReplayModel)
 	if fm.Shown() != len(evs) {
 		t.Errorf("shown %d of %d", fm.Shown(), len(evs))
 	}

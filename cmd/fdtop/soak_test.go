@@ -100,7 +100,17 @@ func TestSoakWatch(t *testing.T) {
 			}
 		}()
 		count := func() int { mu.Lock(); defer mu.Unlock(); return len(handoffs) }
-		time.Sleep(1500 * time.Millisecond) // watch is up and has its first snapshot
+		// The first stats line is written once the watch is subscribed to
+		// the manager's signals; a second later it has its first snapshot.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if fi, err := os.Stat(statsFile); err == nil && fi.Size() > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("fdtop watch wrote no stats line in 30 s")
+			}
+		}
+		time.Sleep(time.Second)
 
 		var early stats
 		for i := 1; i <= restarts; i++ {
