@@ -82,6 +82,7 @@ func installDemo(t *testing.T, sb *sandbox.Sandbox, delay time.Duration) demo.Co
 		t.Fatal(err)
 	}
 	cfg.StartupDelay = delay
+	cfg.LogDir = sb.Dir
 	if err := demo.Install(testCtx(t, 60*time.Second), sb, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,26 @@ type Config struct {
 	Ports map[Mode]int
 	// StartupDelay is the simulated start-up work of every mode.
 	StartupDelay time.Duration
+	// LogDir, if set, gets each service's stdout and stderr in
+	// <service>.log (the sandbox has no journal); Install quotes a failed
+	// service's log in its error.
+	LogDir string
+}
+
+// LogPath is the log file of a mode's service, "" without a LogDir.
+func (c Config) LogPath(m Mode) string {
+	if c.LogDir == "" {
+		return ""
+	}
+	return filepath.Join(c.LogDir, m.Service()+".log")
+}
+
+// logLines are the unit lines that send a service's output to its log.
+func (c Config) logLines(m Mode) []string {
+	if c.LogDir == "" {
+		return nil
+	}
+	return []string{"StandardOutput=append:" + c.LogPath(m), "StandardError=append:" + c.LogPath(m)}
 }
 
 // Addr returns the loopback address a mode's clients connect to.
@@ -118,18 +139,21 @@ func NewConfig(fdtop string) (Config, error) {
 
 // Units returns the unit files of the three demo sets, by file name.
 func (c Config) Units() map[string]string {
-	server := func(m Mode, extra string) string {
-		return fmt.Sprintf("%s demo-server --mode %s --startup-delay %s%s", c.Fdtop, m, c.StartupDelay, extra)
+	service := func(m Mode, extra ...string) []string {
+		lines := []string{"Type=notify", "NotifyAccess=main"}
+		lines = append(lines, extra...)
+		lines = append(lines,
+			fmt.Sprintf("ExecStart=%s demo-server --mode %s --startup-delay %s", c.Fdtop, m, c.StartupDelay),
+			"TimeoutStopSec=5")
+		if m == Plain {
+			lines[len(lines)-2] += " --listen " + c.Addr(Plain)
+		}
+		return append(lines, c.logLines(m)...)
 	}
 	u := map[string]string{}
 	u[Plain.Service()] = unit(
 		"fdtop demo: plain (binds its own listener, no socket activation)",
-		"[Service]",
-		"Type=notify",
-		"NotifyAccess=main",
-		"ExecStart="+server(Plain, " --listen "+c.Addr(Plain)),
-		"TimeoutStopSec=5",
-	)
+		"[Service]", service(Plain)...)
 	u[Activated.Socket()] = unit(
 		"fdtop demo: activated (listener held by systemd)",
 		"[Socket]",
@@ -137,12 +161,7 @@ func (c Config) Units() map[string]string {
 	)
 	u[Activated.Service()] = unit(
 		"fdtop demo: activated (takes its listener from demo-activated.socket)",
-		"[Service]",
-		"Type=notify",
-		"NotifyAccess=main",
-		"ExecStart="+server(Activated, ""),
-		"TimeoutStopSec=5",
-	)
+		"[Service]", service(Activated)...)
 	u[Handoff.Socket()] = unit(
 		"fdtop demo: handoff (listener held by systemd)",
 		"[Socket]",
@@ -150,13 +169,7 @@ func (c Config) Units() map[string]string {
 	)
 	u[Handoff.Service()] = unit(
 		"fdtop demo: handoff (listener from the socket, clients through the fd store)",
-		"[Service]",
-		"Type=notify",
-		"NotifyAccess=main",
-		"FileDescriptorStoreMax=1024",
-		"ExecStart="+server(Handoff, ""),
-		"TimeoutStopSec=5",
-	)
+		"[Service]", service(Handoff, "FileDescriptorStoreMax=1024")...)
 	return u
 }
 
@@ -196,7 +209,22 @@ func Install(ctx context.Context, h UnitHost, c Config) error {
 		start = append(start, m.Service())
 	}
 	if _, err := h.Systemctl(ctx, start...); err != nil {
-		return err
+		return fmt.Errorf("%w%s", err, c.logTails())
 	}
 	return nil
+}
+
+// logTails quotes the last lines of each service's log, for an error.
+func (c Config) logTails() string {
+	var b strings.Builder
+	for _, m := range Modes {
+		data, err := os.ReadFile(c.LogPath(m))
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(strings.ToValidUTF8(string(data), "?")), "\n")
+		lines = lines[max(len(lines)-5, 0):]
+		fmt.Fprintf(&b, "\n%s said:\n\t%s", m.Service(), strings.Join(lines, "\n\t"))
+	}
+	return b.String()
 }

@@ -173,6 +173,7 @@ func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.
 		return nil, err
 	}
 	cfg.StartupDelay = delay
+	cfg.LogDir = sb.Dir // removed with the sandbox
 	if err := demo.Install(ctx, sb, cfg); err != nil {
 		sb.Close()
 		return nil, fmt.Errorf("install demo units: %w", err)

@@ -20,6 +20,7 @@ func InstallDemo(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) demo.Co
 		t.Fatal(err)
 	}
 	cfg.StartupDelay = delay
+	cfg.LogDir = sb.Dir // a service that fails to start says why in the error
 	if err := demo.Install(context.Background(), sb, cfg); err != nil {
 		t.Fatalf("install demo units: %v", err)
 	}
