@@ -225,13 +225,24 @@ func socketPatterns(units []string) []string {
 }
 
 // filterServices drops fd-store services that neither a pattern nor a
-// listed unit names, when the snapshot is limited.
+// listed unit names, when the snapshot is limited. A snapshot of named
+// units (units set) keeps only those and the services their sockets
+// trigger: another service read along with them (every fd-store service
+// is) would come without its socket units, so without its listeners and
+// connections, and a consumer would take that for the service's state.
 func filterServices(st *dbusclient.State, patterns, units []string) {
 	if len(patterns) == 0 && len(units) == 0 {
 		return
 	}
+	named := map[string]bool{}
+	for _, u := range units {
+		named[u] = true
+	}
 	keep := map[string]bool{}
 	for _, s := range st.Sockets {
+		if len(units) > 0 && !named[s.Name] && !triggersAny(s, named) {
+			continue
+		}
 		for _, t := range s.Triggers {
 			keep[t] = true
 		}
@@ -240,10 +251,8 @@ func filterServices(st *dbusclient.State, patterns, units []string) {
 		}
 	}
 	match := func(name string) bool {
-		for _, u := range units {
-			if u == name {
-				return true
-			}
+		if len(units) > 0 {
+			return named[name]
 		}
 		for _, p := range patterns {
 			if ok, _ := path.Match(p, name); ok {
@@ -259,6 +268,16 @@ func filterServices(st *dbusclient.State, patterns, units []string) {
 		}
 	}
 	st.Services = out
+}
+
+// triggersAny reports whether a socket unit triggers one of the named units.
+func triggersAny(s dbusclient.Socket, named map[string]bool) bool {
+	for _, t := range s.Triggers {
+		if named[t] {
+			return true
+		}
+	}
+	return false
 }
 
 func dedupe(pids []int) []int {

@@ -469,8 +469,14 @@ func TestBuilderTargetedScan(t *testing.T) {
 	if k.full {
 		t.Error("a unit snapshot scanned the whole host")
 	}
-	if !reflect.DeepEqual(k.pids, []int{mgrPID, webPID, 400}) {
-		t.Errorf("scanned pids %v, want the manager and the services' processes", k.pids)
+	if !reflect.DeepEqual(k.pids, []int{mgrPID, webPID}) {
+		t.Errorf("scanned pids %v, want the manager's and web.service's", k.pids)
+	}
+	// Only the named unit: another service (idle.service here, every
+	// fd-store service in a real Load) would come without its sockets, so
+	// without its connections, and a watch would take that for its state.
+	if len(snap.Services) != 1 || snap.Services[0].Unit != "web.service" {
+		t.Errorf("services %v, want web.service only", serviceNames(snap))
 	}
 	if !reflect.DeepEqual(sd.patterns, []string{"web.socket", "web@*.socket"}) {
 		t.Errorf("Load patterns %v, want the service's socket", sd.patterns)
@@ -478,4 +484,26 @@ func TestBuilderTargetedScan(t *testing.T) {
 	if len(snap.Manager.Limits) == 0 {
 		t.Error("a 252 manager without features has no limits noted")
 	}
+	byName := map[string][]string{
+		"idle.socket":  {"idle.service"},
+		"idle.service": {"idle.service"},
+		"web.socket":   {"web.service"},
+	}
+	for unit, want := range byName {
+		snap, err := b.Snapshot(context.Background(), SnapshotOptions{Units: []string{unit}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := serviceNames(snap); !reflect.DeepEqual(got, want) {
+			t.Errorf("snapshot of %s has services %v, want %v", unit, got, want)
+		}
+	}
+}
+
+func serviceNames(s *Snapshot) []string {
+	var out []string
+	for _, svc := range s.Services {
+		out = append(out, svc.Unit)
+	}
+	return out
 }

@@ -360,6 +360,10 @@ func (st *watchState) refresh(ctx context.Context, units []string, full bool) er
 	}
 	for i := range snap.Services {
 		svc := snap.Services[i]
+		if units != nil && !slices.Contains(units, svc.Unit) {
+			// Only what was asked for is read in detail.
+			continue
+		}
 		t := st.unit(svc.Unit)
 		var socks []SocketUnit
 		for _, su := range snap.Sockets {

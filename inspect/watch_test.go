@@ -126,3 +126,84 @@ func TestWatchHandoffCountsWhatTheOldProcessHeld(t *testing.T) {
 		})
 	}
 }
+
+// targetedSnapshots answers a snapshot of named units with a stale view of
+// another service (no connections) alongside, as a Load that reads every
+// fd-store service would.
+type targetedSnapshots struct {
+	mu          sync.Mutex
+	full, named *inspect.Snapshot
+}
+
+func (s *targetedSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotOptions) (*inspect.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.full
+	if len(opts.Units) > 0 {
+		v = s.named
+	}
+	c := *v
+	c.Time = time.Now()
+	return &c, nil
+}
+
+func (s *targetedSnapshots) set(full, named *inspect.Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.full, s.named = full, named
+}
+
+// twoServices is web.service and db.service with their connections.
+func twoServices(webPID int, webConns []uint64, dbPID int, dbConns []uint64) *inspect.Snapshot {
+	s := serviceView(webPID, "active", webConns...)
+	db := serviceView(dbPID, "active", dbConns...)
+	db.Services[0].Unit, db.Services[0].Sockets = "db.service", []string{"db.socket"}
+	db.Sockets[0].Unit, db.Sockets[0].Service = "db.socket", "db.service"
+	db.Sockets[0].Listeners[0].Address, db.Sockets[0].Listeners[0].Inode = "127.0.0.1:5432", 78
+	s.Services = append(s.Services, db.Services...)
+	s.Sockets = append(s.Sockets, db.Sockets...)
+	return s
+}
+
+// TestWatchIgnoresServicesItDidNotAskFor: the fast refresh of one unit
+// during its job must not overwrite what the watch knows of another.
+func TestWatchIgnoresServicesItDidNotAskFor(t *testing.T) {
+	snaps := &targetedSnapshots{}
+	stale := twoServices(100, nil, 300, nil) // db.service without its sockets' view
+	snaps.set(twoServices(100, []uint64{1}, 300, []uint64{11, 12}), stale)
+	events := chanEvents{ch: make(chan dbusclient.Event)}
+	out := make(chan inspect.Event, 256)
+	w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx, out) }()
+	defer func() { cancel(); <-done }()
+
+	restart := func(unit string, id uint32, newPID uint32) inspect.Handoff {
+		t.Helper()
+		events.ch <- dbusclient.JobNew{ID: id, Unit: unit}
+		time.Sleep(20 * time.Millisecond) // fast refreshes of the unit run
+		events.ch <- dbusclient.UnitChanged{Unit: unit, Changes: dbusclient.UnitChanges{MainPID: u32(newPID)}}
+		events.ch <- dbusclient.JobRemoved{ID: id, Unit: unit, Result: "done"}
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case ev := <-out:
+				if ev.Type == inspect.EventHandoff && ev.Unit == unit {
+					return *ev.Handoff
+				}
+			case <-timeout:
+				t.Fatalf("no handoff event for %s", unit)
+			}
+		}
+	}
+	// web restarts; the fast refreshes show db.service without connections.
+	restart("web.service", 1, 200)
+	// db restarts and drops its two connections: the summary must know them.
+	after := twoServices(200, nil, 301, nil)
+	snaps.set(after, after)
+	h := restart("db.service", 2, 301)
+	if h.ConnectionsDropped != 2 {
+		t.Errorf("db.service handoff %+v, want its 2 connections dropped", h)
+	}
+}
