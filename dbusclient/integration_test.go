@@ -212,6 +212,19 @@ func TestLoadDemo(t *testing.T) {
 		if _, ok := findService(st.Services, demo.Plain.Service()); ok {
 			t.Errorf("demo-plain.service has no socket and no fd store, but was listed")
 		}
+		// A pattern names services too: plain binds its own listener.
+		named, err := c.Load(testCtx(t, 10*time.Second), []string{"demo-*"}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc, ok := findService(named.Services, demo.Plain.Service()); !ok {
+			t.Errorf("Load(demo-*) did not list demo-plain.service")
+		} else {
+			checkService(t, sb, svc)
+		}
+		if len(named.Sockets) != 2 {
+			t.Errorf("Load(demo-*) listed %d sockets, want the 2 demo sockets", len(named.Sockets))
+		}
 		// One unit alone reads the same.
 		one, err := c.Service(testCtx(t, 5*time.Second), demo.Handoff.Service())
 		if err != nil {

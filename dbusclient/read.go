@@ -3,6 +3,7 @@ package dbusclient
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -273,6 +274,16 @@ func (c *Client) ListListeners(ctx context.Context, patterns []string, all bool)
 	return decodeSockets(c, reads, socks)
 }
 
+// matchAny reports whether name matches one of the glob patterns.
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func socketPatterns(patterns []string) []string {
 	if len(patterns) == 0 {
 		return []string{"*.socket"}
@@ -323,8 +334,10 @@ func (c *Client) ListServices(ctx context.Context, names []string) ([]Service, e
 
 // Load reads the socket units matching patterns (all if none; inactive
 // ones too with all), the services they trigger (Accept=yes instances
-// included) and every loaded service with FileDescriptorStoreMax > 0, in
-// three pipelined rounds whatever the number of units.
+// included), the services the patterns name themselves (a service that
+// binds its own listener has no socket unit) and every loaded service with
+// FileDescriptorStoreMax > 0, in three pipelined rounds whatever the number
+// of units.
 func (c *Client) Load(ctx context.Context, patterns []string, all bool) (*State, error) {
 	return c.load(ctx, patterns, all, nil, true)
 }
@@ -388,7 +401,7 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 		if mcalls[i].err == nil {
 			_ = mcalls[i].storeProp(maxes[u.Name])
 		}
-		if *maxes[u.Name] > 0 {
+		if *maxes[u.Name] > 0 || (len(patterns) > 0 && shown(u, all) && matchAny(patterns, u.Name)) {
 			if _, ok := want[u.Name]; !ok {
 				want[u.Name] = nil
 			}

@@ -135,33 +135,30 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	return snap, nil
 }
 
-// extraServices lists the ExtraServices to read (limited to units when set)
-// that Load did not return.
+// extraServices lists the services to read that Load did not return: the
+// ExtraServices, or, when the snapshot is limited to units, the services
+// among them (one that binds its own listener has no socket to be found by).
 func (b *Builder) extraServices(st *dbusclient.State, units []string) []string {
 	have := map[string]bool{}
 	for _, s := range st.Services {
 		have[s.Name] = true
 	}
+	candidates := b.ExtraServices
+	if len(units) > 0 {
+		candidates = nil
+		for _, u := range units {
+			if strings.HasSuffix(u, ".service") {
+				candidates = append(candidates, u)
+			}
+		}
+	}
 	var out []string
-	for _, name := range b.ExtraServices {
-		if have[name] {
-			continue
+	for _, name := range candidates {
+		if !have[name] {
+			out = append(out, name)
 		}
-		if len(units) > 0 && !contains(units, name) {
-			continue
-		}
-		out = append(out, name)
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // manager describes the manager and what it cannot tell.

@@ -49,7 +49,7 @@ func newEnvDelay(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &inspect.Builder{Systemd: client, Kernel: fs, Scope: "user", Patterns: []string{"demo-*", "leaky*"}, ExtraServices: []string{demo.Plain.Service()}}
+	b := &inspect.Builder{Systemd: client, Kernel: fs, Scope: "user", Patterns: []string{"demo-*", "leaky*"}} // demo-plain.service by the pattern
 	return &env{sb: sb, cfg: cfg, client: client, b: b}
 }
 

@@ -507,3 +507,27 @@ func serviceNames(s *Snapshot) []string {
 	}
 	return out
 }
+
+// TestVerdictLine: what watch prints for a handoff (the dashboard's
+// wording is ui's TestVerdict), PIDs included.
+func TestVerdictLine(t *testing.T) {
+	tests := []struct {
+		name string
+		h    Handoff
+		want string
+	}{
+		{"handoff", Handoff{ListenersKept: 1, ConnectionsPreserved: 3, FDsCarried: 4, NoMainPIDMs: 11, OldPID: 10, NewPID: 20},
+			"✓ listener kept · 3/3 connections preserved · 4 fds carried · 0 refused · 11 ms without a main PID (pid 10 → 20)"},
+		{"plain, no gap meter", Handoff{ListenersReplaced: 1, ConnectionsDropped: 4, NoMainPIDMs: 10, OldPID: 10, NewPID: 20},
+			"✗ listener replaced · 0/4 connections preserved · 0 fds carried · refusals not measured (gap meter off) · 10 ms without a main PID (pid 10 → 20)"},
+		{"plain, gap meter", Handoff{ListenersReplaced: 1, NoMainPIDMs: 6, OldPID: 10, NewPID: 20, Probe: &ProbeResult{Attempts: 57, Refused: 51, WorstConnectMs: 0.8}},
+			"✗ listener replaced · no connections to keep · 0 fds carried · 51 refused · 6 ms without a main PID · probe 51/57 refused, worst connect 0.8 ms (pid 10 → 20)"},
+		{"stop+start", Handoff{HandoffJob: "stop+start", ListenersKept: 1, StoreDiscarded: true, OldPID: 10, NewPID: 20},
+			"✓ listener kept · no connections to keep · fd store discarded by the stop · 0 refused · 0 ms without a main PID (pid 10 → 20)"},
+	}
+	for _, tt := range tests {
+		if got := Verdict(tt.h); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -83,6 +83,13 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		if svc.FDStoreCount > 0 && len(svc.FDStore) == 0 {
 			p("    stored: %d entries, not listed by this manager and not matched in /proc", svc.FDStoreCount)
 		}
+		for _, l := range svc.OwnListeners {
+			// Bound by the service itself: closed by every restart.
+			p("    own listener %s %s  inode %d  backlog %d", l.Type, l.Address, l.Inode, l.Backlog)
+			for _, h := range l.Holders {
+				p("      held by pid %d fd %d %s", h.PID, h.FD, h.Comm)
+			}
+		}
 		for _, c := range svc.Connections {
 			p("    connection pid %d fd %d  %s ← %s  %s  recv-q %d send-q %d", c.PID, c.FD, c.Local, c.Remote, c.State, c.RecvQ, c.SendQ)
 		}
@@ -161,25 +168,67 @@ func FormatEvent(e Event) string {
 	return b.String()
 }
 
-// Verdict is the one-line summary of a handoff: "✓ listener kept · 12/12
-// connections preserved · 3 fds carried · 0 refused · 480 ms without a main PID".
-func Verdict(h Handoff) string {
-	ok := h.ListenersReplaced == 0 && h.ConnectionsDropped == 0 && h.RefusedDelta == 0 && (h.Probe == nil || h.Probe.Refused == 0)
-	mark := "✓"
-	if !ok {
-		mark = "✗"
-	}
-	var parts []string
+// Level grades a handoff.
+type Level int
+
+// The grades of a handoff.
+const (
+	// LevelGood: nothing refused, nothing dropped, listeners kept.
+	LevelGood Level = iota
+	// LevelCaution: nothing observed lost, but a listener was replaced (no
+	// one measured the gap) or a probe connect failed otherwise than by
+	// refusal.
+	LevelCaution
+	// LevelBad: clients were refused or connections dropped.
+	LevelBad
+)
+
+// Glyph returns ✓, ! or ✗.
+func (l Level) Glyph() string {
+	return [...]string{"✓", "!", "✗"}[l]
+}
+
+// Grade grades a handoff.
+func Grade(h Handoff) Level {
 	switch {
-	case h.ListenersKept > 0 && h.ListenersReplaced == 0:
-		parts = append(parts, plural(h.ListenersKept, "listener", "listeners")+" kept")
-	case h.ListenersReplaced > 0:
-		parts = append(parts, plural(h.ListenersReplaced, "listener", "listeners")+" replaced (a gap)")
-	default:
-		parts = append(parts, "no listener")
+	case refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
+		return LevelBad
+	case h.ListenersReplaced > 0 || (h.Probe != nil && h.Probe.Failed > 0):
+		return LevelCaution
 	}
-	total := h.ConnectionsPreserved + h.ConnectionsDropped
-	parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
+	return LevelGood
+}
+
+// refusedTotal is what the manager counted refused plus what the gap meter
+// saw refused.
+func refusedTotal(h Handoff) int {
+	n := h.RefusedDelta
+	if h.Probe != nil {
+		n += h.Probe.Refused
+	}
+	return n
+}
+
+// Verdict summarises a handoff in one line, its grade's glyph first, e.g.
+// "✓ listener kept · 12/12 connections preserved · 3 fds carried · 0
+// refused · 480 ms without a main PID (pid 812 → 907)": Summary and the
+// PIDs. watch and the JSON timeline say it this way.
+func Verdict(h Handoff) string {
+	line := Summary(h)
+	if h.OldPID != 0 || h.NewPID != 0 {
+		line += fmt.Sprintf(" (pid %d → %d)", h.OldPID, h.NewPID)
+	}
+	return line
+}
+
+// Summary is Verdict without the PIDs (the dashboard shows them apart).
+func Summary(h Handoff) string {
+	parts := []string{listenerPhrase(h.ListenersKept, h.ListenersReplaced)}
+	if total := h.ConnectionsPreserved + h.ConnectionsDropped; total == 0 {
+		parts = append(parts, "no connections to keep")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
+	}
 	switch {
 	case h.StoreDiscarded && h.FDStoreBefore > 0:
 		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
@@ -188,16 +237,40 @@ func Verdict(h Handoff) string {
 	default:
 		parts = append(parts, plural(h.FDsCarried, "fd", "fds")+" carried")
 	}
-	refused := h.RefusedDelta
-	if h.Probe != nil {
-		refused += h.Probe.Refused
+	refused := refusedTotal(h)
+	if h.Probe == nil && h.ListenersReplaced > 0 && refused == 0 {
+		// The manager counts no refusal on a listener it does not hold:
+		// "0 refused" would claim what nothing measured.
+		parts = append(parts, "refusals not measured (gap meter off)")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d refused", refused))
 	}
-	parts = append(parts, fmt.Sprintf("%d refused", refused))
 	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
-	if h.Probe != nil && h.Probe.Attempts > 0 {
-		parts = append(parts, fmt.Sprintf("worst connect %.1f ms", h.Probe.WorstConnectMs))
+	if p := h.Probe; p != nil {
+		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
+		if p.Failed > 0 {
+			probe += fmt.Sprintf(", %d failed", p.Failed)
+		}
+		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
 	}
-	return fmt.Sprintf("%s %s (pid %d → %d)", mark, strings.Join(parts, " · "), h.OldPID, h.NewPID)
+	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// listenerPhrase says what became of the listeners.
+func listenerPhrase(kept, replaced int) string {
+	switch {
+	case kept == 0 && replaced == 0:
+		return "no listener"
+	case replaced == 0 && kept == 1:
+		return "listener kept"
+	case replaced == 0:
+		return fmt.Sprintf("%d listeners kept", kept)
+	case kept == 0 && replaced == 1:
+		return "listener replaced"
+	case kept == 0:
+		return fmt.Sprintf("%d listeners replaced", replaced)
+	}
+	return fmt.Sprintf("%d listeners kept, %d replaced", kept, replaced)
 }
 
 func plural(n int, one, many string) string {

@@ -197,8 +197,8 @@ func openEveryKind(t *testing.T) *heldFDs {
 	return h
 }
 
-// listenTCP listens on loopback with plain TCP (Go may default listeners to
-// MPTCP, which sock_diag reports apart; see the package's known limits).
+// listenTCP listens on loopback with plain TCP (TestLiveMPTCP covers Go's
+// default MPTCP listeners).
 func listenTCP() (*net.TCPListener, error) {
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
@@ -484,4 +484,81 @@ func TestLiveHandoffKeepsNoSecret(t *testing.T) {
 		}
 	}
 	_ = strconv.Itoa
+}
+
+// TestLiveMPTCP: Go listens with MPTCP by default where the kernel has it
+// (the demo's plain server does). A targeted scan of a process never seen
+// before resolves its MPTCP listener and accepted connection like TCP
+// ones, with addresses and state.
+func TestLiveMPTCP(t *testing.T) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(true)
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The client too: a plain TCP socket in this process would have the
+	// scan dump the TCP table anyway and hide a missed MPTCP lookup.
+	var d net.Dialer
+	d.SetMultipathTCP(true)
+	client, err := d.Dial("tcp4", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	lf, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	sf, err := server.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	proto := func(f *os.File) string {
+		buf := make([]byte, 32)
+		n, err := unix.Getxattr(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), "system.sockprotoname", buf)
+		if err != nil {
+			return "?"
+		}
+		return strings.TrimRight(string(buf[:n]), "\x00")
+	}
+	t.Logf("listener protocol %s, accepted %s", proto(lf), proto(sf))
+
+	for _, tc := range []struct {
+		name string
+		opts ScanOptions
+	}{{"sock_diag", ScanOptions{}}, {"proc/net fallback", ScanOptions{NoNetlink: true}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := liveFS(t) // a fresh reader: nothing cached from a full scan
+			s, err := fs.ScanPIDs(context.Background(), []int{os.Getpid()}, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			me, ok := s.Process(os.Getpid())
+			if !ok {
+				t.Fatal("own process missing")
+			}
+			byFD := map[int]Socket{}
+			for _, fd := range me.FDs {
+				if fd.Kind == KindSocket {
+					byFD[fd.Num] = s.Sockets[fd.Inode]
+				}
+			}
+			ls, cs := byFD[int(lf.Fd())], byFD[int(sf.Fd())]
+			if ls.State != StateListen || ls.Local.String() != l.Addr().String() || ls.Proto != ProtoTCP {
+				t.Errorf("listener: %+v, want TCP LISTEN on %s", ls, l.Addr())
+			}
+			if cs.State != StateEstablished || cs.Remote.String() != client.LocalAddr().String() {
+				t.Errorf("accepted connection: %+v, want ESTAB from %s", cs, client.LocalAddr())
+			}
+		})
+	}
 }

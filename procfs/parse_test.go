@@ -421,3 +421,29 @@ func TestParseNetlinkMessages(t *testing.T) {
 		t.Errorf("parseNetlinkError = %v, %v", errno, err)
 	}
 }
+
+// TestProtoNameFamily: the socket protocol names the kernel gives
+// (system.sockprotoname) map to the sock_diag table that holds them.
+func TestProtoNameFamily(t *testing.T) {
+	tests := []struct {
+		name   string
+		family Family
+		proto  Proto
+	}{
+		{"TCP", FamilyInet, ProtoTCP},
+		{"TCPv6", FamilyInet6, ProtoTCP},
+		{"MPTCP", FamilyInet, ProtoTCP}, // its first subflow, same inode
+		{"MPTCPv6", FamilyInet6, ProtoTCP},
+		{"UDP", FamilyInet, ProtoUDP},
+		{"UDPv6", FamilyInet6, ProtoUDP},
+		{"UNIX-STREAM", FamilyUnix, 0},
+		{"RAW", FamilyInet, 0},
+		{"NETLINK", FamilyNetlink, 0},
+	}
+	for _, tt := range tests {
+		f, p := protoNameFamily(tt.name)
+		if f != tt.family || p != tt.proto {
+			t.Errorf("protoNameFamily(%q) = %v, %v; want %v, %v", tt.name, f, p, tt.family, tt.proto)
+		}
+	}
+}

@@ -382,9 +382,15 @@ func protoNameFamily(name string) (Family, Proto) {
 		return FamilyPacket, 0
 	case "AF_VSOCK", "VSOCK":
 		return FamilyVsock, 0
-	case "RAW", "PING", "MPTCP":
+	case "MPTCP":
+		// Go listens with MPTCP by default (1.24+): the socket's first
+		// subflow is a TCP socket reported under the same inode.
+		return FamilyInet, ProtoTCP
+	case "MPTCPv6":
+		return FamilyInet6, ProtoTCP
+	case "RAW", "PING":
 		return FamilyInet, 0
-	case "RAWv6", "PINGv6", "MPTCPv6":
+	case "RAWv6", "PINGv6":
 		return FamilyInet6, 0
 	case "ALG":
 		return unix.AF_ALG, 0

@@ -145,3 +145,11 @@ func (h headerModel) flags(sep, probeOn, probeOff string) string {
 	}
 	return sep + strings.Join(f, " · ")
 }
+
+// plural counts n things: "1 fd", "3 fds".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

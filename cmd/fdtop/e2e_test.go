@@ -29,7 +29,7 @@ func TestDashboardE2E(t *testing.T) {
 		bin := sandboxtest.Fdtop(t)
 		cfg := sandboxtest.InstallDemo(t, sb, 500*time.Millisecond)
 		gen := sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), 4, 50*time.Millisecond)
-		args := []string{"--user", "--address", sb.Address, "demo-*"}
+		args := []string{"--user", "--address", sb.Address, "demo-*"} // demo-plain.service too: patterns name services
 
 		t.Run("restart", func(t *testing.T) {
 			term := tm.start(t, bin, sb.Env(), args...)
@@ -59,6 +59,42 @@ func TestDashboardE2E(t *testing.T) {
 			t.Logf("main pid %s → %s; verdict: %s", oldPID, newPID, strings.TrimSpace(verdictLine(screen)))
 			if st := gen.Stats(); st.Refused != 0 || st.Dropped != 0 {
 				t.Errorf("traffic during the restart: refused %d, dropped %d, want 0", st.Refused, st.Dropped)
+			}
+			term.quit(t)
+		})
+
+		t.Run("gap meter", func(t *testing.T) {
+			// plain closes its listener for the restart: the gap meter's
+			// refused attempts belong in the verdict itself.
+			term := tm.start(t, bin, sb.Env(), append([]string{"--probe"}, args...)...)
+			term.waitFor(t, "the plain service", func(s string) bool {
+				return rowWith(s, "demo-plain.service") != ""
+			})
+			term.selectUnit(t, "demo-plain.service")
+			term.send(t, "r")
+			term.waitFor(t, "the restart confirmation", func(s string) bool {
+				return strings.Contains(s, "restart demo-plain.service?")
+			})
+			term.send(t, "y")
+			var verdict string
+			term.waitFor(t, "plain's verdict", func(s string) bool {
+				for _, l := range strings.Split(s, "\n") {
+					if strings.Contains(l, "demo-plain.service") && strings.Contains(l, "✗") {
+						verdict = l
+						return true
+					}
+				}
+				return false
+			})
+			t.Logf("verdict: %s", strings.TrimSpace(verdict))
+			var refused int
+			for _, part := range strings.Split(verdict, "·") {
+				if f := strings.Fields(part); len(f) == 2 && f[1] == "refused" {
+					refused, _ = strconv.Atoi(f[0])
+				}
+			}
+			if refused == 0 {
+				t.Errorf("plain's verdict counts no refused attempt while its listener was closed: %q", verdict)
 			}
 			term.quit(t)
 		})

@@ -27,8 +27,8 @@ type liveSource struct {
 	targetedOnly bool
 
 	mu      sync.Mutex
-	probes  map[string]*inspect.ProbeResult // unit -> gap meter result waiting for its handoff event
-	traffic map[string]*traffic.Generator   // demo: service -> generator
+	probes  map[string]*pendingProbe      // service -> gap meter run waiting for its handoff event
+	traffic map[string]*traffic.Generator // demo: service -> generator
 	conns   map[string]int
 }
 
@@ -38,7 +38,7 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]*inspect.ProbeResult{}}
+	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]*pendingProbe{}}
 	raw := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: -1}
 	if k, ok := b.Kernel.(procfs.FS); ok {
@@ -54,6 +54,19 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	return src, nil
 }
 
+// pendingProbe is a gap meter run started with an action.
+type pendingProbe struct {
+	start    time.Time
+	done     chan struct{} // closed when result and finished are set
+	result   inspect.ProbeResult
+	finished time.Time
+}
+
+// probeWait bounds how long a handoff event waits for its gap meter (which
+// runs until shortly after the job is done, so it finishes after the
+// watcher has seen the job end).
+const probeWait = 5 * time.Second
+
 // forward passes events on, adding the gap meter's result to handoffs.
 func (s *liveSource) forward(ctx context.Context, raw <-chan inspect.Event) {
 	for {
@@ -62,15 +75,7 @@ func (s *liveSource) forward(ctx context.Context, raw <-chan inspect.Event) {
 			return
 		case e := <-raw:
 			if e.Type == inspect.EventHandoff && e.Handoff != nil {
-				s.mu.Lock()
-				if p := s.probes[e.Unit]; p != nil {
-					h := *e.Handoff
-					h.Probe = p
-					e.Handoff = &h
-					e.Message = inspect.Verdict(h)
-					delete(s.probes, e.Unit)
-				}
-				s.mu.Unlock()
+				s.attachProbe(ctx, &e)
 			}
 			select {
 			case s.events <- e:
@@ -79,6 +84,36 @@ func (s *liveSource) forward(ctx context.Context, raw <-chan inspect.Event) {
 			}
 		}
 	}
+}
+
+// attachProbe adds the gap meter run that covered a handoff to its
+// summary and verdict, waiting for the run to finish.
+func (s *liveSource) attachProbe(ctx context.Context, e *inspect.Event) {
+	s.mu.Lock()
+	p := s.probes[e.Unit]
+	s.mu.Unlock()
+	if p == nil || p.start.After(e.Time) {
+		return
+	}
+	select {
+	case <-p.done:
+	case <-time.After(probeWait):
+		return
+	case <-ctx.Done():
+		return
+	}
+	s.mu.Lock()
+	if s.probes[e.Unit] == p {
+		delete(s.probes, e.Unit)
+	}
+	s.mu.Unlock()
+	if e.Time.Sub(p.finished) > probeWait {
+		return // a run that ended long before this handoff: not its measure
+	}
+	h := *e.Handoff
+	h.Probe = &p.result
+	e.Handoff = &h
+	e.Message = inspect.Verdict(h)
 }
 
 // Snapshot implements ui.Source.
@@ -100,7 +135,13 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 	pctx, stopProbe := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var result inspect.ProbeResult
+	var pending *pendingProbe
 	if len(targets) > 0 {
+		// Registered before the job starts: its handoff event waits for it.
+		pending = &pendingProbe{start: time.Now(), done: make(chan struct{})}
+		s.mu.Lock()
+		s.probes[svc] = pending
+		s.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -134,10 +175,9 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 	}
 	stopProbe()
 	wg.Wait()
-	if len(targets) > 0 {
-		s.mu.Lock()
-		s.probes[svc] = &result
-		s.mu.Unlock()
+	if pending != nil {
+		pending.result, pending.finished = result, time.Now()
+		close(pending.done)
 	}
 	out := ui.ActionResult{Job: string(action), Result: string(res)}
 	if err != nil {
