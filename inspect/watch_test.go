@@ -46,6 +46,19 @@ func (c chanEvents) Events() <-chan dbusclient.Event { return c.ch }
 func (c chanEvents) Watch([]string, time.Duration)   {}
 func (c chanEvents) Close()                          {}
 
+// runWatcher runs a Watcher on snaps with fast rescans and no slow ones
+// until the test ends; the test feeds its signals and reads its events.
+func runWatcher(t *testing.T, snaps inspect.Snapshotter) (chanEvents, <-chan inspect.Event) {
+	events := chanEvents{ch: make(chan dbusclient.Event)}
+	out := make(chan inspect.Event, 256)
+	w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx, out) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return events, out
+}
+
 func serviceView(pid int, state string, conns ...uint64) *inspect.Snapshot {
 	svc := inspect.Service{Unit: "web.service", ActiveState: state, MainPID: pid, Sockets: []string{"web.socket"}}
 	for _, ino := range conns {
@@ -79,13 +92,7 @@ func TestWatchHandoffCountsWhatTheOldProcessHeld(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1, 2, 3)}
-			events := chanEvents{ch: make(chan dbusclient.Event)}
-			out := make(chan inspect.Event, 256)
-			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = w.Run(ctx, out) }()
-			defer func() { cancel(); <-done }()
+			events, out := runWatcher(t, snaps)
 
 			waitTaken := func(n int) {
 				t.Helper()
@@ -171,13 +178,7 @@ func TestWatchIgnoresServicesItDidNotAskFor(t *testing.T) {
 	snaps := &targetedSnapshots{}
 	stale := twoServices(100, nil, 300, nil) // db.service without its sockets' view
 	snaps.set(twoServices(100, []uint64{1}, 300, []uint64{11, 12}), stale)
-	events := chanEvents{ch: make(chan dbusclient.Event)}
-	out := make(chan inspect.Event, 256)
-	w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(ctx, out) }()
-	defer func() { cancel(); <-done }()
+	events, out := runWatcher(t, snaps)
 
 	restart := func(unit string, id uint32, newPID uint32) inspect.Handoff {
 		t.Helper()
