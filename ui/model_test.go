@@ -290,3 +290,25 @@ func TestImpactPreview(t *testing.T) {
 		})
 	}
 }
+
+// TestTimelineHeight: the timeline takes a quarter of the body on common
+// terminals and grows on tall ones (it caps at 12 rows only up to ~48).
+func TestTimelineHeight(t *testing.T) {
+	tests := []struct {
+		w, h     int
+		min, max int
+	}{
+		{80, 24, minPaneHeight, 12},
+		{140, 38, minPaneHeight, 12},
+		{160, 90, 20, 30},
+		{100, 90, 17, 25}, // stacked
+	}
+	for _, tt := range tests {
+		m := newTestModel(newFakeSource(nil), Options{}, tt.w, tt.h)
+		m = withSnapshot(m, demoSnapshot())
+		t.Logf("%dx%d: layout %d, timeline %d rows", tt.w, tt.h, m.rects.mode, m.rects.timeline.h)
+		if got := m.rects.timeline.h; got < tt.min || got > tt.max {
+			t.Errorf("%dx%d (layout %d): timeline %d rows, want %d-%d", tt.w, tt.h, m.rects.mode, got, tt.min, tt.max)
+		}
+	}
+}

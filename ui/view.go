@@ -91,7 +91,7 @@ func (m *Model) relayout() {
 		}
 	case w < wideWidth:
 		r.mode = layoutStacked
-		tl := min(max(r.bodyH/5, minPaneHeight), 12)
+		tl := min(max(r.bodyH/5, minPaneHeight), max(12, r.bodyH/4))
 		rest := r.bodyH - tl - 3
 		// The list takes what its rows need, up to half; the detail the rest.
 		lh := max(min(rest/2, len(m.list.rows)+2), minPaneHeight)
@@ -101,7 +101,9 @@ func (m *Model) relayout() {
 		r.timeline = rect{0, r.detail.y + dh + 1, w, tl}
 	default:
 		r.mode = layoutWide
-		tl := min(max(r.bodyH/4, minPaneHeight), 12)
+		// A quarter of the body, up to 12 rows, or a third on a tall
+		// terminal: the timeline is where a handoff plays out.
+		tl := min(max(r.bodyH/4, minPaneHeight), max(12, r.bodyH/3))
 		top := r.bodyH - tl - 2
 		lw := max(w*55/100, 60)
 		r.list = rect{0, r.bodyY + 1, lw, top}
