@@ -243,8 +243,9 @@ func removeSubtree(hs []hierarchy, tag string) error {
 		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 		for _, d := range dirs {
 			var err error
-			for try := 0; try < 50; try++ {
-				// A just-killed process may still be leaving the cgroup.
+			for try := 0; try < 200; try++ {
+				// A just-killed process may still be leaving the cgroup
+				// (on cgroup v1 until its zombie is reaped): up to 2 s.
 				if err = syscall.Rmdir(d); err == nil || errors.Is(err, syscall.ENOENT) {
 					err = nil
 					break
