@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -151,5 +152,19 @@ func TestFreePorts(t *testing.T) {
 			continue
 		}
 		l.Close()
+		// Claimed: no other fdtop process can pick it while this one lives.
+		if c, err := net.ListenPacket("unixgram", fmt.Sprintf("@fdtop-port-%d", p)); err == nil {
+			c.Close()
+			t.Errorf("port %d is not claimed", p)
+		}
+	}
+	more, err := demo.FreePorts(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range more {
+		if seen[p] {
+			t.Errorf("port %d handed out twice", p)
+		}
 	}
 }

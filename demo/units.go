@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -81,32 +82,52 @@ func (c Config) Addr(m Mode) string {
 	return fmt.Sprintf("127.0.0.1:%d", c.Ports[m])
 }
 
-// FreePorts picks n currently free TCP ports on 127.0.0.1, below the
-// kernel's ephemeral range: a port the kernel handed out for ":0" is also
-// the local port of outgoing connections, so a service that binds it later
-// (at start, or again at a restart) can find it taken by a client.
+// FreePorts picks n currently free TCP ports on 127.0.0.1 and reserves
+// them among fdtop processes for the life of this one.
+//
+// A port is free only until someone binds it, and the demo's services bind
+// theirs later (plain after its start-up delay, and again at every
+// restart). So the ports come from below the kernel's ephemeral range (no
+// client's local port lands there), and each is claimed with an abstract
+// Unix socket "@fdtop-port-N" held open by this process: two test packages
+// (or demos) running at once never pick the same port, and the claim goes
+// away with the process, leaving nothing on disk.
 func FreePorts(n int) ([]int, error) {
 	lo, hi := portPool()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n; tries++ {
 		if tries == 1000 {
 			return nil, fmt.Errorf("pick a free port: none free in %d-%d after %d tries", lo, hi, tries)
 		}
 		p := lo + rand.IntN(hi-lo)
+		if !claimPort(p) {
+			continue // another fdtop process (or this one) has it
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
-			continue // taken
+			continue // taken by something else: stays claimed, never tried again
 		}
-		ls = append(ls, l) // held until all are picked: no port twice
+		l.Close()
 		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+var (
+	claimsMu sync.Mutex
+	claims   []net.PacketConn // held for the process's life: the claims
+)
+
+// claimPort claims port p among fdtop processes: false if it is claimed.
+func claimPort(p int) bool {
+	c, err := net.ListenPacket("unixgram", fmt.Sprintf("@fdtop-port-%d", p))
+	if err != nil {
+		return false
+	}
+	claimsMu.Lock()
+	defer claimsMu.Unlock()
+	claims = append(claims, c)
+	return true
 }
 
 // portPool is the range FreePorts picks from: the 10000 ports below the

@@ -193,8 +193,10 @@ func newTmux(t *testing.T) *tmuxServer {
 		sandboxtest.Unavailable(t, "tmux not found: apt-get install tmux")
 	}
 	conf := filepath.Join(t.TempDir(), "tmux.conf")
-	// Keep a pane whose program exited, so a failure shows its last words.
-	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g history-limit 0\n"), 0o644); err != nil {
+	// Keep a pane whose program exited, so a failure shows its last words;
+	// keep the server when its last session is killed, so the next
+	// new-session never meets a server on its way out.
+	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g history-limit 0\nset -s exit-empty off\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s := &tmuxServer{bin: bin, socket: fmt.Sprintf("fdtop-e2e-%d", os.Getpid()), conf: conf}
@@ -237,8 +239,17 @@ func (s *tmuxServer) start(t *testing.T, bin string, env []string, args ...strin
 	argv = append(argv, env...)
 	argv = append(argv, bin)
 	argv = append(argv, args...)
-	if out, err := s.command(argv...).CombinedOutput(); err != nil {
-		t.Fatalf("tmux new-session: %v: %s", err, out)
+	for try := 1; ; try++ {
+		out, err := s.command(argv...).CombinedOutput()
+		if err == nil {
+			break
+		}
+		// A server still exiting (started by an older tmux config) is
+		// worth another try; anything else is not.
+		if try == 3 || !strings.Contains(string(out), "server exited unexpectedly") {
+			t.Fatalf("tmux new-session: %v: %s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	term := &terminal{s: s, name: name}
 	t.Cleanup(func() { _ = s.command("kill-session", "-t", name).Run() })
