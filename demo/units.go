@@ -161,14 +161,12 @@ func NewConfig(fdtop string) (Config, error) {
 // Units returns the unit files of the three demo sets, by file name.
 func (c Config) Units() map[string]string {
 	service := func(m Mode, extra ...string) []string {
-		lines := []string{"Type=notify", "NotifyAccess=main"}
-		lines = append(lines, extra...)
-		lines = append(lines,
-			fmt.Sprintf("ExecStart=%s demo-server --mode %s --startup-delay %s", c.Fdtop, m, c.StartupDelay),
-			"TimeoutStopSec=5")
+		exec := fmt.Sprintf("ExecStart=%s demo-server --mode %s --startup-delay %s", c.Fdtop, m, c.StartupDelay)
 		if m == Plain {
-			lines[len(lines)-2] += " --listen " + c.Addr(Plain)
+			exec += " --listen " + c.Addr(Plain)
 		}
+		lines := append([]string{"Type=notify", "NotifyAccess=main"}, extra...)
+		lines = append(lines, exec, "TimeoutStopSec=5")
 		return append(lines, c.logLines(m)...)
 	}
 	u := map[string]string{}
