@@ -152,21 +152,9 @@ func (p *pipeline) dial(ctx context.Context) error {
 	_ = conn.SetDeadline(deadline)
 	r := bufio.NewReaderSize(conn, 64<<10)
 	w := bufio.NewWriterSize(conn, 64<<10)
-	uid := hex.EncodeToString([]byte(strconv.Itoa(os.Getuid())))
-	if _, err := w.WriteString("\x00AUTH EXTERNAL " + uid + "\r\n"); err == nil {
-		err = w.Flush()
-	}
-	line, err := r.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "OK ") {
+	if err := authExternal(r, w, os.Getuid()); err != nil {
 		conn.Close()
-		if err == nil {
-			err = fmt.Errorf("server said %q", strings.TrimSpace(line))
-		}
 		return fmt.Errorf("auth %s: %w", p.address, err)
-	}
-	if _, err := w.WriteString("BEGIN\r\n"); err != nil {
-		conn.Close()
-		return err
 	}
 	_ = conn.SetDeadline(time.Time{})
 	p.conn, p.r, p.w = conn, r, w
@@ -174,7 +162,8 @@ func (p *pipeline) dial(ctx context.Context) error {
 	go readReplies(r, p.replies, p.gone, p.failed)
 	if p.bus {
 		hello := &call{path: "/org/freedesktop/DBus", method: "org.freedesktop.DBus.Hello"}
-		if err := p.exchange([]*call{hello}, "org.freedesktop.DBus"); err == nil {
+		err := p.exchange([]*call{hello}, "org.freedesktop.DBus")
+		if err == nil {
 			err = hello.err
 		}
 		if err != nil {
@@ -183,6 +172,31 @@ func (p *pipeline) dial(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// authExternal runs the client side of the SASL EXTERNAL exchange for uid:
+// AUTH, the server's one-line answer (at most r's buffer long), and BEGIN,
+// which is left in w to go out with the first message.
+func authExternal(r *bufio.Reader, w *bufio.Writer, uid int) error {
+	id := hex.EncodeToString([]byte(strconv.Itoa(uid)))
+	if _, err := w.WriteString("\x00AUTH EXTERNAL " + id + "\r\n"); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return errors.New("server's answer is not a line")
+		}
+		return err
+	}
+	if !bytes.HasPrefix(line, []byte("OK ")) {
+		return fmt.Errorf("server said %q", bytes.TrimSpace(line))
+	}
+	_, err = w.WriteString("BEGIN\r\n")
+	return err
 }
 
 // kickInterval is how long the first call on a new godbus connection may

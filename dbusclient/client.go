@@ -150,6 +150,10 @@ type Client struct {
 	closed  chan struct{}
 	closing sync.Once
 	wg      sync.WaitGroup
+
+	// viaGodbus makes run pipeline over the godbus connection (runOnConn)
+	// instead of the lean codec: set by the codec benchmark only.
+	viaGodbus bool
 }
 
 // Connect opens a private connection to the manager Options names, calls
@@ -460,7 +464,11 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 		if cerr != nil {
 			return cerr
 		}
-		err = pipe.run(ctx, calls)
+		if c.viaGodbus {
+			err = errUnsupportedAddress
+		} else {
+			err = pipe.run(ctx, calls)
+		}
 		if errors.Is(err, errUnsupportedAddress) {
 			err = runOnConn(ctx, conn, calls)
 		}

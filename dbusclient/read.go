@@ -123,10 +123,10 @@ func listCall(states, patterns []string) *call {
 	return &call{path: managerPath, method: ifaceManager + ".ListUnitsByPatterns", args: []any{states, patterns}}
 }
 
-func (cl *call) units() ([]unitStatus, error) {
+func (c *call) units() ([]unitStatus, error) {
 	var us []unitStatus
-	if err := cl.store(&us); err != nil {
-		return nil, fmt.Errorf("list units %v: %w", cl.args[1], err)
+	if err := c.store(&us); err != nil {
+		return nil, fmt.Errorf("list units %v: %w", c.args[1], err)
 	}
 	return us, nil
 }

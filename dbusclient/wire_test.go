@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -97,13 +99,91 @@ func TestWireDecoder(t *testing.T) {
 	}
 }
 
+// FuzzReadFrame checks framing and decoding of hostile input: a frame
+// read without error is exactly the first bytes of the input (the reader
+// is left at the next message), and where godbus also accepts the message,
+// both agree on the reply serial, the error name and the body.
 func FuzzReadFrame(f *testing.F) {
 	f.Add(encodeReply(f, binary.LittleEndian, dbus.TypeMethodReply, dbus.MakeVariant([]string{"a"})))
 	f.Add(encodeReply(f, binary.BigEndian, dbus.TypeError, "x"))
+	f.Add(encodeReply(f, binary.LittleEndian, dbus.TypeMethodReply, []unitStatus{{Name: "a.socket", Path: UnitPath("a.socket"), JobPath: "/"}}))
+	f.Add(append(encodeReply(f, binary.LittleEndian, dbus.TypeMethodReply, dbus.MakeVariant(uint32(1))), 'l', 2))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, _, err := readFrame(bufio.NewReader(bytes.NewReader(b)), nil)
-		if err == nil {
-			_, _ = fr.body() // must not panic
+		r := bufio.NewReader(bytes.NewReader(b))
+		fr, _, err := readFrame(r, nil)
+		if err != nil {
+			return
+		}
+		n := len(fr.raw)
+		if n > len(b) || !bytes.Equal(fr.raw, b[:n]) {
+			t.Fatalf("frame of %d bytes is not the input's first %d bytes", n, n)
+		}
+		rest, _ := io.ReadAll(r)
+		if !bytes.Equal(rest, b[n:]) {
+			t.Fatalf("reader left %d bytes after the frame, want %d", len(rest), len(b)-n)
+		}
+		got, err := fr.body()
+		want, werr := dbus.DecodeMessage(bytes.NewReader(fr.raw))
+		if err != nil || werr != nil {
+			return
+		}
+		if rs, ok := want.Headers[dbus.FieldReplySerial].Value().(uint32); ok && rs != fr.replySerial {
+			t.Errorf("reply serial %d, godbus %d", fr.replySerial, rs)
+		}
+		if en, ok := want.Headers[dbus.FieldErrorName].Value().(string); ok && en != fr.errName {
+			t.Errorf("error name %q, godbus %q", fr.errName, en)
+		}
+		if len(got) != len(want.Body) || (len(got) > 0 && !reflect.DeepEqual(got, want.Body)) {
+			t.Errorf("body:\n got %#v\nwant %#v", got, want.Body)
+		}
+	})
+}
+
+// FuzzAuthExternal feeds the client side of the auth exchange any server
+// answer: it succeeds exactly when the first line (within the reader's
+// buffer) starts with "OK ", then queues BEGIN and leaves the reader at
+// the byte after that line; otherwise it fails without sending BEGIN.
+func FuzzAuthExternal(f *testing.F) {
+	const bufSize = 64
+	for _, s := range []string{
+		"OK 1234deadbeef\r\n",
+		"OK 1234\r\nl\x02\x01\x01",
+		"REJECTED EXTERNAL\r\n",
+		"OK",
+		"DATA\r\n",
+		"",
+		strings.Repeat("x", bufSize+1) + "\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		r := bufio.NewReaderSize(bytes.NewReader(in), bufSize)
+		w := bufio.NewWriter(&out)
+		err := authExternal(r, w, 1000)
+		if ferr := w.Flush(); ferr != nil {
+			t.Fatal(ferr)
+		}
+		auth := "\x00AUTH EXTERNAL 31303030\r\n" // "1000" in hex
+		i := bytes.IndexByte(in, '\n')
+		ok := i >= 0 && i < bufSize && bytes.HasPrefix(in, []byte("OK "))
+		if !ok {
+			if err == nil {
+				t.Fatalf("answer %q accepted", in)
+			}
+			if out.String() != auth {
+				t.Fatalf("after a refused answer sent %q, want %q", out.String(), auth)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("answer %q: %v", in, err)
+		}
+		if out.String() != auth+"BEGIN\r\n" {
+			t.Fatalf("sent %q, want AUTH then BEGIN", out.String())
+		}
+		if rest, _ := io.ReadAll(r); !bytes.Equal(rest, in[i+1:]) {
+			t.Fatalf("reader left %q after the answer, want %q", rest, in[i+1:])
 		}
 	})
 }

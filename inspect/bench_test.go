@@ -9,8 +9,8 @@ import (
 
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
-	"github.com/fdtop/fdtop/internal/loadgen"
 	"github.com/fdtop/fdtop/procfs"
+	"github.com/fdtop/fdtop/tools/loadgen"
 )
 
 // BenchmarkSnapshotVsScan compares a full `fdtop snapshot` (D-Bus load,

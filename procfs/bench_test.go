@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdtop/fdtop/internal/loadgen"
+	"github.com/fdtop/fdtop/tools/loadgen"
 )
 
 // benchLoad starts the generated load for benchmarks: 200 processes × 100

@@ -76,7 +76,6 @@ type socketCache struct {
 	mu    sync.Mutex
 	full  map[uint64]Socket // last full scan's map; read-only
 	extra map[uint64]Socket // found by targeted scans since
-	ownNS uint64
 }
 
 func newSocketCache() *socketCache { return &socketCache{extra: map[uint64]Socket{}} }

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -89,9 +88,11 @@ func cleanupBuild() {
 func Fdtop(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		// go test puts its own GOROOT/bin first on the test's PATH.
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			buildErr = fmt.Errorf("find the go command to build fdtop: %w", err)
+			return
 		}
 		buildDir, err = os.MkdirTemp("", "fdtop-bin-")
 		if err != nil {

@@ -18,9 +18,72 @@ work="$cache/apt"
 rm -rf "$work" "$cache/root"
 mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/debs" "$cache/root"
 
-cat >"$work/sources.list" <<SRC
-deb http://deb.debian.org/debian bookworm-backports main
-SRC
+# The mirror is this machine's own: the first Debian archive its apt config
+# uses for bookworm (the URIs: of /etc/apt/sources.list.d/*.sources, or the
+# deb lines of /etc/apt/sources.list and sources.list.d/*.list), with the
+# same signed-by keyring. FDTOP_APT_MIRROR=URI overrides it
+# (FDTOP_APT_ETC=DIR reads another apt config directory instead).
+apt_etc="${FDTOP_APT_ETC:-/etc/apt}"
+mirror_line() {
+	if [ -n "${FDTOP_APT_MIRROR:-}" ]; then
+		echo "deb $FDTOP_APT_MIRROR"
+		return
+	fi
+	# deb822 stanzas: enabled, Types has deb, a suite that is bookworm,
+	# bookworm-updates or bookworm-backports (the security archive does not
+	# carry backports).
+	found="$(for f in "$apt_etc"/sources.list.d/*.sources; do
+		[ -r "$f" ] || continue
+		awk '
+			function flush() {
+				if (types ~ /(^| )deb( |$)/ && enabled != "no" && suites ~ /(^| )bookworm(-updates|-backports)?( |$)/ && uris != "") {
+					split(uris, u, " ")
+					print "deb" (signed != "" ? " [signed-by=" signed "]" : "") " " u[1]
+					found = 1
+					exit
+				}
+				types = uris = suites = signed = enabled = ""
+			}
+			/^[ \t]*#/ { next }
+			/^[ \t]*$/ { flush(); next }
+			{
+				key = tolower($1); sub(/:$/, "", key)
+				val = $0; sub(/^[^:]*:[ \t]*/, "", val)
+				if (key == "types") types = val
+				else if (key == "uris") uris = val
+				else if (key == "suites") suites = val
+				else if (key == "signed-by" && val !~ /^-----/) signed = val
+				else if (key == "enabled") enabled = tolower(val)
+			}
+			END { if (!found) flush() }
+		' "$f"
+	done | head -1)"
+	if [ -n "$found" ]; then
+		echo "$found"
+		return
+	fi
+	# One-line format: deb [options] URI SUITE COMPONENTS...
+	found="$(for f in "$apt_etc"/sources.list "$apt_etc"/sources.list.d/*.list; do
+		[ -r "$f" ] || continue
+		awk '
+			$1 != "deb" { next }
+			{
+				opts = ""; i = 2
+				if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) { opts = opts " " $i; i++ } opts = opts " " $i; i++ }
+				if ($(i + 1) ~ /^bookworm(-updates|-backports)?$/) { print "deb" opts " " $i; exit }
+			}
+		' "$f"
+	done | head -1)"
+	if [ -n "$found" ]; then
+		echo "$found"
+		return
+	fi
+	echo "fetch-systemd-254: no Debian bookworm archive in $apt_etc/sources.list or $apt_etc/sources.list.d; set FDTOP_APT_MIRROR=URI" >&2
+	return 1
+}
+line="$(mirror_line)"
+echo "$line bookworm-backports main" >"$work/sources.list"
+echo "fetch-systemd-254: using $(cat "$work/sources.list")" >&2
 
 aptopts="-o Dir::Etc::SourceList=$work/sources.list -o Dir::Etc::SourceParts=/dev/null \
  -o Dir::State::Lists=$work/lists -o Dir::Cache=$work -o Dir::Cache::archives=$work/archives \

@@ -1,6 +1,6 @@
 // Command procfs-bench times fdtop's /proc scan against the floor: a bare
 // single-threaded walk that only readlinks every /proc/*/fd entry. It is
-// driven by procfs/bench/compare.sh.
+// driven by tools/procfs-compare.sh.
 //
 //	procfs-bench -mode scan      # full host scan, every fd classified, every socket resolved
 //	procfs-bench -mode bare      # the floor: getdents64 + readlinkat over /proc/*/fd
@@ -26,8 +26,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fdtop/fdtop/internal/loadgen"
 	"github.com/fdtop/fdtop/procfs"
+	"github.com/fdtop/fdtop/tools/loadgen"
 )
 
 // runLoad starts a load, writes the pids, and holds it until SIGTERM/SIGINT

@@ -1,17 +1,17 @@
 #!/bin/sh
-# compare.sh — on one generated load, in one run, time fdtop's full scan, the
+# procfs-compare.sh — on one generated load, in one run, time fdtop's full scan, the
 # bare walk (the floor), ss -tuaxnp, lsof -n -P and lsfd; print median wall
 # time and peak RSS side by side, with ratios to the bare walk.
 #
-# usage: procfs/bench/compare.sh [PROCS FDS RUNS]   (defaults: 1000 100 5; run as root)
+# usage: tools/procfs-compare.sh [PROCS FDS RUNS]   (defaults: 1000 100 5; run as root)
 set -eu
 PROCS=${1:-1000}
 FDS=${2:-100}
 RUNS=${3:-5}
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/fdtop-compare.XXXXXX)
 bench=$work/procfs-bench
-go build -o "$bench" ./procfs/cmd/procfs-bench
+go build -o "$bench" ./tools/procfs-bench
 
 "$bench" -mode load -procs "$PROCS" -fds "$FDS" -hold 15m -pidfile "$work/pids" &
 loadpid=$!
