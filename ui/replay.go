@@ -249,10 +249,5 @@ func RunReplay(ctx context.Context, r io.Reader, opts ReplayOptions) error {
 	if len(evs) == 0 {
 		return errors.New("replay: the recording has no events")
 	}
-	p := tea.NewProgram(NewReplayModel(evs, opts), tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx))
-	_, err = p.Run()
-	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-		return nil
-	}
-	return err
+	return runProgram(ctx, NewReplayModel(evs, opts))
 }
