@@ -141,6 +141,7 @@ type Client struct {
 	endpoint Endpoint
 	pipe     *pipeline
 	version  string
+	kind     string // "user", "system" or "" (see ManagerScope)
 	features Features
 	up       chan struct{} // closed while connected; replaced on disconnect
 	subs     map[*Subscription]struct{}
@@ -201,6 +202,9 @@ func (c *Client) connect(ctx context.Context) (session, error) {
 			break
 		}
 	}
+	if c.opts.Address != "" {
+		return session{}, errors.Join(errs...) // the caller names the address
+	}
 	return session{}, fmt.Errorf("connect to the %s manager: %w", c.opts.Scope, errors.Join(errs...))
 }
 
@@ -247,6 +251,12 @@ func (c *Client) connectTo(ctx context.Context, ep Endpoint) (session, error) {
 		return fail("read version", err)
 	}
 	version, _ = v.Value().(string)
+	kind := ""
+	var up dbus.Variant
+	if err := mgr.CallWithContext(ctx, ifaceProps+".Get", 0, ifaceManager, "UnitPath").Store(&up); err == nil {
+		paths, _ := up.Value().([]string)
+		kind = scopeOfUnitPath(paths)
+	}
 	features, err := probeFeatures(ctx, conn)
 	if err != nil {
 		return fail("introspect", err)
@@ -260,7 +270,7 @@ func (c *Client) connectTo(ctx context.Context, ep Endpoint) (session, error) {
 	default:
 	}
 	old := c.pipe
-	c.conn, c.endpoint, c.pipe, c.version, c.features = conn, ep, pipe, version, features
+	c.conn, c.endpoint, c.pipe, c.version, c.kind, c.features = conn, ep, pipe, version, kind, features
 	close(c.up)
 	c.mu.Unlock()
 	if old != nil {
@@ -394,6 +404,33 @@ func (c *Client) Version() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.version
+}
+
+// ManagerScope says which kind of manager answered, "user" or "system",
+// from where it loads units (its UnitPath: .../systemd/user or
+// .../systemd/system); "" when it cannot be told.
+func (c *Client) ManagerScope() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.kind
+}
+
+// scopeOfUnitPath tells a user manager's unit search path from the system
+// manager's.
+func scopeOfUnitPath(paths []string) string {
+	user, system := false, false
+	for _, p := range paths {
+		p = strings.TrimSuffix(p, "/")
+		user = user || strings.HasSuffix(p, "/systemd/user")
+		system = system || strings.HasSuffix(p, "/systemd/system")
+	}
+	switch {
+	case user && !system:
+		return "user"
+	case system && !user:
+		return "system"
+	}
+	return ""
 }
 
 // Features returns the optional APIs the manager has.

@@ -162,6 +162,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 				continue
 			}
 			if err := st.refresh(ctx, nil, full); err != nil {
+				if ctx.Err() != nil {
+					return nil // cut short by the end of the watch, not a disconnection
+				}
 				st.emit(Event{Type: EventDisconnected, Message: "rescan failed: " + err.Error()})
 			}
 			if list := st.watchList(); !slices.Equal(list, watched) {

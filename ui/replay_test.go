@@ -1,6 +1,11 @@
 package ui
 
 import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +35,12 @@ func TestParseRecordingErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"truncated", `{"time":"2025-03-14T09:26:53Z","type":"state"}` + "\n" + `{"time":"2025-03-14T09:26`, "line 2: not an fdtop event"},
+		{"truncated", `{"time":"2025-03-14T09:26:53Z","type":"state"}` + "\n" + `{"time":"2025-03-14T09:26`, "line 2: cut off (unexpected end of JSON input)"},
 		{"not json", "\n\nhello\n", "line 3: not an fdtop event"},
 		{"no type", `{"time":"2025-03-14T09:26:53Z"}`, `line 1: event has no "type"`},
 		{"two values", `{"type":"state"} {"type":"state"}`, "line 1: more than one JSON value"},
 		{"bad time", `{"type":"state","time":"yesterday"}`, "line 1: not an fdtop event"},
+		{"overlong", `{"type":"state","message":"` + strings.Repeat("x", maxRecordLine) + `"}`, "line 1: longer than 4 MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,5 +98,109 @@ func TestReplayPlays(t *testing.T) {
 	}
 	if !strings.Contains(fm.View(), "✓ listener kept") {
 		t.Error("verdict missing from the replay")
+	}
+}
+
+// TestRecordReaderSkips: a recording with damaged lines (cut off by a
+// crash, malformed, overlong, blank) plays every good event and counts the
+// rest, naming the first.
+func TestRecordReaderSkips(t *testing.T) {
+	good := `{"time":"2025-03-14T09:26:53Z","unit":"a.service","type":"state"}`
+	long := `{"type":"state","message":"` + strings.Repeat("x", maxRecordLine+10) + `"}`
+	tests := []struct {
+		name        string
+		in          string
+		events, bad int
+		firstBad    string
+	}{
+		{"clean", good + "\n" + good + "\n", 2, 0, ""},
+		{"cut last line", good + "\n" + good + "\n" + good[:30], 2, 1, "line 3: cut off"},
+		{"malformed middle", good + "\nhello\n" + good + "\n", 2, 1, "line 2: not an fdtop event"},
+		{"no type", good + "\n{}\n" + good, 2, 1, `line 2: event has no "type"`},
+		{"overlong", good + "\n" + long + "\n" + good + "\n", 2, 1, "line 2: longer than 4 MiB"},
+		{"overlong last, no newline", good + "\n" + long, 1, 1, "line 2: longer than 4 MiB"},
+		{"blank lines and CRLF", "\n\n" + good + "\r\n\n" + good + "\n\n", 2, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rr := newRecordReader(strings.NewReader(tt.in))
+			n := 0
+			for {
+				_, err := rr.next()
+				var bad *badLine
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil && !errors.As(err, &bad) {
+					t.Fatalf("read error: %v", err)
+				}
+				if err == nil {
+					n++
+				}
+			}
+			if n != tt.events || rr.skipped != tt.bad || !strings.HasPrefix(rr.firstBad, tt.firstBad) {
+				t.Errorf("events %d skipped %d first %q; want %d, %d, %q", n, rr.skipped, rr.firstBad, tt.events, tt.bad, tt.firstBad)
+			}
+		})
+	}
+}
+
+// TestRunReplayRefuses: a file that is not a recording, or holds no
+// event, is refused before the terminal is taken, in one line.
+func TestRunReplayRefuses(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"empty", "", "the recording has no events"},
+		{"blank", "\n\n", "the recording has no events"},
+		{"text", strings.Repeat("this is not a recording\n", 20), "not an fdtop recording: line 1: not an fdtop event"},
+		{"binary", "\x7fELF\x00\x01\x02" + strings.Repeat("\x00", 100), "not an fdtop recording: line 1:"},
+		{"json of something else", `{"name":"x"}` + "\n", `not an fdtop recording: line 1: event has no "type"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "rec.jsonl")
+			if err := os.WriteFile(path, []byte(tt.in), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			err = RunReplay(context.Background(), f, ReplayOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error = %v, want one line containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReplayStreamsDamaged plays a streamed recording with a malformed
+// line and a cut last line to its end: every good event shown, the skipped
+// lines in a visible note, the total from the count.
+func TestReplayStreamsDamaged(t *testing.T) {
+	in := strings.Replace(recording, "\n\n", "\nnot json\n", 1) + `{"time":"2025-03-14T09:26:54Z","type":"st`
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rr := newRecordReader(strings.NewReader(in))
+	first, err := rr.first()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newStreamingReplay(ctx, first, rr, countRecording(ctx, strings.NewReader(in)), ReplayOptions{Speed: 8})
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(160, 20))
+	waitFor(t, tm, "end of recording")
+	if err := tm.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	fm := tm.FinalModel(t, teatest.WithFinalTimeout(20*time.Second)).(ReplayModel)
+	if fm.Shown() != 5 {
+		t.Errorf("shown %d events, want 5", fm.Shown())
+	}
+	v := fm.View()
+	if !strings.Contains(v, "5/5 events · end of recording") {
+		t.Errorf("header lacks 5/5 and the end:\n%s", v)
+	}
+	if !strings.Contains(v, "! 2 unreadable lines skipped in the file (first: line 3: not an fdtop event") {
+		t.Errorf("no note of the skipped lines:\n%s", v)
 	}
 }

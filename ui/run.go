@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
+	"os/signal"
+	"syscall"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/sys/unix"
 )
 
 // DebugLogEnv names the environment variable that, set to a path, makes
@@ -44,10 +48,119 @@ func Run(ctx context.Context, src Source, opts Options) error {
 	m := NewModel(src, opts)
 	m.ctx = ctx
 	m.trace = newFrameTrace(logger)
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx))
-	_, err = p.Run()
+	return runProgram(ctx, m)
+}
+
+// runProgram runs a full-screen model until it quits or ctx is done (then
+// it returns nil: ending on ctx is the caller's choice, not an error).
+//
+// Signals: the caller owns SIGINT, SIGTERM and SIGHUP and ends the program
+// through ctx, so bubbletea's own handler is off (two handlers of one
+// signal deadlocked: bubbletea's blocked sending its quit message while the
+// program, ended by ctx, waited for it). Job control is handled here, as it
+// is the terminal's owner: Ctrl-Z and an external SIGTSTP both give the
+// terminal back (cooked mode, main screen, cursor shown, mouse off), stop
+// the process, and on SIGCONT take the terminal again and redraw.
+func runProgram(ctx context.Context, m tea.Model) error {
+	jc := &jobControl{ctx: ctx}
+	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
+		tea.WithoutSignalHandler(), tea.WithFilter(jc.filter))
+	tstp := make(chan os.Signal, 1)
+	signal.Notify(tstp, syscall.SIGTSTP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-tstp:
+				p.Send(suspendRequest{})
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer func() {
+		signal.Stop(tstp)
+		close(done)
+	}()
+	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// suspendRequest asks the program to suspend (an external SIGTSTP).
+type suspendRequest struct{}
+
+// resumedMsg says the process was continued and owns the terminal again.
+type resumedMsg struct{}
+
+// jobControl turns Ctrl-Z and SIGTSTP into a suspension of the program.
+type jobControl struct{ ctx context.Context }
+
+// filter runs before every Update: a suspension is bubbletea's exec of a
+// "command" that stops this process, so bubbletea releases the terminal
+// before and restores it (raw mode, alternate screen, a full repaint)
+// after; mouse tracking, which the restore leaves off, is switched on again.
+func (jc *jobControl) filter(_ tea.Model, msg tea.Msg) tea.Msg {
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		if msg.Type == tea.KeyCtrlZ {
+			return jc.suspend()
+		}
+	case suspendRequest:
+		return jc.suspend()
+	case resumedMsg:
+		return tea.EnableMouseCellMotion()
+	}
+	return msg
+}
+
+func (jc *jobControl) suspend() tea.Msg {
+	return tea.Exec(stopProcess{ctx: jc.ctx}, func(error) tea.Msg { return resumedMsg{} })()
+}
+
+// stopProcess is the tea.ExecCommand that stops fdtop until SIGCONT.
+type stopProcess struct{ ctx context.Context }
+
+func (stopProcess) SetStdin(io.Reader)  {}
+func (stopProcess) SetStdout(io.Writer) {}
+func (stopProcess) SetStderr(io.Writer) {}
+
+// Run stops the process with SIGSTOP (SIGTSTP is caught by this program,
+// so it would not stop it) and returns once continued in the foreground. A
+// process continued in the background (`bg`) stops again, as a program
+// reading the terminal does; one continued to be ended (`kill %1` sends
+// SIGTERM, then SIGCONT) returns at once, with SIGTTOU ignored so that
+// putting the terminal back cannot stop it on its way out.
+func (s stopProcess) Run() error {
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	for {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+			return fmt.Errorf("stop: %w", err)
+		}
+		select {
+		case <-cont:
+		case <-s.ctx.Done():
+		}
+		if s.ctx.Err() != nil {
+			signal.Ignore(syscall.SIGTTOU)
+			return nil
+		}
+		if foreground() {
+			return nil
+		}
+	}
+}
+
+// foreground reports whether this process's group is the terminal's
+// foreground group (true when there is no terminal to ask).
+func foreground() bool {
+	pgrp, err := unix.IoctlGetInt(int(os.Stdin.Fd()), unix.TIOCGPGRP)
+	if err != nil {
+		return true
+	}
+	return pgrp == syscall.Getpgrp()
 }

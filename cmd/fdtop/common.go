@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // managerFlags are the flags every command that talks to a manager shares.
@@ -43,6 +45,19 @@ func (m *managerFlags) validate() error {
 	return nil
 }
 
+// minInterval is the shortest --interval any command accepts: a rescan
+// reads every process's descriptors and asks the manager about every unit,
+// and far below this fdtop and the manager would do nothing else.
+const minInterval = 100 * time.Millisecond
+
+// checkInterval is the one validation of --interval (dashboard and watch).
+func checkInterval(d time.Duration) error {
+	if d < minInterval {
+		return usageError{fmt.Sprintf("--interval %s: must be at least %s", d, minInterval)}
+	}
+	return nil
+}
+
 func (m *managerFlags) scope() string {
 	if m.user {
 		return "user"
@@ -53,6 +68,10 @@ func (m *managerFlags) scope() string {
 // connect opens the manager and the kernel, with a one-line error that
 // says what to do when no manager answers.
 func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbusclient.Client, *inspect.Builder, error) {
+	fs, err := openProc(m.proc)
+	if err != nil {
+		return nil, nil, err
+	}
 	opts := dbusclient.Options{Scope: dbusclient.System, Address: m.address}
 	if m.user {
 		opts.Scope = dbusclient.User
@@ -62,6 +81,9 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 	client, err := dbusclient.Connect(cctx, opts)
 	if err != nil {
 		if m.address != "" {
+			if hint := ownerOnlyHint(m.address); hint != "" {
+				return nil, nil, fmt.Errorf("the manager at %s refused the connection (%v): %s", m.address, err, hint)
+			}
 			return nil, nil, fmt.Errorf("no systemd manager answers at %s: %v", m.address, err)
 		}
 		if m.user {
@@ -69,18 +91,62 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 		}
 		return nil, nil, fmt.Errorf("no system manager answers (systemd is not PID 1 here?); try 'fdtop --user', or 'fdtop demo' for a private manager: %v", err)
 	}
-	fs, err := procfs.New(m.proc)
-	if err != nil {
-		client.Close()
-		return nil, nil, fmt.Errorf("open %s: %w", m.proc, err)
+	scope := m.scope()
+	if m.address != "" {
+		// An explicit address is labelled by what answers there, not by
+		// --user/--system (which only pick the usual places).
+		if s := client.ManagerScope(); s != "" {
+			scope = s
+		}
 	}
-	b := &inspect.Builder{Systemd: client, Kernel: fs, Scope: m.scope(), Patterns: patterns, All: m.all}
+	b := &inspect.Builder{Systemd: client, Kernel: fs, Scope: scope, Patterns: patterns, All: m.all}
 	for _, p := range patterns {
 		if strings.HasSuffix(p, ".service") && !strings.ContainsAny(p, "*?[") {
 			b.ExtraServices = append(b.ExtraServices, p) // named explicitly: show it
 		}
 	}
 	return client, b, nil
+}
+
+// openProc opens the procfs at dir, refusing a directory that is not one:
+// fdtop would otherwise find no process there and show no holders.
+func openProc(dir string) (procfs.FS, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return procfs.FS{}, usageError{fmt.Sprintf("--proc %s: %v", dir, err)}
+	}
+	if st.Type != unix.PROC_SUPER_MAGIC {
+		return procfs.FS{}, usageError{fmt.Sprintf("--proc %s: not a procfs (filesystem type %#x; mount one with 'mount -t proc proc %s')", dir, st.Type, dir)}
+	}
+	fs, err := procfs.New(dir)
+	if err != nil {
+		return procfs.FS{}, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return fs, nil
+}
+
+// ownerOnlyHint explains a connection that a manager's private socket
+// refused because fdtop does not run as the socket's owner (systemd admits
+// only its own uid there): it points at the system bus and at --user.
+// It is "" when that is not the case.
+func ownerOnlyHint(address string) string {
+	path, ok := strings.CutPrefix(address, "unix:path=")
+	if !ok || !strings.HasSuffix(path, "/systemd/private") {
+		return ""
+	}
+	if i := strings.IndexByte(path, ','); i >= 0 {
+		path = path[:i]
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ""
+	}
+	uid := os.Geteuid()
+	if uid == 0 || int(st.Uid) == uid {
+		return ""
+	}
+	return fmt.Sprintf("a manager's private socket admits only its owner (uid %d) and fdtop runs as uid %d; "+
+		"leave out --address to reach the system manager over the system bus, or use --user for your own manager", st.Uid, uid)
 }
 
 // parseFlags parses a subcommand's flags, turning -h into exit 0 and a
@@ -98,10 +164,28 @@ func parseFlags(fs *flag.FlagSet, args []string) (exit int, ok bool) {
 // fail prints a one-line error for a command and returns its exit code.
 func fail(w io.Writer, cmd string, err error) int {
 	var ue usageError
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintf(w, "fdtop %s: %s\n", cmd, msg)
+	fmt.Fprintln(w, errorLine(cmd, err))
 	if errors.As(err, &ue) {
 		return exitUsage
 	}
 	return exitRuntime
+}
+
+// failUnlessSignalled is fail, except after a termination signal: then the
+// error is the cancellation's echo and fdtop ends quietly.
+func failUnlessSignalled(w io.Writer, cmd string, sig *caught, err error) int {
+	if sig.signal() != 0 {
+		return exitRuntime // replaced by the signal's status
+	}
+	return fail(w, cmd, err)
+}
+
+// errorLine is a command's one-line error: "fdtop CMD: what went wrong"
+// ("fdtop: …" for the dashboard).
+func errorLine(cmd string, err error) string {
+	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
+	if cmd == "" {
+		return "fdtop: " + msg
+	}
+	return "fdtop " + cmd + ": " + msg
 }

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/ui"
@@ -43,20 +41,29 @@ func runDashboard(args []string, stderr io.Writer) int {
 	if err := mf.validate(); err != nil {
 		return fail(stderr, "", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	client, b, err := mf.connect(ctx, fs.Args())
-	if err != nil {
+	if err := checkInterval(df.interval); err != nil {
 		return fail(stderr, "", err)
+	}
+	ctx, sig, stop := withSignals(context.Background())
+	defer stop()
+	return sig.exit(dashboard(ctx, sig, mf, df, fs.Args(), stderr))
+}
+
+// dashboard runs the dashboard once the flags are checked; an error that
+// follows a termination signal is the signal's doing and not reported.
+func dashboard(ctx context.Context, sig *caught, mf managerFlags, df dashboardFlags, patterns []string, stderr io.Writer) int {
+	client, b, err := mf.connect(ctx, patterns)
+	if err != nil {
+		return failUnlessSignalled(stderr, "", sig, err)
 	}
 	defer client.Close()
 	src, err := newLiveSource(ctx, client, b, df.interval)
 	if err != nil {
-		return fail(stderr, "", err)
+		return failUnlessSignalled(stderr, "", sig, err)
 	}
-	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: fs.Args()}
+	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
 	if err := ui.Run(ctx, src, opts); err != nil {
-		return fail(stderr, "", err)
+		return failUnlessSignalled(stderr, "", sig, err)
 	}
 	return exitOK
 }
@@ -86,10 +93,10 @@ func runReplay(args []string, stderr io.Writer) int {
 		return fail(stderr, "replay", err)
 	}
 	defer f.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
 	if err := ui.RunReplay(ctx, f, ui.ReplayOptions{Stepped: *stepped, Speed: *speed}); err != nil {
-		return fail(stderr, "replay", err)
+		return sig.exit(failUnlessSignalled(stderr, "replay", sig, err))
 	}
-	return exitOK
+	return sig.exit(exitOK)
 }

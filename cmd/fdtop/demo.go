@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/demo"
@@ -37,22 +35,26 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fdtop demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	env, err := startDemo(ctx, *systemd, *delay, stderr)
+	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, *readOnly, stdout, stderr))
+}
+
+// runDemoIn runs the demo until ctx ends (a signal) or, with the
+// dashboard, the operator quits; the sandbox is torn down either way.
+func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Duration, dashboard, readOnly bool, stdout, stderr io.Writer) int {
+	env, err := startDemo(ctx, systemd, delay, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "fdtop demo: %v\n", err)
-		return exitRuntime
+		return failUnlessSignalled(stderr, "demo", sig, err)
 	}
 	defer env.Close()
-	if *dashboard {
-		if err := env.dashboard(ctx, *readOnly); err != nil {
+	if dashboard {
+		if err := env.dashboard(ctx, readOnly); err != nil {
 			env.Close()
-			return fail(stderr, "demo", err)
+			return failUnlessSignalled(stderr, "demo", sig, err)
 		}
 		if err := env.Close(); err != nil {
-			fmt.Fprintf(stderr, "fdtop demo: teardown: %v\n", err)
-			return exitRuntime
+			return fail(stderr, "demo", fmt.Errorf("teardown: %w", err))
 		}
 		return exitOK
 	}
@@ -85,8 +87,7 @@ loop:
 	}
 	fmt.Fprintln(stdout, "fdtop demo: stopping")
 	if err := env.Close(); err != nil {
-		fmt.Fprintf(stderr, "fdtop demo: teardown: %v\n", err)
-		return exitRuntime
+		return fail(stderr, "demo", fmt.Errorf("teardown: %w", err))
 	}
 	return exitOK
 }

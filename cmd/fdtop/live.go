@@ -181,17 +181,23 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 	}
 	out := ui.ActionResult{Job: string(action), Result: string(res)}
 	if err != nil {
+		// The UI says "ACTION UNIT: " before these: they must not repeat it.
 		var denied *dbusclient.AccessDeniedError
 		var failed *dbusclient.JobFailedError
+		var unitErr *dbusclient.UnitError
 		switch {
 		case errors.As(err, &denied):
-			return out, fmt.Errorf("%s %s: access denied: run fdtop as root or check polkit (org.freedesktop.systemd1.manage-units)", action, unit)
+			return out, fmt.Errorf("access denied: run fdtop as root or check polkit (org.freedesktop.systemd1.manage-units): %s", denied.Message)
 		case errors.As(err, &failed):
 			out.Result = string(failed.Result)
-			out.Message = failed.Error()
-			return out, err
+			if failed.UnitResult != "" && failed.UnitResult != "success" {
+				out.Message = "unit result: " + failed.UnitResult
+			}
+			return out, nil // the UI reports the job's result and the message
 		case errors.Is(err, dbusclient.ErrNoSuchUnit):
-			return out, fmt.Errorf("%s %s: no such unit", action, unit)
+			return out, errors.New("no such unit")
+		case errors.As(err, &unitErr):
+			return out, unitErr.Err
 		}
 		return out, err
 	}

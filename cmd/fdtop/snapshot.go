@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/fdtop/fdtop/inspect"
 )
@@ -30,18 +27,23 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	if err := mf.validate(); err != nil {
 		return fail(stderr, "snapshot", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	client, b, err := mf.connect(ctx, fs.Args())
+	return sig.exit(snapshot(ctx, sig, mf, fs.Args(), *asJSON, *targeted, stdout, stderr))
+}
+
+// snapshot prints one snapshot once the flags are checked.
+func snapshot(ctx context.Context, sig *caught, mf managerFlags, patterns []string, asJSON, targeted bool, stdout, stderr io.Writer) int {
+	client, b, err := mf.connect(ctx, patterns)
 	if err != nil {
-		return fail(stderr, "snapshot", err)
+		return failUnlessSignalled(stderr, "snapshot", sig, err)
 	}
 	defer client.Close()
-	snap, err := b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: !*targeted})
+	snap, err := b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: !targeted})
 	if err != nil {
-		return fail(stderr, "snapshot", err)
+		return failUnlessSignalled(stderr, "snapshot", sig, err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(snap); err != nil {

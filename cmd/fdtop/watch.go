@@ -3,19 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // runWatch prints the timeline: one readable line, or one JSON object, per
@@ -38,59 +40,65 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	if err := mf.validate(); err != nil {
 		return fail(stderr, "watch", err)
 	}
-	if *interval <= 0 {
-		return fail(stderr, "watch", usageError{"--interval must be positive"})
-	}
-	var rec *os.File
-	if *record != "" {
-		f, err := os.OpenFile(*record, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return fail(stderr, "watch", err)
-		}
-		defer f.Close()
-		rec = f
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	client, b, err := mf.connect(ctx, fs.Args())
-	if err != nil {
+	if err := checkInterval(*interval); err != nil {
 		return fail(stderr, "watch", err)
+	}
+	if err := (&recorder{path: *record}).check(); err != nil {
+		return fail(stderr, "watch", err)
+	}
+	ctx, sig, stop := withSignals(context.Background())
+	defer stop()
+	return sig.exit(watch(ctx, sig, mf, fs.Args(), *interval, *asJSON, *record, stdout, stderr))
+}
+
+// watch runs the timeline once the flags are checked. Nothing is written
+// once ctx ends: what a watcher reports while being cancelled (a rescan cut
+// short) did not happen to the units.
+func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string, interval time.Duration, asJSON bool, record string, stdout, stderr io.Writer) int {
+	client, b, err := mf.connect(ctx, patterns)
+	if err != nil {
+		return failUnlessSignalled(stderr, "watch", sig, err)
 	}
 	kernel := b.Kernel.(procfs.FS)
 	defer client.Close()
 	sub, err := client.Subscribe(ctx)
 	if err != nil {
-		return fail(stderr, "watch", err)
+		return failUnlessSignalled(stderr, "watch", sig, fmt.Errorf("subscribe: %w", err))
 	}
 	defer sub.Close()
 
 	if p := os.Getenv("FDTOP_DEBUG_STATS"); p != "" {
 		go writeStats(ctx, p) // soak tests: goroutine and memory figures
 	}
+	rec := &recorder{path: record}
+	defer rec.close()
 	events := make(chan inspect.Event, 1024)
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: *interval, FullEvery: 30,
+	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
 		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, events) }()
 	for {
 		select {
+		case <-ctx.Done():
+			return exitOK
 		case err := <-errc:
 			if err != nil {
-				return fail(stderr, "watch", err)
+				return failUnlessSignalled(stderr, "watch", sig, err)
 			}
 			return exitOK
 		case e := <-events:
+			if ctx.Err() != nil {
+				return exitOK // sent while being cancelled: not an event
+			}
 			line, err := json.Marshal(e)
 			if err != nil {
 				return fail(stderr, "watch", err)
 			}
 			line = append(line, '\n')
-			if rec != nil {
-				if _, err := rec.Write(line); err != nil { // one write per event: nothing half-written is lost
-					return fail(stderr, "watch", fmt.Errorf("record: %w", err))
-				}
+			if err := rec.write(line); err != nil {
+				return fail(stderr, "watch", err)
 			}
-			if *asJSON {
+			if asJSON {
 				_, err = stdout.Write(line)
 			} else {
 				_, err = fmt.Fprintln(stdout, inspect.FormatEvent(e))
@@ -99,6 +107,57 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 				return exitRuntime // stdout closed (a pipe to head): stop quietly
 			}
 		}
+	}
+}
+
+// recorder appends events to the --record file, which it creates (or
+// opens) only when the first event arrives: a watch that never connected
+// leaves no empty recording behind.
+type recorder struct {
+	path string
+	f    *os.File
+}
+
+// write appends one JSON line with one write, so nothing half-written is
+// lost.
+func (r *recorder) write(line []byte) error {
+	if r.path == "" {
+		return nil
+	}
+	if r.f == nil {
+		f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		r.f = f
+	}
+	if _, err := r.f.Write(line); err != nil {
+		return fmt.Errorf("record %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// check tells early whether the file could be written, without creating
+// it: an existing file must be writable, a new one's directory too.
+func (r *recorder) check() error {
+	if r.path == "" {
+		return nil
+	}
+	target := r.path
+	if _, err := os.Stat(r.path); errors.Is(err, fs.ErrNotExist) {
+		target = filepath.Dir(r.path)
+	} else if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	if err := unix.Access(target, unix.W_OK); err != nil {
+		return fmt.Errorf("record %s: %s: %w", r.path, target, err)
+	}
+	return nil
+}
+
+func (r *recorder) close() {
+	if r.f != nil {
+		r.f.Close()
 	}
 }
 
