@@ -35,13 +35,13 @@ func (u User) String() string {
 	return UserName
 }
 
-// Command returns a command that runs argv inside the container as u:
-// nsenter(1) into all of PID 1's namespaces (which also makes the root and
-// working directory the container's), with a clean environment. The
-// command runs in a process group of its own, and cancelling ctx kills
-// the whole group: nsenter and the child it forked into the container.
-func (c *Container) Command(ctx context.Context, u User, argv ...string) *exec.Cmd {
-	args := []string{"--target", strconv.Itoa(c.Leader), "--all"}
+// Argv returns the host command line that runs argv inside the container
+// as u: nsenter(1) into all of PID 1's namespaces (which also makes the
+// root and working directory the container's), then env(1) with a clean
+// environment. For a terminal, run it in one (tmux) and start argv with
+// "env", "TERM=...".
+func (c *Container) Argv(u User, argv ...string) []string {
+	args := []string{"nsenter", "--target", strconv.Itoa(c.Leader), "--all"}
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"LANG=C.UTF-8",
@@ -52,12 +52,20 @@ func (c *Container) Command(ctx context.Context, u User, argv ...string) *exec.C
 		env = append(env, "HOME=/root", "USER=root", "LOGNAME=root")
 	} else {
 		args = append(args, "--setuid", strconv.Itoa(c.UID), "--setgid", strconv.Itoa(c.GID))
-		home := "/home/" + UserName
-		env = append(env, "HOME="+home, "USER="+UserName, "LOGNAME="+UserName)
+		env = append(env, "HOME=/home/"+UserName, "USER="+UserName, "LOGNAME="+UserName)
 	}
-	args = append(append(args, "--"), argv...)
-	cmd := exec.CommandContext(ctx, "nsenter", args...)
-	cmd.Env = env
+	args = append(args, "--", "/usr/bin/env", "-i")
+	args = append(args, env...)
+	return append(args, argv...)
+}
+
+// Command returns a command that runs argv inside the container as u (see
+// Argv). It runs in a process group of its own, and cancelling ctx kills
+// the whole group: nsenter and the child it forked into the container.
+func (c *Container) Command(ctx context.Context, u User, argv ...string) *exec.Cmd {
+	args := c.Argv(u, argv...)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
