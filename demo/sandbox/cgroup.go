@@ -114,14 +114,14 @@ func parseHierarchies(mountinfo, cgroupFile []byte) []hierarchy {
 	return out
 }
 
-// createSubtree makes <tag>/init.scope in every hierarchy and returns the
+// createSubtree makes <tag>/<leaf> in every hierarchy and returns the leaf's
 // cgroup.procs files the manager must join. Hierarchies that refuse a new
 // cgroup (read-only mounts, some v1 controllers) are left out, except the
 // ones systemd tracks units with (v2 and name=systemd), which are required.
-func createSubtree(hs []hierarchy, tag string) ([]string, error) {
+func createSubtree(hs []hierarchy, tag, leaf string) ([]string, error) {
 	var procs []string
 	for _, h := range hs {
-		scope := filepath.Join(h.dir(tag), "init.scope")
+		scope := filepath.Join(h.dir(tag), leaf)
 		if err := os.MkdirAll(scope, 0o755); err != nil {
 			if h.unified || strings.HasSuffix(h.mount, "/systemd") {
 				return procs, fmt.Errorf("create cgroup %s: %w", scope, err)
@@ -129,7 +129,11 @@ func createSubtree(hs []hierarchy, tag string) ([]string, error) {
 			continue
 		}
 		if h.cpuset {
-			if err := inheritCpuset(filepath.Join(h.mount, h.self), h.dir(tag), scope); err != nil {
+			dirs := []string{h.dir(tag)}
+			if scope != h.dir(tag) {
+				dirs = append(dirs, scope)
+			}
+			if err := inheritCpuset(filepath.Join(h.mount, h.self), dirs...); err != nil {
 				continue
 			}
 		}
@@ -258,4 +262,53 @@ func removeSubtree(hs []hierarchy, tag string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Cgroups is a cgroup subtree named Tag below this process's own cgroup in
+// every mounted hierarchy (v1 controllers, v1 name=systemd, v2): what a
+// sandbox, or the system container of demo/systemtest, runs in, so that
+// every process it starts can be found, killed and its cgroups removed.
+type Cgroups struct {
+	// Tag is the subtree's directory name in every hierarchy.
+	Tag string
+	hs  []hierarchy
+}
+
+// OwnCgroups returns the subtree tag below this process's cgroups; nothing
+// is created until Create.
+func OwnCgroups(tag string) (*Cgroups, error) {
+	hs, err := hierarchies()
+	if err != nil {
+		return nil, err
+	}
+	return &Cgroups{Tag: tag, hs: hs}, nil
+}
+
+// Create makes <Tag>/<leaf> in every hierarchy (leaf "" is the subtree's
+// root) and returns the cgroup.procs files a process writes its PID to.
+func (c *Cgroups) Create(leaf string) ([]string, error) {
+	return createSubtree(c.hs, c.Tag, leaf)
+}
+
+// PIDs lists every process in the subtree, over all hierarchies.
+func (c *Cgroups) PIDs() []int { return subtreePIDs(c.hs, c.Tag) }
+
+// Kill SIGKILLs every process in the subtree until none is left or within
+// has passed; it returns the PIDs found and the ones still alive at the end.
+func (c *Cgroups) Kill(within time.Duration) (found, left []int) {
+	return killSubtree(c.hs, c.Tag, within)
+}
+
+// Remove removes the subtree's directories, deepest first.
+func (c *Cgroups) Remove() error { return removeSubtree(c.hs, c.Tag) }
+
+// Dirs lists the subtree's root directories that still exist.
+func (c *Cgroups) Dirs() []string {
+	var out []string
+	for _, h := range c.hs {
+		if _, err := os.Stat(h.dir(c.Tag)); err == nil {
+			out = append(out, h.dir(c.Tag))
+		}
+	}
+	return out
 }

@@ -147,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	procs, err := createSubtree(s.hs, s.Tag)
+	procs, err := createSubtree(s.hs, s.Tag, "init.scope")
 	if err != nil {
 		_ = removeSubtree(s.hs, s.Tag)
 		os.RemoveAll(dir)

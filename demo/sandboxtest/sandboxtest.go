@@ -59,15 +59,39 @@ func Main(m *testing.M) {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sig
-		sandbox.CloseAll()
-		cleanupBuild()
+		atExit()
 		fmt.Fprintf(os.Stderr, "sandboxtest: %v: sandboxes closed\n", s)
 		os.Exit(130)
 	}()
 	code := m.Run()
+	atExit()
+	os.Exit(code)
+}
+
+var (
+	exitMu    sync.Mutex
+	exitHooks []func()
+)
+
+// AtExit registers fn to run when Main ends or is interrupted, before the
+// sandboxes are closed and the built binary removed (demo/systemtest closes
+// its containers this way).
+func AtExit(fn func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	exitHooks = append(exitHooks, fn)
+}
+
+func atExit() {
+	exitMu.Lock()
+	hooks := exitHooks
+	exitHooks = nil
+	exitMu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
 	sandbox.CloseAll()
 	cleanupBuild()
-	os.Exit(code)
 }
 
 var (

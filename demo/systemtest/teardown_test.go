@@ -1,0 +1,163 @@
+package systemtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+)
+
+// startOwn boots a container of the test's own (not the shared one) with a
+// process left running in it both ways a test leaves one: a transient
+// unit (in the container's cgroups) and an nsenter child (in its PID
+// namespace only). It returns the container and the PIDs that must be
+// gone after teardown.
+func startOwn(t *testing.T) (*Container, []int) {
+	t.Helper()
+	Require(t)
+	c, err := Start(context.Background(), Options{Fdtop: sandboxtest.Fdtop(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if out, err := c.Run(ctx, Root, "systemd-run", "--unit=fdtop-sleeper", "sleep", "1000"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lingering := c.Command(ctx, Unprivileged, "sleep", "1000")
+	if err := lingering.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = lingering.Wait() }()
+	pids := []int{c.Launcher, c.Leader, lingering.Process.Pid}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pids) < 5 && time.Now().Before(deadline) {
+		pids = pids[:3]
+		for _, p := range inNamespaces(c.st) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(b)) == "sleep" {
+				pids = append(pids, p)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(pids) != 5 {
+		t.Fatalf("want two sleep processes in the container, found %v", pids[3:])
+	}
+	return c, pids
+}
+
+// TestTeardownLeavesNothing: Close powers the container off and leaves no
+// process (not even one nsenter put in its PID namespace only), mount
+// namespace, cgroup or temp dir.
+func TestTeardownLeavesNothing(t *testing.T) {
+	c, pids := startOwn(t)
+	if err := c.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for _, pid := range pids {
+		if sandbox.Alive(pid) {
+			t.Errorf("pid %d still alive after Close", pid)
+		}
+	}
+	for _, err := range c.Leftovers() {
+		t.Error(err)
+	}
+	if _, err := os.Stat(c.Dir); err == nil {
+		t.Errorf("%s still exists", c.Dir)
+	}
+}
+
+// helperEnv makes TestReapAfterOwnerKilled, run in a child test binary,
+// boot a container, print its dir and PIDs, and SIGKILL itself.
+const helperEnv = "FDTOP_SYSTEMTEST_DIE_HOLDING"
+
+// TestReapAfterOwnerKilled: a test binary SIGKILLed while its container is
+// up leaves it behind; the next start (ReapStale) tears it down completely.
+func TestReapAfterOwnerKilled(t *testing.T) {
+	if os.Getenv(helperEnv) != "" {
+		c, pids := startOwn(t)
+		fmt.Printf("DIR %s PIDS %s\n", c.Dir, strings.Trim(fmt.Sprint(pids), "[]"))
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
+	Require(t)
+	sandboxtest.Fdtop(t) // built here, so the child finds it in its own build
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(self, "-test.run=^TestReapAfterOwnerKilled$", "-test.v")
+	child.Env = append(os.Environ(), helperEnv+"=1")
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "DIR "); ok {
+			d, ps, _ := strings.Cut(rest, " PIDS ")
+			dir = d
+			for _, f := range strings.Fields(ps) {
+				p, _ := strconv.Atoi(f)
+				pids = append(pids, p)
+			}
+		}
+	}
+	werr := child.Wait()
+	if dir == "" {
+		t.Fatalf("the child never reported its container (exit: %v)", werr)
+	}
+	if ws, ok := child.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the child ended with %v, want SIGKILL", werr)
+	}
+	var st state
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		t.Fatalf("the dead owner's state: %v", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var alive []int
+	for _, p := range pids {
+		if sandbox.Alive(p) {
+			alive = append(alive, p)
+		}
+	}
+	t.Logf("after the owner's SIGKILL, alive of %v: %v", pids, alive)
+
+	ReapStale()
+	for _, p := range pids {
+		if sandbox.Alive(p) {
+			t.Errorf("pid %d still alive after ReapStale", p)
+		}
+	}
+	if left := inNamespaces(st); len(left) > 0 {
+		t.Errorf("processes left in the container's namespaces: %v", left)
+	}
+	cg, err := sandbox.OwnCgroups(filepath.Base(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cg.Dirs(); len(d) > 0 {
+		t.Errorf("cgroups left: %v", d)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s still exists", dir)
+	}
+}
