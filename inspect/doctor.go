@@ -181,7 +181,7 @@ func (d *diagnosis) socket(f dbusclient.UnitFacts, su *SocketUnit) {
 			d.add(Finding{Unit: n, Code: "accept-no-template",
 				Problem:  fmt.Sprintf("Accept=yes socket without its template service %s: every connection is reset", template),
 				Evidence: ev,
-				Fix: fmt.Sprintf("create %s (%s edit --force --full %s), then %s", template, d.systemctl, template, d.restartCmd(n))})
+				Fix:      fmt.Sprintf("create %s (%s edit --force --full %s), then %s", template, d.systemctl, template, d.restartCmd(n))})
 			return
 		}
 	}
@@ -278,7 +278,7 @@ func (d *diagnosis) service(f dbusclient.UnitFacts, svc *Service) {
 	}
 	if svc != nil && f.JobType == "stop" && svc.FDStoreCount > 0 && svc.FDStorePreserve != "yes" {
 		d.add(Finding{Unit: n, Code: "stop-discards-store",
-			Problem: fmt.Sprintf("a stop job is queued: it will discard the fd store (%d fds)", svc.FDStoreCount),
+			Problem:  fmt.Sprintf("a stop job is queued: it will discard the fd store (%d fds)", svc.FDStoreCount),
 			Evidence: []string{fmt.Sprintf("job %s queued", f.JobType), fmt.Sprintf("NFileDescriptorStore=%d FileDescriptorStorePreserve=%s", svc.FDStoreCount, orUnknown(svc.FDStorePreserve))},
 			Fix:      fmt.Sprintf("%s restart %s keeps the store; or set FileDescriptorStorePreserve=yes (systemd 254+)", d.systemctl, n)})
 	}
