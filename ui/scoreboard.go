@@ -36,7 +36,7 @@ func scoreboardServices(demo map[string]DemoCounters) []string {
 }
 
 // scoreboardExplain is what the explain overlay says about the scoreboard.
-const scoreboardExplain = "The last restart of each demo mode, side by side. refused: connects turned away while no one listened (the gap meter's probe and the socket's NRefused). dropped: client connections closed under them. preserved: connections that lived on in the new process, carried through the fd store. clients' worst reply: the slowest answer the demo's clients ever waited for. without a listener: 0 when systemd kept the listening socket; otherwise at most the restart's duration."
+const scoreboardExplain = "The last restart of each demo mode, side by side. refused: connects turned away while no one listened (the gap meter's probe and the socket's NRefused). dropped: client connections closed under them. preserved: connections that lived on in the new process, carried through the fd store. worst latency: the slowest reply the demo's clients have waited for since the demo started. no listener: the time without a listening socket, 0 when systemd kept it, otherwise at most the restart's duration."
 
 // scoreboard writes the demo scoreboard: per mode the last handoff's
 // refused, dropped and preserved connections, the clients' worst reply and
@@ -47,7 +47,7 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 		return
 	}
 	b.section("Scoreboard (last restart of each mode)", scoreboardExplain)
-	const label = 22
+	const label = 15
 	colW := max(min((b.width-4-label)/len(svcs), 16), 9)
 	row := func(name string, cells []string) string {
 		var s strings.Builder
@@ -98,12 +98,12 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 		case h.ListenersReplaced > 0:
 			cells[5] = append(cells[5], fmt.Sprintf("≤ %d ms", h.DurationMs))
 		case h.ListenersKept > 0:
-			cells[5] = append(cells[5], "0 ms (kept)")
+			cells[5] = append(cells[5], "0 (kept)")
 		default:
 			cells[5] = append(cells[5], "unknown")
 		}
 	}
-	names := []string{"verdict", "refused", "dropped", "preserved", "clients' worst reply", "without a listener"}
+	names := []string{"verdict", "refused", "dropped", "preserved", "worst latency", "no listener"}
 	for i, n := range names {
 		b.add(row(n, cells[i]))
 	}

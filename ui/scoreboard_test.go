@@ -51,10 +51,10 @@ func TestScoreboard(t *testing.T) {
 		hint     string
 	}{
 		{"first run", map[string]*inspect.Event{}, map[string][]string{
-			"verdict": {"–", "–", "–"}, "clients' worst reply": {"512 ms", "480 ms", "20 ms"}},
+			"verdict": {"–", "–", "–"}, "worst latency": {"512 ms", "480 ms", "20 ms"}},
 			"new here? select a demo service (↑↓), press r, then y"},
 		{"plain restarted", map[string]*inspect.Event{"demo-plain.service": plain}, map[string][]string{
-			"verdict": {"✗", "–", "–"}, "refused": {"3", "–", "–"}, "without a listener": {"≤ 600 ms", "–", "–"}},
+			"verdict": {"✗", "–", "–"}, "refused": {"3", "–", "–"}, "no listener": {"≤ 600 ms", "–", "–"}},
 			"next: select demo-activated.service, press r, then y"},
 		{"all three", map[string]*inspect.Event{"demo-plain.service": plain, "demo-activated.service": activated, "demo-handoff.service": handoff}, map[string][]string{
 			"":                   {"plain", "activated", "handoff"},
@@ -62,7 +62,7 @@ func TestScoreboard(t *testing.T) {
 			"refused":            {"3", "0", "0"},
 			"dropped":            {"4", "4", "0"},
 			"preserved":          {"0/4", "0/4", "4/4"},
-			"without a listener": {"≤ 600 ms", "0 ms (kept)", "0 ms (kept)"}},
+			"no listener": {"≤ 600 ms", "0 (kept)", "0 (kept)"}},
 			""},
 		{"gap meter off on plain", map[string]*inspect.Event{"demo-plain.service": ev(inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 4})}, map[string][]string{
 			"refused": {"not measured", "–", "–"}}, "next: select demo-activated.service"},
