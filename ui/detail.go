@@ -26,6 +26,9 @@ type detailData struct {
 	Handoff *inspect.Event
 	// Job is the job running on a unit of the group ("" when none).
 	Job string
+	// Handoffs are the last handoff event of every unit, for the demo's
+	// scoreboard (nil outside the demo).
+	Handoffs map[string]*inspect.Event
 }
 
 // detailModel is the detail pane of the selected unit.
@@ -114,6 +117,9 @@ func (b *detailBuilder) muted(s string) { b.add(b.st.Detail.Muted.Render(s)) }
 
 func (d *detailModel) rebuild() {
 	b := &detailBuilder{st: d.st, width: d.width, explain: d.explain}
+	if d.data.Demo != nil {
+		b.scoreboard(d.data.Handoffs, d.data.Demo)
+	}
 	g := d.data.Group
 	if g == nil {
 		b.muted("  select a unit in the list")

@@ -524,6 +524,9 @@ func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
 func (m *Model) updateDetail() {
 	g := m.list.SelectedGroup()
 	data := detailData{Group: g, Selected: m.list.Selected(), Demo: m.demo}
+	if m.demo != nil {
+		data.Handoffs = m.handoffs
+	}
 	if m.snap != nil {
 		data.Manager = m.snap.Manager
 	}

@@ -34,6 +34,10 @@ Usage:
                           the timeline: jobs, main PIDs, fds passed and stored, handoffs
   fdtop replay [--stepped] [--speed X] FILE
                           play a file recorded by 'fdtop watch --record'
+  fdtop doctor [--user|--system] [--json] [PATTERN...]
+                          what keeps socket activation or a handoff from
+                          working: per finding the evidence and the fix
+                          (exit 0 nothing found, 1 findings)
   fdtop demo [--systemd PATH] [--startup-delay D] [--dashboard=false]
                           a private systemd user manager with three demo
                           services (plain, activated, handoff) and traffic
@@ -77,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runReplay(args[1:], stderr)
 	case "snapshot":
 		return runSnapshot(args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
 	case "demo-server": // hidden: the demo units' ExecStart

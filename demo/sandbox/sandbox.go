@@ -48,7 +48,8 @@ type Options struct {
 	Systemctl string
 	// StartTimeout bounds the wait for the manager to be running; default 30 s.
 	StartTimeout time.Duration
-	// Log receives the manager's stdout and stderr; nil discards them.
+	// Log receives the manager's own log as well as manager.log in Dir
+	// (which also has its stdout and stderr); nil: manager.log only.
 	Log io.Writer
 	// Env adds variables to the manager's clean environment (KEY=VALUE).
 	Env []string
@@ -79,6 +80,9 @@ type Sandbox struct {
 	err    error         // its exit status, valid after done
 	closed sync.Once
 	cerr   error
+	// console and logFile carry the manager's own log to manager.log.
+	console *console
+	logFile *os.File
 }
 
 // logPath is where the manager's own output goes when Options.Log is nil.
@@ -162,6 +166,8 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 		"XDG_RUNTIME_DIR=" + s.RuntimeDir,
 		"XDG_CONFIG_HOME=" + s.ConfigDir,
 		"LANG=C.UTF-8",
+		// The manager's own log goes to /dev/console: see console.go.
+		"SYSTEMD_LOG_TARGET=console",
 	}
 	if opts.LibDir != "" {
 		env = append(env, "LD_LIBRARY_PATH="+opts.LibDir)
@@ -174,6 +180,24 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	if !systemdIsPID1() {
 		args = append(args, "--mount-run-systemd")
 	}
+	logw, err := os.OpenFile(s.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		_ = removeSubtree(s.hs, s.Tag)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	s.logFile = logw
+	var cw io.Writer = logw
+	if opts.Log != nil {
+		cw = io.MultiWriter(logw, opts.Log)
+	}
+	if s.console, err = openConsole(cw); err != nil {
+		logw.Close()
+		_ = removeSubtree(s.hs, s.Tag)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	args = append(args, "--bind", s.console.path()+":/dev/console")
 	if opts.Systemd != DefaultSystemd {
 		// daemon-reexec execs the compiled-in path: make it this binary.
 		args = append(args, "--bind", opts.Systemd+":"+DefaultSystemd)
@@ -183,6 +207,8 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	started := make(chan error, 1)
 	go s.run(opts, args, env, started)
 	if err := <-started; err != nil {
+		s.console.close()
+		logw.Close()
 		_ = removeSubtree(s.hs, s.Tag)
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("sandbox: start manager: %w", err)
@@ -206,12 +232,10 @@ func (s *Sandbox) run(opts Options, args, env []string, started chan<- error) {
 	cmd := exec.Command(opts.Fdtop, args...)
 	cmd.Env = env
 	cmd.Dir = "/"
-	if opts.Log != nil {
-		cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
-	} else if f, err := os.Create(s.logPath()); err == nil {
+	if f, err := os.OpenFile(s.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
 		// A file, not a pipe: Wait never waits on a service that inherited
 		// it. The last words of a manager that dies at startup go into the
-		// error.
+		// error, and fdtop doctor finds the manager's log as its stderr.
 		defer f.Close()
 		cmd.Stdout, cmd.Stderr = f, f
 	}
@@ -379,6 +403,8 @@ func (s *Sandbox) Close() error {
 		if err := removeSubtree(s.hs, s.Tag); err != nil {
 			errs = append(errs, err)
 		}
+		s.console.close()
+		s.logFile.Close()
 		if err := os.RemoveAll(s.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", s.Dir, err))
 		}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
+	"github.com/fdtop/fdtop/procfs"
+	"github.com/fdtop/fdtop/unitlog"
+)
+
+// doctorLogLines is how many log lines per unit the doctor reads.
+const doctorLogLines = 20
+
+// runDoctor finds what keeps socket activation or a handoff from working:
+// exit 0 when nothing is found, 1 when something is, 2 for usage.
+func runDoctor(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fdtop doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		io.WriteString(stderr, "Usage: fdtop doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]\n\n"+
+			"Exit status: 0 nothing found, 1 findings (or an error), 2 usage error.\n\n")
+		fs.PrintDefaults()
+	}
+	var mf managerFlags
+	mf.register(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object: {\"findings\": [...]}")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if err := mf.validate(); err != nil {
+		return fail(stderr, "doctor", err)
+	}
+	mf.all = true // a failed or dead unit is what the doctor is after
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	client, b, err := mf.connect(ctx, fs.Args())
+	if err != nil {
+		return fail(stderr, "doctor", err)
+	}
+	defer client.Close()
+	in, err := gatherDoctor(ctx, client, b, fs.Args(), mf.user)
+	if err != nil {
+		return fail(stderr, "doctor", err)
+	}
+	findings := inspect.Diagnose(in)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Findings []inspect.Finding `json:"findings"`
+		}{findings}); err != nil {
+			return fail(stderr, "doctor", err)
+		}
+	} else if err := writeFindings(stdout, findings); err != nil {
+		return fail(stderr, "doctor", err)
+	}
+	if len(findings) > 0 {
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// gatherDoctor reads what Diagnose needs: a full snapshot, the units'
+// results and exit statuses, templates, logs and who holds the addresses
+// of failed sockets.
+func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, patterns []string, user bool) (inspect.DoctorInput, error) {
+	snap, err := b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: true})
+	if err != nil {
+		return inspect.DoctorInput{}, err
+	}
+	in := inspect.DoctorInput{Snapshot: snap, Templates: map[string]bool{}, Logs: map[string][]inspect.LogLine{}, AddressHolders: map[string][]inspect.AddressHolder{}}
+	var names []string
+	for _, su := range snap.Sockets {
+		names = append(names, su.Unit)
+	}
+	for _, svc := range snap.Services {
+		names = append(names, svc.Unit)
+	}
+	var factPatterns []string
+	for _, p := range patterns {
+		factPatterns = append(factPatterns, socketOrService(p)...)
+	}
+	if in.Facts, err = client.Facts(ctx, names, factPatterns); err != nil {
+		return in, fmt.Errorf("read unit results: %w", err)
+	}
+	for _, su := range snap.Sockets {
+		if !su.Accept || su.Service == "" {
+			continue
+		}
+		exists, known, err := client.UnitFileExists(ctx, su.Service)
+		if err != nil {
+			return in, err
+		}
+		if known {
+			in.Templates[su.Service] = exists
+		}
+	}
+	// Logs: of failed units, and of services that may send FDSTORE=1 (the
+	// manager logs what it refused).
+	logs := unitlog.Reader{User: user, ManagerPID: snap.Manager.PID}
+	svcType := map[string]string{}
+	for _, svc := range snap.Services {
+		svcType[svc.Unit] = svc.Type
+	}
+	var failedSockets []string
+	for name, f := range in.Facts {
+		notify := strings.HasPrefix(svcType[name], "notify")
+		if f.ActiveState != "failed" && !notify {
+			continue
+		}
+		if f.ActiveState == "failed" && strings.HasSuffix(name, ".socket") {
+			failedSockets = append(failedSockets, name)
+		}
+		files := append([]string{f.FragmentPath}, f.DropInPaths...)
+		lines, ok, err := logs.Last(ctx, name, files, doctorLogLines)
+		if err != nil {
+			return in, fmt.Errorf("log of %s: %w", name, err)
+		}
+		if !ok {
+			continue
+		}
+		ls := []inspect.LogLine{}
+		for _, l := range lines {
+			ls = append(ls, inspect.LogLine{Source: l.Source, Text: l.Message})
+		}
+		in.Logs[name] = ls
+	}
+	if len(failedSockets) > 0 {
+		scan, err := b.Kernel.Scan(ctx, procfs.ScanOptions{})
+		if err != nil {
+			return in, fmt.Errorf("scan /proc: %w", err)
+		}
+		mgr := []int{snap.Manager.PID}
+		for _, su := range snap.Sockets {
+			if !contains(failedSockets, su.Unit) {
+				continue
+			}
+			var ls []dbusclient.Listener
+			for _, l := range su.Listeners {
+				ls = append(ls, dbusclient.Listener{Type: l.Type, Address: l.Address})
+			}
+			if hs := inspect.FindAddressHolders(scan, mgr, snap.Manager.Scope, ls); len(hs) > 0 {
+				in.AddressHolders[su.Unit] = hs
+			}
+		}
+	}
+	return in, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// socketOrService turns a pattern into the patterns of the socket and
+// service units it names ("web*" stays; "web" becomes web.socket and
+// web.service).
+func socketOrService(p string) []string {
+	if strings.HasSuffix(p, ".socket") || strings.HasSuffix(p, ".service") || strings.HasSuffix(p, "*") {
+		return []string{p}
+	}
+	return []string{p + ".socket", p + ".service"}
+}
+
+// writeFindings prints the findings for a person, every outside string
+// through termsafe.
+func writeFindings(w io.Writer, findings []inspect.Finding) error {
+	var b strings.Builder
+	if len(findings) == 0 {
+		b.WriteString("no findings: nothing keeps socket activation or a handoff from working here\n")
+	}
+	for i, f := range findings {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s  %s\n", termsafe.String(f.Unit), f.Code)
+		fmt.Fprintf(&b, "  problem:  %s\n", termsafe.String(f.Problem))
+		for j, e := range f.Evidence {
+			label := "evidence:"
+			if j > 0 {
+				label = "         "
+			}
+			fmt.Fprintf(&b, "  %s %s\n", label, termsafe.String(e))
+		}
+		fmt.Fprintf(&b, "  fix:      %s\n", termsafe.String(f.Fix))
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(&b, "\n%d finding(s)\n", len(findings))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,136 @@
+package ui
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// demoOrder is the order of the demo's modes on the scoreboard: the
+// argument goes from refusing and dropping to losing nothing.
+var demoOrder = []string{"demo-plain.service", "demo-activated.service", "demo-handoff.service"}
+
+// scoreboardServices lists the demo services of the counters in demoOrder,
+// any others after them.
+func scoreboardServices(demo map[string]DemoCounters) []string {
+	var out, rest []string
+	for _, s := range demoOrder {
+		if _, ok := demo[s]; ok {
+			out = append(out, s)
+		}
+	}
+	for s := range demo {
+		known := false
+		for _, k := range demoOrder {
+			known = known || k == s
+		}
+		if !known {
+			rest = append(rest, s)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}
+
+// scoreboardExplain is what the explain overlay says about the scoreboard.
+const scoreboardExplain = "The last restart of each demo mode, side by side. refused: connects turned away while no one listened (the gap meter's probe and the socket's NRefused). dropped: client connections closed under them. preserved: connections that lived on in the new process, carried through the fd store. worst latency: the slowest reply the demo's clients have waited for since the demo started. no listener: the time without a listening socket, 0 when systemd kept it, otherwise at most the restart's duration."
+
+// scoreboard writes the demo scoreboard: per mode the last handoff's
+// refused, dropped and preserved connections, the clients' worst reply and
+// the time without a listener, and a hint for what to press next.
+func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[string]DemoCounters) {
+	svcs := scoreboardServices(demo)
+	if len(svcs) == 0 {
+		return
+	}
+	b.section("Scoreboard (last restart of each mode)", scoreboardExplain)
+	const label = 15
+	colW := max(min((b.width-4-label)/len(svcs), 16), 9)
+	row := func(name string, cells []string) string {
+		var s strings.Builder
+		s.WriteString("    " + fmt.Sprintf("%-*s", label, name))
+		for _, c := range cells {
+			s.WriteString(fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1)))
+		}
+		return s.String()
+	}
+	var heads []string
+	for _, s := range svcs {
+		heads = append(heads, strings.TrimSuffix(strings.TrimPrefix(s, "demo-"), ".service"))
+	}
+	b.add(b.st.Detail.Label.Render(row("", heads)))
+	cells := make([][]string, 6)
+	var todo []string
+	for _, s := range svcs {
+		ev := handoffs[s]
+		if ev == nil || ev.Handoff == nil {
+			todo = append(todo, s)
+			for i := range cells {
+				cells[i] = append(cells[i], "–")
+			}
+			cells[4][len(cells[4])-1] = latency(demo[s].MaxLatency)
+			continue
+		}
+		h := ev.Handoff
+		level := inspect.Grade(*h)
+		cells[0] = append(cells[0], level.Glyph())
+		refused := h.RefusedDelta
+		if h.Probe != nil {
+			refused += h.Probe.Refused
+		}
+		switch {
+		case h.Probe == nil && h.ListenersReplaced > 0 && refused == 0:
+			cells[1] = append(cells[1], "not measured")
+		default:
+			cells[1] = append(cells[1], fmt.Sprint(refused))
+		}
+		cells[2] = append(cells[2], fmt.Sprint(h.ConnectionsDropped))
+		if total := h.ConnectionsPreserved + h.ConnectionsDropped; total > 0 {
+			cells[3] = append(cells[3], fmt.Sprintf("%d/%d", h.ConnectionsPreserved, total))
+		} else {
+			cells[3] = append(cells[3], "no conns")
+		}
+		cells[4] = append(cells[4], latency(demo[s].MaxLatency))
+		switch {
+		case h.ListenersReplaced > 0:
+			cells[5] = append(cells[5], fmt.Sprintf("≤ %d ms", h.DurationMs))
+		case h.ListenersKept > 0:
+			cells[5] = append(cells[5], "0 (kept)")
+		default:
+			cells[5] = append(cells[5], "unknown")
+		}
+	}
+	names := []string{"verdict", "refused", "dropped", "preserved", "worst latency", "no listener"}
+	for i, n := range names {
+		b.add(row(n, cells[i]))
+	}
+	defer b.add("")
+	switch {
+	case len(todo) == len(svcs):
+		b.add("    " + b.st.Detail.Explain.Render("new here? select a demo service (↑↓), press r, then y to restart it; then the next mode"))
+	case len(todo) > 0:
+		b.add("    " + b.st.Detail.Explain.Render("next: select "+todo[0]+", press r, then y"))
+	}
+}
+
+func latency(d time.Duration) string {
+	if d == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
+
+// truncateCell cuts a cell to n runes.
+func truncateCell(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	if n <= 1 {
+		return string(r[:max(n, 0)])
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,111 @@
+package ui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// scoreRow returns the scoreboard row whose label is name, its cells split
+// on runs of spaces.
+func scoreRow(t *testing.T, view, name string) []string {
+	t.Helper()
+	for _, l := range strings.Split(ansi.Strip(view), "\n") {
+		l = strings.TrimSpace(l)
+		if rest, ok := strings.CutPrefix(l, name+"  "); ok {
+			var cells []string
+			for _, c := range strings.Split(strings.TrimSpace(rest), "  ") {
+				if c = strings.TrimSpace(c); c != "" {
+					cells = append(cells, c)
+				}
+			}
+			return cells
+		}
+	}
+	t.Fatalf("no row %q in:\n%s", name, ansi.Strip(view))
+	return nil
+}
+
+func TestScoreboard(t *testing.T) {
+	demo := map[string]DemoCounters{
+		"demo-handoff.service":   {Conns: 4, MaxLatency: 20 * time.Millisecond},
+		"demo-plain.service":     {Conns: 4, MaxLatency: 512 * time.Millisecond},
+		"demo-activated.service": {Conns: 4, MaxLatency: 480 * time.Millisecond},
+	}
+	ev := func(h inspect.Handoff) *inspect.Event {
+		return &inspect.Event{Type: inspect.EventHandoff, Handoff: &h}
+	}
+	probe := &inspect.ProbeResult{Attempts: 40}
+	plain := ev(inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 4, DurationMs: 600, Probe: &inspect.ProbeResult{Attempts: 40, Refused: 3}})
+	activated := ev(inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 4, DurationMs: 550, Probe: probe})
+	handoff := ev(inspect.Handoff{ListenersKept: 1, ConnectionsPreserved: 4, FDsCarried: 5, DurationMs: 560, Probe: probe})
+
+	steps := []struct {
+		name     string
+		handoffs map[string]*inspect.Event
+		rows     map[string][]string
+		hint     string
+	}{
+		{"first run", map[string]*inspect.Event{}, map[string][]string{
+			"verdict": {"–", "–", "–"}, "worst latency": {"512 ms", "480 ms", "20 ms"}},
+			"new here? select a demo service (↑↓), press r, then y"},
+		{"plain restarted", map[string]*inspect.Event{"demo-plain.service": plain}, map[string][]string{
+			"verdict": {"✗", "–", "–"}, "refused": {"3", "–", "–"}, "no listener": {"≤ 600 ms", "–", "–"}},
+			"next: select demo-activated.service, press r, then y"},
+		{"all three", map[string]*inspect.Event{"demo-plain.service": plain, "demo-activated.service": activated, "demo-handoff.service": handoff}, map[string][]string{
+			"":                   {"plain", "activated", "handoff"},
+			"verdict":            {"✗", "✗", "✓"},
+			"refused":            {"3", "0", "0"},
+			"dropped":            {"4", "4", "0"},
+			"preserved":          {"0/4", "0/4", "4/4"},
+			"no listener": {"≤ 600 ms", "0 (kept)", "0 (kept)"}},
+			""},
+		{"gap meter off on plain", map[string]*inspect.Event{"demo-plain.service": ev(inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 4})}, map[string][]string{
+			"refused": {"not measured", "–", "–"}}, "next: select demo-activated.service"},
+	}
+	for _, tt := range steps {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDetailModel(DefaultStyles())
+			d.SetSize(100, 30)
+			d.SetData(detailData{Demo: demo, Handoffs: tt.handoffs})
+			v := d.View()
+			for name, want := range tt.rows {
+				if name == "" {
+					continue
+				}
+				if got := scoreRow(t, v, name); strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("row %s = %q, want %q", name, got, want)
+				}
+			}
+			if head := tt.rows[""]; head != nil && !strings.Contains(ansi.Strip(v), "plain           activated       handoff") {
+				t.Errorf("columns not in mode order:\n%s", ansi.Strip(v))
+			}
+			hasHint := strings.Contains(v, "new here?") || strings.Contains(v, "next: select")
+			if tt.hint == "" && hasHint || tt.hint != "" && !strings.Contains(v, tt.hint) {
+				t.Errorf("hint: want %q in:\n%s", tt.hint, ansi.Strip(v))
+			}
+		})
+	}
+
+	t.Run("explain covers it", func(t *testing.T) {
+		d := newDetailModel(DefaultStyles())
+		d.SetSize(100, 40)
+		d.SetData(detailData{Demo: demo, Handoffs: map[string]*inspect.Event{}})
+		d.SetExplain(true)
+		if v := ansi.Strip(d.View()); !strings.Contains(v, "» The last restart of each demo mode") {
+			t.Errorf("explain does not annotate the scoreboard:\n%s", v)
+		}
+	})
+	t.Run("not in the demo", func(t *testing.T) {
+		d := newDetailModel(DefaultStyles())
+		d.SetSize(100, 20)
+		d.SetData(detailData{})
+		if strings.Contains(d.View(), "Scoreboard") {
+			t.Error("scoreboard shown outside the demo")
+		}
+	})
+}

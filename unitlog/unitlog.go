@@ -1,0 +1,264 @@
+// Package unitlog reads a unit's last log lines: from the journal where
+// there is one, else from files (the manager's own log when its stderr is a
+// file, and a service's StandardOutput=/StandardError= file). The demo's
+// sandbox has no journal; its services write to files.
+package unitlog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Line is one log line.
+type Line struct {
+	// Time is when it was logged; zero when the source has no time.
+	Time time.Time
+	// Priority is the syslog priority (0 emerg … 7 debug), -1 when unknown.
+	Priority int
+	// Source is where it was read: "journal", "manager log" or a file path.
+	Source string
+	// Message is the text, unsanitized.
+	Message string
+}
+
+// JournalSocket is where journald listens; its presence means there is a
+// journal to ask.
+const JournalSocket = "/run/systemd/journal/socket"
+
+// Reader finds and reads units' logs.
+type Reader struct {
+	// User asks the user manager's units (journalctl --user-unit).
+	User bool
+	// ManagerPID is the manager's process; its stderr, when a file, is
+	// the manager's log where there is no journal.
+	ManagerPID int
+	// Proc is the procfs root, "/proc" when empty.
+	Proc string
+	// NoJournal skips the journal even if there is one.
+	NoJournal bool
+}
+
+// HasJournal reports whether the journal is there to be asked.
+func (r Reader) HasJournal() bool {
+	if r.NoJournal {
+		return false
+	}
+	if _, err := os.Stat(JournalSocket); err != nil {
+		return false
+	}
+	_, err := exec.LookPath("journalctl")
+	return err == nil
+}
+
+// Last returns up to n last lines about unit: the journal's (the manager's
+// messages about it and its output), or else the manager log's lines about
+// it followed by the unit's output files (unitFiles are its FragmentPath
+// and drop-ins, where StandardOutput=/StandardError= are looked up). ok is
+// false when no source was found: the log is unknown, not empty.
+func (r Reader) Last(ctx context.Context, unit string, unitFiles []string, n int) (lines []Line, ok bool, err error) {
+	if r.HasJournal() {
+		lines, err := r.journal(ctx, unit, n)
+		return lines, err == nil, err
+	}
+	if path := r.managerLog(); path != "" {
+		ok = true
+		ml, err := tailFile(path, n*50)
+		if err != nil {
+			return nil, false, err
+		}
+		prefix := unit + ": "
+		var mine []Line
+		for _, l := range ml {
+			if strings.HasPrefix(l, prefix) {
+				mine = append(mine, Line{Priority: -1, Source: "manager log", Message: l})
+			}
+		}
+		lines = append(lines, lastN(mine, n)...)
+	}
+	for _, f := range OutputFiles(unitFiles) {
+		fl, err := tailFile(f, n)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		ok = true
+		for _, l := range fl {
+			lines = append(lines, Line{Priority: -1, Source: f, Message: l})
+		}
+	}
+	return lines, ok, nil
+}
+
+func lastN(ls []Line, n int) []Line {
+	if len(ls) > n {
+		return ls[len(ls)-n:]
+	}
+	return ls
+}
+
+// managerLog is the manager's stderr when it is a regular file ("" else).
+func (r Reader) managerLog() string {
+	if r.ManagerPID <= 0 {
+		return ""
+	}
+	proc := r.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	target, err := os.Readlink(filepath.Join(proc, strconv.Itoa(r.ManagerPID), "fd", "2"))
+	if err != nil || !filepath.IsAbs(target) {
+		return ""
+	}
+	if fi, err := os.Stat(target); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return target
+}
+
+// OutputFiles returns the files named by StandardOutput= and
+// StandardError= (file:, append:, truncate:) in the given unit files, the
+// last setting winning, without duplicates.
+func OutputFiles(unitFiles []string) []string {
+	var stdout, stderr string
+	for _, uf := range unitFiles {
+		data, err := os.ReadFile(uf)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			key, val, ok := strings.Cut(strings.TrimSpace(line), "=")
+			if !ok {
+				continue
+			}
+			path := ""
+			for _, p := range []string{"file:", "append:", "truncate:"} {
+				if strings.HasPrefix(val, p) {
+					path = strings.TrimPrefix(val, p)
+				}
+			}
+			switch strings.TrimSpace(key) {
+			case "StandardOutput":
+				stdout = path
+			case "StandardError":
+				stderr = path
+			}
+		}
+	}
+	var out []string
+	for _, p := range []string{stdout, stderr} {
+		if p != "" && (len(out) == 0 || out[0] != p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// tailFile returns the last n lines of a file (reading at most its last
+// 256 KiB).
+func tailFile(path string, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	const window = 256 << 10
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.Size() > window {
+		if _, err := f.Seek(fi.Size()-window, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("seek %s: %w", path, err)
+		}
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if fi.Size() > window {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			data = data[i+1:] // a partial first line
+		}
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return nil, nil
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, nil
+}
+
+// journal runs journalctl -o json for the unit's last n lines.
+func (r Reader) journal(ctx context.Context, unit string, n int) ([]Line, error) {
+	sel := "-u"
+	if r.User {
+		sel = "--user-unit"
+	}
+	cmd := exec.CommandContext(ctx, "journalctl", sel, unit, "-n", strconv.Itoa(n), "-o", "json", "--no-pager", "-q")
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("journalctl %s %s: %w", sel, unit, err)
+	}
+	var lines []Line
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if l, ok := ParseJSON(sc.Bytes()); ok {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+// ParseJSON decodes one line of journalctl -o json. MESSAGE may be a
+// string or, when not valid UTF-8, an array of bytes.
+func ParseJSON(b []byte) (Line, bool) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Line{}, false
+	}
+	l := Line{Priority: -1, Source: "journal"}
+	l.Message = field(raw["MESSAGE"])
+	if p, err := strconv.Atoi(field(raw["PRIORITY"])); err == nil {
+		l.Priority = p
+	}
+	if us, err := strconv.ParseInt(field(raw["__REALTIME_TIMESTAMP"]), 10, 64); err == nil {
+		l.Time = time.UnixMicro(us)
+	}
+	return l, true
+}
+
+// field decodes a journal JSON field: a string, an array of bytes, or
+// null (too large to show).
+func field(m json.RawMessage) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(m, &s) == nil {
+		return s
+	}
+	var bs []byte
+	var ints []int
+	if json.Unmarshal(m, &ints) == nil {
+		for _, i := range ints {
+			bs = append(bs, byte(i))
+		}
+		return string(bs)
+	}
+	return ""
+}
