@@ -296,7 +296,7 @@ func TestRollout(t *testing.T) {
 			before := pids()
 			start := time.Now()
 			code, out, errOut := runFdtop("rollout", "web.service", "--user", "--json", "--probe", "--ssh", f.SSH(), "-H", tc.hosts)
-			t.Logf("rollout took %s", time.Since(start))
+			t.Logf("rollout took %s\n%s%s", time.Since(start), out, errOut)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, out, errOut)
 			}
