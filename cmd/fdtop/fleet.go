@@ -223,7 +223,7 @@ func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, pa
 		s, err := h.agent.Snapshot(ctx, full)
 		if err != nil {
 			if h.agent.Err() != nil {
-				err = fmt.Errorf("%s", h.agent.Why(h.ssh))
+				err = fmt.Errorf("connection lost: %s", h.agent.Why(h.ssh))
 			}
 			h.err = err
 			return
@@ -306,7 +306,7 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 					out <- hostEvent{Target: h.target.Spec, Event: e}
 				case <-h.agent.Done():
 					if ctx.Err() == nil {
-						out <- hostEvent{Target: h.target.Spec, Event: inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: h.agent.Why(h.ssh)}}
+						out <- hostEvent{Target: h.target.Spec, Event: inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "connection lost: " + h.agent.Why(h.ssh)}}
 					}
 					return
 				case <-ctx.Done():

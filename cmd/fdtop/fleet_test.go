@@ -218,27 +218,27 @@ func TestRemoteUnreachable(t *testing.T) {
 	}
 }
 
-// installWeb installs web.socket and web.service on a host's manager,
+// installWeb installs NAME.socket and NAME.service on a host's manager,
 // behaving as the demo's mode m (handoff keeps its clients through the fd
 // store, activated drops them), with clients connected.
-func installWeb(t *testing.T, sb *sandbox.Sandbox, m demo.Mode) string {
+func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, delay time.Duration) string {
 	t.Helper()
 	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.StartupDelay = 50 * time.Millisecond
+	cfg.StartupDelay = delay
 	cfg.LogDir = sb.Dir
 	units := cfg.Units()
-	if err := sb.WriteUnit("web.socket", units[m.Socket()]); err != nil {
+	if err := sb.WriteUnit(name+".socket", units[m.Socket()]); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.WriteUnit("web.service", units[m.Service()]); err != nil {
+	if err := sb.WriteUnit(name+".service", units[m.Service()]); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, args := range [][]string{{"daemon-reload"}, {"start", "web.socket"}} {
+	for _, args := range [][]string{{"daemon-reload"}, {"start", name + ".socket"}} {
 		if out, err := sb.Systemctl(ctx, args...); err != nil {
 			t.Fatalf("systemctl %v: %v: %s", args, err, out)
 		}
@@ -269,7 +269,7 @@ func TestRollout(t *testing.T) {
 	f, hosts := startFleet(t, 3, true)
 	modes := []demo.Mode{demo.Handoff, demo.Activated, demo.Handoff}
 	for i, h := range hosts {
-		installWeb(t, h.sb, modes[i])
+		installWeb(t, h.sb, "web", modes[i], 50*time.Millisecond)
 	}
 	pids := func() []string {
 		var p []string
@@ -320,6 +320,135 @@ func TestRollout(t *testing.T) {
 				if changed := after[i] != before[i]; changed != tc.restart[i] {
 					t.Errorf("host %d MainPID %s → %s; want changed=%v", i, before[i], after[i], tc.restart[i])
 				}
+			}
+		})
+	}
+}
+
+// TestRolloutInterrupted: Ctrl-C stops a rollout after the current host
+// and says so; a connection dropped during a host's restart halts it,
+// saying that host's state is unknown; no later host is touched.
+func TestRolloutInterrupted(t *testing.T) {
+	f, hosts := startFleet(t, 3, true)
+	delays := []time.Duration{50 * time.Millisecond, 3 * time.Second, 50 * time.Millisecond}
+	for i, h := range hosts {
+		installWeb(t, h.sb, "web", demo.Handoff, delays[i])
+	}
+	all := hosts[0].Target + "," + hosts[1].Target + "," + hosts[2].Target
+	tests := []struct {
+		name     string
+		extra    []string
+		act      func(t *testing.T, p *os.Process) // after the first host's line
+		statuses []string
+		restart  []bool
+		stderr   string
+	}{
+		{"ctrl-c", []string{"--pause", "5s"}, func(t *testing.T, p *os.Process) { _ = p.Signal(os.Interrupt) },
+			[]string{"passed", "not_touched", "not_touched"}, []bool{true, false, false}, "interrupted: stopped after " + hosts[0].Target},
+		{"connection dropped", nil, func(t *testing.T, p *os.Process) {
+			// Wait until the second host's restart runs (its start takes 3 s), then drop every connection to it.
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				out, _ := hosts[1].sb.Systemctl(context.Background(), "show", "-P", "ActiveState", "web.service")
+				if strings.TrimSpace(out) == "activating" {
+					hosts[1].Kill()
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Errorf("the second host's restart never seen running")
+		}, []string{"passed", "unknown", "not_touched"}, []bool{true, true, false}, "state unknown at " + hosts[1].Target},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before []string
+			for _, h := range hosts {
+				before = append(before, mainPID(context.Background(), t, h.sb, "web.service"))
+			}
+			args := append([]string{"rollout", "web.service", "--user", "--json", "--ssh", f.SSH(), "-H", all}, tc.extra...)
+			cmd := exec.Command(sandboxtest.Fdtop(t), args...)
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(stdout)
+			var out strings.Builder
+			for n := 0; sc.Scan(); n++ {
+				out.WriteString(sc.Text() + "\n")
+				if n == 0 {
+					tc.act(t, cmd.Process)
+				}
+			}
+			err = cmd.Wait()
+			t.Logf("%s%s", out.String(), errb.String())
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Fatalf("exit %d (%v), want 1", code, err)
+			}
+			if !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
+			}
+			ls := rolloutLines(t, out.String())
+			if len(ls) != len(tc.statuses) {
+				t.Fatalf("%d lines, want %d", len(ls), len(tc.statuses))
+			}
+			for i, l := range ls {
+				if l.Status != tc.statuses[i] {
+					t.Errorf("%s: status %s (%s), want %s", l.Target, l.Status, l.Reason, tc.statuses[i])
+				}
+			}
+			for i, h := range hosts {
+				after := mainPID(context.Background(), t, h.sb, "web.service")
+				if after == "0" && tc.restart[i] {
+					continue // still starting after the drop
+				}
+				if changed := after != before[i]; changed != tc.restart[i] {
+					t.Errorf("host %d MainPID %s → %s; want changed=%v", i, before[i], after, tc.restart[i])
+				}
+			}
+		})
+	}
+}
+
+// TestRolloutLocal: without -H, rollout is the local deploy gate: exit 0
+// for a service that hands off, 1 for one that drops its clients, 2 for
+// usage mistakes.
+func TestRolloutLocal(t *testing.T) {
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	installWeb(t, sb, "keeps", demo.Handoff, 50*time.Millisecond)
+	installWeb(t, sb, "drops", demo.Activated, 50*time.Millisecond)
+	for _, kv := range sb.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"keeps.service"}, 0, "rollout of keeps.service passed on 1 host"},
+		{[]string{"keeps.socket", "--probe"}, 0, "✓ listener kept"},
+		{[]string{"drops"}, 1, "halted at"},
+		{[]string{"drops.service", "--max-dropped", "2"}, 0, "passed"},
+		{[]string{"nope.service"}, 1, "no unit nope.service there"},
+		{nil, 2, "Usage: fdtop rollout"},
+		{[]string{"a.service", "b.service"}, 2, "Usage: fdtop rollout"},
+		{[]string{"web-*"}, 2, "not a pattern"},
+		{[]string{"keeps.service", "--max-dropped", "-1"}, 2, "must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := runFdtop(append([]string{"rollout", "--user"}, tc.args...)...)
+			t.Logf("%s%s", out, errOut)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d", code, tc.code)
+			}
+			if !strings.Contains(out+errOut, tc.out) {
+				t.Fatalf("output lacks %q", tc.out)
 			}
 		})
 	}

@@ -68,6 +68,8 @@ type rolloutLine struct {
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
 	Result  string `json:"result,omitempty"`
+	// ElapsedMs is from asking for the restart to its verdict.
+	ElapsedMs int64 `json:"elapsed_ms,omitempty"`
 	*inspect.Handoff
 }
 
@@ -234,9 +236,9 @@ func (r *rollout) emit(l rolloutLine) {
 		r.stdout.Write(append(b, '\n'))
 		return
 	}
-	text := l.Message
-	if text == "" {
-		text = l.Status
+	text := strings.ReplaceAll(l.Status, "_", " ")
+	if l.Message != "" {
+		text += "  " + l.Message
 	}
 	if l.Reason != "" && l.Status != "passed" {
 		text += " — " + l.Reason
@@ -328,7 +330,7 @@ func (r *rollout) prepare(ctx context.Context, h *rolloutHost) (string, error) {
 	select {
 	case <-h.client.Ready():
 	case <-h.client.Done():
-		return "", fmt.Errorf("%s", h.why())
+		return "", fmt.Errorf("connection lost: %s", h.why())
 	case <-pctx.Done():
 		return "", fmt.Errorf("no picture of the units within %s", r.timeout)
 	}
@@ -351,7 +353,9 @@ func (r *rollout) prepare(ctx context.Context, h *rolloutHost) (string, error) {
 
 // restart restarts the unit on one host and waits for its verdict.
 func (r *rollout) restart(ctx context.Context, h *rolloutHost, service string) rolloutLine {
-	line := rolloutLine{Target: h.name, Unit: r.unit}
+	// A .socket names its service: that is what restarts (systemd refuses
+	// to restart a socket whose service runs, and it would close the listener).
+	line := rolloutLine{Target: h.name, Unit: service}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	for drained := false; !drained; { // events from before this restart are not its verdict
@@ -361,15 +365,16 @@ func (r *rollout) restart(ctx context.Context, h *rolloutHost, service string) r
 			drained = true
 		}
 	}
-	out, err := h.client.Act(ctx, "restart", r.unit, r.probe)
+	start := time.Now()
+	out, err := h.client.Act(ctx, "restart", service, r.probe)
 	line.Result = out.Result
 	if err != nil {
 		if h.client.Err() != nil {
-			line.Status, line.Reason = "unknown", "connection lost during the restart, its state is unknown: "+h.why()
+			line.Status, line.Reason = "unknown", "connection lost during the restart: "+h.why()
 			return line
 		}
 		if ctx.Err() != nil {
-			line.Status, line.Reason = "unknown", fmt.Sprintf("the restart did not finish within %s, its state is unknown", r.timeout)
+			line.Status, line.Reason = "unknown", fmt.Sprintf("the restart did not finish within %s", r.timeout)
 			return line
 		}
 		line.Status, line.Reason = "halted", "restart failed: "+err.Error()
@@ -383,6 +388,7 @@ func (r *rollout) restart(ctx context.Context, h *rolloutHost, service string) r
 			}
 			hd := *e.Handoff
 			line.Handoff = &hd
+			line.ElapsedMs = time.Since(start).Milliseconds()
 			line.Message = inspect.Verdict(hd)
 			ok, why := r.budget.check(out.Result, hd)
 			if ok {
@@ -392,10 +398,10 @@ func (r *rollout) restart(ctx context.Context, h *rolloutHost, service string) r
 			}
 			return line
 		case <-h.client.Done():
-			line.Status, line.Reason = "unknown", "connection lost before the verdict, the restart's outcome is unknown: "+h.why()
+			line.Status, line.Reason = "unknown", "connection lost before the verdict: "+h.why()
 			return line
 		case <-ctx.Done():
-			line.Status, line.Reason = "unknown", fmt.Sprintf("no verdict within %s after the restart (job %s), its outcome is unknown", r.timeout, out.Result)
+			line.Status, line.Reason = "unknown", fmt.Sprintf("no verdict within %s after the restart (job %s)", r.timeout, out.Result)
 			return line
 		}
 	}

@@ -392,12 +392,13 @@ func (a *remoteAgent) Close() {
 	}
 }
 
-// Why says why the agent's channel ended, with what the remote said.
+// Why says why the agent's channel ended: ssh's message when the
+// connection went, else what the remote said.
 func (a *remoteAgent) Why(h *sshHost) string {
 	if m := h.Lost(); m != "" {
-		return "connection lost: " + m
+		return m
 	}
-	msg := "connection to the agent lost"
+	msg := "the agent's channel closed"
 	if m := sshMessage(a.stderr.String()); m != "" {
 		msg += ": " + m
 	}

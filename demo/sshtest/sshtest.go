@@ -280,6 +280,15 @@ func (h *Host) stop(t testing.TB, exited <-chan struct{}) {
 	}
 }
 
+// Kill ends the sshd and its sessions at once (SIGKILL, by PID): every
+// connection to the host drops, as when it goes off the network.
+func (h *Host) Kill() {
+	pids := append(descendants(h.PID), h.PID)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
 // Log is what the sshd printed so far.
 func (h *Host) Log() string { return h.log.String() }
 
