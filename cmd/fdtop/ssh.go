@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -378,6 +379,20 @@ type remoteAgent struct {
 	stdin  io.WriteCloser
 	stderr *lockedBuffer
 	done   chan struct{}
+	// received counts the protocol bytes read from the agent.
+	received atomic.Int64
+}
+
+// countingReader counts what passes through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Close ends the agent's channel (its stdin first: the agent exits) and
@@ -447,7 +462,7 @@ func (h *sshHost) startAgent(ctx context.Context, o agentOptions) (*remoteAgent,
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	go func() { _ = cmd.Wait(); close(a.done) }()
-	a.AgentClient, err = inspect.NewAgentClient(ctx, stdout, a.stdin, 4096)
+	a.AgentClient, err = inspect.NewAgentClient(ctx, countingReader{stdout, &a.received}, a.stdin, 4096)
 	if err != nil {
 		a.stdin.Close()
 		<-a.done
