@@ -453,3 +453,119 @@ func TestRolloutLocal(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteSudo: --sudo runs the agent under `sudo -n` (root's sudo needs
+// no password); a sudo that wants a password is a clear error, not a
+// prompt on the protocol channel. The second host's sudo is a stand-in
+// that answers as sudo -n does when a password is required.
+func TestRemoteSudo(t *testing.T) {
+	if _, err := exec.LookPath("sudo"); err != nil {
+		sandboxtest.Unavailable(t, "sudo not found: apt-get install sudo")
+	}
+	f := sshtest.New(t)
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	bin := filepath.Dir(sandboxtest.Fdtop(t))
+	standin := t.TempDir()
+	script := "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(standin, "sudo"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := f.AddHost(t, "PATH="+bin+":/usr/bin:/bin")
+	needsPassword := f.AddHost(t, "PATH="+standin+":"+bin+":/usr/bin:/bin")
+	tests := []struct {
+		host string
+		code int
+		want string
+	}{
+		{good.Target, 0, `"scope":"user"`},
+		{needsPassword.Target, 1, "sudo -n refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			// sudo resets the environment: the manager is named by address.
+			code, out, errOut := runFdtop("snapshot", "--json", "--sudo", "--user", "--address", sb.Address, "--ssh", f.SSH(), "-H", tc.host)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out, errOut)
+			}
+		})
+	}
+}
+
+// TestRemoteWatch: `watch --json -H` streams every host's timeline, each
+// event carrying its host as "target": a restart on the second host shows
+// as its handoff there; a host lost is said once and the other goes on.
+func TestRemoteWatch(t *testing.T) {
+	f, hosts := startFleet(t, 2, true)
+	for _, h := range hosts {
+		installWeb(t, h.sb, "web", demo.Handoff, 50*time.Millisecond)
+	}
+	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", hosts[0].Target+","+hosts[1].Target, "web.service")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan hostEvent, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e hostEvent
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				lines <- e
+			}
+		}
+		close(lines)
+	}()
+	// Restart on the second host until the watch has seen its handoff (the
+	// first restart may come before the remote watcher's first picture).
+	deadline := time.After(60 * time.Second)
+	restart := time.NewTicker(3 * time.Second)
+	defer restart.Stop()
+	if out, err := hosts[1].sb.Systemctl(context.Background(), "restart", "web.service"); err != nil {
+		t.Fatalf("restart: %v: %s", err, out)
+	}
+	for done := false; !done; {
+		select {
+		case e, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended: %s", errb.String())
+			}
+			if e.Type == inspect.EventHandoff && e.Unit == "web.service" {
+				if e.Target != hosts[1].Target || e.Handoff == nil || e.ConnectionsPreserved != 2 {
+					t.Fatalf("handoff %+v from %q, want host %s with 2 connections preserved", e.Handoff, e.Target, hosts[1].Target)
+				}
+				done = true
+			}
+		case <-restart.C:
+			_, _ = hosts[1].sb.Systemctl(context.Background(), "restart", "web.service")
+		case <-deadline:
+			t.Fatalf("no handoff from %s within 60 s; stderr %s", hosts[1].Target, errb.String())
+		}
+	}
+	// The first host goes away: one disconnected line for it, the watch goes on.
+	hosts[0].Kill()
+	for {
+		select {
+		case e, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended when one host was lost: %s", errb.String())
+			}
+			if e.Type == inspect.EventDisconnected {
+				if e.Target != hosts[0].Target || !strings.Contains(e.Message, "connection lost") {
+					t.Fatalf("disconnected %+v", e)
+				}
+				if cmd.ProcessState != nil {
+					t.Fatalf("watch exited")
+				}
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no disconnected line for %s; stderr %s", hosts[0].Target, errb.String())
+		}
+	}
+}
