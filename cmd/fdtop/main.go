@@ -32,6 +32,9 @@ Usage:
                           one joined picture: listeners, holders, fd stores, connections
   fdtop watch [--user|--system] [--all] [--json] [--record FILE] [PATTERN...]
                           the timeline: jobs, main PIDs, fds passed and stored, handoffs
+  fdtop rollout UNIT [-H HOSTS] [--probe] [--max-refused N] [--max-dropped N] [--pause D] [--json]
+                          restart UNIT host by host, halting at the first
+                          host whose handoff verdict breaks the budget
   fdtop replay [--stepped] [--speed X] FILE
                           play a file recorded by 'fdtop watch --record'
   fdtop doctor [--user|--system] [--json] [PATTERN...]
@@ -43,6 +46,9 @@ Usage:
                           services (plain, activated, handoff) and traffic
   fdtop --help            this text
   fdtop --version         print the version
+
+snapshot, watch and rollout reach remote hosts over ssh with
+-H [user@]host[:port][,...] or --hosts-file FILE (--ssh CMD, --push, --sudo).
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error.
 
@@ -85,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDoctor(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "rollout":
+		return runRollout(args[1:], stdout, stderr)
+	case agentCommand: // hidden: the remote side of -H
+		return runAgent(args[1:], os.Stdin, stdout, stderr)
 	case "demo-server": // hidden: the demo units' ExecStart
 		return server.Main(args[1:], stdout, stderr)
 	case sandbox.InitCommand: // hidden: the sandbox's tiny init

@@ -14,11 +14,13 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fdtop snapshot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop snapshot [--user|--system] [--all] [--json] [PATTERN...]\n\n")
+		io.WriteString(stderr, "Usage: fdtop snapshot [--user|--system] [--all] [--json] [-H HOSTS] [PATTERN...]\n\n")
 		fs.PrintDefaults()
 	}
 	var mf managerFlags
 	mf.register(fs)
+	var ff fleetFlags
+	ff.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object (schema in README.md)")
 	targeted := fs.Bool("targeted", false, "scan only the manager's and the units' processes (faster; misses holders outside the units)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -29,6 +31,9 @@ func runSnapshot(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
+	if ff.remote() {
+		return sig.exit(runRemoteSnapshot(ctx, &ff, &mf, fs.Args(), *asJSON, !*targeted, stdout, stderr))
+	}
 	return sig.exit(snapshot(ctx, sig, mf, fs.Args(), *asJSON, *targeted, stdout, stderr))
 }
 

@@ -26,11 +26,13 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fdtop watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [PATTERN...]\n\n")
+		io.WriteString(stderr, "Usage: fdtop watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [-H HOSTS] [PATTERN...]\n\n")
 		fs.PrintDefaults()
 	}
 	var mf managerFlags
 	mf.register(fs)
+	var ff fleetFlags
+	ff.register(fs)
 	asJSON := fs.Bool("json", false, "one JSON object per line (schema in README.md)")
 	record := fs.String("record", "", "append every event as a JSON line to FILE (flushed per event; play it with 'fdtop replay FILE')")
 	interval := fs.Duration("interval", 2*time.Second, "rescan of every unit when nothing happens")
@@ -48,6 +50,9 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
+	if ff.remote() {
+		return sig.exit(runRemoteWatch(ctx, &ff, &mf, fs.Args(), *asJSON, *record, stdout, stderr))
+	}
 	return sig.exit(watch(ctx, sig, mf, fs.Args(), *interval, *asJSON, *record, stdout, stderr))
 }
 

@@ -108,7 +108,7 @@ func cleanupBuild() {
 }
 
 // Fdtop returns the path of an fdtop binary built from this checkout, built
-// once per test binary.
+// once per test binary, static (CGO_ENABLED=0).
 func Fdtop(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -129,6 +129,7 @@ func Fdtop(t testing.TB) string {
 		}
 		buildBin = filepath.Join(buildDir, "fdtop")
 		cmd := exec.Command(goBin, "build", "-o", buildBin, "github.com/fdtop/fdtop/cmd/fdtop")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as a release is (and as --push wants)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build fdtop: %w\n%s", err, out)
 		}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
+)
+
+// hostList is the value of -H/--host: hosts separated by commas, the flag
+// repeatable.
+type hostList []string
+
+func (h *hostList) String() string { return strings.Join(*h, ",") }
+
+func (h *hostList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*h = append(*h, s)
+		}
+	}
+	return nil
+}
+
+// fleetFlags are the flags of the commands that reach remote hosts.
+type fleetFlags struct {
+	hosts     hostList
+	hostsFile string
+	ssh       string
+	push      bool
+	sudo      bool
+}
+
+func (f *fleetFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.hosts, "H", "remote hosts `[user@]host[:port][,...]` (over ssh; repeatable)")
+	fs.Var(&f.hosts, "host", "same as -H")
+	fs.StringVar(&f.hostsFile, "hosts-file", "", "read hosts from `FILE`, one per line (# comments)")
+	fs.StringVar(&f.ssh, "ssh", "ssh", "the ssh `command` to reach hosts with, e.g. 'ssh -F ./fleet.conf'")
+	fs.BoolVar(&f.push, "push", false, "copy this fdtop to ~/.cache/fdtop/ on hosts that have none speaking its protocol")
+	fs.BoolVar(&f.sudo, "sudo", false, "run the remote agent under 'sudo -n' (never prompts: sudo must allow it without a password)")
+}
+
+// remote reports whether any host was named.
+func (f *fleetFlags) remote() bool { return len(f.hosts) > 0 || f.hostsFile != "" }
+
+// targets reads -H and --hosts-file, in that order.
+func (f *fleetFlags) targets() ([]target, error) {
+	specs := append([]string(nil), f.hosts...)
+	if f.hostsFile != "" {
+		file, err := os.Open(f.hostsFile)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--hosts-file: %v", err)}
+		}
+		defer file.Close()
+		sc := bufio.NewScanner(file)
+		for sc.Scan() {
+			line, _, _ := strings.Cut(sc.Text(), "#")
+			if line = strings.TrimSpace(line); line != "" {
+				specs = append(specs, line)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--hosts-file: %w", err)
+		}
+	}
+	if len(specs) == 0 {
+		return nil, usageError{"no hosts: --hosts-file names none"}
+	}
+	seen := map[string]bool{}
+	var out []target
+	for _, s := range specs {
+		if seen[s] {
+			return nil, usageError{fmt.Sprintf("host %q named twice", s)}
+		}
+		seen[s] = true
+		t, err := parseTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// agentArgs are the agent's flags: the manager flags and patterns apply on
+// each remote as they would here.
+func agentArgs(mf *managerFlags, patterns []string) []string {
+	var a []string
+	if mf.user {
+		a = append(a, "--user")
+	}
+	if mf.system {
+		a = append(a, "--system")
+	}
+	if mf.all {
+		a = append(a, "--all")
+	}
+	if mf.address != "" {
+		a = append(a, "--address="+mf.address)
+	}
+	a = append(a, "--")
+	return append(a, patterns...)
+}
+
+// fleetHost is one remote host: its ControlMaster and its agent, or why
+// it could not be reached.
+type fleetHost struct {
+	target target
+	ssh    *sshHost
+	agent  *remoteAgent
+	err    error
+}
+
+// name is the host as given, safe for the terminal.
+func (h *fleetHost) name() string { return termsafe.String(h.target.Spec) }
+
+// fleet is every host of one command.
+type fleet struct {
+	tr    *sshTransport
+	hosts []*fleetHost
+}
+
+// stdinIsTerminal reports whether ssh may prompt (passwords, host keys).
+func stdinIsTerminal() bool {
+	_, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// openFleet opens a ControlMaster per host, then starts the agents. The
+// masters open one after another when ssh may prompt on the terminal (so
+// prompts do not interleave), all at once otherwise. A host that fails
+// has its err set; the others go on.
+func openFleet(ctx context.Context, ff *fleetFlags, targets []target, o agentOptions) (*fleet, error) {
+	tr, err := newSSHTransport(ff.ssh)
+	if err != nil {
+		return nil, err
+	}
+	f := &fleet{tr: tr}
+	for _, t := range targets {
+		f.hosts = append(f.hosts, &fleetHost{target: t})
+	}
+	interactive := stdinIsTerminal()
+	open := func(h *fleetHost) {
+		h.ssh, h.err = tr.Open(ctx, h.target, interactive)
+	}
+	if interactive {
+		for _, h := range f.hosts {
+			open(h)
+		}
+	} else {
+		f.each(open)
+	}
+	f.each(func(h *fleetHost) {
+		if h.err == nil {
+			h.agent, h.err = h.ssh.StartAgent(ctx, o)
+		}
+	})
+	return f, nil
+}
+
+// each runs fn on every host at once and waits.
+func (f *fleet) each(fn func(h *fleetHost)) {
+	var wg sync.WaitGroup
+	for _, h := range f.hosts {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(h) }()
+	}
+	wg.Wait()
+}
+
+// Close ends the agents and the masters.
+func (f *fleet) Close() {
+	f.each(func(h *fleetHost) {
+		if h.agent != nil {
+			h.agent.Close()
+		}
+	})
+	f.tr.Close()
+}
+
+// hostSnapshot is one line of `snapshot --json -H`: the snapshot with the
+// host as given, or the error that host met.
+type hostSnapshot struct {
+	Target string `json:"target"`
+	Error  string `json:"error,omitempty"`
+	*inspect.Snapshot
+}
+
+// hostEvent is one line of `watch --json -H`.
+type hostEvent struct {
+	Target string `json:"target"`
+	inspect.Event
+}
+
+// runRemoteSnapshot prints each host's snapshot: JSON lines carrying
+// "target", or a tree per host. Exit 1 when any host failed.
+func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, patterns []string, asJSON, full bool, stdout, stderr io.Writer) int {
+	targets, err := ff.targets()
+	if err != nil {
+		return fail(stderr, "snapshot", err)
+	}
+	f, err := openFleet(ctx, ff, targets, agentOptions{args: agentArgs(mf, patterns), sudo: ff.sudo, push: ff.push})
+	if err != nil {
+		return fail(stderr, "snapshot", err)
+	}
+	defer f.Close()
+	snaps := make([]*inspect.Snapshot, len(f.hosts))
+	f.each(func(h *fleetHost) {
+		if h.err != nil {
+			return
+		}
+		s, err := h.agent.Snapshot(ctx, full)
+		if err != nil {
+			if h.agent.Err() != nil {
+				err = fmt.Errorf("connection lost: %s", h.agent.Why(h.ssh))
+			}
+			h.err = err
+			return
+		}
+		for i := range f.hosts {
+			if f.hosts[i] == h {
+				snaps[i] = s
+			}
+		}
+	})
+	code := exitOK
+	enc := json.NewEncoder(stdout)
+	for i, h := range f.hosts {
+		if h.err != nil {
+			code = exitRuntime
+			fmt.Fprintf(stderr, "fdtop snapshot: %s: %s\n", h.name(), oneLine(h.err))
+		}
+		if asJSON {
+			line := hostSnapshot{Target: h.target.Spec, Snapshot: snaps[i]}
+			if h.err != nil {
+				line.Error = h.err.Error()
+			}
+			if err := enc.Encode(line); err != nil {
+				return exitRuntime
+			}
+			continue
+		}
+		fmt.Fprintf(stdout, "== %s ==\n", h.name())
+		if h.err != nil {
+			fmt.Fprintf(stdout, "unreachable: %s\n\n", oneLine(h.err))
+			continue
+		}
+		if err := inspect.WriteTree(stdout, snaps[i]); err != nil {
+			return exitRuntime
+		}
+		fmt.Fprintln(stdout)
+	}
+	return code
+}
+
+// oneLine is an error on one line, safe for the terminal.
+func oneLine(err error) string {
+	return termsafe.String(strings.ReplaceAll(err.Error(), "\n", " "))
+}
+
+// runRemoteWatch prints every host's timeline as it happens, each line
+// tagged with its host. A host lost is said once; the others go on.
+func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patterns []string, asJSON bool, record string, stdout, stderr io.Writer) int {
+	targets, err := ff.targets()
+	if err != nil {
+		return fail(stderr, "watch", err)
+	}
+	f, err := openFleet(ctx, ff, targets, agentOptions{args: agentArgs(mf, patterns), sudo: ff.sudo, push: ff.push})
+	if err != nil {
+		return fail(stderr, "watch", err)
+	}
+	defer f.Close()
+	rec := &recorder{path: record}
+	defer rec.close()
+	out := make(chan hostEvent, 1024)
+	var wg sync.WaitGroup
+	live := 0
+	for _, h := range f.hosts {
+		if h.err == nil {
+			if err := h.agent.Watch(ctx); err != nil {
+				h.err = err
+			}
+		}
+		if h.err != nil {
+			fmt.Fprintf(stderr, "fdtop watch: %s: %s\n", h.name(), oneLine(h.err))
+			continue
+		}
+		live++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case e := <-h.agent.Events():
+					out <- hostEvent{Target: h.target.Spec, Event: e}
+				case <-h.agent.Done():
+					if ctx.Err() == nil {
+						out <- hostEvent{Target: h.target.Spec, Event: inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "connection lost: " + h.agent.Why(h.ssh)}}
+					}
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	if live == 0 {
+		return exitRuntime
+	}
+	go func() { wg.Wait(); close(out) }()
+	for {
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case e, ok := <-out:
+			if !ok {
+				return exitRuntime // every host lost
+			}
+			line, err := json.Marshal(e)
+			if err != nil {
+				return fail(stderr, "watch", err)
+			}
+			line = append(line, '\n')
+			if err := rec.write(line); err != nil {
+				return fail(stderr, "watch", err)
+			}
+			if asJSON {
+				_, err = stdout.Write(line)
+			} else {
+				_, err = fmt.Fprintf(stdout, "%s  %s\n", termsafe.String(e.Target), termsafe.String(inspect.FormatEvent(e.Event)))
+			}
+			if err != nil {
+				return exitRuntime
+			}
+		}
+	}
+}

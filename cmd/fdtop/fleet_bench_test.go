@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/demo"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/demo/sshtest"
+)
+
+// BenchmarkFleetSnapshot10 measures a snapshot of 10 sshd hosts once
+// their ControlMasters are up: each agent's start (through the master) and
+// its snapshot, all hosts at once. The hosts share two managers (10
+// sandboxes would measure the machine, not fdtop).
+//
+//	CI=true go test -run '^$' -bench FleetSnapshot10 -benchtime 5x ./cmd/fdtop
+func BenchmarkFleetSnapshot10(b *testing.B) {
+	f := sshtest.New(b)
+	var sbs []*sandbox.Sandbox
+	for _, v := range sandboxtest.Versions() {
+		sb := sandboxtest.Start(b, v)
+		sandboxtest.InstallDemo(b, sb, 50*time.Millisecond)
+		sbs = append(sbs, sb)
+	}
+	path := "PATH=" + dirOf(sandboxtest.Fdtop(b)) + ":/usr/bin:/bin"
+	var targets []target
+	for i := 0; i < 10; i++ {
+		h := f.AddHost(b, append(sbs[i%len(sbs)].Env(), path)...)
+		tg, _ := parseTarget(h.Target)
+		targets = append(targets, tg)
+	}
+	ctx := context.Background()
+	tr, err := newSSHTransport(f.SSH())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	hosts := make([]*fleetHost, len(targets))
+	fl := &fleet{tr: tr}
+	for i, tg := range targets {
+		hosts[i] = &fleetHost{target: tg}
+	}
+	fl.hosts = hosts
+	start := time.Now()
+	fl.each(func(h *fleetHost) { h.ssh, h.err = tr.Open(ctx, h.target, false) })
+	b.Logf("10 ControlMasters up in %s", time.Since(start))
+	o := agentOptions{args: []string{"--user", "--", "demo-*"}}
+	full := os.Getenv("FDTOP_BENCH_TARGETED") == ""
+	var mu sync.Mutex
+	var agentMax, snapMax time.Duration
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		fl.each(func(h *fleetHost) {
+			if h.err != nil {
+				return
+			}
+			t0 := time.Now()
+			a, err := h.ssh.StartAgent(ctx, o)
+			if err != nil {
+				h.err = err
+				return
+			}
+			defer a.Close()
+			t1 := time.Now()
+			if _, err := a.Snapshot(ctx, full); err != nil {
+				h.err = err
+			}
+			mu.Lock()
+			agentMax, snapMax = max(agentMax, t1.Sub(t0)), max(snapMax, time.Since(t1))
+			mu.Unlock()
+		})
+	}
+	b.StopTimer()
+	b.Logf("slowest agent start %s, slowest snapshot %s (full scan %v)", agentMax, snapMax, full)
+	for _, h := range hosts {
+		if h.err != nil {
+			b.Fatalf("%s: %v", h.target.Spec, h.err)
+		}
+	}
+}
+
+// BenchmarkIdleTraffic measures the agent protocol's bytes per minute from
+// one host whose demo services run with clients connected but nothing
+// restarts. FDTOP_IDLE_SECONDS sets the window (default 60).
+//
+//	CI=true go test -run '^$' -bench IdleTraffic -benchtime 1x ./cmd/fdtop
+func BenchmarkIdleTraffic(b *testing.B) {
+	secs := 60
+	if v, err := strconv.Atoi(os.Getenv("FDTOP_IDLE_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	f := sshtest.New(b)
+	sb := sandboxtest.Start(b, sandboxtest.Versions()[0])
+	cfg := sandboxtest.InstallDemo(b, sb, 50*time.Millisecond)
+	for _, m := range []demo.Mode{demo.Activated, demo.Handoff} {
+		sandboxtest.Traffic(b, cfg.Addr(m), 4, 100*time.Millisecond)
+	}
+	h := f.AddHost(b, append(sb.Env(), "PATH="+dirOf(sandboxtest.Fdtop(b))+":/usr/bin:/bin")...)
+	tg, _ := parseTarget(h.Target)
+	tr, err := newSSHTransport(f.SSH())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	sh, err := tr.Open(ctx, tg, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := sh.StartAgent(ctx, agentOptions{args: []string{"--user", "--", "demo-*"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Watch(ctx); err != nil {
+		b.Fatal(err)
+	}
+	<-a.Ready()
+	go func() {
+		for range a.Events() {
+		}
+	}()
+	time.Sleep(2 * time.Second) // the first picture and its settling are not idle
+	b.ResetTimer()
+	from := a.received.Load()
+	time.Sleep(time.Duration(secs) * time.Second)
+	got := a.received.Load() - from
+	perMin := float64(got) * 60 / float64(secs)
+	b.ReportMetric(perMin/1024, "KB/min")
+	b.Logf("idle agent traffic: %d bytes in %d s = %.1f KB/min (first picture: %d bytes)", got, secs, perMin/1024, from)
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return "."
+}

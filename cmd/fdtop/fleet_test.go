@@ -1,0 +1,571 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/demo"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/demo/sshtest"
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// testHost is one sshd host with its own systemd user manager.
+type testHost struct {
+	*sshtest.Host
+	sb *sandbox.Sandbox
+}
+
+// startFleet starts n sshd hosts, each with a sandbox manager of its own
+// (systemd 252 and 254 in turn) that its sessions reach as their user
+// manager. With fdtopOnPath the built fdtop is on the sessions' PATH.
+func startFleet(t *testing.T, n int, fdtopOnPath bool) (*sshtest.Fleet, []testHost) {
+	t.Helper()
+	f := sshtest.New(t)
+	path := "PATH=/usr/local/bin:/usr/bin:/bin"
+	if fdtopOnPath {
+		path = "PATH=" + filepath.Dir(sandboxtest.Fdtop(t)) + ":/usr/local/bin:/usr/bin:/bin"
+	}
+	vs := sandboxtest.Versions()
+	var hosts []testHost
+	for i := 0; i < n; i++ {
+		sb := sandboxtest.Start(t, vs[i%len(vs)])
+		h := f.AddHost(t, append(sb.Env(), path)...)
+		hosts = append(hosts, testHost{Host: h, sb: sb})
+	}
+	return f, hosts
+}
+
+// runFdtop runs fdtop in this process and returns its exit code and output.
+func runFdtop(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// normalized is a snapshot's JSON with what differs between two scans of
+// the same state (when, how long) taken out.
+func normalized(t *testing.T, s *inspect.Snapshot) string {
+	t.Helper()
+	c := *s
+	c.Time = time.Time{}
+	c.Host.ScanDuration = 0
+	b, err := json.MarshalIndent(&c, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestRemoteSnapshot: over real sshd hosts, each host's snapshot (JSON
+// lines carrying "target", in the order given) equals the local snapshot
+// of the same manager: same units, listeners, holders, fd store.
+func TestRemoteSnapshot(t *testing.T) {
+	start := time.Now()
+	f, hosts := startFleet(t, 3, true)
+	t.Logf("fleet up in %s", time.Since(start))
+	var targets []string
+	for _, h := range hosts {
+		sandboxtest.InstallDemo(t, h.sb, 50*time.Millisecond)
+		targets = append(targets, h.Target)
+	}
+	t.Logf("demo installed at %s", time.Since(start))
+	deadline := time.Now().Add(30 * time.Second)
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		code, out, errOut := runFdtop("snapshot", "--json", "--user", "--ssh", f.SSH(), "-H", strings.Join(targets, ","), "demo-*")
+		t.Logf("snapshot of %d hosts: %s", len(targets), time.Since(start))
+		if code != 0 {
+			t.Fatalf("snapshot -H: exit %d: %s", code, errOut)
+		}
+		sc := bufio.NewScanner(strings.NewReader(out))
+		sc.Buffer(nil, 1<<22)
+		var diffs []string
+		i := 0
+		for ; sc.Scan(); i++ {
+			var line struct {
+				Target string `json:"target"`
+				inspect.Snapshot
+			}
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatalf("line %d: %v: %s", i, err, sc.Text())
+			}
+			if i >= len(hosts) || line.Target != targets[i] {
+				t.Fatalf("line %d has target %q, want the hosts in order %v", i, line.Target, targets)
+			}
+			if len(line.Sockets) != 2 || len(line.Services) != 3 {
+				t.Fatalf("%s: %d sockets, %d services; want the demo's 2 and 3", line.Target, len(line.Sockets), len(line.Services))
+			}
+			for k, v := range map[string]string{"XDG_RUNTIME_DIR": hosts[i].sb.RuntimeDir, "DBUS_SESSION_BUS_ADDRESS": hosts[i].sb.Address} {
+				t.Setenv(k, v)
+			}
+			local, err := localSnapshot(hosts[i].sb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, l := normalized(t, &line.Snapshot), normalized(t, local); r != l {
+				diffs = append(diffs, fmt.Sprintf("%s:\nremote %s\nlocal %s", line.Target, r, l))
+			}
+		}
+		if i != len(hosts) {
+			t.Fatalf("%d lines, want %d", i, len(hosts))
+		}
+		if len(diffs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d attempts the remote and local snapshots still differ:\n%s", attempt, strings.Join(diffs, "\n"))
+		}
+	}
+}
+
+// localSnapshot is `fdtop snapshot --json --user` here, on the manager the
+// environment points at.
+func localSnapshot(sb *sandbox.Sandbox) (*inspect.Snapshot, error) {
+	code, out, errOut := runFdtop("snapshot", "--json", "--user", "demo-*")
+	if code != 0 {
+		return nil, fmt.Errorf("local snapshot of %s: exit %d: %s", sb.Address, code, errOut)
+	}
+	var s inspect.Snapshot
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// TestRemoteUnreachable: a host that refuses connections, and one without
+// fdtop, fail with ssh's message and fdtop's advice, and don't stop the
+// others; with --push the binary is copied to ~/.cache/fdtop and used.
+func TestRemoteUnreachable(t *testing.T) {
+	f, hosts := startFleet(t, 2, false)
+	ok, noFdtop := hosts[0], hosts[1]
+	// The first host has fdtop in ~/.cache/fdtop (as --push leaves it).
+	cache := filepath.Join(ok.Home, ".cache", "fdtop")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(sandboxtest.Fdtop(t), filepath.Join(cache, "fdtop-"+version)); err != nil {
+		t.Fatal(err)
+	}
+	bad := f.Unreachable(t)
+	code, out, errOut := runFdtop("snapshot", "--json", "--user", "--ssh", f.SSH(), "-H", bad+","+ok.Target+","+noFdtop.Target)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want one per host:\n%s", len(lines), out)
+	}
+	tests := []struct {
+		target string
+		errHas []string // empty: a snapshot
+	}{
+		{bad, []string{"Connection refused"}},
+		{ok.Target, nil},
+		{noFdtop.Target, []string{"no fdtop with agent protocol", "--push"}},
+	}
+	for i, tc := range tests {
+		var line struct {
+			Target string `json:"target"`
+			Error  string `json:"error"`
+			inspect.Snapshot
+		}
+		if err := json.Unmarshal([]byte(lines[i]), &line); err != nil {
+			t.Fatal(err)
+		}
+		if line.Target != tc.target {
+			t.Errorf("line %d: target %q, want %q", i, line.Target, tc.target)
+		}
+		if len(tc.errHas) == 0 {
+			if line.Error != "" || line.Manager.Scope != "user" {
+				t.Errorf("%s: error %q, scope %q; want a snapshot", tc.target, line.Error, line.Manager.Scope)
+			}
+			continue
+		}
+		for _, want := range tc.errHas {
+			if !strings.Contains(line.Error, want) || !strings.Contains(errOut, want) {
+				t.Errorf("%s: error %q (stderr %q) lacks %q", tc.target, line.Error, errOut, want)
+			}
+		}
+	}
+
+	// --push copies this (static) binary there; the next run finds it
+	// without --push.
+	bin := sandboxtest.Fdtop(t)
+	for _, args := range [][]string{{"--push"}, nil} {
+		cmd := exec.Command(bin, append([]string{"snapshot", "--json", "--user", "--ssh", f.SSH(), "-H", noFdtop.Target}, args...)...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("snapshot %v: %v: %s", args, err, e.String())
+		}
+		if !strings.Contains(o.String(), `"scope":"user"`) {
+			t.Fatalf("snapshot %v: %s", args, o.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(noFdtop.Home, ".cache", "fdtop", "fdtop-"+version)); err != nil {
+		t.Fatalf("--push left no binary: %v", err)
+	}
+}
+
+// installWeb installs NAME.socket and NAME.service on a host's manager,
+// behaving as the demo's mode m (handoff keeps its clients through the fd
+// store, activated drops them), with clients connected.
+func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, delay time.Duration) string {
+	t.Helper()
+	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StartupDelay = delay
+	cfg.LogDir = sb.Dir
+	units := cfg.Units()
+	if err := sb.WriteUnit(name+".socket", units[m.Socket()]); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.WriteUnit(name+".service", units[m.Service()]); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"daemon-reload"}, {"start", name + ".socket"}} {
+		if out, err := sb.Systemctl(ctx, args...); err != nil {
+			t.Fatalf("systemctl %v: %v: %s", args, err, out)
+		}
+	}
+	sandboxtest.Traffic(t, cfg.Addr(m), 2, 20*time.Millisecond)
+	return cfg.Addr(m)
+}
+
+// rolloutLines parses `rollout --json` output.
+func rolloutLines(t *testing.T, out string) []rolloutLine {
+	t.Helper()
+	var ls []rolloutLine
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r rolloutLine
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%v: %q", err, l)
+		}
+		ls = append(ls, r)
+	}
+	return ls
+}
+
+// TestRollout: across three real sshd hosts, a rollout halts at the host
+// whose service drops its clients (exit 1) and leaves the later host's
+// MainPID unchanged; over the hosts that hand off, it passes (exit 0); an
+// unreachable host stops it before anything is restarted.
+func TestRollout(t *testing.T) {
+	f, hosts := startFleet(t, 3, true)
+	modes := []demo.Mode{demo.Handoff, demo.Activated, demo.Handoff}
+	for i, h := range hosts {
+		installWeb(t, h.sb, "web", modes[i], 50*time.Millisecond)
+	}
+	pids := func() []string {
+		var p []string
+		for _, h := range hosts {
+			p = append(p, mainPID(context.Background(), t, h.sb, "web.service"))
+		}
+		return p
+	}
+	all := hosts[0].Target + "," + hosts[1].Target + "," + hosts[2].Target
+	tests := []struct {
+		name     string
+		hosts    string
+		code     int
+		statuses []string
+		restart  []bool // which hosts' MainPID changes
+		stderr   string
+	}{
+		{"halts at the dropping host", all, 1, []string{"passed", "halted", "not_touched"}, []bool{true, true, false}, "halted at " + hosts[1].Target},
+		{"all pass", hosts[0].Target + "," + hosts[2].Target, 0, []string{"passed", "passed"}, []bool{true, false, true}, ""},
+		{"unreachable host: nothing restarted", hosts[0].Target + "," + f.Unreachable(t), 1, []string{"not_touched", "not_touched"}, []bool{false, false, false}, "not started"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := pids()
+			start := time.Now()
+			code, out, errOut := runFdtop("rollout", "web.service", "--user", "--json", "--probe", "--ssh", f.SSH(), "-H", tc.hosts)
+			t.Logf("rollout took %s\n%s%s", time.Since(start), out, errOut)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, out, errOut)
+			}
+			if !strings.Contains(errOut, tc.stderr) {
+				t.Errorf("stderr %q lacks %q", errOut, tc.stderr)
+			}
+			ls := rolloutLines(t, out)
+			if len(ls) != len(tc.statuses) {
+				t.Fatalf("%d lines, want %d: %s", len(ls), len(tc.statuses), out)
+			}
+			for i, l := range ls {
+				if l.Status != tc.statuses[i] {
+					t.Errorf("%s: status %s (%s), want %s", l.Target, l.Status, l.Reason, tc.statuses[i])
+				}
+				if l.Status == "halted" && (l.Handoff == nil || l.ConnectionsDropped == 0) {
+					t.Errorf("%s halted without dropped connections: %+v", l.Target, l)
+				}
+			}
+			after := pids()
+			for i := range hosts {
+				if changed := after[i] != before[i]; changed != tc.restart[i] {
+					t.Errorf("host %d MainPID %s → %s; want changed=%v", i, before[i], after[i], tc.restart[i])
+				}
+			}
+		})
+	}
+}
+
+// TestRolloutInterrupted: Ctrl-C stops a rollout after the current host
+// and says so; a connection dropped during a host's restart halts it,
+// saying that host's state is unknown; no later host is touched.
+func TestRolloutInterrupted(t *testing.T) {
+	f, hosts := startFleet(t, 3, true)
+	delays := []time.Duration{50 * time.Millisecond, 3 * time.Second, 50 * time.Millisecond}
+	for i, h := range hosts {
+		installWeb(t, h.sb, "web", demo.Handoff, delays[i])
+	}
+	all := hosts[0].Target + "," + hosts[1].Target + "," + hosts[2].Target
+	tests := []struct {
+		name     string
+		extra    []string
+		act      func(t *testing.T, p *os.Process) // after the first host's line
+		statuses []string
+		restart  []bool
+		stderr   string
+	}{
+		{"ctrl-c", []string{"--pause", "5s"}, func(t *testing.T, p *os.Process) { _ = p.Signal(os.Interrupt) },
+			[]string{"passed", "not_touched", "not_touched"}, []bool{true, false, false}, "interrupted: stopped after " + hosts[0].Target},
+		{"connection dropped", nil, func(t *testing.T, p *os.Process) {
+			// Wait until the second host's restart runs (its start takes 3 s), then drop every connection to it.
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) {
+				out, _ := hosts[1].sb.Systemctl(context.Background(), "show", "-P", "ActiveState", "web.service")
+				if strings.TrimSpace(out) == "activating" {
+					hosts[1].Kill()
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Errorf("the second host's restart never seen running")
+		}, []string{"passed", "unknown", "not_touched"}, []bool{true, true, false}, "state unknown at " + hosts[1].Target},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before []string
+			for _, h := range hosts {
+				before = append(before, mainPID(context.Background(), t, h.sb, "web.service"))
+			}
+			args := append([]string{"rollout", "web.service", "--user", "--json", "--ssh", f.SSH(), "-H", all}, tc.extra...)
+			cmd := exec.Command(sandboxtest.Fdtop(t), args...)
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(stdout)
+			var out strings.Builder
+			for n := 0; sc.Scan(); n++ {
+				out.WriteString(sc.Text() + "\n")
+				if n == 0 {
+					tc.act(t, cmd.Process)
+				}
+			}
+			err = cmd.Wait()
+			t.Logf("%s%s", out.String(), errb.String())
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Fatalf("exit %d (%v), want 1", code, err)
+			}
+			if !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
+			}
+			ls := rolloutLines(t, out.String())
+			if len(ls) != len(tc.statuses) {
+				t.Fatalf("%d lines, want %d", len(ls), len(tc.statuses))
+			}
+			for i, l := range ls {
+				if l.Status != tc.statuses[i] {
+					t.Errorf("%s: status %s (%s), want %s", l.Target, l.Status, l.Reason, tc.statuses[i])
+				}
+			}
+			for i, h := range hosts {
+				after := mainPID(context.Background(), t, h.sb, "web.service")
+				if after == "0" && tc.restart[i] {
+					continue // still starting after the drop
+				}
+				if changed := after != before[i]; changed != tc.restart[i] {
+					t.Errorf("host %d MainPID %s → %s; want changed=%v", i, before[i], after, tc.restart[i])
+				}
+			}
+		})
+	}
+}
+
+// TestRolloutLocal: without -H, rollout is the local deploy gate: exit 0
+// for a service that hands off, 1 for one that drops its clients, 2 for
+// usage mistakes.
+func TestRolloutLocal(t *testing.T) {
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	installWeb(t, sb, "keeps", demo.Handoff, 50*time.Millisecond)
+	installWeb(t, sb, "drops", demo.Activated, 50*time.Millisecond)
+	for _, kv := range sb.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"keeps.service"}, 0, "rollout of keeps.service passed on 1 host"},
+		{[]string{"keeps.socket", "--probe"}, 0, "✓ listener kept"},
+		{[]string{"drops"}, 1, "halted at"},
+		{[]string{"drops.service", "--max-dropped", "2"}, 0, "passed"},
+		{[]string{"nope.service"}, 1, "no unit nope.service there"},
+		{nil, 2, "Usage: fdtop rollout"},
+		{[]string{"a.service", "b.service"}, 2, "Usage: fdtop rollout"},
+		{[]string{"web-*"}, 2, "not a pattern"},
+		{[]string{"keeps.service", "--max-dropped", "-1"}, 2, "must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := runFdtop(append([]string{"rollout", "--user"}, tc.args...)...)
+			t.Logf("%s%s", out, errOut)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d", code, tc.code)
+			}
+			if !strings.Contains(out+errOut, tc.out) {
+				t.Fatalf("output lacks %q", tc.out)
+			}
+		})
+	}
+}
+
+// TestRemoteSudo: --sudo runs the agent under `sudo -n` (root's sudo needs
+// no password); a sudo that wants a password is a clear error, not a
+// prompt on the protocol channel. The second host's sudo is a stand-in
+// that answers as sudo -n does when a password is required.
+func TestRemoteSudo(t *testing.T) {
+	if _, err := exec.LookPath("sudo"); err != nil {
+		sandboxtest.Unavailable(t, "sudo not found: apt-get install sudo")
+	}
+	f := sshtest.New(t)
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	bin := filepath.Dir(sandboxtest.Fdtop(t))
+	standin := t.TempDir()
+	script := "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(standin, "sudo"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := f.AddHost(t, "PATH="+bin+":/usr/bin:/bin")
+	needsPassword := f.AddHost(t, "PATH="+standin+":"+bin+":/usr/bin:/bin")
+	tests := []struct {
+		host string
+		code int
+		want string
+	}{
+		{good.Target, 0, `"scope":"user"`},
+		{needsPassword.Target, 1, "sudo -n refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			// sudo resets the environment: the manager is named by address.
+			code, out, errOut := runFdtop("snapshot", "--json", "--sudo", "--user", "--address", sb.Address, "--ssh", f.SSH(), "-H", tc.host)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s%s", code, tc.code, tc.want, out, errOut)
+			}
+		})
+	}
+}
+
+// TestRemoteWatch: `watch --json -H` streams every host's timeline, each
+// event carrying its host as "target": a restart on the second host shows
+// as its handoff there; a host lost is said once and the other goes on.
+func TestRemoteWatch(t *testing.T) {
+	f, hosts := startFleet(t, 2, true)
+	for _, h := range hosts {
+		installWeb(t, h.sb, "web", demo.Handoff, 50*time.Millisecond)
+	}
+	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", hosts[0].Target+","+hosts[1].Target, "web.service")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan hostEvent, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e hostEvent
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				lines <- e
+			}
+		}
+		close(lines)
+	}()
+	// Restart on the second host until the watch has seen its handoff (the
+	// first restart may come before the remote watcher's first picture).
+	deadline := time.After(60 * time.Second)
+	restart := time.NewTicker(3 * time.Second)
+	defer restart.Stop()
+	if out, err := hosts[1].sb.Systemctl(context.Background(), "restart", "web.service"); err != nil {
+		t.Fatalf("restart: %v: %s", err, out)
+	}
+	for done := false; !done; {
+		select {
+		case e, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended: %s", errb.String())
+			}
+			if e.Type == inspect.EventHandoff && e.Unit == "web.service" {
+				if e.Target != hosts[1].Target || e.Handoff == nil || e.ConnectionsPreserved != 2 {
+					t.Fatalf("handoff %+v from %q, want host %s with 2 connections preserved", e.Handoff, e.Target, hosts[1].Target)
+				}
+				done = true
+			}
+		case <-restart.C:
+			_, _ = hosts[1].sb.Systemctl(context.Background(), "restart", "web.service")
+		case <-deadline:
+			t.Fatalf("no handoff from %s within 60 s; stderr %s", hosts[1].Target, errb.String())
+		}
+	}
+	// The first host goes away: one disconnected line for it, the watch goes on.
+	hosts[0].Kill()
+	for {
+		select {
+		case e, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended when one host was lost: %s", errb.String())
+			}
+			if e.Type == inspect.EventDisconnected {
+				if e.Target != hosts[0].Target || !strings.Contains(e.Message, "connection lost") {
+					t.Fatalf("disconnected %+v", e)
+				}
+				if cmd.ProcessState != nil {
+					t.Fatalf("watch exited")
+				}
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no disconnected line for %s; stderr %s", hosts[0].Target, errb.String())
+		}
+	}
+}

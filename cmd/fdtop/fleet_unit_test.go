@@ -1,0 +1,159 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/fdtop/fdtop/inspect"
+)
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct {
+		in               string
+		user, host, port string
+		err              string
+	}{
+		{"web1", "", "web1", "", ""},
+		{"deploy@web1:2222", "deploy", "web1", "2222", ""},
+		{"127.0.0.2:40022", "", "127.0.0.2", "40022", ""},
+		{"[::1]:22", "", "::1", "22", ""},
+		{"root@[::1]", "root", "::1", "", ""},
+		{"::1", "", "::1", "", ""},
+		{"web1:0", "", "", "", "bad port"},
+		{"web1:http", "", "", "", "bad port"},
+		{"@web1", "", "", "", "empty user"},
+		{"-oProxyCommand=x", "", "", "", "not a host name"},
+		{"user@", "", "", "", "empty host"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseTarget(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				if _, ok := err.(usageError); !ok {
+					t.Fatalf("err %T, want a usage error (exit 2)", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.User != tc.user || got.Host != tc.host || got.Port != tc.port || got.Spec != tc.in {
+				t.Fatalf("got %+v", got)
+			}
+		})
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"ssh", []string{"ssh"}, false},
+		{"ssh -F ./fleet.conf", []string{"ssh", "-F", "./fleet.conf"}, false},
+		{`ssh -o 'ProxyJump bastion' -F "my dir/cfg"`, []string{"ssh", "-o", "ProxyJump bastion", "-F", "my dir/cfg"}, false},
+		{`ssh -F my\ cfg ''`, []string{"ssh", "-F", "my cfg", ""}, false},
+		{`ssh 'open`, nil, true},
+	}
+	for _, tc := range tests {
+		got, err := splitWords(tc.in)
+		if (err != nil) != tc.err || (!tc.err && !reflect.DeepEqual(got, tc.want)) {
+			t.Errorf("splitWords(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, s := range []string{"plain", "it's", "a b", "", "$HOME", "--address=unix:path=/x"} {
+		got, err := splitWords(shellQuote(s))
+		if err != nil || len(got) != 1 || got[0] != s {
+			t.Errorf("shellQuote(%q) = %s, splits back to %q", s, shellQuote(s), got)
+		}
+	}
+}
+
+// TestBudget: the default budget is listener kept, nothing refused,
+// nothing dropped; --max-* loosen it.
+func TestBudget(t *testing.T) {
+	kept := inspect.Handoff{ListenersKept: 1, ConnectionsPreserved: 4}
+	tests := []struct {
+		name   string
+		b      budget
+		result string
+		h      inspect.Handoff
+		ok     bool
+		why    string
+	}{
+		{"handoff", budget{}, "done", kept, true, ""},
+		{"dropped", budget{}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, false, "2 connection(s) dropped (budget 0)"},
+		{"dropped within budget", budget{maxDropped: 2}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, true, ""},
+		{"replaced", budget{}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "listener(s) replaced"},
+		{"replaced, refusals allowed but unmeasured", budget{maxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "not measured"},
+		{"replaced, measured within budget", budget{maxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1, Probe: &inspect.ProbeResult{Attempts: 50, Refused: 3}}, true, ""},
+		{"refused by probe", budget{}, "done", inspect.Handoff{ListenersKept: 1, Probe: &inspect.ProbeResult{Refused: 1}}, false, "1 refused (budget 0)"},
+		{"no listener", budget{}, "done", inspect.Handoff{}, false, "no listener seen"},
+		{"job failed", budget{}, "failed", kept, false, "job failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, why := tc.b.check(tc.result, tc.h)
+			if ok != tc.ok || !strings.Contains(why, tc.why) {
+				t.Fatalf("check = %v, %q; want %v, %q", ok, why, tc.ok, tc.why)
+			}
+		})
+	}
+}
+
+func TestFleetTargets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(file, []byte("# the fleet\nweb2  # second\n\ndeploy@web3:2222\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dup := filepath.Join(dir, "dup")
+	if err := os.WriteFile(dup, []byte("web1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		hosts []string
+		file  string
+		want  []string
+		err   string
+	}{
+		{"flag and file", []string{"web1"}, file, []string{"web1", "web2", "deploy@web3:2222"}, ""},
+		{"commas", []string{"a,b", "c"}, "", []string{"a", "b", "c"}, ""},
+		{"twice", []string{"web1"}, dup, nil, "named twice"},
+		{"missing file", nil, filepath.Join(dir, "nope"), nil, "--hosts-file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ff fleetFlags
+			for _, h := range tc.hosts {
+				_ = ff.hosts.Set(h)
+			}
+			ff.hostsFile = tc.file
+			got, err := ff.targets()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var specs []string
+			for _, g := range got {
+				specs = append(specs, g.Spec)
+			}
+			if !reflect.DeepEqual(specs, tc.want) {
+				t.Fatalf("targets %q, want %q", specs, tc.want)
+			}
+		})
+	}
+}

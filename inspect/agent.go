@@ -1,0 +1,438 @@
+package inspect
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// AgentProtocol is the version of the protocol `fdtop agent` speaks on its
+// stdin and stdout. A client refuses an agent with another version.
+const AgentProtocol = 1
+
+// The agent's capabilities, announced in its hello.
+const (
+	CapSnapshot = "snapshot" // one snapshot on request
+	CapWatch    = "watch"    // the live model: updates and timeline events
+	CapActions  = "actions"  // restart, stop, start, reload, try-restart
+	CapProbe    = "probe"    // the gap meter alongside an action
+)
+
+// Message types of the agent protocol. Every message is one JSON object on
+// one line with a "type"; requests carry an "id" that their reply repeats.
+const (
+	MsgHello    = "hello"    // agent → client, first: protocol, version, capabilities
+	MsgSnapshot = "snapshot" // client → agent (request), agent → client (reply with "snapshot")
+	MsgWatch    = "watch"    // client → agent: start the live model; reply "watching"
+	MsgWatching = "watching" // agent → client: the live model runs
+	MsgUpdate   = "update"   // agent → client: what changed in the picture (the first is all of it)
+	MsgEvent    = "event"    // agent → client: one timeline event
+	MsgAct      = "act"      // client → agent: run an action on a unit
+	MsgResult   = "result"   // agent → client: how an action ended
+	MsgError    = "error"    // agent → client: a request failed (with id) or the agent stops (without)
+)
+
+// AgentMessage is one line of the agent protocol.
+type AgentMessage struct {
+	Type string `json:"type"`
+	ID   int    `json:"id,omitempty"`
+
+	// Hello.
+	Protocol     int      `json:"protocol,omitempty"`
+	Version      string   `json:"version,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	Hostname     string   `json:"hostname,omitempty"`
+	User         string   `json:"user,omitempty"`
+
+	// Requests.
+	Full   bool   `json:"full,omitempty"`   // snapshot: scan every process of the host
+	Action string `json:"action,omitempty"` // act: restart, stop, start, reload, try-restart
+	Unit   string `json:"unit,omitempty"`   // act
+	Probe  bool   `json:"probe,omitempty"`  // act: run the gap meter alongside
+
+	// Replies and stream.
+	Snapshot *Snapshot       `json:"snapshot,omitempty"`
+	Update   *SnapshotUpdate `json:"update,omitempty"`
+	Event    *Event          `json:"event,omitempty"`
+	Result   *ActionOutcome  `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// ActionOutcome is how an action run by an agent ended.
+type ActionOutcome struct {
+	// Job is the job's id or object path.
+	Job string `json:"job,omitempty"`
+	// Result is the job result: done, failed, canceled, timeout...
+	Result string `json:"result,omitempty"`
+	// Message is extra text worth showing (the gap meter's counts).
+	Message string `json:"message,omitempty"`
+}
+
+// AgentModel is what an agent serves: the live model of one manager. The
+// command implements it with the Builder, the Watcher and the dbusclient
+// actions.
+type AgentModel interface {
+	// Snapshot takes one snapshot now (every process of the host when full).
+	Snapshot(ctx context.Context, full bool) (*Snapshot, error)
+	// Run runs the live model until ctx ends: each new picture goes to
+	// onSnapshot, each timeline event to onEvent (each called from one
+	// goroutine at a time, not necessarily the same for both).
+	Run(ctx context.Context, onSnapshot func(*Snapshot), onEvent func(Event)) error
+	// Act runs an action on a unit, with the gap meter when probe is set.
+	Act(ctx context.Context, action, unit string, probe bool) (ActionOutcome, error)
+}
+
+// ServeAgent speaks the agent protocol on r and w for model until r ends
+// or ctx is cancelled: the hello first, then replies to requests, and
+// once a client asked to watch, updates (only what changed) and events.
+func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel, hello AgentMessage) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		werr error
+	)
+	bw := bufio.NewWriter(w)
+	send := func(m AgentMessage) error {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", m.Type, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if werr != nil {
+			return werr
+		}
+		bw.Write(b)
+		bw.WriteByte('\n')
+		if werr = bw.Flush(); werr != nil {
+			cancel()
+		}
+		return werr
+	}
+	hello.Type = MsgHello
+	hello.Protocol = AgentProtocol
+	if len(hello.Capabilities) == 0 {
+		hello.Capabilities = []string{CapSnapshot, CapWatch, CapActions, CapProbe}
+	}
+	if err := send(hello); err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	watching := false
+	runErr := make(chan error, 1)
+
+	lines := make(chan []byte)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			line := append([]byte(nil), sc.Bytes()...)
+			select {
+			case lines <- line:
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+
+	for {
+		var line []byte
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			return err // the client closed the channel: nil
+		case err := <-runErr:
+			msg := "live model stopped"
+			if err != nil {
+				msg += ": " + err.Error()
+			}
+			_ = send(AgentMessage{Type: MsgError, Error: msg})
+			return err
+		case line = <-lines:
+		}
+		var req AgentMessage
+		if err := json.Unmarshal(line, &req); err != nil {
+			_ = send(AgentMessage{Type: MsgError, Error: fmt.Sprintf("bad request: %v", err)})
+			continue
+		}
+		switch req.Type {
+		case MsgSnapshot:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				snap, err := model.Snapshot(ctx, req.Full)
+				if err != nil {
+					_ = send(AgentMessage{Type: MsgError, ID: req.ID, Error: err.Error()})
+					return
+				}
+				_ = send(AgentMessage{Type: MsgSnapshot, ID: req.ID, Snapshot: snap})
+			}()
+		case MsgWatch:
+			if watching {
+				_ = send(AgentMessage{Type: MsgWatching, ID: req.ID})
+				continue
+			}
+			watching = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var last *Snapshot
+				onSnap := func(s *Snapshot) {
+					if u, changed := Diff(last, s); changed {
+						last = s
+						_ = send(AgentMessage{Type: MsgUpdate, Update: &u})
+					}
+				}
+				onEvent := func(e Event) { _ = send(AgentMessage{Type: MsgEvent, Event: &e}) }
+				_ = send(AgentMessage{Type: MsgWatching, ID: req.ID})
+				err := model.Run(ctx, onSnap, onEvent)
+				if ctx.Err() == nil {
+					runErr <- err
+				}
+			}()
+		case MsgAct:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, err := model.Act(ctx, req.Action, req.Unit, req.Probe)
+				m := AgentMessage{Type: MsgResult, ID: req.ID, Result: &out}
+				if err != nil {
+					m.Error = err.Error()
+				}
+				_ = send(m)
+			}()
+		default:
+			_ = send(AgentMessage{Type: MsgError, ID: req.ID, Error: fmt.Sprintf("unknown request %q", req.Type)})
+		}
+	}
+}
+
+// ErrAgentGone is returned for requests to an agent whose channel closed.
+var ErrAgentGone = errors.New("connection to the agent lost")
+
+// AgentClient talks to one agent.
+type AgentClient struct {
+	// Hello is the agent's hello.
+	Hello AgentMessage
+
+	w      io.Writer
+	wmu    sync.Mutex
+	mu     sync.Mutex
+	nextID int
+	wait   map[int]chan AgentMessage
+	model  *Snapshot     // the picture the updates built
+	ready  chan struct{} // closed at the first update
+	events chan Event
+	done   chan struct{}
+	err    error
+}
+
+// agentHelloTimeout bounds the wait for an agent's hello.
+const agentHelloTimeout = 30 * time.Second
+
+// NewAgentClient reads the agent's hello from r and checks its protocol
+// version; requests go to w. Events are buffered up to buffer, beyond which
+// the reader waits for them to be taken (Events).
+func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (*AgentClient, error) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	type first struct {
+		m   AgentMessage
+		err error
+	}
+	fc := make(chan first, 1)
+	go func() {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			fc <- first{err: err}
+			return
+		}
+		var m AgentMessage
+		if err := json.Unmarshal(line, &m); err != nil {
+			fc <- first{err: fmt.Errorf("not an fdtop agent (it said %q)", truncate(strings.TrimSpace(string(line)), 120))}
+			return
+		}
+		fc <- first{m: m}
+	}()
+	var f first
+	select {
+	case f = <-fc:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(agentHelloTimeout):
+		return nil, fmt.Errorf("no hello from the agent within %s", agentHelloTimeout)
+	}
+	if f.err != nil {
+		if errors.Is(f.err, io.EOF) {
+			return nil, ErrAgentGone
+		}
+		return nil, f.err
+	}
+	if f.m.Type != MsgHello {
+		return nil, fmt.Errorf("not an fdtop agent: first message %q, want hello", f.m.Type)
+	}
+	if f.m.Protocol != AgentProtocol {
+		return nil, fmt.Errorf("the agent (fdtop %s) speaks protocol %d, this fdtop %d", f.m.Version, f.m.Protocol, AgentProtocol)
+	}
+	c := &AgentClient{Hello: f.m, w: w, wait: map[int]chan AgentMessage{}, events: make(chan Event, buffer), done: make(chan struct{}), ready: make(chan struct{})}
+	go c.read(br)
+	return c, nil
+}
+
+// read dispatches the agent's messages until its channel ends.
+func (c *AgentClient) read(br *bufio.Reader) {
+	var err error
+	defer func() {
+		c.mu.Lock()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = ErrAgentGone
+		}
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+		close(c.done)
+	}()
+	for {
+		var line []byte
+		line, err = br.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		var m AgentMessage
+		if jerr := json.Unmarshal(line, &m); jerr != nil {
+			err = fmt.Errorf("bad message from the agent: %w", jerr)
+			return
+		}
+		switch {
+		case m.Type == MsgUpdate && m.Update != nil:
+			c.mu.Lock()
+			first := c.model == nil
+			c.model = m.Update.Apply(c.model)
+			c.mu.Unlock()
+			if first {
+				close(c.ready)
+			}
+		case m.Type == MsgEvent && m.Event != nil:
+			select {
+			case c.events <- *m.Event:
+			case <-c.done:
+			}
+		case m.Type == MsgError && m.ID == 0:
+			err = fmt.Errorf("agent: %s", m.Error)
+			return
+		case m.ID != 0:
+			c.mu.Lock()
+			ch := c.wait[m.ID]
+			delete(c.wait, m.ID)
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- m
+			}
+		}
+	}
+}
+
+// Err is why the channel ended (nil while it is up).
+func (c *AgentClient) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Done is closed when the agent's channel ends.
+func (c *AgentClient) Done() <-chan struct{} { return c.done }
+
+// Ready is closed when the first update (the whole picture) has arrived
+// after Watch: from then on the live model knows the units' state.
+func (c *AgentClient) Ready() <-chan struct{} { return c.ready }
+
+// Events delivers the timeline once Watch was called.
+func (c *AgentClient) Events() <-chan Event { return c.events }
+
+// Model is the picture built from the agent's updates (nil before the
+// first; the caller must not change it).
+func (c *AgentClient) Model() *Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.model
+}
+
+// call sends a request and waits for its reply.
+func (c *AgentClient) call(ctx context.Context, req AgentMessage) (AgentMessage, error) {
+	ch := make(chan AgentMessage, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return AgentMessage{}, c.err
+	}
+	c.nextID++
+	req.ID = c.nextID
+	c.wait[req.ID] = ch
+	c.mu.Unlock()
+	b, err := json.Marshal(req)
+	if err != nil {
+		return AgentMessage{}, err
+	}
+	c.wmu.Lock()
+	_, err = c.w.Write(append(b, '\n'))
+	c.wmu.Unlock()
+	if err != nil {
+		return AgentMessage{}, fmt.Errorf("%w: %v", ErrAgentGone, err)
+	}
+	select {
+	case m := <-ch:
+		if m.Type == MsgError {
+			return m, errors.New(m.Error)
+		}
+		return m, nil
+	case <-c.done:
+		return AgentMessage{}, c.Err()
+	case <-ctx.Done():
+		return AgentMessage{}, ctx.Err()
+	}
+}
+
+// Snapshot asks the agent for one snapshot.
+func (c *AgentClient) Snapshot(ctx context.Context, full bool) (*Snapshot, error) {
+	m, err := c.call(ctx, AgentMessage{Type: MsgSnapshot, Full: full})
+	if err != nil {
+		return nil, err
+	}
+	if m.Snapshot == nil {
+		return nil, errors.New("the agent replied without a snapshot")
+	}
+	return m.Snapshot, nil
+}
+
+// Watch starts the agent's live model: updates build Model, events arrive
+// on Events. It returns once the agent said it watches.
+func (c *AgentClient) Watch(ctx context.Context) error {
+	_, err := c.call(ctx, AgentMessage{Type: MsgWatch})
+	return err
+}
+
+// Act runs an action on a unit on the agent's host.
+func (c *AgentClient) Act(ctx context.Context, action, unit string, probe bool) (ActionOutcome, error) {
+	m, err := c.call(ctx, AgentMessage{Type: MsgAct, Action: action, Unit: unit, Probe: probe})
+	var out ActionOutcome
+	if m.Result != nil {
+		out = *m.Result
+	}
+	if err == nil && m.Error != "" {
+		err = errors.New(m.Error)
+	}
+	return out, err
+}
