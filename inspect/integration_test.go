@@ -18,7 +18,12 @@ import (
 	"github.com/fdtop/fdtop/procfs"
 )
 
-func TestMain(m *testing.M) { sandboxtest.Main(m) }
+func TestMain(m *testing.M) {
+	if runHelper() {
+		return
+	}
+	sandboxtest.Main(m)
+}
 
 // env is a sandbox with the demo units and a Builder on it.
 type env struct {

@@ -261,6 +261,12 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 		if s.Type != procfs.TypeUnknown && s.Type != want {
 			return false
 		}
+		// An accepted connection carries its listener's path: the listener
+		// is the one socket at that path in LISTEN (a datagram one has no
+		// peer), never a connection the manager holds in an fd store.
+		if want == procfs.TypeDgram && s.PeerInode != 0 || want != procfs.TypeDgram && s.State != procfs.StateListen {
+			return false
+		}
 		if strings.HasPrefix(addr, "@") {
 			return s.Abstract && s.Path == addr[1:]
 		}
@@ -435,7 +441,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 				continue
 			}
 			fromSockets[fd.Inode] = true
-			l := Listener{Type: "Stream", Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
+			l := Listener{Type: listenType(s), Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
 			l.Holders = ix.holders(fd.Inode, scope, func(unit string) bool { return unit == svc.Name })
 			out.OwnListeners = append(out.OwnListeners, l)
 		}
@@ -490,6 +496,18 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes)
 	}
 	return out
+}
+
+// listenType names a listening socket's type as systemd's Listen= does,
+// from the kernel's socket type.
+func listenType(s procfs.Socket) string {
+	switch s.Type {
+	case procfs.TypeSeqPacket:
+		return "SequentialPacket"
+	case procfs.TypeDgram:
+		return "Datagram"
+	}
+	return "Stream"
 }
 
 // listenAddress prints a listening socket's address the way systemd prints

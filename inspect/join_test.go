@@ -531,3 +531,34 @@ func TestVerdictLine(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerMatchesUnixKind: a unix Listen= entry matches only the
+// socket of its type in the listening state (an unconnected one for
+// datagrams), never an accepted connection bound to the same path.
+func TestListenerMatchesUnixKind(t *testing.T) {
+	unixSock := func(typ procfs.SockType, state procfs.SockState, peer uint64) procfs.Socket {
+		return procfs.Socket{Inode: 1, Family: procfs.FamilyUnix, Type: typ, State: state, Path: "/run/x", PeerInode: peer}
+	}
+	tests := []struct {
+		name   string
+		listen string
+		sock   procfs.Socket
+		want   bool
+	}{
+		{"stream listener", "Stream", unixSock(procfs.TypeStream, procfs.StateListen, 0), true},
+		{"stream connection on the path", "Stream", unixSock(procfs.TypeStream, procfs.StateEstablished, 9), false},
+		{"seqpacket listener", "SequentialPacket", unixSock(procfs.TypeSeqPacket, procfs.StateListen, 0), true},
+		{"seqpacket connection", "SequentialPacket", unixSock(procfs.TypeSeqPacket, procfs.StateEstablished, 9), false},
+		{"stream listener for a seqpacket entry", "SequentialPacket", unixSock(procfs.TypeStream, procfs.StateListen, 0), false},
+		{"datagram", "Datagram", unixSock(procfs.TypeDgram, procfs.StateClose, 0), true},
+		{"connected datagram", "Datagram", unixSock(procfs.TypeDgram, procfs.StateEstablished, 9), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := listenerMatches(dbusclient.Listener{Type: tt.listen, Address: "/run/x"}, sockFD(3, 1), map[uint64]procfs.Socket{1: tt.sock})
+			if got != tt.want {
+				t.Errorf("listenerMatches(%s, %+v) = %v, want %v", tt.listen, tt.sock, got, tt.want)
+			}
+		})
+	}
+}
