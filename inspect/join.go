@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -174,11 +175,18 @@ func Join(in JoinInput) *Snapshot {
 		snap.Sockets = append(snap.Sockets, out)
 	}
 
+	socketNames := map[string]bool{} // names listeners are passed under
+	for _, su := range state.Sockets {
+		socketNames[su.Name] = true
+		if su.FileDescriptorName != "" {
+			socketNames[su.FileDescriptorName] = true
+		}
+	}
 	for _, svc := range state.Services {
 		if svc.Template != "" && isAcceptInstance(svc, state.Sockets) {
 			continue // shown under its socket unit
 		}
-		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, scope))
+		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, socketNames, scope))
 	}
 
 	snap.Warnings = warnings(snap, addrOwners)
@@ -366,7 +374,7 @@ func sockEnds(s procfs.Socket) (local, remote string) {
 
 // service joins one service with the kernel: processes, passed fds, fd
 // store and connections.
-func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, listeners []Listener, listenerInodes map[uint64]string, scope string) Service {
+func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, listeners []Listener, listenerInodes map[uint64]string, socketNames map[string]bool, scope string) Service {
 	out := Service{
 		Unit:            svc.Name,
 		ActiveState:     svc.ActiveState,
@@ -493,8 +501,9 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			out.FDStore = append(out.FDStore, se)
 		}
 	case out.FDStoreCount > 0:
-		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes)
+		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes, socketNames)
 	}
+	out.FDStoreIdentified = len(out.FDStore)
 	return out
 }
 
@@ -566,64 +575,100 @@ func (ix *index) onlyManagerHolds(inode uint64) bool {
 }
 
 // inferStore reconstructs a service's fd store where the manager cannot
-// list it (systemd < 254): the manager's descriptors that are not a socket
-// unit's listener and not the manager's own, matched by inode to what the
-// service's processes hold or were passed. Entries are marked inferred;
-// names come from LISTEN_FDNAMES where the main process was passed them.
-func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uint64]string, listenerInodes map[uint64]string) []StoreEntry {
-	out := []StoreEntry{}
-	seen := map[uint64]bool{}
-	for mpid := range ix.managers {
+// list it (systemd < 254). Each store entry is one descriptor the manager
+// holds (both ends of a pipe are two entries with one inode), so the
+// manager's descriptors are taken one by one: those that are not a socket
+// unit's listener and that the service's main process was passed at start
+// (named from LISTEN_FDNAMES), whose object a process of the service holds,
+// or that are one end of a socket pair whose other end the service holds.
+// Entries are marked inferred; what cannot be matched is left out and
+// counted by Service.FDStoreIdentified, never guessed.
+//
+// socketNames are the names socket units' listeners are passed under; a
+// passed descriptor so named is a listener, not a store entry.
+func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uint64]string, listenerInodes map[uint64]string, socketNames map[string]bool) []StoreEntry {
+	socketsUnknown := false // a socket unit triggering svc was not read
+	for _, su := range svc.Sockets {
+		if !socketNames[su] {
+			socketsUnknown = true
+			socketNames = maps.Clone(socketNames)
+			socketNames[su] = true
+		}
+	}
+	type candidate struct {
+		fd   procfs.FD
+		name string
+		rank int // 0 passed, 1 held by the service, 2 peer held by the service
+	}
+	heldByService := func(inode uint64) bool {
+		for _, h := range ix.byInode[inode] {
+			if pids[h.proc.PID] {
+				return true
+			}
+		}
+		return false
+	}
+	var cands []candidate
+	mpids := make([]int, 0, len(ix.managers))
+	for pid := range ix.managers {
+		mpids = append(mpids, pid)
+	}
+	sort.Ints(mpids)
+	for _, mpid := range mpids {
 		mp := ix.byPID[mpid]
 		if mp == nil {
 			continue
 		}
 		for _, fd := range mp.FDs {
-			if fd.Inode == 0 || seen[fd.Inode] || listenerInodes[fd.Inode] != "" || !storeCandidate(fd, ix.scan.Sockets) {
+			if fd.Inode == 0 || listenerInodes[fd.Inode] != "" || !storeCandidate(fd) {
 				continue
 			}
-			name, passed := passedInodes[fd.Inode]
-			held := false
-			for _, h := range ix.byInode[fd.Inode] {
-				if pids[h.proc.PID] {
-					held = true
+			if name, ok := passedInodes[fd.Inode]; ok {
+				if !socketNames[name] && name != "connection" {
+					cands = append(cands, candidate{fd, name, 0})
+				}
+				continue
+			}
+			if sock, ok := ix.scan.Sockets[fd.Inode]; ok && sock.State == procfs.StateListen && socketsUnknown {
+				continue // perhaps the listener of a socket unit not loaded
+			}
+			if heldByService(fd.Inode) {
+				cands = append(cands, candidate{fd, "stored", 1})
+				continue
+			}
+			// One end of a socket pair (or an unbound client end) whose
+			// other end the service keeps. A connection accepted on a
+			// path (the manager's bus, a listener) is not one: it is
+			// bound, and its peer points back only for stream pairs.
+			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family == procfs.FamilyUnix && s.Path == "" && s.PeerInode != 0 {
+				if ps, ok := ix.scan.Sockets[s.PeerInode]; ok && ps.PeerInode == fd.Inode && heldByService(s.PeerInode) {
+					cands = append(cands, candidate{fd, "stored", 2})
 				}
 			}
-			if !passed && !held {
-				continue
-			}
-			seen[fd.Inode] = true
-			if name == "" {
-				name = "stored"
-			}
-			kind, detail := fdKindDetail(fd, ix.scan.Sockets)
-			out = append(out, StoreEntry{Name: name, Kind: kind, Inode: fd.Inode, Inferred: true, Detail: detail})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
+	// The most certain first; never more entries than the store holds.
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank < cands[j].rank })
+	if len(cands) > int(svc.FDStoreCount) {
+		cands = cands[:svc.FDStoreCount]
+	}
+	out := make([]StoreEntry, 0, len(cands))
+	for _, c := range cands {
+		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets)
+		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Inode < out[j].Inode
 	})
 	return out
 }
 
-// storeCandidate reports whether a manager descriptor may be an fd store
-// entry rather than the manager's own plumbing (its D-Bus and notify
-// sockets, journal streams, epoll, timers...).
-func storeCandidate(fd procfs.FD, sockets map[uint64]procfs.Socket) bool {
+// storeCandidate reports whether a manager descriptor is of a kind an fd
+// store entry can be (a socket, pipe, FIFO or memfd); which ones belong to
+// a service's store is decided by inferStore.
+func storeCandidate(fd procfs.FD) bool {
 	switch fd.Kind {
-	case procfs.KindMemfd, procfs.KindPipe, procfs.KindFIFO:
-		return true
-	case procfs.KindSocket:
-		s, ok := sockets[fd.Inode]
-		if !ok {
-			return false
-		}
-		if s.State == procfs.StateListen {
-			return false
-		}
-		if s.Family == procfs.FamilyUnix && s.Path != "" && (strings.Contains(s.Path, "/systemd/") || strings.Contains(s.Path, "/journal/") || strings.Contains(s.Path, "/bus")) {
-			return false
-		}
+	case procfs.KindMemfd, procfs.KindPipe, procfs.KindFIFO, procfs.KindSocket:
 		return true
 	}
 	return false

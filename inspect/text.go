@@ -69,6 +69,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			if svc.FDStorePreserve != "" {
 				line += " (preserve=" + svc.FDStorePreserve + ")"
 			}
+			if svc.FDStoreUnidentified() > 0 {
+				line += fmt.Sprintf(" · %d of %d identified", len(svc.FDStore), svc.FDStoreCount)
+			}
 		}
 		p("%s", line)
 		if svc.StatusText != "" {
@@ -80,8 +83,8 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		for _, e := range svc.FDStore {
 			p("    stored %q  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
-		if svc.FDStoreCount > 0 && len(svc.FDStore) == 0 {
-			p("    stored: %d entries, not listed by this manager and not matched in /proc", svc.FDStoreCount)
+		if n := svc.FDStoreUnidentified(); n > 0 {
+			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
 			// Bound by the service itself: closed by every restart.

@@ -2,7 +2,9 @@ package inspect_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +137,72 @@ func TestUnixListenerNotAConnection(t *testing.T) {
 		}
 		e = bareEnv(t, sb, e.b.Patterns...)
 		check("after daemon-reexec")
+	})
+}
+
+// TestFDStoreIdentified: a service stores a memfd, one end of a socket
+// pair (keeping the other), both ends of many pipes and a listening
+// socket, closing its own copies. The list never claims more than it
+// identified: on 254 the manager lists every entry; on 252 the socket pair
+// end is matched before the first restart and the rest is counted as not
+// identified, and after a restart (the new process was passed them all,
+// named) every entry left is listed: both ends of each pipe, the listener
+// and the memfd (the pair end went with its peer).
+func TestFDStoreIdentified(t *testing.T) {
+	const pipes = 499
+	const total = 3 + 2*pipes
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := bareEnv(t, sb, "mix*")
+		listed := strings.HasPrefix(sb.Version, "254")
+		startUnits(t, sb, map[string]string{
+			"mix.service": fmt.Sprintf("[Service]\nType=notify\nFileDescriptorStoreMax=2000\nLimitNOFILE=8192\nEnvironment=FDTOP_HELPER_PATH=%s/mix.sock\n", sb.RuntimeDir) +
+				helperExec("store-mix", fmt.Sprint(pipes)),
+		}, "mix.service")
+		check := func(when string, total int, wantAll bool) {
+			s, ok := e.waitSnapshot(t, func(s *inspect.Snapshot) bool {
+				svc := findService(t, s, "mix.service")
+				return int(svc.FDStoreCount) == total && svc.MainPID != 0 && (!wantAll || svc.FDStoreIdentified == total)
+			})
+			svc := findService(t, s, "mix.service")
+			if !ok {
+				t.Fatalf("%s: fd store %d entries, %d identified; want %d (all identified: %v)", when, svc.FDStoreCount, svc.FDStoreIdentified, total, wantAll)
+			}
+			if svc.FDStoreIdentified != len(svc.FDStore) {
+				t.Errorf("%s: fdstore_identified %d, %d entries listed", when, svc.FDStoreIdentified, len(svc.FDStore))
+			}
+			kinds := map[string]int{}
+			for _, se := range svc.FDStore {
+				kinds[se.Kind]++
+				if se.Inferred == listed {
+					t.Errorf("%s: entry %+v inferred=%v on %s", when, se, se.Inferred, sb.Version)
+				}
+			}
+			var b strings.Builder
+			if err := inspect.WriteTree(&b, s); err != nil {
+				t.Fatal(err)
+			}
+			says := fmt.Sprintf("%d of %d identified", svc.FDStoreIdentified, total)
+			if svc.FDStoreIdentified < total && !strings.Contains(b.String(), says) {
+				t.Errorf("%s: the tree does not say %q:\n%s", when, says, b.String())
+			}
+			if svc.FDStoreIdentified == total {
+				want := map[string]int{"pipe": 2 * pipes, "memfd": 1, "unix-stream": total - 2*pipes - 2, "unix-listen": 1}
+				for k, n := range want {
+					if kinds[k] != n {
+						t.Errorf("%s: %d %s entries, want %d (kinds %v)", when, kinds[k], k, n, kinds)
+					}
+				}
+			} else if !listed && kinds["unix-stream"] != 1 {
+				t.Errorf("%s: the socket pair end the service keeps the peer of is not identified (kinds %v)", when, kinds)
+			}
+			t.Logf("%s: %d of %d identified, kinds %v", when, svc.FDStoreIdentified, total, kinds)
+		}
+		check("first start", total, listed)
+		if out, err := sb.Systemctl(context.Background(), "restart", "mix.service"); err != nil {
+			t.Fatalf("restart: %v\n%s", err, out)
+		}
+		// The pair end's peer closed with the old process: the manager
+		// dropped it (POLLHUP).
+		check("after restart", total-1, true)
 	})
 }

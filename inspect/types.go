@@ -163,6 +163,11 @@ type Service struct {
 	FDStoreMax uint32 `json:"fdstore_max"`
 	// FDStoreCount is NFileDescriptorStore.
 	FDStoreCount uint32 `json:"fdstore_count"`
+	// FDStoreIdentified is how many of the FDStoreCount entries FDStore
+	// lists: all of them where the manager lists its store (systemd 254+);
+	// before 254 only those matched in the kernel. Fewer than FDStoreCount
+	// means the list is short, not that the store is.
+	FDStoreIdentified int `json:"fdstore_identified"`
 	// FDStorePreserve is FileDescriptorStorePreserve= where the manager has
 	// it (no, restart, yes), empty otherwise.
 	FDStorePreserve string `json:"fdstore_preserve,omitempty"`
@@ -352,4 +357,11 @@ type ProbeResult struct {
 	Failed   int `json:"failed"`
 	// WorstConnectMs is the slowest successful connect in milliseconds.
 	WorstConnectMs float64 `json:"worst_connect_ms"`
+}
+
+// FDStoreUnidentified is how many fd store entries the manager counts that
+// FDStore does not list (0 when the list is complete). A Service built
+// without FDStoreIdentified (an older recording) counts its entries.
+func (s Service) FDStoreUnidentified() int {
+	return max(int(s.FDStoreCount)-max(s.FDStoreIdentified, len(s.FDStore)), 0)
 }

@@ -270,12 +270,11 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	b.section(title, "The fd store: descriptors the service handed to systemd with sd_notify(\"FDSTORE=1\", FDNAME=…) so they stay open while it restarts; the next process gets them back after its listeners. Entries marked inferred were reconstructed from the manager's descriptors (systemd before 254 cannot list them).")
 	if s.FDStoreMax == 0 && len(s.FDStore) == 0 {
 		b.muted("    disabled (FileDescriptorStoreMax=0)")
-	} else if len(s.FDStore) == 0 {
-		if s.FDStoreCount > 0 {
-			b.muted(fmt.Sprintf("    %d entries the manager cannot list", s.FDStoreCount))
-		} else {
-			b.muted("    empty")
-		}
+	} else if s.FDStoreCount == 0 && len(s.FDStore) == 0 {
+		b.muted("    empty")
+	}
+	if n := s.FDStoreUnidentified(); n > 0 {
+		b.muted(fmt.Sprintf("    %d of %d identified: %d more the manager does not list and /proc did not match", len(s.FDStore), s.FDStoreCount, n))
 	}
 	for i, e := range s.FDStore {
 		if i == maxDetailRows {
