@@ -125,6 +125,15 @@ func Join(in JoinInput) *Snapshot {
 		services[state.Services[i].Name] = &state.Services[i]
 	}
 
+	// What could not be read: the manager's descriptors, any process's.
+	managerUnread := len(ix.managers) == 0 || in.Scan == nil
+	for pid := range ix.managers {
+		if p := ix.byPID[pid]; p == nil || p.Denied {
+			managerUnread = true
+		}
+	}
+	someUnread := in.Scan == nil || in.Scan.Unreadable > 0
+
 	// Listeners: every Listen= entry of every socket unit, found among the
 	// manager's descriptors by address.
 	listenerInodes := map[uint64]string{} // inode -> socket unit
@@ -150,8 +159,10 @@ func Join(in JoinInput) *Snapshot {
 		for _, l := range su.Listen {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
-			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}}
-			if h, ok := ix.findListener(l); ok {
+			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}, HoldersPartial: someUnread}
+			if h, ok := ix.findListener(l); !ok {
+				lst.InodeUnknown = managerUnread
+			} else {
 				lst.Inode = h.fd.Inode
 				listenerInodes[h.fd.Inode] = su.Name
 				if s, ok := ix.scan.Sockets[h.fd.Inode]; ok {
@@ -409,6 +420,12 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 
 	// What the main process was passed at start, and what it is now.
 	main := ix.byPID[out.MainPID]
+	out.PassedUnknown = main != nil && main.Denied
+	for pid := range pids {
+		if p := ix.byPID[pid]; p != nil && p.Denied {
+			out.ConnectionsUnknown = true
+		}
+	}
 	passedInodes := map[uint64]string{}
 	if main != nil && main.Handoff != nil && main.Handoff.ForThisProcess {
 		for _, pf := range main.Handoff.Passed {

@@ -185,12 +185,19 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 	}
 	for _, l := range so.Listeners {
 		state := l.State
-		if l.Inode == 0 {
+		inode := fmt.Sprintf("inode %d", l.Inode)
+		switch {
+		case l.InodeUnknown:
+			inode, state = "inode unknown", "the manager's descriptors are not readable (not root)"
+		case l.Inode == 0:
 			state = "not found in the kernel"
 		}
-		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(fmt.Sprintf("inode %d · %s · backlog %d", l.Inode, orDash(state), l.Backlog))))
-		if len(l.Holders) == 0 {
-			b.muted("      held by nobody readable")
+		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(fmt.Sprintf("%s · %s · backlog %d", inode, orDash(state), l.Backlog))))
+		switch {
+		case len(l.Holders) == 0 && l.HoldersPartial:
+			b.muted("      held by: unknown (processes not readable)")
+		case len(l.Holders) == 0:
+			b.muted("      held by nobody")
 		}
 		for _, h := range l.Holders {
 			who := fmt.Sprintf("%s pid %d fd %d", h.Comm, h.PID, h.FD)
@@ -203,6 +210,9 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 				who += " (" + h.Unit + ")"
 			}
 			b.add("      held by " + who)
+		}
+		if len(l.Holders) > 0 && l.HoldersPartial {
+			b.muted("      (processes not readable may hold it too)")
 		}
 	}
 	if so.Accept {
@@ -251,7 +261,10 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	}
 
 	b.section("Passed at start", "At start the service got these descriptors from fd 3 on, announced in LISTEN_FDS (how many), LISTEN_FDNAMES (their names) and LISTEN_PID (sd_listen_fds(3)): socket units' listeners first, fd store entries last.")
-	if len(s.Passed) == 0 {
+	switch {
+	case s.PassedUnknown:
+		b.muted(fmt.Sprintf("    unknown: pid %d's environment is not readable (not root)", s.MainPID))
+	case len(s.Passed) == 0:
 		b.muted("    nothing (LISTEN_FDS unset)")
 	}
 	for _, p := range s.Passed {
@@ -296,6 +309,9 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	}
 
 	b.section(fmt.Sprintf("Connections (%d)", len(s.Connections)), "Connected sockets the service's processes hold, accepted from its listeners. They survive a restart only if the service puts them in the fd store before it exits.")
+	if s.ConnectionsUnknown {
+		b.muted("    processes not readable (not root): their connections are not counted")
+	}
 	if len(s.Connections) > 0 {
 		b.muted(fmt.Sprintf("    %-22s %-22s %-12s %7s %7s  %s", "LOCAL", "REMOTE", "STATE", "RECV-Q", "SEND-Q", "PID/FD"))
 	}
