@@ -18,7 +18,12 @@ import (
 	"github.com/fdtop/fdtop/procfs"
 )
 
-func TestMain(m *testing.M) { sandboxtest.Main(m) }
+func TestMain(m *testing.M) {
+	if runHelper() {
+		return
+	}
+	sandboxtest.Main(m)
+}
 
 // env is a sandbox with the demo units and a Builder on it.
 type env struct {
@@ -283,7 +288,7 @@ func (e *env) watch(t *testing.T) *watch {
 	first := make(chan struct{})
 	var once sync.Once
 	wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: -1,
-		Alive:      inspect.SocketsAlive(e.b.Kernel.(procfs.FS).SocketsByInode),
+		Alive:      inspect.SocketsAlive(fsOf(e.b.Kernel).SocketsByInode),
 		OnSnapshot: func(*inspect.Snapshot) { once.Do(func() { close(first) }) }}
 	go func() {
 		defer close(w.done)

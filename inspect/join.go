@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -124,6 +125,15 @@ func Join(in JoinInput) *Snapshot {
 		services[state.Services[i].Name] = &state.Services[i]
 	}
 
+	// What could not be read: the manager's descriptors, any process's.
+	managerUnread := len(ix.managers) == 0 || in.Scan == nil
+	for pid := range ix.managers {
+		if p := ix.byPID[pid]; p == nil || p.Denied {
+			managerUnread = true
+		}
+	}
+	someUnread := in.Scan == nil || in.Scan.Unreadable > 0
+
 	// Listeners: every Listen= entry of every socket unit, found among the
 	// manager's descriptors by address.
 	listenerInodes := map[uint64]string{} // inode -> socket unit
@@ -149,8 +159,10 @@ func Join(in JoinInput) *Snapshot {
 		for _, l := range su.Listen {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
-			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}}
-			if h, ok := ix.findListener(l); ok {
+			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}, HoldersPartial: someUnread}
+			if h, ok := ix.findListener(l); !ok {
+				lst.InodeUnknown = managerUnread
+			} else {
 				lst.Inode = h.fd.Inode
 				listenerInodes[h.fd.Inode] = su.Name
 				if s, ok := ix.scan.Sockets[h.fd.Inode]; ok {
@@ -174,11 +186,18 @@ func Join(in JoinInput) *Snapshot {
 		snap.Sockets = append(snap.Sockets, out)
 	}
 
+	socketNames := map[string]bool{} // names listeners are passed under
+	for _, su := range state.Sockets {
+		socketNames[su.Name] = true
+		if su.FileDescriptorName != "" {
+			socketNames[su.FileDescriptorName] = true
+		}
+	}
 	for _, svc := range state.Services {
 		if svc.Template != "" && isAcceptInstance(svc, state.Sockets) {
 			continue // shown under its socket unit
 		}
-		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, scope))
+		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, socketNames, scope))
 	}
 
 	snap.Warnings = warnings(snap, addrOwners)
@@ -259,6 +278,12 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 			want = procfs.TypeSeqPacket
 		}
 		if s.Type != procfs.TypeUnknown && s.Type != want {
+			return false
+		}
+		// An accepted connection carries its listener's path: the listener
+		// is the one socket at that path in LISTEN (a datagram one has no
+		// peer), never a connection the manager holds in an fd store.
+		if want == procfs.TypeDgram && s.PeerInode != 0 || want != procfs.TypeDgram && s.State != procfs.StateListen {
 			return false
 		}
 		if strings.HasPrefix(addr, "@") {
@@ -360,7 +385,7 @@ func sockEnds(s procfs.Socket) (local, remote string) {
 
 // service joins one service with the kernel: processes, passed fds, fd
 // store and connections.
-func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, listeners []Listener, listenerInodes map[uint64]string, scope string) Service {
+func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, listeners []Listener, listenerInodes map[uint64]string, socketNames map[string]bool, scope string) Service {
 	out := Service{
 		Unit:            svc.Name,
 		ActiveState:     svc.ActiveState,
@@ -395,6 +420,12 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 
 	// What the main process was passed at start, and what it is now.
 	main := ix.byPID[out.MainPID]
+	out.PassedUnknown = main != nil && main.Denied
+	for pid := range pids {
+		if p := ix.byPID[pid]; p != nil && p.Denied {
+			out.ConnectionsUnknown = true
+		}
+	}
 	passedInodes := map[uint64]string{}
 	if main != nil && main.Handoff != nil && main.Handoff.ForThisProcess {
 		for _, pf := range main.Handoff.Passed {
@@ -435,7 +466,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 				continue
 			}
 			fromSockets[fd.Inode] = true
-			l := Listener{Type: "Stream", Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
+			l := Listener{Type: listenType(s), Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
 			l.Holders = ix.holders(fd.Inode, scope, func(unit string) bool { return unit == svc.Name })
 			out.OwnListeners = append(out.OwnListeners, l)
 		}
@@ -487,9 +518,22 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			out.FDStore = append(out.FDStore, se)
 		}
 	case out.FDStoreCount > 0:
-		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes)
+		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes, socketNames)
 	}
+	out.FDStoreIdentified = len(out.FDStore)
 	return out
+}
+
+// listenType names a listening socket's type as systemd's Listen= does,
+// from the kernel's socket type.
+func listenType(s procfs.Socket) string {
+	switch s.Type {
+	case procfs.TypeSeqPacket:
+		return "SequentialPacket"
+	case procfs.TypeDgram:
+		return "Datagram"
+	}
+	return "Stream"
 }
 
 // listenAddress prints a listening socket's address the way systemd prints
@@ -548,64 +592,100 @@ func (ix *index) onlyManagerHolds(inode uint64) bool {
 }
 
 // inferStore reconstructs a service's fd store where the manager cannot
-// list it (systemd < 254): the manager's descriptors that are not a socket
-// unit's listener and not the manager's own, matched by inode to what the
-// service's processes hold or were passed. Entries are marked inferred;
-// names come from LISTEN_FDNAMES where the main process was passed them.
-func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uint64]string, listenerInodes map[uint64]string) []StoreEntry {
-	out := []StoreEntry{}
-	seen := map[uint64]bool{}
-	for mpid := range ix.managers {
+// list it (systemd < 254). Each store entry is one descriptor the manager
+// holds (both ends of a pipe are two entries with one inode), so the
+// manager's descriptors are taken one by one: those that are not a socket
+// unit's listener and that the service's main process was passed at start
+// (named from LISTEN_FDNAMES), whose object a process of the service holds,
+// or that are one end of a socket pair whose other end the service holds.
+// Entries are marked inferred; what cannot be matched is left out and
+// counted by Service.FDStoreIdentified, never guessed.
+//
+// socketNames are the names socket units' listeners are passed under; a
+// passed descriptor so named is a listener, not a store entry.
+func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uint64]string, listenerInodes map[uint64]string, socketNames map[string]bool) []StoreEntry {
+	socketsUnknown := false // a socket unit triggering svc was not read
+	for _, su := range svc.Sockets {
+		if !socketNames[su] {
+			socketsUnknown = true
+			socketNames = maps.Clone(socketNames)
+			socketNames[su] = true
+		}
+	}
+	type candidate struct {
+		fd   procfs.FD
+		name string
+		rank int // 0 passed, 1 held by the service, 2 peer held by the service
+	}
+	heldByService := func(inode uint64) bool {
+		for _, h := range ix.byInode[inode] {
+			if pids[h.proc.PID] {
+				return true
+			}
+		}
+		return false
+	}
+	var cands []candidate
+	mpids := make([]int, 0, len(ix.managers))
+	for pid := range ix.managers {
+		mpids = append(mpids, pid)
+	}
+	sort.Ints(mpids)
+	for _, mpid := range mpids {
 		mp := ix.byPID[mpid]
 		if mp == nil {
 			continue
 		}
 		for _, fd := range mp.FDs {
-			if fd.Inode == 0 || seen[fd.Inode] || listenerInodes[fd.Inode] != "" || !storeCandidate(fd, ix.scan.Sockets) {
+			if fd.Inode == 0 || listenerInodes[fd.Inode] != "" || !storeCandidate(fd) {
 				continue
 			}
-			name, passed := passedInodes[fd.Inode]
-			held := false
-			for _, h := range ix.byInode[fd.Inode] {
-				if pids[h.proc.PID] {
-					held = true
+			if name, ok := passedInodes[fd.Inode]; ok {
+				if !socketNames[name] && name != "connection" {
+					cands = append(cands, candidate{fd, name, 0})
+				}
+				continue
+			}
+			if sock, ok := ix.scan.Sockets[fd.Inode]; ok && sock.State == procfs.StateListen && socketsUnknown {
+				continue // perhaps the listener of a socket unit not loaded
+			}
+			if heldByService(fd.Inode) {
+				cands = append(cands, candidate{fd, "stored", 1})
+				continue
+			}
+			// One end of a socket pair (or an unbound client end) whose
+			// other end the service keeps. A connection accepted on a
+			// path (the manager's bus, a listener) is not one: it is
+			// bound, and its peer points back only for stream pairs.
+			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family == procfs.FamilyUnix && s.Path == "" && s.PeerInode != 0 {
+				if ps, ok := ix.scan.Sockets[s.PeerInode]; ok && ps.PeerInode == fd.Inode && heldByService(s.PeerInode) {
+					cands = append(cands, candidate{fd, "stored", 2})
 				}
 			}
-			if !passed && !held {
-				continue
-			}
-			seen[fd.Inode] = true
-			if name == "" {
-				name = "stored"
-			}
-			kind, detail := fdKindDetail(fd, ix.scan.Sockets)
-			out = append(out, StoreEntry{Name: name, Kind: kind, Inode: fd.Inode, Inferred: true, Detail: detail})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
+	// The most certain first; never more entries than the store holds.
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank < cands[j].rank })
+	if len(cands) > int(svc.FDStoreCount) {
+		cands = cands[:svc.FDStoreCount]
+	}
+	out := make([]StoreEntry, 0, len(cands))
+	for _, c := range cands {
+		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets)
+		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Inode < out[j].Inode
 	})
 	return out
 }
 
-// storeCandidate reports whether a manager descriptor may be an fd store
-// entry rather than the manager's own plumbing (its D-Bus and notify
-// sockets, journal streams, epoll, timers...).
-func storeCandidate(fd procfs.FD, sockets map[uint64]procfs.Socket) bool {
+// storeCandidate reports whether a manager descriptor is of a kind an fd
+// store entry can be (a socket, pipe, FIFO or memfd); which ones belong to
+// a service's store is decided by inferStore.
+func storeCandidate(fd procfs.FD) bool {
 	switch fd.Kind {
-	case procfs.KindMemfd, procfs.KindPipe, procfs.KindFIFO:
-		return true
-	case procfs.KindSocket:
-		s, ok := sockets[fd.Inode]
-		if !ok {
-			return false
-		}
-		if s.State == procfs.StateListen {
-			return false
-		}
-		if s.Family == procfs.FamilyUnix && s.Path != "" && (strings.Contains(s.Path, "/systemd/") || strings.Contains(s.Path, "/journal/") || strings.Contains(s.Path, "/bus")) {
-			return false
-		}
+	case procfs.KindMemfd, procfs.KindPipe, procfs.KindFIFO, procfs.KindSocket:
 		return true
 	}
 	return false

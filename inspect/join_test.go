@@ -521,13 +521,48 @@ func TestVerdictLine(t *testing.T) {
 		{"plain, no gap meter", Handoff{ListenersReplaced: 1, ConnectionsDropped: 4, NoMainPIDMs: 10, OldPID: 10, NewPID: 20},
 			"✗ listener replaced · 0/4 connections preserved · 0 fds carried · refusals not measured (gap meter off) · 10 ms without a main PID (pid 10 → 20)"},
 		{"plain, gap meter", Handoff{ListenersReplaced: 1, NoMainPIDMs: 6, OldPID: 10, NewPID: 20, Probe: &ProbeResult{Attempts: 57, Refused: 51, WorstConnectMs: 0.8}},
-			"✗ listener replaced · no connections to keep · 0 fds carried · 51 refused · 6 ms without a main PID · probe 51/57 refused, worst connect 0.8 ms (pid 10 → 20)"},
+			"✗ listener replaced · no connections held by the unit · 0 fds carried · 51 refused · 6 ms without a main PID · probe 51/57 refused, worst connect 0.8 ms (pid 10 → 20)"},
 		{"stop+start", Handoff{HandoffJob: "stop+start", ListenersKept: 1, StoreDiscarded: true, OldPID: 10, NewPID: 20},
-			"✓ listener kept · no connections to keep · fd store discarded by the stop · 0 refused · 0 ms without a main PID (pid 10 → 20)"},
+			"✓ listener kept · no connections held by the unit · fd store discarded by the stop · 0 refused · 0 ms without a main PID (pid 10 → 20)"},
+		{"not root: nothing readable", Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, FDsCarriedUnknown: true, FDStoreBefore: 3, NoMainPIDMs: 5, OldPID: 10, NewPID: 20},
+			"! 1 listener not seen · connections unknown (processes not readable) · fds carried unknown (not readable) · refusals not measured (gap meter off) · 5 ms without a main PID (pid 10 → 20)"},
+		{"not root: some connections", Handoff{ListenersKept: 1, ListenersUnknown: 1, ConnectionsPreserved: 2, ConnectionsUnknown: true, FDsCarried: 2, OldPID: 10, NewPID: 20},
+			"! listener kept, 1 listener not seen · 2/2 readable connections preserved (others not readable) · 2 fds carried · refusals not measured (gap meter off) · 0 ms without a main PID (pid 10 → 20)"},
 	}
 	for _, tt := range tests {
 		if got := Verdict(tt.h); got != tt.want {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestListenerMatchesUnixKind: a unix Listen= entry matches only the
+// socket of its type in the listening state (an unconnected one for
+// datagrams), never an accepted connection bound to the same path.
+func TestListenerMatchesUnixKind(t *testing.T) {
+	unixSock := func(typ procfs.SockType, state procfs.SockState, peer uint64) procfs.Socket {
+		return procfs.Socket{Inode: 1, Family: procfs.FamilyUnix, Type: typ, State: state, Path: "/run/x", PeerInode: peer}
+	}
+	tests := []struct {
+		name   string
+		listen string
+		sock   procfs.Socket
+		want   bool
+	}{
+		{"stream listener", "Stream", unixSock(procfs.TypeStream, procfs.StateListen, 0), true},
+		{"stream connection on the path", "Stream", unixSock(procfs.TypeStream, procfs.StateEstablished, 9), false},
+		{"seqpacket listener", "SequentialPacket", unixSock(procfs.TypeSeqPacket, procfs.StateListen, 0), true},
+		{"seqpacket connection", "SequentialPacket", unixSock(procfs.TypeSeqPacket, procfs.StateEstablished, 9), false},
+		{"stream listener for a seqpacket entry", "SequentialPacket", unixSock(procfs.TypeStream, procfs.StateListen, 0), false},
+		{"datagram", "Datagram", unixSock(procfs.TypeDgram, procfs.StateClose, 0), true},
+		{"connected datagram", "Datagram", unixSock(procfs.TypeDgram, procfs.StateEstablished, 9), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := listenerMatches(dbusclient.Listener{Type: tt.listen, Address: "/run/x"}, sockFD(3, 1), map[uint64]procfs.Socket{1: tt.sock})
+			if got != tt.want {
+				t.Errorf("listenerMatches(%s, %+v) = %v, want %v", tt.listen, tt.sock, got, tt.want)
+			}
+		})
 	}
 }

@@ -47,10 +47,16 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		p("%s", line)
 		for _, l := range su.Listeners {
 			inode := "not found"
-			if l.Inode != 0 {
+			switch {
+			case l.Inode != 0:
 				inode = fmt.Sprintf("inode %d", l.Inode)
+			case l.InodeUnknown:
+				inode = "inode unknown (the manager's descriptors are not readable)"
 			}
 			p("    %s %s  %s  backlog %d", l.Type, l.Address, inode, l.Backlog)
+			if l.HoldersPartial && len(l.Holders) == 0 {
+				p("      held by: unknown (processes not readable)")
+			}
 			for _, h := range l.Holders {
 				p("      held by pid %d fd %d %s (%s)%s", h.PID, h.FD, h.Comm, holderUnit(h), ifSet(h.Outside, "  ! outside the unit"))
 			}
@@ -69,10 +75,16 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			if svc.FDStorePreserve != "" {
 				line += " (preserve=" + svc.FDStorePreserve + ")"
 			}
+			if svc.FDStoreUnidentified() > 0 {
+				line += fmt.Sprintf(" · %d of %d identified", len(svc.FDStore), svc.FDStoreCount)
+			}
 		}
 		p("%s", line)
 		if svc.StatusText != "" {
 			p("    status: %s", escapeBytes(svc.StatusText))
+		}
+		if svc.PassedUnknown {
+			p("    passed at start: unknown (pid %d not readable)", svc.MainPID)
 		}
 		for _, pf := range svc.Passed {
 			p("    passed fd %d = %q  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
@@ -80,8 +92,8 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		for _, e := range svc.FDStore {
 			p("    stored %q  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
-		if svc.FDStoreCount > 0 && len(svc.FDStore) == 0 {
-			p("    stored: %d entries, not listed by this manager and not matched in /proc", svc.FDStoreCount)
+		if n := svc.FDStoreUnidentified(); n > 0 {
+			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
 			// Bound by the service itself: closed by every restart.
@@ -89,6 +101,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			for _, h := range l.Holders {
 				p("      held by pid %d fd %d %s", h.PID, h.FD, h.Comm)
 			}
+		}
+		if svc.ConnectionsUnknown {
+			p("    connections: %d readable; processes not readable may hold more", len(svc.Connections))
 		}
 		for _, c := range svc.Connections {
 			p("    connection pid %d fd %d  %s ← %s  %s  recv-q %d send-q %d", c.PID, c.FD, c.Local, c.Remote, c.State, c.RecvQ, c.SendQ)
@@ -195,6 +210,8 @@ func Grade(h Handoff) Level {
 		return LevelBad
 	case h.ListenersReplaced > 0 || (h.Probe != nil && h.Probe.Failed > 0):
 		return LevelCaution
+	case h.ListenersUnknown > 0 || h.ConnectionsUnknown || h.FDsCarriedUnknown:
+		return LevelCaution // nothing seen lost, but not everything was seen
 	}
 	return LevelGood
 }
@@ -224,12 +241,30 @@ func Verdict(h Handoff) string {
 // Summary is Verdict without the PIDs (the dashboard shows them apart).
 func Summary(h Handoff) string {
 	parts := []string{listenerPhrase(h.ListenersKept, h.ListenersReplaced)}
-	if total := h.ConnectionsPreserved + h.ConnectionsDropped; total == 0 {
-		parts = append(parts, "no connections to keep")
-	} else {
+	if h.ListenersUnknown > 0 {
+		unseen := plural(h.ListenersUnknown, "listener", "listeners") + " not seen"
+		if h.ListenersKept+h.ListenersReplaced == 0 {
+			parts[0] = unseen
+		} else {
+			parts[0] += ", " + unseen
+		}
+	}
+	total := h.ConnectionsPreserved + h.ConnectionsDropped
+	switch {
+	case total == 0 && h.ConnectionsUnknown:
+		parts = append(parts, "connections unknown (processes not readable)")
+	case total == 0:
+		// Only the unit's processes were looked at: connections handed
+		// to other units (a login session) are not among them.
+		parts = append(parts, "no connections held by the unit")
+	case h.ConnectionsUnknown:
+		parts = append(parts, fmt.Sprintf("%d/%d readable connections preserved (others not readable)", h.ConnectionsPreserved, total))
+	default:
 		parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
 	}
 	switch {
+	case h.FDsCarriedUnknown && !h.StoreDiscarded:
+		parts = append(parts, "fds carried unknown (not readable)")
 	case h.StoreDiscarded && h.FDStoreBefore > 0:
 		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
 	case h.StoreDiscarded:
@@ -238,7 +273,7 @@ func Summary(h Handoff) string {
 		parts = append(parts, plural(h.FDsCarried, "fd", "fds")+" carried")
 	}
 	refused := refusedTotal(h)
-	if h.Probe == nil && h.ListenersReplaced > 0 && refused == 0 {
+	if h.Probe == nil && h.ListenersReplaced+h.ListenersUnknown > 0 && refused == 0 {
 		// The manager counts no refusal on a listener it does not hold:
 		// "0 refused" would claim what nothing measured.
 		parts = append(parts, "refusals not measured (gap meter off)")

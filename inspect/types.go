@@ -104,6 +104,13 @@ type Listener struct {
 	State string `json:"state,omitempty"`
 	// Holders are the processes that hold the listener, the manager first.
 	Holders []Holder `json:"holders"`
+	// InodeUnknown is set when Inode is 0 because the manager's
+	// descriptors could not be read (not root): the listener was not
+	// looked for, not found missing.
+	InodeUnknown bool `json:"inode_unknown,omitempty"`
+	// HoldersPartial is set when some processes' descriptors could not be
+	// read: Holders lists only the readable ones.
+	HoldersPartial bool `json:"holders_partial,omitempty"`
 }
 
 // Holder is a process holding a descriptor.
@@ -163,6 +170,11 @@ type Service struct {
 	FDStoreMax uint32 `json:"fdstore_max"`
 	// FDStoreCount is NFileDescriptorStore.
 	FDStoreCount uint32 `json:"fdstore_count"`
+	// FDStoreIdentified is how many of the FDStoreCount entries FDStore
+	// lists: all of them where the manager lists its store (systemd 254+);
+	// before 254 only those matched in the kernel. Fewer than FDStoreCount
+	// means the list is short, not that the store is.
+	FDStoreIdentified int `json:"fdstore_identified"`
 	// FDStorePreserve is FileDescriptorStorePreserve= where the manager has
 	// it (no, restart, yes), empty otherwise.
 	FDStorePreserve string `json:"fdstore_preserve,omitempty"`
@@ -171,9 +183,15 @@ type Service struct {
 	FDStore []StoreEntry `json:"fdstore"`
 	// Passed are the descriptors the main process was passed at start.
 	Passed []PassedFD `json:"passed"`
+	// PassedUnknown is set when the main process's environment could not
+	// be read (not root): Passed is empty because it was not seen.
+	PassedUnknown bool `json:"passed_unknown,omitempty"`
 	// Connections are the connected sockets the service's processes hold
 	// that were accepted from its listeners (one entry per socket).
 	Connections []Connection `json:"connections"`
+	// ConnectionsUnknown is set when some of the unit's processes could not
+	// be read (not root): Connections lists only the readable ones.
+	ConnectionsUnknown bool `json:"connections_unknown,omitempty"`
 	// OwnListeners are listening sockets the service's processes opened
 	// themselves (not passed by a socket unit): a restart closes them.
 	OwnListeners []Listener `json:"own_listeners,omitempty"`
@@ -321,6 +339,10 @@ type Handoff struct {
 	// ListenersReplaced those that were closed and opened anew (a gap).
 	ListenersKept     int `json:"listeners_kept"`
 	ListenersReplaced int `json:"listeners_replaced"`
+	// ListenersUnknown counts listeners whose inode was not seen before or
+	// after (the manager's descriptors not readable): neither kept nor
+	// replaced.
+	ListenersUnknown int `json:"listeners_unknown,omitempty"`
 	// FDStoreBefore and FDStoreAfter are the store's sizes around the restart.
 	FDStoreBefore int `json:"fdstore_before"`
 	FDStoreAfter  int `json:"fdstore_after"`
@@ -328,8 +350,14 @@ type Handoff struct {
 	// new process; ConnectionsDropped those that were closed.
 	ConnectionsPreserved int `json:"connections_preserved"`
 	ConnectionsDropped   int `json:"connections_dropped"`
+	// ConnectionsUnknown is set when the service's processes could not be
+	// read before or after: the counts above cover only what was seen.
+	ConnectionsUnknown bool `json:"connections_unknown,omitempty"`
 	// FDsCarried counts descriptors the new process was passed from the store.
 	FDsCarried int `json:"fds_carried"`
+	// FDsCarriedUnknown is set when the new process's environment could not
+	// be read: FDsCarried is 0 because nothing was seen.
+	FDsCarriedUnknown bool `json:"fds_carried_unknown,omitempty"`
 	// StoreDiscarded is set when the store held descriptors before and the
 	// new process got none of them (a stop discards the store before
 	// systemd 254, or with FileDescriptorStorePreserve=no).
@@ -352,4 +380,11 @@ type ProbeResult struct {
 	Failed   int `json:"failed"`
 	// WorstConnectMs is the slowest successful connect in milliseconds.
 	WorstConnectMs float64 `json:"worst_connect_ms"`
+}
+
+// FDStoreUnidentified is how many fd store entries the manager counts that
+// FDStore does not list (0 when the list is complete). A Service built
+// without FDStoreIdentified (an older recording) counts its entries.
+func (s Service) FDStoreUnidentified() int {
+	return max(int(s.FDStoreCount)-max(s.FDStoreIdentified, len(s.FDStore)), 0)
 }

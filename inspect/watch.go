@@ -704,17 +704,29 @@ func (st *watchState) summarise(ctx context.Context, t *tracked, now time.Time) 
 		addrs = append(addrs, addr)
 	}
 	sort.Strings(addrs)
+	// What the new main process holds or was passed: a listener it has
+	// is kept whatever the socket unit's view says.
+	newHolds := map[uint64]bool{}
+	for _, p := range a.Passed {
+		newHolds[p.Inode] = true
+	}
 	for _, addr := range addrs {
-		ino := beforeL[addr]
-		if afterL[addr] == ino && ino != 0 {
+		ino, after := beforeL[addr], afterL[addr]
+		switch {
+		case ino != 0 && (after == ino || newHolds[ino]):
 			h.ListenersKept++
 			st.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr, Message: fmt.Sprintf("listener %s kept (inode %d)", addr, ino)})
-		} else {
+		case ino == 0 || after == 0:
+			// Not seen on one side (the manager not readable, or the
+			// listener not found then): neither kept nor replaced.
+			h.ListenersUnknown++
+		default:
 			h.ListenersReplaced++
-			st.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: afterL[addr], Detail: addr,
-				Message: fmt.Sprintf("listener %s replaced (inode %d → %d): it was closed, connections were refused", addr, ino, afterL[addr])})
+			st.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: after, Detail: addr,
+				Message: fmt.Sprintf("listener %s replaced (inode %d → %d): closed and opened anew, so connects in between could be refused", addr, ino, after)})
 		}
 	}
+	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown
 	// Connections: preserved if the same socket lives on.
 	afterC := map[uint64]Connection{}
 	for _, c := range a.Connections {
@@ -776,8 +788,9 @@ func (st *watchState) summarise(ctx context.Context, t *tracked, now time.Time) 
 				h.FDsCarried++
 			}
 		}
+		h.FDsCarriedUnknown = a.PassedUnknown
 	}
-	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0
+	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0 && !h.FDsCarriedUnknown
 	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 {
 		// A stop releases the store in the same turn of the manager's
 		// event loop that sees the old process exit, too fast to watch

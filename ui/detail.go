@@ -191,12 +191,19 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 	}
 	for _, l := range so.Listeners {
 		state := l.State
-		if l.Inode == 0 {
+		inode := fmt.Sprintf("inode %d", l.Inode)
+		switch {
+		case l.InodeUnknown:
+			inode, state = "inode unknown", "the manager's descriptors are not readable (not root)"
+		case l.Inode == 0:
 			state = "not found in the kernel"
 		}
-		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(fmt.Sprintf("inode %d · %s · backlog %d", l.Inode, orDash(state), l.Backlog))))
-		if len(l.Holders) == 0 {
-			b.muted("      held by nobody readable")
+		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(fmt.Sprintf("%s · %s · backlog %d", inode, orDash(state), l.Backlog))))
+		switch {
+		case len(l.Holders) == 0 && l.HoldersPartial:
+			b.muted("      held by: unknown (processes not readable)")
+		case len(l.Holders) == 0:
+			b.muted("      held by nobody")
 		}
 		for _, h := range l.Holders {
 			who := fmt.Sprintf("%s pid %d fd %d", h.Comm, h.PID, h.FD)
@@ -209,6 +216,9 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 				who += " (" + h.Unit + ")"
 			}
 			b.add("      held by " + who)
+		}
+		if len(l.Holders) > 0 && l.HoldersPartial {
+			b.muted("      (processes not readable may hold it too)")
 		}
 	}
 	if so.Accept {
@@ -257,7 +267,10 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	}
 
 	b.section("Passed at start", "At start the service got these descriptors from fd 3 on, announced in LISTEN_FDS (how many), LISTEN_FDNAMES (their names) and LISTEN_PID (sd_listen_fds(3)): socket units' listeners first, fd store entries last.")
-	if len(s.Passed) == 0 {
+	switch {
+	case s.PassedUnknown:
+		b.muted(fmt.Sprintf("    unknown: pid %d's environment is not readable (not root)", s.MainPID))
+	case len(s.Passed) == 0:
 		b.muted("    nothing (LISTEN_FDS unset)")
 	}
 	for _, p := range s.Passed {
@@ -276,12 +289,11 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	b.section(title, "The fd store: descriptors the service handed to systemd with sd_notify(\"FDSTORE=1\", FDNAME=…) so they stay open while it restarts; the next process gets them back after its listeners. Entries marked inferred were reconstructed from the manager's descriptors (systemd before 254 cannot list them).")
 	if s.FDStoreMax == 0 && len(s.FDStore) == 0 {
 		b.muted("    disabled (FileDescriptorStoreMax=0)")
-	} else if len(s.FDStore) == 0 {
-		if s.FDStoreCount > 0 {
-			b.muted(fmt.Sprintf("    %d entries the manager cannot list", s.FDStoreCount))
-		} else {
-			b.muted("    empty")
-		}
+	} else if s.FDStoreCount == 0 && len(s.FDStore) == 0 {
+		b.muted("    empty")
+	}
+	if n := s.FDStoreUnidentified(); n > 0 {
+		b.muted(fmt.Sprintf("    %d of %d identified: %d more the manager does not list and /proc did not match", len(s.FDStore), s.FDStoreCount, n))
 	}
 	for i, e := range s.FDStore {
 		if i == maxDetailRows {
@@ -303,6 +315,9 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	}
 
 	b.section(fmt.Sprintf("Connections (%d)", len(s.Connections)), "Connected sockets the service's processes hold, accepted from its listeners. They survive a restart only if the service puts them in the fd store before it exits.")
+	if s.ConnectionsUnknown {
+		b.muted("    processes not readable (not root): their connections are not counted")
+	}
 	if len(s.Connections) > 0 {
 		b.muted(fmt.Sprintf("    %-22s %-22s %-12s %7s %7s  %s", "LOCAL", "REMOTE", "STATE", "RECV-Q", "SEND-Q", "PID/FD"))
 	}

@@ -21,6 +21,7 @@ type headerModel struct {
 
 	snap         *inspect.Snapshot
 	counts       [4]int // sockets, services, stored fds, connections
+	connsPartial bool   // connections counted only where readable
 	lastScan     time.Time
 	scanning     bool
 	scanErr      string
@@ -40,6 +41,7 @@ func (h *headerModel) SetSize(w int) { h.width = w }
 func (h *headerModel) SetIndex(ix *snapIndex, at time.Time) {
 	h.snap = ix.Snap
 	h.counts = [4]int{ix.NSockets, ix.NServices, ix.NStoreFDs, ix.NConns}
+	h.connsPartial = ix.ConnsPartial
 	h.lastScan = at
 }
 
@@ -92,8 +94,13 @@ func (h headerModel) View() string {
 	var candidates [][2]string
 	if s := h.snap; s != nil {
 		c := h.counts
-		long := fmt.Sprintf("%s · %s · %s stored · %s", plural(c[0], "socket", "sockets"), plural(c[1], "service", "services"), plural(c[2], "fd", "fds"), plural(c[3], "conn", "conns"))
-		short := fmt.Sprintf("%d sock · %d svc · %d fds · %d conn", c[0], c[1], c[2], c[3])
+		conns, connsShort := plural(c[3], "conn", "conns"), fmt.Sprintf("%d conn", c[3])
+		if h.connsPartial {
+			// Not root: unreadable processes' connections are not counted.
+			conns, connsShort = fmt.Sprintf("≥%s (not all readable)", conns), fmt.Sprintf("≥%d conn", c[3])
+		}
+		long := fmt.Sprintf("%s · %s · %s stored · %s", plural(c[0], "socket", "sockets"), plural(c[1], "service", "services"), plural(c[2], "fd", "fds"), conns)
+		short := fmt.Sprintf("%d sock · %d svc · %d fds · %s", c[0], c[1], c[2], connsShort)
 		host := ""
 		if s.Host.Hostname != "" {
 			host = " @ " + s.Host.Hostname

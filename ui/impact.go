@@ -119,6 +119,9 @@ func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, act
 		if conns > 0 {
 			out = append(out, fmt.Sprintf("%s held by its processes will be closed", plural(conns, "live connection", "live connections")))
 		}
+		if svc.ConnectionsUnknown {
+			out = append(out, "live connections: unknown (its processes are not readable, not root); those it holds will be closed")
+		}
 		if len(sockets) > 0 {
 			out = append(out, fmt.Sprintf("%s stays listening: the next client starts %s again", socketNames(), svc.Unit))
 		} else {
@@ -137,6 +140,9 @@ func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, act
 			out = append(out, fmt.Sprintf("the %s in its store are kept and passed to the new process", plural(store, "fd", "fds")))
 		} else if svc.FDStoreMax == 0 {
 			out = append(out, "no fd store (FileDescriptorStoreMax=0): state held in the process is lost")
+		}
+		if svc.ConnectionsUnknown {
+			out = append(out, "live connections: unknown (its processes are not readable, not root); those it holds are dropped unless stored")
 		}
 		if conns > 0 {
 			if svc.FDStoreMax > 0 {

@@ -60,6 +60,9 @@ type snapIndex struct {
 	byUnit map[string]*unitGroup
 	// Totals for the header.
 	NSockets, NServices, NStoreFDs, NConns int
+	// ConnsPartial: some service's processes were not readable, so NConns
+	// counts only what was seen.
+	ConnsPartial bool
 }
 
 // matchPatterns reports whether unit matches one of the glob patterns (all
@@ -146,6 +149,9 @@ func buildIndex(snap *inspect.Snapshot, patterns []string) *snapIndex {
 			ix.NStoreFDs += int(g.Service.FDStoreCount)
 		}
 		ix.NConns += g.connections()
+		if g.Service != nil && g.Service.ConnectionsUnknown {
+			ix.ConnsPartial = true
+		}
 	}
 	return ix
 }

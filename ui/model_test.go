@@ -235,9 +235,9 @@ func TestVerdict(t *testing.T) {
 		{"probed", goodHandoff(true), VerdictGood, "✓ listener kept · 4/4 connections preserved · 5 fds carried · 0 refused · 480 ms without a main PID · probe 0/61 refused, worst connect 3.2 ms"},
 		{"plain", badHandoff(), VerdictBad, "✗ listener replaced · 0/4 connections preserved · 0 fds carried · 37 refused · 512 ms without a main PID · probe 37/52 refused, worst connect 0.4 ms"},
 		{"activated", &inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 3, NoMainPIDMs: 300}, VerdictBad, "✗ listener kept · 0/3 connections preserved · 0 fds carried · 0 refused · 300 ms without a main PID"},
-		{"replaced quietly", &inspect.Handoff{ListenersReplaced: 2, FDsCarried: 1}, VerdictCaution, "! 2 listeners replaced · no connections to keep · 1 fd carried · refusals not measured (gap meter off) · 0 ms without a main PID"},
+		{"replaced quietly", &inspect.Handoff{ListenersReplaced: 2, FDsCarried: 1}, VerdictCaution, "! 2 listeners replaced · no connections held by the unit · 1 fd carried · refusals not measured (gap meter off) · 0 ms without a main PID"},
 		{"stop+start", &inspect.Handoff{HandoffJob: "stop+start", ListenersKept: 1, ConnectionsDropped: 2, StoreDiscarded: true, FDStoreBefore: 3, OldPID: 5, NewPID: 6}, VerdictBad, "✗ listener kept · 0/2 connections preserved · fd store discarded (3 fds) · 0 refused · 0 ms without a main PID"},
-		{"refused counter", &inspect.Handoff{ListenersKept: 1, RefusedDelta: 2}, VerdictBad, "✗ listener kept · no connections to keep · 0 fds carried · 2 refused · 0 ms without a main PID"},
+		{"refused counter", &inspect.Handoff{ListenersKept: 1, RefusedDelta: 2}, VerdictBad, "✗ listener kept · no connections held by the unit · 0 fds carried · 2 refused · 0 ms without a main PID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
