@@ -3,7 +3,10 @@ package dbusclient
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +33,11 @@ import (
 // Triggers); *-load is a full Load (sockets, every service's
 // FileDescriptorStoreMax, the triggered services). Every measurement is
 // preceded by settle (the manager's per-connection rate limit). Metrics are
-// medians in ms; *-ratio is list time over systemctl's (goal <= 0.33).
+// medians: *-ms wall time; *-cli-cpu-ms the CPU time of this process (for
+// systemctl: of the systemctl process); *-mgr-cpu-ms the manager's CPU time
+// (/proc/PID/schedstat), which with the client's tells what a busy machine
+// does to the wall time; *-ratio is list wall time over systemctl's (goal
+// <= 0.33).
 //
 // Run: CI=true FDTOP_SYSTEMD_254=... go test -run '^$' -bench Codec1000 -benchtime 10x ./dbusclient/
 func BenchmarkCodec1000(b *testing.B) {
@@ -53,11 +60,16 @@ func BenchmarkCodec1000(b *testing.B) {
 				b.Fatal(err)
 			}
 			times := map[string][]time.Duration{}
+			cliCPU := map[string][]time.Duration{}
+			mgrCPU := map[string][]time.Duration{}
 			timed := func(name string, fn func() (int, error)) {
 				settle(b)
+				cli0, mgr0 := processCPU(b), managerCPU(b, sb.PID)
 				t0 := time.Now()
 				n, err := fn()
 				times[name] = append(times[name], time.Since(t0))
+				cliCPU[name] = append(cliCPU[name], processCPU(b)-cli0)
+				mgrCPU[name] = append(mgrCPU[name], managerCPU(b, sb.PID)-mgr0)
 				if err != nil {
 					b.Fatalf("%s: %v", name, err)
 				}
@@ -87,12 +99,48 @@ func BenchmarkCodec1000(b *testing.B) {
 			sys := median(times["systemctl"])
 			for _, name := range []string{"systemctl", "lean-list", "godbus-go-list", "godbus-getall-list", "lean-load", "godbus-go-load", "godbus-getall-load"} {
 				b.ReportMetric(ms(median(times[name])), name+"-ms")
+				b.ReportMetric(ms(median(cliCPU[name])), name+"-cli-cpu-ms")
+				b.ReportMetric(ms(median(mgrCPU[name])), name+"-mgr-cpu-ms")
 			}
 			for _, name := range []string{"lean", "godbus-go", "godbus-getall"} {
 				b.ReportMetric(float64(median(times[name+"-list"]))/float64(sys), name+"-ratio")
 			}
 		})
 	}
+}
+
+// processCPU is the CPU time of this process and of its waited-for
+// children (systemctl) so far.
+func processCPU(b *testing.B) time.Duration {
+	var self, kids syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &self); err != nil {
+		b.Fatal(err)
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids); err != nil {
+		b.Fatal(err)
+	}
+	var d time.Duration
+	for _, tv := range []syscall.Timeval{self.Utime, self.Stime, kids.Utime, kids.Stime} {
+		d += time.Duration(tv.Nano())
+	}
+	return d
+}
+
+// managerCPU is the CPU time the manager process has run so far.
+func managerCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		b.Fatalf("/proc/%d/schedstat: %q", pid, raw)
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		b.Fatalf("/proc/%d/schedstat: %v", pid, err)
+	}
+	return time.Duration(ns)
 }
 
 // getAll pipelines one Properties.GetAll(iface) per path over conn and

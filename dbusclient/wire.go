@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/godbus/dbus/v5"
@@ -55,11 +56,8 @@ func readFrame(r *bufio.Reader, buf []byte) (frame, []byte, error) {
 	if total > maxMessage {
 		return f, buf, fmt.Errorf("message of %d bytes is too long", total)
 	}
-	if uint64(cap(buf)) < total {
-		buf = make([]byte, total)
-	}
-	f.raw = buf[:total]
-	if _, err := io.ReadFull(r, f.raw); err != nil {
+	f.raw, buf, err = readN(r, buf, int(total))
+	if err != nil {
 		return f, buf, err
 	}
 	d := wireDecoder{b: f.raw, order: f.order, pos: 16}
@@ -83,6 +81,28 @@ func readFrame(r *bufio.Reader, buf []byte) (frame, []byte, error) {
 		return f, buf, fmt.Errorf("bad message header: %w", d.err)
 	}
 	return f, buf, nil
+}
+
+// readN reads n bytes into buf if it is big enough, else into a buffer
+// grown as the bytes arrive (1 MiB at a time), so that a header claiming a
+// huge message costs what was actually sent, not the claim. It returns the
+// bytes and the buffer to reuse.
+func readN(r *bufio.Reader, buf []byte, n int) ([]byte, []byte, error) {
+	if cap(buf) >= n {
+		_, err := io.ReadFull(r, buf[:n])
+		return buf[:n], buf, err
+	}
+	b := buf[:0]
+	for len(b) < n {
+		chunk := min(n-len(b), 1<<20)
+		b = slices.Grow(b, chunk)
+		m, err := io.ReadFull(r, b[len(b):len(b)+chunk])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, b, err
+		}
+	}
+	return b, b, nil
 }
 
 // body decodes the message body, fast where it can.

@@ -164,7 +164,7 @@ func bracketInode(b []byte) (uint64, bool) {
 // parseFDInfo parses /proc/PID/fdinfo/N.
 func parseFDInfo(b []byte) (FDInfo, error) {
 	var fi FDInfo
-	seen := 0
+	var seenPos, seenFlags bool
 	for _, line := range strings.Split(string(b), "\n") {
 		key, val, ok := strings.Cut(line, ":")
 		if !ok {
@@ -175,12 +175,12 @@ func parseFDInfo(b []byte) (FDInfo, error) {
 		switch key {
 		case "pos":
 			fi.Pos, err = strconv.ParseInt(val, 10, 64)
-			seen++
+			seenPos = true
 		case "flags":
 			var v uint64
 			v, err = strconv.ParseUint(val, 8, 32)
 			fi.Flags = uint32(v)
-			seen++
+			seenFlags = true
 		case "mnt_id":
 			fi.MntID, err = strconv.Atoi(val)
 		case "ino":
@@ -190,7 +190,7 @@ func parseFDInfo(b []byte) (FDInfo, error) {
 			return FDInfo{}, fmt.Errorf("fdinfo %s: %w", key, err)
 		}
 	}
-	if seen < 2 {
+	if !seenPos || !seenFlags {
 		return FDInfo{}, errors.New("fdinfo: no pos or flags")
 	}
 	return fi, nil

@@ -95,7 +95,20 @@ func TestSnapshotAndRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
-		time.Sleep(700 * time.Millisecond)
+		// watch is ready once it records a daemon-reload: its watcher reads
+		// the manager's state before it handles any signal.
+		ready := time.Now().Add(30 * time.Second)
+		for countType(t, rec, "reloading") == 0 {
+			if time.Now().After(ready) {
+				t.Fatal("fdtop watch recorded no daemon-reload in 30s")
+			}
+			if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(time.Second); time.Now().Before(end) && countType(t, rec, "reloading") == 0; {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 		for i := 0; i < 2; i++ {
 			if _, err := sb.Systemctl(ctx, "restart", demo.Handoff.Service()); err != nil {
 				t.Fatal(err)

@@ -72,6 +72,12 @@ type environment struct {
 	pid int
 	// onReady, when set, is called with the listener's address once serving.
 	onReady func(net.Addr)
+	// onStartup, when set, is called once the passed fds are taken, as the
+	// simulated start-up work begins (tests stop an instance there).
+	onStartup func()
+	// onRead, when set, is called after each read from a client with the
+	// connection's id and its unanswered bytes (tests wait on it).
+	onRead func(id uint64, pending string)
 }
 
 type server struct {
@@ -123,6 +129,9 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 	}
 	// Simulated start-up work: the same in every mode.
 	timer := time.NewTimer(cfg.StartupDelay)
+	if env.onStartup != nil {
+		env.onStartup()
+	}
 	select {
 	case <-timer.C:
 	case <-ctx.Done():
@@ -362,6 +371,9 @@ func (s *server) serveConn(c *clientConn) {
 		}
 		n, err := c.nc.Read(buf)
 		c.pending = append(c.pending, buf[:n]...)
+		if s.env.onRead != nil && n > 0 {
+			s.env.onRead(c.id, string(c.pending))
+		}
 		if err != nil {
 			s.processLines(c)
 			if !isDeadline(err) && len(c.unsent) > 0 {

@@ -290,7 +290,15 @@ func (f *fakeSystemd) wantStore(want ...string) {
 func TestHandoff(t *testing.T) {
 	sd := newFakeSystemd(t, activationtest.Options{})
 	cfg := Config{Mode: ModeHandoff}
-	in := sd.start(cfg)
+	pending := make(chan string, 64) // connection 1's unanswered bytes after each read
+	in := start(t, cfg, environment{passed: sd.passed(), notifier: sd.notifier(), onRead: func(id uint64, p string) {
+		if id == 1 {
+			select {
+			case pending <- p:
+			default:
+			}
+		}
+	}})
 	sd.wantStore()
 
 	a := dial(t, in.addr.String())
@@ -306,7 +314,13 @@ func TestHandoff(t *testing.T) {
 	closed.conn.Close()
 	// Half a line is read by this instance and must reach the next one.
 	a.send("par")
-	time.Sleep(20 * time.Millisecond)
+	for p := ""; p != "par"; {
+		select {
+		case p = <-pending:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the server did not read the half line: unanswered %q", p)
+		}
+	}
 
 	in.stop(t)
 	sd.wantStore("conn-1", "conn-2", "state")
@@ -381,11 +395,18 @@ func TestHandoffStopDuringStartup(t *testing.T) {
 	// put the connection back.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	starting := make(chan struct{})
 	go func() {
 		done <- run(ctx, Config{Mode: ModeHandoff, StartupDelay: time.Hour},
-			environment{passed: sd.passed(), notifier: sd.notifier(), pid: 1}, testLogger(t))
+			environment{passed: sd.passed(), notifier: sd.notifier(), pid: 1, onStartup: func() { close(starting) }}, testLogger(t))
 	}()
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-starting:
+	case err := <-done:
+		t.Fatalf("instance exited before its start-up: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("instance did not reach its start-up in 10s")
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -265,7 +265,14 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- g.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond)
+	// Cancel mid-traffic: every connection up and answered.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if s := g.Stats(); s.Connected == 3 && s.Replies >= 3 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("stats %+v after 10s: want 3 connections answered", s)
+		}
+	}
 	cancel()
 	select {
 	case err := <-errc:
