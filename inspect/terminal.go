@@ -12,74 +12,23 @@ import "github.com/fdtop/fdtop/internal/termsafe"
 
 // ForTerminal returns a copy of s in which every string is safe to print
 // on a terminal (termsafe.String): control characters and escape sequences
-// are shown escaped. s is not modified; nil gives nil.
+// are shown escaped. s is not modified; the copy shares the slices that
+// needed no escaping (the common case costs no copy), so treat both as
+// read-only. nil gives nil.
 func (s *Snapshot) ForTerminal() *Snapshot {
 	if s == nil {
 		return nil
 	}
 	out := *s
-	out.Manager.Scope = termsafe.String(s.Manager.Scope)
-	out.Manager.Version = termsafe.String(s.Manager.Version)
-	out.Manager.Address = termsafe.String(s.Manager.Address)
-	out.Manager.Limits = strs(s.Manager.Limits)
-	out.Host.Hostname = termsafe.String(s.Host.Hostname)
-	out.Sockets = mapSlice(s.Sockets, func(su SocketUnit) SocketUnit {
-		su.Unit = termsafe.String(su.Unit)
-		su.ActiveState = termsafe.String(su.ActiveState)
-		su.SubState = termsafe.String(su.SubState)
-		su.Service = termsafe.String(su.Service)
-		su.FileDescriptorName = termsafe.String(su.FileDescriptorName)
-		su.Listeners = mapSlice(su.Listeners, safeListener)
-		su.Instances = mapSlice(su.Instances, func(in Instance) Instance {
-			in.Unit = termsafe.String(in.Unit)
-			in.ActiveState = termsafe.String(in.ActiveState)
-			in.SubState = termsafe.String(in.SubState)
-			in.Local = termsafe.String(in.Local)
-			in.Remote = termsafe.String(in.Remote)
-			return in
-		})
-		return su
-	})
-	out.Services = mapSlice(s.Services, func(svc Service) Service {
-		svc.Unit = termsafe.String(svc.Unit)
-		svc.ActiveState = termsafe.String(svc.ActiveState)
-		svc.SubState = termsafe.String(svc.SubState)
-		svc.Type = termsafe.String(svc.Type)
-		svc.Result = termsafe.String(svc.Result)
-		svc.StatusText = termsafe.String(svc.StatusText)
-		svc.Sockets = strs(svc.Sockets)
-		svc.FDStorePreserve = termsafe.String(svc.FDStorePreserve)
-		svc.FDStore = mapSlice(svc.FDStore, func(e StoreEntry) StoreEntry {
-			e.Name = termsafe.String(e.Name)
-			e.Kind = termsafe.String(e.Kind)
-			e.Detail = termsafe.String(e.Detail)
-			return e
-		})
-		svc.Passed = mapSlice(svc.Passed, func(p PassedFD) PassedFD {
-			p.Name = termsafe.String(p.Name)
-			p.Kind = termsafe.String(p.Kind)
-			p.Detail = termsafe.String(p.Detail)
-			return p
-		})
-		svc.Connections = mapSlice(svc.Connections, func(c Connection) Connection {
-			c.Local = termsafe.String(c.Local)
-			c.Remote = termsafe.String(c.Remote)
-			c.State = termsafe.String(c.State)
-			return c
-		})
-		svc.OwnListeners = mapSlice(svc.OwnListeners, safeListener)
-		svc.Processes = mapSlice(svc.Processes, func(p Process) Process {
-			p.Comm = termsafe.String(p.Comm)
-			p.Cmdline = termsafe.String(p.Cmdline)
-			return p
-		})
-		return svc
-	})
-	out.Warnings = mapSlice(s.Warnings, func(w Warning) Warning {
-		w.Unit = termsafe.String(w.Unit)
-		w.Code = termsafe.String(w.Code)
-		w.Message = termsafe.String(w.Message)
-		return w
+	safe(&out.Manager.Scope)
+	safe(&out.Manager.Version)
+	safe(&out.Manager.Address)
+	out.Manager.Limits, _ = mapSlice(out.Manager.Limits, safe)
+	safe(&out.Host.Hostname)
+	out.Sockets, _ = mapSlice(out.Sockets, safeSocket)
+	out.Services, _ = mapSlice(out.Services, safeService)
+	out.Warnings, _ = mapSlice(out.Warnings, func(w *Warning) bool {
+		return anyOf(safe(&w.Unit), safe(&w.Code), safe(&w.Message))
 	})
 	return &out
 }
@@ -87,52 +36,103 @@ func (s *Snapshot) ForTerminal() *Snapshot {
 // ForTerminal returns a copy of e in which every string is safe to print
 // on a terminal (termsafe.String). e is not modified.
 func (e Event) ForTerminal() Event {
-	e.Unit = termsafe.String(e.Unit)
-	e.Type = EventType(termsafe.String(string(e.Type)))
-	e.Message = termsafe.String(e.Message)
-	e.Job = termsafe.String(e.Job)
-	e.Result = termsafe.String(e.Result)
-	e.ActiveState = termsafe.String(e.ActiveState)
-	e.SubState = termsafe.String(e.SubState)
-	e.Name = termsafe.String(e.Name)
-	e.Detail = termsafe.String(e.Detail)
+	typ := string(e.Type)
+	safe(&typ)
+	e.Type = EventType(typ)
+	safe(&e.Unit)
+	safe(&e.Message)
+	safe(&e.Job)
+	safe(&e.Result)
+	safe(&e.ActiveState)
+	safe(&e.SubState)
+	safe(&e.Name)
+	safe(&e.Detail)
 	if e.Handoff != nil {
 		h := *e.Handoff
-		h.HandoffJob = termsafe.String(h.HandoffJob)
-		e.Handoff = &h
+		if safe(&h.HandoffJob) {
+			e.Handoff = &h
+		}
 	}
 	return e
 }
 
-func safeListener(l Listener) Listener {
-	l.Type = termsafe.String(l.Type)
-	l.Address = termsafe.String(l.Address)
-	l.State = termsafe.String(l.State)
-	l.Holders = mapSlice(l.Holders, func(h Holder) Holder {
-		h.Comm = termsafe.String(h.Comm)
-		h.Unit = termsafe.String(h.Unit)
-		return h
+func safeSocket(su *SocketUnit) bool {
+	c := anyOf(safe(&su.Unit), safe(&su.ActiveState), safe(&su.SubState), safe(&su.Service), safe(&su.FileDescriptorName))
+	var c1, c2 bool
+	su.Listeners, c1 = mapSlice(su.Listeners, safeListener)
+	su.Instances, c2 = mapSlice(su.Instances, func(in *Instance) bool {
+		return anyOf(safe(&in.Unit), safe(&in.ActiveState), safe(&in.SubState), safe(&in.Local), safe(&in.Remote))
 	})
-	return l
+	return c || c1 || c2
 }
 
-// mapSlice returns f applied to each element of in, in a new slice (nil
-// stays nil, empty stays empty: JSON-shaped callers see no difference).
-func mapSlice[T any](in []T, f func(T) T) []T {
-	if in == nil {
-		return nil
-	}
-	out := make([]T, len(in))
-	for i, v := range in {
-		out[i] = f(v)
-	}
-	return out
+func safeService(svc *Service) bool {
+	c := anyOf(safe(&svc.Unit), safe(&svc.ActiveState), safe(&svc.SubState), safe(&svc.Type), safe(&svc.Result),
+		safe(&svc.StatusText), safe(&svc.FDStorePreserve))
+	var cs [6]bool
+	svc.Sockets, cs[0] = mapSlice(svc.Sockets, safe)
+	svc.FDStore, cs[1] = mapSlice(svc.FDStore, func(e *StoreEntry) bool {
+		return anyOf(safe(&e.Name), safe(&e.Kind), safe(&e.Detail))
+	})
+	svc.Passed, cs[2] = mapSlice(svc.Passed, func(p *PassedFD) bool {
+		return anyOf(safe(&p.Name), safe(&p.Kind), safe(&p.Detail))
+	})
+	svc.Connections, cs[3] = mapSlice(svc.Connections, func(cn *Connection) bool {
+		return anyOf(safe(&cn.Local), safe(&cn.Remote), safe(&cn.State))
+	})
+	svc.OwnListeners, cs[4] = mapSlice(svc.OwnListeners, safeListener)
+	svc.Processes, cs[5] = mapSlice(svc.Processes, func(p *Process) bool {
+		return anyOf(safe(&p.Comm), safe(&p.Cmdline))
+	})
+	return c || anyOf(cs[:]...)
 }
 
-// strs is termsafe.Strings keeping nil as nil.
-func strs(ss []string) []string {
-	if ss == nil {
-		return nil
+func safeListener(l *Listener) bool {
+	c := anyOf(safe(&l.Type), safe(&l.Address), safe(&l.State))
+	var ch bool
+	l.Holders, ch = mapSlice(l.Holders, func(h *Holder) bool {
+		return anyOf(safe(&h.Comm), safe(&h.Unit))
+	})
+	return c || ch
+}
+
+// safe escapes *s for the terminal and reports whether that changed it.
+func safe(s *string) bool {
+	t := termsafe.String(*s)
+	if t == *s {
+		return false
 	}
-	return termsafe.Strings(ss)
+	*s = t
+	return true
+}
+
+// anyOf reports whether one of cs is set (every argument is evaluated).
+func anyOf(cs ...bool) bool {
+	for _, c := range cs {
+		if c {
+			return true
+		}
+	}
+	return false
+}
+
+// mapSlice applies f to a copy of each element of in and returns in itself
+// when f changed none, else a new slice with the changed elements, and
+// whether it changed.
+func mapSlice[T any](in []T, f func(*T) bool) ([]T, bool) {
+	var out []T
+	for i := range in {
+		v := in[i]
+		if !f(&v) {
+			continue
+		}
+		if out == nil {
+			out = append([]T(nil), in...)
+		}
+		out[i] = v
+	}
+	if out == nil {
+		return in, false
+	}
+	return out, true
 }

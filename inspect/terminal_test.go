@@ -100,3 +100,17 @@ func TestForTerminalCoversEveryString(t *testing.T) {
 		t.Error("nil snapshot: want nil")
 	}
 }
+
+// TestForTerminalCleanSnapshotIsNotCopied: a snapshot with nothing to
+// escape (the common case, redrawn every refresh) costs one allocation,
+// its slices shared.
+func TestForTerminalCleanSnapshotIsNotCopied(t *testing.T) {
+	snap := Join(fixture())
+	out := snap.ForTerminal()
+	if &out.Services[0] != &snap.Services[0] || &out.Sockets[0].Listeners[0] != &snap.Sockets[0].Listeners[0] {
+		t.Error("clean slices were copied")
+	}
+	if n := testing.AllocsPerRun(100, func() { snap.ForTerminal() }); n > 1 {
+		t.Errorf("ForTerminal of a clean snapshot: %v allocations, want at most 1", n)
+	}
+}
