@@ -37,24 +37,16 @@ func sockKind(s procfs.Socket) string {
 	return s.Family.String()
 }
 
-// unixName renders a unix socket's path, or its abstract name as "@name"
-// with unprintable bytes escaped, so odd bytes never reach the terminal raw.
+// unixName returns a unix socket's path, or its abstract name as "@name",
+// with its exact bytes (ForTerminal escapes them for a terminal).
 func unixName(s procfs.Socket) string {
 	if s.Path == "" {
 		return ""
 	}
 	if s.Abstract {
-		return "@" + escapeBytes(s.Path)
+		return "@" + s.Path
 	}
-	return escapeBytes(s.Path)
-}
-
-// escapeBytes quotes control characters, invalid UTF-8 and backslashes as
-// Go escapes, leaving printable text as it is.
-func escapeBytes(s string) string {
-	q := strconv.Quote(s)
-	q = q[1 : len(q)-1]
-	return strings.ReplaceAll(q, `\"`, `"`)
+	return s.Path
 }
 
 // addrString prints an inet address port, "*" for a wildcard address.
@@ -108,7 +100,7 @@ func fdKindDetail(fd procfs.FD, sockets map[uint64]procfs.Socket) (kind, detail 
 		}
 		return "socket", fmt.Sprintf("socket:[%d] (not resolved)", fd.Inode)
 	case procfs.KindMemfd:
-		return "memfd", "memfd:" + escapeBytes(fd.Name)
+		return "memfd", "memfd:" + fd.Name
 	case procfs.KindPipe:
 		return "pipe", fmt.Sprintf("pipe:[%d]", fd.Inode)
 	}
@@ -116,7 +108,7 @@ func fdKindDetail(fd procfs.FD, sockets map[uint64]procfs.Socket) (kind, detail 
 	if name == "" {
 		name = fd.Target
 	}
-	return fd.Kind.String(), escapeBytes(name)
+	return fd.Kind.String(), name
 }
 
 // storeKindFromMode names a DumpUnitFileDescriptorStore entry by its st_mode

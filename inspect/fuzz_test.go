@@ -2,9 +2,7 @@ package inspect
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 // FuzzProbeTarget: any Listen= text gives a loopback target or an error,
@@ -24,23 +22,6 @@ func FuzzProbeTarget(f *testing.F) {
 		}
 		if !ap.Addr().Unmap().IsLoopback() {
 			t.Fatalf("ProbeTarget(%q) = %q: not loopback", listen, target)
-		}
-	})
-}
-
-// FuzzEscapeBytes: names with arbitrary bytes (abstract socket names,
-// memfd names, paths) come out as valid UTF-8 without control characters.
-func FuzzEscapeBytes(f *testing.F) {
-	for _, s := range []string{"plain", "abs\x00name\nwith newline", "\xff\xfe", "\x1b[31mred", `back\slash`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		out := escapeBytes(s)
-		if !utf8.ValidString(out) {
-			t.Fatalf("escapeBytes(%q) = %q: invalid UTF-8", s, out)
-		}
-		if strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			t.Fatalf("escapeBytes(%q) = %q: control characters", s, out)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/internal/cescape"
 	"github.com/fdtop/fdtop/procfs"
 )
 
@@ -265,8 +266,8 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 	if l.Type == "Netlink" {
 		return s.Family == procfs.FamilyNetlink
 	}
-	addr := l.Address
-	if strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "@") {
+	if name, abstract, ok := l.UnixName(); ok {
+		// systemd prints the name C-escaped; the kernel has its bytes.
 		if s.Family != procfs.FamilyUnix {
 			return false
 		}
@@ -286,12 +287,9 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 		if want == procfs.TypeDgram && s.PeerInode != 0 || want != procfs.TypeDgram && s.State != procfs.StateListen {
 			return false
 		}
-		if strings.HasPrefix(addr, "@") {
-			return s.Abstract && s.Path == addr[1:]
-		}
-		return !s.Abstract && s.Path == addr
+		return s.Abstract == abstract && s.Path == name
 	}
-	ap, err := listenAddrPort(addr)
+	ap, err := listenAddrPort(l.Address)
 	if err != nil || (s.Family != procfs.FamilyInet && s.Family != procfs.FamilyInet6) {
 		return false
 	}
@@ -408,7 +406,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 	for _, p := range svc.Processes {
 		pid := int(p.PID)
 		pids[pid] = true
-		pr := Process{PID: pid, Cmdline: escapeBytes(p.Cmdline)}
+		pr := Process{PID: pid, Cmdline: p.Cmdline}
 		if kp := ix.byPID[pid]; kp != nil {
 			pr.Comm = kp.Comm
 		}
@@ -508,11 +506,11 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 	switch {
 	case store.Listed:
 		for _, e := range store.Entries {
-			se := StoreEntry{Name: e.Name, Inode: e.Inode, Kind: storeKindFromMode(e.Mode, e.Path), Detail: escapeBytes(e.Path)}
+			se := StoreEntry{Name: e.Name, Inode: e.Inode, Kind: storeKindFromMode(e.Mode, e.Path), Detail: e.Path}
 			if s, ok := ix.scan.Sockets[e.Inode]; ok && se.Kind == "socket" {
 				se.Kind, se.Detail = sockKind(s), sockDetail(s)
 			} else if se.Kind == "memfd" {
-				se.Detail = "memfd:" + escapeBytes(memfdName(e.Path))
+				se.Detail = "memfd:" + memfdName(e.Path)
 			}
 			se.ManagerOnly = ix.onlyManagerHolds(e.Inode)
 			out.FDStore = append(out.FDStore, se)
@@ -537,10 +535,13 @@ func listenType(s procfs.Socket) string {
 }
 
 // listenAddress prints a listening socket's address the way systemd prints
-// Listen= entries.
+// Listen= entries (a unix name C-escaped, as systemd's cescape does).
 func listenAddress(s procfs.Socket) string {
 	if s.Family == procfs.FamilyUnix {
-		return unixName(s)
+		if s.Path != "" && s.Abstract {
+			return "@" + cescape.Escape(s.Path)
+		}
+		return cescape.Escape(s.Path)
 	}
 	if !s.Local.IsValid() {
 		return ""

@@ -7,8 +7,10 @@ import (
 	"strings"
 )
 
-// WriteTree writes a snapshot as the readable tree of `fdtop snapshot`.
+// WriteTree writes a snapshot as the readable tree of `fdtop snapshot`,
+// every string from outside escaped for the terminal (ForTerminal).
 func WriteTree(w io.Writer, s *Snapshot) error {
+	s = s.ForTerminal()
 	bw := bufio.NewWriter(w)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format+"\n", args...) }
 
@@ -81,16 +83,16 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		}
 		p("%s", line)
 		if svc.StatusText != "" {
-			p("    status: %s", escapeBytes(svc.StatusText))
+			p("    status: %s", svc.StatusText)
 		}
 		if svc.PassedUnknown {
 			p("    passed at start: unknown (pid %d not readable)", svc.MainPID)
 		}
 		for _, pf := range svc.Passed {
-			p("    passed fd %d = %q  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
+			p("    passed fd %d = \"%s\"  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
 		}
 		for _, e := range svc.FDStore {
-			p("    stored %q  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
+			p("    stored \"%s\"  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
 		if n := svc.FDStoreUnidentified(); n > 0 {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
@@ -162,8 +164,10 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// FormatEvent renders a timeline event as one readable line.
+// FormatEvent renders a timeline event as one readable line, every string
+// from outside escaped for the terminal (ForTerminal).
 func FormatEvent(e Event) string {
+	e = e.ForTerminal()
 	var b strings.Builder
 	b.WriteString(e.Time.Format("15:04:05.000"))
 	b.WriteString("  ")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
 // headerModel is the top of the screen: manager, counts, refresh state and
@@ -55,7 +56,7 @@ func (h headerModel) banners() []string {
 		b = append(b, "⚠ manager reloading (daemon-reload)")
 	}
 	if h.scanErr != "" {
-		b = append(b, "⚠ scan failed: "+h.scanErr)
+		b = append(b, "⚠ scan failed: "+termsafe.String(h.scanErr))
 	}
 	if h.snap != nil {
 		if n := h.snap.Host.Unreadable; n > 0 {

@@ -54,6 +54,7 @@ func (g *unitGroup) storeCount() int {
 // snapIndex is a snapshot joined for display, built once per snapshot so
 // that View never walks the whole snapshot.
 type snapIndex struct {
+	// Snap is the snapshot shown, escaped for the terminal (ForTerminal).
 	Snap   *inspect.Snapshot
 	Groups []*unitGroup
 	// byUnit maps every unit name to its group.
@@ -80,8 +81,10 @@ func matchPatterns(patterns []string, unit string) bool {
 }
 
 // buildIndex groups snap's units, keeping only groups with a unit that
-// matches patterns.
+// matches patterns. The index holds snap's ForTerminal copy: every string
+// the panes draw from it is already escaped for the terminal.
 func buildIndex(snap *inspect.Snapshot, patterns []string) *snapIndex {
+	snap = snap.ForTerminal()
 	ix := &snapIndex{Snap: snap, byUnit: map[string]*unitGroup{}}
 	if snap == nil {
 		return ix

@@ -2,6 +2,8 @@ package ui
 
 import (
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
 // lineInput is a minimal one-line text input for the filter (bubbles'
@@ -61,9 +63,10 @@ func (in lineInput) Update(msg tea.Msg) lineInput {
 	return in
 }
 
-// View renders the prompt, the text and a block cursor when focused.
+// View renders the prompt, the text (a paste may hold control
+// characters: shown escaped) and a block cursor when focused.
 func (in lineInput) View() string {
-	s := in.Prompt + string(in.value)
+	s := in.Prompt + termsafe.String(string(in.value))
 	if in.focused {
 		s += "█"
 	}

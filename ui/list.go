@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
 // sortMode orders the unit list.
@@ -351,7 +352,7 @@ func (l listModel) View() string {
 	case l.filtering:
 		lines = append(lines, l.filter.View())
 	case l.filter.Value() != "":
-		lines = append(lines, l.st.List.Filter.Render(fit(fmt.Sprintf("/%s  (%d rows · esc clears · sort: %s)", l.filter.Value(), len(l.rows), l.sortBy), l.width)))
+		lines = append(lines, l.st.List.Filter.Render(fit(fmt.Sprintf("/%s  (%d rows · esc clears · sort: %s)", termsafe.String(l.filter.Value()), len(l.rows), l.sortBy), l.width)))
 	default:
 		hdr := "     " + fit("UNIT", nameW) + padLeft("PID", 8) + padLeft("CONNS", 6) + padLeft("STORE", 10) + " " + "LISTEN"
 		lines = append(lines, l.st.List.Header.Render(fit(hdr, l.width)))

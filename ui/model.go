@@ -432,6 +432,7 @@ func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
 	if len(msg.evs) == 0 {
 		return tea.Batch(cmds...)
 	}
+	msg.evs = eventsForTerminal(msg.evs)
 	m.timeline.Append(msg.evs...)
 	for i := range msg.evs {
 		ev := &msg.evs[i]
@@ -527,8 +528,8 @@ func (m *Model) updateDetail() {
 	if m.demo != nil {
 		data.Handoffs = m.handoffs
 	}
-	if m.snap != nil {
-		data.Manager = m.snap.Manager
+	if m.ix.Snap != nil {
+		data.Manager = m.ix.Snap.Manager
 	}
 	if g != nil {
 		for _, u := range g.units() {

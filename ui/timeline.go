@@ -61,10 +61,11 @@ func (t *timelineModel) SetSize(w, h int) {
 // Len returns the number of events shown.
 func (t timelineModel) Len() int { return len(t.entries) }
 
-// Append adds events at the bottom.
+// Append adds events at the bottom, escaped for the terminal (the live
+// dashboard and a replayed file alike).
 func (t *timelineModel) Append(evs ...inspect.Event) {
 	for _, ev := range evs {
-		e := formatEvent(ev)
+		e := formatEvent(ev.ForTerminal())
 		ls := t.render(e)
 		t.entries = append(t.entries, e)
 		t.nlines = append(t.nlines, len(ls))
@@ -229,4 +230,14 @@ func describeEvent(ev inspect.Event) string {
 		return "reconnected to the manager"
 	}
 	return string(ev.Type) + detail
+}
+
+// eventsForTerminal returns evs escaped for the terminal (ForTerminal), in
+// a new slice.
+func eventsForTerminal(evs []inspect.Event) []inspect.Event {
+	out := make([]inspect.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ForTerminal()
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
+
+	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
 // Minimum terminal size; below it the dashboard says so instead of
@@ -250,10 +252,11 @@ func (m Model) statusView() string {
 		parts = append(parts, m.st.Status.Busy.Render(s))
 	}
 	if m.status.text != "" {
+		text := termsafe.String(m.status.text) // errors quote unit names and the manager's words
 		if m.status.err {
-			parts = append(parts, m.st.Status.Error.Render("✗ "+m.status.text))
+			parts = append(parts, m.st.Status.Error.Render("✗ "+text))
 		} else {
-			parts = append(parts, m.st.Status.Text.Render(m.status.text))
+			parts = append(parts, m.st.Status.Text.Render(text))
 		}
 	}
 	return fit(strings.Join(parts, "  "), m.width)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/procfs"
 	"golang.org/x/sys/unix"
 )
@@ -183,7 +184,9 @@ func failUnlessSignalled(w io.Writer, cmd string, sig *caught, err error) int {
 // errorLine is a command's one-line error: "fdtop CMD: what went wrong"
 // ("fdtop: …" for the dashboard).
 func errorLine(cmd string, err error) string {
-	msg := strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " "))
+	// One line, and nothing a unit, a service's log or the manager put in
+	// the error reaches the terminal raw.
+	msg := termsafe.String(strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " ")))
 	if cmd == "" {
 		return "fdtop: " + msg
 	}

@@ -54,7 +54,13 @@ func Unavailable(t testing.TB, format string, args ...any) {
 // sandbox on SIGINT/SIGTERM and removes the built binary at the end.
 //
 //	func TestMain(m *testing.M) { sandboxtest.Main(m) }
+//
+// Started as InstallHostile's service, the test binary is that service
+// instead.
 func Main(m *testing.M) {
+	if os.Getenv(hostileEnv) != "" {
+		os.Exit(hostileService())
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {

@@ -11,13 +11,14 @@ package termsafe
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
 // String returns s with everything a terminal would interpret escaped
-// visibly: C0 controls (including newline and tab), DEL, C1 controls, bidi
-// and other invisible format characters as \xNN or \uNNNN, and bytes that
-// are not valid UTF-8 as \xNN. Printable text, including non-ASCII letters
+// visibly: C0 controls (including newline and tab) and DEL as \e, \n, \r,
+// \t or \xNN; C1 controls, bidi and other invisible format characters as
+// \uNNNN (\UNNNNNNNN above U+FFFF); bytes that are not valid UTF-8 as \xNN. Printable text, including non-ASCII letters
 // and backslashes (systemd's own \x2d escapes in unit names stay readable,
 // as systemctl shows them), is unchanged. String never returns a byte below
 // 0x20, DEL, or a C1 control.
@@ -34,6 +35,8 @@ func String(s string) string {
 			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case r < 0x20 || r == 0x7f:
 			b.WriteString(controlName(r))
+		case unsafeRune(r) && r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
 		case unsafeRune(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
@@ -100,24 +103,10 @@ func controlName(r rune) string {
 }
 
 // unsafeRune reports runes above ASCII a terminal may act on or that hide or
-// reorder text: C1 controls, bidi embeddings/overrides/isolates, zero-width
-// and other format characters, line/paragraph separators, and the BOM.
+// reorder text: C1 controls (Cc), every format character (Cf: soft hyphen,
+// zero-width characters, bidi marks, embeddings, overrides and isolates,
+// the BOM, interlinear annotations, tag characters) and the line and
+// paragraph separators (Zl, Zp).
 func unsafeRune(r rune) bool {
-	switch {
-	case r >= 0x80 && r <= 0x9f: // C1 (CSI, OSC, ... as single code points)
-		return true
-	case r == 0xad: // soft hyphen
-		return true
-	case r >= 0x200b && r <= 0x200f: // zero-width space/joiners, LRM, RLM
-		return true
-	case r >= 0x2028 && r <= 0x202e: // line/para separators, bidi embeddings and overrides
-		return true
-	case r >= 0x2060 && r <= 0x206f: // word joiner, invisible operators, bidi isolates
-		return true
-	case r == 0xfeff: // BOM / zero-width no-break space
-		return true
-	case r >= 0xfff9 && r <= 0xfffb: // interlinear annotation
-		return true
-	}
-	return false
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
 }

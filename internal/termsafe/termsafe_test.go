@@ -20,6 +20,12 @@ func TestString(t *testing.T) {
 		{"del", "x\x7fy", `x\x7fy`},
 		{"c1 csi", "a\u009b31mb", `a\u009b31mb`},
 		{"bidi override", "evil\u202etxt.exe", `evil\u202etxt.exe`},
+		{"bidi isolate", "a\u2066b", `a\u2066b`},
+		{"arabic letter mark", "a\u061cb", `a\u061cb`},
+		{"zero width space", "a\u200bb", `a\u200bb`},
+		{"line separator", "a\u2028b", `a\u2028b`},
+		{"tag character", "a\U000e0041b", `a\U000e0041b`},
+		{"wide and combining kept", "日本語 é", "日本語 é"},
 		{"invalid utf8", "caf\xe9", `caf\xe9`},
 		{"truncated utf8", "x\xc3", `x\xc3`},
 		{"empty", "", ""},
@@ -45,7 +51,7 @@ func TestLines(t *testing.T) {
 // valid UTF-8 with no C0 control, no DEL, no ESC and no C1 control, and
 // clean input comes back unchanged.
 func FuzzString(f *testing.F) {
-	for _, s := range []string{"", "plain", "\x1b]0;t\a", "\x9b", "\u009b", "ü\xff", "a\u202eb", "\\x1b"} {
+	for _, s := range []string{"", "plain", "\x1b]0;t\a", "\x9b", "\u009b", "ü\xff", "a\u202eb", "\\x1b", "\U000e0001"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
