@@ -316,8 +316,8 @@ type ReplayModel struct {
 	// Streaming (RunReplay); fetch is nil when every event is in queue.
 	fetch    func() tea.Msg
 	fetching bool
-	eof      bool   // nothing more will arrive
-	readErr  error  // why the stream ended early
+	eof      bool  // nothing more will arrive
+	readErr  error // why the stream ended early
 	count    tea.Cmd
 	counted  *replayCountMsg // the whole file's count, once made
 	skipped  int             // unreadable lines passed so far
