@@ -378,7 +378,7 @@ func (s *Sandbox) Done() <-chan struct{} { return s.done }
 // still starting its units takes a second or more to; the sandbox is
 // disposable and everything in it is killed next anyway, and fdtop must end
 // within a second of Ctrl-C.
-const closeGrace = 200 * time.Millisecond
+const closeGrace = 50 * time.Millisecond
 
 // Close stops the manager: SIGTERM and a short grace period, then SIGKILL to
 // everything left in the sandbox's cgroups. It verifies by PID that no
