@@ -44,6 +44,7 @@ const maxLeadingBad = 8
 type recordReader struct {
 	r        *bufio.Reader
 	buf      []byte
+	read     int64 // bytes read
 	line     int
 	skipped  int
 	firstBad string
@@ -61,6 +62,7 @@ func (rr *recordReader) readLine() (line []byte, tooLong bool, err error) {
 	for {
 		chunk, err := rr.r.ReadSlice('\n')
 		n += len(chunk)
+		rr.read += int64(len(chunk))
 		if !tooLong {
 			if len(rr.buf)+len(chunk) > maxRecordLine+1 {
 				tooLong, rr.buf = true, rr.buf[:0]
@@ -141,12 +143,19 @@ func decodeEvent(b []byte) (inspect.Event, error) {
 	return ev, nil
 }
 
+// maxLeadingBytes bounds how far into a file first looks for an event.
+const maxLeadingBytes = 16 << 20
+
 // first reads up to the first event, refusing a file that does not start
 // like a recording: nothing but blank lines, or more than maxLeadingBad
-// unreadable lines before any event.
-func (rr *recordReader) first() (inspect.Event, error) {
+// unreadable lines (or maxLeadingBytes) before any event. It gives up
+// when ctx ends.
+func (rr *recordReader) first(ctx context.Context) (inspect.Event, error) {
 	var firstErr error
 	for {
+		if err := ctx.Err(); err != nil {
+			return inspect.Event{}, err
+		}
 		ev, err := rr.next()
 		var bad *badLine
 		switch {
@@ -156,7 +165,7 @@ func (rr *recordReader) first() (inspect.Event, error) {
 			if firstErr == nil {
 				firstErr = bad
 			}
-			if rr.skipped > maxLeadingBad {
+			if rr.skipped > maxLeadingBad || rr.read > maxLeadingBytes {
 				return ev, fmt.Errorf("not an fdtop recording: %w", firstErr)
 			}
 		case errors.Is(err, io.EOF):
@@ -316,8 +325,8 @@ type ReplayModel struct {
 	// Streaming (RunReplay); fetch is nil when every event is in queue.
 	fetch    func() tea.Msg
 	fetching bool
-	eof      bool   // nothing more will arrive
-	readErr  error  // why the stream ended early
+	eof      bool  // nothing more will arrive
+	readErr  error // why the stream ended early
 	count    tea.Cmd
 	counted  *replayCountMsg // the whole file's count, once made
 	skipped  int             // unreadable lines passed so far
@@ -585,7 +594,7 @@ func RunReplay(ctx context.Context, r io.Reader, opts ReplayOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rr := newRecordReader(r)
-	first, err := rr.first()
+	first, err := rr.first(ctx)
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,7 @@ func TestRunReplayRefuses(t *testing.T) {
 		{"text", strings.Repeat("this is not a recording\n", 20), "not an fdtop recording: line 1: not an fdtop event"},
 		{"binary", "\x7fELF\x00\x01\x02" + strings.Repeat("\x00", 100), "not an fdtop recording: line 1:"},
 		{"json of something else", `{"name":"x"}` + "\n", `not an fdtop recording: line 1: event has no "type"`},
+		{"one huge line", strings.Repeat("x", 20<<20), "not an fdtop recording: line 1: longer than 4 MiB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,7 +183,7 @@ func TestReplayStreamsDamaged(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rr := newRecordReader(strings.NewReader(in))
-	first, err := rr.first()
+	first, err := rr.first(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

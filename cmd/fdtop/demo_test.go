@@ -145,8 +145,8 @@ func TestDemoCtrlC(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("fdtop demo after Ctrl-C: %v\n%s", err, out.String())
+		if code := cmd.ProcessState.ExitCode(); code != 130 {
+			t.Fatalf("fdtop demo after Ctrl-C: %v (exit %d, want 130)\n%s", err, code, out.String())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("fdtop demo did not stop after Ctrl-C:\n%s", out.String())

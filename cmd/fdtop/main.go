@@ -30,7 +30,7 @@ Usage:
                           the live dashboard (system manager by default)
   fdtop snapshot [--user|--system] [--all] [--json] [PATTERN...]
                           one joined picture: listeners, holders, fd stores, connections
-  fdtop watch [--user|--system] [--all] [--json] [--record FILE] [PATTERN...]
+  fdtop watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [PATTERN...]
                           the timeline: jobs, main PIDs, fds passed and stored, handoffs
   fdtop rollout UNIT [-H HOSTS] [--probe] [--max-refused N] [--max-dropped N] [--pause D] [--json]
                           restart UNIT host by host, halting at the first
@@ -50,7 +50,8 @@ Usage:
 snapshot, watch and rollout reach remote hosts over ssh with
 -H [user@]host[:port][,...] or --hosts-file FILE (--ssh CMD, --push, --sudo).
 
-Exit codes: 0 ok, 1 runtime error, 2 usage error.
+Exit codes: 0 ok, 1 runtime error, 2 usage error, 128+N after signal N
+(130 SIGINT, 143 SIGTERM, 129 SIGHUP). Ctrl-Z suspends the dashboard.
 
 Run 'fdtop COMMAND --help' for a command's flags.
 `

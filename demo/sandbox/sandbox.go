@@ -374,6 +374,12 @@ func (s *Sandbox) PIDs() []int { return subtreePIDs(s.hs, s.Tag) }
 // Done is closed when the manager process has exited.
 func (s *Sandbox) Done() <-chan struct{} { return s.done }
 
+// closeGrace is how long Close lets the manager act on SIGTERM. A manager
+// still starting its units takes a second or more to; the sandbox is
+// disposable and everything in it is killed next anyway, and fdtop must end
+// within a second of Ctrl-C.
+const closeGrace = 50 * time.Millisecond
+
 // Close stops the manager: SIGTERM and a short grace period, then SIGKILL to
 // everything left in the sandbox's cgroups. It verifies by PID that no
 // process remains, removes the cgroups and the temp dir. Safe to call twice.
@@ -385,7 +391,7 @@ func (s *Sandbox) Close() error {
 			_ = syscall.Kill(s.PID, syscall.SIGTERM)
 			select {
 			case <-s.done:
-			case <-time.After(3 * time.Second):
+			case <-time.After(closeGrace):
 			}
 		}
 		_, left := killSubtree(s.hs, s.Tag, 5*time.Second)
