@@ -25,7 +25,7 @@ var demoSetup struct {
 
 // demoUnits installs the demo's three unit sets as system units in the
 // shared container (once per test binary) and returns their configuration.
-func demoUnits(t *testing.T, c *Container) demo.Config {
+func demoUnits(t testing.TB, c *Container) demo.Config {
 	t.Helper()
 	demoSetup.once.Do(func() {
 		cfg, err := demo.NewConfig(FdtopPath)

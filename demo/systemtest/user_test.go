@@ -143,7 +143,7 @@ type tmuxServer struct {
 	n                 atomic.Int32
 }
 
-func newTmux(t *testing.T) *tmuxServer {
+func newTmux(t testing.TB) *tmuxServer {
 	t.Helper()
 	bin, err := exec.LookPath("tmux")
 	if err != nil {
@@ -178,7 +178,7 @@ type terminal struct {
 }
 
 // start runs argv in a new session, killed when the test ends.
-func (s *tmuxServer) start(t *testing.T, argv []string) *terminal {
+func (s *tmuxServer) start(t testing.TB, argv []string) *terminal {
 	t.Helper()
 	name := fmt.Sprintf("st%d", s.n.Add(1))
 	args := append([]string{"new-session", "-d", "-s", name, "-x", "200", "-y", "40"}, argv...)
@@ -189,7 +189,7 @@ func (s *tmuxServer) start(t *testing.T, argv []string) *terminal {
 	return &terminal{s: s, name: name}
 }
 
-func (term *terminal) capture(t *testing.T) string {
+func (term *terminal) capture(t testing.TB) string {
 	t.Helper()
 	out, err := term.s.command("capture-pane", "-p", "-t", term.name).Output()
 	if err != nil {
@@ -198,7 +198,7 @@ func (term *terminal) capture(t *testing.T) string {
 	return string(out)
 }
 
-func (term *terminal) send(t *testing.T, keys ...string) {
+func (term *terminal) send(t testing.TB, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
 		if out, err := term.s.command("send-keys", "-t", term.name, k).CombinedOutput(); err != nil {
@@ -214,7 +214,7 @@ func (term *terminal) dead() bool {
 
 // waitFor polls the screen until ok accepts it; it fails with the last
 // screen after 30 s or when the program exits.
-func (term *terminal) waitFor(t *testing.T, what string, ok func(screen string) bool) string {
+func (term *terminal) waitFor(t testing.TB, what string, ok func(screen string) bool) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var s string
@@ -233,7 +233,7 @@ func (term *terminal) waitFor(t *testing.T, what string, ok func(screen string) 
 }
 
 // selectUnit moves the list's selection (the row marked ›) to unit.
-func (term *terminal) selectUnit(t *testing.T, unit string) {
+func (term *terminal) selectUnit(t testing.TB, unit string) {
 	t.Helper()
 	term.send(t, "g")
 	for range 20 {
@@ -265,7 +265,7 @@ func (term *terminal) selectUnit(t *testing.T, unit string) {
 }
 
 // quit presses q and waits for the program to exit.
-func (term *terminal) quit(t *testing.T) {
+func (term *terminal) quit(t testing.TB) {
 	t.Helper()
 	term.send(t, "q")
 	deadline := time.Now().Add(30 * time.Second)
