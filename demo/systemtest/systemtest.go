@@ -368,7 +368,9 @@ func (c *Container) Close() error {
 	c.closed.Do(func() {
 		defer unregister(c)
 		var errs []error
-		if c.Leader > 0 && c.Launcher > 0 {
+		// Signal PID 1 only while it is still the container's (its PID
+		// namespace is the one recorded), never a recycled PID.
+		if c.Leader > 0 && c.st.LeaderPID != "" && nsLink(c.Leader, "pid") == c.st.LeaderPID {
 			_ = syscall.Kill(c.Leader, sigPoweroff)
 			select {
 			case <-c.done:
@@ -378,11 +380,15 @@ func (c *Container) Close() error {
 		}
 		errs = append(errs, teardown(c.cg, c.st)...)
 		if c.Launcher > 0 {
-			_ = syscall.Kill(c.Launcher, syscall.SIGKILL)
 			select {
-			case <-c.done:
-			case <-time.After(5 * time.Second):
-				errs = append(errs, fmt.Errorf("launcher pid %d not reaped", c.Launcher))
+			case <-c.done: // reaped: its PID may be someone else's now
+			default:
+				_ = syscall.Kill(c.Launcher, syscall.SIGKILL)
+				select {
+				case <-c.done:
+				case <-time.After(5 * time.Second):
+					errs = append(errs, fmt.Errorf("launcher pid %d not reaped", c.Launcher))
+				}
 			}
 		}
 		if c.cg != nil {
