@@ -64,6 +64,11 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	if c.PoweredOff > 0 {
+		t.Logf("powered off in %v", c.PoweredOff.Round(time.Millisecond))
+	} else {
+		t.Log("no poweroff within 20 s: killed")
+	}
 	for _, pid := range pids {
 		if sandbox.Alive(pid) {
 			t.Errorf("pid %d still alive after Close", pid)
