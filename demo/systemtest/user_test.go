@@ -2,10 +2,12 @@ package systemtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/inspect"
 )
 
 // TestSnapshotAsUnprivileged: as a plain user, `fdtop snapshot --json`
@@ -301,5 +304,48 @@ func (term *terminal) quit(t testing.TB) {
 			t.Fatalf("still running 30 s after q; screen:\n%s", term.capture(t))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestUserManagerOfLingeringUser: `fdtop --user` run by a real user whose
+// manager logind started (loginctl enable-linger) finds that user's
+// manager by XDG_RUNTIME_DIR alone.
+func TestUserManagerOfLingeringUser(t *testing.T) {
+	c := Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	userUnit := fmt.Sprintf("user@%d.service", c.UID)
+	if out, err := c.Run(ctx, Root, "loginctl", "enable-linger", UserName); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		_, _ = c.Run(context.Background(), Root, "loginctl", "disable-linger", UserName)
+		_, _ = c.Systemctl(context.Background(), "stop", userUnit)
+	})
+	for {
+		out, _ := c.Systemctl(ctx, "is-active", userUnit)
+		if strings.TrimSpace(out) == "active" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never became active: %q", userUnit, strings.TrimSpace(out))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	managerPID := mainPID(t, c, userUnit)
+	cmd := c.Command(ctx, Unprivileged, "env", fmt.Sprintf("XDG_RUNTIME_DIR=/run/user/%d", c.UID), FdtopPath, "snapshot", "--json", "--user")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fdtop snapshot --json --user as %s: %v: %s", UserName, err, stderr.String())
+	}
+	var snap inspect.Snapshot
+	if err := json.Unmarshal(out, &snap); err != nil {
+		t.Fatalf("does not decode: %v\n%s", err, out)
+	}
+	if snap.Manager.Scope != "user" || strconv.Itoa(snap.Manager.PID) != managerPID {
+		t.Errorf("manager scope %q pid %d, want user and %s (the MainPID of %s)", snap.Manager.Scope, snap.Manager.PID, managerPID, userUnit)
 	}
 }
