@@ -25,7 +25,7 @@ var demoSetup struct {
 
 // demoUnits installs the demo's three unit sets as system units in the
 // shared container (once per test binary) and returns their configuration.
-func demoUnits(t *testing.T, c *Container) demo.Config {
+func demoUnits(t testing.TB, c *Container) demo.Config {
 	t.Helper()
 	demoSetup.once.Do(func() {
 		cfg, err := demo.NewConfig(FdtopPath)
@@ -148,7 +148,7 @@ func TestSnapshotSystemManagerAsRoot(t *testing.T) {
 		// LISTEN socket at that address.
 		checked []string
 	}{
-		{"systemd-journald.socket", false, nil},
+		{"systemd-journald.socket", false, []string{"/run/systemd/journal/stdout"}},
 		{"dbus.socket", false, []string{"/run/dbus/system_bus_socket"}},
 		{"ssh.socket", true, []string{"[::]:22"}},
 		{demo.Handoff.Socket(), false, nil},
@@ -190,6 +190,42 @@ func TestSnapshotSystemManagerAsRoot(t *testing.T) {
 				if !found {
 					t.Errorf("%s: no listener at %s in %+v", tt.unit, addr, s.Listeners)
 				}
+			}
+		})
+	}
+}
+
+// TestFDStoresAsRoot: the fd stores fdtop lists on the container's manager
+// (systemd 252 cannot list them: they are reconstructed from PID 1's
+// descriptors) match NFileDescriptorStore, entry for entry — journald's
+// stored stdout streams included.
+func TestFDStoresAsRoot(t *testing.T) {
+	c := Shared(t)
+	snap := snapshot(t, c, Root)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, unit := range []string{"systemd-journald.service", "systemd-logind.service"} {
+		t.Run(unit, func(t *testing.T) {
+			out, err := c.Systemctl(ctx, "show", "-P", "NFileDescriptorStore", unit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(out))
+			if err != nil {
+				t.Fatalf("NFileDescriptorStore of %s: %q", unit, out)
+			}
+			var svc *inspect.Service
+			for i := range snap.Services {
+				if snap.Services[i].Unit == unit {
+					svc = &snap.Services[i]
+				}
+			}
+			if svc == nil {
+				t.Fatalf("%s not in the snapshot (it has an fd store)", unit)
+			}
+			t.Logf("%s: NFileDescriptorStore=%d; fdtop: fdstore_count %d, identified %d, listed %d", unit, n, svc.FDStoreCount, svc.FDStoreIdentified, len(svc.FDStore))
+			if int(svc.FDStoreCount) != n || svc.FDStoreIdentified != n || len(svc.FDStore) != n {
+				t.Errorf("%s: fdstore_count %d, identified %d, %d entries listed; systemctl says NFileDescriptorStore=%d", unit, svc.FDStoreCount, svc.FDStoreIdentified, len(svc.FDStore), n)
 			}
 		})
 	}
@@ -364,5 +400,54 @@ func TestWatchHandoffAsRoot(t *testing.T) {
 	}
 	if !strings.HasPrefix(e.Message, "✓") {
 		t.Errorf("verdict %q, want ✓ (nothing lost)", e.Message)
+	}
+}
+
+// TestWatchJournaldRestartAsRoot: restarting systemd-journald.service
+// keeps the listeners of its socket units (held by PID 1 and passed again;
+// its stdout streams carried in the fd store): fdtop must say each is kept,
+// none replaced, and nothing refused. Only journald's own varlink listener,
+// which the new process binds anew, may be called replaced.
+func TestWatchJournaldRestartAsRoot(t *testing.T) {
+	c := Shared(t)
+	demoUnits(t, c)
+	unit := "systemd-journald.service"
+	w := startWatch(t, c, Root, "systemd-journald*", demo.Activated.Service())
+	w.ready(t, c, demo.Activated.Service())
+	if out, err := c.Systemctl(context.Background(), "restart", unit); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var listenerEvents []inspect.Event
+	e, ok := w.next(30*time.Second, func(e inspect.Event) bool {
+		if e.Unit == unit && (e.Type == inspect.EventListenerKept || e.Type == inspect.EventListenerReplaced) {
+			listenerEvents = append(listenerEvents, e)
+		}
+		return e.Type == inspect.EventHandoff && e.Unit == unit
+	})
+	if !ok || e.Handoff == nil {
+		t.Fatalf("no handoff event for %s; stderr: %s", unit, w.stderr.String())
+	}
+	t.Logf("verdict: %s", e.Message)
+	kept := map[string]bool{}
+	for _, le := range listenerEvents {
+		t.Logf("%s: %s %s", le.Type, le.Detail, le.Message)
+		for _, p := range []string{"/run/systemd/journal/dev-log", "/run/systemd/journal/socket", "/run/systemd/journal/stdout"} {
+			if strings.Contains(le.Detail, p) || strings.Contains(le.Message, p) {
+				if le.Type == inspect.EventListenerReplaced {
+					t.Errorf("%s, a socket unit's listener, called replaced: %s %s", p, le.Detail, le.Message)
+				} else {
+					kept[p] = true
+				}
+			}
+		}
+		if le.Type == inspect.EventListenerReplaced && !strings.Contains(le.Detail+le.Message, "io.systemd.journal") {
+			t.Errorf("a listener other than journald's own varlink socket called replaced: %s %s", le.Detail, le.Message)
+		}
+	}
+	if len(kept) != 3 || e.ListenersKept < 3 {
+		t.Errorf("listeners kept: %d in the handoff, events for %v; want the 3 socket-unit listeners", e.ListenersKept, kept)
+	}
+	if e.ConnectionsDropped != 0 || e.StoreDiscarded {
+		t.Errorf("connections dropped %d, store discarded %v; want none and no", e.ConnectionsDropped, e.StoreDiscarded)
 	}
 }

@@ -24,10 +24,10 @@ var alwaysMasked = []string{
 	"ssh.service", "cron.service",
 }
 
-// SSHSocket is the container's ssh.socket: Debian 12's own has Accept=no
+// sshSocket is the container's ssh.socket: Debian 12's own has Accept=no
 // (one sshd for every connection); this one starts an sshd -i per
 // connection, ssh@N-LOCAL-REMOTE.service, the Accept=yes shape.
-const SSHSocket = `[Unit]
+const sshSocket = `[Unit]
 Description=OpenSSH per-connection server socket (fdtop system test, Accept=yes)
 Before=sockets.target
 ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
@@ -93,7 +93,7 @@ func writeSeed(dir string) ([]string, error) {
 		}
 	}
 	files := map[string]string{
-		filepath.Join(units, "ssh.socket"):   SSHSocket,
+		filepath.Join(units, "ssh.socket"):   sshSocket,
 		filepath.Join(units, "ssh@.service"): sshService,
 	}
 	id := make([]byte, 16)

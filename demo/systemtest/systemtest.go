@@ -86,6 +86,9 @@ type Container struct {
 	Masked []string
 	// UID and GID are UserName's IDs inside the container.
 	UID, GID int
+	// PoweredOff is how long the poweroff took in Close, 0 when it did not
+	// finish within 20 s and the container was killed instead.
+	PoweredOff time.Duration
 
 	cg     *sandbox.Cgroups
 	st     state
@@ -360,29 +363,38 @@ func (c *Container) addUser(ctx context.Context) error {
 // Done is closed when nspawn has exited.
 func (c *Container) Done() <-chan struct{} { return c.done }
 
-// Close powers the container off (SIGRTMIN+4 to its PID 1) and waits for
-// nspawn to exit; then it SIGKILLs whatever is left in its cgroups and PID
+// Close powers the container off (SIGRTMIN+4 to its PID 1) and waits up to
+// 20 s for nspawn to exit; then it SIGKILLs whatever is left in its cgroups and PID
 // namespace, removes its cgroups and temp dir, and verifies by PID, mount
 // namespace and cgroup that nothing is left. Safe to call twice.
 func (c *Container) Close() error {
 	c.closed.Do(func() {
 		defer unregister(c)
 		var errs []error
-		if c.Leader > 0 && c.Launcher > 0 {
+		// Signal PID 1 only while it is still the container's (its PID
+		// namespace is the one recorded), never a recycled PID.
+		if c.Leader > 0 && c.st.LeaderPID != "" && nsLink(c.Leader, "pid") == c.st.LeaderPID {
+			// A clean poweroff is the polite way; on a loaded host it can
+			// take long, and then the SIGKILLs below do the job.
+			begin := time.Now()
 			_ = syscall.Kill(c.Leader, sigPoweroff)
 			select {
 			case <-c.done:
+				c.PoweredOff = time.Since(begin)
 			case <-time.After(20 * time.Second):
-				errs = append(errs, errors.New("no poweroff within 20 s: killed"))
 			}
 		}
 		errs = append(errs, teardown(c.cg, c.st)...)
 		if c.Launcher > 0 {
-			_ = syscall.Kill(c.Launcher, syscall.SIGKILL)
 			select {
-			case <-c.done:
-			case <-time.After(5 * time.Second):
-				errs = append(errs, fmt.Errorf("launcher pid %d not reaped", c.Launcher))
+			case <-c.done: // reaped: its PID may be someone else's now
+			default:
+				_ = syscall.Kill(c.Launcher, syscall.SIGKILL)
+				select {
+				case <-c.done:
+				case <-time.After(5 * time.Second):
+					errs = append(errs, fmt.Errorf("launcher pid %d not reaped", c.Launcher))
+				}
 			}
 		}
 		if c.cg != nil {

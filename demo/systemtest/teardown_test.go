@@ -26,7 +26,11 @@ import (
 func startOwn(t *testing.T) (*Container, []int) {
 	t.Helper()
 	Require(t)
-	c, err := Start(context.Background(), Options{Fdtop: sandboxtest.Fdtop(t)})
+	fdtop := os.Getenv(helperFdtopEnv) // the parent's build, in the child
+	if fdtop == "" {
+		fdtop = sandboxtest.Fdtop(t)
+	}
+	c, err := Start(context.Background(), Options{Fdtop: fdtop})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +68,11 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	if c.PoweredOff > 0 {
+		t.Logf("powered off in %v", c.PoweredOff.Round(time.Millisecond))
+	} else {
+		t.Log("no poweroff within 20 s: killed")
+	}
 	for _, pid := range pids {
 		if sandbox.Alive(pid) {
 			t.Errorf("pid %d still alive after Close", pid)
@@ -78,8 +87,13 @@ func TestTeardownLeavesNothing(t *testing.T) {
 }
 
 // helperEnv makes TestReapAfterOwnerKilled, run in a child test binary,
-// boot a container, print its dir and PIDs, and SIGKILL itself.
-const helperEnv = "FDTOP_SYSTEMTEST_DIE_HOLDING"
+// boot a container, print its dir and PIDs, and SIGKILL itself;
+// helperFdtopEnv hands it the parent's fdtop binary (a build of its own
+// would be left behind by the SIGKILL).
+const (
+	helperEnv      = "FDTOP_SYSTEMTEST_DIE_HOLDING"
+	helperFdtopEnv = "FDTOP_SYSTEMTEST_FDTOP"
+)
 
 // TestReapAfterOwnerKilled: a test binary SIGKILLed while its container is
 // up leaves it behind; the next start (ReapStale) tears it down completely.
@@ -91,13 +105,13 @@ func TestReapAfterOwnerKilled(t *testing.T) {
 		select {}
 	}
 	Require(t)
-	sandboxtest.Fdtop(t) // built here, so the child finds it in its own build
+	fdtop := sandboxtest.Fdtop(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	child := exec.Command(self, "-test.run=^TestReapAfterOwnerKilled$", "-test.v")
-	child.Env = append(os.Environ(), helperEnv+"=1")
+	child.Env = append(os.Environ(), helperEnv+"=1", helperFdtopEnv+"="+fdtop)
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
