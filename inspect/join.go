@@ -365,7 +365,7 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 				continue
 			}
 			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family != procfs.FamilyUnix || ok && s.PeerInode != 0 {
-				inst.Local, inst.Remote = sockEnds(s)
+				inst.Local, inst.Remote = ix.sockEnds(s)
 				break
 			}
 		}
@@ -373,12 +373,40 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 	return inst
 }
 
-// sockEnds returns a socket's two ends as text.
-func sockEnds(s procfs.Socket) (local, remote string) {
+// sockEnds returns a socket's two ends as text; a unix socket's remote end
+// is the process holding its peer (sock_diag's UNIX_DIAG_PEER joined to the
+// descriptors), e.g. "systemd pid 1 fd 35".
+func (ix *index) sockEnds(s procfs.Socket) (local, remote string) {
 	if s.Family == procfs.FamilyUnix {
-		return unixName(s), fmt.Sprintf("peer socket:[%d]", s.PeerInode)
+		return unixName(s), peerNamer(ix.peerName).name(s.PeerInode)
 	}
 	return addrString(s.Local), addrString(s.Remote)
+}
+
+// peerName names who holds a unix socket's peer: the first process that is
+// not the manager (a client), else the manager, with how many more hold
+// it; "" when no scanned process does.
+func (ix *index) peerName(inode uint64) string {
+	hs := ix.byInode[inode]
+	if len(hs) == 0 {
+		return ""
+	}
+	best := hs[0]
+	for _, h := range hs {
+		if !ix.managers[h.proc.PID] {
+			best = h
+			break
+		}
+	}
+	pids := map[int]bool{}
+	for _, h := range hs {
+		pids[h.proc.PID] = true
+	}
+	name := fmt.Sprintf("%s pid %d fd %d", best.proc.Comm, best.proc.PID, best.fd.Num)
+	if len(pids) > 1 {
+		name += fmt.Sprintf(" (+%d more)", len(pids)-1)
+	}
+	return name
 }
 
 // service joins one service with the kernel: processes, passed fds, fd
@@ -431,7 +459,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			for _, fd := range main.FDs {
 				if fd.Num == pf.FD {
 					p.Inode = fd.Inode
-					p.Kind, p.Detail = fdKindDetail(fd, ix.scan.Sockets)
+					p.Kind, p.Detail = fdKindDetail(fd, ix.scan.Sockets, ix.peerName)
 					if fd.Inode != 0 {
 						passedInodes[fd.Inode] = pf.Name
 					}
@@ -487,7 +515,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 				continue
 			}
 			seenConn[fd.Inode] = true
-			local, remote := sockEnds(s)
+			local, remote := ix.sockEnds(s)
 			out.Connections = append(out.Connections, Connection{
 				PID: pid, FD: fd.Num, Inode: fd.Inode, Local: local, Remote: remote,
 				State: s.State.String(), RecvQ: s.RecvQ, SendQ: s.SendQ,
@@ -508,7 +536,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 		for _, e := range store.Entries {
 			se := StoreEntry{Name: e.Name, Inode: e.Inode, Kind: storeKindFromMode(e.Mode, e.Path), Detail: e.Path}
 			if s, ok := ix.scan.Sockets[e.Inode]; ok && se.Kind == "socket" {
-				se.Kind, se.Detail = sockKind(s), sockDetail(s)
+				se.Kind, se.Detail = sockKind(s), sockDetail(s, ix.peerName)
 			} else if se.Kind == "memfd" {
 				se.Detail = "memfd:" + memfdName(e.Path)
 			}
@@ -672,7 +700,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 	}
 	out := make([]StoreEntry, 0, len(cands))
 	for _, c := range cands {
-		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets)
+		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets, ix.peerName)
 		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
 	}
 	sort.SliceStable(out, func(i, j int) bool {

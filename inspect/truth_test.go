@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,8 @@ func (e *env) waitSnapshot(t *testing.T, ok func(*inspect.Snapshot) bool) (*insp
 // its stdout streams), so the manager holds connections bound to the same
 // path as the listener. The listener shown is the LISTEN socket the service
 // was passed as fd 3, before and after daemon-reexec; the service's own
-// listeners do not list it; a sequential-packet listener the service binds
+// listeners do not list it; the connections and store entries name their
+// unix peer's process; a sequential-packet listener the service binds
 // itself is shown as SequentialPacket.
 func TestUnixListenerNotAConnection(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
@@ -124,6 +126,21 @@ func TestUnixListenerNotAConnection(t *testing.T) {
 			for _, ol := range svc.OwnListeners {
 				if ol.Inode == l.Inode {
 					t.Errorf("%s: the socket unit's listener is listed as the service's own: %+v", when, ol)
+				}
+			}
+			// Unix peers are named by the process holding them: this test.
+			wantPeer := fmt.Sprintf("inspect.test pid %d fd ", os.Getpid())
+			if len(svc.Connections) != 3 {
+				t.Errorf("%s: connections %+v, want 3", when, svc.Connections)
+			}
+			for _, c := range svc.Connections {
+				if !strings.HasPrefix(c.Remote, wantPeer) {
+					t.Errorf("%s: connection remote %q, want %q…", when, c.Remote, wantPeer)
+				}
+			}
+			for _, se := range svc.FDStore {
+				if !strings.Contains(se.Detail, "↔ "+wantPeer) {
+					t.Errorf("%s: store entry detail %q does not name the peer %q…", when, se.Detail, wantPeer)
 				}
 			}
 			seq := findService(t, s, "seq.service")
