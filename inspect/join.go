@@ -437,6 +437,12 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 		pr := Process{PID: pid, Cmdline: p.Cmdline}
 		if kp := ix.byPID[pid]; kp != nil {
 			pr.Comm = kp.Comm
+			// The kernel's argument vector joined by spaces: the manager's
+			// string quotes an argument with spaces, so a process that
+			// rewrote its argv into one title (sshd) came out quoted.
+			if args := trimEmptyTail(kp.Cmdline); len(args) > 0 {
+				pr.Cmdline = escapeBytes(strings.Join(args, " "))
+			}
 		}
 		out.Processes = append(out.Processes, pr)
 	}
@@ -548,6 +554,15 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 	}
 	out.FDStoreIdentified = len(out.FDStore)
 	return out
+}
+
+// trimEmptyTail drops the empty arguments at the end of an argument
+// vector: a process that rewrote its argv pads the old area with NULs.
+func trimEmptyTail(args []string) []string {
+	for len(args) > 0 && args[len(args)-1] == "" {
+		args = args[:len(args)-1]
+	}
+	return args
 }
 
 // listenType names a listening socket's type as systemd's Listen= does,

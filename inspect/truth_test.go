@@ -223,3 +223,24 @@ func TestFDStoreIdentified(t *testing.T) {
 		check("after restart", total-1, true)
 	})
 }
+
+// TestCmdlineNotRequoted: a process whose argv[0] holds spaces (as sshd's
+// "sshd: /usr/sbin/sshd -D [listener] …" title does) is shown as the
+// kernel has its arguments, joined by spaces, not as the manager quotes it.
+func TestCmdlineNotRequoted(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := bareEnv(t, sb, "title*")
+		startUnits(t, sb, map[string]string{
+			"title.service": "[Service]\nExecStart=/bin/bash -c 'exec -a \"sshd: fake [listener] 0 of 10\" sleep 300'\n",
+		}, "title.service")
+		want := "sshd: fake [listener] 0 of 10 300"
+		s, ok := e.waitSnapshot(t, func(s *inspect.Snapshot) bool {
+			svc := findService(t, s, "title.service")
+			return len(svc.Processes) == 1 && strings.HasPrefix(svc.Processes[0].Cmdline, "sshd:")
+		})
+		svc := findService(t, s, "title.service")
+		if !ok || svc.Processes[0].Cmdline != want {
+			t.Fatalf("processes %+v, want cmdline %q", svc.Processes, want)
+		}
+	})
+}
