@@ -358,6 +358,15 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 		return inst
 	}
 	inst.ActiveState, inst.SubState, inst.MainPID = svc.ActiveState, svc.SubState, int(svc.MainPID)
+	if in, ok := ParseInstanceName(name); ok && in.Cookie != 0 {
+		// systemd 258+ names the connection by its socket cookie: exact.
+		for _, s := range ix.scan.Sockets {
+			if s.Cookie == in.Cookie {
+				inst.Local, inst.Remote = ix.sockEnds(s)
+				return inst
+			}
+		}
+	}
 	if p := ix.byPID[inst.MainPID]; p != nil {
 		// The connection is passed as fd 3 (and usually 0/1 too).
 		for _, fd := range p.FDs {
@@ -370,7 +379,53 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 			}
 		}
 	}
+	if inst.Local == "" && inst.Remote == "" {
+		if in, ok := ParseInstanceName(name); ok {
+			inst.Local, inst.Remote = in.Local, in.Remote // as the manager named it
+		}
+	}
 	return inst
+}
+
+// InstanceName is what the name of an Accept=yes instance says about its
+// connection: systemd names it NAME@NR-LOCAL-REMOTE.service (AF_UNIX:
+// NAME@NR-PID-UID.service), and from 258 on puts the socket's cookie after
+// the number: NAME@NR-COOKIE-LOCAL-REMOTE.service.
+type InstanceName struct {
+	// Nr is the socket unit's connection counter at accept.
+	Nr uint64
+	// Cookie is the kernel socket cookie (SO_COOKIE), 0 when the name has
+	// none (systemd before 258).
+	Cookie uint64
+	// Local and Remote are the inet addresses, "" for other families.
+	Local, Remote string
+}
+
+// ParseInstanceName parses an Accept=yes instance name in either form.
+func ParseInstanceName(unit string) (InstanceName, bool) {
+	_, inst, ok := strings.Cut(strings.TrimSuffix(unit, ".service"), "@")
+	if !ok || inst == "" {
+		return InstanceName{}, false
+	}
+	f := strings.Split(inst, "-")
+	var in InstanceName
+	var err error
+	if in.Nr, err = strconv.ParseUint(f[0], 10, 64); err != nil {
+		return InstanceName{}, false
+	}
+	switch len(f) {
+	case 3: // NR-LOCAL-REMOTE, NR-PID-UID
+	case 4: // NR-COOKIE-LOCAL-REMOTE, NR-COOKIE-PID-UID
+		if in.Cookie, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+			return InstanceName{}, false
+		}
+	default:
+		return InstanceName{}, false
+	}
+	if l, r := f[len(f)-2], f[len(f)-1]; strings.Contains(l, ":") && strings.Contains(r, ":") {
+		in.Local, in.Remote = l, r
+	}
+	return in, true
 }
 
 // sockEnds returns a socket's two ends as text; a unix socket's remote end

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
@@ -242,5 +243,49 @@ func TestCmdlineNotRequoted(t *testing.T) {
 		if !ok || svc.Processes[0].Cmdline != want {
 			t.Fatalf("processes %+v, want cmdline %q", svc.Processes, want)
 		}
+	})
+}
+
+// TestAcceptInstancesAfterReload: a live Accept=yes instance stays under its
+// socket after daemon-reload (systemd 252 empties the socket's Triggers
+// then), with the connection's ends.
+func TestAcceptInstancesAfterReload(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := bareEnv(t, sb, "acc*")
+		ports, err := demo.FreePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		startUnits(t, sb, map[string]string{
+			"acc.socket":   "[Socket]\nListenStream=" + addr + "\nAccept=yes\n",
+			"acc@.service": "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
+		}, "acc.socket")
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		check := func(when string) {
+			s, ok := e.waitSnapshot(t, func(s *inspect.Snapshot) bool {
+				su := findSocket(t, s, "acc.socket")
+				return len(su.Instances) == 1 && su.Instances[0].MainPID != 0 && su.Instances[0].Remote != ""
+			})
+			if !ok {
+				t.Fatalf("%s: acc.socket instances %+v, want the live one\n%s", when, findSocket(t, s, "acc.socket").Instances, tree(t, s))
+			}
+			in := findSocket(t, s, "acc.socket").Instances[0]
+			if in.Local != addr || in.Remote != conn.LocalAddr().String() {
+				t.Errorf("%s: instance %+v, want %s ← %s", when, in, addr, conn.LocalAddr())
+			}
+			for _, svc := range s.Services {
+				if strings.HasPrefix(svc.Unit, "acc@") {
+					t.Errorf("%s: instance %s listed as a service of its own", when, svc.Unit)
+				}
+			}
+		}
+		check("before reload")
+		systemctl(t, sb, "daemon-reload")
+		check("after daemon-reload")
 	})
 }
