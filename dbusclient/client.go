@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -72,7 +74,16 @@ func Endpoints(o Options) []Endpoint {
 		if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" {
 			eps = append(eps, Endpoint{Address: a, Bus: !isPrivateSocket(a)})
 		}
-		if rd := os.Getenv("XDG_RUNTIME_DIR"); rd != "" {
+		rd := os.Getenv("XDG_RUNTIME_DIR")
+		if rd == "" {
+			// sudo, su and service shells often drop it: the user's
+			// runtime directory is still /run/user/UID.
+			dir := filepath.Join(userRuntimeBase, strconv.Itoa(os.Geteuid()))
+			if _, err := os.Stat(dir); err == nil {
+				rd = dir
+			}
+		}
+		if rd != "" {
 			eps = append(eps,
 				Endpoint{Address: "unix:path=" + filepath.Join(rd, "bus"), Bus: true},
 				Endpoint{Address: "unix:path=" + filepath.Join(rd, "systemd", "private")})
@@ -88,6 +99,10 @@ func Endpoints(o Options) []Endpoint {
 	}
 	return append(eps, Endpoint{Address: sys, Bus: true})
 }
+
+// userRuntimeBase holds the users' runtime directories (logind's
+// /run/user/UID); tests point it elsewhere.
+var userRuntimeBase = "/run/user"
 
 // isPrivateSocket reports whether address is a manager's private socket,
 // which has no bus daemon behind it.
@@ -170,13 +185,55 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		closed: make(chan struct{}),
 	}
 	c.jobs.init()
-	sess, err := c.connect(ctx)
+	sess, err := c.connectRetrying(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.wg.Add(1)
 	go c.supervise(sess)
 	return c, nil
+}
+
+// ErrConnectionReset is returned (wrapped) by Connect when the manager kept
+// refusing or resetting the connection for connectRetryFor: it is there but
+// restarting (daemon-reexec), or going away.
+var ErrConnectionReset = errors.New("the manager kept refusing or resetting the connection")
+
+// connectRetryFor bounds how long Connect retries a refused or reset
+// connection (a daemon-reexec takes well under a second).
+const connectRetryFor = 5 * time.Second
+
+// connectRetrying connects, retrying with backoff while the failure is a
+// refused, reset or closed connection, for connectRetryFor at most.
+func (c *Client) connectRetrying(ctx context.Context) (session, error) {
+	start := time.Now()
+	wait := backoffMin
+	for {
+		s, err := c.connect(ctx)
+		if err == nil || !transientConnErr(err) || ctx.Err() != nil {
+			return s, err
+		}
+		if time.Since(start)+wait > connectRetryFor {
+			return session{}, fmt.Errorf("%w for %s (daemon-reexec in progress?): %w", ErrConnectionReset, time.Since(start).Round(100*time.Millisecond), err)
+		}
+		select {
+		case <-ctx.Done():
+			return session{}, fmt.Errorf("%w (gave up: %v): %w", ErrConnectionReset, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Second)
+	}
+}
+
+// transientConnErr reports whether err is a connection the manager refused,
+// reset or closed: what a manager re-executing itself does.
+func transientConnErr(err error) bool {
+	for _, e := range []error{syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.EPIPE, io.EOF, io.ErrUnexpectedEOF, dbus.ErrClosed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // session is one live connection and the channel its signals arrive on.
@@ -189,7 +246,7 @@ type session struct {
 func (c *Client) connect(ctx context.Context) (session, error) {
 	eps := Endpoints(c.opts)
 	if len(eps) == 0 {
-		return session{}, errors.New("connect to the user manager: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set")
+		return session{}, fmt.Errorf("connect to the user manager: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set, and there is no %s/%d", userRuntimeBase, os.Geteuid())
 	}
 	var errs []error
 	for _, ep := range eps {

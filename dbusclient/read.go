@@ -166,6 +166,23 @@ func finishSocket(s *Socket) {
 	}
 }
 
+// addInstances adds to an Accept=yes socket the loaded instances of its
+// template that Triggers does not name: after a daemon-reload, systemd 252
+// leaves a socket's Triggers empty although its instances live on.
+func addInstances(s *Socket, services []unitStatus, all bool) {
+	have := map[string]bool{}
+	for _, in := range s.Instances {
+		have[in] = true
+	}
+	for _, u := range services {
+		if u.LoadState == "loaded" && shown(u, all) && templateOf(u.Name) == s.Template && !have[u.Name] {
+			have[u.Name] = true
+			s.Instances = append(s.Instances, u.Name)
+		}
+	}
+	sort.Strings(s.Instances)
+}
+
 // serviceRead prepares the reads of one service unit. Inactive services
 // have no main or control process, no control group and no processes, so
 // those are not read for them.
@@ -390,9 +407,15 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 	for _, n := range extra {
 		want[n] = nil
 	}
-	for _, s := range st.Sockets {
-		for _, t := range s.Triggers {
-			if strings.HasSuffix(t, ".service") {
+	for i := range st.Sockets {
+		s := &st.Sockets[i]
+		if s.Accept {
+			addInstances(s, services, all)
+		}
+		seen := map[string]bool{}
+		for _, t := range append(append([]string(nil), s.Triggers...), s.Instances...) {
+			if strings.HasSuffix(t, ".service") && !seen[t] {
+				seen[t] = true
 				want[t] = append(want[t], s.Name)
 			}
 		}

@@ -132,7 +132,55 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 		Hostname:     hostname,
 	})
 	snap.Host.Root = root
+	if len(opts.Units) == 0 {
+		snap.Unmatched = unmatched(b.Patterns, st)
+	}
 	return snap, nil
+}
+
+// unmatched lists the patterns no socket unit, service or Accept=yes
+// instance name matches.
+func unmatched(patterns []string, st *dbusclient.State) []string {
+	var names []string
+	for _, s := range st.Sockets {
+		names = append(names, s.Name)
+		names = append(names, s.Instances...)
+	}
+	for _, s := range st.Services {
+		names = append(names, s.Name)
+	}
+	var out []string
+	for _, p := range patterns {
+		found := false
+		for _, n := range names {
+			if ok, _ := path.Match(p, n); ok {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// NoMatchNote says that patterns matched no unit and what patterns are,
+// e.g. "no unit matches 'journald': patterns are shell globs on whole unit
+// names (try '*journald*'); inactive units need --all"; "" for none.
+func NoMatchNote(patterns []string) string {
+	if len(patterns) == 0 {
+		return ""
+	}
+	quoted := make([]string, len(patterns))
+	for i, p := range patterns {
+		quoted[i] = "'" + p + "'"
+	}
+	note := "no unit matches " + strings.Join(quoted, ", ") + ": patterns are shell globs on whole unit names"
+	if p := patterns[0]; !strings.ContainsAny(p, "*?[") {
+		note += " (try '*" + p + "*')"
+	}
+	return note + "; inactive units need --all"
 }
 
 // extraServices lists the services to read that Load did not return: the

@@ -61,9 +61,23 @@ func addrString(ap netip.AddrPort) string {
 	return ap.String()
 }
 
+// peerNamer names the process holding a unix socket's peer by the peer's
+// inode ("systemd pid 1 fd 35"); nil, or a peer no scanned process holds,
+// gives "peer socket:[INODE]".
+type peerNamer func(inode uint64) string
+
+func (n peerNamer) name(inode uint64) string {
+	if n != nil {
+		if s := n(inode); s != "" {
+			return s
+		}
+	}
+	return fmt.Sprintf("peer socket:[%d]", inode)
+}
+
 // sockDetail describes a socket: both ends of a connection, a listener's
 // address, a unix socket's name and peer.
-func sockDetail(s procfs.Socket) string {
+func sockDetail(s procfs.Socket, peer peerNamer) string {
 	switch s.Family {
 	case procfs.FamilyInet, procfs.FamilyInet6:
 		if s.State == procfs.StateListen || !s.Remote.IsValid() || s.Remote.Port() == 0 {
@@ -78,7 +92,7 @@ func sockDetail(s procfs.Socket) string {
 			parts = append(parts, "unnamed")
 		}
 		if s.PeerInode != 0 {
-			parts = append(parts, fmt.Sprintf("peer socket:[%d]", s.PeerInode))
+			parts = append(parts, "↔ "+peer.name(s.PeerInode))
 		}
 		if st := s.State.String(); st != "" {
 			parts = append(parts, st)
@@ -92,11 +106,11 @@ func sockDetail(s procfs.Socket) string {
 }
 
 // fdKindDetail describes a descriptor, using the socket table for sockets.
-func fdKindDetail(fd procfs.FD, sockets map[uint64]procfs.Socket) (kind, detail string) {
+func fdKindDetail(fd procfs.FD, sockets map[uint64]procfs.Socket, peer peerNamer) (kind, detail string) {
 	switch fd.Kind {
 	case procfs.KindSocket:
 		if s, ok := sockets[fd.Inode]; ok {
-			return sockKind(s), sockDetail(s)
+			return sockKind(s), sockDetail(s, peer)
 		}
 		return "socket", fmt.Sprintf("socket:[%d] (not resolved)", fd.Inode)
 	case procfs.KindMemfd:

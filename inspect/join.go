@@ -358,6 +358,15 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 		return inst
 	}
 	inst.ActiveState, inst.SubState, inst.MainPID = svc.ActiveState, svc.SubState, int(svc.MainPID)
+	if in, ok := ParseInstanceName(name); ok && in.Cookie != 0 {
+		// systemd 258+ names the connection by its socket cookie: exact.
+		for _, s := range ix.scan.Sockets {
+			if s.Cookie == in.Cookie {
+				inst.Local, inst.Remote = ix.sockEnds(s)
+				return inst
+			}
+		}
+	}
 	if p := ix.byPID[inst.MainPID]; p != nil {
 		// The connection is passed as fd 3 (and usually 0/1 too).
 		for _, fd := range p.FDs {
@@ -365,20 +374,94 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 				continue
 			}
 			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family != procfs.FamilyUnix || ok && s.PeerInode != 0 {
-				inst.Local, inst.Remote = sockEnds(s)
+				inst.Local, inst.Remote = ix.sockEnds(s)
 				break
 			}
+		}
+	}
+	if inst.Local == "" && inst.Remote == "" {
+		if in, ok := ParseInstanceName(name); ok {
+			inst.Local, inst.Remote = in.Local, in.Remote // as the manager named it
 		}
 	}
 	return inst
 }
 
-// sockEnds returns a socket's two ends as text.
-func sockEnds(s procfs.Socket) (local, remote string) {
+// InstanceName is what the name of an Accept=yes instance says about its
+// connection: systemd names it NAME@NR-LOCAL-REMOTE.service (AF_UNIX:
+// NAME@NR-PID-UID.service), and from 258 on puts the socket's cookie after
+// the number: NAME@NR-COOKIE-LOCAL-REMOTE.service.
+type InstanceName struct {
+	// Nr is the socket unit's connection counter at accept.
+	Nr uint64
+	// Cookie is the kernel socket cookie (SO_COOKIE), 0 when the name has
+	// none (systemd before 258).
+	Cookie uint64
+	// Local and Remote are the inet addresses, "" for other families.
+	Local, Remote string
+}
+
+// ParseInstanceName parses an Accept=yes instance name in either form.
+func ParseInstanceName(unit string) (InstanceName, bool) {
+	_, inst, ok := strings.Cut(strings.TrimSuffix(unit, ".service"), "@")
+	if !ok || inst == "" {
+		return InstanceName{}, false
+	}
+	f := strings.Split(inst, "-")
+	var in InstanceName
+	var err error
+	if in.Nr, err = strconv.ParseUint(f[0], 10, 64); err != nil {
+		return InstanceName{}, false
+	}
+	switch len(f) {
+	case 3: // NR-LOCAL-REMOTE, NR-PID-UID
+	case 4: // NR-COOKIE-LOCAL-REMOTE, NR-COOKIE-PID-UID
+		if in.Cookie, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+			return InstanceName{}, false
+		}
+	default:
+		return InstanceName{}, false
+	}
+	if l, r := f[len(f)-2], f[len(f)-1]; strings.Contains(l, ":") && strings.Contains(r, ":") {
+		in.Local, in.Remote = l, r
+	}
+	return in, true
+}
+
+// sockEnds returns a socket's two ends as text; a unix socket's remote end
+// is the process holding its peer (sock_diag's UNIX_DIAG_PEER joined to the
+// descriptors), e.g. "systemd pid 1 fd 35".
+func (ix *index) sockEnds(s procfs.Socket) (local, remote string) {
 	if s.Family == procfs.FamilyUnix {
-		return unixName(s), fmt.Sprintf("peer socket:[%d]", s.PeerInode)
+		return unixName(s), peerNamer(ix.peerName).name(s.PeerInode)
 	}
 	return addrString(s.Local), addrString(s.Remote)
+}
+
+// peerName names who holds a unix socket's peer: the first process that is
+// not the manager (a client), else the manager, with how many more hold
+// it; "" when no scanned process does.
+func (ix *index) peerName(inode uint64) string {
+	hs := ix.byInode[inode]
+	if len(hs) == 0 {
+		return ""
+	}
+	best := hs[0]
+	for _, h := range hs {
+		if !ix.managers[h.proc.PID] {
+			best = h
+			break
+		}
+	}
+	pids := map[int]bool{}
+	for _, h := range hs {
+		pids[h.proc.PID] = true
+	}
+	name := fmt.Sprintf("%s pid %d fd %d", best.proc.Comm, best.proc.PID, best.fd.Num)
+	if len(pids) > 1 {
+		name += fmt.Sprintf(" (+%d more)", len(pids)-1)
+	}
+	return name
 }
 
 // service joins one service with the kernel: processes, passed fds, fd
@@ -409,6 +492,12 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 		pr := Process{PID: pid, Cmdline: p.Cmdline}
 		if kp := ix.byPID[pid]; kp != nil {
 			pr.Comm = kp.Comm
+			// The kernel's argument vector joined by spaces: the manager's
+			// string quotes an argument with spaces, so a process that
+			// rewrote its argv into one title (sshd) came out quoted.
+			if args := trimEmptyTail(kp.Cmdline); len(args) > 0 {
+				pr.Cmdline = escapeBytes(strings.Join(args, " "))
+			}
 		}
 		out.Processes = append(out.Processes, pr)
 	}
@@ -431,7 +520,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			for _, fd := range main.FDs {
 				if fd.Num == pf.FD {
 					p.Inode = fd.Inode
-					p.Kind, p.Detail = fdKindDetail(fd, ix.scan.Sockets)
+					p.Kind, p.Detail = fdKindDetail(fd, ix.scan.Sockets, ix.peerName)
 					if fd.Inode != 0 {
 						passedInodes[fd.Inode] = pf.Name
 					}
@@ -487,7 +576,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 				continue
 			}
 			seenConn[fd.Inode] = true
-			local, remote := sockEnds(s)
+			local, remote := ix.sockEnds(s)
 			out.Connections = append(out.Connections, Connection{
 				PID: pid, FD: fd.Num, Inode: fd.Inode, Local: local, Remote: remote,
 				State: s.State.String(), RecvQ: s.RecvQ, SendQ: s.SendQ,
@@ -508,7 +597,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 		for _, e := range store.Entries {
 			se := StoreEntry{Name: e.Name, Inode: e.Inode, Kind: storeKindFromMode(e.Mode, e.Path), Detail: e.Path}
 			if s, ok := ix.scan.Sockets[e.Inode]; ok && se.Kind == "socket" {
-				se.Kind, se.Detail = sockKind(s), sockDetail(s)
+				se.Kind, se.Detail = sockKind(s), sockDetail(s, ix.peerName)
 			} else if se.Kind == "memfd" {
 				se.Detail = "memfd:" + memfdName(e.Path)
 			}
@@ -520,6 +609,15 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 	}
 	out.FDStoreIdentified = len(out.FDStore)
 	return out
+}
+
+// trimEmptyTail drops the empty arguments at the end of an argument
+// vector: a process that rewrote its argv pads the old area with NULs.
+func trimEmptyTail(args []string) []string {
+	for len(args) > 0 && args[len(args)-1] == "" {
+		args = args[:len(args)-1]
+	}
+	return args
 }
 
 // listenType names a listening socket's type as systemd's Listen= does,
@@ -672,7 +770,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 	}
 	out := make([]StoreEntry, 0, len(cands))
 	for _, c := range cands {
-		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets)
+		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets, ix.peerName)
 		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
 	}
 	sort.SliceStable(out, func(i, j int) bool {

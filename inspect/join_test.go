@@ -566,3 +566,29 @@ func TestListenerMatchesUnixKind(t *testing.T) {
 		})
 	}
 }
+
+// TestParseInstanceName: both instance name forms, inet and unix, and
+// names that are not instances of an Accept=yes socket.
+func TestParseInstanceName(t *testing.T) {
+	tests := []struct {
+		unit string
+		want InstanceName
+		ok   bool
+	}{
+		{"echo@3-127.0.0.1:7-127.0.0.1:5000.service", InstanceName{Nr: 3, Local: "127.0.0.1:7", Remote: "127.0.0.1:5000"}, true},
+		{"sshd@12-4097-10.0.0.1:22-10.0.0.9:51234.service", InstanceName{Nr: 12, Cookie: 4097, Local: "10.0.0.1:22", Remote: "10.0.0.9:51234"}, true},
+		{"echo@0-1234-1000.service", InstanceName{Nr: 0}, true},
+		{"echo@0-8193-1234-1000.service", InstanceName{Nr: 0, Cookie: 8193}, true},
+		{"getty@tty1.service", InstanceName{}, false},
+		{"plain.service", InstanceName{}, false},
+		{"x@a-b-c.service", InstanceName{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.unit, func(t *testing.T) {
+			got, ok := ParseInstanceName(tt.unit)
+			if ok != tt.ok || got != tt.want {
+				t.Errorf("ParseInstanceName(%q) = %+v, %v; want %+v, %v", tt.unit, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}

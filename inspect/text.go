@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
 // WriteTree writes a snapshot as the readable tree of `fdtop snapshot`,
@@ -28,6 +30,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 	}
 	if s.Host.Unreadable > 0 {
 		p("  note: %s not readable", plural(s.Host.Unreadable, "process", "processes"))
+	}
+	if note := NoMatchNote(s.Unmatched); note != "" {
+		p("  note: %s", termsafe.String(note))
 	}
 	if s.Host.Partial {
 		p("  note: socket details partial (an interrupted dump or a network namespace not entered)")

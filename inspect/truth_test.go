@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
@@ -80,7 +82,8 @@ func (e *env) waitSnapshot(t *testing.T, ok func(*inspect.Snapshot) bool) (*insp
 // its stdout streams), so the manager holds connections bound to the same
 // path as the listener. The listener shown is the LISTEN socket the service
 // was passed as fd 3, before and after daemon-reexec; the service's own
-// listeners do not list it; a sequential-packet listener the service binds
+// listeners do not list it; the connections and store entries name their
+// unix peer's process; a sequential-packet listener the service binds
 // itself is shown as SequentialPacket.
 func TestUnixListenerNotAConnection(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
@@ -124,6 +127,21 @@ func TestUnixListenerNotAConnection(t *testing.T) {
 			for _, ol := range svc.OwnListeners {
 				if ol.Inode == l.Inode {
 					t.Errorf("%s: the socket unit's listener is listed as the service's own: %+v", when, ol)
+				}
+			}
+			// Unix peers are named by the process holding them: this test.
+			wantPeer := fmt.Sprintf("inspect.test pid %d fd ", os.Getpid())
+			if len(svc.Connections) != 3 {
+				t.Errorf("%s: connections %+v, want 3", when, svc.Connections)
+			}
+			for _, c := range svc.Connections {
+				if !strings.HasPrefix(c.Remote, wantPeer) {
+					t.Errorf("%s: connection remote %q, want %q…", when, c.Remote, wantPeer)
+				}
+			}
+			for _, se := range svc.FDStore {
+				if !strings.Contains(se.Detail, "↔ "+wantPeer) {
+					t.Errorf("%s: store entry detail %q does not name the peer %q…", when, se.Detail, wantPeer)
 				}
 			}
 			seq := findService(t, s, "seq.service")
@@ -204,5 +222,70 @@ func TestFDStoreIdentified(t *testing.T) {
 		// The pair end's peer closed with the old process: the manager
 		// dropped it (POLLHUP).
 		check("after restart", total-1, true)
+	})
+}
+
+// TestCmdlineNotRequoted: a process whose argv[0] holds spaces (as sshd's
+// "sshd: /usr/sbin/sshd -D [listener] …" title does) is shown as the
+// kernel has its arguments, joined by spaces, not as the manager quotes it.
+func TestCmdlineNotRequoted(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := bareEnv(t, sb, "title*")
+		startUnits(t, sb, map[string]string{
+			"title.service": "[Service]\nExecStart=/bin/bash -c 'exec -a \"sshd: fake [listener] 0 of 10\" sleep 300'\n",
+		}, "title.service")
+		want := "sshd: fake [listener] 0 of 10 300"
+		s, ok := e.waitSnapshot(t, func(s *inspect.Snapshot) bool {
+			svc := findService(t, s, "title.service")
+			return len(svc.Processes) == 1 && strings.HasPrefix(svc.Processes[0].Cmdline, "sshd:")
+		})
+		svc := findService(t, s, "title.service")
+		if !ok || svc.Processes[0].Cmdline != want {
+			t.Fatalf("processes %+v, want cmdline %q", svc.Processes, want)
+		}
+	})
+}
+
+// TestAcceptInstancesAfterReload: a live Accept=yes instance stays under its
+// socket after daemon-reload (systemd 252 empties the socket's Triggers
+// then), with the connection's ends.
+func TestAcceptInstancesAfterReload(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := bareEnv(t, sb, "acc*")
+		ports, err := demo.FreePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+		startUnits(t, sb, map[string]string{
+			"acc.socket":   "[Socket]\nListenStream=" + addr + "\nAccept=yes\n",
+			"acc@.service": "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
+		}, "acc.socket")
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		check := func(when string) {
+			s, ok := e.waitSnapshot(t, func(s *inspect.Snapshot) bool {
+				su := findSocket(t, s, "acc.socket")
+				return len(su.Instances) == 1 && su.Instances[0].MainPID != 0 && su.Instances[0].Remote != ""
+			})
+			if !ok {
+				t.Fatalf("%s: acc.socket instances %+v, want the live one\n%s", when, findSocket(t, s, "acc.socket").Instances, tree(t, s))
+			}
+			in := findSocket(t, s, "acc.socket").Instances[0]
+			if in.Local != addr || in.Remote != conn.LocalAddr().String() {
+				t.Errorf("%s: instance %+v, want %s ← %s", when, in, addr, conn.LocalAddr())
+			}
+			for _, svc := range s.Services {
+				if strings.HasPrefix(svc.Unit, "acc@") {
+					t.Errorf("%s: instance %s listed as a service of its own", when, svc.Unit)
+				}
+			}
+		}
+		check("before reload")
+		systemctl(t, sb, "daemon-reload")
+		check("after daemon-reload")
 	})
 }

@@ -20,6 +20,9 @@ type Snapshot struct {
 	Warnings []Warning `json:"warnings"`
 	// Host says how complete the kernel side of the picture is.
 	Host HostInfo `json:"host"`
+	// Unmatched are the unit name patterns that matched no unit (see
+	// NoMatchNote).
+	Unmatched []string `json:"unmatched_patterns,omitempty"`
 	// ManagerInodes are the kernel objects (sockets, pipes, memfds) the
 	// manager holds: a connection in a service's fd store is among them.
 	ManagerInodes map[uint64]bool `json:"-"`

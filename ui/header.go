@@ -55,6 +55,11 @@ func (h headerModel) banners() []string {
 	if h.reloading {
 		b = append(b, "⚠ manager reloading (daemon-reload)")
 	}
+	if h.snap != nil {
+		if note := inspect.NoMatchNote(h.snap.Unmatched); note != "" {
+			b = append(b, "⚠ "+termsafe.String(note))
+		}
+	}
 	if h.scanErr != "" {
 		b = append(b, "⚠ scan failed: "+termsafe.String(h.scanErr))
 	}

@@ -447,10 +447,16 @@ func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
 			if j, ok := m.jobs[ev.Unit]; ok && !j.ours {
 				delete(m.jobs, ev.Unit)
 			}
-		case inspect.EventDisconnected:
-			m.header.disconnected = true
-		case inspect.EventReconnected:
-			m.header.disconnected = false
+		case inspect.EventDisconnected, inspect.EventReconnected:
+			m.header.disconnected = ev.Type == inspect.EventDisconnected
+			// A job seen on the manager ends with a signal that a lost
+			// connection (or a re-executed manager) never delivers: forget
+			// it rather than count it forever. Ours end with their call.
+			for u, j := range m.jobs {
+				if !j.ours {
+					delete(m.jobs, u)
+				}
+			}
 		case inspect.EventReloading:
 			m.header.reloading = true
 		}

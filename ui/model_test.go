@@ -84,6 +84,30 @@ func TestDisconnectedBanner(t *testing.T) {
 	}
 }
 
+// TestJobsForgottenOnReconnect: a job seen on the manager whose end was
+// lost with the connection stops being shown as running; a job started
+// from the dashboard stays until its call returns.
+func TestJobsForgottenOnReconnect(t *testing.T) {
+	for _, typ := range []inspect.EventType{inspect.EventDisconnected, inspect.EventReconnected} {
+		t.Run(string(typ), func(t *testing.T) {
+			m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+			m = withSnapshot(m, demoSnapshot())
+			m = send(m, eventsMsg{evs: []inspect.Event{{Time: t0, Unit: "demo-plain.service", Type: inspect.EventJobStarted, Job: "restart"}}})
+			m.jobs["demo-handoff.service"] = runningJob{action: "restart", ours: true}
+			if _, ok := m.jobs["demo-plain.service"]; !ok {
+				t.Fatal("the manager's job is not shown")
+			}
+			m = send(m, eventsMsg{evs: []inspect.Event{{Time: t0, Type: typ}}})
+			if _, ok := m.jobs["demo-plain.service"]; ok {
+				t.Errorf("the manager's job is still running after %s", typ)
+			}
+			if _, ok := m.jobs["demo-handoff.service"]; !ok {
+				t.Errorf("our own job was forgotten after %s", typ)
+			}
+		})
+	}
+}
+
 func TestEventsClosed(t *testing.T) {
 	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
 	m = send(m, eventsMsg{closed: true})

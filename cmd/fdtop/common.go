@@ -81,6 +81,10 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 	defer cancel()
 	client, err := dbusclient.Connect(cctx, opts)
 	if err != nil {
+		if errors.Is(err, dbusclient.ErrConnectionReset) {
+			// It is there, but restarting or going away: say that.
+			return nil, nil, fmt.Errorf("the %s manager did not stay connected: %v", m.scope(), err)
+		}
 		if m.address != "" {
 			if hint := ownerOnlyHint(m.address); hint != "" {
 				return nil, nil, fmt.Errorf("the manager at %s refused the connection (%v): %s", m.address, err, hint)

@@ -13,9 +13,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/procfs"
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +82,12 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
 		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
+	var noMatch sync.Once // said once, on the first snapshot
+	w.OnSnapshot = func(s *inspect.Snapshot) {
+		if note := inspect.NoMatchNote(s.Unmatched); note != "" {
+			noMatch.Do(func() { fmt.Fprintf(stderr, "fdtop watch: %s\n", termsafe.String(note)) })
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, events) }()
 	for {

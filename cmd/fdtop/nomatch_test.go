@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// TestPatternMatchingNothing: a pattern that matches no unit name
+// ("journald" for systemd-journald.service) is said, with what patterns
+// are, by snapshot (tree and JSON) and watch, against a real manager; a
+// pattern that matches says nothing.
+func TestPatternMatchingNothing(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		bin := sandboxtest.Fdtop(t)
+		sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
+		const want = "no unit matches 'demo': patterns are shell globs on whole unit names (try '*demo*')"
+		tree, err := exec.Command(bin, "snapshot", "--user", "--address", sb.Address, "demo").Output()
+		if err != nil || !strings.Contains(string(tree), want) {
+			t.Errorf("snapshot demo: %v, want %q in:\n%s", err, want, tree)
+		}
+		out, err := exec.Command(bin, "snapshot", "--json", "--user", "--address", sb.Address, "demo", "demo-h*").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var snap inspect.Snapshot
+		if err := json.Unmarshal(out, &snap); err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Unmatched) != 1 || snap.Unmatched[0] != "demo" {
+			t.Errorf("unmatched_patterns = %q, want [demo] (demo-h* matches)", snap.Unmatched)
+		}
+		tree, err = exec.Command(bin, "snapshot", "--user", "--address", sb.Address, "demo-*").Output()
+		if err != nil || strings.Contains(string(tree), "no unit matches") {
+			t.Errorf("snapshot demo-*: %v, says nothing matched:\n%s", err, tree)
+		}
+
+		stderr := &syncBuffer{}
+		w := exec.Command(bin, "watch", "--user", "--address", sb.Address, "demo")
+		w.Stderr = stderr
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && !strings.Contains(stderr.String(), want) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := stderr.String(); !strings.Contains(got, want) {
+			t.Errorf("watch demo: stderr %q, want %q", got, want)
+		}
+	})
+}

@@ -1,0 +1,95 @@
+package dbusclient_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+)
+
+// TestConnectDuringReexec: while the manager re-executes itself again and
+// again, every Connect and Load succeeds: a refused or reset connection is
+// retried with backoff instead of failing as "no manager answers".
+func TestConnectDuringReexec(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var reexecs, done atomic.Int32
+		wg.Add(1)
+		go func() {
+			// A daemon-reexec after every third finished run: the
+			// connects meet the manager before, during and after each.
+			defer wg.Done()
+			last := int32(-3)
+			for ctx.Err() == nil {
+				if done.Load() < last+3 {
+					runtime.Gosched()
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				last = done.Load()
+				if _, err := sb.Systemctl(context.Background(), "daemon-reexec"); err == nil {
+					reexecs.Add(1)
+				}
+			}
+		}()
+		const runs = 30
+		failed := 0
+		for i := 0; i < runs; i++ {
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			c, err := dbusclient.Connect(cctx, dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
+			if err == nil {
+				_, err = c.Load(cctx, nil, false)
+				c.Close()
+			}
+			ccancel()
+			done.Add(1)
+			if err != nil {
+				failed++
+				t.Errorf("run %d: %v", i, err)
+			}
+		}
+		cancel()
+		wg.Wait()
+		if reexecs.Load() < 2 {
+			t.Errorf("only %d daemon-reexec ran during the %d connects", reexecs.Load(), runs)
+		}
+		t.Logf("%d connects and loads across %d daemon-reexec: %d failed", runs, reexecs.Load(), failed)
+	})
+}
+
+// TestUserManagerFromRunUser: with neither DBUS_SESSION_BUS_ADDRESS nor
+// XDG_RUNTIME_DIR set (sudo, su), --user finds the user's manager in its
+// runtime directory /run/user/UID (here a stand-in pointing at the
+// sandbox's runtime directory).
+func TestUserManagerFromRunUser(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		base := t.TempDir()
+		if err := os.Symlink(sb.RuntimeDir, filepath.Join(base, strconv.Itoa(os.Geteuid()))); err != nil {
+			t.Fatal(err)
+		}
+		defer dbusclient.SetUserRuntimeBase(base)()
+		t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
+		t.Setenv("XDG_RUNTIME_DIR", "")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := dbusclient.Connect(ctx, dbusclient.Options{Scope: dbusclient.User})
+		if err != nil {
+			t.Fatalf("connect --user without XDG_RUNTIME_DIR: %v", err)
+		}
+		defer c.Close()
+		if !strings.HasPrefix(sb.Version, c.Version()) && c.Version() != sb.Version {
+			t.Errorf("connected to systemd %q, the sandbox runs %q", c.Version(), sb.Version)
+		}
+	})
+}
