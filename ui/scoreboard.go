@@ -49,11 +49,17 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	b.section("Scoreboard (last restart of each mode)", scoreboardExplain)
 	const label = 15
 	colW := max(min((b.width-4-label)/len(svcs), 16), 9)
-	row := func(name string, cells []string) string {
+	// row lays out a row; style, if set, colours each cell (after padding,
+	// so that the columns stay aligned).
+	row := func(name string, cells []string, style func(i int) string) string {
 		var s strings.Builder
 		s.WriteString("    " + fmt.Sprintf("%-*s", label, name))
-		for _, c := range cells {
-			s.WriteString(fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1)))
+		for i, c := range cells {
+			cell := fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1))
+			if style != nil {
+				cell = b.st.verdictCell(style(i), cell)
+			}
+			s.WriteString(cell)
 		}
 		return s.String()
 	}
@@ -61,8 +67,9 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	for _, s := range svcs {
 		heads = append(heads, strings.TrimSuffix(strings.TrimPrefix(s, "demo-"), ".service"))
 	}
-	b.add(b.st.Detail.Label.Render(row("", heads)))
+	b.add(b.st.Detail.Label.Render(row("", heads, nil)))
 	cells := make([][]string, 6)
+	levels := make([]string, len(svcs)) // the verdict cells' grades
 	var todo []string
 	for _, s := range svcs {
 		ev := handoffs[s]
@@ -76,6 +83,7 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 		}
 		h := ev.Handoff
 		level := inspect.Grade(*h)
+		levels[len(cells[0])] = level.Glyph()
 		cells[0] = append(cells[0], level.Glyph())
 		refused := h.RefusedDelta
 		if h.Probe != nil {
@@ -105,15 +113,39 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	}
 	names := []string{"verdict", "refused", "dropped", "preserved", "worst latency", "no listener"}
 	for i, n := range names {
-		b.add(row(n, cells[i]))
+		var style func(int) string
+		if i == 0 {
+			style = func(j int) string { return levels[j] }
+		}
+		b.add(row(n, cells[i], style))
 	}
-	defer b.add("")
+	hint := ""
 	switch {
 	case len(todo) == len(svcs):
-		b.add("    " + b.st.Detail.Explain.Render("new here? select a demo service (↑↓), press r, then y to restart it; then the next mode"))
+		hint = "new here? select a demo service (↑↓), press r, then y to restart it; then the next mode"
 	case len(todo) > 0:
-		b.add("    " + b.st.Detail.Explain.Render("next: select "+todo[0]+", press r, then y"))
+		hint = "next: select " + todo[0] + ", press r, then y"
 	}
+	if hint != "" {
+		for _, l := range wrap(hint, max(b.width-6, 20)) {
+			b.add("    " + b.st.Detail.Explain.Render(l))
+		}
+	}
+	b.add("")
+}
+
+// verdictCell colours a scoreboard cell by the verdict glyph it belongs to
+// ("" leaves it as it is).
+func (st Styles) verdictCell(glyph, cell string) string {
+	switch glyph {
+	case inspect.LevelGood.Glyph():
+		return verdictStyle(st, VerdictGood).Render(cell)
+	case inspect.LevelBad.Glyph():
+		return verdictStyle(st, VerdictBad).Render(cell)
+	case inspect.LevelCaution.Glyph():
+		return verdictStyle(st, VerdictCaution).Render(cell)
+	}
+	return cell
 }
 
 func latency(d time.Duration) string {

@@ -100,6 +100,15 @@ func TestScoreboard(t *testing.T) {
 			t.Errorf("explain does not annotate the scoreboard:\n%s", v)
 		}
 	})
+	t.Run("the hint wraps on a narrow pane", func(t *testing.T) {
+		d := newDetailModel(DefaultStyles())
+		d.SetSize(50, 30)
+		d.SetData(detailData{Demo: demo, Handoffs: map[string]*inspect.Event{}})
+		v := ansi.Strip(d.View())
+		if !strings.Contains(v, "then the next mode") || strings.Contains(v, "…") {
+			t.Errorf("hint cut short:\n%s", v)
+		}
+	})
 	t.Run("not in the demo", func(t *testing.T) {
 		d := newDetailModel(DefaultStyles())
 		d.SetSize(100, 20)
