@@ -90,22 +90,33 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 			refused += h.Probe.Refused
 		}
 		switch {
-		case h.Probe == nil && h.ListenersReplaced > 0 && refused == 0:
+		case h.Probe == nil && h.ListenersReplaced+h.ListenersUnknown > 0 && refused == 0:
 			cells[1] = append(cells[1], "not measured")
 		default:
 			cells[1] = append(cells[1], fmt.Sprint(refused))
 		}
-		cells[2] = append(cells[2], fmt.Sprint(h.ConnectionsDropped))
-		if total := h.ConnectionsPreserved + h.ConnectionsDropped; total > 0 {
+		// Connections of processes that could not be read are not counted:
+		// what was seen is a lower bound.
+		total := h.ConnectionsPreserved + h.ConnectionsDropped
+		switch {
+		case h.ConnectionsUnknown && total == 0:
+			cells[2] = append(cells[2], "unknown")
+			cells[3] = append(cells[3], "unknown")
+		case h.ConnectionsUnknown:
+			cells[2] = append(cells[2], fmt.Sprintf("≥ %d", h.ConnectionsDropped))
+			cells[3] = append(cells[3], fmt.Sprintf("%d/%d seen", h.ConnectionsPreserved, total))
+		case total == 0:
+			cells[2] = append(cells[2], "0")
+			cells[3] = append(cells[3], "none held")
+		default:
+			cells[2] = append(cells[2], fmt.Sprint(h.ConnectionsDropped))
 			cells[3] = append(cells[3], fmt.Sprintf("%d/%d", h.ConnectionsPreserved, total))
-		} else {
-			cells[3] = append(cells[3], "no conns")
 		}
 		cells[4] = append(cells[4], latency(demo[s].MaxLatency))
 		switch {
 		case h.ListenersReplaced > 0:
 			cells[5] = append(cells[5], fmt.Sprintf("≤ %d ms", h.DurationMs))
-		case h.ListenersKept > 0:
+		case h.ListenersKept > 0 && h.ListenersUnknown == 0:
 			cells[5] = append(cells[5], "0 (kept)")
 		default:
 			cells[5] = append(cells[5], "unknown")

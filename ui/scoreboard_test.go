@@ -66,6 +66,13 @@ func TestScoreboard(t *testing.T) {
 			""},
 		{"gap meter off on plain", map[string]*inspect.Event{"demo-plain.service": ev(inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 4})}, map[string][]string{
 			"refused": {"not measured", "–", "–"}}, "next: select demo-activated.service"},
+		{"not everything seen", map[string]*inspect.Event{
+			"demo-plain.service":     ev(inspect.Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, Probe: probe}),
+			"demo-activated.service": ev(inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2, ConnectionsPreserved: 1, ConnectionsUnknown: true, Probe: probe}),
+			"demo-handoff.service":   ev(inspect.Handoff{ListenersKept: 1, Probe: probe})}, map[string][]string{
+			"dropped":     {"unknown", "≥ 2", "0"},
+			"preserved":   {"unknown", "1/3 seen", "none held"},
+			"no listener": {"unknown", "0 (kept)", "0 (kept)"}}, ""},
 	}
 	for _, tt := range steps {
 		t.Run(tt.name, func(t *testing.T) {
