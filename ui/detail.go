@@ -29,6 +29,12 @@ type detailData struct {
 	// Handoffs are the last handoff event of every unit, for the demo's
 	// scoreboard (nil outside the demo).
 	Handoffs map[string]*inspect.Event
+	// Findings are fdtop doctor's findings about the group's units;
+	// DoctorErr why the last doctor run failed; FixKey the key that runs
+	// the trigger-limit fix ("" in read-only mode).
+	Findings  []inspect.Finding
+	DoctorErr string
+	FixKey    string
 }
 
 // detailModel is the detail pane of the selected unit.
@@ -136,6 +142,7 @@ func (d *detailModel) rebuild() {
 			b.add("    " + d.st.Detail.Warning.Render("! "+w.Unit+": "+w.Message+" ("+w.Code+")"))
 		}
 	}
+	b.findings(d.data.Findings, d.data.DoctorErr, d.data.FixKey)
 	// The selected unit comes first, then the rest of its group.
 	serviceFirst := g.Service != nil && g.Service.Unit == d.data.Selected
 	if serviceFirst {

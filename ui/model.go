@@ -72,6 +72,7 @@ type Model struct {
 	fullSent time.Time // when the running host scan was asked for
 	demo     map[string]DemoCounters
 	handoffs map[string]*inspect.Event
+	doctor   doctorState
 	jobs     map[string]runningJob
 	status   status
 	closed   bool
@@ -146,7 +147,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case fastTickMsg:
 		cmd = tea.Batch(fastTick(m.opts.FastInterval), m.requestScan(false))
 	case fullTickMsg:
-		cmd = tea.Batch(fullTick(m.opts.Interval), m.requestScan(true))
+		cmd = tea.Batch(fullTick(m.opts.Interval), m.requestScan(true), m.runDoctor(false))
+	case findingsMsg:
+		m.applyFindings(msg)
 	case snapshotMsg:
 		cmd = m.applySnapshot(msg)
 	case eventsMsg:
@@ -158,7 +161,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.confirming = false
 		m.status = status{text: "cancelled"}
 	case actionDoneMsg:
-		cmd = tea.Batch(m.finishAction(msg), m.requestScan(false))
+		cmd = tea.Batch(m.finishAction(msg), m.requestScan(false), m.runDoctor(true))
 	}
 	m.header.now = m.now()
 	m.header.probe = m.probe
@@ -276,7 +279,9 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		m.status = status{text: "rescanning the host…"}
 		return m.requestScan(true)
 	}
-	if action, ok := m.keys.actionFor(msg); ok {
+	if action, ok := m.keys.actionFor(msg); ok && action == ActionFix {
+		m.askFix()
+	} else if ok {
 		m.askAction(action)
 		return nil
 	}
@@ -526,6 +531,10 @@ func (m *Model) updateDetail() {
 	data := detailData{Group: g, Selected: m.list.Selected(), Demo: m.demo}
 	if m.demo != nil {
 		data.Handoffs = m.handoffs
+	}
+	data.Findings, data.DoctorErr = m.groupFindings(g), m.doctor.err
+	if m.keys.Fix.Enabled() {
+		data.FixKey = m.keys.Fix.Help().Key
 	}
 	if m.snap != nil {
 		data.Manager = m.snap.Manager
