@@ -35,6 +35,8 @@ type detailData struct {
 	Findings  []inspect.Finding
 	DoctorErr string
 	FixKey    string
+	// Log is the followed units' last log lines.
+	Log logData
 }
 
 // detailModel is the detail pane of the selected unit.
@@ -161,6 +163,7 @@ func (d *detailModel) rebuild() {
 	if g.Service != nil && !serviceFirst {
 		d.serviceLines(b, g.Service, len(g.Sockets) > 0)
 	}
+	b.logSection(d.data.Log)
 	d.lines = b.lines
 	d.scroll.clamp(len(d.lines))
 }

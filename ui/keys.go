@@ -14,6 +14,8 @@ type GlobalKeyMap struct {
 	Restart, Stop, Start, Reload, TryRestart key.Binding
 	// Fix runs the doctor's fix of a socket that hit its trigger limit.
 	Fix key.Binding
+	// Log opens the full-height log view of the selected units.
+	Log key.Binding
 }
 
 // DefaultGlobalKeyMap returns the global keys.
@@ -31,6 +33,7 @@ func DefaultGlobalKeyMap() GlobalKeyMap {
 		Start:      key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "start")),
 		Reload:     key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "reload")),
 		TryRestart: key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "try-restart")),
+		Log:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log (full view)")),
 		Fix:        key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "fix a trigger limit (reset-failed, start)")),
 	}
 }
@@ -71,7 +74,7 @@ func (k GlobalKeyMap) ShortHelp() []key.Binding {
 func (k GlobalKeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Restart, k.Stop, k.Start, k.Reload, k.TryRestart, k.Fix},
-		{k.Probe, k.Explain, k.Refresh},
+		{k.Probe, k.Explain, k.Log, k.Refresh},
 		{k.NextPane, k.PrevPane, k.Help, k.Quit},
 	}
 }
