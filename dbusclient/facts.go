@@ -107,3 +107,16 @@ func (c *Client) UnitFileExists(ctx context.Context, name string) (exists, known
 	}
 	return false, false, fmt.Errorf("unit file state of %s: %w", name, cl.err)
 }
+
+// ResetFailed resets a unit's failed state (and its start and trigger
+// rate limits): ResetFailedUnit. It is not a job.
+func (c *Client) ResetFailed(ctx context.Context, unit string) error {
+	cl := &call{path: managerPath, method: ifaceManager + ".ResetFailedUnit", args: []any{unit}}
+	if err := c.run(ctx, []*call{cl}); err != nil {
+		return &UnitError{Op: "reset-failed", Unit: unit, Err: err}
+	}
+	if cl.err != nil {
+		return unitErr("reset-failed", unit, cl.err)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@
 #   verdict.png   a restart of demo-handoff.service and its verdict
 #   explain.png   the detail pane annotated (e)
 #   help.png      the help (?)
+#   scoreboard.png the demo scoreboard after a restart of each mode
 #
 # Needs root (the demo's sandbox), tmux, Go, rsvg-convert (librsvg2-bin) and
 # a monospace font (DejaVu Sans Mono by default, FONT= to change it);
@@ -147,7 +148,21 @@ key e '?'
 wait_for "the help" 'Help ·'
 shot help
 
-key Escape q
+# The scoreboard: handoff was restarted above; now plain and activated.
+key Escape
+for svc in demo-plain.service demo-activated.service; do
+	wait_for "$svc with its clients" "$svc +[0-9]+ +4 "
+	select_unit "$svc"
+	key r
+	wait_for "the confirmation" "restart ${svc//./\\.}\\?"
+	key y
+	wait_for "the restart of $svc" "restart ${svc//./\\.}: done"
+done
+select_unit demo-handoff.service
+wait_for "the three columns" 'verdict +✗ +✗ +✓'
+shot scoreboard
+
+key q
 for _ in $(seq 1 200); do
 	tmx has-session -t "$session" 2>/dev/null || break
 	sleep 0.1

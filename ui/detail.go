@@ -29,6 +29,14 @@ type detailData struct {
 	// Handoffs are the last handoff event of every unit, for the demo's
 	// scoreboard (nil outside the demo).
 	Handoffs map[string]*inspect.Event
+	// Findings are fdtop doctor's findings about the group's units;
+	// DoctorErr why the last doctor run failed; FixKey the key that runs
+	// the trigger-limit fix ("" in read-only mode).
+	Findings  []inspect.Finding
+	DoctorErr string
+	FixKey    string
+	// Log is the followed units' last log lines.
+	Log logData
 }
 
 // detailModel is the detail pane of the selected unit.
@@ -136,6 +144,7 @@ func (d *detailModel) rebuild() {
 			b.add("    " + d.st.Detail.Warning.Render("! "+w.Unit+": "+w.Message+" ("+w.Code+")"))
 		}
 	}
+	b.findings(d.data.Findings, d.data.DoctorErr, d.data.FixKey)
 	// The selected unit comes first, then the rest of its group.
 	serviceFirst := g.Service != nil && g.Service.Unit == d.data.Selected
 	if serviceFirst {
@@ -154,6 +163,7 @@ func (d *detailModel) rebuild() {
 	if g.Service != nil && !serviceFirst {
 		d.serviceLines(b, g.Service, len(g.Sockets) > 0)
 	}
+	b.logSection(d.data.Log)
 	d.lines = b.lines
 	d.scroll.clamp(len(d.lines))
 }

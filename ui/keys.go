@@ -12,6 +12,10 @@ type GlobalKeyMap struct {
 	Quit, Help, NextPane, PrevPane, Explain, Probe, Refresh key.Binding
 	// Actions on the selected unit; all disabled in read-only mode.
 	Restart, Stop, Start, Reload, TryRestart key.Binding
+	// Fix runs the doctor's fix of a socket that hit its trigger limit.
+	Fix key.Binding
+	// Log opens the full-height log view of the selected units.
+	Log key.Binding
 }
 
 // DefaultGlobalKeyMap returns the global keys.
@@ -29,12 +33,14 @@ func DefaultGlobalKeyMap() GlobalKeyMap {
 		Start:      key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "start")),
 		Reload:     key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "reload")),
 		TryRestart: key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "try-restart")),
+		Log:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log (full view)")),
+		Fix:        key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "fix a trigger limit (reset-failed, start)")),
 	}
 }
 
 // SetReadOnly disables (or enables) every action key.
 func (k *GlobalKeyMap) SetReadOnly(ro bool) {
-	for _, b := range []*key.Binding{&k.Restart, &k.Stop, &k.Start, &k.Reload, &k.TryRestart} {
+	for _, b := range []*key.Binding{&k.Restart, &k.Stop, &k.Start, &k.Reload, &k.TryRestart, &k.Fix} {
 		b.SetEnabled(!ro)
 	}
 }
@@ -53,6 +59,8 @@ func (k GlobalKeyMap) actionFor(msg tea.KeyMsg) (Action, bool) {
 		return ActionReload, true
 	case key.Matches(msg, k.TryRestart):
 		return ActionTryRestart, true
+	case key.Matches(msg, k.Fix):
+		return ActionFix, true
 	}
 	return "", false
 }
@@ -65,8 +73,8 @@ func (k GlobalKeyMap) ShortHelp() []key.Binding {
 // FullHelp implements help.KeyMap.
 func (k GlobalKeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Restart, k.Stop, k.Start, k.Reload, k.TryRestart},
-		{k.Probe, k.Explain, k.Refresh},
+		{k.Restart, k.Stop, k.Start, k.Reload, k.TryRestart, k.Fix},
+		{k.Probe, k.Explain, k.Log, k.Refresh},
 		{k.NextPane, k.PrevPane, k.Help, k.Quit},
 	}
 }

@@ -72,6 +72,10 @@ type Model struct {
 	fullSent time.Time // when the running host scan was asked for
 	demo     map[string]DemoCounters
 	handoffs map[string]*inspect.Event
+	doctor   doctorState
+	log      logState
+	showLog  bool
+	logView  logViewModel
 	jobs     map[string]runningJob
 	status   status
 	closed   bool
@@ -146,7 +150,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case fastTickMsg:
 		cmd = tea.Batch(fastTick(m.opts.FastInterval), m.requestScan(false))
 	case fullTickMsg:
-		cmd = tea.Batch(fullTick(m.opts.Interval), m.requestScan(true))
+		cmd = tea.Batch(fullTick(m.opts.Interval), m.requestScan(true), m.runDoctor(false))
+	case findingsMsg:
+		m.applyFindings(msg)
+	case logStartedMsg:
+		cmd = m.applyLogStarted(msg)
+	case logLinesMsg:
+		cmd = m.applyLogLines(msg)
 	case snapshotMsg:
 		cmd = m.applySnapshot(msg)
 	case eventsMsg:
@@ -158,13 +168,16 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.confirming = false
 		m.status = status{text: "cancelled"}
 	case actionDoneMsg:
-		cmd = tea.Batch(m.finishAction(msg), m.requestScan(false))
+		cmd = tea.Batch(m.finishAction(msg), m.requestScan(false), m.runDoctor(true))
 	}
 	m.header.now = m.now()
 	m.header.probe = m.probe
 	m.header.scanning = m.fullBusy && m.header.now.Sub(m.fullSent) > time.Second
 	m.relayout()
-	return m, cmd
+	if m.showLog {
+		m.logView.SetSize(m.width, m.rects.bodyH)
+	}
+	return m, tea.Batch(cmd, m.syncLog())
 }
 
 // handleKeys handles the keys of one KeyMsg in turn (a run of typed runes
@@ -239,6 +252,12 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		m.confirm, cmd = m.confirm.Update(msg)
 		return cmd
 	}
+	if m.showLog {
+		var done bool
+		m.logView, done = m.logView.Update(msg)
+		m.showLog = !done
+		return nil
+	}
 	if m.showHelp {
 		switch {
 		case key.Matches(msg, m.keys.Help), msg.Type == tea.KeyEsc:
@@ -272,11 +291,21 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, m.keys.Probe):
 		m.toggleProbe()
 		return nil
+	case key.Matches(msg, m.keys.Log):
+		if _, ok := m.src.(LogSource); ok && len(m.log.units) > 0 {
+			m.showLog = true
+			m.logView = newLogViewModel(m.st, logTitle(m.log.units), m.log.lines)
+			m.logView.SetSize(m.width, m.rects.bodyH)
+		}
+		return nil
 	case key.Matches(msg, m.keys.Refresh):
 		m.status = status{text: "rescanning the host…"}
 		return m.requestScan(true)
 	}
-	if action, ok := m.keys.actionFor(msg); ok {
+	if action, ok := m.keys.actionFor(msg); ok && action == ActionFix {
+		m.askFix()
+		return nil
+	} else if ok {
 		m.askAction(action)
 		return nil
 	}
@@ -533,6 +562,11 @@ func (m *Model) updateDetail() {
 	data := detailData{Group: g, Selected: m.list.Selected(), Demo: m.demo}
 	if m.demo != nil {
 		data.Handoffs = m.handoffs
+	}
+	data.Findings, data.DoctorErr = m.groupFindings(g), m.doctor.err
+	data.Log = m.logDetail()
+	if m.keys.Fix.Enabled() {
+		data.FixKey = m.keys.Fix.Help().Key
 	}
 	if m.ix.Snap != nil {
 		data.Manager = m.ix.Snap.Manager

@@ -49,11 +49,17 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	b.section("Scoreboard (last restart of each mode)", scoreboardExplain)
 	const label = 15
 	colW := max(min((b.width-4-label)/len(svcs), 16), 9)
-	row := func(name string, cells []string) string {
+	// row lays out a row; style, if set, colours each cell (after padding,
+	// so that the columns stay aligned).
+	row := func(name string, cells []string, style func(i int) string) string {
 		var s strings.Builder
 		s.WriteString("    " + fmt.Sprintf("%-*s", label, name))
-		for _, c := range cells {
-			s.WriteString(fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1)))
+		for i, c := range cells {
+			cell := fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1))
+			if style != nil {
+				cell = b.st.verdictCell(style(i), cell)
+			}
+			s.WriteString(cell)
 		}
 		return s.String()
 	}
@@ -61,8 +67,9 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	for _, s := range svcs {
 		heads = append(heads, strings.TrimSuffix(strings.TrimPrefix(s, "demo-"), ".service"))
 	}
-	b.add(b.st.Detail.Label.Render(row("", heads)))
+	b.add(b.st.Detail.Label.Render(row("", heads, nil)))
 	cells := make([][]string, 6)
+	levels := make([]string, len(svcs)) // the verdict cells' grades
 	var todo []string
 	for _, s := range svcs {
 		ev := handoffs[s]
@@ -76,28 +83,40 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 		}
 		h := ev.Handoff
 		level := inspect.Grade(*h)
+		levels[len(cells[0])] = level.Glyph()
 		cells[0] = append(cells[0], level.Glyph())
 		refused := h.RefusedDelta
 		if h.Probe != nil {
 			refused += h.Probe.Refused
 		}
 		switch {
-		case h.Probe == nil && h.ListenersReplaced > 0 && refused == 0:
+		case h.Probe == nil && h.ListenersReplaced+h.ListenersUnknown > 0 && refused == 0:
 			cells[1] = append(cells[1], "not measured")
 		default:
 			cells[1] = append(cells[1], fmt.Sprint(refused))
 		}
-		cells[2] = append(cells[2], fmt.Sprint(h.ConnectionsDropped))
-		if total := h.ConnectionsPreserved + h.ConnectionsDropped; total > 0 {
+		// Connections of processes that could not be read are not counted:
+		// what was seen is a lower bound.
+		total := h.ConnectionsPreserved + h.ConnectionsDropped
+		switch {
+		case h.ConnectionsUnknown && total == 0:
+			cells[2] = append(cells[2], "unknown")
+			cells[3] = append(cells[3], "unknown")
+		case h.ConnectionsUnknown:
+			cells[2] = append(cells[2], fmt.Sprintf("≥ %d", h.ConnectionsDropped))
+			cells[3] = append(cells[3], fmt.Sprintf("%d/%d seen", h.ConnectionsPreserved, total))
+		case total == 0:
+			cells[2] = append(cells[2], "0")
+			cells[3] = append(cells[3], "none held")
+		default:
+			cells[2] = append(cells[2], fmt.Sprint(h.ConnectionsDropped))
 			cells[3] = append(cells[3], fmt.Sprintf("%d/%d", h.ConnectionsPreserved, total))
-		} else {
-			cells[3] = append(cells[3], "no conns")
 		}
 		cells[4] = append(cells[4], latency(demo[s].MaxLatency))
 		switch {
 		case h.ListenersReplaced > 0:
 			cells[5] = append(cells[5], fmt.Sprintf("≤ %d ms", h.DurationMs))
-		case h.ListenersKept > 0:
+		case h.ListenersKept > 0 && h.ListenersUnknown == 0:
 			cells[5] = append(cells[5], "0 (kept)")
 		default:
 			cells[5] = append(cells[5], "unknown")
@@ -105,15 +124,39 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	}
 	names := []string{"verdict", "refused", "dropped", "preserved", "worst latency", "no listener"}
 	for i, n := range names {
-		b.add(row(n, cells[i]))
+		var style func(int) string
+		if i == 0 {
+			style = func(j int) string { return levels[j] }
+		}
+		b.add(row(n, cells[i], style))
 	}
-	defer b.add("")
+	hint := ""
 	switch {
 	case len(todo) == len(svcs):
-		b.add("    " + b.st.Detail.Explain.Render("new here? select a demo service (↑↓), press r, then y to restart it; then the next mode"))
+		hint = "new here? select a demo service (↑↓), press r, then y to restart it; then the next mode"
 	case len(todo) > 0:
-		b.add("    " + b.st.Detail.Explain.Render("next: select "+todo[0]+", press r, then y"))
+		hint = "next: select " + todo[0] + ", press r, then y"
 	}
+	if hint != "" {
+		for _, l := range wrap(hint, max(b.width-6, 20)) {
+			b.add("    " + b.st.Detail.Explain.Render(l))
+		}
+	}
+	b.add("")
+}
+
+// verdictCell colours a scoreboard cell by the verdict glyph it belongs to
+// ("" leaves it as it is).
+func (st Styles) verdictCell(glyph, cell string) string {
+	switch glyph {
+	case inspect.LevelGood.Glyph():
+		return verdictStyle(st, VerdictGood).Render(cell)
+	case inspect.LevelBad.Glyph():
+		return verdictStyle(st, VerdictBad).Render(cell)
+	case inspect.LevelCaution.Glyph():
+		return verdictStyle(st, VerdictCaution).Render(cell)
+	}
+	return cell
 }
 
 func latency(d time.Duration) string {

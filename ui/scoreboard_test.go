@@ -66,6 +66,13 @@ func TestScoreboard(t *testing.T) {
 			""},
 		{"gap meter off on plain", map[string]*inspect.Event{"demo-plain.service": ev(inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 4})}, map[string][]string{
 			"refused": {"not measured", "–", "–"}}, "next: select demo-activated.service"},
+		{"not everything seen", map[string]*inspect.Event{
+			"demo-plain.service":     ev(inspect.Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, Probe: probe}),
+			"demo-activated.service": ev(inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2, ConnectionsPreserved: 1, ConnectionsUnknown: true, Probe: probe}),
+			"demo-handoff.service":   ev(inspect.Handoff{ListenersKept: 1, Probe: probe})}, map[string][]string{
+			"dropped":     {"unknown", "≥ 2", "0"},
+			"preserved":   {"unknown", "1/3 seen", "none held"},
+			"no listener": {"unknown", "0 (kept)", "0 (kept)"}}, ""},
 	}
 	for _, tt := range steps {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +105,15 @@ func TestScoreboard(t *testing.T) {
 		d.SetExplain(true)
 		if v := ansi.Strip(d.View()); !strings.Contains(v, "» The last restart of each demo mode") {
 			t.Errorf("explain does not annotate the scoreboard:\n%s", v)
+		}
+	})
+	t.Run("the hint wraps on a narrow pane", func(t *testing.T) {
+		d := newDetailModel(DefaultStyles())
+		d.SetSize(50, 30)
+		d.SetData(detailData{Demo: demo, Handoffs: map[string]*inspect.Event{}})
+		v := ansi.Strip(d.View())
+		if !strings.Contains(v, "then the next mode") || strings.Contains(v, "…") {
+			t.Errorf("hint cut short:\n%s", v)
 		}
 	})
 	t.Run("not in the demo", func(t *testing.T) {

@@ -150,6 +150,8 @@ func (m Model) View() string {
 		b.WriteString(block(lines[min(m.helpScroll.offset, end):end], m.width, r.bodyH-1))
 	case m.confirming:
 		b.WriteString(m.confirm.View())
+	case m.showLog:
+		b.WriteString(m.logView.View())
 	default:
 		b.WriteString(m.bodyView())
 	}
@@ -267,6 +269,8 @@ func (m Model) shortHelp() []key.Binding {
 	switch {
 	case m.showHelp:
 		return []key.Binding{m.keys.Help, m.keys.Quit}
+	case m.showLog:
+		return m.logView.keys.ShortHelp()
 	case m.confirming:
 		c := DefaultConfirmKeyMap()
 		b := c.ShortHelp()

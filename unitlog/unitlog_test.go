@@ -95,3 +95,71 @@ func TestTailFileLong(t *testing.T) {
 		t.Errorf("tailFile = %q, %v", got, err)
 	}
 }
+
+func TestFollowFiles(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "web.log")
+	if err := os.WriteFile(out, []byte("old 1\nold 2\nold 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	frag := filepath.Join(dir, "web.service")
+	if err := os.WriteFile(frag, []byte("[Service]\nStandardOutput=append:"+out+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, ok, err := Reader{NoJournal: true}.Follow(ctx, []string{"web.service"}, []string{frag}, 2)
+	if err != nil || !ok {
+		t.Fatalf("Follow: ok %v, %v", ok, err)
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case l := <-ch:
+			return l.Message
+		case <-time.After(5 * time.Second):
+			t.Fatal("no line")
+		}
+		return ""
+	}
+	for _, want := range []string{"old 2", "old 3"} {
+		if got := next(); got != want {
+			t.Errorf("history: %q, want %q", got, want)
+		}
+	}
+	f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A line written in two pieces arrives once, whole.
+	if _, err := f.WriteString("new \x1b[31mre"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * FollowInterval) // let the follower see the partial line (a poll, not a wait for a result)
+	if _, err := f.WriteString("d\x1b[0m\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got != "new \x1b[31mred\x1b[0m" {
+		t.Errorf("followed line %q", got)
+	}
+	// Truncated (a log rotated by copytruncate): from the start again.
+	if err := os.Truncate(out, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("after\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got != "after" {
+		t.Errorf("after truncation: %q", got)
+	}
+	cancel()
+	select {
+	case _, open := <-ch:
+		for open {
+			_, open = <-ch
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("channel not closed after cancel")
+	}
+}

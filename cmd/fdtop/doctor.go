@@ -48,7 +48,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "doctor", err)
 	}
 	defer client.Close()
-	in, err := gatherDoctor(ctx, client, b, fs.Args(), mf.user)
+	in, err := gatherDoctor(ctx, client, b, fs.Args(), mf.user, true)
 	if err != nil {
 		return fail(stderr, "doctor", err)
 	}
@@ -73,8 +73,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 // gatherDoctor reads what Diagnose needs: a full snapshot, the units'
 // results and exit statuses, templates, logs and who holds the addresses
 // of failed sockets.
-func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, patterns []string, user bool) (inspect.DoctorInput, error) {
-	snap, err := b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: true})
+func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, patterns []string, user, fullScan bool) (inspect.DoctorInput, error) {
+	snap, err := b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: fullScan})
 	if err != nil {
 		return inspect.DoctorInput{}, err
 	}
@@ -203,4 +203,14 @@ func writeFindings(w io.Writer, findings []inspect.Finding) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Findings implements ui.DoctorSource: fdtop doctor's checks on the
+// dashboard's units.
+func (s *liveSource) Findings(ctx context.Context) ([]inspect.Finding, error) {
+	in, err := gatherDoctor(ctx, s.client, s.builder, s.builder.Patterns, s.builder.Scope == "user", !s.targetedOnly)
+	if err != nil {
+		return nil, err
+	}
+	return inspect.Diagnose(in), nil
 }

@@ -163,6 +163,10 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 		res, err = s.client.Reload(ctx, unit)
 	case ui.ActionTryRestart:
 		res, err = s.client.TryRestart(ctx, unit)
+	case ui.ActionFix:
+		if err = s.client.ResetFailed(ctx, unit); err == nil {
+			res, err = s.client.Start(ctx, unit)
+		}
 	default:
 		err = fmt.Errorf("unknown action %q", action)
 	}
