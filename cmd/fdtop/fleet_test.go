@@ -326,7 +326,7 @@ func TestRollout(t *testing.T) {
 }
 
 // TestRolloutInterrupted: Ctrl-C stops a rollout after the current host
-// and says so; a connection dropped during a host's restart halts it,
+// and says so (exit 130, as for every command); a connection dropped during a host's restart halts it,
 // saying that host's state is unknown; no later host is touched.
 func TestRolloutInterrupted(t *testing.T) {
 	f, hosts := startFleet(t, 3, true)
@@ -339,11 +339,12 @@ func TestRolloutInterrupted(t *testing.T) {
 		name     string
 		extra    []string
 		act      func(t *testing.T, p *os.Process) // after the first host's line
+		code     int
 		statuses []string
 		restart  []bool
 		stderr   string
 	}{
-		{"ctrl-c", []string{"--pause", "5s"}, func(t *testing.T, p *os.Process) { _ = p.Signal(os.Interrupt) },
+		{"ctrl-c", []string{"--pause", "5s"}, func(t *testing.T, p *os.Process) { _ = p.Signal(os.Interrupt) }, 130,
 			[]string{"passed", "not_touched", "not_touched"}, []bool{true, false, false}, "interrupted: stopped after " + hosts[0].Target},
 		{"connection dropped", nil, func(t *testing.T, p *os.Process) {
 			// Wait until the second host's restart runs (its start takes 3 s), then drop every connection to it.
@@ -357,7 +358,7 @@ func TestRolloutInterrupted(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			t.Errorf("the second host's restart never seen running")
-		}, []string{"passed", "unknown", "not_touched"}, []bool{true, true, false}, "state unknown at " + hosts[1].Target},
+		}, 1, []string{"passed", "unknown", "not_touched"}, []bool{true, true, false}, "state unknown at " + hosts[1].Target},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,8 +387,8 @@ func TestRolloutInterrupted(t *testing.T) {
 			}
 			err = cmd.Wait()
 			t.Logf("%s%s", out.String(), errb.String())
-			if code := cmd.ProcessState.ExitCode(); code != 1 {
-				t.Fatalf("exit %d (%v), want 1", code, err)
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Fatalf("exit %d (%v), want %d", code, err, tc.code)
 			}
 			if !strings.Contains(errb.String(), tc.stderr) {
 				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
