@@ -125,6 +125,35 @@ func New(t testing.TB) *Fleet {
 	return f
 }
 
+// PublicKey is the fleet's authorized test key (an authorized_keys line).
+func (f *Fleet) PublicKey() string { return f.pubKey }
+
+// AddProxyHost adds a host reached through a ProxyCommand instead of a
+// loopback address (e.g. an sshd in a container's own network namespace,
+// through nsenter): alias names it on fdtop's command line, hostKey is its
+// public host key ("ssh-ed25519 AAAA…").
+func (f *Fleet) AddProxyHost(t testing.TB, alias, proxyCommand, hostKey string) {
+	t.Helper()
+	fields := strings.Fields(hostKey)
+	if len(fields) < 2 {
+		t.Fatalf("sshtest: host key %q", hostKey)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	block := fmt.Sprintf("\nHost %s\n  ProxyCommand %s\n  HostKeyAlias %s\n", alias, proxyCommand, alias)
+	for path, line := range map[string]string{f.Config: block, f.knownHosts: fmt.Sprintf("%s %s %s\n", alias, fields[0], fields[1])} {
+		file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = file.WriteString(line)
+		file.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // SSH is the ssh command that reaches the fleet: fdtop's --ssh value.
 func (f *Fleet) SSH() string { return "ssh -F " + f.Config }
 
