@@ -494,7 +494,9 @@ func TestRemoteSudo(t *testing.T) {
 
 // TestRemoteWatch: `watch --json -H` streams every host's timeline, each
 // event carrying its host as "target": a restart on the second host shows
-// as its handoff there; a host lost is said once and the other goes on.
+// as its handoff there, also after its manager re-executed itself; a host
+// lost is said once, the other goes on, and the lost one is reconnected
+// when it is back.
 func TestRemoteWatch(t *testing.T) {
 	f, hosts := startFleet(t, 2, true)
 	for _, h := range hosts {
@@ -548,25 +550,60 @@ func TestRemoteWatch(t *testing.T) {
 			t.Fatalf("no handoff from %s within 60 s; stderr %s", hosts[1].Target, errb.String())
 		}
 	}
-	// The first host goes away: one disconnected line for it, the watch goes on.
+	// The second host's manager re-executes itself: the remote watch goes
+	// on, and sees the next restart's handoff.
+	if out, err := hosts[1].sb.Systemctl(context.Background(), "daemon-reexec"); err != nil {
+		t.Fatalf("daemon-reexec: %v: %s", err, out)
+	}
+	waitHandoff := func(what string) {
+		deadline := time.After(60 * time.Second)
+		for {
+			select {
+			case e, ok := <-lines:
+				if !ok {
+					t.Fatalf("watch ended (%s): %s", what, errb.String())
+				}
+				if e.Type == inspect.EventHandoff && e.Unit == "web.service" && e.Target == hosts[1].Target {
+					return
+				}
+			case <-restart.C:
+				_, _ = hosts[1].sb.Systemctl(context.Background(), "restart", "web.service")
+			case <-deadline:
+				t.Fatalf("no handoff from %s within 60 s %s; stderr %s", hosts[1].Target, what, errb.String())
+			}
+		}
+	}
+	if out, err := hosts[1].sb.Systemctl(context.Background(), "restart", "web.service"); err != nil {
+		t.Fatalf("restart: %v: %s", err, out)
+	}
+	waitHandoff("after daemon-reexec")
+
+	// The first host goes away: one disconnected line for it, the watch goes
+	// on; when it is back, the watch reconnects to it.
 	hosts[0].Kill()
+	want := inspect.EventDisconnected
 	for {
 		select {
 		case e, ok := <-lines:
 			if !ok {
 				t.Fatalf("watch ended when one host was lost: %s", errb.String())
 			}
-			if e.Type == inspect.EventDisconnected {
-				if e.Target != hosts[0].Target || !strings.Contains(e.Message, "connection lost") {
-					t.Fatalf("disconnected %+v", e)
-				}
-				if cmd.ProcessState != nil {
-					t.Fatalf("watch exited")
-				}
+			if e.Target != hosts[0].Target || (e.Type != inspect.EventDisconnected && e.Type != inspect.EventReconnected) {
+				continue
+			}
+			if e.Type != want {
+				t.Fatalf("%s: %s, want %s", e.Target, e.Type, want)
+			}
+			if want == inspect.EventReconnected {
 				return
 			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no disconnected line for %s; stderr %s", hosts[0].Target, errb.String())
+			if !strings.Contains(e.Message, "connection lost") || !strings.Contains(e.Message, "reconnecting") {
+				t.Fatalf("disconnected: %q", e.Message)
+			}
+			hosts[0].Restart(t)
+			want = inspect.EventReconnected
+		case <-time.After(60 * time.Second):
+			t.Fatalf("no %s line for %s; stderr %s", want, hosts[0].Target, errb.String())
 		}
 	}
 }
