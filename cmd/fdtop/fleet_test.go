@@ -607,3 +607,32 @@ func TestRemoteWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteSSHErrors: what ssh says when it cannot connect reaches the
+// user as ssh said it, per host.
+func TestRemoteSSHErrors(t *testing.T) {
+	f, hosts := startFleet(t, 1, true)
+	h := hosts[0]
+	tests := []struct {
+		name   string
+		ssh    string
+		target string
+		want   string
+	}{
+		{"unknown host key", f.SSH() + " -o UserKnownHostsFile=/dev/null", h.Target, "Host key verification failed"},
+		{"authentication", f.SSH(), "nosuchuser@" + h.Target, "Permission denied"},
+		{"unreachable", f.SSH(), f.Unreachable(t), "Connection refused"},
+		{"no such ssh", "/nonexistent/ssh", h.Target, "ssh client \"/nonexistent/ssh\" not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runFdtop("snapshot", "--user", "--ssh", tc.ssh, "-H", tc.target)
+			if code != 1 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q (stdout %q)", code, errOut, tc.want, out)
+			}
+			if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Errorf("more than one line: %q", errOut)
+			}
+		})
+	}
+}
