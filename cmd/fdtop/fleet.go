@@ -304,7 +304,7 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			follow(ctx, f.tr, h, o, out)
+			follow(ctx, f.tr, h, o, out, nil)
 		}()
 	}
 	if live == 0 {
@@ -344,8 +344,8 @@ const (
 // follow forwards one host's timeline to out until ctx ends. When the
 // host is lost it says so once, then reconnects (a new ControlMaster in
 // BatchMode, never prompting; 1 s, doubling up to 30 s between tries)
-// and says so when it is back.
-func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions, out chan<- hostEvent) {
+// and says so when it is back; onAgent, if set, gets each new agent.
+func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions, out chan<- hostEvent, onAgent func(*remoteAgent, *sshHost)) {
 	agent, ssh := h.agent, h.ssh
 	defer func() { agent.Close() }()
 	send := func(e inspect.Event) bool {
@@ -397,6 +397,9 @@ func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions,
 				continue
 			}
 			agent, ssh = na, ns
+			if onAgent != nil {
+				onAgent(na, ns)
+			}
 			break
 		}
 		if !send(inspect.Event{Time: time.Now(), Type: inspect.EventReconnected, Message: "reconnected"}) {

@@ -636,3 +636,44 @@ func TestRemoteSSHErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteDashboardE2E drives the real fdtop binary in a tmux terminal
+// on a remote host (-H, over a real sshd): the unit list comes from the
+// host's live model, r y restarts web.service there, and its verdict and
+// new main PID appear.
+func TestRemoteDashboardE2E(t *testing.T) {
+	tm := newTmux(t)
+	f, hosts := startFleet(t, 1, true)
+	h := hosts[0]
+	installWeb(t, h.sb, "web", demo.Handoff, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	term := tm.start(t, sandboxtest.Fdtop(t), nil, "--user", "--ssh", f.SSH(), "-H", h.Target, "web*")
+	term.waitFor(t, "web.service with its 2 connections", func(s string) bool {
+		return rowWith(s, "web.service", "2") != ""
+	})
+	term.selectUnit(t, "web.service")
+	oldPID := mainPID(ctx, t, h.sb, "web.service")
+	term.send(t, "r")
+	term.waitFor(t, "the restart confirmation", func(s string) bool {
+		return strings.Contains(s, "restart web.service?")
+	})
+	term.send(t, "y")
+	var newPID string
+	screen := term.waitFor(t, "the new main PID and the verdict", func(s string) bool {
+		if newPID == "" {
+			if p := mainPID(ctx, t, h.sb, "web.service"); p != oldPID && p != "0" {
+				newPID = p
+			}
+		}
+		verdict := false
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, "web.service") && strings.Contains(l, "✓") && strings.Contains(l, "2/2 connections preserved") {
+				verdict = true
+			}
+		}
+		return newPID != "" && verdict && strings.Contains(s, "restart web.service: done") && rowWith(s, "web.service", newPID) != ""
+	})
+	t.Logf("main pid %s → %s\n%s", oldPID, newPID, screen)
+	term.quit(t)
+}
