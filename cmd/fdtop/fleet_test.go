@@ -17,6 +17,7 @@ import (
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/demo/sshtest"
+	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
 )
 
@@ -221,7 +222,7 @@ func TestRemoteUnreachable(t *testing.T) {
 // installWeb installs NAME.socket and NAME.service on a host's manager,
 // behaving as the demo's mode m (handoff keeps its clients through the fd
 // store, activated drops them), with clients connected.
-func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, delay time.Duration) string {
+func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, delay time.Duration) *traffic.Generator {
 	t.Helper()
 	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
 	if err != nil {
@@ -243,8 +244,7 @@ func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, del
 			t.Fatalf("systemctl %v: %v: %s", args, err, out)
 		}
 	}
-	sandboxtest.Traffic(t, cfg.Addr(m), 2, 20*time.Millisecond)
-	return cfg.Addr(m)
+	return sandboxtest.Traffic(t, cfg.Addr(m), 2, 20*time.Millisecond)
 }
 
 // rolloutLines parses `rollout --json` output.
@@ -268,8 +268,9 @@ func rolloutLines(t *testing.T, out string) []rolloutLine {
 func TestRollout(t *testing.T) {
 	f, hosts := startFleet(t, 3, true)
 	modes := []demo.Mode{demo.Handoff, demo.Activated, demo.Handoff}
+	var gens []*traffic.Generator
 	for i, h := range hosts {
-		installWeb(t, h.sb, "web", modes[i], 50*time.Millisecond)
+		gens = append(gens, installWeb(t, h.sb, "web", modes[i], 50*time.Millisecond))
 	}
 	pids := func() []string {
 		var p []string
@@ -297,6 +298,10 @@ func TestRollout(t *testing.T) {
 			start := time.Now()
 			code, out, errOut := runFdtop("rollout", "web.service", "--user", "--json", "--probe", "--ssh", f.SSH(), "-H", tc.hosts)
 			t.Logf("rollout took %s\n%s%s", time.Since(start), out, errOut)
+			for i, g := range gens {
+				st := g.Stats()
+				t.Logf("host %d clients: dropped %d, refused %d, counter resets %d", i, st.Dropped, st.Refused, st.CounterResets)
+			}
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, out, errOut)
 			}
