@@ -238,14 +238,22 @@ type AgentClient struct {
 	events chan Event
 	done   chan struct{}
 	err    error
+
+	// Events wait in queue (unbounded) for the pump to deliver them, so
+	// the reader never waits for a consumer: replies to requests keep
+	// flowing while nobody takes the timeline.
+	qmu   sync.Mutex
+	queue []Event
+	wake  chan struct{}
 }
 
 // agentHelloTimeout bounds the wait for an agent's hello.
 const agentHelloTimeout = 30 * time.Second
 
 // NewAgentClient reads the agent's hello from r and checks its protocol
-// version; requests go to w. Events are buffered up to buffer, beyond which
-// the reader waits for them to be taken (Events).
+// version; requests go to w. The Events channel has room for buffer
+// events; more wait in an unbounded queue, so an unread timeline never
+// holds up replies.
 func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (*AgentClient, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	type first struct {
@@ -286,9 +294,37 @@ func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (
 	if f.m.Protocol != AgentProtocol {
 		return nil, fmt.Errorf("the agent (fdtop %s) speaks protocol %d, this fdtop %d", f.m.Version, f.m.Protocol, AgentProtocol)
 	}
-	c := &AgentClient{Hello: f.m, w: w, wait: map[int]chan AgentMessage{}, events: make(chan Event, buffer), done: make(chan struct{}), ready: make(chan struct{})}
+	c := &AgentClient{Hello: f.m, w: w, wait: map[int]chan AgentMessage{}, events: make(chan Event, buffer),
+		done: make(chan struct{}), ready: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go c.read(br)
+	go c.pump()
 	return c, nil
+}
+
+// pump delivers queued events to the Events channel until the channel to
+// the agent ends.
+func (c *AgentClient) pump() {
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.qmu.Unlock()
+			select {
+			case <-c.wake:
+				continue
+			case <-c.done:
+				return
+			}
+		}
+		e := c.queue[0]
+		c.queue[0] = Event{}
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+		select {
+		case c.events <- e:
+		case <-c.done:
+			return
+		}
+	}
 }
 
 // read dispatches the agent's messages until its channel ends.
@@ -326,9 +362,12 @@ func (c *AgentClient) read(br *bufio.Reader) {
 				close(c.ready)
 			}
 		case m.Type == MsgEvent && m.Event != nil:
+			c.qmu.Lock()
+			c.queue = append(c.queue, *m.Event)
+			c.qmu.Unlock()
 			select {
-			case c.events <- *m.Event:
-			case <-c.done:
+			case c.wake <- struct{}{}:
+			default:
 			}
 		case m.Type == MsgError && m.ID == 0:
 			err = fmt.Errorf("agent: %s", m.Error)

@@ -114,3 +114,62 @@ func TestAgentHello(t *testing.T) {
 		})
 	}
 }
+
+// fakeModel is an AgentModel for protocol tests: it emits n events at
+// once when watched and answers snapshots with an empty picture.
+type fakeModel struct{ n int }
+
+func (f fakeModel) Snapshot(ctx context.Context, full bool) (*Snapshot, error) {
+	return &Snapshot{Manager: Manager{Scope: "user"}}, nil
+}
+
+func (f fakeModel) Run(ctx context.Context, onSnapshot func(*Snapshot), onEvent func(Event)) error {
+	onSnapshot(&Snapshot{Manager: Manager{Scope: "user"}})
+	for i := 0; i < f.n; i++ {
+		onEvent(Event{Unit: "a.service", Type: EventState, PID: i})
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (f fakeModel) Act(ctx context.Context, action, unit string, probe bool) (ActionOutcome, error) {
+	return ActionOutcome{Result: "done"}, nil
+}
+
+// TestAgentUnreadEvents: a timeline nobody reads never holds up replies
+// (the rollout waits on one host while others stream), and the events are
+// all there, in order, when read.
+func TestAgentUnreadEvents(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reqR, reqW := io.Pipe()
+	repR, repW := io.Pipe()
+	done := make(chan error, 1)
+	const n = 5000
+	go func() { done <- ServeAgent(ctx, reqR, repW, fakeModel{n: n}, AgentMessage{Version: "test"}) }()
+	c, err := NewAgentClient(ctx, repR, reqW, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Ready()
+	if out, err := c.Act(ctx, "restart", "a.service", false); err != nil || out.Result != "done" {
+		t.Fatalf("act with %d events unread: %+v, %v", n, out, err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case e := <-c.Events():
+			if e.PID != i {
+				t.Fatalf("event %d has pid %d: out of order", i, e.PID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d events arrived", i, n)
+		}
+	}
+	reqW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+}

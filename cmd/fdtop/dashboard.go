@@ -28,13 +28,15 @@ func runDashboard(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fdtop", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop [--user|--system] [--all] [--read-only] [--probe] [--interval D] [PATTERN...]\n\n")
+		io.WriteString(stderr, "Usage: fdtop [--user|--system] [--all] [--read-only] [--probe] [--interval D] [-H HOST] [PATTERN...]\n\n")
 		fs.PrintDefaults()
 	}
 	var mf managerFlags
 	mf.register(fs)
 	var df dashboardFlags
 	df.register(fs, false)
+	var ff fleetFlags
+	ff.register(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -46,6 +48,9 @@ func runDashboard(args []string, stderr io.Writer) int {
 	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
+	if ff.remote() {
+		return sig.exit(remoteDashboard(ctx, sig, &ff, mf, df, fs.Args(), stderr))
+	}
 	return sig.exit(dashboard(ctx, sig, mf, df, fs.Args(), stderr))
 }
 

@@ -276,15 +276,19 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 	if err != nil {
 		return fail(stderr, "watch", err)
 	}
-	f, err := openFleet(ctx, ff, targets, agentOptions{args: agentArgs(mf, patterns), sudo: ff.sudo, push: ff.push})
+	o := agentOptions{args: agentArgs(mf, patterns), sudo: ff.sudo, push: ff.push}
+	f, err := openFleet(ctx, ff, targets, o)
 	if err != nil {
 		return fail(stderr, "watch", err)
 	}
 	defer f.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	rec := &recorder{path: record}
 	defer rec.close()
 	out := make(chan hostEvent, 1024)
-	var wg sync.WaitGroup
 	live := 0
 	for _, h := range f.hosts {
 		if h.err == nil {
@@ -300,33 +304,17 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case e := <-h.agent.Events():
-					out <- hostEvent{Target: h.target.Spec, Event: e}
-				case <-h.agent.Done():
-					if ctx.Err() == nil {
-						out <- hostEvent{Target: h.target.Spec, Event: inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "connection lost: " + h.agent.Why(h.ssh)}}
-					}
-					return
-				case <-ctx.Done():
-					return
-				}
-			}
+			follow(ctx, f.tr, h, o, out, nil)
 		}()
 	}
 	if live == 0 {
 		return exitRuntime
 	}
-	go func() { wg.Wait(); close(out) }()
 	for {
 		select {
 		case <-ctx.Done():
 			return exitOK
-		case e, ok := <-out:
-			if !ok {
-				return exitRuntime // every host lost
-			}
+		case e := <-out:
 			line, err := json.Marshal(e)
 			if err != nil {
 				return fail(stderr, "watch", err)
@@ -343,6 +331,79 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 			if err != nil {
 				return exitRuntime
 			}
+		}
+	}
+}
+
+// Reconnection backoff of a host lost during a watch.
+const (
+	reconnectFirst = time.Second
+	reconnectMax   = 30 * time.Second
+)
+
+// follow forwards one host's timeline to out until ctx ends. When the
+// host is lost it says so once, then reconnects (a new ControlMaster in
+// BatchMode, never prompting; 1 s, doubling up to 30 s between tries)
+// and says so when it is back; onAgent, if set, gets each new agent.
+func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions, out chan<- hostEvent, onAgent func(*remoteAgent, *sshHost)) {
+	agent, ssh := h.agent, h.ssh
+	defer func() { agent.Close() }()
+	send := func(e inspect.Event) bool {
+		select {
+		case out <- hostEvent{Target: h.target.Spec, Event: e}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		for lost := false; !lost; {
+			select {
+			case e := <-agent.Events():
+				if !send(e) {
+					return
+				}
+			case <-agent.Done():
+				lost = true
+			case <-ctx.Done():
+				return
+			}
+		}
+		why := agent.Why(ssh)
+		agent.Close()
+		ssh.stop()
+		if !send(inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected,
+			Message: fmt.Sprintf("connection lost: %s; reconnecting", why)}) {
+			return
+		}
+		for delay := reconnectFirst; ; delay = min(2*delay, reconnectMax) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			ns, err := tr.Open(ctx, h.target, false)
+			if err != nil {
+				continue
+			}
+			na, err := ns.StartAgent(ctx, o)
+			if err == nil {
+				if err = na.Watch(ctx); err != nil {
+					na.Close()
+				}
+			}
+			if err != nil {
+				ns.stop()
+				continue
+			}
+			agent, ssh = na, ns
+			if onAgent != nil {
+				onAgent(na, ns)
+			}
+			break
+		}
+		if !send(inspect.Event{Time: time.Now(), Type: inspect.EventReconnected, Message: "reconnected"}) {
+			return
 		}
 	}
 }

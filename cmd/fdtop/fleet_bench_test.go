@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +19,9 @@ import (
 // BenchmarkFleetSnapshot10 measures a snapshot of 10 sshd hosts once
 // their ControlMasters are up: each agent's start (through the master) and
 // its snapshot, all hosts at once. The hosts share two managers (10
-// sandboxes would measure the machine, not fdtop).
+// sandboxes would measure the machine, not fdtop). FDTOP_BENCH_WATCH=1
+// waits for each live model's first picture instead (what a fleet view
+// shows first); FDTOP_BENCH_TARGETED=1 scans only the units' processes.
 //
 //	CI=true go test -run '^$' -bench FleetSnapshot10 -benchtime 5x ./cmd/fdtop
 func BenchmarkFleetSnapshot10(b *testing.B) {
@@ -68,7 +72,14 @@ func BenchmarkFleetSnapshot10(b *testing.B) {
 			}
 			defer a.Close()
 			t1 := time.Now()
-			if _, err := a.Snapshot(ctx, full); err != nil {
+			if os.Getenv("FDTOP_BENCH_WATCH") != "" {
+				// What a fleet view waits for: the live model's first picture.
+				if err := a.Watch(ctx); err != nil {
+					h.err = err
+				} else {
+					<-a.Ready()
+				}
+			} else if _, err := a.Snapshot(ctx, full); err != nil {
 				h.err = err
 			}
 			mu.Lock()
@@ -143,4 +154,64 @@ func dirOf(p string) string {
 		}
 	}
 	return "."
+}
+
+// BenchmarkRolloutOverhead measures what a rollout adds to each restart:
+// per host, from asking for the restart to its verdict (elapsed_ms) less
+// the restart job itself (duration_ms), over three hosts whose service
+// hands off; and the whole command's time per host (preflight included).
+//
+//	CI=true go test -run '^$' -bench RolloutOverhead -benchtime 3x ./cmd/fdtop
+func BenchmarkRolloutOverhead(b *testing.B) {
+	f := sshtest.New(b)
+	var targets []string
+	for _, v := range []sandboxtest.Version{sandboxtest.Versions()[0], sandboxtest.Versions()[1], sandboxtest.Versions()[0]} {
+		sb := sandboxtest.Start(b, v)
+		installWebB(b, sb)
+		h := f.AddHost(b, append(sb.Env(), "PATH="+dirOf(sandboxtest.Fdtop(b))+":/usr/bin:/bin")...)
+		targets = append(targets, h.Target)
+	}
+	var over, total []time.Duration
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		start := time.Now()
+		code, out, errOut := runFdtop("rollout", "web.service", "--user", "--json", "--ssh", f.SSH(), "-H", strings.Join(targets, ","))
+		total = append(total, time.Since(start)/time.Duration(len(targets)))
+		if code != 0 {
+			b.Fatalf("rollout exit %d: %s%s", code, out, errOut)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var r rolloutLine
+			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Handoff == nil {
+				b.Fatalf("%v: %s", err, l)
+			}
+			over = append(over, time.Duration(r.ElapsedMs-r.DurationMs)*time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	b.Logf("per host: verdict after the restart job %v; whole command / hosts %v", over, total)
+}
+
+// installWebB installs web.socket and web.service (the demo's handoff
+// mode) with clients connected.
+func installWebB(b *testing.B, sb *sandbox.Sandbox) {
+	cfg, err := demo.NewConfig(sandboxtest.Fdtop(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.StartupDelay = 50 * time.Millisecond
+	cfg.LogDir = sb.Dir
+	units := cfg.Units()
+	for name, src := range map[string]string{"web.socket": demo.Handoff.Socket(), "web.service": demo.Handoff.Service()} {
+		if err := sb.WriteUnit(name, units[src]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for _, args := range [][]string{{"daemon-reload"}, {"start", "web.socket"}} {
+		if out, err := sb.Systemctl(ctx, args...); err != nil {
+			b.Fatalf("systemctl %v: %v: %s", args, err, out)
+		}
+	}
+	sandboxtest.Traffic(b, cfg.Addr(demo.Handoff), 2, 20*time.Millisecond)
 }

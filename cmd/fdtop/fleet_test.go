@@ -17,6 +17,7 @@ import (
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/demo/sshtest"
+	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
 )
 
@@ -221,7 +222,7 @@ func TestRemoteUnreachable(t *testing.T) {
 // installWeb installs NAME.socket and NAME.service on a host's manager,
 // behaving as the demo's mode m (handoff keeps its clients through the fd
 // store, activated drops them), with clients connected.
-func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, delay time.Duration) string {
+func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, delay time.Duration) *traffic.Generator {
 	t.Helper()
 	cfg, err := demo.NewConfig(sandboxtest.Fdtop(t))
 	if err != nil {
@@ -243,8 +244,7 @@ func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, del
 			t.Fatalf("systemctl %v: %v: %s", args, err, out)
 		}
 	}
-	sandboxtest.Traffic(t, cfg.Addr(m), 2, 20*time.Millisecond)
-	return cfg.Addr(m)
+	return sandboxtest.Traffic(t, cfg.Addr(m), 2, 20*time.Millisecond)
 }
 
 // rolloutLines parses `rollout --json` output.
@@ -268,8 +268,9 @@ func rolloutLines(t *testing.T, out string) []rolloutLine {
 func TestRollout(t *testing.T) {
 	f, hosts := startFleet(t, 3, true)
 	modes := []demo.Mode{demo.Handoff, demo.Activated, demo.Handoff}
+	var gens []*traffic.Generator
 	for i, h := range hosts {
-		installWeb(t, h.sb, "web", modes[i], 50*time.Millisecond)
+		gens = append(gens, installWeb(t, h.sb, "web", modes[i], 50*time.Millisecond))
 	}
 	pids := func() []string {
 		var p []string
@@ -297,6 +298,10 @@ func TestRollout(t *testing.T) {
 			start := time.Now()
 			code, out, errOut := runFdtop("rollout", "web.service", "--user", "--json", "--probe", "--ssh", f.SSH(), "-H", tc.hosts)
 			t.Logf("rollout took %s\n%s%s", time.Since(start), out, errOut)
+			for i, g := range gens {
+				st := g.Stats()
+				t.Logf("host %d clients: dropped %d, refused %d, counter resets %d", i, st.Dropped, st.Refused, st.CounterResets)
+			}
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, out, errOut)
 			}
@@ -326,7 +331,7 @@ func TestRollout(t *testing.T) {
 }
 
 // TestRolloutInterrupted: Ctrl-C stops a rollout after the current host
-// and says so; a connection dropped during a host's restart halts it,
+// and says so (exit 130, as for every command); a connection dropped during a host's restart halts it,
 // saying that host's state is unknown; no later host is touched.
 func TestRolloutInterrupted(t *testing.T) {
 	f, hosts := startFleet(t, 3, true)
@@ -339,11 +344,12 @@ func TestRolloutInterrupted(t *testing.T) {
 		name     string
 		extra    []string
 		act      func(t *testing.T, p *os.Process) // after the first host's line
+		code     int
 		statuses []string
 		restart  []bool
 		stderr   string
 	}{
-		{"ctrl-c", []string{"--pause", "5s"}, func(t *testing.T, p *os.Process) { _ = p.Signal(os.Interrupt) },
+		{"ctrl-c", []string{"--pause", "5s"}, func(t *testing.T, p *os.Process) { _ = p.Signal(os.Interrupt) }, 130,
 			[]string{"passed", "not_touched", "not_touched"}, []bool{true, false, false}, "interrupted: stopped after " + hosts[0].Target},
 		{"connection dropped", nil, func(t *testing.T, p *os.Process) {
 			// Wait until the second host's restart runs (its start takes 3 s), then drop every connection to it.
@@ -357,7 +363,7 @@ func TestRolloutInterrupted(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			t.Errorf("the second host's restart never seen running")
-		}, []string{"passed", "unknown", "not_touched"}, []bool{true, true, false}, "state unknown at " + hosts[1].Target},
+		}, 1, []string{"passed", "unknown", "not_touched"}, []bool{true, true, false}, "state unknown at " + hosts[1].Target},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,8 +392,8 @@ func TestRolloutInterrupted(t *testing.T) {
 			}
 			err = cmd.Wait()
 			t.Logf("%s%s", out.String(), errb.String())
-			if code := cmd.ProcessState.ExitCode(); code != 1 {
-				t.Fatalf("exit %d (%v), want 1", code, err)
+			if code := cmd.ProcessState.ExitCode(); code != tc.code {
+				t.Fatalf("exit %d (%v), want %d", code, err, tc.code)
 			}
 			if !strings.Contains(errb.String(), tc.stderr) {
 				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
@@ -493,7 +499,9 @@ func TestRemoteSudo(t *testing.T) {
 
 // TestRemoteWatch: `watch --json -H` streams every host's timeline, each
 // event carrying its host as "target": a restart on the second host shows
-// as its handoff there; a host lost is said once and the other goes on.
+// as its handoff there, also after its manager re-executed itself; a host
+// lost is said once, the other goes on, and the lost one is reconnected
+// when it is back.
 func TestRemoteWatch(t *testing.T) {
 	f, hosts := startFleet(t, 2, true)
 	for _, h := range hosts {
@@ -547,25 +555,130 @@ func TestRemoteWatch(t *testing.T) {
 			t.Fatalf("no handoff from %s within 60 s; stderr %s", hosts[1].Target, errb.String())
 		}
 	}
-	// The first host goes away: one disconnected line for it, the watch goes on.
+	// The second host's manager re-executes itself: the remote watch goes
+	// on, and sees the next restart's handoff.
+	if out, err := hosts[1].sb.Systemctl(context.Background(), "daemon-reexec"); err != nil {
+		t.Fatalf("daemon-reexec: %v: %s", err, out)
+	}
+	waitHandoff := func(what string) {
+		deadline := time.After(60 * time.Second)
+		for {
+			select {
+			case e, ok := <-lines:
+				if !ok {
+					t.Fatalf("watch ended (%s): %s", what, errb.String())
+				}
+				if e.Type == inspect.EventHandoff && e.Unit == "web.service" && e.Target == hosts[1].Target {
+					return
+				}
+			case <-restart.C:
+				_, _ = hosts[1].sb.Systemctl(context.Background(), "restart", "web.service")
+			case <-deadline:
+				t.Fatalf("no handoff from %s within 60 s %s; stderr %s", hosts[1].Target, what, errb.String())
+			}
+		}
+	}
+	if out, err := hosts[1].sb.Systemctl(context.Background(), "restart", "web.service"); err != nil {
+		t.Fatalf("restart: %v: %s", err, out)
+	}
+	waitHandoff("after daemon-reexec")
+
+	// The first host goes away: one disconnected line for it, the watch goes
+	// on; when it is back, the watch reconnects to it.
 	hosts[0].Kill()
+	want := inspect.EventDisconnected
 	for {
 		select {
 		case e, ok := <-lines:
 			if !ok {
 				t.Fatalf("watch ended when one host was lost: %s", errb.String())
 			}
-			if e.Type == inspect.EventDisconnected {
-				if e.Target != hosts[0].Target || !strings.Contains(e.Message, "connection lost") {
-					t.Fatalf("disconnected %+v", e)
-				}
-				if cmd.ProcessState != nil {
-					t.Fatalf("watch exited")
-				}
+			if e.Target != hosts[0].Target || (e.Type != inspect.EventDisconnected && e.Type != inspect.EventReconnected) {
+				continue
+			}
+			if e.Type != want {
+				t.Fatalf("%s: %s, want %s", e.Target, e.Type, want)
+			}
+			if want == inspect.EventReconnected {
 				return
 			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("no disconnected line for %s; stderr %s", hosts[0].Target, errb.String())
+			if !strings.Contains(e.Message, "connection lost") || !strings.Contains(e.Message, "reconnecting") {
+				t.Fatalf("disconnected: %q", e.Message)
+			}
+			hosts[0].Restart(t)
+			want = inspect.EventReconnected
+		case <-time.After(60 * time.Second):
+			t.Fatalf("no %s line for %s; stderr %s", want, hosts[0].Target, errb.String())
 		}
 	}
+}
+
+// TestRemoteSSHErrors: what ssh says when it cannot connect reaches the
+// user as ssh said it, per host.
+func TestRemoteSSHErrors(t *testing.T) {
+	f, hosts := startFleet(t, 1, true)
+	h := hosts[0]
+	tests := []struct {
+		name   string
+		ssh    string
+		target string
+		want   string
+	}{
+		{"unknown host key", f.SSH() + " -o UserKnownHostsFile=/dev/null", h.Target, "Host key verification failed"},
+		{"authentication", f.SSH(), "nosuchuser@" + h.Target, "Permission denied"},
+		{"unreachable", f.SSH(), f.Unreachable(t), "Connection refused"},
+		{"no such ssh", "/nonexistent/ssh", h.Target, "ssh client \"/nonexistent/ssh\" not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runFdtop("snapshot", "--user", "--ssh", tc.ssh, "-H", tc.target)
+			if code != 1 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q (stdout %q)", code, errOut, tc.want, out)
+			}
+			if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Errorf("more than one line: %q", errOut)
+			}
+		})
+	}
+}
+
+// TestRemoteDashboardE2E drives the real fdtop binary in a tmux terminal
+// on a remote host (-H, over a real sshd): the unit list comes from the
+// host's live model, r y restarts web.service there, and its verdict and
+// new main PID appear.
+func TestRemoteDashboardE2E(t *testing.T) {
+	tm := newTmux(t)
+	f, hosts := startFleet(t, 1, true)
+	h := hosts[0]
+	installWeb(t, h.sb, "web", demo.Handoff, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	term := tm.start(t, sandboxtest.Fdtop(t), nil, "--user", "--ssh", f.SSH(), "-H", h.Target, "web*")
+	term.waitFor(t, "web.service with its 2 connections", func(s string) bool {
+		return rowWith(s, "web.service", "2") != ""
+	})
+	term.selectUnit(t, "web.service")
+	oldPID := mainPID(ctx, t, h.sb, "web.service")
+	term.send(t, "r")
+	term.waitFor(t, "the restart confirmation", func(s string) bool {
+		return strings.Contains(s, "restart web.service?")
+	})
+	term.send(t, "y")
+	var newPID string
+	screen := term.waitFor(t, "the new main PID and the verdict", func(s string) bool {
+		if newPID == "" {
+			if p := mainPID(ctx, t, h.sb, "web.service"); p != oldPID && p != "0" {
+				newPID = p
+			}
+		}
+		verdict := false
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, "web.service") && strings.Contains(l, "✓") && strings.Contains(l, "2/2 connections preserved") {
+				verdict = true
+			}
+		}
+		return newPID != "" && verdict && strings.Contains(s, "restart web.service: done") && rowWith(s, "web.service", newPID) != ""
+	})
+	t.Logf("main pid %s → %s\n%s", oldPID, newPID, screen)
+	term.quit(t)
 }

@@ -47,7 +47,7 @@ Usage:
   fdtop --help            this text
   fdtop --version         print the version
 
-snapshot, watch and rollout reach remote hosts over ssh with
+snapshot, watch, rollout (and the dashboard, one host) reach remote hosts over ssh with
 -H [user@]host[:port][,...] or --hosts-file FILE (--ssh CMD, --push, --sudo).
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error, 128+N after signal N

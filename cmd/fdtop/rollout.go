@@ -21,7 +21,7 @@ const rolloutUsage = "Usage: fdtop rollout UNIT [-H HOSTS | --hosts-file FILE] [
 	"restart waits for its handoff verdict and stops at the first host whose\n" +
 	"verdict breaks the budget (default: listener kept, 0 refused, 0 dropped),\n" +
 	"touching no further host. Exit 0 when every host passed, 1 when halted,\n" +
-	"2 for usage errors. Ctrl-C stops after the current host.\n\n"
+	"2 for usage errors. Ctrl-C stops after the current host (exit 130).\n\n"
 
 // budget is what a handoff may lose and still pass.
 type budget struct {
@@ -130,24 +130,40 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "rollout", usageError{"UNIT must name one unit, not a pattern"})
 	}
 
-	// The first Ctrl-C stops after the current host; a second one at once.
+	// The first Ctrl-C (or SIGTERM, SIGHUP) stops after the current host
+	// (before any restart, at once); a second one cuts the current host
+	// short. Either way the exit status is 128+N, as for every command.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	sig := &caught{}
 	stopAfter := make(chan struct{})
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, terminationSignals...)
+	defer signal.Stop(sigc)
 	go func() {
 		select {
-		case <-sig:
+		case s := <-sigc:
+			sig.mu.Lock()
+			sig.sig = s.(syscall.Signal)
+			sig.mu.Unlock()
 		case <-ctx.Done():
 			return
 		}
 		close(stopAfter)
 		select {
-		case <-sig:
+		case <-sigc:
 			cancel()
 		case <-ctx.Done():
+		}
+	}()
+	// Reaching the hosts and finding the unit stop at the first signal.
+	preCtx, preCancel := context.WithCancel(ctx)
+	defer preCancel()
+	go func() {
+		select {
+		case <-stopAfter:
+			preCancel()
+		case <-preCtx.Done():
 		}
 	}()
 
@@ -157,9 +173,9 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, "rollout", err)
 		}
-		f, err := openFleet(ctx, &ff, targets, agentOptions{args: agentArgs(&mf, []string{unit}), sudo: ff.sudo, push: ff.push})
+		f, err := openFleet(preCtx, &ff, targets, agentOptions{args: agentArgs(&mf, []string{unit}), sudo: ff.sudo, push: ff.push})
 		if err != nil {
-			return fail(stderr, "rollout", err)
+			return sig.exit(fail(stderr, "rollout", err))
 		}
 		defer f.Close()
 		for _, h := range f.hosts {
@@ -172,9 +188,9 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 			hosts = append(hosts, rh)
 		}
 	} else {
-		client, b, err := mf.connect(ctx, []string{unit})
+		client, b, err := mf.connect(preCtx, []string{unit})
 		if err != nil {
-			return fail(stderr, "rollout", err)
+			return sig.exit(fail(stderr, "rollout", err))
 		}
 		defer client.Close()
 		local, closeLocal, err := localAgent(ctx, newAgentModel(client, b, 2*time.Second))
@@ -187,7 +203,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	}
 	r := &rollout{unit: unit, probe: *probe, budget: budget{*maxRefused, *maxDropped}, pause: *pause, timeout: *timeout,
 		asJSON: *asJSON, stdout: stdout, stderr: stderr, stopAfter: stopAfter}
-	return r.run(ctx, hosts)
+	return sig.exit(r.run(ctx, preCtx, hosts))
 }
 
 // localAgent serves model in this process over pipes: the local rollout
@@ -248,7 +264,7 @@ func (r *rollout) emit(l rolloutLine) {
 
 // run checks every host first (reachable, the unit there), then restarts
 // host by host, halting at the first that breaks the budget.
-func (r *rollout) run(ctx context.Context, hosts []*rolloutHost) int {
+func (r *rollout) run(ctx, preCtx context.Context, hosts []*rolloutHost) int {
 	// Preflight: touch nothing unless every host is reachable and has the
 	// unit; the live model starts on each so its state before the restart
 	// is known.
@@ -256,11 +272,18 @@ func (r *rollout) run(ctx context.Context, hosts []*rolloutHost) int {
 	var bad []string
 	for i, h := range hosts {
 		if h.err == nil {
-			services[i], h.err = r.prepare(ctx, h)
+			services[i], h.err = r.prepare(preCtx, h)
 		}
 		if h.err != nil {
 			bad = append(bad, fmt.Sprintf("%s: %s", termsafe.String(h.name), oneLine(h.err)))
 		}
+	}
+	select {
+	case <-r.stopAfter:
+		r.notTouched(hosts)
+		fmt.Fprintf(r.stderr, "fdtop rollout: interrupted before the first restart: nothing restarted\n")
+		return exitRuntime
+	default:
 	}
 	if len(bad) > 0 {
 		for _, h := range hosts {

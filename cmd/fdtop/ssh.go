@@ -464,8 +464,7 @@ func (h *sshHost) startAgent(ctx context.Context, o agentOptions) (*remoteAgent,
 	go func() { _ = cmd.Wait(); close(a.done) }()
 	a.AgentClient, err = inspect.NewAgentClient(ctx, countingReader{stdout, &a.received}, a.stdin, 4096)
 	if err != nil {
-		a.stdin.Close()
-		<-a.done
+		a.Close() // stdin closed: the agent (or the script) ends; killed if it does not
 		said := a.stderr.String()
 		if i := strings.Index(said, missingMarker); i >= 0 {
 			line, _, _ := strings.Cut(said[i+len(missingMarker):], "\n")

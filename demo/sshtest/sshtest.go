@@ -61,8 +61,26 @@ type Host struct {
 	// PID is the listening sshd.
 	PID int
 
-	log *bytes.Buffer
-	cmd *exec.Cmd
+	log     *syncBuffer
+	cfgPath string
+}
+
+// syncBuffer is a bytes.Buffer safe for sshd's output and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Require checks for ssh, ssh-keygen and sshd (and root, which sshd needs
@@ -125,6 +143,35 @@ func New(t testing.TB) *Fleet {
 	return f
 }
 
+// PublicKey is the fleet's authorized test key (an authorized_keys line).
+func (f *Fleet) PublicKey() string { return f.pubKey }
+
+// AddProxyHost adds a host reached through a ProxyCommand instead of a
+// loopback address (e.g. an sshd in a container's own network namespace,
+// through nsenter): alias names it on fdtop's command line, hostKey is its
+// public host key ("ssh-ed25519 AAAA…").
+func (f *Fleet) AddProxyHost(t testing.TB, alias, proxyCommand, hostKey string) {
+	t.Helper()
+	fields := strings.Fields(hostKey)
+	if len(fields) < 2 {
+		t.Fatalf("sshtest: host key %q", hostKey)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	block := fmt.Sprintf("\nHost %s\n  ProxyCommand %s\n  HostKeyAlias %s\n", alias, proxyCommand, alias)
+	for path, line := range map[string]string{f.Config: block, f.knownHosts: fmt.Sprintf("%s %s %s\n", alias, fields[0], fields[1])} {
+		file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = file.WriteString(line)
+		file.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // SSH is the ssh command that reaches the fleet: fdtop's --ssh value.
 func (f *Fleet) SSH() string { return "ssh -F " + f.Config }
 
@@ -162,7 +209,7 @@ func (f *Fleet) Unreachable(t testing.TB) string {
 func (f *Fleet) AddHost(t testing.TB, env ...string) *Host {
 	t.Helper()
 	addr := loopback()
-	h := &Host{Addr: addr, Port: freePort(t, addr), log: &bytes.Buffer{}}
+	h := &Host{Addr: addr, Port: freePort(t, addr), log: &syncBuffer{}}
 	h.Target = fmt.Sprintf("%s:%d", h.Addr, h.Port)
 	dir, err := os.MkdirTemp(f.Dir, "host-")
 	if err != nil {
@@ -225,24 +272,41 @@ func (f *Fleet) AddHost(t testing.TB, env ...string) *Host {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h.cmd = exec.Command(Sshd, "-D", "-e", "-f", cfgPath)
-	h.cmd.Stdout = h.log
-	h.cmd.Stderr = h.log
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := h.cmd.Start(); err != nil {
+	h.cfgPath = cfgPath
+	h.start(t)
+	return h
+}
+
+// Restart starts the host's sshd again (after Kill), on the same address
+// with the same host key.
+func (h *Host) Restart(t testing.TB) {
+	t.Helper()
+	h.start(t)
+}
+
+// start runs sshd and waits until it accepts connections; the test's
+// cleanup stops it.
+func (h *Host) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(Sshd, "-D", "-e", "-f", h.cfgPath)
+	cmd.Stdout = h.log
+	cmd.Stderr = h.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
-	h.PID = h.cmd.Process.Pid
+	h.PID = cmd.Process.Pid
+	pid := h.PID
 	exited := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { h.stop(t, exited) })
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { h.stop(t, pid, exited) })
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(h.Addr, strconv.Itoa(h.Port)), time.Second)
 		if err == nil {
 			c.Close()
-			return h
+			return
 		}
 		select {
 		case <-exited:
@@ -258,8 +322,8 @@ func (f *Fleet) AddHost(t testing.TB, env ...string) *Host {
 
 // stop ends the listening sshd and every process it started (sessions,
 // agents), by PID, and waits until they are gone.
-func (h *Host) stop(t testing.TB, exited <-chan struct{}) {
-	pids := append(descendants(h.PID), h.PID)
+func (h *Host) stop(t testing.TB, pid int, exited <-chan struct{}) {
+	pids := append(descendants(pid), pid)
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
@@ -281,7 +345,8 @@ func (h *Host) stop(t testing.TB, exited <-chan struct{}) {
 }
 
 // Kill ends the sshd and its sessions at once (SIGKILL, by PID): every
-// connection to the host drops, as when it goes off the network.
+// connection to the host drops, as when it goes off the network. Restart
+// brings it back.
 func (h *Host) Kill() {
 	pids := append(descendants(h.PID), h.PID)
 	for _, pid := range pids {

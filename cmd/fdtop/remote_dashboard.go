@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/ui"
+)
+
+// remoteSource is the dashboard's Source on one remote host: the picture
+// is the live model the agent's updates build (no scan round trip per
+// refresh), the timeline is the agent's, actions run there. A lost host
+// is reconnected (see follow).
+type remoteSource struct {
+	mu     sync.Mutex
+	agent  *remoteAgent
+	ssh    *sshHost
+	events chan inspect.Event
+}
+
+// current is the agent in use.
+func (s *remoteSource) current() (*remoteAgent, *sshHost) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.agent, s.ssh
+}
+
+// Snapshot implements ui.Source: the latest picture from the host.
+func (s *remoteSource) Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error) {
+	a, h := s.current()
+	select {
+	case <-a.Ready():
+	case <-a.Done():
+		return nil, fmt.Errorf("connection lost: %s", a.Why(h))
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if m := a.Model(); m != nil {
+		return m, nil
+	}
+	return nil, errors.New("no picture from the host yet")
+}
+
+// Events implements ui.Source.
+func (s *remoteSource) Events() <-chan inspect.Event { return s.events }
+
+// Act implements ui.Source: the action runs on the host.
+func (s *remoteSource) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+	a, _ := s.current()
+	out, err := a.Act(ctx, string(action), unit, probe)
+	return ui.ActionResult{Job: out.Job, Result: out.Result, Message: out.Message}, err
+}
+
+// remoteDashboard runs the dashboard on one remote host. Its
+// ControlMaster opens before the dashboard takes the terminal, so ssh can
+// ask for a password or a host key on it.
+func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf managerFlags, df dashboardFlags, patterns []string, stderrW io.Writer) int {
+	targets, err := ff.targets()
+	if err != nil {
+		return fail(stderrW, "", err)
+	}
+	if len(targets) != 1 {
+		return fail(stderrW, "", usageError{"the dashboard shows one host (-H HOST); for several use 'fdtop watch -H' or 'fdtop snapshot -H'"})
+	}
+	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
+	f, err := openFleet(ctx, ff, targets, o)
+	if err != nil {
+		return failUnlessSignalled(stderrW, "", sig, err)
+	}
+	defer f.Close()
+	h := f.hosts[0]
+	if h.err == nil {
+		h.err = h.agent.Watch(ctx)
+	}
+	if h.err != nil {
+		return failUnlessSignalled(stderrW, "", sig, fmt.Errorf("%s: %w", h.name(), h.err))
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel below
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	src := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1024)}
+	tagged := make(chan hostEvent, 1024)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		follow(ctx, f.tr, h, o, tagged, func(a *remoteAgent, s *sshHost) {
+			src.mu.Lock()
+			src.agent, src.ssh = a, s
+			src.mu.Unlock()
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case e := <-tagged:
+				select {
+				case src.events <- e.Event:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
+	if err := ui.Run(ctx, src, opts); err != nil {
+		return failUnlessSignalled(stderrW, "", sig, err)
+	}
+	return exitOK
+}
