@@ -140,6 +140,8 @@ func TestWatchHandoffCountsWhatTheOldProcessHeld(t *testing.T) {
 type targetedSnapshots struct {
 	mu          sync.Mutex
 	full, named *inspect.Snapshot
+	namedTaken  int           // snapshots of named units taken
+	taken       chan struct{} // signalled (without blocking) on each
 }
 
 func (s *targetedSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotOptions) (*inspect.Snapshot, error) {
@@ -148,6 +150,11 @@ func (s *targetedSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotO
 	v := s.full
 	if len(opts.Units) > 0 {
 		v = s.named
+		s.namedTaken++
+		select {
+		case s.taken <- struct{}{}:
+		default:
+		}
 	}
 	c := *v
 	c.Time = time.Now()
@@ -175,7 +182,7 @@ func twoServices(webPID int, webConns []uint64, dbPID int, dbConns []uint64) *in
 // TestWatchIgnoresServicesItDidNotAskFor: the fast refresh of one unit
 // during its job must not overwrite what the watch knows of another.
 func TestWatchIgnoresServicesItDidNotAskFor(t *testing.T) {
-	snaps := &targetedSnapshots{}
+	snaps := &targetedSnapshots{taken: make(chan struct{}, 1)}
 	stale := twoServices(100, nil, 300, nil) // db.service without its sockets' view
 	snaps.set(twoServices(100, []uint64{1}, 300, []uint64{11, 12}), stale)
 	events, out := runWatcher(t, snaps)
@@ -183,7 +190,15 @@ func TestWatchIgnoresServicesItDidNotAskFor(t *testing.T) {
 	restart := func(unit string, id uint32, newPID uint32) inspect.Handoff {
 		t.Helper()
 		events.ch <- dbusclient.JobNew{ID: id, Unit: unit}
-		time.Sleep(20 * time.Millisecond) // fast refreshes of the unit run
+		// The fast refreshes of the unit run: wait for two (the first may
+		// have been asked for before the job).
+		for i := 0; i < 2; i++ {
+			select {
+			case <-snaps.taken:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no fast refresh of %s during its job", unit)
+			}
+		}
 		events.ch <- dbusclient.UnitChanged{Unit: unit, Changes: dbusclient.UnitChanges{MainPID: u32(newPID)}}
 		events.ch <- dbusclient.JobRemoved{ID: id, Unit: unit, Result: "done"}
 		timeout := time.After(5 * time.Second)

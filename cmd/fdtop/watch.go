@@ -95,6 +95,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 			if ctx.Err() != nil {
 				return exitOK // sent while being cancelled: not an event
 			}
+			e.Message = inspect.Describe(e)
 			line, err := json.Marshal(e)
 			if err != nil {
 				return fail(stderr, "watch", err)
