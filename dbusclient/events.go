@@ -60,9 +60,10 @@ type jobType struct {
 	typ  string
 }
 
-// jobTypeWait bounds how long a subscription holds a JobNew back waiting
-// for its type.
-const jobTypeWait = time.Second
+// jobTypeWait bounds how long a subscription holds a JobNew (and every
+// signal behind it) back waiting for its type: a busy manager answers late,
+// and the signals matter more.
+const jobTypeWait = 100 * time.Millisecond
 
 // Reloading brackets a daemon-reload (Active true, then false).
 type Reloading struct{ Active bool }

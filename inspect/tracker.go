@@ -174,6 +174,7 @@ type tracked struct {
 	jobActive   bool
 	jobID       uint32
 	jobType     string
+	jobStopped  bool // the unit went down during the job (a restart's stop part)
 	jobStart    time.Time
 	before      *Service     // the service as it was before the job
 	beforeSocks []SocketUnit // its sockets before the job
@@ -355,9 +356,11 @@ func (tr *Tracker) view(at time.Time, v *View) {
 			// Only what was asked for is read in detail.
 			continue
 		}
-		if preExec(&svc) {
-			// The manager's forked child before it execs the service: it
-			// still holds the manager's descriptors, none of its own yet.
+		if preExec(&svc) || gone(&svc) {
+			// The manager's forked child before it execs the service (it
+			// still holds the manager's descriptors, none of its own yet),
+			// or a main process already gone when it was read: the view
+			// says nothing of what the service holds.
 			continue
 		}
 		viewed[svc.Unit] = true
@@ -523,7 +526,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		// A job that ended without a fresh view since is concluded on the
 		// latest one: the new job must not inherit it.
 		tr.concludeNow(name, now)
-		t.jobActive, t.jobID, t.jobType, t.jobStart = true, e.ID, e.JobType, now
+		t.jobActive, t.jobID, t.jobType, t.jobStart, t.jobStopped = true, e.ID, e.JobType, now, false
 		if t.awaitStart {
 			// The start of a stop+start: "before" is the view from
 			// before the stop.
@@ -540,9 +543,19 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	case SigJobRemoved:
 		job := tr.jobTypes[e.ID]
 		delete(tr.jobTypes, e.ID)
-		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, JobID: e.ID, Job: job, Result: e.Result})
 		name := tr.serviceOf(e.Unit)
 		t := tr.units[name]
+		if t != nil && t.jobActive && t.jobID == e.ID && name == e.Unit {
+			// systemd turns a restart job into a start job once its stop
+			// part is done, and a job can be gone before its type is
+			// read: a job that took the running unit down and then
+			// brought it up again was a restart.
+			if (job == "" || job == "start") && t.jobStopped && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
+				job = "restart"
+			}
+			t.jobType = job
+		}
+		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, JobID: e.ID, Job: job, Result: e.Result})
 		if t == nil || !t.jobActive || t.jobID != e.ID {
 			return
 		}
@@ -563,6 +576,9 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 				as = *c.ActiveState
 				if t := tr.units[e.Unit]; t != nil {
 					t.activeState = as
+					if t.jobActive && (as == "deactivating" || as == "inactive" || as == "failed") {
+						t.jobStopped = true
+					}
 				}
 			}
 			if c.SubState != nil {
@@ -660,8 +676,7 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 	}
 	h := tr.summarise(t, at, alive)
 	t.before, t.beforeSocks, t.stopDone = nil, nil, false
-	job := t.jobType
-	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: job, Result: result, Handoff: &h})
+	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
 }
 
 // summarise compares the service before the job with now.
@@ -745,7 +760,10 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) H
 			sockNames[su.FileDescriptorName] = true
 		}
 	}
-	if a.MainPID == t.mainPID {
+	if a.MainPID != t.mainPID {
+		// No view of the new process: what it was passed was not seen.
+		h.FDsCarriedUnknown = true
+	} else {
 		for _, p := range a.Passed {
 			if !sockNames[p.Name] {
 				h.FDsCarried++
@@ -865,4 +883,28 @@ func preExec(svc *Service) bool {
 		}
 	}
 	return false
+}
+
+// gone reports that a view names a main process it did not find, or found
+// exiting: it went between the manager's answer and the scan (the unit's
+// processes listed without it, nothing of it seen at all, or no passed
+// descriptors where the manager passes some).
+func gone(svc *Service) bool {
+	if svc.MainPID == 0 {
+		return false
+	}
+	if len(svc.Sockets) > 0 && len(svc.Passed) == 0 && !svc.PassedUnknown {
+		// A service with socket units is always passed their listeners:
+		// an empty environment is a process already exiting.
+		return true
+	}
+	if len(svc.Processes) == 0 {
+		return len(svc.Passed) == 0 && len(svc.Connections) == 0 && len(svc.OwnListeners) == 0
+	}
+	for _, p := range svc.Processes {
+		if p.PID == svc.MainPID {
+			return false
+		}
+	}
+	return true
 }

@@ -60,7 +60,11 @@ func runWatcher(t *testing.T, snaps inspect.Snapshotter) (chanEvents, <-chan ins
 }
 
 func serviceView(pid int, state string, conns ...uint64) *inspect.Snapshot {
-	svc := inspect.Service{Unit: "web.service", ActiveState: state, MainPID: pid, Sockets: []string{"web.socket"}}
+	// What a real view of a socket-activated service has: its main
+	// process among the unit's, passed the socket's listener.
+	svc := inspect.Service{Unit: "web.service", ActiveState: state, MainPID: pid, Sockets: []string{"web.socket"},
+		Processes: []inspect.Process{{PID: pid, Comm: "web"}},
+		Passed:    []inspect.PassedFD{{FD: 3, Name: "web.socket", Kind: "tcp-listen", Inode: 77}}}
 	for _, ino := range conns {
 		svc.Connections = append(svc.Connections, inspect.Connection{Inode: ino, PID: pid, FD: int(ino) + 3, Remote: "127.0.0.1:4000"})
 	}
@@ -172,6 +176,7 @@ func twoServices(webPID int, webConns []uint64, dbPID int, dbConns []uint64) *in
 	s := serviceView(webPID, "active", webConns...)
 	db := serviceView(dbPID, "active", dbConns...)
 	db.Services[0].Unit, db.Services[0].Sockets = "db.service", []string{"db.socket"}
+	db.Services[0].Passed[0].Name, db.Services[0].Passed[0].Inode = "db.socket", 78
 	db.Sockets[0].Unit, db.Sockets[0].Service = "db.socket", "db.service"
 	db.Sockets[0].Listeners[0].Address, db.Sockets[0].Listeners[0].Inode = "127.0.0.1:5432", 78
 	s.Services = append(s.Services, db.Services...)

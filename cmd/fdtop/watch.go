@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
@@ -80,6 +81,23 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
 		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
+	if p := os.Getenv("FDTOP_READY"); p != "" {
+		// Tests: the file appears once the watch has its first view, so
+		// what happens from then on is judged against it.
+		var once sync.Once
+		w.OnSnapshot = func(*inspect.Snapshot) { once.Do(func() { _ = os.WriteFile(p, nil, 0o644) }) }
+	}
+	if p := os.Getenv("FDTOP_TRACE"); p != "" {
+		// The tracker's inputs, for replaying a misjudged handoff
+		// (inspect.Step JSON lines; see inspect/testdata/traces).
+		trace, err := os.Create(p)
+		if err != nil {
+			return fail(stderr, "watch", fmt.Errorf("FDTOP_TRACE: %w", err))
+		}
+		defer trace.Close()
+		enc := json.NewEncoder(trace)
+		w.Trace = func(s inspect.Step) { _ = enc.Encode(s) }
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, events) }()
 	for {
