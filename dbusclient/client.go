@@ -434,9 +434,30 @@ func (c *Client) reconnect() (session, bool) {
 func (c *Client) readSignals(s session) {
 	for sig := range s.sigs {
 		if ev := decodeSignal(sig); ev != nil {
-			c.dispatch(ev)
+			c.dispatch(c.stamp(ev, time.Now()))
 		}
 	}
+}
+
+// stamp sets when a job signal arrived and starts reading a new job's
+// type (a subscription delivers the JobNew once the read is done).
+func (c *Client) stamp(ev Event, now time.Time) Event {
+	switch e := ev.(type) {
+	case JobNew:
+		e.At = now
+		e.typ = &jobType{done: make(chan struct{})}
+		go func(jt *jobType) {
+			defer close(jt.done)
+			ctx, cancel := context.WithTimeout(context.Background(), jobTypeWait)
+			defer cancel()
+			jt.typ, _ = c.JobType(ctx, e.Job) // gone already: the type stays unknown
+		}(e.typ)
+		return e
+	case JobRemoved:
+		e.At = now
+		return e
+	}
+	return ev
 }
 
 // dispatch hands an event to the job waiters and every subscriber without

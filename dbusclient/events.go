@@ -32,6 +32,15 @@ type JobNew struct {
 	ID   uint32
 	Job  dbus.ObjectPath
 	Unit string
+	// Type is the job's type (start, stop, restart, ...), read from the job
+	// as soon as the signal arrived; "" when it could not be read (the job
+	// was already gone). systemd turns a restart job into a start job once
+	// its stop part is done, so a late read says "start".
+	Type string
+	// At is when the signal was read off the connection.
+	At time.Time
+
+	typ *jobType // the read of Type in flight
 }
 
 // JobRemoved says a job finished. Subscriptions never drop these.
@@ -40,7 +49,21 @@ type JobRemoved struct {
 	Job    dbus.ObjectPath
 	Unit   string
 	Result JobResult
+	// At is when the signal was read off the connection.
+	At time.Time
 }
+
+// jobType is the read of a new job's type, started when its JobNew
+// arrives and shared by every subscription.
+type jobType struct {
+	done chan struct{}
+	typ  string
+}
+
+// jobTypeWait bounds how long a subscription holds a JobNew (and every
+// signal behind it) back waiting for its type: a busy manager answers late,
+// and the signals matter more.
+const jobTypeWait = 100 * time.Millisecond
 
 // Reloading brackets a daemon-reload (Active true, then false).
 type Reloading struct{ Active bool }
@@ -424,6 +447,19 @@ func (s *Subscription) pump() {
 			s.dropped = 0
 		case len(s.queue) > 0:
 			ev = s.queue[0]
+			if j, ok := ev.(JobNew); ok && j.typ != nil {
+				// Outside the lock: the read may take a moment.
+				s.mu.Unlock()
+				select {
+				case <-j.typ.done:
+					j.Type = j.typ.typ
+				case <-time.After(jobTypeWait):
+				case <-s.done:
+				}
+				j.typ = nil
+				s.mu.Lock()
+				ev = j
+			}
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 			if key, ok := keyOf(ev); ok && s.index[key] == s.head {

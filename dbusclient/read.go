@@ -676,3 +676,18 @@ func (c *Client) Counters(ctx context.Context, units []string) (map[string]Count
 	}
 	return out, nil
 }
+
+// JobType returns the type of a queued or running job (start, stop,
+// restart, reload, ...). A job that already finished has no object left,
+// and reading it fails.
+func (c *Client) JobType(ctx context.Context, job dbus.ObjectPath) (string, error) {
+	cl := getProp(job, ifaceJob, "JobType")
+	if err := c.run(ctx, []*call{cl}); err != nil {
+		return "", fmt.Errorf("read job type of %s: %w", job, err)
+	}
+	var t string
+	if err := cl.storeProp(&t); err != nil {
+		return "", fmt.Errorf("read job type of %s: %w", job, err)
+	}
+	return t, nil
+}

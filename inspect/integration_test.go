@@ -272,6 +272,7 @@ func tree(t *testing.T, s *inspect.Snapshot) string {
 type watch struct {
 	mu     sync.Mutex
 	events []inspect.Event
+	steps  []inspect.Step // the tracker's inputs, in order (Watcher.Trace)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -289,7 +290,12 @@ func (e *env) watch(t *testing.T) *watch {
 	var once sync.Once
 	wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: -1,
 		Alive:      inspect.SocketsAlive(fsOf(e.b.Kernel).SocketsByInode),
-		OnSnapshot: func(*inspect.Snapshot) { once.Do(func() { close(first) }) }}
+		OnSnapshot: func(*inspect.Snapshot) { once.Do(func() { close(first) }) },
+		Trace: func(s inspect.Step) {
+			w.mu.Lock()
+			w.steps = append(w.steps, s)
+			w.mu.Unlock()
+		}}
 	go func() {
 		defer close(w.done)
 		defer sub.Close()
@@ -342,6 +348,37 @@ func (w *watch) handoffs(unit string) []inspect.Event {
 	return out
 }
 
+// waitConns waits until the latest full view of the watch shows unit with
+// at least n connections.
+func (w *watch) waitConns(t *testing.T, unit string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if w.conns(unit) >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no view of %s with %d connections in 15 s (last: %d)", unit, n, w.conns(unit))
+}
+
+// conns counts the connections of unit in the latest full view (-1: none).
+func (w *watch) conns(unit string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.steps) - 1; i >= 0; i-- {
+		if v := w.steps[i].View; v != nil && v.Units == nil {
+			for _, svc := range v.Snapshot.Services {
+				if svc.Unit == unit {
+					return len(svc.Connections)
+				}
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
 func (w *watch) waitHandoffs(t *testing.T, unit string, n int) []inspect.Event {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -373,7 +410,7 @@ func TestWatchRestarts(t *testing.T) {
 		w := e.watch(t)
 		for _, m := range demo.Modes {
 			old := mainPID(t, sb, m.Service())
-			time.Sleep(600 * time.Millisecond) // a rescan sees the connections
+			w.waitConns(t, m.Service(), 3) // a view has seen the connections
 			if _, err := sb.Systemctl(context.Background(), "restart", m.Service()); err != nil {
 				t.Fatal(err)
 			}
@@ -421,7 +458,7 @@ func TestWatchStopStart(t *testing.T) {
 		e := newEnv(t, sb, 300*time.Millisecond)
 		e.traffic(t, demo.Handoff, 3)
 		w := e.watch(t)
-		time.Sleep(600 * time.Millisecond)
+		w.waitConns(t, demo.Handoff.Service(), 3)
 		ctx := context.Background()
 		if _, err := sb.Systemctl(ctx, "stop", demo.Handoff.Service()); err != nil {
 			t.Fatal(err)

@@ -185,11 +185,136 @@ func FormatEvent(e Event) string {
 		return b.String()
 	}
 	b.WriteString(string(e.Type))
-	if e.Message != "" {
+	if m := Describe(e); m != "" {
 		b.WriteString(": ")
-		b.WriteString(e.Message)
+		b.WriteString(m)
 	}
 	return b.String()
+}
+
+// Describe says an event in words, from its data: the one place the
+// timeline, `fdtop watch` and the JSON message get them from. An event
+// recorded before its data had fields keeps the words it was recorded with.
+func Describe(e Event) string {
+	job := e.Job
+	if job == "" {
+		job = "job"
+	}
+	switch e.Type {
+	case EventJobStarted:
+		if e.JobID == 0 {
+			break
+		}
+		return fmt.Sprintf("%s job %d queued", job, e.JobID)
+	case EventJobFinished:
+		if e.JobID == 0 {
+			break
+		}
+		return fmt.Sprintf("%s job %d %s", job, e.JobID, e.Result)
+	case EventState:
+		switch {
+		case e.ActiveState != "" && e.SubState != "":
+			return e.ActiveState + " (" + e.SubState + ")"
+		case e.ActiveState != "" || e.SubState != "":
+			return e.ActiveState + e.SubState
+		}
+	case EventMainPID:
+		switch {
+		case e.PID == 0 && e.PrevPID != 0:
+			return fmt.Sprintf("main process %d gone", e.PrevPID)
+		case e.PID != 0 && e.PrevPID != 0:
+			return fmt.Sprintf("main PID %d → %d", e.PrevPID, e.PID)
+		case e.PID != 0:
+			return fmt.Sprintf("main PID %d", e.PID)
+		}
+	case EventFDPassed:
+		if e.PID == 0 {
+			break
+		}
+		return fmt.Sprintf("pid %d got fd %d = %q (%s)", e.PID, e.FD, e.Name, strings.TrimSpace(e.Kind+" "+e.Detail))
+	case EventFDStored:
+		if e.Name == "" && e.Inode == 0 {
+			break
+		}
+		return fmt.Sprintf("%q stored: %s%s", e.Name, strings.TrimSpace(e.Kind+" "+e.Detail), ifSet(e.Inferred, " (inferred)"))
+	case EventFDRemoved:
+		if e.Name == "" && e.Inode == 0 {
+			break
+		}
+		if e.Via == "taken" {
+			return fmt.Sprintf("%q taken back by the service and removed (FDSTOREREMOVE)", e.Name)
+		}
+		return fmt.Sprintf("%q removed (FDSTOREREMOVE, or its peer hung up)", e.Name)
+	case EventListenerKept:
+		if e.Detail == "" {
+			break
+		}
+		return fmt.Sprintf("listener %s kept (inode %d)", e.Detail, e.Inode)
+	case EventListenerReplaced:
+		if e.Detail == "" {
+			break
+		}
+		return fmt.Sprintf("listener %s replaced (inode %d → %d): closed and opened anew, so connects in between could be refused", e.Detail, e.PrevInode, e.Inode)
+	case EventConnectionPreserved:
+		switch e.Via {
+		case "process":
+			return fmt.Sprintf("connection from %s preserved: pid %d fd %d → pid %d fd %d", e.Detail, e.PrevPID, e.PrevFD, e.PID, e.FD)
+		case "fdstore":
+			return fmt.Sprintf("connection from %s preserved: held in the fd store", e.Detail)
+		case "open":
+			return fmt.Sprintf("connection from %s preserved: the socket is still open", e.Detail)
+		}
+	case EventConnectionDropped:
+		if e.Detail == "" {
+			break
+		}
+		return fmt.Sprintf("connection from %s dropped", e.Detail)
+	case EventHandoff:
+		if e.Handoff != nil {
+			return Verdict(*e.Handoff)
+		}
+	case EventUnitNew:
+		if e.Phase == "reload" {
+			return "added by the reload"
+		}
+		return "loaded"
+	case EventUnitRemoved:
+		if e.Phase == "reload" {
+			return "gone after the reload"
+		}
+		return "unloaded"
+	case EventReloading:
+		switch e.Phase {
+		case "started":
+			return "reloading"
+		case "finished":
+			if e.UnitsAdded+e.UnitsGone > 0 {
+				return fmt.Sprintf("reload finished: %d units added, %d gone", e.UnitsAdded, e.UnitsGone)
+			}
+			return "reload finished"
+		}
+	case EventDisconnected:
+		switch {
+		case e.Dropped > 0:
+			return fmt.Sprintf("%d property changes coalesced", e.Dropped)
+		case e.Phase == "rescan":
+			return "rescan failed: " + e.Error
+		case e.Phase == "stopped":
+			return "watch stopped: " + e.Error
+		case e.Error != "":
+			return "connection to the manager lost: " + e.Error + "; reconnecting"
+		case e.Message == "":
+			return "connection to the manager lost; reconnecting"
+		}
+	case EventReconnected:
+		if e.Version != "" {
+			return "reconnected to systemd " + e.Version
+		}
+		if e.Message == "" {
+			return "reconnected"
+		}
+	}
+	return e.Message
 }
 
 // Level grades a handoff.

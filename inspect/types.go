@@ -306,7 +306,8 @@ type Event struct {
 	Unit string `json:"unit"`
 	// Type says what happened.
 	Type EventType `json:"type"`
-	// Message is the event in words.
+	// Message is the event in words (Describe), filled where it is printed:
+	// the JSON of `fdtop watch --json` and --record files.
 	Message string `json:"message,omitempty"`
 
 	// Job is the job type (restart, start, ...) of job events.
@@ -325,6 +326,36 @@ type Event struct {
 	Inode uint64 `json:"inode,omitempty"`
 	// Detail describes the object (an address, both ends...).
 	Detail string `json:"detail,omitempty"`
+	// Kind is the kind of descriptor of fd events (tcp, unix, memfd, ...).
+	Kind string `json:"kind,omitempty"`
+	// Inferred marks an fd_stored entry reconstructed from the manager's
+	// descriptors (systemd before 254 cannot list its store).
+	Inferred bool `json:"inferred,omitempty"`
+
+	// JobID is the manager's job id of job events.
+	JobID uint32 `json:"job_id,omitempty"`
+	// PrevPID and PrevFD are where a connection was before a handoff, and
+	// PrevPID the main PID before a main_pid change.
+	PrevPID int `json:"prev_pid,omitempty"`
+	PrevFD  int `json:"prev_fd,omitempty"`
+	// PrevInode is the listener's inode before it was replaced.
+	PrevInode uint64 `json:"prev_inode,omitempty"`
+	// Via says how a connection was found preserved ("process": in the new
+	// process, "fdstore": held by the manager, "open": its socket still
+	// exists) or how an fd left the store ("taken": the new main process
+	// holds it).
+	Via string `json:"via,omitempty"`
+	// Phase is "started" or "finished" for reloading events, "reload" for
+	// units a reload added or removed.
+	Phase string `json:"phase,omitempty"`
+	// UnitsAdded and UnitsGone count what a finished reload changed.
+	UnitsAdded int `json:"units_added,omitempty"`
+	UnitsGone  int `json:"units_gone,omitempty"`
+	// Version is the manager's version on reconnected.
+	Version string `json:"version,omitempty"`
+	// Error says why on disconnected; Dropped counts coalesced changes.
+	Error   string `json:"error,omitempty"`
+	Dropped int    `json:"dropped,omitempty"`
 
 	*Handoff
 }

@@ -60,7 +60,11 @@ func runWatcher(t *testing.T, snaps inspect.Snapshotter) (chanEvents, <-chan ins
 }
 
 func serviceView(pid int, state string, conns ...uint64) *inspect.Snapshot {
-	svc := inspect.Service{Unit: "web.service", ActiveState: state, MainPID: pid, Sockets: []string{"web.socket"}}
+	// What a real view of a socket-activated service has: its main
+	// process among the unit's, passed the socket's listener.
+	svc := inspect.Service{Unit: "web.service", ActiveState: state, MainPID: pid, Sockets: []string{"web.socket"},
+		Processes: []inspect.Process{{PID: pid, Comm: "web"}},
+		Passed:    []inspect.PassedFD{{FD: 3, Name: "web.socket", Kind: "tcp-listen", Inode: 77}}}
 	for _, ino := range conns {
 		svc.Connections = append(svc.Connections, inspect.Connection{Inode: ino, PID: pid, FD: int(ino) + 3, Remote: "127.0.0.1:4000"})
 	}
@@ -140,6 +144,8 @@ func TestWatchHandoffCountsWhatTheOldProcessHeld(t *testing.T) {
 type targetedSnapshots struct {
 	mu          sync.Mutex
 	full, named *inspect.Snapshot
+	namedTaken  int           // snapshots of named units taken
+	taken       chan struct{} // signalled (without blocking) on each
 }
 
 func (s *targetedSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotOptions) (*inspect.Snapshot, error) {
@@ -148,6 +154,11 @@ func (s *targetedSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotO
 	v := s.full
 	if len(opts.Units) > 0 {
 		v = s.named
+		s.namedTaken++
+		select {
+		case s.taken <- struct{}{}:
+		default:
+		}
 	}
 	c := *v
 	c.Time = time.Now()
@@ -165,6 +176,7 @@ func twoServices(webPID int, webConns []uint64, dbPID int, dbConns []uint64) *in
 	s := serviceView(webPID, "active", webConns...)
 	db := serviceView(dbPID, "active", dbConns...)
 	db.Services[0].Unit, db.Services[0].Sockets = "db.service", []string{"db.socket"}
+	db.Services[0].Passed[0].Name, db.Services[0].Passed[0].Inode = "db.socket", 78
 	db.Sockets[0].Unit, db.Sockets[0].Service = "db.socket", "db.service"
 	db.Sockets[0].Listeners[0].Address, db.Sockets[0].Listeners[0].Inode = "127.0.0.1:5432", 78
 	s.Services = append(s.Services, db.Services...)
@@ -175,7 +187,7 @@ func twoServices(webPID int, webConns []uint64, dbPID int, dbConns []uint64) *in
 // TestWatchIgnoresServicesItDidNotAskFor: the fast refresh of one unit
 // during its job must not overwrite what the watch knows of another.
 func TestWatchIgnoresServicesItDidNotAskFor(t *testing.T) {
-	snaps := &targetedSnapshots{}
+	snaps := &targetedSnapshots{taken: make(chan struct{}, 1)}
 	stale := twoServices(100, nil, 300, nil) // db.service without its sockets' view
 	snaps.set(twoServices(100, []uint64{1}, 300, []uint64{11, 12}), stale)
 	events, out := runWatcher(t, snaps)
@@ -183,7 +195,15 @@ func TestWatchIgnoresServicesItDidNotAskFor(t *testing.T) {
 	restart := func(unit string, id uint32, newPID uint32) inspect.Handoff {
 		t.Helper()
 		events.ch <- dbusclient.JobNew{ID: id, Unit: unit}
-		time.Sleep(20 * time.Millisecond) // fast refreshes of the unit run
+		// The fast refreshes of the unit run: wait for two (the first may
+		// have been asked for before the job).
+		for i := 0; i < 2; i++ {
+			select {
+			case <-snaps.taken:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("no fast refresh of %s during its job", unit)
+			}
+		}
 		events.ch <- dbusclient.UnitChanged{Unit: unit, Changes: dbusclient.UnitChanges{MainPID: u32(newPID)}}
 		events.ch <- dbusclient.JobRemoved{ID: id, Unit: unit, Result: "done"}
 		timeout := time.After(5 * time.Second)

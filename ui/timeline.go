@@ -177,11 +177,11 @@ func formatEvent(ev inspect.Event) timelineEntry {
 	return e
 }
 
-// describeEvent says an event in words: its Message when set, else a
-// sentence built from its fields.
+// describeEvent says an event in words: inspect.Describe's, else (an
+// event without the data for them) a few words from its type.
 func describeEvent(ev inspect.Event) string {
-	if ev.Message != "" {
-		return ev.Message
+	if s := inspect.Describe(ev); s != "" {
+		return s
 	}
 	detail := ""
 	if ev.Detail != "" {

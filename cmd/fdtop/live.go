@@ -47,7 +47,7 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	go func() {
 		defer sub.Close()
 		if err := w.Run(ctx, raw); err != nil {
-			raw <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "watch stopped: " + err.Error()}
+			raw <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Phase: "stopped", Error: err.Error()}
 		}
 	}()
 	go src.forward(ctx, raw)
@@ -113,7 +113,6 @@ func (s *liveSource) attachProbe(ctx context.Context, e *inspect.Event) {
 	h := *e.Handoff
 	h.Probe = &p.result
 	e.Handoff = &h
-	e.Message = inspect.Verdict(h)
 }
 
 // Snapshot implements ui.Source.

@@ -82,11 +82,26 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
 		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
-	var noMatch sync.Once // said once, on the first snapshot
+	var noMatch, ready sync.Once // each said once, on the first snapshot
+	readyFile := os.Getenv("FDTOP_READY") // tests: appears once the watch has its first view
 	w.OnSnapshot = func(s *inspect.Snapshot) {
 		if note := inspect.NoMatchNote(s.Unmatched); note != "" {
 			noMatch.Do(func() { fmt.Fprintf(stderr, "fdtop watch: %s\n", termsafe.String(note)) })
 		}
+		if readyFile != "" {
+			ready.Do(func() { _ = os.WriteFile(readyFile, nil, 0o644) })
+		}
+	}
+	if p := os.Getenv("FDTOP_TRACE"); p != "" {
+		// The tracker's inputs, for replaying a misjudged handoff
+		// (inspect.Step JSON lines; see inspect/testdata/traces).
+		trace, err := os.Create(p)
+		if err != nil {
+			return fail(stderr, "watch", fmt.Errorf("FDTOP_TRACE: %w", err))
+		}
+		defer trace.Close()
+		enc := json.NewEncoder(trace)
+		w.Trace = func(s inspect.Step) { _ = enc.Encode(s) }
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, events) }()
@@ -103,6 +118,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 			if ctx.Err() != nil {
 				return exitOK // sent while being cancelled: not an event
 			}
+			e.Message = inspect.Describe(e)
 			line, err := json.Marshal(e)
 			if err != nil {
 				return fail(stderr, "watch", err)

@@ -1,0 +1,910 @@
+package inspect
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+)
+
+// Step is one input of the handoff Tracker: a manager signal or a fresh
+// view of units. Its JSON form is one line of a trace file (what
+// Watcher.Trace records and the replay tests feed back).
+type Step struct {
+	// At is when it was seen.
+	At time.Time `json:"at"`
+	// Signal is a manager signal; View a fresh view. One is set.
+	Signal *Signal `json:"signal,omitempty"`
+	View   *View   `json:"view,omitempty"`
+}
+
+// Signal is a manager signal as the tracker takes it (dbusclient.Event
+// flattened, plus the job type read for a new job).
+type Signal struct {
+	// Kind: job_new, job_removed, unit_changed, counters, unit_new,
+	// unit_removed, reloading, disconnected, reconnected, overflow.
+	Kind string `json:"kind"`
+	Unit string `json:"unit,omitempty"`
+	// ID, JobType and Result describe a job.
+	ID      uint32 `json:"id,omitempty"`
+	JobType string `json:"job_type,omitempty"`
+	Result  string `json:"result,omitempty"`
+	// Active is the reloading bracket (true: started).
+	Active bool `json:"active,omitempty"`
+	// Iface and Changes are a unit_changed's interface and values.
+	Iface   string                  `json:"iface,omitempty"`
+	Changes *dbusclient.UnitChanges `json:"changes,omitempty"`
+	// Counters are the polled counters of a counters signal.
+	Counters *dbusclient.Counters `json:"counters,omitempty"`
+	// Version, Error and Dropped describe connection events.
+	Version string `json:"version,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Dropped int    `json:"dropped,omitempty"`
+}
+
+// The kinds of Signal.
+const (
+	SigJobNew       = "job_new"
+	SigJobRemoved   = "job_removed"
+	SigUnitChanged  = "unit_changed"
+	SigCounters     = "counters"
+	SigUnitNew      = "unit_new"
+	SigUnitRemoved  = "unit_removed"
+	SigReloading    = "reloading"
+	SigDisconnected = "disconnected"
+	SigReconnected  = "reconnected"
+	SigOverflow     = "overflow"
+)
+
+// SignalOf flattens a dbusclient event. It returns nil for an event it
+// does not know.
+func SignalOf(ev dbusclient.Event) *Signal {
+	switch e := ev.(type) {
+	case dbusclient.JobNew:
+		return &Signal{Kind: SigJobNew, Unit: e.Unit, ID: e.ID, JobType: e.Type}
+	case dbusclient.JobRemoved:
+		return &Signal{Kind: SigJobRemoved, Unit: e.Unit, ID: e.ID, Result: string(e.Result)}
+	case dbusclient.UnitChanged:
+		c := e.Changes
+		return &Signal{Kind: SigUnitChanged, Unit: e.Unit, Iface: string(e.Iface), Changes: &c}
+	case dbusclient.CountersChanged:
+		c := e.Counters
+		return &Signal{Kind: SigCounters, Unit: e.Unit, Counters: &c}
+	case dbusclient.UnitNew:
+		return &Signal{Kind: SigUnitNew, Unit: e.Unit}
+	case dbusclient.UnitRemoved:
+		return &Signal{Kind: SigUnitRemoved, Unit: e.Unit}
+	case dbusclient.Reloading:
+		return &Signal{Kind: SigReloading, Active: e.Active}
+	case dbusclient.Disconnected:
+		s := &Signal{Kind: SigDisconnected}
+		if e.Err != nil {
+			s.Error = e.Err.Error()
+		}
+		return s
+	case dbusclient.Reconnected:
+		return &Signal{Kind: SigReconnected, Version: e.Version}
+	case dbusclient.Overflow:
+		return &Signal{Kind: SigOverflow, Dropped: e.Dropped}
+	}
+	return nil
+}
+
+// View is a fresh snapshot given to the tracker.
+type View struct {
+	// Units are the units it was taken of; nil: the full picture.
+	Units []string `json:"units,omitempty"`
+	// Snapshot is what was seen.
+	Snapshot *Snapshot `json:"snapshot"`
+	// Held lists the kernel objects the manager held (Snapshot.ManagerInodes,
+	// which its JSON leaves out).
+	Held []uint64 `json:"held,omitempty"`
+	// Alive answers Tracker.Unaccounted for this view: which of those
+	// sockets still existed when it was taken.
+	Alive map[uint64]bool `json:"alive,omitempty"`
+}
+
+// NewView makes the View of a snapshot of units (nil: the full picture).
+func NewView(units []string, snap *Snapshot) *View {
+	v := &View{Units: units, Snapshot: snap}
+	for ino := range snap.ManagerInodes {
+		v.Held = append(v.Held, ino)
+	}
+	slices.Sort(v.Held)
+	return v
+}
+
+func (v *View) held() map[uint64]bool {
+	if v.Snapshot.ManagerInodes != nil {
+		return v.Snapshot.ManagerInodes
+	}
+	m := make(map[uint64]bool, len(v.Held))
+	for _, ino := range v.Held {
+		m[ino] = true
+	}
+	return m
+}
+
+// Tracker turns the manager's signals and fresh views into timeline
+// events: job and state events, main PID changes, fds passed, stored and
+// removed, and one handoff summary per restart (or stop and start). It is
+// a pure state machine: no I/O, no clock, no goroutine; the loop around it
+// (Watcher) takes the views it asks for (Hot, Finishing, NeedsFull).
+type Tracker struct {
+	units   map[string]*tracked // by service name
+	sockSvc map[string]string   // socket unit -> service
+	last    *Snapshot           // the last full view
+
+	finishing    []pendingFinish      // jobs finished, summaries waiting for a fresh view
+	reloading    bool                 // between Reloading(true) and Reloading(false)
+	reloadBefore map[string]bool      // units known when a reload ended, until the full view
+	needFull     bool                 // a full view is wanted (reload ended, reconnected)
+	states       map[string][2]string // last active/sub state reported per unit
+	jobTypes     map[uint32]string    // type of each job in progress, by id
+	lastTime     time.Time            // time of the last event: times never go back
+
+	out []Event
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker {
+	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}}
+}
+
+// tracked is what the tracker remembers of one service between events.
+// Its state (active state, main PID, jobs) follows the manager's signals,
+// which arrive in order; views only add detail (listeners, connections,
+// the store), so a late view never rewinds the state.
+type tracked struct {
+	svc     *Service     // latest detailed view
+	sockets []SocketUnit // its socket units, latest view
+	// byPID holds the latest view of each of the last few main processes:
+	// a view can run ahead of the signals still queued and show a later
+	// process than the signals name so far.
+	byPID []pidView
+	held  map[uint64]bool // what the manager held in that view
+
+	activeState string
+	mainPID     int
+	noMainSince time.Time // when the main PID went to 0 (zero: it has one)
+
+	// A job in progress, or a stop waiting for its start.
+	jobActive   bool
+	jobID       uint32
+	jobType     string
+	jobStopped  bool // the unit went down during the job (a restart's stop part)
+	jobStart    time.Time
+	before      *Service     // the service as it was before the job
+	beforeSocks []SocketUnit // its sockets before the job
+	beforePID   int
+	storePeak   int
+	noMainGap   time.Duration
+	awaitStart  bool // a stop finished: the next start completes a stop+start
+	stopDone    bool // this job is the start of a stop+start
+	passedFor   int  // main PID whose passed fds were reported
+	storeSeen   map[uint64]StoreEntry
+	// signalledPID: the main PID has come from a signal at least once.
+	signalledPID bool
+}
+
+// pendingFinish is a finished job whose summary waits for a fresh view.
+type pendingFinish struct {
+	name, result string
+}
+
+// Step takes one input and returns the events it makes, in order, with
+// times that never go back.
+func (tr *Tracker) Step(s Step) []Event {
+	tr.out = nil
+	switch {
+	case s.Signal != nil:
+		tr.signal(s.At, s.Signal)
+	case s.View != nil && s.View.Snapshot != nil:
+		tr.view(s.At, s.View)
+	}
+	out := tr.out
+	tr.out = nil
+	return out
+}
+
+func (tr *Tracker) emit(e Event) {
+	if e.Time.Before(tr.lastTime) {
+		e.Time = tr.lastTime
+	}
+	tr.lastTime = e.Time
+	tr.out = append(tr.out, e)
+}
+
+// Hot lists the services with a job in progress: the loop views them
+// every few milliseconds so short-lived steps are seen.
+func (tr *Tracker) Hot() []string {
+	var out []string
+	for name, t := range tr.units {
+		if t.jobActive {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Finishing lists the services whose job ended and whose summary waits
+// for a fresh view of them (taken once the signals queued behind the job's
+// end are in).
+func (tr *Tracker) Finishing() []string {
+	var out []string
+	for _, p := range tr.finishing {
+		if !slices.Contains(out, p.name) {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}
+
+// NeedsFull reports that the tracker wants a view of every unit (a reload
+// ended, the connection came back).
+func (tr *Tracker) NeedsFull() bool { return tr.needFull || tr.last == nil }
+
+// Last is the last full view (nil before the first).
+func (tr *Tracker) Last() *Snapshot { return tr.last }
+
+// WatchList names the units whose never-signalling counters are worth
+// polling: services in a job or waiting for their start, and their socket
+// units.
+func (tr *Tracker) WatchList() []string {
+	var out []string
+	for name, t := range tr.units {
+		if !t.jobActive && !t.awaitStart {
+			continue
+		}
+		out = append(out, name)
+		for s, svc := range tr.sockSvc {
+			if svc == name {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Unaccounted lists the connections a finishing service held before its
+// job that the view shows neither in a process nor in the manager: the
+// loop checks whether those sockets still exist and puts the answer in
+// View.Alive (a scan is not atomic across processes: a connection moving
+// from a process to the manager can slip between two reads).
+func (tr *Tracker) Unaccounted(v *View) []uint64 {
+	var out []uint64
+	held := v.held()
+	for _, p := range tr.finishing {
+		t := tr.units[p.name]
+		if t == nil || t.before == nil {
+			continue
+		}
+		after := map[uint64]bool{}
+		for _, svc := range v.Snapshot.Services {
+			if svc.Unit == p.name {
+				for _, c := range svc.Connections {
+					after[c.Inode] = true
+				}
+			}
+		}
+		for _, c := range t.before.Connections {
+			if !after[c.Inode] && !held[c.Inode] {
+				out = append(out, c.Inode)
+			}
+		}
+	}
+	return out
+}
+
+// unit returns the tracking of a service, created on first use.
+func (tr *Tracker) unit(name string) *tracked {
+	t := tr.units[name]
+	if t == nil {
+		t = &tracked{storeSeen: map[uint64]StoreEntry{}}
+		tr.units[name] = t
+	}
+	return t
+}
+
+// serviceOf maps a unit name to the service it concerns.
+func (tr *Tracker) serviceOf(unit string) string {
+	if s, ok := tr.sockSvc[unit]; ok {
+		return s
+	}
+	return unit
+}
+
+// knownUnits lists the socket units and services of the last full view.
+func (tr *Tracker) knownUnits() map[string]bool {
+	out := map[string]bool{}
+	if tr.last == nil {
+		return out
+	}
+	for _, su := range tr.last.Sockets {
+		out[su.Unit] = true
+	}
+	for _, svc := range tr.last.Services {
+		out[svc.Unit] = true
+	}
+	return out
+}
+
+// view diffs a fresh view into the tracked state, then concludes the
+// finished jobs of the services it shows.
+func (tr *Tracker) view(at time.Time, v *View) {
+	snap := v.Snapshot
+	if !snap.Time.IsZero() {
+		at = snap.Time
+	}
+	if v.Units == nil {
+		tr.last = snap
+	}
+	for _, su := range snap.Sockets {
+		if su.Service != "" && !su.Accept {
+			tr.sockSvc[su.Unit] = su.Service
+		}
+	}
+	held := v.held()
+	viewed := map[string]bool{}
+	for i := range snap.Services {
+		svc := snap.Services[i]
+		if v.Units != nil && !slices.Contains(v.Units, svc.Unit) {
+			// Only what was asked for is read in detail.
+			continue
+		}
+		if preExec(&svc) || gone(&svc) {
+			// The manager's forked child before it execs the service (it
+			// still holds the manager's descriptors, none of its own yet),
+			// or a main process already gone when it was read: the view
+			// says nothing of what the service holds.
+			continue
+		}
+		viewed[svc.Unit] = true
+		t := tr.unit(svc.Unit)
+		var socks []SocketUnit
+		for _, su := range snap.Sockets {
+			if su.Service == svc.Unit {
+				socks = append(socks, su)
+			}
+		}
+		t.held = held
+		tr.observe(svc.Unit, t, &svc, socks, at)
+	}
+	if len(tr.finishing) > 0 {
+		rest := tr.finishing[:0:0]
+		for _, p := range tr.finishing {
+			t := tr.units[p.name]
+			if t == nil {
+				continue
+			}
+			if !viewed[p.name] {
+				rest = append(rest, p)
+				continue
+			}
+			tr.finishJob(p.name, t, p.result, at, v.Alive)
+		}
+		tr.finishing = rest
+	}
+	if v.Units == nil && tr.needFull {
+		tr.needFull = false
+		if before := tr.reloadBefore; before != nil {
+			tr.reloadBefore = nil
+			after := tr.knownUnits()
+			var added, removed []string
+			for u := range after {
+				if !before[u] {
+					added = append(added, u)
+				}
+			}
+			for u := range before {
+				if !after[u] {
+					removed = append(removed, u)
+				}
+			}
+			sort.Strings(added)
+			sort.Strings(removed)
+			tr.emit(Event{Time: at, Type: EventReloading, Phase: "finished", UnitsAdded: len(added), UnitsGone: len(removed)})
+			for _, u := range added {
+				tr.emit(Event{Time: at, Unit: u, Type: EventUnitNew, Phase: "reload"})
+			}
+			for _, u := range removed {
+				tr.emit(Event{Time: at, Unit: u, Type: EventUnitRemoved, Phase: "reload"})
+			}
+		}
+	}
+}
+
+// observe diffs a new view of a service into its tracking and emits what
+// changed: fds passed, fds stored and removed.
+func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []SocketUnit, at time.Time) {
+	first := t.svc == nil
+	raw := svc
+	if !first && exiting(t.svc, svc) {
+		// The process is closing what it held (a stop is under way, maybe
+		// of a job whose signals are still queued): what it held is the
+		// last view that had it.
+		svc = keepHeld(t.svc, svc)
+	}
+	t.svc, t.sockets = svc, socks
+	t.remember(svc, socks)
+	if first {
+		t.activeState = svc.ActiveState
+		t.mainPID = svc.MainPID
+		t.passedFor = svc.MainPID
+		for _, e := range svc.FDStore {
+			t.storeSeen[storeKey(e)] = e
+		}
+		return
+	}
+	if !t.signalledPID && !t.jobActive && svc.MainPID != t.mainPID {
+		// No signal has told us yet (a change before the subscription).
+		tr.setMainPID(name, t, svc.MainPID, at)
+	}
+	if t.jobActive && t.before != nil && svc.MainPID != 0 && svc.MainPID == t.beforePID {
+		// A fresher view of the old process while the job runs: it adds
+		// what the old process took on since the last view, but a process
+		// already shutting down has closed some of what it held, so
+		// nothing the earlier view saw is forgotten.
+		t.before, t.beforeSocks = mergeBefore(t.before, svc), mergeSockets(t.beforeSocks, socks)
+	}
+	if int(raw.FDStoreCount) > t.storePeak && (t.jobActive || t.awaitStart) {
+		t.storePeak = int(raw.FDStoreCount)
+	}
+	// The store, entry by entry where it is known.
+	now := map[uint64]StoreEntry{}
+	for _, e := range raw.FDStore {
+		now[storeKey(e)] = e
+	}
+	keys := make([]uint64, 0, len(now))
+	for k := range now {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return now[keys[i]].Name < now[keys[j]].Name })
+	for _, k := range keys {
+		e := now[k]
+		if _, ok := t.storeSeen[k]; !ok {
+			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
+		}
+	}
+	gone := make([]StoreEntry, 0)
+	for k, e := range t.storeSeen {
+		if _, ok := now[k]; !ok {
+			gone = append(gone, e)
+		}
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
+	for _, e := range gone {
+		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
+		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
+			ev.Via = "taken"
+		}
+		tr.emit(ev)
+	}
+	t.storeSeen = now
+	// What a new main process was passed.
+	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
+		t.passedFor = svc.MainPID
+		for _, p := range svc.Passed {
+			tr.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Kind: p.Kind, Detail: p.Detail})
+		}
+	}
+}
+
+// setMainPID records a main PID seen at time at.
+func (tr *Tracker) setMainPID(name string, t *tracked, pid int, at time.Time) {
+	if pid == t.mainPID {
+		return
+	}
+	old := t.mainPID
+	t.mainPID = pid
+	if pid == 0 {
+		t.noMainSince = at
+	} else if !t.noMainSince.IsZero() {
+		t.noMainGap += max(at.Sub(t.noMainSince), 0)
+		t.noMainSince = time.Time{}
+	}
+	tr.emit(Event{Time: at, Unit: name, Type: EventMainPID, PID: pid, PrevPID: old})
+}
+
+// signal processes one signal from the manager.
+func (tr *Tracker) signal(now time.Time, e *Signal) {
+	switch e.Kind {
+	case SigJobNew:
+		if e.JobType != "" {
+			tr.jobTypes[e.ID] = e.JobType
+		}
+		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobStarted, JobID: e.ID, Job: e.JobType})
+		name := tr.serviceOf(e.Unit)
+		t := tr.units[name]
+		if t == nil || t.svc == nil || t.jobActive {
+			return
+		}
+		// A job that ended without a fresh view since is concluded on the
+		// latest one: the new job must not inherit it.
+		tr.concludeNow(name, now)
+		t.jobActive, t.jobID, t.jobType, t.jobStart, t.jobStopped = true, e.ID, e.JobType, now, false
+		if t.awaitStart {
+			// The start of a stop+start: "before" is the view from
+			// before the stop.
+			t.awaitStart, t.stopDone = false, true
+			return
+		}
+		t.stopDone = false
+		t.before, t.beforeSocks, t.beforePID = t.current()
+		t.storePeak = int(t.before.FDStoreCount)
+		t.noMainGap = 0
+		if t.mainPID == 0 {
+			t.noMainSince = now
+		}
+	case SigJobRemoved:
+		job := tr.jobTypes[e.ID]
+		delete(tr.jobTypes, e.ID)
+		name := tr.serviceOf(e.Unit)
+		t := tr.units[name]
+		if t != nil && t.jobActive && t.jobID == e.ID && name == e.Unit {
+			// systemd turns a restart job into a start job once its stop
+			// part is done, and a job can be gone before its type is
+			// read: a job that took the running unit down and then
+			// brought it up again was a restart.
+			if (job == "" || job == "start") && t.jobStopped && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
+				job = "restart"
+			}
+			t.jobType = job
+		}
+		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, JobID: e.ID, Job: job, Result: e.Result})
+		if t == nil || !t.jobActive || t.jobID != e.ID {
+			return
+		}
+		t.jobActive = false
+		// Concluded at the next view of the service, which the loop takes
+		// once the signals queued behind this one (the state changes the
+		// manager sent with it) are in: the summary comes last.
+		tr.finishing = append(tr.finishing, pendingFinish{name: name, result: e.Result})
+	case SigUnitChanged:
+		c := e.Changes
+		if c == nil {
+			return
+		}
+		if c.ActiveState != nil || c.SubState != nil {
+			prev := tr.states[e.Unit]
+			as, ss := prev[0], prev[1]
+			if c.ActiveState != nil {
+				as = *c.ActiveState
+				if t := tr.units[e.Unit]; t != nil {
+					t.activeState = as
+					if t.jobActive && (as == "deactivating" || as == "inactive" || as == "failed") {
+						t.jobStopped = true
+					}
+				}
+			}
+			if c.SubState != nil {
+				ss = *c.SubState
+			}
+			if [2]string{as, ss} != prev {
+				// The same change can come on two interfaces: say it once.
+				tr.states[e.Unit] = [2]string{as, ss}
+				tr.emit(Event{Time: now, Unit: e.Unit, Type: EventState, ActiveState: as, SubState: ss})
+			}
+		}
+		if c.JobID != nil {
+			if t := tr.units[e.Unit]; t != nil && t.jobActive && *c.JobID != t.jobID {
+				// The unit has another job, or none, and the end of the one
+				// followed never came (lost while the manager re-executed):
+				// it ended meanwhile, with an unknown result.
+				t.jobActive = false
+				tr.finishing = append(tr.finishing, pendingFinish{name: e.Unit})
+			}
+		}
+		if c.MainPID != nil {
+			if t := tr.units[e.Unit]; t != nil && t.svc != nil {
+				t.signalledPID = true
+				tr.setMainPID(e.Unit, t, int(*c.MainPID), now)
+			}
+		}
+		if c.NFileDescriptorStore != nil {
+			tr.storeCount(e.Unit, int(*c.NFileDescriptorStore))
+		}
+	case SigCounters:
+		if e.Counters != nil {
+			tr.storeCount(e.Unit, int(e.Counters.NFileDescriptorStore))
+		}
+	case SigUnitNew:
+		// A reload unloads and reloads every unit, and reading a unit
+		// loads it for a moment: only socket units and services outside a
+		// reload make the timeline; a reload is summarised when it ends.
+		if !tr.reloading && relevant(e.Unit) {
+			tr.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitNew})
+		}
+	case SigUnitRemoved:
+		if !tr.reloading && relevant(e.Unit) {
+			tr.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitRemoved})
+		}
+	case SigReloading:
+		tr.reloading = e.Active
+		if e.Active {
+			tr.emit(Event{Time: now, Type: EventReloading, Phase: "started"})
+			return
+		}
+		tr.reloadBefore = tr.knownUnits()
+		tr.needFull = true
+	case SigDisconnected:
+		tr.emit(Event{Time: now, Type: EventDisconnected, Error: e.Error})
+	case SigReconnected:
+		tr.emit(Event{Time: now, Type: EventReconnected, Version: e.Version})
+		tr.needFull = true
+	case SigOverflow:
+		tr.emit(Event{Time: now, Type: EventDisconnected, Dropped: e.Dropped})
+		tr.needFull = true
+	}
+}
+
+// storeCount notes a store size of a service in a job: the store's peak
+// is what it held before the new process took its entries back.
+func (tr *Tracker) storeCount(unit string, n int) {
+	if t := tr.units[tr.serviceOf(unit)]; t != nil && (t.jobActive || t.awaitStart) && n > t.storePeak {
+		t.storePeak = n
+	}
+}
+
+// relevant reports whether a unit's loading and unloading belongs on the
+// timeline: socket units and services.
+func relevant(unit string) bool {
+	return strings.HasSuffix(unit, ".socket") || strings.HasSuffix(unit, ".service")
+}
+
+// finishJob decides, from the signalled state, what a finished job did:
+// a stop (no main process, unit down) waits for its start; a new main
+// process after an old one is a handoff, summarised now; anything else
+// (a reload, a failed or canceled job on a running process) is not.
+func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Time, alive map[uint64]bool) {
+	if t.before == nil || t.beforePID == 0 {
+		t.before = nil
+		return
+	}
+	down := t.activeState == "inactive" || t.activeState == "failed" || t.activeState == "deactivating"
+	if t.mainPID == 0 && down && !t.stopDone {
+		t.awaitStart = true // a stop: the handoff completes at the start
+		return
+	}
+	if t.mainPID == t.beforePID {
+		t.before, t.stopDone = nil, false
+		return
+	}
+	h := tr.summarise(t, at, alive)
+	t.before, t.beforeSocks, t.stopDone = nil, nil, false
+	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
+}
+
+// summarise compares the service before the job with now.
+func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) Handoff {
+	b := t.before
+	a, socks, _ := t.current()
+	h := Handoff{HandoffJob: "restart", OldPID: t.beforePID, NewPID: t.mainPID}
+	if t.stopDone {
+		h.HandoffJob = "stop+start"
+	}
+	// Listeners: by address, kept if the inode is the same.
+	beforeL := listenerInodes(b, t.beforeSocks)
+	afterL := listenerInodes(a, socks)
+	addrs := make([]string, 0, len(beforeL))
+	for addr := range beforeL {
+		addrs = append(addrs, addr)
+	}
+	sort.Strings(addrs)
+	// What the new main process holds or was passed: a listener it has
+	// is kept whatever the socket unit's view says.
+	newHolds := map[uint64]bool{}
+	for _, p := range a.Passed {
+		newHolds[p.Inode] = true
+	}
+	for _, addr := range addrs {
+		ino, after := beforeL[addr], afterL[addr]
+		switch {
+		case ino != 0 && (after == ino || newHolds[ino]):
+			h.ListenersKept++
+			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr})
+		case ino == 0 || after == 0:
+			// Not seen on one side (the manager not readable, or the
+			// listener not found then): neither kept nor replaced.
+			h.ListenersUnknown++
+		default:
+			h.ListenersReplaced++
+			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
+		}
+	}
+	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown
+	// Connections: preserved if the same socket lives on.
+	afterC := map[uint64]Connection{}
+	for _, c := range a.Connections {
+		afterC[c.Inode] = c
+	}
+	reported := 0
+	for _, c := range b.Connections {
+		ac, ok := afterC[c.Inode]
+		// A connection the manager holds is alive in the store (a next
+		// restart may already have handed it over again).
+		if ok || t.held[c.Inode] || alive[c.Inode] {
+			h.ConnectionsPreserved++
+		} else {
+			h.ConnectionsDropped++
+		}
+		if reported >= 20 {
+			continue
+		}
+		reported++
+		ev := Event{Time: now, Unit: a.Unit, Type: EventConnectionPreserved, Inode: c.Inode, Detail: c.Remote, PrevPID: c.PID, PrevFD: c.FD}
+		switch {
+		case ok:
+			ev.PID, ev.FD, ev.Via = ac.PID, ac.FD, "process"
+		case t.held[c.Inode]:
+			ev.Via = "fdstore"
+		case alive[c.Inode]:
+			ev.Via = "open"
+		default:
+			ev.Type = EventConnectionDropped
+			ev.PID, ev.FD, ev.PrevPID, ev.PrevFD = c.PID, c.FD, 0, 0
+		}
+		tr.emit(ev)
+	}
+	// The store.
+	h.FDStoreBefore = max(t.storePeak, int(b.FDStoreCount))
+	h.FDStoreAfter = int(a.FDStoreCount)
+	sockNames := map[string]bool{}
+	for _, su := range socks {
+		sockNames[su.Unit] = true
+		if su.FileDescriptorName != "" {
+			sockNames[su.FileDescriptorName] = true
+		}
+	}
+	if a.MainPID != t.mainPID {
+		// No view of the new process: what it was passed was not seen.
+		h.FDsCarriedUnknown = true
+	} else {
+		for _, p := range a.Passed {
+			if !sockNames[p.Name] {
+				h.FDsCarried++
+			}
+		}
+		h.FDsCarriedUnknown = a.PassedUnknown
+	}
+	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0 && !h.FDsCarriedUnknown
+	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 {
+		// A stop releases the store in the same turn of the manager's
+		// event loop that sees the old process exit, too fast to watch
+		// the entries the process stored on its way out: what tells is
+		// that the new process got nothing from the store, which systemd
+		// guarantees after a stop (before 254, or with
+		// FileDescriptorStorePreserve=no or restart).
+		h.StoreDiscarded = true
+	}
+	// Time without a main process.
+	gap := t.noMainGap
+	if !t.noMainSince.IsZero() {
+		gap += now.Sub(t.noMainSince)
+	}
+	gap = max(gap, 0) // signal and scan clocks can disagree by a few ms
+	h.NoMainPIDMs = gap.Milliseconds()
+	h.DurationMs = max(now.Sub(t.jobStart), 0).Milliseconds()
+	// Refused connections counted by the manager.
+	for _, sa := range socks {
+		for _, sb := range t.beforeSocks {
+			if sa.Unit == sb.Unit && sa.NRefused >= sb.NRefused {
+				h.RefusedDelta += int(sa.NRefused - sb.NRefused)
+			}
+		}
+	}
+	return h
+}
+
+// exiting reports that cur is a view of the same main process as prev
+// taken while it shuts down: it no longer holds the descriptors it was
+// passed, or its own listener, which a running process keeps for its life.
+func exiting(prev, cur *Service) bool {
+	if prev == nil || cur.MainPID == 0 || cur.MainPID != prev.MainPID {
+		return false
+	}
+	return (len(prev.Passed) > 0 && len(cur.Passed) == 0) ||
+		(len(prev.OwnListeners) > 0 && len(cur.OwnListeners) == 0)
+}
+
+// keepHeld is a view of an exiting process (cur) with what it held in the
+// last view that showed it (prev): its connections, own listeners, passed
+// descriptors and the store as it was then. The unit's state stays cur's.
+func keepHeld(prev, cur *Service) *Service {
+	m := *mergeBefore(prev, cur)
+	m.Passed = prev.Passed
+	m.FDStore, m.FDStoreCount = prev.FDStore, prev.FDStoreCount
+	return &m
+}
+
+// pidView is the latest view of one main process.
+type pidView struct {
+	svc   *Service
+	socks []SocketUnit
+}
+
+// maxPIDViews bounds tracked.byPID.
+const maxPIDViews = 4
+
+// remember keeps a view as the latest of its main process.
+func (t *tracked) remember(svc *Service, socks []SocketUnit) {
+	if svc.MainPID == 0 {
+		return
+	}
+	for i := range t.byPID {
+		if t.byPID[i].svc.MainPID == svc.MainPID {
+			t.byPID = append(t.byPID[:i], t.byPID[i+1:]...)
+			break
+		}
+	}
+	t.byPID = append(t.byPID, pidView{svc, socks})
+	if len(t.byPID) > maxPIDViews {
+		t.byPID = t.byPID[1:]
+	}
+}
+
+// current is the latest view of the main process the signals name, its
+// sockets and its PID; the latest view of any when none showed it.
+func (t *tracked) current() (*Service, []SocketUnit, int) {
+	for _, v := range t.byPID {
+		if v.svc.MainPID == t.mainPID {
+			return v.svc, v.socks, t.mainPID
+		}
+	}
+	return t.svc, t.sockets, t.mainPID
+}
+
+// concludeNow concludes a finished job of a service that still waits for a
+// view, on the latest view there is.
+func (tr *Tracker) concludeNow(name string, at time.Time) {
+	rest := tr.finishing[:0:0]
+	for _, p := range tr.finishing {
+		if p.name != name {
+			rest = append(rest, p)
+			continue
+		}
+		if t := tr.units[name]; t != nil {
+			tr.finishJob(name, t, p.result, at, nil)
+		}
+	}
+	tr.finishing = rest
+}
+
+// preExec reports that a view shows the main process as systemd's forked
+// child that has not exec'd the service yet: systemd names it "(name)".
+func preExec(svc *Service) bool {
+	for _, p := range svc.Processes {
+		if p.PID == svc.MainPID {
+			return strings.HasPrefix(p.Comm, "(") && strings.HasSuffix(p.Comm, ")")
+		}
+	}
+	return false
+}
+
+// gone reports that a view names a main process it did not find, or found
+// exiting: it went between the manager's answer and the scan (the unit's
+// processes listed without it, nothing of it seen at all, or no passed
+// descriptors where the manager passes some).
+func gone(svc *Service) bool {
+	if svc.MainPID == 0 {
+		return false
+	}
+	if len(svc.Sockets) > 0 && len(svc.Passed) == 0 && !svc.PassedUnknown {
+		// A service with socket units is always passed their listeners:
+		// an empty environment is a process already exiting.
+		return true
+	}
+	if len(svc.Processes) == 0 {
+		return len(svc.Passed) == 0 && len(svc.Connections) == 0 && len(svc.OwnListeners) == 0
+	}
+	for _, p := range svc.Processes {
+		if p.PID == svc.MainPID {
+			return false
+		}
+	}
+	return true
+}
