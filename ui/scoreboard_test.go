@@ -57,11 +57,11 @@ func TestScoreboard(t *testing.T) {
 			"verdict": {"✗", "–", "–"}, "refused": {"3", "–", "–"}, "no listener": {"≤ 600 ms", "–", "–"}},
 			"next: select demo-activated.service, press r, then y"},
 		{"all three", map[string]*inspect.Event{"demo-plain.service": plain, "demo-activated.service": activated, "demo-handoff.service": handoff}, map[string][]string{
-			"":                   {"plain", "activated", "handoff"},
-			"verdict":            {"✗", "✗", "✓"},
-			"refused":            {"3", "0", "0"},
-			"dropped":            {"4", "4", "0"},
-			"preserved":          {"0/4", "0/4", "4/4"},
+			"":            {"plain", "activated", "handoff"},
+			"verdict":     {"✗", "✗", "✓"},
+			"refused":     {"3", "0", "0"},
+			"dropped":     {"4", "4", "0"},
+			"preserved":   {"0/4", "0/4", "4/4"},
 			"no listener": {"≤ 600 ms", "0 (kept)", "0 (kept)"}},
 			""},
 		{"gap meter off on plain", map[string]*inspect.Event{"demo-plain.service": ev(inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 4})}, map[string][]string{

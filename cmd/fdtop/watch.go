@@ -82,7 +82,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
 		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
-	var noMatch, ready sync.Once // each said once, on the first snapshot
+	var noMatch, ready sync.Once          // each said once, on the first snapshot
 	readyFile := os.Getenv("FDTOP_READY") // tests: appears once the watch has its first view
 	w.OnSnapshot = func(s *inspect.Snapshot) {
 		if note := inspect.NoMatchNote(s.Unmatched); note != "" {
