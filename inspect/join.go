@@ -496,7 +496,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			// string quotes an argument with spaces, so a process that
 			// rewrote its argv into one title (sshd) came out quoted.
 			if args := trimEmptyTail(kp.Cmdline); len(args) > 0 {
-				pr.Cmdline = strings.Join(args, " ")
+				pr.Cmdline = strings.Join(args, " ") // exact: ForTerminal escapes it for a terminal
 			}
 		}
 		out.Processes = append(out.Processes, pr)
