@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -78,20 +79,21 @@ func TestDashboardE2E(t *testing.T) {
 			term.send(t, "y")
 			var verdict string
 			term.waitFor(t, "plain's verdict", func(s string) bool {
-				for _, l := range strings.Split(s, "\n") {
+				lines := strings.Split(s, "\n")
+				for i, l := range lines {
 					if strings.Contains(l, "demo-plain.service") && strings.Contains(l, "✗") {
-						verdict = l
+						// The timeline wraps a long verdict: read it with
+						// the line after it.
+						verdict = strings.Join(lines[i:min(i+2, len(lines))], " ")
 						return true
 					}
 				}
 				return false
 			})
-			t.Logf("verdict: %s", strings.TrimSpace(verdict))
+			t.Logf("verdict: %s", strings.Join(strings.Fields(verdict), " "))
 			var refused int
-			for _, part := range strings.Split(verdict, "·") {
-				if f := strings.Fields(part); len(f) == 2 && f[1] == "refused" {
-					refused, _ = strconv.Atoi(f[0])
-				}
+			if m := regexp.MustCompile(`·\s*(\d+)\s+refused`).FindStringSubmatch(verdict); m != nil {
+				refused, _ = strconv.Atoi(m[1])
 			}
 			if refused == 0 {
 				t.Errorf("plain's verdict counts no refused attempt while its listener was closed: %q", verdict)
