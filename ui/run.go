@@ -62,7 +62,7 @@ func Run(ctx context.Context, src Source, opts Options) error {
 // terminal back (cooked mode, main screen, cursor shown, mouse off), stop
 // the process, and on SIGCONT take the terminal again and redraw.
 func runProgram(ctx context.Context, m tea.Model) error {
-	jc := &jobControl{ctx: ctx}
+	jc := &jobControl{}
 	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
 		tea.WithoutSignalHandler(), tea.WithFilter(jc.filter))
 	tstp := make(chan os.Signal, 1)
@@ -96,7 +96,7 @@ type suspendRequest struct{}
 type resumedMsg struct{}
 
 // jobControl turns Ctrl-Z and SIGTSTP into a suspension of the program.
-type jobControl struct{ ctx context.Context }
+type jobControl struct{}
 
 // filter runs before every Update: a suspension is bubbletea's exec of a
 // "command" that stops this process, so bubbletea releases the terminal
@@ -117,22 +117,25 @@ func (jc *jobControl) filter(_ tea.Model, msg tea.Msg) tea.Msg {
 }
 
 func (jc *jobControl) suspend() tea.Msg {
-	return tea.Exec(stopProcess{ctx: jc.ctx}, func(error) tea.Msg { return resumedMsg{} })()
+	return tea.Exec(stopProcess{}, func(error) tea.Msg { return resumedMsg{} })()
 }
 
-// stopProcess is the tea.ExecCommand that stops fdtop until SIGCONT.
-type stopProcess struct{ ctx context.Context }
+// stopProcess is the tea.ExecCommand that stops fdtop until it is
+// continued in the foreground.
+type stopProcess struct{}
 
 func (stopProcess) SetStdin(io.Reader)  {}
 func (stopProcess) SetStdout(io.Writer) {}
 func (stopProcess) SetStderr(io.Writer) {}
 
 // Run stops the process with SIGSTOP (SIGTSTP is caught by this program,
-// so it would not stop it) and returns once continued in the foreground. A
-// process continued in the background (`bg`) stops again, as a program
-// reading the terminal does; one continued to be ended (`kill %1` sends
-// SIGTERM, then SIGCONT) returns at once, with SIGTTOU ignored so that
-// putting the terminal back cannot stop it on its way out.
+// so it would not stop it) and returns once continued in the foreground,
+// where bubbletea takes the terminal back. Continued in the background
+// (`bg`, or `kill %1`, which sends SIGTERM and then SIGCONT) it stops
+// again, as a program reading the terminal does: from the background it
+// could not put the terminal back without racing the shell for it. A
+// termination signal that came meanwhile ends fdtop once it is brought to
+// the foreground (`fg`).
 func (s stopProcess) Run() error {
 	cont := make(chan os.Signal, 1)
 	signal.Notify(cont, syscall.SIGCONT)
@@ -141,14 +144,7 @@ func (s stopProcess) Run() error {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
 			return fmt.Errorf("stop: %w", err)
 		}
-		select {
-		case <-cont:
-		case <-s.ctx.Done():
-		}
-		if s.ctx.Err() != nil {
-			signal.Ignore(syscall.SIGTTOU)
-			return nil
-		}
+		<-cont
 		if foreground() {
 			return nil
 		}

@@ -77,18 +77,31 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 	if m.user {
 		opts.Scope = dbusclient.User
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	timeout := 10 * time.Second
+	hint := ""
+	if m.address != "" {
+		hint = ownerOnlyHint(m.address)
+	}
+	if hint != "" {
+		// It will most likely refuse us: do not retry for long.
+		timeout = time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client, err := dbusclient.Connect(cctx, opts)
 	if err != nil {
+		if hint != "" {
+			return nil, nil, fmt.Errorf("the manager at %s refused the connection (%v): %s", m.address, err, hint)
+		}
 		if errors.Is(err, dbusclient.ErrConnectionReset) {
 			// It is there, but restarting or going away: say that.
-			return nil, nil, fmt.Errorf("the %s manager did not stay connected: %v", m.scope(), err)
+			where := "the " + m.scope() + " manager"
+			if m.address != "" {
+				where = "the manager at " + m.address
+			}
+			return nil, nil, fmt.Errorf("%s did not stay connected: %v", where, err)
 		}
 		if m.address != "" {
-			if hint := ownerOnlyHint(m.address); hint != "" {
-				return nil, nil, fmt.Errorf("the manager at %s refused the connection (%v): %s", m.address, err, hint)
-			}
 			return nil, nil, fmt.Errorf("no systemd manager answers at %s: %v", m.address, err)
 		}
 		if m.user {

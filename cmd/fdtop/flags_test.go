@@ -229,12 +229,12 @@ func TestWatchShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// start runs a watch and waits until it is subscribed (it writes its
-	// stats file from then on).
+	// start runs a watch and waits until it has its first view (its ready
+	// file appears).
 	start := func(t *testing.T, rec string) *exec.Cmd {
-		stats := filepath.Join(t.TempDir(), "stats")
+		stats := filepath.Join(t.TempDir(), "ready")
 		cmd := exec.Command(bin, "watch", "--interval", "100ms", "--record", rec, "--address", sb.Address, "demo-*")
-		cmd.Env = append(os.Environ(), "FDTOP_DEBUG_STATS="+stats)
+		cmd.Env = append(os.Environ(), "FDTOP_READY="+stats)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +245,7 @@ func TestWatchShutdown(t *testing.T) {
 				return cmd
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("watch did not subscribe within 20 s")
+				t.Fatal("watch had no first view within 20 s")
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

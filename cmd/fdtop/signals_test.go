@@ -265,6 +265,36 @@ func TestSuspendResume(t *testing.T) {
 	term.waitFor(t, "fdtop's exit status 0", func(s string) bool { return strings.Contains(s, "EXIT=0") })
 }
 
+// TestSuspendedThenKilled: `kill %1` on a suspended fdtop (SIGTERM, then
+// SIGCONT in the background) leaves it stopped, the terminal the shell's;
+// `fg` ends it at once with 143 and the terminal in cooked mode.
+func TestSuspendedThenKilled(t *testing.T) {
+	tm := newTmux(t)
+	bin := sandboxtest.Fdtop(t)
+	rec := writeRecording(t, 1000)
+	term := tm.start(t, "/bin/bash", []string{"PS1=$ "}, "--norc", "--noprofile", "-i")
+	term.waitFor(t, "the shell's prompt", func(s string) bool { return strings.Contains(s, "$") })
+	term.send(t, fmt.Sprintf("'%s' replay '%s'", bin, rec), "Enter")
+	term.waitFor(t, "the replay", func(s string) bool { return strings.Contains(s, "fdtop replay ·") })
+	pid := waitChild(t, term.panePID(t))
+	term.send(t, "C-z")
+	term.waitFor(t, "fdtop stopped", func(s string) bool { return strings.Contains(s, "Stopped") && processState(pid) == "T" })
+	term.send(t, "kill %1", "Enter", "jobs", "Enter")
+	term.waitFor(t, "jobs listing fdtop stopped after kill %1", func(s string) bool {
+		return strings.Count(s, "Stopped") >= 2 && processState(pid) == "T"
+	})
+	term.send(t, "fg", "Enter")
+	for !exited(pid) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	term.send(t, "X=$?; clear; echo EXIT=$X; stty -a; echo STTY-DONE", "Enter")
+	screen := term.waitFor(t, "the exit status and stty", func(s string) bool { return strings.Contains(s, "STTY-DONE\n") })
+	if !strings.Contains(screen, "EXIT=143") {
+		t.Errorf("want EXIT=143 after kill %%1 and fg; screen:\n%s", screen)
+	}
+	checkTerminalRestored(t, term, screen)
+}
+
 // writeRecording writes a recording of n events, 100 ms apart.
 func writeRecording(t *testing.T, n int) string {
 	t.Helper()
