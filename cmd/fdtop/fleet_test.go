@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -681,4 +682,40 @@ func TestRemoteDashboardE2E(t *testing.T) {
 	})
 	t.Logf("main pid %s → %s\n%s", oldPID, newPID, screen)
 	term.quit(t)
+}
+
+// TestRemoteOtherProtocol: a remote fdtop that speaks another agent
+// protocol is refused with both versions named; --push replaces it.
+func TestRemoteOtherProtocol(t *testing.T) {
+	f, hosts := startFleet(t, 1, false)
+	h := hosts[0]
+	cached := filepath.Join(h.Home, ".cache", "fdtop", "fdtop-"+version)
+	if err := os.MkdirAll(filepath.Dir(cached), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := "#!/bin/sh\necho '{\"type\":\"hello\",\"protocol\":99,\"version\":\"9.9\"}'\nexec cat >/dev/null\n"
+	if err := os.WriteFile(cached, []byte(old), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		push bool
+		code int
+		want string
+	}{
+		{false, 1, "speaks protocol 99, this fdtop " + strconv.Itoa(inspect.AgentProtocol)},
+		{true, 0, `"scope":"user"`},
+	}
+	for _, tc := range tests {
+		args := []string{"snapshot", "--json", "--user", "--ssh", f.SSH(), "-H", h.Target}
+		if tc.push {
+			args = append(args, "--push")
+		}
+		cmd := exec.Command(sandboxtest.Fdtop(t), args...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		_ = cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(o.String()+e.String(), tc.want) {
+			t.Fatalf("push=%v: exit %d (want %d), output lacks %q:\n%s%s", tc.push, code, tc.code, tc.want, o.String(), e.String())
+		}
+	}
 }
