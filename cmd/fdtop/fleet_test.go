@@ -518,7 +518,20 @@ func TestRemoteWatch(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		// Interrupted, as a user would: fdtop closes its ControlMasters and
+		// removes their directory.
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("watch -H did not end within 20 s of SIGINT")
+		}
+	})
 	lines := make(chan hostEvent, 100)
 	go func() {
 		sc := bufio.NewScanner(stdout)

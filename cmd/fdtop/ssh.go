@@ -255,6 +255,9 @@ func (t *sshTransport) Open(ctx context.Context, tg target, interactive bool) (*
 	h.master = exec.Command(t.cmd[0], args...)
 	h.master.Stderr = h.stderr
 	h.master.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// A ProxyCommand's process may outlive ssh holding its stderr pipe:
+	// Wait must not wait for it.
+	h.master.WaitDelay = time.Second
 	if err := h.master.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.cmd[0], err)
 	}
@@ -321,6 +324,7 @@ func (h *sshHost) Command(ctx context.Context, remote string) *exec.Cmd {
 	args = append(args, remote)
 	cmd := exec.CommandContext(ctx, h.t.cmd[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.WaitDelay = time.Second // see Open
 	return cmd
 }
 
