@@ -220,6 +220,17 @@ func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel,
 	}
 }
 
+// ProtocolError is an agent that speaks another protocol version.
+type ProtocolError struct {
+	// Version is the agent's fdtop version, Protocol its protocol.
+	Version  string
+	Protocol int
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("the agent (fdtop %s) speaks protocol %d, this fdtop %d", e.Version, e.Protocol, AgentProtocol)
+}
+
 // ErrAgentGone is returned for requests to an agent whose channel closed.
 var ErrAgentGone = errors.New("connection to the agent lost")
 
@@ -292,7 +303,7 @@ func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (
 		return nil, fmt.Errorf("not an fdtop agent: first message %q, want hello", f.m.Type)
 	}
 	if f.m.Protocol != AgentProtocol {
-		return nil, fmt.Errorf("the agent (fdtop %s) speaks protocol %d, this fdtop %d", f.m.Version, f.m.Protocol, AgentProtocol)
+		return nil, &ProtocolError{Version: f.m.Version, Protocol: f.m.Protocol}
 	}
 	c := &AgentClient{Hello: f.m, w: w, wait: map[int]chan AgentMessage{}, events: make(chan Event, buffer),
 		done: make(chan struct{}), ready: make(chan struct{}), wake: make(chan struct{}, 1)}

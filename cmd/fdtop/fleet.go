@@ -234,6 +234,9 @@ func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, pa
 			}
 		}
 	})
+	if ctx.Err() != nil {
+		return exitRuntime // interrupted: the signal's exit status, nothing half-said
+	}
 	code := exitOK
 	enc := json.NewEncoder(stdout)
 	for i, h := range f.hosts {

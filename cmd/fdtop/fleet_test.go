@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -517,7 +518,20 @@ func TestRemoteWatch(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		// Interrupted, as a user would: fdtop closes its ControlMasters and
+		// removes their directory.
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("watch -H did not end within 20 s of SIGINT")
+		}
+	})
 	lines := make(chan hostEvent, 100)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -681,4 +695,40 @@ func TestRemoteDashboardE2E(t *testing.T) {
 	})
 	t.Logf("main pid %s → %s\n%s", oldPID, newPID, screen)
 	term.quit(t)
+}
+
+// TestRemoteOtherProtocol: a remote fdtop that speaks another agent
+// protocol is refused with both versions named; --push replaces it.
+func TestRemoteOtherProtocol(t *testing.T) {
+	f, hosts := startFleet(t, 1, false)
+	h := hosts[0]
+	cached := filepath.Join(h.Home, ".cache", "fdtop", "fdtop-"+version)
+	if err := os.MkdirAll(filepath.Dir(cached), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := "#!/bin/sh\necho '{\"type\":\"hello\",\"protocol\":99,\"version\":\"9.9\"}'\nexec cat >/dev/null\n"
+	if err := os.WriteFile(cached, []byte(old), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		push bool
+		code int
+		want string
+	}{
+		{false, 1, "speaks protocol 99, this fdtop " + strconv.Itoa(inspect.AgentProtocol)},
+		{true, 0, `"scope":"user"`},
+	}
+	for _, tc := range tests {
+		args := []string{"snapshot", "--json", "--user", "--ssh", f.SSH(), "-H", h.Target}
+		if tc.push {
+			args = append(args, "--push")
+		}
+		cmd := exec.Command(sandboxtest.Fdtop(t), args...)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		_ = cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(o.String()+e.String(), tc.want) {
+			t.Fatalf("push=%v: exit %d (want %d), output lacks %q:\n%s%s", tc.push, code, tc.code, tc.want, o.String(), e.String())
+		}
+	}
 }

@@ -255,6 +255,9 @@ func (t *sshTransport) Open(ctx context.Context, tg target, interactive bool) (*
 	h.master = exec.Command(t.cmd[0], args...)
 	h.master.Stderr = h.stderr
 	h.master.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// A ProxyCommand's process may outlive ssh holding its stderr pipe:
+	// Wait must not wait for it.
+	h.master.WaitDelay = time.Second
 	if err := h.master.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.cmd[0], err)
 	}
@@ -321,6 +324,7 @@ func (h *sshHost) Command(ctx context.Context, remote string) *exec.Cmd {
 	args = append(args, remote)
 	cmd := exec.CommandContext(ctx, h.t.cmd[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.WaitDelay = time.Second // see Open
 	return cmd
 }
 
@@ -350,8 +354,11 @@ type agentOptions struct {
 const missingMarker = "fdtop-agent-missing:"
 
 // agentScript is the remote shell script that finds an fdtop speaking this
-// protocol (~/.cache/fdtop/fdtop-VERSION, then PATH, then any other in
-// ~/.cache/fdtop) and execs its agent.
+// protocol and execs its agent: ~/.cache/fdtop/fdtop-VERSION at once (this
+// very version, as --push leaves it: its hello says its protocol), then
+// fdtop on PATH and any other in ~/.cache/fdtop, each asked for its
+// protocol first (an fdtop from before the agent would not know the
+// subcommand).
 func agentScript(o agentOptions) string {
 	quoted := make([]string, len(o.args))
 	for i, a := range o.args {
@@ -362,13 +369,15 @@ func agentScript(o agentOptions) string {
 		sudo = "sudo -n -- "
 	}
 	script := fmt.Sprintf(`v=%s; p=%d; seen=
-for f in "$HOME/.cache/fdtop/fdtop-$v" "$(command -v fdtop 2>/dev/null)" "$HOME"/.cache/fdtop/fdtop-*; do
+f="$HOME/.cache/fdtop/fdtop-$v"
+if [ -f "$f" ] && [ -x "$f" ]; then exec %[3]s"$f" agent %[4]s; fi
+for f in "$(command -v fdtop 2>/dev/null)" "$HOME"/.cache/fdtop/fdtop-*; do
   [ -n "$f" ] && [ -f "$f" ] && [ -x "$f" ] || continue
   got=$("$f" agent --protocol 2>/dev/null </dev/null)
-  if [ "$got" = "$p" ]; then exec %s"$f" agent %s; fi
+  if [ "$got" = "$p" ]; then exec %[3]s"$f" agent %[4]s; fi
   seen="$seen $f (protocol ${got:-none})"
 done
-echo "%s$seen" >&2; exit 127`, shellQuote(version), inspect.AgentProtocol, sudo, strings.Join(quoted, " "), missingMarker)
+echo "%[5]s$seen" >&2; exit 127`, shellQuote(version), inspect.AgentProtocol, sudo, strings.Join(quoted, " "), missingMarker)
 	return "sh -c " + shellQuote(script)
 }
 
@@ -424,8 +433,13 @@ func (a *remoteAgent) Why(h *sshHost) string {
 // o.push when the remote has none that speaks this protocol).
 func (h *sshHost) StartAgent(ctx context.Context, o agentOptions) (*remoteAgent, error) {
 	a, err := h.startAgent(ctx, o)
-	var missing *missingError
-	if errors.As(err, &missing) && o.push {
+	var (
+		missing *missingError
+		other   *inspect.ProtocolError
+	)
+	// ~/.cache/fdtop/fdtop-VERSION is run without asking its protocol: an
+	// old build of this same version speaking another is pushed over too.
+	if (errors.As(err, &missing) || errors.As(err, &other)) && o.push {
 		if err := h.push(ctx); err != nil {
 			return nil, fmt.Errorf("--push: %w", err)
 		}
