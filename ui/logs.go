@@ -8,7 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/fdtop/fdtop/internal/termsafe"
-	"github.com/fdtop/fdtop/unitlog"
+	"github.com/fdtop/fdtop/internal/unitlog"
 )
 
 // LogSource is implemented by a source that can follow units' logs: the

@@ -10,7 +10,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/fdtop/fdtop/unitlog"
+	"github.com/fdtop/fdtop/internal/unitlog"
 )
 
 // logFake is a fake source that follows logs from channels the test fills.

@@ -14,8 +14,8 @@ import (
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/internal/termsafe"
+	"github.com/fdtop/fdtop/internal/unitlog"
 	"github.com/fdtop/fdtop/procfs"
-	"github.com/fdtop/fdtop/unitlog"
 )
 
 // doctorLogLines is how many log lines per unit the doctor reads.

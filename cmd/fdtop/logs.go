@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/fdtop/fdtop/unitlog"
+	"github.com/fdtop/fdtop/internal/unitlog"
 )
 
 // FollowLog implements ui.LogSource: the journal where there is one, else

@@ -11,7 +11,7 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
-	"github.com/fdtop/fdtop/unitlog"
+	"github.com/fdtop/fdtop/internal/unitlog"
 )
 
 // TestFollowLogDemo: where there is no journal (the sandbox), the
