@@ -126,7 +126,8 @@ func listening(t *testing.T, c *Container) []kernelListener {
 // TestSnapshotSystemManagerAsRoot: on the container's system manager, as
 // root, `fdtop snapshot --json` is of scope "system", PID 1, and shows the
 // sockets of journald, dbus and the Accept=yes ssh.socket with the listener
-// the kernel has in LISTEN, held by the manager.
+// the kernel has in LISTEN, held by the manager; dbus-daemon's peer PID 1
+// is named as such.
 func TestSnapshotSystemManagerAsRoot(t *testing.T) {
 	c := Shared(t)
 	demoUnits(t, c)
@@ -136,6 +137,21 @@ func TestSnapshotSystemManagerAsRoot(t *testing.T) {
 	}
 	if !snap.Host.Root || snap.Host.Unreadable != 0 {
 		t.Errorf("host root %v unreadable %d, want root and nothing unreadable", snap.Host.Root, snap.Host.Unreadable)
+	}
+	// Unix peers are named by the process holding them: PID 1's own
+	// connection to the system bus is dbus-daemon's peer.
+	var busConns []inspect.Connection
+	for _, svc := range snap.Services {
+		if svc.Unit == "dbus.service" {
+			busConns = svc.Connections
+		}
+	}
+	pid1Peer := false
+	for _, conn := range busConns {
+		pid1Peer = pid1Peer || strings.HasPrefix(conn.Remote, "systemd pid 1 fd ")
+	}
+	if !pid1Peer {
+		t.Errorf("dbus.service: no connection's peer named 'systemd pid 1 fd N': %+v", busConns)
 	}
 	kernel := map[string]uint64{}
 	for _, l := range listening(t, c) {
