@@ -10,7 +10,7 @@ import (
 func TestMain(m *testing.M) { Main(m) }
 
 // TestBoot: the shared container booted to "running" with systemd as PID 1,
-// and journald, logind, dbus and the Accept=yes ssh.socket are up.
+// and journald, logind, dbus, polkit and the Accept=yes ssh.socket are up.
 func TestBoot(t *testing.T) {
 	c := Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -24,7 +24,11 @@ func TestBoot(t *testing.T) {
 	if comm, err := c.Run(ctx, Root, "cat", "/proc/1/comm"); err != nil || strings.TrimSpace(comm) != "systemd" {
 		t.Errorf("PID 1 inside is %q (%v), want systemd", strings.TrimSpace(comm), err)
 	}
-	for _, u := range []string{"systemd-journald.service", "systemd-logind.service", "dbus.service", "ssh.socket"} {
+	// polkit is started by D-Bus on demand: start it as the bus would.
+	if out, err := c.Systemctl(ctx, "start", "polkit.service"); err != nil {
+		t.Errorf("start polkit.service: %v: %s", err, out)
+	}
+	for _, u := range []string{"systemd-journald.service", "systemd-logind.service", "dbus.service", "polkit.service", "ssh.socket"} {
 		if out, err := c.Systemctl(ctx, "is-active", u); err != nil || strings.TrimSpace(out) != "active" {
 			t.Errorf("%s is %q (%v), want active", u, strings.TrimSpace(out), err)
 		}

@@ -34,6 +34,7 @@ func startOwn(t *testing.T) (*Container, []int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = c.Close() }) // the test closes it; this if it fails first
 	ctx := context.Background()
 	if out, err := c.Run(ctx, Root, "systemd-run", "--unit=fdtop-sleeper", "sleep", "1000"); err != nil {
 		t.Fatalf("%v: %s", err, out)
