@@ -95,7 +95,7 @@ func TestTextOutputEscapesOutsideStrings(t *testing.T) {
 	if err := WriteTree(&tree, snap); err != nil {
 		t.Fatal(err)
 	}
-	ev := Event{Time: time.Unix(0, 0), Unit: "web.service", Type: EventConnectionDropped, Message: "connection from @a\x00\x1b[2Jb dropped", Detail: "\x9b2J"}
+	ev := Event{Time: time.Unix(0, 0), Unit: "web.service", Type: EventConnectionDropped, Detail: "@a\x00\x1b[2Jb"}
 	texts := map[string]string{"tree": tree.String(), "watch line": FormatEvent(ev) + "\n"}
 	for name, text := range texts {
 		t.Run(name, func(t *testing.T) {

@@ -48,6 +48,11 @@ func (e Event) ForTerminal() Event {
 	safe(&e.SubState)
 	safe(&e.Name)
 	safe(&e.Detail)
+	safe(&e.Kind)
+	safe(&e.Via)
+	safe(&e.Phase)
+	safe(&e.Version)
+	safe(&e.Error)
 	if e.Handoff != nil {
 		h := *e.Handoff
 		if safe(&h.HandoffJob) {
