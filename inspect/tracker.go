@@ -851,6 +851,10 @@ func exiting(prev, cur *Service) bool {
 		return false
 	}
 	return cur.ActiveState == "deactivating" ||
+		// While it starts, a process is taking its descriptors back from
+		// the store: a view then can miss connections it holds a moment
+		// later (seen on 254 under back-to-back restarts).
+		(cur.ActiveState == "activating" && len(cur.Connections) < len(prev.Connections)) ||
 		(len(prev.Passed) > 0 && len(cur.Passed) == 0) ||
 		(len(prev.OwnListeners) > 0 && len(cur.OwnListeners) == 0)
 }
