@@ -230,6 +230,48 @@ func (tr *Tracker) Hot() []string {
 	return out
 }
 
+// Busy lists the services in a handoff: a job running, a stop waiting for
+// its start, or a finished job waiting for its summary.
+func (tr *Tracker) Busy() []string {
+	out := tr.Finishing()
+	for name, t := range tr.units {
+		if (t.jobActive || t.awaitStart) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ProbeTargets lists the loopback TCP addresses a service listens on (its
+// socket units' and its own), as the gap meter dials them.
+func (tr *Tracker) ProbeTargets(name string) []string {
+	t := tr.units[name]
+	if t == nil || t.svc == nil {
+		return nil
+	}
+	var out []string
+	add := func(ls []Listener) {
+		for _, l := range ls {
+			if l.Type != "Stream" {
+				continue
+			}
+			if target, err := ProbeTarget(l.Address); err == nil && !slices.Contains(out, target) {
+				out = append(out, target)
+			}
+		}
+	}
+	for _, su := range t.sockets {
+		add(su.Listeners)
+	}
+	svc, _, _ := t.current()
+	add(svc.OwnListeners)
+	if t.before != nil {
+		add(t.before.OwnListeners)
+	}
+	return out
+}
+
 // Finishing lists the services whose job ended and whose summary waits
 // for a fresh view of them (taken once the signals queued behind the job's
 // end are in).
@@ -801,13 +843,19 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) H
 }
 
 // exiting reports that cur is a view of the same main process as prev
-// taken while it shuts down: it no longer holds the descriptors it was
-// passed, or its own listener, which a running process keeps for its life.
+// taken while it shuts down: the unit is deactivating, or the process no
+// longer holds the descriptors it was passed, or its own listener, which a
+// running process keeps for its life.
 func exiting(prev, cur *Service) bool {
 	if prev == nil || cur.MainPID == 0 || cur.MainPID != prev.MainPID {
 		return false
 	}
-	return (len(prev.Passed) > 0 && len(cur.Passed) == 0) ||
+	return cur.ActiveState == "deactivating" ||
+		// While it starts, a process is taking its descriptors back from
+		// the store: a view then can miss connections it holds a moment
+		// later (seen on 254 under back-to-back restarts).
+		(cur.ActiveState == "activating" && len(cur.Connections) < len(prev.Connections)) ||
+		(len(prev.Passed) > 0 && len(cur.Passed) == 0) ||
 		(len(prev.OwnListeners) > 0 && len(cur.OwnListeners) == 0)
 }
 
@@ -893,10 +941,19 @@ func gone(svc *Service) bool {
 	if svc.MainPID == 0 {
 		return false
 	}
-	if len(svc.Sockets) > 0 && len(svc.Passed) == 0 && !svc.PassedUnknown {
-		// A service with socket units is always passed their listeners:
-		// an empty environment is a process already exiting.
-		return true
+	if len(svc.Sockets) > 0 && !svc.PassedUnknown {
+		// A service with socket units is always passed their listeners
+		// and keeps them open: an empty environment, or every passed fd
+		// closed, is a process already exiting.
+		open := 0
+		for _, p := range svc.Passed {
+			if p.Inode != 0 {
+				open++
+			}
+		}
+		if open == 0 {
+			return true
+		}
 	}
 	if len(svc.Processes) == 0 {
 		return len(svc.Passed) == 0 && len(svc.Connections) == 0 && len(svc.OwnListeners) == 0

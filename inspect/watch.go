@@ -56,6 +56,10 @@ type Watcher struct {
 	// Trace, if set, is given every input of the tracker, in order: a
 	// recording of it replays through Tracker.Step.
 	Trace func(Step)
+	// Probe, if set, says whether to run the gap meter on a service whose
+	// job just started (on its loopback TCP listeners, until its handoff
+	// is summarised); the result goes into the handoff's summary.
+	Probe func(service string) bool
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -67,6 +71,8 @@ type loop struct {
 	ctx context.Context
 	out chan<- Event
 	tr  *Tracker
+
+	probes map[string]*probeRun // gap meter runs, by service
 
 	dirty    bool        // a signal arrived since the last full view
 	fdCounts map[int]int // descriptor counts at the last full view
@@ -95,7 +101,8 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if fullEvery == 0 {
 		fullEvery = 10
 	}
-	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker()}
+	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}}
+	defer st.stopProbes()
 	if err := st.refresh(nil, true); err != nil {
 		return err
 	}
@@ -182,7 +189,76 @@ func (st *loop) step(s Step) {
 	if st.w.Trace != nil {
 		st.w.Trace(s)
 	}
-	st.emit(st.tr.Step(s))
+	evs := st.tr.Step(s)
+	for i := range evs {
+		if evs[i].Type == EventHandoff && evs[i].Handoff != nil {
+			st.attachProbe(&evs[i])
+		}
+	}
+	st.emit(evs)
+	if st.w.Probe != nil {
+		st.startProbes()
+	}
+}
+
+// probeRun is a gap meter run on one service.
+type probeRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	result ProbeResult
+}
+
+// startProbes starts the gap meter on services whose job just started,
+// and stops it on those no longer in one.
+func (st *loop) startProbes() {
+	busy := st.tr.Busy()
+	for name, p := range st.probes {
+		if !slices.Contains(busy, name) {
+			p.cancel()
+			<-p.done
+			delete(st.probes, name)
+		}
+	}
+	for _, name := range busy {
+		if st.probes[name] != nil || !st.w.Probe(name) {
+			continue
+		}
+		targets := st.tr.ProbeTargets(name)
+		if len(targets) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithCancel(st.ctx)
+		p := &probeRun{cancel: cancel, done: make(chan struct{})}
+		st.probes[name] = p
+		go func() {
+			defer close(p.done)
+			p.result = Probe(ctx, targets, ProbeConfig{Every: 10 * time.Millisecond, Max: 2 * time.Minute})
+		}()
+	}
+}
+
+// attachProbe stops the gap meter run that covered a handoff and puts its
+// result in the summary.
+func (st *loop) attachProbe(e *Event) {
+	p := st.probes[e.Unit]
+	if p == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+	delete(st.probes, e.Unit)
+	h := *e.Handoff
+	r := p.result
+	h.Probe = &r
+	e.Handoff = &h
+}
+
+func (st *loop) stopProbes() {
+	for name, p := range st.probes {
+		p.cancel()
+		<-p.done
+		delete(st.probes, name)
+	}
 }
 
 // drain handles the signals already waiting (without blocking), up to a

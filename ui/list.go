@@ -132,6 +132,7 @@ func (l listModel) Update(msg tea.Msg) (listModel, tea.Cmd) {
 		case key.Matches(km, l.filterKeys.Apply):
 			l.filtering = false
 			l.filter.Blur()
+			l.selectFirstMatch()
 			return l, nil
 		case key.Matches(km, l.filterKeys.Cancel):
 			l.filtering = false
@@ -195,6 +196,24 @@ func (l *listModel) ensureVisible() {
 		l.scroll.offset = l.cursor - l.scroll.height + 1
 	}
 	l.scroll.clamp(len(l.rows))
+}
+
+// selectFirstMatch puts the cursor on the first row that itself matches
+// the filter: a group matches as a whole, and its other rows (a socket
+// shown for its service's sake) are context, never what the filter
+// selects.
+func (l *listModel) selectFirstMatch() {
+	q := strings.ToLower(strings.TrimSpace(l.filter.Value()))
+	if q == "" {
+		return
+	}
+	for i, r := range l.rows {
+		if strings.Contains(strings.ToLower(r.unit), q) || (!r.muted && strings.Contains(strings.ToLower(r.addrs), q)) {
+			l.cursor, l.selected = i, r.unit
+			l.ensureVisible()
+			return
+		}
+	}
 }
 
 // rebuild recomputes the rows from the index, the filter and the sort.

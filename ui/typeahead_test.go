@@ -32,6 +32,8 @@ func TestRunOfRunesIsOneKeyEach(t *testing.T) {
 		{name: "moves and back", msgs: []tea.Msg{runes("jjjk")}, wantSelected: "demo-handoff.socket"},
 		{name: "filter typed in one read", msgs: []tea.Msg{runes("/hand"), keyMsg("enter"), runes("j")},
 			wantSelected: "demo-handoff.service", wantFilter: "hand"},
+		{name: "filter selects the row typed, never its socket shown for context", msgs: []tea.Msg{runes("/handoff.service"), keyMsg("enter")},
+			wantSelected: "demo-handoff.service", wantFilter: "handoff.service"},
 		{name: "paste stays whole", msgs: []tea.Msg{keyMsg("/"), tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("jj"), Paste: true}},
 			wantSelected: "", wantFilter: "jj"}, // no unit matches "jj"
 		{name: "restart typed with its confirmation key", msgs: []tea.Msg{runes("jjjr")},

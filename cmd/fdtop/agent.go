@@ -64,7 +64,7 @@ type agentModel struct {
 }
 
 func newAgentModel(client *dbusclient.Client, b *inspect.Builder, interval time.Duration) *agentModel {
-	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]*pendingProbe{}}
+	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{}}
 	return &agentModel{src: src, interval: interval}
 }
 
@@ -87,15 +87,13 @@ func (m *agentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	if m.targeted {
 		full = -1
 	}
-	w := &inspect.Watcher{Snapshots: m.src.builder, Events: sub, Interval: m.interval, FullEvery: full, OnSnapshot: onSnapshot}
+	w := &inspect.Watcher{Snapshots: m.src.builder, Events: sub, Interval: m.interval, FullEvery: full, OnSnapshot: onSnapshot, Probe: m.src.probeWanted}
 	if k, ok := m.src.builder.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.FDCount = k.FDCount
 	}
-	raw := make(chan inspect.Event, 1024)
 	errc := make(chan error, 1)
-	go func() { errc <- w.Run(ctx, raw) }()
-	go m.src.forward(ctx, raw)
+	go func() { errc <- w.Run(ctx, m.src.events) }()
 	for {
 		select {
 		case err := <-errc:

@@ -15,8 +15,9 @@ import (
 )
 
 // liveSource is the dashboard's Source: snapshots from the Builder, the
-// timeline from a Watcher on the manager's signals, and actions through
-// dbusclient with the gap meter alongside.
+// timeline from a Watcher on the manager's signals (which runs the gap
+// meter where a restart from the dashboard asked for it), and actions
+// through dbusclient.
 type liveSource struct {
 	client  *dbusclient.Client
 	builder *inspect.Builder
@@ -27,10 +28,14 @@ type liveSource struct {
 	targetedOnly bool
 
 	mu      sync.Mutex
-	probes  map[string]*pendingProbe      // service -> gap meter run waiting for its handoff event
+	probes  map[string]time.Time          // service -> when a probed action on it was asked for
 	traffic map[string]*traffic.Generator // demo: service -> generator
 	conns   map[string]int
 }
+
+// probeAsk bounds how long a probe asked for with an action waits for its
+// job to start.
+const probeAsk = time.Minute
 
 // newLiveSource starts the watcher; it runs until ctx ends.
 func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, interval time.Duration) (*liveSource, error) {
@@ -38,81 +43,28 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]*pendingProbe{}}
-	raw := make(chan inspect.Event, 1024)
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: -1}
+	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{}}
+	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: -1, Probe: src.probeWanted}
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 	}
 	go func() {
 		defer sub.Close()
-		if err := w.Run(ctx, raw); err != nil {
-			raw <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Phase: "stopped", Error: err.Error()}
+		if err := w.Run(ctx, src.events); err != nil {
+			src.events <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Phase: "stopped", Error: err.Error()}
 		}
 	}()
-	go src.forward(ctx, raw)
 	return src, nil
 }
 
-// pendingProbe is a gap meter run started with an action.
-type pendingProbe struct {
-	start    time.Time
-	done     chan struct{} // closed when result and finished are set
-	result   inspect.ProbeResult
-	finished time.Time
-}
-
-// probeWait bounds how long a handoff event waits for its gap meter (which
-// runs until shortly after the job is done, so it finishes after the
-// watcher has seen the job end).
-const probeWait = 5 * time.Second
-
-// forward passes events on, adding the gap meter's result to handoffs.
-func (s *liveSource) forward(ctx context.Context, raw <-chan inspect.Event) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e := <-raw:
-			if e.Type == inspect.EventHandoff && e.Handoff != nil {
-				s.attachProbe(ctx, &e)
-			}
-			select {
-			case s.events <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
-
-// attachProbe adds the gap meter run that covered a handoff to its
-// summary and verdict, waiting for the run to finish.
-func (s *liveSource) attachProbe(ctx context.Context, e *inspect.Event) {
+// probeWanted tells the watcher whether a restart from the dashboard asked
+// for the gap meter on service (once per ask).
+func (s *liveSource) probeWanted(service string) bool {
 	s.mu.Lock()
-	p := s.probes[e.Unit]
-	s.mu.Unlock()
-	if p == nil || p.start.After(e.Time) {
-		return
-	}
-	select {
-	case <-p.done:
-	case <-time.After(probeWait):
-		return
-	case <-ctx.Done():
-		return
-	}
-	s.mu.Lock()
-	if s.probes[e.Unit] == p {
-		delete(s.probes, e.Unit)
-	}
-	s.mu.Unlock()
-	if e.Time.Sub(p.finished) > probeWait {
-		return // a run that ended long before this handoff: not its measure
-	}
-	h := *e.Handoff
-	h.Probe = &p.result
-	e.Handoff = &h
+	defer s.mu.Unlock()
+	at, ok := s.probes[service]
+	delete(s.probes, service)
+	return ok && time.Since(at) < probeAsk
 }
 
 // Snapshot implements ui.Source.
@@ -123,29 +75,17 @@ func (s *liveSource) Snapshot(ctx context.Context, units []string) (*inspect.Sna
 // Events implements ui.Source.
 func (s *liveSource) Events() <-chan inspect.Event { return s.events }
 
-// Act implements ui.Source: it runs the job and, if asked, the gap meter on
-// the unit's loopback TCP listeners while the job runs.
+// Act implements ui.Source: it runs the job; with probe, the watcher runs
+// the gap meter on the unit's loopback TCP listeners while the job runs,
+// and the handoff's verdict says what it saw.
 func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
-	var targets []string
-	svc := unit
 	if probe {
-		targets, svc = s.probeTargets(ctx, unit)
-	}
-	pctx, stopProbe := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var result inspect.ProbeResult
-	var pending *pendingProbe
-	if len(targets) > 0 {
-		// Registered before the job starts: its handoff event waits for it.
-		pending = &pendingProbe{start: time.Now(), done: make(chan struct{})}
-		s.mu.Lock()
-		s.probes[svc] = pending
-		s.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			result = inspect.Probe(pctx, targets, inspect.ProbeConfig{Every: 10 * time.Millisecond, Max: 2 * time.Minute})
-		}()
+		if targets, svc := s.probeTargets(ctx, unit); len(targets) > 0 {
+			// Asked before the job starts: the watcher sees it at JobNew.
+			s.mu.Lock()
+			s.probes[svc] = time.Now()
+			s.mu.Unlock()
+		}
 	}
 	var (
 		res dbusclient.JobResult
@@ -169,19 +109,6 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 	default:
 		err = fmt.Errorf("unknown action %q", action)
 	}
-	// Let the probe see the new instance answer before it stops.
-	if len(targets) > 0 {
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
-	stopProbe()
-	wg.Wait()
-	if pending != nil {
-		pending.result, pending.finished = result, time.Now()
-		close(pending.done)
-	}
 	out := ui.ActionResult{Job: string(action), Result: string(res)}
 	if err != nil {
 		// The UI says "ACTION UNIT: " before these: they must not repeat it.
@@ -203,9 +130,6 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 			return out, unitErr.Err
 		}
 		return out, err
-	}
-	if len(targets) > 0 {
-		out.Message = fmt.Sprintf("gap meter: %d attempts, %d refused, worst connect %.1f ms", result.Attempts, result.Refused, result.WorstConnectMs)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,15 +55,14 @@ type watchJSON struct {
 	bad    []string
 }
 
-func startWatchJSON(t *testing.T, sb *sandbox.Sandbox, patterns ...string) *watchJSON {
+func startWatchJSON(t *testing.T, sb *sandbox.Sandbox, args ...string) *watchJSON {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	args := append([]string{"watch", "--json", "--user", "--address", sb.Address}, patterns...)
-	cmd := exec.Command(sandboxtest.Fdtop(t), args...)
+	cmd := exec.Command(sandboxtest.Fdtop(t), append([]string{"watch", "--json", "--user", "--address", sb.Address}, args...)...)
 	cmd.Env = append(os.Environ(), "FDTOP_READY="+ready)
 	if dir := os.Getenv("FDTOP_TRACE_DIR"); dir != "" {
 		// Keep what the tracker was given, to replay a failure.
-		cmd.Env = append(cmd.Env, "FDTOP_TRACE="+filepath.Join(dir, filepath.Base(t.Name())+".jsonl"))
+		cmd.Env = append(cmd.Env, "FDTOP_TRACE="+filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "-")+".jsonl"))
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -250,6 +250,36 @@ func TestBackToBackVerdicts(t *testing.T) {
 				break
 			}
 			last = e.Time
+		}
+	})
+}
+
+// TestWatchProbe: `fdtop watch --probe` runs the gap meter while a job
+// runs and puts what it saw in the handoff: plain refuses connections
+// while it restarts, handoff refuses none.
+func TestWatchProbe(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		ctx := context.Background()
+		sandboxtest.InstallDemo(t, sb, 300*time.Millisecond)
+		w := startWatchJSON(t, sb, "--probe", "demo-*")
+		for _, m := range []demo.Mode{demo.Plain, demo.Handoff} {
+			if _, err := sb.Systemctl(ctx, "restart", m.Service()); err != nil {
+				t.Fatal(err)
+			}
+			hs := w.waitHandoffs(t, m.Service(), 1)
+			if len(hs) != 1 || hs[0].Handoff.Probe == nil {
+				t.Fatalf("%s: handoffs %+v, want one with the gap meter's result", m.Service(), hs)
+			}
+			p := hs[0].Handoff.Probe
+			t.Logf("%s: %s", m.Service(), inspect.Verdict(*hs[0].Handoff))
+			switch {
+			case p.Attempts == 0:
+				t.Errorf("%s: the gap meter made no attempt", m.Service())
+			case m == demo.Plain && p.Refused == 0:
+				t.Errorf("plain: %d attempts, none refused; want refusals while it restarts", p.Attempts)
+			case m == demo.Handoff && p.Refused != 0:
+				t.Errorf("handoff: %d of %d attempts refused, want none", p.Refused, p.Attempts)
+			}
 		}
 	})
 }

@@ -28,7 +28,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fdtop watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [-H HOSTS] [PATTERN...]\n\n")
+		io.WriteString(stderr, "Usage: fdtop watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [--probe] [-H HOSTS] [PATTERN...]\n\n")
 		fs.PrintDefaults()
 	}
 	var mf managerFlags
@@ -38,6 +38,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "one JSON object per line (schema in README.md)")
 	record := fs.String("record", "", "append every event as a JSON line to FILE (flushed per event; play it with 'fdtop replay FILE')")
 	interval := fs.Duration("interval", 2*time.Second, "rescan of every unit when nothing happens")
+	probe := fs.Bool("probe", false, "run the gap meter on a service's loopback TCP listeners while its job runs; the handoff says what it saw")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -55,13 +56,13 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	if ff.remote() {
 		return sig.exit(runRemoteWatch(ctx, &ff, &mf, fs.Args(), *asJSON, *record, stdout, stderr))
 	}
-	return sig.exit(watch(ctx, sig, mf, fs.Args(), *interval, *asJSON, *record, stdout, stderr))
+	return sig.exit(watch(ctx, sig, mf, fs.Args(), *interval, *probe, *asJSON, *record, stdout, stderr))
 }
 
 // watch runs the timeline once the flags are checked. Nothing is written
 // once ctx ends: what a watcher reports while being cancelled (a rescan cut
 // short) did not happen to the units.
-func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string, interval time.Duration, asJSON bool, record string, stdout, stderr io.Writer) int {
+func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string, interval time.Duration, probe, asJSON bool, record string, stdout, stderr io.Writer) int {
 	client, b, err := mf.connect(ctx, patterns)
 	if err != nil {
 		return failUnlessSignalled(stderr, "watch", sig, err)
@@ -82,6 +83,9 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
 		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount}
+	if probe {
+		w.Probe = func(string) bool { return true }
+	}
 	var noMatch, ready sync.Once          // each said once, on the first snapshot
 	readyFile := os.Getenv("FDTOP_READY") // tests: appears once the watch has its first view
 	w.OnSnapshot = func(s *inspect.Snapshot) {
