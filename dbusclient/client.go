@@ -210,10 +210,10 @@ func (c *Client) connectRetrying(ctx context.Context) (session, error) {
 	wait := backoffMin
 	for {
 		s, err := c.connect(ctx)
-		if err == nil || !transientConnErr(err) || ctx.Err() != nil {
+		if err == nil || !transientConnErr(err) {
 			return s, err
 		}
-		if time.Since(start)+wait > connectRetryFor {
+		if ctx.Err() != nil || time.Since(start)+wait > connectRetryFor {
 			return session{}, fmt.Errorf("%w for %s (daemon-reexec in progress?): %w", ErrConnectionReset, time.Since(start).Round(100*time.Millisecond), err)
 		}
 		select {

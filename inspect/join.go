@@ -703,10 +703,8 @@ func (ix *index) onlyManagerHolds(inode uint64) bool {
 // socketNames are the names socket units' listeners are passed under; a
 // passed descriptor so named is a listener, not a store entry.
 func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uint64]string, listenerInodes map[uint64]string, socketNames map[string]bool) []StoreEntry {
-	socketsUnknown := false // a socket unit triggering svc was not read
 	for _, su := range svc.Sockets {
-		if !socketNames[su] {
-			socketsUnknown = true
+		if !socketNames[su] { // a socket unit triggering svc was not read
 			socketNames = maps.Clone(socketNames)
 			socketNames[su] = true
 		}
@@ -740,13 +738,20 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 				continue
 			}
 			if name, ok := passedInodes[fd.Inode]; ok {
-				if !socketNames[name] && name != "connection" {
+				// A socket unit's listener is passed under the unit's name
+				// (or its FileDescriptorName=), an Accept=yes connection
+				// as "connection": not store entries.
+				if !socketNames[name] && name != "connection" && !strings.HasSuffix(name, ".socket") {
 					cands = append(cands, candidate{fd, name, 0})
 				}
 				continue
 			}
-			if sock, ok := ix.scan.Sockets[fd.Inode]; ok && sock.State == procfs.StateListen && socketsUnknown {
-				continue // perhaps the listener of a socket unit not loaded
+			if sock, ok := ix.scan.Sockets[fd.Inode]; ok && (sock.State == procfs.StateListen || sock.Family == procfs.FamilyUnix && sock.Path != "" && sock.PeerInode == 0) {
+				// Unnamed, a listener (or a bound, unconnected unix
+				// socket) the manager and the service share may be the
+				// listener of a socket unit this snapshot did not read:
+				// not claimed.
+				continue
 			}
 			if heldByService(fd.Inode) {
 				cands = append(cands, candidate{fd, "stored", 1})

@@ -39,3 +39,39 @@ func TestHeaderSaysWhatIsUnknown(t *testing.T) {
 		})
 	}
 }
+
+// TestDetailSaysWhatIsUnknown: the detail pane says a short fd store list
+// is short, and what the kernel side could not read is unknown.
+func TestDetailSaysWhatIsUnknown(t *testing.T) {
+	svc := &inspect.Service{Unit: "j.service", ActiveState: "active", MainPID: 7, FDStoreMax: 10, FDStoreCount: 5, FDStoreIdentified: 2,
+		FDStore:            []inspect.StoreEntry{{Name: "stored", Kind: "memfd", Inferred: true}, {Name: "stored", Kind: "pipe", Inferred: true}},
+		PassedUnknown:      true,
+		ConnectionsUnknown: true}
+	sock := &inspect.SocketUnit{Unit: "j.socket", ActiveState: "active", Service: "j.service",
+		Listeners: []inspect.Listener{{Type: "Stream", Address: "/run/j", InodeUnknown: true, HoldersPartial: true, Holders: []inspect.Holder{}}}}
+	for _, tt := range []struct {
+		selected string
+		want     []string
+		not      []string
+	}{
+		{"j.service", []string{"2 of 5 identified", "unknown: pid 7's environment is not readable", "their connections are not counted"}, []string{"LISTEN_FDS unset"}},
+		{"j.socket", []string{"inode unknown", "held by: unknown (processes not readable)"}, []string{"not found in the kernel", "held by nobody"}},
+	} {
+		t.Run(tt.selected, func(t *testing.T) {
+			d := newDetailModel(DefaultStyles())
+			d.SetSize(120, 60)
+			d.SetData(detailData{Group: &unitGroup{Sockets: []*inspect.SocketUnit{sock}, Service: svc, Name: "j.service"}, Selected: tt.selected})
+			v := ansi.Strip(d.View())
+			for _, w := range tt.want {
+				if !strings.Contains(v, w) {
+					t.Errorf("detail lacks %q:\n%s", w, v)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(v, n) {
+					t.Errorf("detail says %q:\n%s", n, v)
+				}
+			}
+		})
+	}
+}

@@ -330,6 +330,9 @@ func (l *listModel) serviceRow(g *unitGroup, child bool) listRow {
 		r.pid = strconv.Itoa(s.MainPID)
 	}
 	r.conns = strconv.Itoa(len(s.Connections))
+	if s.ConnectionsUnknown {
+		r.conns = "≥" + r.conns // not root: unreadable processes not counted
+	}
 	if s.FDStoreMax > 0 || s.FDStoreCount > 0 {
 		r.store = fmt.Sprintf("%d/%d", s.FDStoreCount, s.FDStoreMax)
 	}
