@@ -26,13 +26,13 @@ var doctorUnits = map[string]string{
 	"fdtok.service":       "[Service]\nExecStart=/bin/sleep infinity\n",
 }
 
-// doctor runs `fdtop doctor ARGS...` inside as root and returns its
-// output and exit status.
-func doctor(t *testing.T, c *Container, args ...string) (string, int) {
+// doctor runs `fdtop doctor ARGS...` inside as u and returns its output
+// and exit status.
+func doctor(t *testing.T, c *Container, u User, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := c.Command(ctx, Root, append([]string{FdtopPath, "doctor"}, args...)...)
+	cmd := c.Command(ctx, u, append([]string{FdtopPath, "doctor"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -115,7 +115,7 @@ func TestDoctorAsRoot(t *testing.T) {
 	})
 
 	t.Run("healthy", func(t *testing.T) {
-		out, code := doctor(t, c, "fdtok*")
+		out, code := doctor(t, c, Root, "fdtok*")
 		if code != 0 {
 			t.Errorf("exit %d on a healthy socket and service, want 0:\n%s", code, out)
 		}
@@ -124,7 +124,7 @@ func TestDoctorAsRoot(t *testing.T) {
 		}
 	})
 
-	out, code := doctor(t, c, "--json", "fdtdoc-*")
+	out, code := doctor(t, c, Root, "--json", "fdtdoc-*")
 	if code != 1 {
 		t.Errorf("exit %d with findings, want 1", code)
 	}
@@ -190,8 +190,34 @@ func TestDoctorAsRoot(t *testing.T) {
 		})
 	}
 
+	// A plain user may not read the system journal: the finding stands,
+	// its log is unknown with journalctl's reason (not an error, not
+	// "no log").
+	t.Run("unprivileged", func(t *testing.T) {
+		out, code := doctor(t, c, Unprivileged, "--json", "fdtdoc-fail*")
+		if code != 1 {
+			t.Errorf("exit %d, want 1:\n%s", code, out)
+		}
+		var doc struct {
+			Findings []inspect.Finding `json:"findings"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("--json does not decode: %v\n%s", err, out)
+		}
+		f := findingOf(doc.Findings, "fdtdoc-fail.service", "service-failed")
+		if f == nil {
+			t.Fatalf("no service-failed finding:\n%s", out)
+		}
+		all := strings.Join(f.Evidence, "\n")
+		for _, want := range []string{"main process exited with status 3", "log: unknown (journalctl -u fdtdoc-fail.service: No journal files were opened due to insufficient permissions"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("evidence lacks %q:\n%s", want, all)
+			}
+		}
+	})
+
 	t.Run("text", func(t *testing.T) {
-		text, code := doctor(t, c, "fdtdoc-trig*")
+		text, code := doctor(t, c, Root, "fdtdoc-trig*")
 		if code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
@@ -216,7 +242,7 @@ func TestDoctorAsRoot(t *testing.T) {
 		if !found {
 			t.Errorf("after the fix, nothing listens on /run/fdtdoc-trig.sock")
 		}
-		if out, code := doctor(t, c, "fdtdoc-trig.socket"); strings.Contains(out, "trigger-limit-hit") {
+		if out, code := doctor(t, c, Root, "fdtdoc-trig.socket"); strings.Contains(out, "trigger-limit-hit") {
 			t.Errorf("after the fix (exit %d) the doctor still says trigger-limit-hit:\n%s", code, out)
 		}
 	})

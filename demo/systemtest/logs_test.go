@@ -92,6 +92,22 @@ func TestLogsInDashboardAsRoot(t *testing.T) {
 		}
 	}
 	term.quit(t)
+
+	// A plain user may not read the system journal: the Log section says
+	// the log is unknown, never "nothing logged yet".
+	t.Run("unprivileged", func(t *testing.T) {
+		term := tm.start(t, c.Argv(Unprivileged, "env", "TERM=tmux-256color", FdtopPath, "fdtlog*"))
+		term.waitFor(t, "the service", func(s string) bool { return strings.Contains(s, svc) })
+		term.selectUnit(t, svc)
+		screen := term.waitFor(t, "the log unknown", func(s string) bool {
+			return strings.Contains(logSection(s), "the log is unknown: journalctl")
+		})
+		t.Logf("Log section as %s:\n%s", UserName, logSection(screen))
+		if strings.Contains(logSection(screen), "nothing logged yet") {
+			t.Errorf("says nothing was logged:\n%s", logSection(screen))
+		}
+		term.quit(t)
+	})
 }
 
 // logSection returns the dashboard's Log section: the lines from its
