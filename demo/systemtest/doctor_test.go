@@ -114,6 +114,14 @@ func TestDoctorAsRoot(t *testing.T) {
 		}
 	})
 
+	t.Run("healthy demo", func(t *testing.T) {
+		demoUnits(t, c)
+		out, code := doctor(t, c, Root, "demo-*")
+		if code != 0 || !strings.Contains(out, "no findings") {
+			t.Errorf("exit %d on the healthy demo, want 0 and no findings:\n%s", code, out)
+		}
+	})
+
 	t.Run("healthy", func(t *testing.T) {
 		out, code := doctor(t, c, Root, "fdtok*")
 		if code != 0 {
