@@ -49,6 +49,9 @@ type DoctorInput struct {
 	// Logs are each unit's last log lines; a unit whose log could not be
 	// read has no entry.
 	Logs map[string][]LogLine
+	// LogErrors say, per unit, why its log could not be read (journalctl
+	// refused: a user who may not read the system journal).
+	LogErrors map[string]string
 	// AddressHolders are, per failed socket unit, the processes other than
 	// the manager that hold a listener on one of its addresses.
 	AddressHolders map[string][]AddressHolder
@@ -109,6 +112,9 @@ func (d *diagnosis) logMatching(unit string, n int, subs ...string) []string {
 	lines, ok := d.in.Logs[unit]
 	if !ok {
 		if len(subs) == 0 {
+			if why, ok := d.in.LogErrors[unit]; ok {
+				return []string{"log: unknown (" + why + ")"}
+			}
 			return []string{"log: unknown (no journal and no log file found for " + unit + ")"}
 		}
 		return nil

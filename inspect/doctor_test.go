@@ -58,6 +58,13 @@ func TestDiagnose(t *testing.T) {
 			want: map[string][]string{"web.socket address-in-use": {"unknown (not found in /proc)", "Address already in use"}},
 		},
 		{
+			name: "socket failed, journal not readable",
+			in: DoctorInput{Snapshot: &Snapshot{Manager: user},
+				Facts:     map[string]dbusclient.UnitFacts{"web.socket": facts("web.socket", "failed", "resources")},
+				LogErrors: map[string]string{"web.socket": "journalctl -u web.socket: No journal files were opened due to insufficient permissions. (exit status 1)"}},
+			want: map[string][]string{"web.socket socket-failed": {"log: unknown (journalctl -u web.socket: No journal files were opened due to insufficient permissions. (exit status 1))"}},
+		},
+		{
 			name: "socket failed otherwise",
 			in: DoctorInput{Snapshot: &Snapshot{Manager: user},
 				Facts: map[string]dbusclient.UnitFacts{"web.socket": facts("web.socket", "failed", "resources")}},

@@ -78,7 +78,7 @@ func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Bui
 	if err != nil {
 		return inspect.DoctorInput{}, err
 	}
-	in := inspect.DoctorInput{Snapshot: snap, Templates: map[string]bool{}, Logs: map[string][]inspect.LogLine{}, AddressHolders: map[string][]inspect.AddressHolder{}}
+	in := inspect.DoctorInput{Snapshot: snap, Templates: map[string]bool{}, Logs: map[string][]inspect.LogLine{}, LogErrors: map[string]string{}, AddressHolders: map[string][]inspect.AddressHolder{}}
 	var names []string
 	for _, su := range snap.Sockets {
 		names = append(names, su.Unit)
@@ -124,7 +124,13 @@ func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Bui
 		files := append([]string{f.FragmentPath}, f.DropInPaths...)
 		lines, ok, err := logs.Last(ctx, name, files, doctorLogLines)
 		if err != nil {
-			return in, fmt.Errorf("log of %s: %w", name, err)
+			if ctx.Err() != nil {
+				return in, fmt.Errorf("log of %s: %w", name, err)
+			}
+			// An unreadable log is unknown evidence, not a reason to
+			// find nothing.
+			in.LogErrors[name] = err.Error()
+			continue
 		}
 		if !ok {
 			continue

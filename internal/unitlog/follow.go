@@ -2,6 +2,7 @@ package unitlog
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ const FollowInterval = 200 * time.Millisecond
 // one process: no gap between them); without one it follows the manager's
 // log (its lines about the units) and the units' output files (named in
 // unitFiles: fragments and drop-ins). ok is false when no source was found.
+// When journalctl fails (a user who may not read the system journal), the
+// last line sent says so, at priority 3 from source "journalctl": the log
+// is unknown, not empty.
 func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<-chan Line, bool, error) {
 	out := make(chan Line, 256)
 	if r.HasJournal() {
@@ -33,7 +37,9 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 			args = append(args, sel, u)
 		}
 		args = append(args, "-o", "json", "-n", strconv.Itoa(n), "-f", "--no-pager", "-q")
-		cmd := exec.CommandContext(ctx, "journalctl", args...)
+		cmd := exec.CommandContext(ctx, r.journalctl(), args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return nil, false, fmt.Errorf("journalctl: %w", err)
@@ -50,7 +56,10 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 					break
 				}
 			}
-			_ = cmd.Wait() // killed by ctx
+			if err := cmd.Wait(); err != nil && ctx.Err() == nil {
+				err = journalError(sel, strings.Join(units, " "+sel+" "), stderr.Bytes(), err)
+				send(ctx, out, Line{Time: time.Now(), Priority: 3, Source: "journalctl", Message: "the log is unknown: " + err.Error()})
+			}
 		}()
 		return out, true, nil
 	}

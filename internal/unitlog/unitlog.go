@@ -46,6 +46,17 @@ type Reader struct {
 	Proc string
 	// NoJournal skips the journal even if there is one.
 	NoJournal bool
+	// Journalctl is the journalctl program, "journalctl" when empty.
+	Journalctl string
+	// Socket is journald's socket, JournalSocket when empty.
+	Socket string
+}
+
+func (r Reader) journalctl() string {
+	if r.Journalctl != "" {
+		return r.Journalctl
+	}
+	return "journalctl"
 }
 
 // HasJournal reports whether the journal is there to be asked.
@@ -53,10 +64,14 @@ func (r Reader) HasJournal() bool {
 	if r.NoJournal {
 		return false
 	}
-	if _, err := os.Stat(JournalSocket); err != nil {
+	socket := r.Socket
+	if socket == "" {
+		socket = JournalSocket
+	}
+	if _, err := os.Stat(socket); err != nil {
 		return false
 	}
-	_, err := exec.LookPath("journalctl")
+	_, err := exec.LookPath(r.journalctl())
 	return err == nil
 }
 
@@ -208,10 +223,12 @@ func (r Reader) journal(ctx context.Context, unit string, n int) ([]Line, error)
 	if r.User {
 		sel = "--user-unit"
 	}
-	cmd := exec.CommandContext(ctx, "journalctl", sel, unit, "-n", strconv.Itoa(n), "-o", "json", "--no-pager", "-q")
+	cmd := exec.CommandContext(ctx, r.journalctl(), sel, unit, "-n", strconv.Itoa(n), "-o", "json", "--no-pager", "-q")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("journalctl %s %s: %w", sel, unit, err)
+		return nil, journalError(sel, unit, stderr.Bytes(), err)
 	}
 	var lines []Line
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -222,6 +239,17 @@ func (r Reader) journal(ctx context.Context, unit string, n int) ([]Line, error)
 		}
 	}
 	return lines, nil
+}
+
+// journalError says why journalctl failed: its first line on stderr
+// ("No journal files were opened due to insufficient permissions." for a
+// user outside the systemd-journal group) and its exit status.
+func journalError(sel, unit string, stderr []byte, err error) error {
+	msg, _, _ := strings.Cut(strings.TrimSpace(string(stderr)), "\n")
+	if msg == "" {
+		return fmt.Errorf("journalctl %s %s: %w", sel, unit, err)
+	}
+	return fmt.Errorf("journalctl %s %s: %s (%w)", sel, unit, msg, err)
 }
 
 // ParseJSON decodes one line of journalctl -o json. MESSAGE may be a

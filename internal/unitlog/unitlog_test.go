@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,95 @@ func TestFollowFiles(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("channel not closed after cancel")
+	}
+}
+
+// fakeJournal returns a Reader whose journal is a script: its socket a
+// plain file, journalctl printing stdout and stderr and exiting with code.
+func fakeJournal(t *testing.T, stdout, stderr string, code int) Reader {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "socket")
+	if err := os.WriteFile(sock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"out": stdout, "err": stderr} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := fmt.Sprintf("#!/bin/sh\ncat %s\ncat %s >&2\nexit %d\n", filepath.Join(dir, "out"), filepath.Join(dir, "err"), code)
+	prog := filepath.Join(dir, "journalctl")
+	if err := os.WriteFile(prog, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return Reader{Journalctl: prog, Socket: sock}
+}
+
+// TestJournal: journalctl's lines are read; when it fails (a user outside
+// systemd-journal: it exits 1 saying so on stderr), Last's error and
+// Follow's last line carry its words, so the log is unknown, not empty.
+func TestJournal(t *testing.T) {
+	const denied = "No journal files were opened due to insufficient permissions."
+	tests := []struct {
+		name, stdout, stderr string
+		code                 int
+		want                 []string // messages, from Last and then Follow
+		wantErr              string   // in Last's error and Follow's last line
+	}{
+		{name: "read", stdout: `{"MESSAGE":"hello","PRIORITY":"6"}` + "\n" + `{"MESSAGE":[27,93,48,59,112,7,82],"PRIORITY":"3"}` + "\n",
+			want: []string{"hello", "\x1b]0;p\aR"}},
+		{name: "denied", stderr: denied + "\n", code: 1, wantErr: denied + " (exit status 1)"},
+		{name: "empty", want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := fakeJournal(t, tt.stdout, tt.stderr, tt.code)
+			if !r.HasJournal() {
+				t.Fatal("HasJournal is false with the socket and journalctl there")
+			}
+			lines, ok, err := r.Last(context.Background(), "web.service", nil, 10)
+			if tt.wantErr != "" {
+				if err == nil || ok || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Last: ok %v, err %v; want an error with %q", ok, err, tt.wantErr)
+				}
+			} else {
+				var got []string
+				for _, l := range lines {
+					got = append(got, l.Message)
+				}
+				if err != nil || !ok || !slices.Equal(got, tt.want) {
+					t.Errorf("Last: %q, ok %v, %v; want %q", got, ok, err, tt.want)
+				}
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ch, ok, err := r.Follow(ctx, []string{"web.service", "web.socket"}, nil, 10)
+			if err != nil || !ok {
+				t.Fatalf("Follow: ok %v, %v", ok, err)
+			}
+			var got []Line
+			for l := range ch { // the fake exits: the channel closes
+				got = append(got, l)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("Follow's channel did not close after journalctl exited")
+			}
+			var msgs []string
+			for _, l := range got {
+				msgs = append(msgs, l.Message)
+			}
+			if tt.wantErr == "" {
+				if !slices.Equal(msgs, tt.want) {
+					t.Errorf("Follow: %q, want %q", msgs, tt.want)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Priority != 3 || got[0].Source != "journalctl" ||
+				!strings.Contains(got[0].Message, "the log is unknown") || !strings.Contains(got[0].Message, tt.wantErr) {
+				t.Errorf("Follow: %+v; want one priority-3 line from journalctl saying the log is unknown: %s", got, tt.wantErr)
+			}
+		})
 	}
 }
