@@ -185,13 +185,11 @@ func appendInetReq(b []byte, family Family, proto Proto, states uint32, s *Socke
 		binary.BigEndian.PutUint16(id[2:4], s.Remote.Port())
 		la, ra := s.Local.Addr(), s.Remote.Addr()
 		if family == FamilyInet {
-			a4, r4 := la.As4(), ra.As4()
-			copy(id[4:8], a4[:])
-			copy(id[20:24], r4[:])
+			copy(id[4:8], addrBytes4(la))
+			copy(id[20:24], addrBytes4(ra))
 		} else {
-			a16, r16 := la.As16(), ra.As16()
-			copy(id[4:20], a16[:])
-			copy(id[20:36], r16[:])
+			copy(id[4:20], addrBytes16(la))
+			copy(id[20:36], addrBytes16(ra))
 		}
 		binary.NativeEndian.PutUint32(id[40:44], uint32(s.Cookie))
 		binary.NativeEndian.PutUint32(id[44:48], uint32(s.Cookie>>32))
@@ -200,6 +198,25 @@ func appendInetReq(b []byte, family Family, proto Proto, states uint32, s *Socke
 		binary.NativeEndian.PutUint32(id[44:48], ^uint32(0))
 	}
 	return append(b, id[:]...)
+}
+
+// addrBytes4 is a's four bytes, or zeros for an address that is not IPv4
+// (the zero Addr of a socket whose peer is unknown; As4 would panic).
+func addrBytes4(a netip.Addr) []byte {
+	if !a.Is4() && !a.Is4In6() {
+		return make([]byte, 4)
+	}
+	b := a.As4()
+	return b[:]
+}
+
+// addrBytes16 is a's sixteen bytes, or zeros for the zero Addr.
+func addrBytes16(a netip.Addr) []byte {
+	if !a.IsValid() {
+		return make([]byte, 16)
+	}
+	b := a.As16()
+	return b[:]
 }
 
 // appendUnixReq appends a unix_diag_req: a dump if ino is 0, else an exact lookup.
