@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -107,6 +109,18 @@ type pipeline struct {
 	replies chan []reply  // from readReplies
 	failed  chan error    // readReplies' error (buffered 1)
 	gone    chan struct{} // closed by reset: readReplies may stop
+
+	peer atomic.Int32 // PID of the socket's server at the last dial (SO_PEERCRED), 0 unknown
+}
+
+// peerPID returns the PID of the process that served the socket at the
+// last dial (the manager on its private socket, the bus daemon on a bus),
+// 0 if unknown.
+func (p *pipeline) peerPID() int {
+	if p == nil {
+		return 0
+	}
+	return int(p.peer.Load())
 }
 
 // unixSocketAddr returns the socket a D-Bus address names, if it is one
@@ -144,6 +158,15 @@ func (p *pipeline) dial(ctx context.Context) error {
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", p.address, err)
+	}
+	if uc, ok := conn.(*net.UnixConn); ok {
+		if rc, err := uc.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) {
+				if cr, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED); err == nil {
+					p.peer.Store(cr.Pid)
+				}
+			})
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {

@@ -1,6 +1,7 @@
 package dbusclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -549,9 +550,23 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// goneCheck is how often a call waiting for a lost connection checks
+// whether the manager's process still exists.
+const goneCheck = 100 * time.Millisecond
+
 // current waits until the client is connected and returns the connection
-// and the pipeline.
+// and the pipeline. While disconnected it waits for the reconnection (a
+// daemon-reexec keeps the manager's PID) unless the process that answered
+// on the socket is gone: then nothing will reconnect soon, and it fails
+// with ErrNotConnected at once.
 func (c *Client) current(ctx context.Context) (*dbus.Conn, *pipeline, error) {
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	var tick <-chan time.Time
 	for {
 		c.mu.Lock()
 		conn, pipe, up := c.conn, c.pipe, c.up
@@ -559,14 +574,40 @@ func (c *Client) current(ctx context.Context) (*dbus.Conn, *pipeline, error) {
 		if conn != nil {
 			return conn, pipe, nil
 		}
+		if pid := pipe.peerPID(); pid > 0 {
+			if processGone(pid) {
+				return nil, nil, fmt.Errorf("%w: its process %d is gone", ErrNotConnected, pid)
+			}
+			if ticker == nil {
+				ticker = time.NewTicker(goneCheck)
+				tick = ticker.C
+			}
+		}
 		select {
 		case <-up:
+		case <-tick:
 		case <-c.closed:
 			return nil, nil, ErrClosed
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("waiting for the manager connection: %w", ctx.Err())
 		}
 	}
+}
+
+// processGone reports whether pid no longer runs (no such process, or a
+// zombie). A process this one may not signal still runs.
+func processGone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false // unknown: keep waiting
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] == 'Z' || b[i+2] == 'X'
+	}
+	return false
 }
 
 // run executes calls pipelined, waiting for a connection if there is none

@@ -14,6 +14,11 @@ var ErrNoSuchUnit = errors.New("no such unit")
 // ErrClosed is returned by calls on a closed Client.
 var ErrClosed = errors.New("dbusclient: client closed")
 
+// ErrNotConnected is returned (wrapped) by calls made while the connection
+// to the manager is lost and its process is gone. The Disconnected event of
+// every Subscription reports the loss itself.
+var ErrNotConnected = errors.New("not connected to the manager")
+
 // UnitError says which unit an operation failed on.
 type UnitError struct {
 	Op   string // e.g. "restart", "read"

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"context"
+	"errors"
 
 	"slices"
 	"time"
@@ -144,6 +145,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			if err := st.refresh(nil, full); err != nil {
 				if ctx.Err() != nil {
 					return nil // cut short by the end of the watch, not a disconnection
+				}
+				if errors.Is(err, dbusclient.ErrNotConnected) {
+					continue // the subscription's Disconnected records the loss once
 				}
 				st.emit([]Event{{Type: EventDisconnected, Phase: "rescan", Error: err.Error()}})
 			}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
@@ -38,20 +36,20 @@ func runAgent(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := mf.validate(); err != nil {
 		return fail(stderr, agentCommand, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
 	client, b, err := mf.connect(ctx, fs.Args())
 	if err != nil {
-		return fail(stderr, agentCommand, err)
+		return sig.exit(failUnlessSignalled(stderr, agentCommand, sig, err))
 	}
 	defer client.Close()
 	model := newAgentModel(client, b, *interval)
 	hostname, _ := os.Hostname()
 	hello := inspect.AgentMessage{Version: version, Hostname: hostname, User: os.Getenv("USER")}
 	if err := inspect.ServeAgent(ctx, stdin, stdout, model, hello); err != nil {
-		return fail(stderr, agentCommand, err)
+		return sig.exit(failUnlessSignalled(stderr, agentCommand, sig, err))
 	}
-	return exitOK
+	return sig.exit(exitOK)
 }
 
 // agentModel is the live model an agent serves, made of what the dashboard

@@ -6,10 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
@@ -41,19 +38,25 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "doctor", err)
 	}
 	mf.all = true // a failed or dead unit is what the doctor is after
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	client, b, err := mf.connect(ctx, fs.Args())
+	return sig.exit(doctor(ctx, sig, mf, fs.Args(), *asJSON, stdout, stderr))
+}
+
+// doctor runs the doctor once the flags are checked; an error caused by a
+// termination signal is not printed (the exit status tells it).
+func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string, asJSON bool, stdout, stderr io.Writer) int {
+	client, b, err := mf.connect(ctx, patterns)
 	if err != nil {
-		return fail(stderr, "doctor", err)
+		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
 	defer client.Close()
-	in, err := gatherDoctor(ctx, client, b, fs.Args(), mf.user, true)
+	in, err := gatherDoctor(ctx, client, b, patterns, mf.user, true)
 	if err != nil {
-		return fail(stderr, "doctor", err)
+		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
 	findings := inspect.Diagnose(in)
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {

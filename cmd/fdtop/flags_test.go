@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -314,17 +316,57 @@ func TestWatchShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitRecorded(t, rec, `"type":"handoff"`)
+		// Kill the manager with a rescan in flight: stop it, wait until
+		// a request of the watch waits unread in its socket, then kill.
+		if err := syscall.Kill(sb.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); !unreadRequest(t, sb.PID); {
+			if time.Now().After(deadline) {
+				t.Fatal("no request of the watch reached the stopped manager within 20 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		if err := syscall.Kill(sb.PID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		killed := time.Now()
 		for !exited(sb.PID) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		// The manager is gone. (Whether the watch has recorded the lost
-		// connection yet is not asked here: a rescan in flight waits for
-		// a reconnection and holds the event back; see the report of
-		// issue 11.)
+		// The manager is gone: the watch records it once, at once, even
+		// with a rescan in flight (which stops waiting for a reconnection
+		// once the manager's process is gone).
+		disconnects := func() int {
+			n := 0
+			for _, e := range lines(t, rec) {
+				if e.Type == inspect.EventDisconnected {
+					n++
+				}
+			}
+			return n
+		}
+		for disconnects() == 0 {
+			if time.Since(killed) > 10*time.Second {
+				b, _ := os.ReadFile(rec)
+				t.Fatalf("no disconnected line 10 s after the manager was killed:\n%s", b)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		took := time.Since(killed)
+		t.Logf("disconnected recorded %v after the manager was killed", took)
+		if took > time.Second {
+			t.Errorf("disconnected recorded %v after the manager was killed, want at most 1 s", took)
+		}
+		// Rescans go on failing while the manager is gone: they must not
+		// add lines.
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+			time.Sleep(50 * time.Millisecond)
+		}
 		interrupt(t, cmd)
+		if n := disconnects(); n != 1 {
+			t.Errorf("%d disconnected lines, want 1", n)
+		}
 		for _, e := range lines(t, rec) {
 			if strings.Contains(e.Message, "context canceled") || strings.Contains(e.Message, "rescan failed") ||
 				e.Type == inspect.EventDisconnected && !strings.HasPrefix(e.Message, "connection to the manager lost") {
@@ -332,4 +374,24 @@ func TestWatchShutdown(t *testing.T) {
 			}
 		}
 	})
+}
+
+// unreadRequest reports whether a unix socket of pid has bytes waiting to
+// be read (ss's Recv-Q).
+func unreadRequest(t *testing.T, pid int) bool {
+	t.Helper()
+	out, err := exec.Command("ss", "-xpH").Output()
+	if err != nil {
+		t.Fatalf("ss -xpH: %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.Contains(l, fmt.Sprintf("pid=%d,", pid)) {
+			continue
+		}
+		if n, err := strconv.Atoi(f[2]); err == nil && n > 0 {
+			return true
+		}
+	}
+	return false
 }

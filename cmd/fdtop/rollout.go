@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
@@ -133,37 +131,19 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	// The first Ctrl-C (or SIGTERM, SIGHUP) stops after the current host
 	// (before any restart, at once); a second one cuts the current host
 	// short. Either way the exit status is 128+N, as for every command.
+	// preCtx (reaching the hosts, finding the unit, waiting between
+	// hosts) ends at the first signal; ctx, the current host's work, at
+	// the second.
+	preCtx, sig, stopSignals := withSignals(context.Background())
+	defer stopSignals()
+	stopAfter := preCtx.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sig := &caught{}
-	stopAfter := make(chan struct{})
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, terminationSignals...)
-	defer signal.Stop(sigc)
 	go func() {
 		select {
-		case s := <-sigc:
-			sig.mu.Lock()
-			sig.sig = s.(syscall.Signal)
-			sig.mu.Unlock()
-		case <-ctx.Done():
-			return
-		}
-		close(stopAfter)
-		select {
-		case <-sigc:
+		case <-sig.second():
 			cancel()
 		case <-ctx.Done():
-		}
-	}()
-	// Reaching the hosts and finding the unit stop at the first signal.
-	preCtx, preCancel := context.WithCancel(ctx)
-	defer preCancel()
-	go func() {
-		select {
-		case <-stopAfter:
-			preCancel()
-		case <-preCtx.Done():
 		}
 	}()
 
@@ -175,7 +155,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		}
 		f, err := openFleet(preCtx, &ff, targets, agentOptions{args: agentArgs(&mf, []string{unit}), sudo: ff.sudo, push: ff.push})
 		if err != nil {
-			return sig.exit(fail(stderr, "rollout", err))
+			return sig.exit(failUnlessSignalled(stderr, "rollout", sig, err))
 		}
 		defer f.Close()
 		for _, h := range f.hosts {
@@ -190,7 +170,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 	} else {
 		client, b, err := mf.connect(preCtx, []string{unit})
 		if err != nil {
-			return sig.exit(fail(stderr, "rollout", err))
+			return sig.exit(failUnlessSignalled(stderr, "rollout", sig, err))
 		}
 		defer client.Close()
 		local, closeLocal, err := localAgent(ctx, newAgentModel(client, b, 2*time.Second))

@@ -16,9 +16,15 @@ var terminationSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SI
 
 // caught records the termination signal that ended a command.
 type caught struct {
-	mu  sync.Mutex
-	sig syscall.Signal
+	mu    sync.Mutex
+	sig   syscall.Signal
+	again chan struct{} // closed by a second signal
+	twice bool
 }
+
+// second is closed when a second termination signal arrives: the commands
+// that stop gracefully at the first (rollout) cut short at the second.
+func (c *caught) second() <-chan struct{} { return c.again }
 
 // signal returns the signal caught, 0 if none.
 func (c *caught) signal() syscall.Signal {
@@ -39,11 +45,11 @@ func (c *caught) exit(code int) int {
 
 // withSignals returns a context cancelled by the first SIGINT, SIGTERM or
 // SIGHUP, what was caught, and the function that stops listening. Signals
-// that follow the first are caught too (and ignored) until stop, so a
-// second Ctrl-C cannot cut a teardown short.
+// that follow the first are caught too until stop, so a second Ctrl-C
+// cannot cut a teardown short; they only close caught.second.
 func withSignals(parent context.Context) (context.Context, *caught, func()) {
 	ctx, cancel := context.WithCancel(parent)
-	c := &caught{}
+	c := &caught{again: make(chan struct{})}
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, terminationSignals...)
 	done := make(chan struct{})
@@ -57,6 +63,9 @@ func withSignals(parent context.Context) (context.Context, *caught, func()) {
 				c.mu.Lock()
 				if c.sig == 0 {
 					c.sig = s.(syscall.Signal)
+				} else if !c.twice {
+					c.twice = true
+					close(c.again)
 				}
 				c.mu.Unlock()
 				cancel()
