@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -104,6 +105,11 @@ type View struct {
 	// Alive answers Tracker.Unaccounted for this view: which of those
 	// sockets still existed when it was taken.
 	Alive map[uint64]bool `json:"alive,omitempty"`
+	// Own lists the peer addresses of connections in the view that are
+	// fdtop's own (the gap meter's probes, which connect and close at
+	// once): they are never a service's connections, neither preserved
+	// nor dropped.
+	Own []string `json:"own,omitempty"`
 }
 
 // NewView makes the View of a snapshot of units (nil: the full picture).
@@ -144,13 +150,48 @@ type Tracker struct {
 	states       map[string][2]string // last active/sub state reported per unit
 	jobTypes     map[uint32]string    // type of each job in progress, by id
 	lastTime     time.Time            // time of the last event: times never go back
+	own          map[string]time.Time // fdtop's own connections' peers (View.Own), when last seen
 
 	out []Event
 }
 
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker {
-	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}}
+	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}, own: map[string]time.Time{}}
+}
+
+// ownKey is the form of an address fdtop's own connections are known by
+// (an IPv4 address mapped into IPv6 unmapped).
+func ownKey(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return addr
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+}
+
+// isOwn reports that a connection is fdtop's own (View.Own).
+func (tr *Tracker) isOwn(c Connection) bool {
+	if len(tr.own) == 0 || c.Remote == "" {
+		return false
+	}
+	_, ok := tr.own[ownKey(c.Remote)]
+	return ok
+}
+
+// notOwn is conns without fdtop's own connections (a new slice when
+// some are left out: the snapshot is not changed).
+func (tr *Tracker) notOwn(conns []Connection) []Connection {
+	if !slices.ContainsFunc(conns, tr.isOwn) {
+		return conns
+	}
+	out := make([]Connection, 0, len(conns))
+	for _, c := range conns {
+		if !tr.isOwn(c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // tracked is what the tracker remembers of one service between events.
@@ -334,7 +375,7 @@ func (tr *Tracker) Unaccounted(v *View) []uint64 {
 			}
 		}
 		for _, c := range t.before.Connections {
-			if !after[c.Inode] && !held[c.Inode] {
+			if !after[c.Inode] && !held[c.Inode] && !tr.isOwn(c) && !slices.Contains(v.Own, ownKey(c.Remote)) {
 				out = append(out, c.Inode)
 			}
 		}
@@ -390,10 +431,19 @@ func (tr *Tracker) view(at time.Time, v *View) {
 			tr.sockSvc[su.Unit] = su.Service
 		}
 	}
+	for _, a := range v.Own {
+		tr.own[ownKey(a)] = at
+	}
+	for a, seen := range tr.own {
+		if at.Sub(seen) > ownKeep {
+			delete(tr.own, a)
+		}
+	}
 	held := v.held()
 	viewed := map[string]bool{}
 	for i := range snap.Services {
 		svc := snap.Services[i]
+		svc.Connections = tr.notOwn(svc.Connections)
 		if v.Units != nil && !slices.Contains(v.Units, svc.Unit) {
 			// Only what was asked for is read in detail.
 			continue
@@ -766,6 +816,11 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) H
 	}
 	reported := 0
 	for _, c := range b.Connections {
+		if tr.isOwn(c) {
+			// A probe of the gap meter's, seen before its address was
+			// known: fdtop's own, not the service's.
+			continue
+		}
 		ac, ok := afterC[c.Inode]
 		// A connection the manager holds is alive in the store (a next
 		// restart may already have handed it over again).
