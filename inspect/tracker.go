@@ -105,6 +105,9 @@ type View struct {
 	// Alive answers Tracker.Unaccounted for this view: which of those
 	// sockets still existed when it was taken.
 	Alive map[uint64]bool `json:"alive,omitempty"`
+	// AliveUnknown: the kernel could not be asked about those sockets, so
+	// one not seen in a process or the manager is unknown, not dropped.
+	AliveUnknown bool `json:"alive_unknown,omitempty"`
 	// Own lists the peer addresses of connections in the view that are
 	// fdtop's own (the gap meter's probes, which connect and close at
 	// once): they are never a service's connections, neither preserved
@@ -477,7 +480,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 				rest = append(rest, p)
 				continue
 			}
-			tr.finishJob(p.name, t, p.result, at, v.Alive)
+			tr.finishJob(p.name, t, p.result, at, v.Alive, v.AliveUnknown)
 		}
 		tr.finishing = rest
 	}
@@ -752,7 +755,7 @@ func relevant(unit string) bool {
 // a stop (no main process, unit down) waits for its start; a new main
 // process after an old one is a handoff, summarised now; anything else
 // (a reload, a failed or canceled job on a running process) is not.
-func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Time, alive map[uint64]bool) {
+func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Time, alive map[uint64]bool, aliveUnknown bool) {
 	if t.before == nil || t.beforePID == 0 {
 		t.before = nil
 		return
@@ -766,13 +769,15 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 		t.before, t.stopDone = nil, false
 		return
 	}
-	h := tr.summarise(t, at, alive)
+	h := tr.summarise(t, at, alive, aliveUnknown)
 	t.before, t.beforeSocks, t.stopDone = nil, nil, false
 	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
 }
 
-// summarise compares the service before the job with now.
-func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) Handoff {
+// summarise compares the service before the job with now; alive says which
+// of the connections seen nowhere still exist (aliveUnknown: the kernel
+// could not be asked, so those are unknown).
+func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, aliveUnknown bool) Handoff {
 	b := t.before
 	a, socks, _ := t.current()
 	h := Handoff{HandoffJob: "restart", OldPID: t.beforePID, NewPID: t.mainPID}
@@ -822,6 +827,12 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) H
 			continue
 		}
 		ac, ok := afterC[c.Inode]
+		if !ok && !t.held[c.Inode] && !alive[c.Inode] && aliveUnknown {
+			// Seen nowhere, but whether it still exists was not
+			// learned: not said dropped.
+			h.ConnectionsUnknown = true
+			continue
+		}
 		// A connection the manager holds is alive in the store (a next
 		// restart may already have handed it over again).
 		if ok || t.held[c.Inode] || alive[c.Inode] {
@@ -971,7 +982,7 @@ func (tr *Tracker) concludeNow(name string, at time.Time) {
 			continue
 		}
 		if t := tr.units[name]; t != nil {
-			tr.finishJob(name, t, p.result, at, nil)
+			tr.finishJob(name, t, p.result, at, nil, false)
 		}
 	}
 	tr.finishing = rest

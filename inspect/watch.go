@@ -47,7 +47,9 @@ type Watcher struct {
 	// in the kernel. A handoff's connections that no snapshot shows in the
 	// new process or the manager are checked with it before they count as
 	// dropped (a scan is not atomic across processes: a connection moving
-	// from a process to the manager can slip between two reads).
+	// from a process to the manager can slip between two reads). It
+	// returns nil when the kernel could not be asked: those connections
+	// are then unknown, never dropped.
 	Alive func(ctx context.Context, inodes []uint64) map[uint64]bool
 	// FDCount, if set, gives a process's open descriptor count cheaply
 	// (procfs.FS.FDCount): a rescan with nothing signalled and no count
@@ -417,6 +419,7 @@ func (st *loop) refresh(units []string, full bool) error {
 	if st.w.Alive != nil {
 		if missing := st.tr.Unaccounted(v); len(missing) > 0 {
 			v.Alive = st.w.Alive(st.ctx, missing)
+			v.AliveUnknown = v.Alive == nil
 		}
 	}
 	st.step(Step{At: snap.Time, View: v})
@@ -507,14 +510,14 @@ func listenerInodes(svc *Service, socks []SocketUnit) map[string]uint64 {
 }
 
 // SocketsAlive adapts a socket lookup by inode (procfs.FS.SocketsByInode)
-// to Watcher.Alive.
+// to Watcher.Alive: a lookup that failed answers nil (unknown).
 func SocketsAlive[S any](lookup func(ctx context.Context, inodes []uint64) (map[uint64]S, error)) func(ctx context.Context, inodes []uint64) map[uint64]bool {
 	return func(ctx context.Context, inodes []uint64) map[uint64]bool {
 		found, err := lookup(ctx, inodes)
-		out := map[uint64]bool{}
 		if err != nil {
-			return out
+			return nil // not asked: unknown, not gone
 		}
+		out := map[uint64]bool{}
 		for ino := range found {
 			out[ino] = true
 		}
