@@ -22,6 +22,10 @@ type ProbeConfig struct {
 	MaxAttempts int
 	// Timeout bounds one connect (default 1 s).
 	Timeout time.Duration
+	// OnConnect, if set, is given the local address of each connection
+	// the probe made (before it closes it): the service sees it as the
+	// peer of a connection that is fdtop's own, not a client's.
+	OnConnect func(local netip.AddrPort)
 }
 
 func (c ProbeConfig) withDefaults() ProbeConfig {
@@ -86,6 +90,11 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 				start := time.Now()
 				c, err := d.DialContext(ctx, "tcp", target)
 				took := time.Since(start)
+				if c != nil && cfg.OnConnect != nil {
+					if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+						cfg.OnConnect(a.AddrPort())
+					}
+				}
 				if ctx.Err() != nil {
 					if c != nil {
 						c.Close()

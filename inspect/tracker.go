@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -104,6 +105,14 @@ type View struct {
 	// Alive answers Tracker.Unaccounted for this view: which of those
 	// sockets still existed when it was taken.
 	Alive map[uint64]bool `json:"alive,omitempty"`
+	// AliveUnknown: the kernel could not be asked about those sockets, so
+	// one not seen in a process or the manager is unknown, not dropped.
+	AliveUnknown bool `json:"alive_unknown,omitempty"`
+	// Own lists the peer addresses of connections in the view that are
+	// fdtop's own (the gap meter's probes, which connect and close at
+	// once): they are never a service's connections, neither preserved
+	// nor dropped.
+	Own []string `json:"own,omitempty"`
 }
 
 // NewView makes the View of a snapshot of units (nil: the full picture).
@@ -144,13 +153,48 @@ type Tracker struct {
 	states       map[string][2]string // last active/sub state reported per unit
 	jobTypes     map[uint32]string    // type of each job in progress, by id
 	lastTime     time.Time            // time of the last event: times never go back
+	own          map[string]time.Time // fdtop's own connections' peers (View.Own), when last seen
 
 	out []Event
 }
 
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker {
-	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}}
+	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}, own: map[string]time.Time{}}
+}
+
+// ownKey is the form of an address fdtop's own connections are known by
+// (an IPv4 address mapped into IPv6 unmapped).
+func ownKey(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return addr
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+}
+
+// isOwn reports that a connection is fdtop's own (View.Own).
+func (tr *Tracker) isOwn(c Connection) bool {
+	if len(tr.own) == 0 || c.Remote == "" {
+		return false
+	}
+	_, ok := tr.own[ownKey(c.Remote)]
+	return ok
+}
+
+// notOwn is conns without fdtop's own connections (a new slice when
+// some are left out: the snapshot is not changed).
+func (tr *Tracker) notOwn(conns []Connection) []Connection {
+	if !slices.ContainsFunc(conns, tr.isOwn) {
+		return conns
+	}
+	out := make([]Connection, 0, len(conns))
+	for _, c := range conns {
+		if !tr.isOwn(c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // tracked is what the tracker remembers of one service between events.
@@ -334,7 +378,7 @@ func (tr *Tracker) Unaccounted(v *View) []uint64 {
 			}
 		}
 		for _, c := range t.before.Connections {
-			if !after[c.Inode] && !held[c.Inode] {
+			if !after[c.Inode] && !held[c.Inode] && !tr.isOwn(c) && !slices.Contains(v.Own, ownKey(c.Remote)) {
 				out = append(out, c.Inode)
 			}
 		}
@@ -390,10 +434,19 @@ func (tr *Tracker) view(at time.Time, v *View) {
 			tr.sockSvc[su.Unit] = su.Service
 		}
 	}
+	for _, a := range v.Own {
+		tr.own[ownKey(a)] = at
+	}
+	for a, seen := range tr.own {
+		if at.Sub(seen) > ownKeep {
+			delete(tr.own, a)
+		}
+	}
 	held := v.held()
 	viewed := map[string]bool{}
 	for i := range snap.Services {
 		svc := snap.Services[i]
+		svc.Connections = tr.notOwn(svc.Connections)
 		if v.Units != nil && !slices.Contains(v.Units, svc.Unit) {
 			// Only what was asked for is read in detail.
 			continue
@@ -427,7 +480,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 				rest = append(rest, p)
 				continue
 			}
-			tr.finishJob(p.name, t, p.result, at, v.Alive)
+			tr.finishJob(p.name, t, p.result, at, v.Alive, v.AliveUnknown)
 		}
 		tr.finishing = rest
 	}
@@ -702,7 +755,7 @@ func relevant(unit string) bool {
 // a stop (no main process, unit down) waits for its start; a new main
 // process after an old one is a handoff, summarised now; anything else
 // (a reload, a failed or canceled job on a running process) is not.
-func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Time, alive map[uint64]bool) {
+func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Time, alive map[uint64]bool, aliveUnknown bool) {
 	if t.before == nil || t.beforePID == 0 {
 		t.before = nil
 		return
@@ -716,13 +769,15 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 		t.before, t.stopDone = nil, false
 		return
 	}
-	h := tr.summarise(t, at, alive)
+	h := tr.summarise(t, at, alive, aliveUnknown)
 	t.before, t.beforeSocks, t.stopDone = nil, nil, false
 	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
 }
 
-// summarise compares the service before the job with now.
-func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) Handoff {
+// summarise compares the service before the job with now; alive says which
+// of the connections seen nowhere still exist (aliveUnknown: the kernel
+// could not be asked, so those are unknown).
+func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, aliveUnknown bool) Handoff {
 	b := t.before
 	a, socks, _ := t.current()
 	h := Handoff{HandoffJob: "restart", OldPID: t.beforePID, NewPID: t.mainPID}
@@ -766,7 +821,18 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool) H
 	}
 	reported := 0
 	for _, c := range b.Connections {
+		if tr.isOwn(c) {
+			// A probe of the gap meter's, seen before its address was
+			// known: fdtop's own, not the service's.
+			continue
+		}
 		ac, ok := afterC[c.Inode]
+		if !ok && !t.held[c.Inode] && !alive[c.Inode] && aliveUnknown {
+			// Seen nowhere, but whether it still exists was not
+			// learned: not said dropped.
+			h.ConnectionsUnknown = true
+			continue
+		}
 		// A connection the manager holds is alive in the store (a next
 		// restart may already have handed it over again).
 		if ok || t.held[c.Inode] || alive[c.Inode] {
@@ -916,7 +982,7 @@ func (tr *Tracker) concludeNow(name string, at time.Time) {
 			continue
 		}
 		if t := tr.units[name]; t != nil {
-			tr.finishJob(name, t, p.result, at, nil)
+			tr.finishJob(name, t, p.result, at, nil, false)
 		}
 	}
 	tr.finishing = rest

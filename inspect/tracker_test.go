@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/inspect"
 )
@@ -154,5 +156,83 @@ func TestTrackerReplay(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestTrackerOwnConnections: the gap meter's probe connections (their
+// peers listed in View.Own) are fdtop's own, never the service's: not
+// dropped when the old process accepted one and closed it during the job,
+// not preserved when the new one holds one, whenever their address became
+// known. A client's connection accepted and closed during the job still
+// counts dropped, unless the kernel could not be asked whether it still
+// exists (View.AliveUnknown): then it is unknown.
+func TestTrackerOwnConnections(t *testing.T) {
+	const probeAddr, clientAddr = "127.0.0.1:50001", "127.0.0.1:40003"
+	view := func(pid int, state string, extra ...inspect.Connection) *inspect.Snapshot {
+		s := serviceView(pid, state)
+		svc := &s.Services[0]
+		for i, ino := range []uint64{1, 2} {
+			svc.Connections = append(svc.Connections, inspect.Connection{Inode: ino, PID: pid, FD: 10 + i, Remote: fmt.Sprintf("127.0.0.1:4000%d", i+1), State: "ESTAB"})
+		}
+		for _, c := range extra {
+			c.PID = pid
+			svc.Connections = append(svc.Connections, c)
+		}
+		return s
+	}
+	probe := inspect.Connection{Inode: 9, FD: 20, Remote: probeAddr, State: "CLOSE-WAIT"}
+	mapped := probe
+	mapped.Remote = "[::ffff:127.0.0.1]:50001"
+	client := inspect.Connection{Inode: 8, FD: 21, Remote: clientAddr, State: "ESTAB"}
+	tests := []struct {
+		name                  string
+		mid, after            *inspect.Snapshot
+		midOwn, afterOwn      []string
+		preserved, dropped    int
+		alive                 map[uint64]bool
+		aliveUnknown, unknown bool
+	}{
+		{"probe in the old process, known at once", view(100, "active", probe), view(200, "active"), []string{probeAddr}, nil, 2, 0, nil, false, false},
+		{"probe in the old process, known late", view(100, "active", probe), view(200, "active"), nil, []string{probeAddr}, 2, 0, nil, false, false},
+		{"probe on a dual-stack listener", view(100, "active", mapped), view(200, "active"), []string{probeAddr}, nil, 2, 0, nil, false, false},
+		{"probe in the new process", view(100, "active"), view(200, "active", probe), nil, []string{probeAddr}, 2, 0, nil, false, false},
+		{"a client's connection closed during the job", view(100, "active", client), view(200, "active"), []string{probeAddr}, []string{probeAddr}, 2, 1, nil, false, false},
+		{"a client's connection seen nowhere, still open", view(100, "active", client), view(200, "active"), nil, nil, 3, 0, map[uint64]bool{8: true}, false, false},
+		{"a client's connection seen nowhere, the kernel not asked", view(100, "active", client), view(200, "active"), nil, nil, 2, 0, nil, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := inspect.NewTracker()
+			at := time.Unix(1000, 0)
+			step := func(s inspect.Step) []inspect.Event {
+				at = at.Add(10 * time.Millisecond)
+				s.At = at
+				if s.View != nil {
+					s.View.Snapshot.Time = at
+				}
+				return tr.Step(s)
+			}
+			sig := func(ev dbusclient.Event) []inspect.Event { return step(inspect.Step{Signal: inspect.SignalOf(ev)}) }
+			step(inspect.Step{View: &inspect.View{Snapshot: view(100, "active")}})
+			sig(dbusclient.JobNew{ID: 7, Unit: "web.service"})
+			step(inspect.Step{View: &inspect.View{Units: []string{"web.service"}, Snapshot: tc.mid, Own: tc.midOwn}})
+			sig(dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{MainPID: u32(0), ActiveState: str("activating")}})
+			sig(dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{MainPID: u32(200), ActiveState: str("active")}})
+			sig(dbusclient.JobRemoved{ID: 7, Unit: "web.service", Result: "done"})
+			evs := step(inspect.Step{View: &inspect.View{Units: []string{"web.service"}, Snapshot: tc.after, Own: tc.afterOwn, Alive: tc.alive, AliveUnknown: tc.aliveUnknown}})
+			hs := handoffsOf(evs, "web.service")
+			if len(hs) != 1 {
+				t.Fatalf("%d handoff events (%+v), want 1", len(hs), evs)
+			}
+			h := hs[0].Handoff
+			if h.ConnectionsPreserved != tc.preserved || h.ConnectionsDropped != tc.dropped || h.ConnectionsUnknown != tc.unknown || h.OldPID != 100 || h.NewPID != 200 {
+				t.Errorf("%s, want %d preserved, %d dropped, unknown %v (pid 100 → 200)", inspect.Verdict(*h), tc.preserved, tc.dropped, tc.unknown)
+			}
+			for _, e := range evs {
+				if (e.Type == inspect.EventConnectionDropped || e.Type == inspect.EventConnectionPreserved) && e.Inode == probe.Inode {
+					t.Errorf("the probe connection reported as the service's: %+v", e)
+				}
+			}
+		})
 	}
 }

@@ -3,8 +3,9 @@ package inspect
 import (
 	"context"
 	"errors"
-
+	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
@@ -46,7 +47,9 @@ type Watcher struct {
 	// in the kernel. A handoff's connections that no snapshot shows in the
 	// new process or the manager are checked with it before they count as
 	// dropped (a scan is not atomic across processes: a connection moving
-	// from a process to the manager can slip between two reads).
+	// from a process to the manager can slip between two reads). It
+	// returns nil when the kernel could not be asked: those connections
+	// are then unknown, never dropped.
 	Alive func(ctx context.Context, inodes []uint64) map[uint64]bool
 	// FDCount, if set, gives a process's open descriptor count cheaply
 	// (procfs.FS.FDCount): a rescan with nothing signalled and no count
@@ -74,6 +77,8 @@ type loop struct {
 	tr  *Tracker
 
 	probes map[string]*probeRun // gap meter runs, by service
+	ownMu  sync.Mutex
+	own    map[string]time.Time // the gap meter's local addresses, when each connected
 
 	dirty    bool        // a signal arrived since the last full view
 	fdCounts map[int]int // descriptor counts at the last full view
@@ -234,11 +239,54 @@ func (st *loop) startProbes() {
 		ctx, cancel := context.WithCancel(st.ctx)
 		p := &probeRun{cancel: cancel, done: make(chan struct{})}
 		st.probes[name] = p
+		cfg := ProbeConfig{Every: 10 * time.Millisecond, Max: 2 * time.Minute, OnConnect: st.probed}
 		go func() {
 			defer close(p.done)
-			p.result = Probe(ctx, targets, ProbeConfig{Every: 10 * time.Millisecond, Max: 2 * time.Minute})
+			p.result = Probe(ctx, targets, cfg)
 		}()
 	}
+}
+
+// ownKeep is how long the gap meter's addresses are remembered: longer
+// than a connection it made can wait, unread, in a service (or in the
+// listener's queue for the next process).
+const ownKeep = 5 * time.Minute
+
+// probed records the local address of a connection the gap meter made.
+func (st *loop) probed(local netip.AddrPort) {
+	st.ownMu.Lock()
+	defer st.ownMu.Unlock()
+	if st.own == nil {
+		st.own = map[string]time.Time{}
+	}
+	st.own[ownKey(local.String())] = st.w.now()
+}
+
+// ownIn lists the gap meter's addresses that are the peer of a
+// connection in snap (its probe connections the services accepted).
+func (st *loop) ownIn(snap *Snapshot) []string {
+	st.ownMu.Lock()
+	defer st.ownMu.Unlock()
+	if len(st.own) == 0 {
+		return nil
+	}
+	now := st.w.now()
+	for a, at := range st.own {
+		if now.Sub(at) > ownKeep {
+			delete(st.own, a)
+		}
+	}
+	var out []string
+	for _, svc := range snap.Services {
+		for _, c := range svc.Connections {
+			k := ownKey(c.Remote)
+			if _, ok := st.own[k]; ok && !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // attachProbe stops the gap meter run that covered a handoff and puts its
@@ -367,9 +415,11 @@ func (st *loop) refresh(units []string, full bool) error {
 		}
 	}
 	v := NewView(units, snap)
+	v.Own = st.ownIn(snap)
 	if st.w.Alive != nil {
 		if missing := st.tr.Unaccounted(v); len(missing) > 0 {
 			v.Alive = st.w.Alive(st.ctx, missing)
+			v.AliveUnknown = v.Alive == nil
 		}
 	}
 	st.step(Step{At: snap.Time, View: v})
@@ -460,14 +510,14 @@ func listenerInodes(svc *Service, socks []SocketUnit) map[string]uint64 {
 }
 
 // SocketsAlive adapts a socket lookup by inode (procfs.FS.SocketsByInode)
-// to Watcher.Alive.
+// to Watcher.Alive: a lookup that failed answers nil (unknown).
 func SocketsAlive[S any](lookup func(ctx context.Context, inodes []uint64) (map[uint64]S, error)) func(ctx context.Context, inodes []uint64) map[uint64]bool {
 	return func(ctx context.Context, inodes []uint64) map[uint64]bool {
 		found, err := lookup(ctx, inodes)
-		out := map[uint64]bool{}
 		if err != nil {
-			return out
+			return nil // not asked: unknown, not gone
 		}
+		out := map[uint64]bool{}
 		for ino := range found {
 			out[ino] = true
 		}

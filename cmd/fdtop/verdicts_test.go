@@ -283,3 +283,37 @@ func TestWatchProbe(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchProbeConnections: the gap meter's own connections to the
+// listener are fdtop's, not the service's: a handoff with --probe counts
+// exactly the clients' connections preserved, none dropped, however many
+// probe connections the old process accepted and closed while the job ran.
+func TestWatchProbeConnections(t *testing.T) {
+	const conns, restarts = 2, 4
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		ctx := context.Background()
+		cfg := sandboxtest.InstallDemo(t, sb, 300*time.Millisecond)
+		gen := sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), conns, 20*time.Millisecond)
+		w := startWatchJSON(t, sb, "--probe", "demo-*")
+		for i := 0; i < restarts; i++ {
+			if _, err := sb.Systemctl(ctx, "restart", demo.Handoff.Service()); err != nil {
+				t.Fatal(err)
+			}
+			w.waitHandoffs(t, demo.Handoff.Service(), i+1)
+		}
+		st := gen.Stats()
+		if st.Dropped != 0 || st.Refused != 0 || st.CounterResets != 0 {
+			t.Fatalf("the clients saw dropped=%d refused=%d resets=%d (the demo lost them, whatever fdtop says)", st.Dropped, st.Refused, st.CounterResets)
+		}
+		for _, e := range w.handoffs(demo.Handoff.Service()) {
+			h := e.Handoff
+			t.Logf("%d → %d: %s", h.OldPID, h.NewPID, inspect.Verdict(*h))
+			if h.Probe == nil || h.Probe.Attempts == 0 {
+				t.Errorf("%d → %d: no gap meter attempts (%+v): the probe connections were not put to the test", h.OldPID, h.NewPID, h.Probe)
+			}
+			if h.ConnectionsPreserved != conns || h.ConnectionsDropped != 0 || h.ListenersKept != 1 {
+				t.Errorf("%d → %d: %s, want the listener kept and exactly %d/%d connections preserved, 0 dropped", h.OldPID, h.NewPID, inspect.Verdict(*h), conns, conns)
+			}
+		}
+	})
+}

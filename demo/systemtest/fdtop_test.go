@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -445,10 +446,13 @@ func TestWatchJournaldRestartAsRoot(t *testing.T) {
 	if out, err := c.Systemctl(context.Background(), "restart", unit); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	var listenerEvents []inspect.Event
+	var listenerEvents, droppedEvents []inspect.Event
 	e, ok := w.next(30*time.Second, func(e inspect.Event) bool {
 		if e.Unit == unit && (e.Type == inspect.EventListenerKept || e.Type == inspect.EventListenerReplaced) {
 			listenerEvents = append(listenerEvents, e)
+		}
+		if e.Unit == unit && e.Type == inspect.EventConnectionDropped {
+			droppedEvents = append(droppedEvents, e)
 		}
 		return e.Type == inspect.EventHandoff && e.Unit == unit
 	})
@@ -478,6 +482,17 @@ func TestWatchJournaldRestartAsRoot(t *testing.T) {
 	t.Logf("streams not in the fd store before the restart: %d; fdtop: %d preserved, %d dropped", unstored, e.ConnectionsPreserved, e.ConnectionsDropped)
 	if out, err := c.Run(context.Background(), Root, "ss", "-xpH", "src", "/run/systemd/journal/stdout"); err == nil {
 		t.Logf("journald's streams after the restart:\n%s", out)
+		// A stream called dropped must be gone from the kernel: one
+		// still open (its inode is the local end's, after the path) was
+		// never dropped.
+		for _, d := range droppedEvents {
+			for _, l := range strings.Split(out, "\n") {
+				f := strings.Fields(l)
+				if i := slices.Index(f, "/run/systemd/journal/stdout"); i >= 0 && i+1 < len(f) && f[i+1] == strconv.FormatUint(d.Inode, 10) {
+					t.Errorf("stream %d called dropped (%s) is still open after the restart: %s", d.Inode, d.Message, l)
+				}
+			}
+		}
 	}
 	// Connections are not asserted: journald's stdout streams come and go
 	// with the services writing to them (a demo service restarted by
