@@ -635,6 +635,9 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 			case <-c.closed:
 				return ErrClosed
 			case <-ctx.Done():
+				if transient {
+					return fmt.Errorf("%w (gave up: %w): %w", ErrConnectionReset, ctx.Err(), err)
+				}
 				return ctx.Err()
 			case <-time.After(wait):
 			}
