@@ -148,12 +148,16 @@ func unixSocketAddr(address string) (string, bool) {
 	return "", false
 }
 
+// pipelineDials counts the pipeline's dial attempts (tests wait on it).
+var pipelineDials atomic.Int64
+
 // dial connects and authenticates with EXTERNAL.
 func (p *pipeline) dial(ctx context.Context) error {
 	sock, ok := unixSocketAddr(p.address)
 	if !ok {
 		return errUnsupportedAddress
 	}
+	pipelineDials.Add(1)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {

@@ -611,11 +611,38 @@ func processGone(pid int) bool {
 }
 
 // run executes calls pipelined, waiting for a connection if there is none
-// and retrying once if the connection breaks midway (the calls only read).
+// and retrying if the connection breaks midway (the calls only read): once
+// for any failure, and with backoff for connectRetryFor while the manager
+// refuses or resets the connection (a daemon-reexec), as Connect does.
 func (c *Client) run(ctx context.Context, calls []*call) error {
 	c.calls.Add(int64(len(calls)))
 	var err error
-	for try := 0; try < 2; try++ {
+	start := time.Now()
+	wait := backoffMin
+	for try := 0; ; try++ {
+		if try > 0 {
+			transient := transientConnErr(err)
+			if !transient && try > 1 || transient && time.Since(start)+wait > connectRetryFor {
+				if transient {
+					return fmt.Errorf("%w for %s (daemon-reexec in progress?): %w", ErrConnectionReset, time.Since(start).Round(100*time.Millisecond), err)
+				}
+				return err
+			}
+			for _, cl := range calls {
+				cl.body, cl.err = nil, nil
+			}
+			select {
+			case <-c.closed:
+				return ErrClosed
+			case <-ctx.Done():
+				if transient {
+					return fmt.Errorf("%w (gave up: %w): %w", ErrConnectionReset, ctx.Err(), err)
+				}
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, time.Second)
+		}
 		conn, pipe, cerr := c.current(ctx)
 		if cerr != nil {
 			return cerr
@@ -631,18 +658,7 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		for _, cl := range calls {
-			cl.body, cl.err = nil, nil
-		}
-		select {
-		case <-c.closed:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoffMin):
-		}
 	}
-	return err
 }
 
 // call1 runs one call through the pipeline.

@@ -6,3 +6,6 @@ func SetUserRuntimeBase(dir string) (restore func()) {
 	userRuntimeBase = dir
 	return func() { userRuntimeBase = old }
 }
+
+// PipelineDials returns how many times a pipeline has dialled its socket.
+func PipelineDials() int64 { return pipelineDials.Load() }

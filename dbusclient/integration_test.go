@@ -461,9 +461,24 @@ func TestActions(t *testing.T) {
 		if _, err := c.Start(ctx, "fdt-sleep.service"); err != nil {
 			t.Fatal(err)
 		}
-		procs, err := c.Processes(ctx, "fdt-sleep.service")
-		if err != nil || len(procs) != 1 || procs[0].Cmdline != "/bin/sleep 300" || !strings.HasSuffix(procs[0].CGroup, "/fdt-sleep.service") {
-			t.Errorf("Processes = %+v, %v; want the one sleep", procs, err)
+		// A Type=simple start job is done once the manager has forked: the
+		// control group may still hold the child before or during its
+		// execve, which the manager lists as "(sleep)" or "[sleep]" (empty
+		// cmdline). That is the truth at that moment, so the test waits
+		// until the one process has exec'd /bin/sleep.
+		for {
+			procs, err := c.Processes(ctx, "fdt-sleep.service")
+			if err != nil || len(procs) != 1 || !strings.HasSuffix(procs[0].CGroup, "/fdt-sleep.service") {
+				t.Fatalf("Processes = %+v, %v; want the one sleep", procs, err)
+			}
+			if procs[0].Cmdline == "/bin/sleep 300" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("Processes = %+v: the sleep never exec'd", procs)
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
 		if _, err := c.Stop(ctx, "fdt-sleep.service"); err != nil {
 			t.Fatal(err)
@@ -471,7 +486,7 @@ func TestActions(t *testing.T) {
 		if _, err := c.Processes(ctx, "fdt-no-such-unit.service"); !errors.Is(err, dbusclient.ErrNoSuchUnit) {
 			t.Errorf("Processes of a missing unit: %v, want ErrNoSuchUnit", err)
 		}
-		_, err = c.Stop(ctx, "fdt-no-such-unit.service")
+		_, err := c.Stop(ctx, "fdt-no-such-unit.service")
 		if !errors.Is(err, dbusclient.ErrNoSuchUnit) {
 			t.Errorf("Stop of a missing unit: %v, want ErrNoSuchUnit", err)
 		}

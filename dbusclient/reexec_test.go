@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +66,62 @@ func TestConnectDuringReexec(t *testing.T) {
 			t.Errorf("only %d daemon-reexec ran during the %d connects", reexecs.Load(), runs)
 		}
 		t.Logf("%d connects and loads across %d daemon-reexec: %d failed", runs, reexecs.Load(), failed)
+	})
+}
+
+// TestLoadWhileRefused: a read whose connection the manager refuses (its
+// socket is there but not listening, as during a daemon-reexec) is retried
+// with backoff, and succeeds once the manager listens again.
+func TestLoadWhileRefused(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := dbusclient.Connect(ctx, dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		sock, ok := strings.CutPrefix(sb.Address, "unix:path=")
+		if !ok || strings.ContainsAny(sock, ",;") {
+			t.Fatalf("sandbox address %q is not a plain unix:path=", sb.Address)
+		}
+		// Swap the manager's socket for one bound but not listening: a
+		// connect to it is refused. The manager keeps its own listener.
+		if err := os.Rename(sock, sock+".away"); err != nil {
+			t.Fatal(err)
+		}
+		restore := func() error { os.Remove(sock); return os.Rename(sock+".away", sock) }
+		defer restore()
+		fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd)
+		if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+			t.Fatal(err)
+		}
+		before := dbusclient.PipelineDials()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Load(ctx, nil, false)
+			done <- err
+		}()
+		// Two refused dials: the read has been retried at least once.
+		for dbusclient.PipelineDials() < before+2 {
+			select {
+			case err := <-done:
+				t.Fatalf("Load returned while the socket refused: %v", err)
+			case <-ctx.Done():
+				t.Fatal("Load never dialled twice")
+			case <-time.After(time.Millisecond):
+			}
+		}
+		if err := restore(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Load after the manager listened again: %v", err)
+		}
 	})
 }
 
