@@ -50,9 +50,3 @@ func (t *frameTrace) frame(gen uint64) {
 	t.logger.Printf("frame gen=%d frame_ns=%d", gen, time.Now().UnixNano())
 }
 
-// logf logs a line, if tracing.
-func (t *frameTrace) logf(format string, args ...any) {
-	if t != nil {
-		t.logger.Printf(format, args...)
-	}
-}
