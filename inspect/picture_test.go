@@ -68,7 +68,9 @@ func TestApplySignal(t *testing.T) {
 				return s.Services[0].ActiveState == "deactivating" && s.Services[0].SubState == "stop-sigterm" && s.Services[0].MainPID == 0
 			}},
 		{"socket state", dbusclient.UnitChanged{Unit: "b.socket", Changes: dbusclient.UnitChanges{SubState: str("running")}},
-			func(s *Snapshot) bool { return s.Sockets[1].SubState == "running" && s.Sockets[1].ActiveState == "active" }},
+			func(s *Snapshot) bool {
+				return s.Sockets[1].SubState == "running" && s.Sockets[1].ActiveState == "active"
+			}},
 		{"polled counters of a socket", dbusclient.CountersChanged{Unit: "a.socket", Counters: dbusclient.Counters{SocketCounters: dbusclient.SocketCounters{NConnections: 2, NAccepted: 7, NRefused: 1}}},
 			func(s *Snapshot) bool {
 				return s.Sockets[0].NConnections == 2 && s.Sockets[0].NAccepted == 7 && s.Sockets[0].NRefused == 1

@@ -49,4 +49,3 @@ func (t *frameTrace) frame(gen uint64) {
 	t.rendered = gen
 	t.logger.Printf("frame gen=%d frame_ns=%d", gen, time.Now().UnixNano())
 }
-
