@@ -62,7 +62,7 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
 		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1)}
 	src.signals = newModelSignals(sub, interval, func(ev dbusclient.Event) {
-		src.setPicture(func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
+		src.setPicture(false, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
 	})
 	full := fullEvery
 	if targeted {
@@ -70,10 +70,10 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	}
 	w := &inspect.Watcher{Snapshots: b, Events: src.signals, Interval: interval, FullEvery: full, Probe: src.probeWanted, Rescan: src.rescan,
 		OnSnapshot: func(snap *inspect.Snapshot) {
-			src.setPicture(func(*inspect.Snapshot) *inspect.Snapshot { return snap })
+			src.setPicture(true, func(*inspect.Snapshot) *inspect.Snapshot { return snap })
 		},
 		OnView: func(units []string, snap *inspect.Snapshot) {
-			src.setPicture(func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.MergeUnits(p, snap, units) })
+			src.setPicture(true, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.MergeUnits(p, snap, units) })
 		},
 	}
 	if k, ok := b.Kernel.(procfs.FS); ok {
@@ -92,13 +92,21 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 }
 
 // setPicture replaces the picture with what f makes of it and publishes it
-// when it changed. f must not change its argument.
-func (s *liveSource) setPicture(f func(*inspect.Snapshot) *inspect.Snapshot) {
+// when it changed (compared unit by unit with compare: a rescan that saw
+// what the picture shows publishes nothing, so an idle dashboard redraws
+// nothing and its doctor does not run again). f must not change its
+// argument.
+func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Snapshot) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	p := f(s.picture)
 	if p == s.picture || p == nil {
 		return
+	}
+	if compare && s.picture != nil {
+		if _, changed := inspect.Diff(s.picture, p); !changed {
+			return
+		}
 	}
 	s.picture = p
 	s.publishLocked(ui.Update{Snapshot: p, At: time.Now()})
