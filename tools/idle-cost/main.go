@@ -230,7 +230,7 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 	defer sb.Close()
 	for i := 0; i < units/2; i++ {
 		name := fmt.Sprintf("idle-%04d", i)
-		if err := sb.WriteUnit(name+".socket", fmt.Sprintf("[Socket]\nListenStream=127.0.0.1:%d\n", 20000+i)); err != nil {
+		if err := sb.WriteUnit(name+".socket", fmt.Sprintf("[Socket]\nListenStream=%%t/idle-%04d.sock\n", i)); err != nil {
 			return err
 		}
 		if err := sb.WriteUnit(name+".service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
@@ -245,7 +245,8 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 		sockets = append(sockets, fmt.Sprintf("idle-%04d.socket", i))
 	}
 	if out, err := sb.Systemctl(ctx, append([]string{"start"}, sockets...)...); err != nil {
-		return fmt.Errorf("start the sockets: %w: %s", err, out)
+		first, _, _ := strings.Cut(out, "\n")
+		return fmt.Errorf("start the %d sockets: %s", len(sockets), first)
 	}
 	if out, err := sb.Systemctl(ctx, "list-units", "--no-legend", "idle-*.socket"); err != nil {
 		return fmt.Errorf("list the sockets: %w", err)
