@@ -246,6 +246,7 @@ type AgentClient struct {
 	wait   map[int]chan AgentMessage
 	model  *Snapshot     // the picture the updates built
 	ready  chan struct{} // closed at the first update
+	change chan struct{} // a token after each update
 	events chan Event
 	done   chan struct{}
 	err    error
@@ -306,7 +307,7 @@ func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (
 		return nil, &ProtocolError{Version: f.m.Version, Protocol: f.m.Protocol}
 	}
 	c := &AgentClient{Hello: f.m, w: w, wait: map[int]chan AgentMessage{}, events: make(chan Event, buffer),
-		done: make(chan struct{}), ready: make(chan struct{}), wake: make(chan struct{}, 1)}
+		done: make(chan struct{}), ready: make(chan struct{}), change: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	go c.read(br)
 	go c.pump()
 	return c, nil
@@ -372,6 +373,10 @@ func (c *AgentClient) read(br *bufio.Reader) {
 			if first {
 				close(c.ready)
 			}
+			select {
+			case c.change <- struct{}{}:
+			default:
+			}
 		case m.Type == MsgEvent && m.Event != nil:
 			c.qmu.Lock()
 			c.queue = append(c.queue, *m.Event)
@@ -408,6 +413,10 @@ func (c *AgentClient) Done() <-chan struct{} { return c.done }
 // Ready is closed when the first update (the whole picture) has arrived
 // after Watch: from then on the live model knows the units' state.
 func (c *AgentClient) Ready() <-chan struct{} { return c.ready }
+
+// Changed receives a token when the picture (Model) changed since the
+// last one was taken.
+func (c *AgentClient) Changed() <-chan struct{} { return c.change }
 
 // Events delivers the timeline once Watch was called.
 func (c *AgentClient) Events() <-chan Event { return c.events }

@@ -57,6 +57,11 @@ type Watcher struct {
 	FDCount func(pid int) (n int, ok bool, err error)
 	// OnSnapshot, if set, is called with every full-picture snapshot.
 	OnSnapshot func(*Snapshot)
+	// OnView, if set, is called with every snapshot limited to units (the
+	// rescans of services in a job), so a picture can follow them.
+	OnView func(units []string, snap *Snapshot)
+	// Rescan, if set, asks for a full host rescan now (a person's ctrl+r).
+	Rescan <-chan struct{}
 	// Trace, if set, is given every input of the tracker, in order: a
 	// recording of it replays through Tracker.Step.
 	Trace func(Step)
@@ -154,6 +159,12 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 				if errors.Is(err, dbusclient.ErrNotConnected) {
 					continue // the subscription's Disconnected records the loss once
 				}
+				st.emit([]Event{{Type: EventDisconnected, Phase: "rescan", Error: err.Error()}})
+			}
+		case <-w.Rescan:
+			st.drain(events)
+			st.finish()
+			if err := st.refresh(nil, true); err != nil && ctx.Err() == nil {
 				st.emit([]Event{{Type: EventDisconnected, Phase: "rescan", Error: err.Error()}})
 			}
 		case <-fastT.C:
@@ -406,6 +417,9 @@ func (st *loop) refresh(units []string, full bool) error {
 	snap, err := st.w.Snapshots.Snapshot(st.ctx, SnapshotOptions{Units: units, FullScan: full})
 	if err != nil {
 		return err
+	}
+	if units != nil && st.w.OnView != nil {
+		st.w.OnView(units, snap)
 	}
 	if units == nil {
 		st.dirty, st.skipped = false, 0

@@ -46,8 +46,7 @@ func BenchmarkSnapshotApply(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		m.lastSeq++
-		m = send(m, snapshotMsg{id: m.lastSeq, full: true, snap: snap, at: t0})
+		m = send(m, snapshotMsg{snap: snap, at: t0})
 	}
 }
 

@@ -9,22 +9,25 @@ import (
 	"github.com/fdtop/fdtop/inspect"
 )
 
-// snapshotTimeout bounds one scan.
+// snapshotTimeout bounds one doctor run.
 const snapshotTimeout = 30 * time.Second
 
 // maxEventBatch bounds how many queued events one message carries.
 const maxEventBatch = 256
 
-// snapshotMsg is a scan's reply. id orders replies: one older than the
-// last applied is stale and dropped.
+// snapshotMsg is a picture of the live model to show.
 type snapshotMsg struct {
-	id    uint64
-	full  bool
-	units []string
-	snap  *inspect.Snapshot
-	demo  map[string]DemoCounters
-	err   error
-	at    time.Time
+	snap *inspect.Snapshot
+	demo map[string]DemoCounters
+	err  error
+	at   time.Time
+}
+
+// updateMsg is a picture read off Source.Updates (closed when the channel
+// ended); the drain is re-armed after it.
+type updateMsg struct {
+	snapshotMsg
+	closed bool
 }
 
 // eventsMsg carries a burst of timeline events; closed is set when the
@@ -35,11 +38,11 @@ type eventsMsg struct {
 	at     time.Time
 }
 
-// fastTickMsg asks for a rescan of the units on screen.
-type fastTickMsg struct{}
+// demoTickMsg asks for the demo's traffic counters (read in memory).
+type demoTickMsg struct{}
 
-// fullTickMsg asks for a rescan of the host.
-type fullTickMsg struct{}
+// doctorTickMsg asks for the doctor's checks when they are due.
+type doctorTickMsg struct{}
 
 // actionDoneMsg is the end of a job started from the UI.
 type actionDoneMsg struct {
@@ -50,22 +53,21 @@ type actionDoneMsg struct {
 	elapsed time.Duration
 }
 
-// snapshotCmd scans in the background; everything it uses is captured by
-// value.
-func snapshotCmd(ctx context.Context, src Source, id uint64, full bool, units []string) tea.Cmd {
+// waitForUpdate waits for the model's next picture.
+func waitForUpdate(ch <-chan Update) tea.Cmd {
+	if ch == nil {
+		return nil
+	}
 	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
-		defer cancel()
-		var scope []string
-		if !full {
-			scope = units
+		u, ok := <-ch
+		if !ok {
+			return updateMsg{closed: true}
 		}
-		snap, err := src.Snapshot(ctx, scope)
-		msg := snapshotMsg{id: id, full: full, units: units, snap: snap, err: err, at: time.Now()}
-		if ds, ok := src.(DemoSource); ok {
-			msg.demo = ds.DemoCounters()
+		at := u.At
+		if at.IsZero() {
+			at = time.Now()
 		}
-		return msg
+		return updateMsg{snapshotMsg: snapshotMsg{snap: u.Snapshot, err: u.Err, at: at}}
 	}
 }
 
@@ -97,12 +99,12 @@ func waitForEvents(ch <-chan inspect.Event) tea.Cmd {
 	}
 }
 
-func fastTick(d time.Duration) tea.Cmd {
-	return tea.Tick(d, func(time.Time) tea.Msg { return fastTickMsg{} })
+func demoTick(d time.Duration) tea.Cmd {
+	return tea.Tick(d, func(time.Time) tea.Msg { return demoTickMsg{} })
 }
 
-func fullTick(d time.Duration) tea.Cmd {
-	return tea.Tick(d, func(time.Time) tea.Msg { return fullTickMsg{} })
+func doctorTick() tea.Cmd {
+	return tea.Tick(doctorEvery, func(time.Time) tea.Msg { return doctorTickMsg{} })
 }
 
 // actCmd runs action on unit and reports how it ended.

@@ -22,8 +22,9 @@ type DoctorSource interface {
 	Findings(ctx context.Context) ([]inspect.Finding, error)
 }
 
-// doctorEvery is how often the dashboard runs the doctor's checks (they
-// cost a full scan and a read of the logs).
+// doctorEvery is how often at most the dashboard runs the doctor's checks
+// (on the model's picture: they read the units' results and the logs),
+// and only when the picture changed since the last run.
 const doctorEvery = 10 * time.Second
 
 // findingsMsg is a doctor run's reply.
@@ -37,6 +38,7 @@ type findingsMsg struct {
 type doctorState struct {
 	busy     bool
 	at       time.Time
+	snap     *inspect.Snapshot // the picture shown when it last ran
 	err      string
 	findings map[string][]inspect.Finding // by unit
 }
@@ -45,10 +47,14 @@ type doctorState struct {
 // recent (force skips the wait: after an action).
 func (m *Model) runDoctor(force bool) tea.Cmd {
 	ds, ok := m.src.(DoctorSource)
-	if !ok || m.doctor.busy || (!force && !m.doctor.at.IsZero() && m.now().Sub(m.doctor.at) < doctorEvery) {
+	if !ok || m.doctor.busy {
 		return nil
 	}
+	if !force && !m.doctor.at.IsZero() && (m.now().Sub(m.doctor.at) < doctorEvery || m.snap == m.doctor.snap) {
+		return nil // ran lately, or nothing changed since
+	}
 	m.doctor.busy = true
+	m.doctor.snap = m.snap
 	ctx := m.ctx
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)

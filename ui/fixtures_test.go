@@ -115,16 +115,35 @@ type fakeSource struct {
 	actErr  error
 	release chan struct{} // when set, Act waits for it
 	demo    map[string]DemoCounters
+
+	shown     []string // the units last shown
+	refreshes int      // Refresh calls
 }
 
 func newFakeSource(snap *inspect.Snapshot) *fakeSource {
 	return &fakeSource{snap: snap, events: make(chan inspect.Event, 64)}
 }
 
-func (f *fakeSource) Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error) {
+// Updates serves the fixed snapshot once.
+func (f *fakeSource) Updates() <-chan Update {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.snap, nil
+	ch := make(chan Update, 1)
+	ch <- Update{Snapshot: f.snap, At: t0}
+	return ch
+}
+
+func (f *fakeSource) Show(units []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.shown = append([]string(nil), units...)
+}
+
+func (f *fakeSource) Refresh() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refreshes++
+	return true
 }
 
 func (f *fakeSource) Events() <-chan inspect.Event { return f.events }

@@ -24,7 +24,6 @@ type headerModel struct {
 	counts       [4]int // sockets, services, stored fds, connections
 	connsPartial bool   // connections counted only where readable
 	lastScan     time.Time
-	scanning     bool
 	scanErr      string
 	disconnected bool
 	reloading    bool
@@ -114,9 +113,6 @@ func (h headerModel) View() string {
 		age := h.now.Sub(h.lastScan).Truncate(100 * time.Millisecond)
 		scanLong := fmt.Sprintf("scan %s, %s ago", s.Host.ScanDuration.Round(time.Millisecond), age)
 		scanShort := fmt.Sprintf("↻ %s", age)
-		if h.scanning {
-			scanLong, scanShort = "↻ scanning", "↻"
-		}
 		candidates = [][2]string{
 			{s.Manager.Scope + " manager " + s.Manager.Version + host + " · " + long, scanLong + h.flags(" · ", "gap meter on", "gap meter off")},
 			{s.Manager.Scope + " " + shortVersion(s.Manager.Version) + host + " · " + long, scanShort + h.flags(" · ", "gap meter on", "gap meter off")},

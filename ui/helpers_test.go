@@ -27,8 +27,7 @@ func send(m Model, msgs ...tea.Msg) Model {
 
 // withSnapshot applies snap as a host scan reply.
 func withSnapshot(m Model, snap *inspect.Snapshot) Model {
-	m.lastSeq++
-	return send(m, snapshotMsg{id: m.lastSeq, full: true, snap: snap, at: t0})
+	return send(m, snapshotMsg{snap: snap, at: t0})
 }
 
 // keyMsg builds a key press from its name ("enter", "esc", "tab", "down",

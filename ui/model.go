@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/charmbracelet/bubbles/help"
@@ -38,11 +39,12 @@ type status struct {
 
 // Model is the live dashboard, a tea.Model. Build it with NewModel.
 type Model struct {
-	src    Source
-	events <-chan inspect.Event // src.Events(), asked once
-	opts   Options
-	ctx    context.Context
-	now    func() time.Time
+	src     Source
+	updates <-chan Update        // src.Updates(), asked once
+	events  <-chan inspect.Event // src.Events(), asked once
+	opts    Options
+	ctx     context.Context
+	now     func() time.Time
 
 	st       Styles
 	keys     GlobalKeyMap
@@ -65,11 +67,7 @@ type Model struct {
 
 	snap     *inspect.Snapshot
 	ix       *snapIndex
-	lastSeq  uint64 // id of the last scan requested
-	applied  uint64 // id of the last scan applied
-	fastBusy bool
-	fullBusy bool
-	fullSent time.Time // when the running host scan was asked for
+	shown    []string // the units last told to the source as on screen
 	demo     map[string]DemoCounters
 	handoffs map[string]*inspect.Event
 	doctor   doctorState
@@ -100,6 +98,7 @@ func NewModel(src Source, opts Options) Model {
 	keys.SetReadOnly(opts.ReadOnly)
 	m := Model{
 		src:      src,
+		updates:  src.Updates(),
 		events:   src.Events(),
 		opts:     opts,
 		ctx:      context.Background(),
@@ -121,19 +120,19 @@ func NewModel(src Source, opts Options) Model {
 	return m
 }
 
-// Init starts the first host scan, the event drain and the refresh ticks.
+// Init starts the drains of the model's pictures and timeline, and the
+// ticks of what is not the model's (the doctor's checks, the demo's
+// in-memory traffic counters). The dashboard scans nothing itself.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(
-		func() tea.Msg { return startScanMsg{} },
-		waitForEvents(m.events),
-		fastTick(m.opts.FastInterval),
-		fullTick(m.opts.Interval),
-	)
+	cmds := []tea.Cmd{waitForUpdate(m.updates), waitForEvents(m.events)}
+	if _, ok := m.src.(DoctorSource); ok {
+		cmds = append(cmds, func() tea.Msg { return doctorTickMsg{} })
+	}
+	if _, ok := m.src.(DemoSource); ok {
+		cmds = append(cmds, demoTick(m.opts.FastInterval))
+	}
+	return tea.Batch(cmds...)
 }
-
-// startScanMsg asks for the first host scan from inside Update, where the
-// in-flight guard lives.
-type startScanMsg struct{}
 
 // Update routes messages to the panes and runs the refresh logic.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -145,18 +144,27 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd = m.handleKeys(msg)
 	case tea.MouseMsg:
 		m.handleMouse(msg)
-	case startScanMsg:
-		cmd = m.requestScan(true)
-	case fastTickMsg:
-		cmd = tea.Batch(fastTick(m.opts.FastInterval), m.requestScan(false))
-	case fullTickMsg:
-		cmd = tea.Batch(fullTick(m.opts.Interval), m.requestScan(true), m.runDoctor(false))
+	case doctorTickMsg:
+		cmd = tea.Batch(doctorTick(), m.runDoctor(false))
+	case demoTickMsg:
+		if ds, ok := m.src.(DemoSource); ok {
+			m.demo = ds.DemoCounters()
+			m.updateDetail()
+		}
+		cmd = demoTick(m.opts.FastInterval)
 	case findingsMsg:
 		m.applyFindings(msg)
 	case logStartedMsg:
 		cmd = m.applyLogStarted(msg)
 	case logLinesMsg:
 		cmd = m.applyLogLines(msg)
+	case updateMsg:
+		if msg.closed {
+			m.closed = true
+			m.status = status{text: "the source stopped: the picture is no longer live", err: true}
+		} else {
+			cmd = tea.Batch(m.applySnapshot(msg.snapshotMsg), waitForUpdate(m.updates))
+		}
 	case snapshotMsg:
 		cmd = m.applySnapshot(msg)
 	case eventsMsg:
@@ -168,12 +176,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.confirming = false
 		m.status = status{text: "cancelled"}
 	case actionDoneMsg:
-		cmd = tea.Batch(m.finishAction(msg), m.requestScan(false), m.runDoctor(true))
+		cmd = tea.Batch(m.finishAction(msg), m.runDoctor(true))
 	}
 	m.header.now = m.now()
 	m.header.probe = m.probe
-	m.header.scanning = m.fullBusy && m.header.now.Sub(m.fullSent) > time.Second
 	m.relayout()
+	m.showUnits()
 	if m.showLog {
 		m.logView.SetSize(m.width, m.rects.bodyH)
 	}
@@ -300,7 +308,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, m.keys.Refresh):
 		m.status = status{text: "rescanning the host…"}
-		return m.requestScan(true)
+		if !m.src.Refresh() {
+			m.status = status{text: "the host's live model rescans on its own"}
+		}
+		return nil
 	}
 	if action, ok := m.keys.actionFor(msg); ok && action == ActionFix {
 		m.askFix()
@@ -382,60 +393,38 @@ func (m *Model) handleMouse(msg tea.MouseMsg) {
 	}
 }
 
-// requestScan starts a scan unless one of its kind (or a host scan) is in
-// flight. A fast scan covers the units on screen.
-func (m *Model) requestScan(full bool) tea.Cmd {
-	if m.fullBusy || (!full && (m.fastBusy || m.snap == nil)) {
-		return nil
+// showUnits tells the source which units are on screen when that changed
+// (it keeps their counters fresh).
+func (m *Model) showUnits() {
+	if m.snap == nil {
+		return
 	}
-	var units []string
-	if !full {
-		units = m.list.VisibleUnits()
-		if len(units) == 0 {
-			return nil
-		}
-		m.fastBusy = true
-	} else {
-		m.fullBusy = true
-		m.fullSent = m.now()
+	units := m.list.VisibleUnits()
+	if slices.Equal(units, m.shown) {
+		return
 	}
-	m.lastSeq++
-	return snapshotCmd(m.ctx, m.src, m.lastSeq, full, units)
+	m.shown = units
+	m.src.Show(units)
 }
 
 func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
-	if msg.full {
-		m.fullBusy = false
-	} else {
-		m.fastBusy = false
-	}
 	if msg.err != nil {
 		if m.ctx.Err() == nil {
 			m.header.scanErr = msg.err.Error()
 		}
 		return m.replayTypeahead()
 	}
-	if msg.id < m.applied || msg.snap == nil {
-		m.trace.logf("drop stale scan id=%d applied=%d", msg.id, m.applied)
+	if msg.snap == nil {
 		return nil
 	}
-	m.applied = msg.id
 	m.header.scanErr = ""
 	m.header.reloading = false
 	if msg.demo != nil {
 		m.demo = msg.demo
 	}
-	snap := msg.snap
-	if !msg.full {
-		snap = mergeSnapshot(m.snap, msg.snap, msg.units)
-	}
-	m.setSnapshot(snap, msg.at)
+	m.setSnapshot(msg.snap, msg.at)
 	m.dataGen++
-	kind := "fast"
-	if msg.full {
-		kind = "full"
-	}
-	m.trace.received(m.dataGen, "snapshot-"+kind, len(msg.units), time.Time{})
+	m.trace.received(m.dataGen, "snapshot", 0, time.Time{})
 	return m.replayTypeahead()
 }
 
@@ -490,17 +479,10 @@ func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
 			m.header.reloading = true
 		}
 	}
-	if snap := applyEvents(m.snap, msg.evs); snap != m.snap {
-		m.setSnapshot(snap, time.Time{})
-	} else {
-		m.updateDetail()
-	}
+	m.updateDetail()
 	m.dataGen++
 	last := msg.evs[len(msg.evs)-1]
 	m.trace.received(m.dataGen, "event-"+string(last.Type), len(msg.evs), last.Time)
-	// Something changed: rescan what is on screen now rather than at the
-	// next tick.
-	cmds = append(cmds, m.requestScan(false))
 	return tea.Batch(cmds...)
 }
 

@@ -11,36 +11,38 @@ import (
 	"github.com/fdtop/fdtop/inspect"
 )
 
-func TestStaleSnapshotDropped(t *testing.T) {
+func TestNewerPictureReplaces(t *testing.T) {
 	m := newTestModel(newFakeSource(nil), Options{}, 100, 30)
-	newer := demoSnapshot()
 	older := demoSnapshot()
 	older.Services = older.Services[:1]
-	m = send(m, snapshotMsg{id: 5, full: true, snap: newer, at: t0})
-	m = send(m, snapshotMsg{id: 3, full: true, snap: older, at: t0})
+	newer := demoSnapshot()
+	m = send(m, snapshotMsg{snap: older, at: t0}, snapshotMsg{snap: newer, at: t0})
 	if m.snap != newer {
-		t.Fatalf("a reply older than the applied one replaced the snapshot")
+		t.Fatalf("the model's latest picture is not the one shown")
 	}
 }
 
-func TestScanInFlightGuard(t *testing.T) {
-	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
+// The dashboard scans nothing itself: it tells the model what is on screen
+// and asks it for a rescan.
+func TestShowAndRefreshGoToTheModel(t *testing.T) {
+	src := newFakeSource(demoSnapshot())
+	m := newTestModel(src, Options{}, 100, 30)
 	m = withSnapshot(m, demoSnapshot())
-	seq := m.lastSeq
-	m = send(m, fastTickMsg{}, fastTickMsg{}, fastTickMsg{})
-	if got := m.lastSeq - seq; got != 1 {
-		t.Errorf("three fast ticks started %d scans while one was in flight, want 1", got)
+	src.mu.Lock()
+	shown := strings.Join(src.shown, " ")
+	src.mu.Unlock()
+	if want := strings.Join(m.list.VisibleUnits(), " "); shown != want || shown == "" {
+		t.Errorf("units shown to the model %q, want %q", shown, want)
 	}
-	m = send(m, fullTickMsg{}, fullTickMsg{})
-	if got := m.lastSeq - seq; got != 2 {
-		t.Errorf("two full ticks started %d scans in all, want 2", got)
+	m = send(m, tea.KeyMsg{Type: tea.KeyCtrlR})
+	src.mu.Lock()
+	n := src.refreshes
+	src.mu.Unlock()
+	if n != 1 {
+		t.Errorf("ctrl+r asked the model for %d rescans, want 1", n)
 	}
-	// A fast reply frees the fast slot, but a host scan in flight still
-	// blocks fast scans.
-	m = send(m, snapshotMsg{id: seq + 1, units: []string{"demo-plain.service"}, snap: demoSnapshot(), at: t0})
-	m = send(m, fastTickMsg{})
-	if got := m.lastSeq - seq; got != 2 {
-		t.Errorf("fast scan started during a host scan")
+	if !strings.Contains(m.View(), "rescanning the host") {
+		t.Error("ctrl+r does not say the host is being rescanned")
 	}
 }
 
@@ -51,23 +53,6 @@ func TestFastScanVisibleUnits(t *testing.T) {
 	want := "demo-activated.socket demo-activated.service demo-handoff.socket demo-handoff.service demo-plain.service"
 	if got != want {
 		t.Errorf("VisibleUnits = %q, want %q", got, want)
-	}
-}
-
-func TestEventsUpdateList(t *testing.T) {
-	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
-	base := demoSnapshot()
-	m = withSnapshot(m, base)
-	m = send(m, eventsMsg{evs: []inspect.Event{
-		{Time: t0, Unit: "demo-plain.service", Type: inspect.EventState, ActiveState: "deactivating", SubState: "stop-sigterm"},
-		{Time: t0, Unit: "demo-plain.service", Type: inspect.EventMainPID, PID: 0},
-	}})
-	svc := m.ix.service("demo-plain.service")
-	if svc.ActiveState != "deactivating" || svc.MainPID != 0 {
-		t.Errorf("after events: state %s pid %d, want deactivating 0", svc.ActiveState, svc.MainPID)
-	}
-	if base.Services[2].ActiveState != "active" {
-		t.Error("the source's snapshot was modified")
 	}
 }
 
@@ -218,33 +203,6 @@ func TestFocusAndMouse(t *testing.T) {
 	m = send(m, tea.MouseMsg{X: d.x + 2, Y: d.y + 1, Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
 	if m.detail.scroll.offset == 0 {
 		t.Error("wheel over the detail did not scroll it")
-	}
-}
-
-func TestMergeSnapshot(t *testing.T) {
-	base := demoSnapshot()
-	base.Warnings = []inspect.Warning{{Unit: "demo-plain.service", Code: "x"}, {Unit: "demo-handoff.service", Code: "old"}}
-	fast := demoSnapshot()
-	fast.Time = t0.Add(time.Second)
-	fast.Services[1].FDStoreCount = 9
-	fast.Services[2].MainPID = 999 // not requested: ignored
-	fast.Warnings = []inspect.Warning{{Unit: "demo-handoff.service", Code: "new"}}
-	got := mergeSnapshot(base, fast, []string{"demo-handoff.service", "demo-handoff.socket"})
-	if got.Services[1].FDStoreCount != 9 {
-		t.Error("requested unit not taken from the fast scan")
-	}
-	if got.Services[2].MainPID != 200 {
-		t.Error("unrequested unit taken from the fast scan")
-	}
-	var codes []string
-	for _, w := range got.Warnings {
-		codes = append(codes, w.Code)
-	}
-	if strings.Join(codes, ",") != "x,new" {
-		t.Errorf("warnings %v, want x,new", codes)
-	}
-	if base.Services[1].FDStoreCount != 5 {
-		t.Error("base modified")
 	}
 }
 

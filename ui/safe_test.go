@@ -70,8 +70,7 @@ func TestViewEscapesOutsideStrings(t *testing.T) {
 			return send(m, actionDoneMsg{action: ActionRestart, unit: "demo-handoff.service", err: errors.New("Unit " + evil + " failed")})
 		}, []string{`✗ restart demo-handoff.service: Unit \e]0;pwned-title`}},
 		{"scan error banner", func(t *testing.T, m Model) Model {
-			m.lastSeq++
-			return send(m, snapshotMsg{id: m.lastSeq, full: true, err: errors.New("read /proc/1/comm: " + evil)})
+			return send(m, snapshotMsg{err: errors.New("read /proc/1/comm: " + evil)})
 		}, []string{`scan failed: read /proc/1/comm: \e]0;pwned-title`}},
 		{"pasted filter", func(t *testing.T, m Model) Model {
 			m = send(m, keyMsg("/"), tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("x\x1b[2J"), Paste: true})

@@ -7,12 +7,22 @@ import (
 	"github.com/fdtop/fdtop/inspect"
 )
 
-// Source is where the dashboard gets its data and sends its actions.
+// Source is the live model the dashboard draws: it alone scans and
+// follows the manager, publishes its pictures and timeline, and runs the
+// actions the dashboard sends. The dashboard never scans on its own.
 type Source interface {
-	// Snapshot takes a fresh snapshot. units, when non-empty, limits the
-	// kernel scan to those units' processes (fast refresh of what is on
-	// screen); nil means everything.
-	Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error)
+	// Updates delivers the model's pictures as they change, each one whole
+	// (only the latest matters: a source may replace one not yet read);
+	// closed when the source stops.
+	Updates() <-chan Update
+	// Show tells the model which units are on screen: it keeps their
+	// never-signalling counters (NConnections, NAccepted, NRefused,
+	// NFileDescriptorStore) fresh. It must not block.
+	Show(units []string)
+	// Refresh asks the model for a rescan of the whole host now; false
+	// means the model cannot be asked (it rescans on its own). It must not
+	// block.
+	Refresh() bool
 	// Events is the live timeline (D-Bus signals and snapshot diffs, handoff
 	// summaries included); closed when the source stops.
 	Events() <-chan inspect.Event
@@ -20,6 +30,16 @@ type Source interface {
 	// the source to run the gap meter during the job (its result lands in
 	// the handoff event's Probe).
 	Act(ctx context.Context, action Action, unit string, probe bool) (ActionResult, error)
+}
+
+// Update is one picture of the live model.
+type Update struct {
+	// Snapshot is the whole picture; nil with Err.
+	Snapshot *inspect.Snapshot
+	// Err says the model could not make a picture (the last one stays).
+	Err error
+	// At is when the picture was made.
+	At time.Time
 }
 
 // Action is a job the dashboard can ask the manager to run on a unit.
@@ -73,10 +93,11 @@ type Options struct {
 	// Probe turns the gap meter on for restarts started from the UI (the
 	// `p` key toggles it at runtime).
 	Probe bool
-	// Interval is the host rescan interval (default 2s).
+	// Interval is the host rescan interval of the model (default 2s); the
+	// dashboard itself only shows it.
 	Interval time.Duration
-	// FastInterval is the rescan interval of the units on screen (default
-	// 250ms).
+	// FastInterval is how often a demo's traffic counters are read
+	// (default 250ms; in-memory, no scan).
 	FastInterval time.Duration
 	// Patterns limit the unit list to units matching one of these globs
 	// (a socket and its service are shown when either matches).

@@ -49,10 +49,3 @@ func (t *frameTrace) frame(gen uint64) {
 	t.rendered = gen
 	t.logger.Printf("frame gen=%d frame_ns=%d", gen, time.Now().UnixNano())
 }
-
-// logf logs a line, if tracing.
-func (t *frameTrace) logf(format string, args ...any) {
-	if t != nil {
-		t.logger.Printf(format, args...)
-	}
-}

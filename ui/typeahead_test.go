@@ -112,8 +112,7 @@ func batchQuits(b tea.BatchMsg) bool {
 func TestKeysHeldUntilScanError(t *testing.T) {
 	m := newTestModel(newFakeSource(nil), Options{}, 120, 40)
 	m = send(m, keyMsg("j"), keyMsg("r"))
-	m.lastSeq++
-	m = send(m, snapshotMsg{id: m.lastSeq, full: true, err: errors.New("scan failed")})
+	m = send(m, snapshotMsg{err: errors.New("scan failed")})
 	if len(m.typeahead) != 0 {
 		t.Errorf("keys still held after a failed scan: %v", m.typeahead)
 	}

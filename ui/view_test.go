@@ -32,6 +32,18 @@ func TestViewGolden(t *testing.T) {
 		{Time: t0.Add(540 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventJobFinished, Job: "restart", Result: "done"},
 		{Time: t0.Add(2 * time.Second), Unit: "demo-plain.service", Type: inspect.EventHandoff, Handoff: badHandoff()},
 	}
+	// What the live model publishes as those events' signals arrive.
+	handoffAt := func(state, sub string, pid int) *inspect.Snapshot {
+		snap := demoSnapshot()
+		svc := &snap.Services[1]
+		if svc.Unit != "demo-handoff.service" {
+			t.Fatalf("fixture order changed: %s", svc.Unit)
+		}
+		svc.ActiveState, svc.SubState, svc.MainPID = state, sub, pid
+		return snap
+	}
+	restarting := snapshotMsg{snap: handoffAt("deactivating", "stop-sigterm", 0), at: t0}
+	restarted := snapshotMsg{snap: handoffAt("active", "running", 303), at: t0}
 	degraded := demoSnapshot()
 	degraded.Host.Unreadable = 12
 	degraded.Host.Partial = true
@@ -58,11 +70,11 @@ func TestViewGolden(t *testing.T) {
 			m = selectUnit(t, m, "demo-handoff.service")
 			m = send(m, keyMsg("r"), keyMsg("y"))
 			m = send(m, confirmedMsg{action: ActionRestart, unit: "demo-handoff.service", probe: true})
-			return send(m, eventsMsg{evs: restartEvents})
+			return send(m, eventsMsg{evs: restartEvents}, restarting)
 		}},
 		{name: "verdict", w: 120, h: 36, opts: Options{Probe: true}, snap: demoSnapshot(), prep: func(t *testing.T, m Model) Model {
 			m = selectUnit(t, m, "demo-handoff.service")
-			m = send(m, eventsMsg{evs: restartEvents}, eventsMsg{evs: verdictEvents})
+			m = send(m, eventsMsg{evs: restartEvents}, restarting, eventsMsg{evs: verdictEvents}, restarted)
 			return send(m, actionDoneMsg{action: ActionRestart, unit: "demo-handoff.service", res: ActionResult{Job: "42", Result: "done"}, elapsed: 612 * time.Millisecond})
 		}},
 		{name: "confirm_stop", w: 80, h: 24, snap: demoSnapshot(), prep: func(t *testing.T, m Model) Model {
@@ -107,8 +119,7 @@ func TestViewGolden(t *testing.T) {
 func TestViewDemoCounters(t *testing.T) {
 	src := newFakeSource(demoSnapshot())
 	m := newTestModel(demoCountersSource{src}, Options{Title: "demo"}, 100, 40)
-	m.lastSeq++
-	m = send(m, snapshotMsg{id: m.lastSeq, full: true, snap: demoSnapshot(), at: t0, demo: map[string]DemoCounters{
+	m = send(m, snapshotMsg{snap: demoSnapshot(), at: t0, demo: map[string]DemoCounters{
 		"demo-plain.service": {Conns: 4, Connected: 3, Sent: 1200, Replies: 1190, Refused: 37, Dropped: 4, CounterResets: 4, LastPID: 301, MaxLatency: 512 * time.Millisecond},
 	}})
 	m = selectUnit(t, m, "demo-plain.service")

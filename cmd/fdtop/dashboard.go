@@ -62,7 +62,7 @@ func dashboard(ctx context.Context, sig *caught, mf managerFlags, df dashboardFl
 		return failUnlessSignalled(stderr, "", sig, err)
 	}
 	defer client.Close()
-	src, err := newLiveSource(ctx, client, b, df.interval)
+	src, err := newLiveSource(ctx, client, b, df.interval, false)
 	if err != nil {
 		return failUnlessSignalled(stderr, "", sig, err)
 	}

@@ -123,7 +123,7 @@ func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 		return err
 	}
 	defer client.Close()
-	src, err := newLiveSource(ctx, client, b, ui.DefaultInterval)
+	src, err := newLiveSource(ctx, client, b, ui.DefaultInterval, true)
 	if err != nil {
 		return err
 	}

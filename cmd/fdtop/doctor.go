@@ -51,7 +51,7 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
 	defer client.Close()
-	in, err := gatherDoctor(ctx, client, b, patterns, mf.user, true)
+	in, err := gatherDoctor(ctx, client, b, nil, patterns, mf.user, true)
 	if err != nil {
 		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
@@ -73,13 +73,16 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 	return exitOK
 }
 
-// gatherDoctor reads what Diagnose needs: a full snapshot, the units'
+// gatherDoctor reads what Diagnose needs: a full snapshot (snap, the live
+// model's picture, or a fresh one when nil), the units'
 // results and exit statuses, templates, logs and who holds the addresses
 // of failed sockets.
-func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, patterns []string, user, fullScan bool) (inspect.DoctorInput, error) {
-	snap, err := b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: fullScan})
-	if err != nil {
-		return inspect.DoctorInput{}, err
+func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, snap *inspect.Snapshot, patterns []string, user, fullScan bool) (inspect.DoctorInput, error) {
+	var err error
+	if snap == nil {
+		if snap, err = b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: fullScan}); err != nil {
+			return inspect.DoctorInput{}, err
+		}
 	}
 	in := inspect.DoctorInput{Snapshot: snap, Templates: map[string]bool{}, Logs: map[string][]inspect.LogLine{}, LogErrors: map[string]string{}, AddressHolders: map[string][]inspect.AddressHolder{}}
 	var names []string
@@ -217,7 +220,7 @@ func writeFindings(w io.Writer, findings []inspect.Finding) error {
 // Findings implements ui.DoctorSource: fdtop doctor's checks on the
 // dashboard's units.
 func (s *liveSource) Findings(ctx context.Context) ([]inspect.Finding, error) {
-	in, err := gatherDoctor(ctx, s.client, s.builder, s.builder.Patterns, s.builder.Scope == "user", !s.targetedOnly)
+	in, err := gatherDoctor(ctx, s.client, s.builder, s.current(), s.builder.Patterns, s.builder.Scope == "user", !s.targetedOnly)
 	if err != nil {
 		return nil, err
 	}

@@ -116,7 +116,7 @@ func TestHostileServiceOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer client.Close()
-			src, err := newLiveSource(ctx, client, b, time.Second)
+			src, err := newLiveSource(ctx, client, b, time.Second, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,10 +15,14 @@ import (
 	"github.com/fdtop/fdtop/ui"
 )
 
-// liveSource is the dashboard's Source: snapshots from the Builder, the
-// timeline from a Watcher on the manager's signals (which runs the gap
-// meter where a restart from the dashboard asked for it), and actions
-// through dbusclient.
+// liveSource is the dashboard's Source on the local manager: the live
+// model, in process. A Watcher on the manager's signals is the only thing
+// that scans (the whole picture at --interval, skipped while nothing
+// changed; the services in a job faster); the manager's signals and the
+// polled counters of the units on screen update the picture between
+// scans. Each new picture is published to the dashboard, which draws it
+// and sends actions back (run through dbusclient, with the gap meter where
+// asked).
 type liveSource struct {
 	client  *dbusclient.Client
 	builder *inspect.Builder
@@ -31,30 +36,117 @@ type liveSource struct {
 	probes  map[string]time.Time          // service -> when a probed action on it was asked for
 	traffic map[string]*traffic.Generator // demo: service -> generator
 	conns   map[string]int
+
+	pmu     sync.Mutex
+	picture *inspect.Snapshot // the model's picture, never changed once published
+	updates chan ui.Update    // the latest picture not yet read (capacity 1)
+	rescan  chan struct{}
+	signals *modelSignals
 }
 
 // probeAsk bounds how long a probe asked for with an action waits for its
 // job to start.
 const probeAsk = time.Minute
 
-// newLiveSource starts the watcher; it runs until ctx ends.
-func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, interval time.Duration) (*liveSource, error) {
+// fullEvery is how many rescans pass between the host-wide passes (holders
+// outside the units) of the local live model, as the agent's.
+const fullEvery = 30
+
+// newLiveSource starts the live model; it runs until ctx ends. targeted
+// limits its scans to the units' and the manager's processes (the demo).
+func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, interval time.Duration, targeted bool) (*liveSource, error) {
 	sub, err := client.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{}}
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: -1, Probe: src.probeWanted}
+	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
+		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1)}
+	src.signals = newModelSignals(sub, interval, func(ev dbusclient.Event) {
+		src.setPicture(false, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
+	})
+	full := fullEvery
+	if targeted {
+		full = -1
+	}
+	w := &inspect.Watcher{Snapshots: b, Events: src.signals, Interval: interval, FullEvery: full, Probe: src.probeWanted, Rescan: src.rescan,
+		OnSnapshot: func(snap *inspect.Snapshot) {
+			src.setPicture(true, func(*inspect.Snapshot) *inspect.Snapshot { return snap })
+		},
+		OnView: func(units []string, snap *inspect.Snapshot) {
+			src.setPicture(true, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.MergeUnits(p, snap, units) })
+		},
+	}
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
+		w.FDCount = k.FDCount
 	}
+	go src.signals.run(ctx)
 	go func() {
-		defer sub.Close()
+		defer src.signals.Close()
 		if err := w.Run(ctx, src.events); err != nil {
+			src.publish(ui.Update{Err: err, At: time.Now()})
 			src.events <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Phase: "stopped", Error: err.Error()}
 		}
 	}()
 	return src, nil
+}
+
+// setPicture replaces the picture with what f makes of it and publishes it
+// when it changed (compared unit by unit with compare: a rescan that saw
+// what the picture shows publishes nothing, so an idle dashboard redraws
+// nothing and its doctor does not run again). f must not change its
+// argument.
+func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Snapshot) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	p := f(s.picture)
+	if p == s.picture || p == nil {
+		return
+	}
+	if compare && s.picture != nil {
+		if _, changed := inspect.Diff(s.picture, p); !changed {
+			return
+		}
+	}
+	s.picture = p
+	s.publishLocked(ui.Update{Snapshot: p, At: time.Now()})
+}
+
+// publish sends u to the dashboard, replacing a picture it has not read.
+func (s *liveSource) publish(u ui.Update) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	s.publishLocked(u)
+}
+
+func (s *liveSource) publishLocked(u ui.Update) {
+	select {
+	case <-s.updates:
+	default:
+	}
+	s.updates <- u // never blocks: emptied above, and sends are serialised by pmu
+}
+
+// current is the model's picture (nil before the first scan).
+func (s *liveSource) current() *inspect.Snapshot {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return s.picture
+}
+
+// Updates implements ui.Source.
+func (s *liveSource) Updates() <-chan ui.Update { return s.updates }
+
+// Show implements ui.Source: the units on screen get their counters polled.
+func (s *liveSource) Show(units []string) { s.signals.show(units) }
+
+// Refresh implements ui.Source.
+func (s *liveSource) Refresh() bool {
+	select {
+	case s.rescan <- struct{}{}:
+	default: // one is asked for already
+	}
+	return true
 }
 
 // probeWanted tells the watcher whether a restart from the dashboard asked
@@ -65,11 +157,6 @@ func (s *liveSource) probeWanted(service string) bool {
 	at, ok := s.probes[service]
 	delete(s.probes, service)
 	return ok && time.Since(at) < probeAsk
-}
-
-// Snapshot implements ui.Source.
-func (s *liveSource) Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error) {
-	return s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: units, FullScan: len(units) == 0 && !s.targetedOnly})
 }
 
 // Events implements ui.Source.
@@ -138,9 +225,12 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 // names the service whose handoff the probe belongs to.
 func (s *liveSource) probeTargets(ctx context.Context, unit string) (targets []string, service string) {
 	service = unit
-	snap, err := s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: []string{unit}})
-	if err != nil {
-		return nil, service
+	snap := s.current()
+	if snap == nil {
+		var err error
+		if snap, err = s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: []string{unit}}); err != nil {
+			return nil, service
+		}
 	}
 	var out []string
 	add := func(ls []inspect.Listener) {
@@ -183,13 +273,112 @@ func (s *liveSource) DemoCounters() map[string]ui.DemoCounters {
 	return out
 }
 
-// demoSource adds the demo's traffic generators to a liveSource.
+// withDemo adds the demo's traffic generators to a liveSource.
 func (s *liveSource) withDemo(env *demoEnv) {
-	s.targetedOnly = true
 	s.traffic = map[string]*traffic.Generator{}
 	s.conns = map[string]int{}
 	for m, g := range env.traffic {
 		s.traffic[m.Service()] = g
 		s.conns[m.Service()] = demoConns
+	}
+}
+
+// modelSignals is the live model's subscription to the manager: every
+// signal goes to the picture (apply) and then to the Watcher; the counters
+// polled are those of the units the Watcher follows and of the units on
+// screen. Poll sets change on its own goroutine, so Show never blocks.
+type modelSignals struct {
+	sub   *dbusclient.Subscription
+	apply func(dbusclient.Event)
+	out   chan dbusclient.Event
+	kick  chan struct{}
+	every time.Duration // the poll of the units on screen
+
+	mu           sync.Mutex
+	tracked      []string // the Watcher's
+	trackedEvery time.Duration
+	shown        []string
+}
+
+func newModelSignals(sub *dbusclient.Subscription, every time.Duration, apply func(dbusclient.Event)) *modelSignals {
+	return &modelSignals{sub: sub, apply: apply, out: make(chan dbusclient.Event, 256), kick: make(chan struct{}, 1), every: every}
+}
+
+// Events implements inspect.EventSource.
+func (m *modelSignals) Events() <-chan dbusclient.Event { return m.out }
+
+// Watch implements inspect.EventSource: the Watcher's units.
+func (m *modelSignals) Watch(units []string, every time.Duration) {
+	m.mu.Lock()
+	m.tracked, m.trackedEvery = append([]string(nil), units...), every
+	m.mu.Unlock()
+	m.wake()
+}
+
+// show sets the units on screen.
+func (m *modelSignals) show(units []string) {
+	m.mu.Lock()
+	m.shown = append([]string(nil), units...)
+	m.mu.Unlock()
+	m.wake()
+}
+
+func (m *modelSignals) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close implements inspect.EventSource.
+func (m *modelSignals) Close() { m.sub.Close() }
+
+// run moves the signals to the picture and the Watcher, and keeps the poll
+// set, until the subscription ends.
+func (m *modelSignals) run(ctx context.Context) {
+	defer close(m.out)
+	var (
+		polled []string
+		every  time.Duration
+	)
+	in := m.sub.Events()
+	for {
+		select {
+		case ev, ok := <-in:
+			if !ok {
+				return
+			}
+			m.apply(ev)
+			select {
+			case m.out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		case <-m.kick:
+			m.mu.Lock()
+			set := map[string]bool{}
+			for _, u := range m.tracked {
+				set[u] = true
+			}
+			for _, u := range m.shown {
+				set[u] = true
+			}
+			e := m.every
+			if len(m.tracked) > 0 {
+				e = m.trackedEvery // a job runs: poll fast
+			}
+			m.mu.Unlock()
+			units := make([]string, 0, len(set))
+			for u := range set {
+				units = append(units, u)
+			}
+			slices.Sort(units)
+			if !slices.Equal(units, polled) || e != every {
+				polled, every = units, e
+				m.sub.Watch(units, every) // a new set reports every counter anew
+			}
+		case <-ctx.Done():
+			return
+		}
 	}
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/ui"
@@ -16,10 +16,12 @@ import (
 // refresh), the timeline is the agent's, actions run there. A lost host
 // is reconnected (see follow).
 type remoteSource struct {
-	mu     sync.Mutex
-	agent  *remoteAgent
-	ssh    *sshHost
-	events chan inspect.Event
+	mu      sync.Mutex
+	agent   *remoteAgent
+	ssh     *sshHost
+	swapped chan struct{} // a token when agent was replaced
+	events  chan inspect.Event
+	updates chan ui.Update
 }
 
 // current is the agent in use.
@@ -29,21 +31,52 @@ func (s *remoteSource) current() (*remoteAgent, *sshHost) {
 	return s.agent, s.ssh
 }
 
-// Snapshot implements ui.Source: the latest picture from the host.
-func (s *remoteSource) Snapshot(ctx context.Context, units []string) (*inspect.Snapshot, error) {
-	a, h := s.current()
-	select {
-	case <-a.Ready():
-	case <-a.Done():
-		return nil, fmt.Errorf("connection lost: %s", a.Why(h))
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// publish sends the dashboard the host's picture as the agent's updates
+// change it (or why there is none), until ctx ends.
+func (s *remoteSource) publish(ctx context.Context) {
+	send := func(u ui.Update) bool {
+		select {
+		case <-s.updates: // an unread older picture
+		default:
+		}
+		select {
+		case s.updates <- u:
+			return true
+		case <-ctx.Done():
+			return false
+		}
 	}
-	if m := a.Model(); m != nil {
-		return m, nil
+	for {
+		a, h := s.current()
+		select {
+		case <-a.Changed():
+			if m := a.Model(); m != nil && !send(ui.Update{Snapshot: m, At: time.Now()}) {
+				return
+			}
+		case <-a.Done():
+			if !send(ui.Update{Err: fmt.Errorf("connection lost: %s", a.Why(h)), At: time.Now()}) {
+				return
+			}
+			select {
+			case <-s.swapped:
+			case <-ctx.Done():
+				return
+			}
+		case <-s.swapped:
+		case <-ctx.Done():
+			return
+		}
 	}
-	return nil, errors.New("no picture from the host yet")
 }
+
+// Updates implements ui.Source.
+func (s *remoteSource) Updates() <-chan ui.Update { return s.updates }
+
+// Show implements ui.Source: the agent's model rescans on its own.
+func (s *remoteSource) Show([]string) {}
+
+// Refresh implements ui.Source: the agent's model rescans on its own.
+func (s *remoteSource) Refresh() bool { return false }
 
 // Events implements ui.Source.
 func (s *remoteSource) Events() <-chan inspect.Event { return s.events }
@@ -83,15 +116,24 @@ func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf manage
 	defer wg.Wait() // after cancel below
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	src := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1024)}
+	src := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1024),
+		updates: make(chan ui.Update, 1), swapped: make(chan struct{}, 1)}
 	tagged := make(chan hostEvent, 1024)
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		src.publish(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		follow(ctx, f.tr, h, o, tagged, func(a *remoteAgent, s *sshHost) {
 			src.mu.Lock()
 			src.agent, src.ssh = a, s
 			src.mu.Unlock()
+			select {
+			case src.swapped <- struct{}{}:
+			default:
+			}
 		})
 	}()
 	go func() {

@@ -1,0 +1,300 @@
+// Command idle-cost measures what fdtop costs while nothing happens: the
+// CPU of fdtop and of the manager it watches (utime+stime from
+// /proc/PID/stat over a window), and the messages the manager sends in
+// that time (strace -c on sendmsg, in a second window of its own so the
+// tracing does not weigh on the CPU figures). Run it through
+// tools/idle-cost.sh, as root.
+//
+// -units 0 measures `fdtop demo` (its dashboard in tmux). -units N starts a
+// sandbox manager with N units (half sockets listening on loopback, half
+// their services), holds -procs×-fds descriptors with tools/loadgen, and
+// measures the dashboard (in tmux) and `fdtop watch` on it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/tools/loadgen"
+)
+
+func main() {
+	bin := flag.String("fdtop", "", "the fdtop binary to measure")
+	units := flag.Int("units", 0, "units of the sandbox manager (0: measure fdtop demo)")
+	procs := flag.Int("procs", 1000, "loadgen processes (with -units)")
+	fds := flag.Int("fds", 100, "descriptors per loadgen process (with -units)")
+	window := flag.Duration("window", 30*time.Second, "each measuring window")
+	settle := flag.Duration("settle", 10*time.Second, "wait after start before measuring")
+	flag.Parse()
+	if *bin == "" {
+		fmt.Fprintln(os.Stderr, "idle-cost: -fdtop is required")
+		os.Exit(2)
+	}
+	abs, err := filepath.Abs(*bin)
+	if err == nil {
+		*bin = abs
+	}
+	if *units == 0 {
+		err = measureDemo(*bin, *window, *settle)
+	} else {
+		err = measureSandbox(*bin, *units, *procs, *fds, *window, *settle)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idle-cost:", err)
+		os.Exit(1)
+	}
+}
+
+// ticks is utime+stime of pid (all its threads) in clock ticks (USER_HZ, 100 a second).
+func ticks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no comm", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return u + st, nil
+}
+
+// cpu measures the CPU seconds each pid uses over window.
+func cpu(window time.Duration, pids ...int) ([]float64, error) {
+	before := make([]int64, len(pids))
+	for i, p := range pids {
+		t, err := ticks(p)
+		if err != nil {
+			return nil, err
+		}
+		before[i] = t
+	}
+	time.Sleep(window)
+	out := make([]float64, len(pids))
+	for i, p := range pids {
+		t, err := ticks(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = float64(t-before[i]) / 100
+	}
+	return out, nil
+}
+
+var straceCalls = regexp.MustCompile(`^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?sendmsg\s*$`)
+
+// sendmsgs counts the sendmsg calls of pid (and its threads) over window.
+func sendmsgs(pid int, window time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "strace", "-c", "-f", "-e", "trace=sendmsg", "-p", strconv.Itoa(pid))
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	out, _ := cmd.CombinedOutput() // ended by the interrupt
+	for _, line := range strings.Split(string(out), "\n") {
+		if m := straceCalls.FindStringSubmatch(line); m != nil {
+			return strconv.Atoi(m[1])
+		}
+	}
+	if strings.Contains(string(out), "total") || len(strings.TrimSpace(string(out))) == 0 {
+		return 0, nil // no sendmsg at all
+	}
+	return 0, fmt.Errorf("strace: unexpected output: %s", out)
+}
+
+// report measures fdtop and the manager and prints one line.
+func report(name string, fdtop, manager int, window time.Duration) error {
+	secs, err := cpu(window, fdtop, manager)
+	if err != nil {
+		return err
+	}
+	n, err := sendmsgs(manager, window)
+	if err != nil {
+		return err
+	}
+	w := window.Seconds()
+	fmt.Printf("%-28s fdtop %6.2fs cpu (%5.2f%% of a core)  manager %6.2fs cpu (%5.2f%%)  manager sendmsg %5.0f/min  [window %v]\n",
+		name, secs[0], 100*secs[0]/w, secs[1], 100*secs[1]/w, float64(n)*60/w, window)
+	return nil
+}
+
+// tmux runs tmux with args.
+func tmux(args ...string) (string, error) {
+	out, err := exec.Command("tmux", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("tmux %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// inTmux starts cmd in a detached tmux session and waits until its screen
+// shows want; it returns the pane's pid and a stop function.
+func inTmux(session, cmd, want string) (int, func(), error) {
+	if _, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd); err != nil {
+		return 0, nil, err
+	}
+	stop := func() { _, _ = tmux("kill-session", "-t", session) }
+	pidS, err := tmux("display-message", "-p", "-t", session, "#{pane_pid}")
+	if err != nil {
+		stop()
+		return 0, nil, err
+	}
+	pid, err := strconv.Atoi(pidS)
+	if err != nil {
+		stop()
+		return 0, nil, fmt.Errorf("pane pid %q: %w", pidS, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		screen, err := tmux("capture-pane", "-p", "-t", session)
+		if err == nil && strings.Contains(screen, want) {
+			return pid, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return 0, nil, fmt.Errorf("%q never showed %q; screen:\n%s", cmd, want, screen)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// descendant finds a process under pid whose comm is comm.
+func descendant(pid int, comm string) (int, error) {
+	kids := func(p int) []int {
+		var out []int
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", p, t.Name()))
+			for _, f := range strings.Fields(string(b)) {
+				if n, err := strconv.Atoi(f); err == nil {
+					out = append(out, n)
+				}
+			}
+		}
+		return out
+	}
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		if p != pid && strings.TrimSpace(string(b)) == comm {
+			return p, nil
+		}
+		queue = append(queue, kids(p)...)
+	}
+	return 0, fmt.Errorf("no %s under pid %d", comm, pid)
+}
+
+func measureDemo(bin string, window, settle time.Duration) error {
+	session := fmt.Sprintf("idlecost-demo-%d", os.Getpid())
+	pid, stop, err := inTmux(session, bin+" demo", "demo-plain")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	mgr, err := descendant(pid, "systemd")
+	if err != nil {
+		return err
+	}
+	time.Sleep(settle)
+	return report("demo dashboard", pid, mgr, window)
+}
+
+func measureSandbox(bin string, units, procs, fds int, window, settle time.Duration) error {
+	ctx := context.Background()
+	sb, err := sandbox.Start(ctx, sandbox.Options{Fdtop: bin})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	for i := 0; i < units/2; i++ {
+		name := fmt.Sprintf("idle-%04d", i)
+		if err := sb.WriteUnit(name+".socket", fmt.Sprintf("[Socket]\nListenStream=%%t/idle-%04d.sock\n", i)); err != nil {
+			return err
+		}
+		if err := sb.WriteUnit(name+".service", "[Service]\nExecStart=/bin/sleep infinity\n"); err != nil {
+			return err
+		}
+	}
+	if out, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
+		return fmt.Errorf("daemon-reload: %w: %s", err, out)
+	}
+	sockets := make([]string, 0, units/2)
+	for i := 0; i < units/2; i++ {
+		sockets = append(sockets, fmt.Sprintf("idle-%04d.socket", i))
+	}
+	if out, err := sb.Systemctl(ctx, append([]string{"start"}, sockets...)...); err != nil {
+		first, _, _ := strings.Cut(out, "\n")
+		return fmt.Errorf("start the %d sockets: %s", len(sockets), first)
+	}
+	if out, err := sb.Systemctl(ctx, "list-units", "--no-legend", "idle-*.socket"); err != nil {
+		return fmt.Errorf("list the sockets: %w", err)
+	} else if n := countLines(out); n != units/2 {
+		return fmt.Errorf("%d of %d sockets loaded", n, units/2)
+	}
+	load, err := loadgen.Start(procs, fds, 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	defer load.Stop()
+	fmt.Printf("sandbox: systemd %s, %d units, loadgen %d×%d descriptors\n", sb.Version, units, procs, fds)
+	time.Sleep(settle) // the manager settles after the start
+	alone, err := cpu(window, sb.PID)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-28s manager %6.2fs cpu (%5.2f%%)  [window %v]\n", "no fdtop", alone[0], 100*alone[0]/window.Seconds(), window)
+
+	session := fmt.Sprintf("idlecost-%d", os.Getpid())
+	pid, stop, err := inTmux(session, bin+" --address "+sb.Address, "idle-0000")
+	if err != nil {
+		return err
+	}
+	time.Sleep(settle)
+	err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, window)
+	stop()
+	if err != nil {
+		return err
+	}
+
+	w := exec.Command(bin, "watch", "--address", sb.Address)
+	w.Stdout, w.Stderr = nil, nil
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
+	time.Sleep(settle)
+	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, window)
+}
+
+func countLines(s string) int {
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) != "" {
+			n++
+		}
+	}
+	return n
+}
