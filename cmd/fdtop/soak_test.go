@@ -66,8 +66,9 @@ func TestSoakWatch(t *testing.T) {
 		gen := sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), 3, 20*time.Millisecond)
 
 		statsFile := filepath.Join(t.TempDir(), "stats.jsonl")
+		ready := filepath.Join(t.TempDir(), "ready")
 		cmd := exec.Command(bin, "watch", "--json", "--user", "--address", sb.Address, "--interval", "500ms", demo.Handoff.Socket())
-		cmd.Env = append(os.Environ(), "FDTOP_DEBUG_STATS="+statsFile)
+		cmd.Env = append(os.Environ(), "FDTOP_DEBUG_STATS="+statsFile, "FDTOP_READY="+ready)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -100,17 +101,21 @@ func TestSoakWatch(t *testing.T) {
 			}
 		}()
 		count := func() int { mu.Lock(); defer mu.Unlock(); return len(handoffs) }
-		// The first stats line is written once the watch is subscribed to
-		// the manager's signals; a second later it has its first snapshot.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if fi, err := os.Stat(statsFile); err == nil && fi.Size() > 0 {
+		// A restart begun before the watch's first view of the service is
+		// one whose old process fdtop never saw: it has no handoff to
+		// report (a fixed sleep here let the first restarts of a loaded CI
+		// run go before that view). The traffic is up before the watch
+		// starts, so the first view shows the service running.
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, errReady := os.Stat(ready)
+			fi, errStats := os.Stat(statsFile)
+			if errReady == nil && errStats == nil && fi.Size() > 0 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("fdtop watch wrote no stats line in 30 s")
+				t.Fatal("fdtop watch had no first view and stats line in 60 s")
 			}
 		}
-		time.Sleep(time.Second)
 
 		var early stats
 		for i := 1; i <= restarts; i++ {
