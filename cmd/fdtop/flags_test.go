@@ -318,6 +318,22 @@ func TestWatchShutdown(t *testing.T) {
 		waitRecorded(t, rec, `"type":"handoff"`)
 		// Kill the manager with a rescan in flight: stop it, wait until
 		// a request of the watch waits unread in its socket, then kill.
+		// An idle watch asks the manager nothing: start a restart job
+		// (the watch rescans every 15 ms while a job runs) and stop the
+		// manager once the watch has seen the job start.
+		before, _ := os.ReadFile(rec)
+		if _, err := sb.Systemctl(ctx, "--no-block", "restart", demo.Handoff.Service()); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			b, _ := os.ReadFile(rec)
+			if strings.Count(string(b), `"type":"job_started"`) > strings.Count(string(before), `"type":"job_started"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the second restart's job not recorded:\n%s", b)
+			}
+		}
 		if err := syscall.Kill(sb.PID, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}

@@ -116,7 +116,8 @@ func signalTrial(t *testing.T, tm *tmuxServer, bin string, env, args []string, s
 	pid := waitChild(t, shell)
 	time.Sleep(delay) // the trial's input: how far into its life fdtop is hit
 	if err := syscall.Kill(pid, sig); err != nil {
-		t.Fatalf("kill %d: %v", pid, err)
+		// fdtop ended before it was hit: say what it printed.
+		t.Fatalf("kill %d: %v (fdtop ended before the signal); screen:\n%s", pid, err, term.capture(t))
 	}
 	sent := time.Now()
 	for exited(pid) == false {
