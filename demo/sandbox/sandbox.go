@@ -388,19 +388,27 @@ func (s *Sandbox) Close() error {
 		defer unregister(s)
 		var errs []error
 		if s.PID > 0 {
-			_ = syscall.Kill(s.PID, syscall.SIGTERM)
 			select {
-			case <-s.done:
-			case <-time.After(closeGrace):
+			case <-s.done: // already reaped: never signal a reused PID
+			default:
+				_ = syscall.Kill(s.PID, syscall.SIGTERM)
+				select {
+				case <-s.done:
+				case <-time.After(closeGrace):
+				}
 			}
 		}
 		_, left := killSubtree(s.hs, s.Tag, 5*time.Second)
 		if s.PID > 0 {
-			_ = syscall.Kill(s.PID, syscall.SIGKILL)
 			select {
-			case <-s.done:
-			case <-time.After(5 * time.Second):
-				errs = append(errs, fmt.Errorf("manager pid %d not reaped", s.PID))
+			case <-s.done: // reaped: its PID may be someone else's now
+			default:
+				_ = syscall.Kill(s.PID, syscall.SIGKILL)
+				select {
+				case <-s.done:
+				case <-time.After(5 * time.Second):
+					errs = append(errs, fmt.Errorf("manager pid %d not reaped", s.PID))
+				}
 			}
 		}
 		if len(left) > 0 {

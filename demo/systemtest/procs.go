@@ -7,6 +7,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/fdtop/fdtop/demo/sandbox"
 )
 
 // descendants lists the children, grandchildren, … of pid (from
@@ -62,15 +65,43 @@ func nsLink(pid int, kind string) string {
 	return l
 }
 
-// inNamespaces lists the processes in the container's PID namespace or
-// holding one of its mount namespaces (the launcher's, PID 1's).
-func inNamespaces(st state) []int {
+// provenNamespaces returns the recorded namespaces (st) that are still the
+// container's. A namespace's inode number is reused as soon as the namespace
+// is freed: the next mount or PID namespace anyone creates (a sandbox
+// manager's of another test package, say) gets it. So a recorded number names
+// the container's namespace only while some process of the container's
+// cgroup subtree is in it; otherwise sweeping by it would kill strangers.
+func provenNamespaces(st state, cg *sandbox.Cgroups) map[string]bool {
+	want := recorded(st)
+	held := map[string]bool{}
+	if cg != nil {
+		for _, pid := range cg.PIDs() {
+			held[nsLink(pid, "mnt")] = true
+			held[nsLink(pid, "pid")] = true
+		}
+	}
+	for ns := range want {
+		if !held[ns] {
+			delete(want, ns)
+		}
+	}
+	return want
+}
+
+// recorded is the set of namespaces st records.
+func recorded(st state) map[string]bool {
 	want := map[string]bool{}
 	for _, ns := range []string{st.LauncherNS, st.LeaderMnt, st.LeaderPID} {
 		if ns != "" {
 			want[ns] = true
 		}
 	}
+	return want
+}
+
+// inNamespaces lists the processes in one of the namespaces want (mount or
+// PID namespaces, as nsLink spells them).
+func inNamespaces(want map[string]bool) []int {
 	if len(want) == 0 {
 		return nil
 	}
@@ -91,4 +122,43 @@ func inNamespaces(st state) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// pinHeld opens each namespace of want that a process of the cgroup
+// subtree is in and held does not have yet, and adds it to held: from then
+// on its number cannot be reused, even once the subtree is empty.
+func pinHeld(want map[string]bool, cg *sandbox.Cgroups, held map[string]*os.File) {
+	if cg == nil {
+		return
+	}
+	for _, pid := range cg.PIDs() {
+		for _, kind := range []string{"mnt", "pid"} {
+			ns := nsLink(pid, kind)
+			if !want[ns] || held[ns] != nil {
+				continue
+			}
+			if f, err := openNamespace(pid, kind, ns); err == nil {
+				held[ns] = f
+			}
+		}
+	}
+}
+
+// openNamespace opens /proc/PID/ns/KIND and checks that it is want (e.g.
+// "mnt:[4026532000]"): pid may have left it, or died, since it was read.
+func openNamespace(pid int, kind, want string) (*os.File, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/%s", pid, kind))
+	if err != nil {
+		return nil, fmt.Errorf("pin namespace: %w", err)
+	}
+	var sb syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &sb); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pin namespace %s: %w", f.Name(), err)
+	}
+	if got := fmt.Sprintf("%s:[%d]", kind, sb.Ino); got != want {
+		f.Close()
+		return nil, fmt.Errorf("pin namespace %s: it is %s, not %s", f.Name(), got, want)
+	}
+	return f, nil
 }

@@ -417,12 +417,27 @@ const sigPoweroff = syscall.Signal(34 + 4)
 
 // teardown SIGKILLs every process in the container's cgroup subtree and
 // PID namespace (commands run with nsenter are in the namespace but not in
-// the cgroups) until none is left.
+// the cgroups) until none is left. A recorded namespace counts only once a
+// process of the subtree has been seen in it, and is then held open until
+// the sweep ends, so that its number cannot pass to a stranger's namespace
+// meanwhile (see provenNamespaces).
 func teardown(cg *sandbox.Cgroups, st state) []error {
 	var errs []error
+	want := recorded(st)
+	held := map[string]*os.File{}
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		pids := inNamespaces(st)
+		pinHeld(want, cg, held)
+		proven := map[string]bool{}
+		for ns := range held {
+			proven[ns] = true
+		}
+		pids := inNamespaces(proven)
 		if cg != nil {
 			pids = append(pids, cg.PIDs()...)
 		}
@@ -445,7 +460,7 @@ func teardown(cg *sandbox.Cgroups, st state) []error {
 // host naming its tag. It returns one error per kind of thing left.
 func (c *Container) Leftovers() []error {
 	var errs []error
-	if pids := inNamespaces(c.st); len(pids) > 0 {
+	if pids := inNamespaces(provenNamespaces(c.st, c.cg)); len(pids) > 0 {
 		errs = append(errs, fmt.Errorf("processes left in the container's namespaces: %v", pids))
 	}
 	if c.cg != nil {

@@ -48,7 +48,7 @@ func startOwn(t *testing.T) (*Container, []int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for len(pids) < 5 && time.Now().Before(deadline) {
 		pids = pids[:3]
-		for _, p := range inNamespaces(c.st) {
+		for _, p := range inNamespaces(provenNamespaces(c.st, c.cg)) {
 			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(b)) == "sleep" {
 				pids = append(pids, p)
 			}
@@ -162,12 +162,14 @@ func TestReapAfterOwnerKilled(t *testing.T) {
 			t.Errorf("pid %d still alive after ReapStale", p)
 		}
 	}
-	if left := inNamespaces(st); len(left) > 0 {
-		t.Errorf("processes left in the container's namespaces: %v", left)
-	}
 	cg, err := sandbox.OwnCgroups(filepath.Base(dir))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The dead owner's namespaces are freed by now and their numbers may
+	// be another's: only those a process of the subtree still holds count.
+	if left := inNamespaces(provenNamespaces(st, cg)); len(left) > 0 {
+		t.Errorf("processes left in the container's namespaces: %v", left)
 	}
 	if d := cg.Dirs(); len(d) > 0 {
 		t.Errorf("cgroups left: %v", d)
