@@ -238,7 +238,13 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 				b.muted(fmt.Sprintf("    … %d more", len(so.Instances)-i))
 				break
 			}
-			b.add(fmt.Sprintf("    %s  %s  pid %d  %s ↔ %s", in.Unit, in.ActiveState, in.MainPID, orDash(in.Local), orDash(in.Remote)))
+			line := fmt.Sprintf("    %s  %s  pid %d  %s ↔ %s", in.Unit, in.ActiveState, in.MainPID, orDash(in.Local), orDash(in.Remote))
+			for _, h := range in.Holders {
+				if !h.Manager && h.Unit != in.Unit {
+					line += fmt.Sprintf("  held by %s pid %d in %s", h.Comm, h.PID, orDash(h.Unit))
+				}
+			}
+			b.add(line)
 		}
 	}
 }
@@ -336,7 +342,11 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 			b.muted(fmt.Sprintf("    … %d more", len(s.Connections)-i))
 			break
 		}
-		b.add(fmt.Sprintf("    %-22s %-22s %-12s %7d %7d  %d/%d", c.Local, c.Remote, c.State, c.RecvQ, c.SendQ, c.PID, c.FD))
+		line := fmt.Sprintf("    %-22s %-22s %-12s %7d %7d  %d/%d", c.Local, c.Remote, c.State, c.RecvQ, c.SendQ, c.PID, c.FD)
+		if c.Outside {
+			line += fmt.Sprintf("  %s in %s", c.Comm, orDash(c.Unit))
+		}
+		b.add(line)
 	}
 
 	b.section("Processes", "The processes in the unit's cgroup; MainPID is the one systemd tracks and passes the descriptors to.")
