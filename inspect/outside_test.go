@@ -15,7 +15,7 @@ import (
 // instance's process a login moved there too, and the clients' ends.
 func outsideFixture(sessionReadable bool) JoinInput {
 	const (
-		sshdPID, sessPID, instPID, clientPID = 10, 20, 21, 30
+		sshdPID, sessPID, instPID, clientPID                  = 10, 20, 21, 30
 		lst, sess, clientEnd, acceptLst, instConn, instClient = 2000, 2001, 2002, 2100, 2101, 2102
 	)
 	procs := []procfs.Process{
