@@ -260,6 +260,13 @@ func TestSSHDSessionsAsRoot(t *testing.T) {
 	if want := fmt.Sprintf("held by sshd pid %d in %s", conn.PID, scope); !strings.Contains(tree, want) {
 		t.Errorf("fdtop snapshot does not say %q:\n%s", want, tree)
 	}
+	// A plain user reads neither sshd nor the session: the connections
+	// are unknown, never none.
+	for _, s := range snapshot(t, c, Unprivileged, unit).Services {
+		if s.Unit == unit && !s.ConnectionsUnknown && len(s.Connections) != 1 {
+			t.Errorf("as %s: %d connections and connections_unknown false; the session's 1 is there", UserName, len(s.Connections))
+		}
+	}
 
 	w := startWatch(t, c, Root, unit, demo.Activated.Service())
 	w.ready(t, c, demo.Activated.Service())
