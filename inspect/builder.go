@@ -33,6 +33,37 @@ type Builder struct {
 	ExtraServices []string
 
 	host hostOnce
+
+	// outside are the processes outside the units that held connections
+	// accepted from the units' listeners at the last full scan (login
+	// sessions in session-N.scope): a targeted scan reads them too, so
+	// those connections stay in view between full scans and across a
+	// restart of the service.
+	outsideMu sync.Mutex
+	outside   []int
+}
+
+// outsidePIDs returns the holders the last full scan found outside the units.
+func (b *Builder) outsidePIDs() []int {
+	b.outsideMu.Lock()
+	defer b.outsideMu.Unlock()
+	return b.outside
+}
+
+// noteOutside remembers the holders of a full scan's connections that are
+// outside their services.
+func (b *Builder) noteOutside(snap *Snapshot) {
+	var pids []int
+	for _, svc := range snap.Services {
+		for _, c := range svc.Connections {
+			if c.Outside {
+				pids = append(pids, c.PID)
+			}
+		}
+	}
+	b.outsideMu.Lock()
+	b.outside = dedupe(pids)
+	b.outsideMu.Unlock()
 }
 
 // SnapshotOptions tune one snapshot.
@@ -106,7 +137,7 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	if opts.FullScan {
 		scan, err = b.Kernel.Scan(ctx, procfs.ScanOptions{})
 	} else {
-		pids := append([]int(nil), managerPIDs...)
+		pids := append(append([]int(nil), managerPIDs...), b.outsidePIDs()...)
 		for _, s := range st.Services {
 			if s.MainPID != 0 {
 				pids = append(pids, int(s.MainPID))
@@ -132,6 +163,9 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 		Hostname:     hostname,
 	})
 	snap.Host.Root = root
+	if opts.FullScan {
+		b.noteOutside(snap)
+	}
 	if len(opts.Units) == 0 {
 		snap.Unmatched = unmatched(b.Patterns, st)
 	}

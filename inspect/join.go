@@ -49,6 +49,7 @@ type index struct {
 	byPID    map[int]*procfs.Process
 	byInode  map[uint64][]holding
 	managers map[int]bool
+	accepted *acceptedIndex // built on first use
 }
 
 func newIndex(scan *procfs.Scan, managerPIDs []int) *index {
@@ -179,7 +180,7 @@ func Join(in JoinInput) *Snapshot {
 			out.Listeners = append(out.Listeners, lst)
 		}
 		for _, inst := range su.Instances {
-			out.Instances = append(out.Instances, ix.instance(inst, services[inst]))
+			out.Instances = append(out.Instances, ix.instance(inst, services[inst], scope))
 		}
 		if !su.Accept && out.Service != "" {
 			svcListeners[out.Service] = append(svcListeners[out.Service], out.Listeners...)
@@ -352,7 +353,7 @@ func (ix *index) holders(inode uint64, scope string, inUnit func(string) bool) [
 }
 
 // instance describes one per-connection service of an Accept=yes socket.
-func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
+func (ix *index) instance(name string, svc *dbusclient.Service, scope string) Instance {
 	inst := Instance{Unit: name}
 	if svc == nil {
 		return inst
@@ -363,6 +364,7 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 		for _, s := range ix.scan.Sockets {
 			if s.Cookie == in.Cookie {
 				inst.Local, inst.Remote = ix.sockEnds(s)
+				ix.instanceHolders(&inst, s.Inode, scope)
 				return inst
 			}
 		}
@@ -375,6 +377,7 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 			}
 			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family != procfs.FamilyUnix || ok && s.PeerInode != 0 {
 				inst.Local, inst.Remote = ix.sockEnds(s)
+				ix.instanceHolders(&inst, fd.Inode, scope)
 				break
 			}
 		}
@@ -385,6 +388,20 @@ func (ix *index) instance(name string, svc *dbusclient.Service) Instance {
 		}
 	}
 	return inst
+}
+
+// instanceHolders records an instance's connection and who holds it, one
+// entry per process (its lowest fd), each with its unit (none is "outside": the session scope a login moved
+// the instance's process to is where it belongs now).
+func (ix *index) instanceHolders(inst *Instance, inode uint64, scope string) {
+	inst.Inode = inode
+	seen := map[int]bool{}
+	for _, h := range ix.holders(inode, scope, func(string) bool { return true }) {
+		if !seen[h.PID] { // one per process (sshd -i holds it as 0, 1 and 3)
+			seen[h.PID] = true
+			inst.Holders = append(inst.Holders, h)
+		}
+	}
 }
 
 // InstanceName is what the name of an Accept=yes instance says about its
@@ -583,6 +600,32 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			})
 		}
 	}
+	// Connections accepted from its listeners that other processes hold:
+	// a login moves an sshd session out of the service into
+	// session-N.scope (pam_systemd), where the session lives on across a
+	// restart of the service. One no readable process holds (not root)
+	// makes the list short: unknown, never absent.
+	for _, s := range ix.acceptedElsewhere(listeners) {
+		if seenConn[s.Inode] {
+			continue
+		}
+		seenConn[s.Inode] = true
+		h, byManager, ok := ix.outsideHolder(s.Inode, pids)
+		if !ok {
+			// Held only by the manager (an fd store entry, listed there),
+			// or by no process read: unknown when some were not readable.
+			if !byManager && ix.scan.Unreadable > 0 {
+				out.ConnectionsUnknown = true
+			}
+			continue
+		}
+		local, remote := ix.sockEnds(s)
+		out.Connections = append(out.Connections, Connection{
+			PID: h.proc.PID, FD: h.fd.Num, Inode: s.Inode, Local: local, Remote: remote,
+			State: s.State.String(), RecvQ: s.RecvQ, SendQ: s.SendQ,
+			Outside: true, Comm: h.proc.Comm, Unit: unitOf(h.proc, scope),
+		})
+	}
 	sort.Slice(out.Connections, func(i, j int) bool {
 		a, b := out.Connections[i], out.Connections[j]
 		if a.PID != b.PID {
@@ -674,6 +717,86 @@ func acceptedFrom(s procfs.Socket, listeners []Listener, sockets map[uint64]proc
 		}
 	}
 	return false
+}
+
+// acceptedElsewhere lists the connected sockets of the scan that were
+// accepted from one of listeners (acceptedFrom: same local port and
+// address, or the same bound unix name), in the listener's network
+// namespace, whoever holds them. The candidates are indexed once per join.
+func (ix *index) acceptedElsewhere(listeners []Listener) []procfs.Socket {
+	var out []procfs.Socket
+	for _, l := range listeners {
+		ls, ok := ix.scan.Sockets[l.Inode]
+		if !ok || l.Inode == 0 {
+			continue
+		}
+		if ix.accepted == nil {
+			ix.indexAccepted()
+		}
+		var cands []procfs.Socket
+		switch ls.Family {
+		case procfs.FamilyInet, procfs.FamilyInet6:
+			cands = ix.accepted.byPort[ls.Local.Port()]
+		case procfs.FamilyUnix:
+			cands = ix.accepted.byName[unixKey{ls.Path, ls.Abstract}]
+		}
+		for _, s := range cands {
+			if ls.NetNS != 0 && s.NetNS != 0 && ls.NetNS != s.NetNS {
+				continue
+			}
+			if acceptedFrom(s, []Listener{l}, ix.scan.Sockets) {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Inode < out[j].Inode })
+	return out
+}
+
+// unixKey is a unix socket's bound name.
+type unixKey struct {
+	path     string
+	abstract bool
+}
+
+// acceptedIndex holds the scan's connected sockets that can have been
+// accepted from a listener: TCP by local port, unix by bound name.
+type acceptedIndex struct {
+	byPort map[uint16][]procfs.Socket
+	byName map[unixKey][]procfs.Socket
+}
+
+func (ix *index) indexAccepted() {
+	a := &acceptedIndex{byPort: map[uint16][]procfs.Socket{}, byName: map[unixKey][]procfs.Socket{}}
+	for _, s := range ix.scan.Sockets {
+		if s.Inode == 0 || s.State == procfs.StateListen {
+			continue // an inode 0 socket waits in an accept queue: no one holds it yet
+		}
+		switch {
+		case (s.Family == procfs.FamilyInet || s.Family == procfs.FamilyInet6) && s.Proto == procfs.ProtoTCP:
+			a.byPort[s.Local.Port()] = append(a.byPort[s.Local.Port()], s)
+		case s.Family == procfs.FamilyUnix && s.Path != "" && s.PeerInode != 0:
+			k := unixKey{s.Path, s.Abstract}
+			a.byName[k] = append(a.byName[k], s)
+		}
+	}
+	ix.accepted = a
+}
+
+// outsideHolder is the process, neither the manager nor one of pids,
+// that holds inode (the lowest PID and fd when several do); byManager
+// says whether the manager holds it.
+func (ix *index) outsideHolder(inode uint64, pids map[int]bool) (h holding, byManager, ok bool) {
+	for _, c := range ix.byInode[inode] {
+		switch {
+		case ix.managers[c.proc.PID]:
+			byManager = true
+		case pids[c.proc.PID]:
+		case !ok || c.proc.PID < h.proc.PID || c.proc.PID == h.proc.PID && c.fd.Num < h.fd.Num:
+			h, ok = c, true
+		}
+	}
+	return h, byManager, ok
 }
 
 // onlyManagerHolds reports whether nothing but the manager holds inode.

@@ -67,7 +67,9 @@ func safeSocket(su *SocketUnit) bool {
 	var c1, c2 bool
 	su.Listeners, c1 = mapSlice(su.Listeners, safeListener)
 	su.Instances, c2 = mapSlice(su.Instances, func(in *Instance) bool {
-		return anyOf(safe(&in.Unit), safe(&in.ActiveState), safe(&in.SubState), safe(&in.Local), safe(&in.Remote))
+		var ch bool
+		in.Holders, ch = mapSlice(in.Holders, safeHolder)
+		return anyOf(safe(&in.Unit), safe(&in.ActiveState), safe(&in.SubState), safe(&in.Local), safe(&in.Remote), ch)
 	})
 	return c || c1 || c2
 }
@@ -84,7 +86,7 @@ func safeService(svc *Service) bool {
 		return anyOf(safe(&p.Name), safe(&p.Kind), safe(&p.Detail))
 	})
 	svc.Connections, cs[3] = mapSlice(svc.Connections, func(cn *Connection) bool {
-		return anyOf(safe(&cn.Local), safe(&cn.Remote), safe(&cn.State))
+		return anyOf(safe(&cn.Local), safe(&cn.Remote), safe(&cn.State), safe(&cn.Comm), safe(&cn.Unit))
 	})
 	svc.OwnListeners, cs[4] = mapSlice(svc.OwnListeners, safeListener)
 	svc.Processes, cs[5] = mapSlice(svc.Processes, func(p *Process) bool {
@@ -96,11 +98,11 @@ func safeService(svc *Service) bool {
 func safeListener(l *Listener) bool {
 	c := anyOf(safe(&l.Type), safe(&l.Address), safe(&l.State))
 	var ch bool
-	l.Holders, ch = mapSlice(l.Holders, func(h *Holder) bool {
-		return anyOf(safe(&h.Comm), safe(&h.Unit))
-	})
+	l.Holders, ch = mapSlice(l.Holders, safeHolder)
 	return c || ch
 }
+
+func safeHolder(h *Holder) bool { return anyOf(safe(&h.Comm), safe(&h.Unit)) }
 
 // safe escapes *s for the terminal and reports whether that changed it.
 func safe(s *string) bool {

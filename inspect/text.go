@@ -69,7 +69,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			}
 		}
 		for _, in := range su.Instances {
-			p("    instance %s  %s/%s  pid %d  %s ← %s", in.Unit, in.ActiveState, in.SubState, in.MainPID, orDash(in.Local), orDash(in.Remote))
+			p("    instance %s  %s/%s  pid %d  %s ← %s%s", in.Unit, in.ActiveState, in.SubState, in.MainPID, orDash(in.Local), orDash(in.Remote), instanceHeld(in))
 		}
 	}
 
@@ -113,7 +113,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			p("    connections: %d readable; processes not readable may hold more", len(svc.Connections))
 		}
 		for _, c := range svc.Connections {
-			p("    connection pid %d fd %d  %s ← %s  %s  recv-q %d send-q %d", c.PID, c.FD, c.Local, c.Remote, c.State, c.RecvQ, c.SendQ)
+			p("    connection pid %d fd %d  %s ← %s  %s  recv-q %d send-q %d%s", c.PID, c.FD, c.Local, c.Remote, c.State, c.RecvQ, c.SendQ, connectionHeld(c))
 		}
 		for _, pr := range svc.Processes {
 			p("    process %d %s", pr.PID, truncate(pr.Cmdline, 100))
@@ -128,6 +128,31 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// connectionHeld says who holds a connection outside its service, e.g.
+// "  held by sshd pid 56 in session-3.scope"; "" for the service's own.
+func connectionHeld(c Connection) string {
+	if !c.Outside {
+		return ""
+	}
+	return fmt.Sprintf("  held by %s pid %d in %s", c.Comm, c.PID, holderUnit(Holder{Unit: c.Unit}))
+}
+
+// instanceHeld says who holds an Accept=yes instance's connection when it
+// is a process outside the instance's unit (a login moved it into
+// session-N.scope), e.g. "  held by sshd pid 56 in session-3.scope".
+func instanceHeld(in Instance) string {
+	var parts []string
+	for _, h := range in.Holders {
+		if !h.Manager && h.Unit != in.Unit {
+			parts = append(parts, fmt.Sprintf("%s pid %d in %s", h.Comm, h.PID, holderUnit(h)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "  held by " + strings.Join(parts, ", ")
 }
 
 func holderUnit(h Holder) string {

@@ -145,6 +145,13 @@ type Instance struct {
 	// Local and Remote are the connection's ends when found.
 	Local  string `json:"local,omitempty"`
 	Remote string `json:"remote,omitempty"`
+	// Inode is the connection's socket, 0 when it was not found in the
+	// kernel (the instance's process not readable).
+	Inode uint64 `json:"inode,omitempty"`
+	// Holders are the processes holding the connection, the manager
+	// first, each with its unit: a login moves an sshd session out of
+	// its instance into session-N.scope (pam_systemd).
+	Holders []Holder `json:"holders,omitempty"`
 }
 
 // Service is a service unit with what it was passed, what it stores and the
@@ -189,11 +196,14 @@ type Service struct {
 	// PassedUnknown is set when the main process's environment could not
 	// be read (not root): Passed is empty because it was not seen.
 	PassedUnknown bool `json:"passed_unknown,omitempty"`
-	// Connections are the connected sockets the service's processes hold
-	// that were accepted from its listeners (one entry per socket).
+	// Connections are the connected sockets accepted from the service's
+	// listeners (its socket units' and its own), one entry per socket:
+	// those its processes hold, and those held elsewhere (Outside), e.g.
+	// login sessions in session-N.scope.
 	Connections []Connection `json:"connections"`
 	// ConnectionsUnknown is set when some of the unit's processes could not
-	// be read (not root): Connections lists only the readable ones.
+	// be read (not root), or sockets accepted from its listeners exist that
+	// no readable process holds: Connections lists only the readable ones.
 	ConnectionsUnknown bool `json:"connections_unknown,omitempty"`
 	// OwnListeners are listening sockets the service's processes opened
 	// themselves (not passed by a socket unit): a restart closes them.
@@ -250,6 +260,13 @@ type Connection struct {
 	// RecvQ and SendQ are the queue sizes in bytes.
 	RecvQ uint32 `json:"recv_q"`
 	SendQ uint32 `json:"send_q"`
+	// Outside is set for a connection accepted from the service's
+	// listeners that a process outside the service holds: an sshd session
+	// that pam_systemd moved into session-N.scope. Comm and Unit name that
+	// process and its unit (set only then).
+	Outside bool   `json:"outside,omitempty"`
+	Comm    string `json:"comm,omitempty"`
+	Unit    string `json:"unit,omitempty"`
 }
 
 // Process is one process of a unit.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +87,7 @@ type loop struct {
 	own    map[string]time.Time // the gap meter's local addresses, when each connected
 
 	dirty    bool        // a signal arrived since the last full view
+	scopeNew bool        // a scope appeared (a login) since the last full host scan
 	fdCounts map[int]int // descriptor counts at the last full view
 	skipped  int         // rescans skipped in a row
 }
@@ -148,7 +150,10 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			st.drain(events)
 			st.finish()
 			rescans++
-			full := fullEvery > 0 && rescans%fullEvery == 0
+			// A new scope (a login's session-N.scope) may hold connections
+			// accepted from the units' listeners: only a full host scan
+			// finds them outside the units.
+			full := fullEvery > 0 && rescans%fullEvery == 0 || st.scopeNew
 			if !full && st.unchanged() {
 				continue
 			}
@@ -199,6 +204,9 @@ func (st *loop) signal(ev dbusclient.Event) {
 	}
 	if at.IsZero() {
 		at = st.w.now()
+	}
+	if un, ok := ev.(dbusclient.UnitNew); ok && strings.HasSuffix(un.Unit, ".scope") {
+		st.scopeNew = true
 	}
 	if sig := SignalOf(ev); sig != nil {
 		st.step(Step{At: at, Signal: sig})
@@ -420,6 +428,9 @@ func (st *loop) refresh(units []string, full bool) error {
 	}
 	if units != nil && st.w.OnView != nil {
 		st.w.OnView(units, snap)
+	}
+	if units == nil && full {
+		st.scopeNew = false
 	}
 	if units == nil {
 		st.dirty, st.skipped = false, 0

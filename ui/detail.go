@@ -238,7 +238,13 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 				b.muted(fmt.Sprintf("    … %d more", len(so.Instances)-i))
 				break
 			}
-			b.add(fmt.Sprintf("    %s  %s  pid %d  %s ↔ %s", in.Unit, in.ActiveState, in.MainPID, orDash(in.Local), orDash(in.Remote)))
+			line := fmt.Sprintf("    %s  %s  pid %d  %s ↔ %s", in.Unit, in.ActiveState, in.MainPID, orDash(in.Local), orDash(in.Remote))
+			for _, h := range in.Holders {
+				if !h.Manager && h.Unit != in.Unit {
+					line += fmt.Sprintf("  held by %s pid %d in %s", h.Comm, h.PID, orDash(h.Unit))
+				}
+			}
+			b.add(line)
 		}
 	}
 }
@@ -324,7 +330,7 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 		b.add(line)
 	}
 
-	b.section(fmt.Sprintf("Connections (%d)", len(s.Connections)), "Connected sockets the service's processes hold, accepted from its listeners. They survive a restart only if the service puts them in the fd store before it exits.")
+	b.section(fmt.Sprintf("Connections (%d)", len(s.Connections)), "Connected sockets accepted from the service's listeners. Those its processes hold survive a restart only if the service puts them in the fd store before it exits; one held outside the service (a login session's sshd in session-N.scope, named with its unit) is not touched by it.")
 	if s.ConnectionsUnknown {
 		b.muted("    processes not readable (not root): their connections are not counted")
 	}
@@ -336,7 +342,11 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 			b.muted(fmt.Sprintf("    … %d more", len(s.Connections)-i))
 			break
 		}
-		b.add(fmt.Sprintf("    %-22s %-22s %-12s %7d %7d  %d/%d", c.Local, c.Remote, c.State, c.RecvQ, c.SendQ, c.PID, c.FD))
+		line := fmt.Sprintf("    %-22s %-22s %-12s %7d %7d  %d/%d", c.Local, c.Remote, c.State, c.RecvQ, c.SendQ, c.PID, c.FD)
+		if c.Outside {
+			line += fmt.Sprintf("  %s in %s", c.Comm, orDash(c.Unit))
+		}
+		b.add(line)
 	}
 
 	b.section("Processes", "The processes in the unit's cgroup; MainPID is the one systemd tracks and passes the descriptors to.")

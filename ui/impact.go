@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fdtop/fdtop/inspect"
@@ -76,7 +77,33 @@ func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, act
 	}
 	active := svc.ActiveState == "active" || svc.ActiveState == "reloading"
 	store := int(svc.FDStoreCount)
-	conns := len(svc.Connections)
+	// Connections held outside the service (a login session's sshd in
+	// session-N.scope) are not the unit's processes: a stop or restart
+	// of the unit leaves them be.
+	conns := 0
+	var outsideUnits []string
+	outside := 0
+	for _, c := range svc.Connections {
+		if !c.Outside {
+			conns++
+			continue
+		}
+		outside++
+		if u := orDash(c.Unit); !slices.Contains(outsideUnits, u) {
+			outsideUnits = append(outsideUnits, u)
+		}
+	}
+	outsideLine := func(verb string) string {
+		where := strings.Join(outsideUnits[:min(len(outsideUnits), 3)], ", ")
+		if len(outsideUnits) > 3 {
+			where += ", …"
+		}
+		them := "them"
+		if outside == 1 {
+			them = "it"
+		}
+		return fmt.Sprintf("%s held outside %s (in %s): %s does not touch %s", plural(outside, "live connection", "live connections"), svc.Unit, where, verb, them)
+	}
 	var out []string
 
 	storeLine := func() string {
@@ -122,6 +149,9 @@ func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, act
 		if svc.ConnectionsUnknown {
 			out = append(out, "live connections: unknown (its processes are not readable, not root); those it holds will be closed")
 		}
+		if outside > 0 {
+			out = append(out, outsideLine("stop"))
+		}
 		if len(sockets) > 0 {
 			out = append(out, fmt.Sprintf("%s stays listening: the next client starts %s again", socketNames(), svc.Unit))
 		} else {
@@ -150,6 +180,9 @@ func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, act
 			} else {
 				out = append(out, fmt.Sprintf("%s will be dropped", plural(conns, "live connection", "live connections")))
 			}
+		}
+		if outside > 0 {
+			out = append(out, outsideLine("restart"))
 		}
 		if flush {
 			out = append(out, "FlushPending=yes: connections queued while it is down are dropped")

@@ -240,6 +240,16 @@ func TestImpactPreview(t *testing.T) {
 	accept.Sockets[0].Instances = []inspect.Instance{{Unit: "a@1.service"}, {Unit: "a@2.service"}}
 	inactive := demoSnapshot()
 	inactive.Services[2].ActiveState = "inactive"
+	// demo-plain.service with one of its 4 connections held by a login
+	// session's sshd (pam_systemd moved it into session-3.scope).
+	session := demoSnapshot()
+	for i := range session.Services {
+		if session.Services[i].Unit == "demo-plain.service" {
+			cs := append([]inspect.Connection(nil), session.Services[i].Connections...)
+			cs[0].Outside, cs[0].Comm, cs[0].Unit = true, "sshd", "session-3.scope"
+			session.Services[i].Connections = cs
+		}
+	}
 	tests := []struct {
 		name   string
 		snap   *inspect.Snapshot
@@ -250,6 +260,8 @@ func TestImpactPreview(t *testing.T) {
 		{"stop discards the store", demoSnapshot(), ActionStop, "demo-handoff.service", []string{"stop will discard the 5 fds in demo-handoff.service's store (FileDescriptorStorePreserve=restart); restart keeps them", "4 live connections", "demo-handoff.socket stays listening"}},
 		{"stop on systemd 252", v252, ActionStop, "demo-handoff.service", []string{"stop will discard the 5 fds in demo-handoff.service's store (systemd < 254 has no FileDescriptorStorePreserve=)"}},
 		{"restart without socket", demoSnapshot(), ActionRestart, "demo-plain.service", []string{"demo-plain.service has no socket unit: clients will be refused until it listens again", "4 live connections will be dropped"}},
+		{"restart keeps a session's connection", session, ActionRestart, "demo-plain.service", []string{"3 live connections will be dropped", "1 live connection held outside demo-plain.service (in session-3.scope): restart does not touch it"}},
+		{"stop keeps a session's connection", session, ActionStop, "demo-plain.service", []string{"3 live connections held by its processes will be closed", "1 live connection held outside demo-plain.service (in session-3.scope): stop does not touch it"}},
 		{"restart with socket and store", demoSnapshot(), ActionRestart, "demo-handoff.service", []string{"clients queue in the backlog", "the 5 fds in its store are kept", "survive only if the service stores them"}},
 		{"restart socket", demoSnapshot(), ActionRestart, "demo-handoff.socket", []string{"clients are refused during the gap", "keeps the old sockets"}},
 		{"restart Accept=yes socket", accept, ActionRestart, "demo-activated.socket", []string{"Accept=yes: the 2 running per-connection instances"}},
