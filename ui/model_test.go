@@ -56,6 +56,8 @@ func TestFastScanVisibleUnits(t *testing.T) {
 	}
 }
 
+// TestDisconnectedBanner uses hand-written events: the recordings of the
+// demo hold no lost connection.
 func TestDisconnectedBanner(t *testing.T) {
 	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
 	m = withSnapshot(m, demoSnapshot())
@@ -71,7 +73,8 @@ func TestDisconnectedBanner(t *testing.T) {
 
 // TestJobsForgottenOnReconnect: a job seen on the manager whose end was
 // lost with the connection stops being shown as running; a job started
-// from the dashboard stays until its call returns.
+// from the dashboard stays until its call returns. Hand-written: a job
+// whose end is lost with the connection is not in the demo's recordings.
 func TestJobsForgottenOnReconnect(t *testing.T) {
 	for _, typ := range []inspect.EventType{inspect.EventDisconnected, inspect.EventReconnected} {
 		t.Run(string(typ), func(t *testing.T) {

@@ -1,11 +1,16 @@
 package ui
 
 import (
+	"fmt"
+	"strings"
+
 	"compress/gzip"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/fdtop/fdtop/inspect"
 )
@@ -125,4 +130,49 @@ func findRestart(evs []inspect.Event, unit string) (recordedRestart, bool) {
 		}
 	}
 	return r, false
+}
+
+// TestRecordingOnDashboard plays each whole recording into the dashboard
+// as the live model delivers events (in batches): every event is in the
+// timeline in the recorded order, with its time never going backwards and
+// the words fdtop watch recorded for it; each restart's verdict reaches
+// the detail pane of its unit (the last handoff, old and new PID).
+func TestRecordingOnDashboard(t *testing.T) {
+	for _, v := range recordingVersions {
+		t.Run("systemd"+v, func(t *testing.T) {
+			evs := recorded(t, v)
+			m := newTestModel(newFakeSource(demoSnapshot()), Options{Title: "demo"}, 160, 60)
+			m = withSnapshot(m, demoSnapshot())
+			for i := 0; i < len(evs); i += 7 { // bursts of a few, as signals come
+				m = send(m, eventsMsg{evs: evs[i:min(i+7, len(evs))]})
+			}
+			if got := m.timeline.Len(); got != len(evs) {
+				t.Fatalf("timeline holds %d events, the recording %d", got, len(evs))
+			}
+			var last string
+			for i, e := range m.timeline.entries {
+				ev := evs[i]
+				if e.time < last {
+					t.Errorf("entry %d at %s after %s: times go backwards", i, e.time, last)
+				}
+				last = e.time
+				if ev.Type != inspect.EventHandoff && ev.Message != "" && e.text != ev.Message {
+					t.Errorf("entry %d (%s): the timeline says %q, fdtop watch recorded %q", i, ev.Type, e.text, ev.Message)
+				}
+			}
+			for _, u := range []string{"demo-handoff.service", "demo-plain.service", "demo-activated.service"} {
+				h := restartOf(t, v, u).handoff
+				if got := m.handoffs[u]; got == nil || got.Handoff.NewPID != h.Handoff.NewPID {
+					t.Errorf("%s: the dashboard's last handoff is %+v, want the recorded one (pid %d → %d)", u, got, h.Handoff.OldPID, h.Handoff.NewPID)
+					continue
+				}
+				view := ansi.Strip(selectUnit(t, m, u).View())
+				_, verdict := Verdict(h.Handoff)
+				pids := fmt.Sprintf("pid %d → %d", h.Handoff.OldPID, h.Handoff.NewPID)
+				if !strings.Contains(view, "Last handoff") || !strings.Contains(view, pids) || !strings.Contains(view, verdict[:20]) {
+					t.Errorf("%s: the detail does not show the last handoff (%s, %q):\n%s", u, pids, verdict, view)
+				}
+			}
+		})
+	}
 }
