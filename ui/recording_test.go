@@ -41,14 +41,15 @@ var (
 	recordingsErr  error
 )
 
-// recorded returns the events recorded on systemd version.
+// recorded returns a copy of the events recorded on systemd version (a
+// replay reuses the slice it is given).
 func recorded(t testing.TB, version string) []inspect.Event {
 	t.Helper()
 	evs, err := loadRecording(version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return evs
+	return append([]inspect.Event(nil), evs...)
 }
 
 func loadRecording(version string) ([]inspect.Event, error) {
