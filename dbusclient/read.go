@@ -3,11 +3,11 @@ package dbusclient
 import (
 	"context"
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/fdtop/fdtop/internal/unitpattern"
 	"github.com/godbus/dbus/v5"
 )
 
@@ -291,16 +291,6 @@ func (c *Client) ListListeners(ctx context.Context, patterns []string, all bool)
 	return decodeSockets(c, reads, socks)
 }
 
-// matchAny reports whether name matches one of the glob patterns.
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
-}
-
 func socketPatterns(patterns []string) []string {
 	if len(patterns) == 0 {
 		return []string{"*.socket"}
@@ -424,7 +414,7 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 		if mcalls[i].err == nil {
 			_ = mcalls[i].storeProp(maxes[u.Name])
 		}
-		if *maxes[u.Name] > 0 || (len(patterns) > 0 && shown(u, all) && matchAny(patterns, u.Name)) {
+		if *maxes[u.Name] > 0 || (len(patterns) > 0 && shown(u, all) && unitpattern.MatchAny(patterns, u.Name)) {
 			if _, ok := want[u.Name]; !ok {
 				want[u.Name] = nil
 			}

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/internal/unitpattern"
 	"github.com/fdtop/fdtop/procfs"
 )
 
@@ -185,14 +186,7 @@ func unmatched(patterns []string, st *dbusclient.State) []string {
 	}
 	var out []string
 	for _, p := range patterns {
-		found := false
-		for _, n := range names {
-			if ok, _ := path.Match(p, n); ok {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.ContainsFunc(names, func(n string) bool { return unitpattern.Match(p, n) }) {
 			out = append(out, p)
 		}
 	}
@@ -333,12 +327,7 @@ func filterServices(st *dbusclient.State, patterns, units []string) {
 		if len(units) > 0 {
 			return named[name]
 		}
-		for _, p := range patterns {
-			if ok, _ := path.Match(p, name); ok {
-				return true
-			}
-		}
-		return false
+		return unitpattern.MatchAny(patterns, name)
 	}
 	out := st.Services[:0]
 	for _, s := range st.Services {

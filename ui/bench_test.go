@@ -8,7 +8,9 @@ import (
 )
 
 // benchModel is a dashboard with nUnits units and nConns connections, a
-// full timeline, and a busy service selected.
+// full timeline, and a busy service selected. The events are hand-written:
+// a benchmark needs hundreds of units and a full timeline, which the
+// demo's recordings (3 services) do not have.
 func benchModel(b *testing.B, nUnits, nConns int, w, h int) Model {
 	snap := bigSnapshot(nUnits, nConns)
 	m := newTestModel(newFakeSource(snap), Options{}, w, h)

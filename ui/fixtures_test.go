@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -156,7 +157,21 @@ func (f *fakeSource) Act(ctx context.Context, action Action, unit string, probe 
 	if err != nil {
 		return ActionResult{}, err
 	}
-	f.events <- inspect.Event{Time: t0, Unit: unit, Type: inspect.EventJobStarted, Job: string(action)}
+	// A restart of a demo service emits what the real one emitted on
+	// systemd 254 (the recording); other actions and units have no
+	// recording, so they emit a job's start and end only.
+	evs, _ := loadRecording("254")
+	r, recorded := findRestart(evs, unit)
+	if !recorded || action != ActionRestart {
+		r = recordedRestart{
+			started: []inspect.Event{{Time: t0, Unit: unit, Type: inspect.EventJobStarted, Job: string(action), JobID: 42}},
+			rest:    []inspect.Event{{Time: t0, Unit: unit, Type: inspect.EventJobFinished, Job: string(action), Result: "done", JobID: 42}},
+			jobID:   42,
+		}
+	}
+	for _, e := range r.started {
+		f.events <- e
+	}
 	if release != nil {
 		select {
 		case <-release:
@@ -164,9 +179,10 @@ func (f *fakeSource) Act(ctx context.Context, action Action, unit string, probe 
 			return ActionResult{}, ctx.Err()
 		}
 	}
-	f.events <- inspect.Event{Time: t0, Unit: unit, Type: inspect.EventHandoff, Handoff: goodHandoff(probe)}
-	f.events <- inspect.Event{Time: t0, Unit: unit, Type: inspect.EventJobFinished, Job: string(action), Result: "done"}
-	return ActionResult{Job: "42", Result: "done"}, nil
+	for _, e := range r.rest {
+		f.events <- e
+	}
+	return ActionResult{Job: strconv.FormatUint(uint64(r.jobID), 10), Result: "done"}, nil
 }
 
 func (f *fakeSource) calls() []actCall {

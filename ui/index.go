@@ -1,10 +1,10 @@
 package ui
 
 import (
-	"path"
 	"strings"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/unitpattern"
 )
 
 // unitGroup is a service with the socket units that trigger it (either
@@ -66,18 +66,11 @@ type snapIndex struct {
 	ConnsPartial bool
 }
 
-// matchPatterns reports whether unit matches one of the glob patterns (all
-// units match when there are none).
+// matchPatterns reports whether unit matches one of the command line's
+// unit patterns (internal/unitpattern); every unit matches when there are
+// none. This is not the "/" filter, which searches the rows' text.
 func matchPatterns(patterns []string, unit string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if ok, _ := path.Match(p, unit); ok || p == unit {
-			return true
-		}
-	}
-	return false
+	return len(patterns) == 0 || unitpattern.MatchAny(patterns, unit)
 }
 
 // buildIndex groups snap's units, keeping only groups with a unit that

@@ -56,6 +56,8 @@ func TestFastScanVisibleUnits(t *testing.T) {
 	}
 }
 
+// TestDisconnectedBanner uses hand-written events: the recordings of the
+// demo hold no lost connection.
 func TestDisconnectedBanner(t *testing.T) {
 	m := newTestModel(newFakeSource(demoSnapshot()), Options{}, 100, 30)
 	m = withSnapshot(m, demoSnapshot())
@@ -71,7 +73,8 @@ func TestDisconnectedBanner(t *testing.T) {
 
 // TestJobsForgottenOnReconnect: a job seen on the manager whose end was
 // lost with the connection stops being shown as running; a job started
-// from the dashboard stays until its call returns.
+// from the dashboard stays until its call returns. Hand-written: a job
+// whose end is lost with the connection is not in the demo's recordings.
 func TestJobsForgottenOnReconnect(t *testing.T) {
 	for _, typ := range []inspect.EventType{inspect.EventDisconnected, inspect.EventReconnected} {
 		t.Run(string(typ), func(t *testing.T) {
@@ -206,6 +209,47 @@ func TestFocusAndMouse(t *testing.T) {
 	}
 }
 
+// TestVerdictRecorded: the verdicts of real restarts (the recordings, with
+// 4 clients on each demo service and the gap meter on) are graded and
+// worded as each demo mode deserves, and the dashboard words them as
+// fdtop watch did when it recorded them (one wording, in inspect).
+func TestVerdictRecorded(t *testing.T) {
+	tests := []struct {
+		unit  string
+		level VerdictLevel
+		want  []string // in order
+	}{
+		{"demo-handoff.service", VerdictGood, []string{"✓ listener kept", "4/4 connections preserved", "5 fds carried", "0 refused", "without a main PID", "probe 0/"}},
+		{"demo-plain.service", VerdictBad, []string{"✗ listener replaced", "0/4 connections preserved", "0 fds carried", "refused", "probe "}},
+		{"demo-activated.service", VerdictBad, []string{"✗ listener kept", "0/4 connections preserved", "0 fds carried", "0 refused", "probe 0/"}},
+	}
+	for _, v := range recordingVersions {
+		for _, tt := range tests {
+			t.Run("systemd"+v+"/"+tt.unit, func(t *testing.T) {
+				e := restartOf(t, v, tt.unit).handoff
+				level, got := Verdict(e.Handoff)
+				if level != tt.level {
+					t.Errorf("grade %v, want %v: %s", level, tt.level, got)
+				}
+				rest := got
+				for _, w := range tt.want {
+					i := strings.Index(rest, w)
+					if i < 0 {
+						t.Fatalf("verdict %q lacks %q (in order)", got, w)
+					}
+					rest = rest[i+len(w):]
+				}
+				if !strings.HasPrefix(e.Message, got) {
+					t.Errorf("the dashboard says %q, fdtop watch recorded %q", got, e.Message)
+				}
+			})
+		}
+	}
+}
+
+// TestVerdict words handoffs a recording of the demo cannot hold: two
+// listeners, a stop then start that discards the store, a refused counter
+// without a gap meter, and round figures to read the wording by.
 func TestVerdict(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -10,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest"
 )
 
+// recording is a hand-written recording for what a real one does not
+// hold: a blank line (skipped), and a short run whose stepped view is a
+// golden file. TestReplayPlays plays the real recordings.
 const recording = `{"time":"2025-03-14T09:26:53Z","unit":"demo-handoff.service","type":"job_started","job":"restart"}
 {"time":"2025-03-14T09:26:53.01Z","unit":"demo-handoff.service","type":"state","active_state":"deactivating","sub_state":"stop-sigterm"}
 
@@ -82,22 +86,25 @@ func TestReplayStepped(t *testing.T) {
 	requireGolden(t, v)
 }
 
+// TestReplayPlays plays the real recordings (see recording_test.go) at 8×
+// to their end, the last verdict (activated's) on screen.
 func TestReplayPlays(t *testing.T) {
-	evs, err := ParseRecording(strings.NewReader(recording))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm := teatest.NewTestModel(t, NewReplayModel(evs, ReplayOptions{Speed: 8}), teatest.WithInitialTermSize(100, 20))
-	waitFor(t, tm, "end of recording")
-	if err := tm.Quit(); err != nil {
-		t.Fatal(err)
-	}
-	fm := tm.FinalModel(t, teatest.WithFinalTimeout(20*time.Second)).(ReplayModel)
-	if fm.Shown() != len(evs) {
-		t.Errorf("shown %d of %d", fm.Shown(), len(evs))
-	}
-	if !strings.Contains(fm.View(), "✓ listener kept") {
-		t.Error("verdict missing from the replay")
+	for _, v := range recordingVersions {
+		t.Run("systemd"+v, func(t *testing.T) {
+			evs := recorded(t, v)
+			tm := teatest.NewTestModel(t, NewReplayModel(evs, ReplayOptions{Speed: 8}), teatest.WithInitialTermSize(140, 20))
+			waitFor(t, tm, "end of recording")
+			if err := tm.Quit(); err != nil {
+				t.Fatal(err)
+			}
+			fm := tm.FinalModel(t, teatest.WithFinalTimeout(20*time.Second)).(ReplayModel)
+			if fm.Shown() != len(evs) {
+				t.Errorf("shown %d of %d", fm.Shown(), len(evs))
+			}
+			if !strings.Contains(ansi.Strip(fm.View()), "✗ listener kept · 0/4 connections preserved") {
+				t.Errorf("activated's verdict missing from the end of the replay:\n%s", ansi.Strip(fm.View()))
+			}
+		})
 	}
 }
 

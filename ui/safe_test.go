@@ -47,6 +47,8 @@ func controlChars(view string) []rune {
 // TestViewEscapesOutsideStrings: escape sequences from a STATUS= text, a
 // comm, a command line, socket names, timeline messages, errors and a
 // pasted filter never reach the terminal raw; they are shown escaped.
+// The events are hand-written: hostile strings are not in the demo's
+// recordings.
 func TestViewEscapesOutsideStrings(t *testing.T) {
 	tests := []struct {
 		name string

@@ -18,21 +18,25 @@ func requireGolden(t *testing.T, view string) {
 }
 
 func TestViewGolden(t *testing.T) {
-	restartEvents := []inspect.Event{
-		{Time: t0, Unit: "demo-handoff.service", Type: inspect.EventJobStarted, Job: "restart"},
-		{Time: t0.Add(10 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventState, ActiveState: "deactivating", SubState: "stop-sigterm"},
-		{Time: t0.Add(20 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventFDStored, Name: "conn", Detail: "127.0.0.1:7102 ↔ 127.0.0.1:51000"},
-		{Time: t0.Add(30 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventMainPID, PID: 0},
+	// A real restart of demo-handoff on systemd 254 (the recording): up to
+	// the old main process's exit while it runs, then the rest to the
+	// verdict, and then plain's verdict.
+	rec := restartOf(t, "254", "demo-handoff.service")
+	restartEvents := append([]inspect.Event(nil), rec.started...)
+	verdictEvents := []inspect.Event(nil)
+	for i, e := range rec.rest {
+		if e.Type == inspect.EventMainPID && e.PID == 0 {
+			restartEvents = append(restartEvents, rec.rest[:i+1]...)
+			verdictEvents = append(verdictEvents, rec.rest[i+1:]...)
+			break
+		}
 	}
-	verdictEvents := []inspect.Event{
-		{Time: t0.Add(500 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventMainPID, PID: 303},
-		{Time: t0.Add(510 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventState, ActiveState: "active", SubState: "running"},
-		{Time: t0.Add(520 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventListenerKept, Inode: 2102, Detail: "127.0.0.1:7102"},
-		{Time: t0.Add(530 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventHandoff, Handoff: goodHandoff(true)},
-		{Time: t0.Add(540 * time.Millisecond), Unit: "demo-handoff.service", Type: inspect.EventJobFinished, Job: "restart", Result: "done"},
-		{Time: t0.Add(2 * time.Second), Unit: "demo-plain.service", Type: inspect.EventHandoff, Handoff: badHandoff()},
+	if verdictEvents == nil {
+		t.Fatal("the recorded restart has no exit of the old main process")
 	}
-	// What the live model publishes as those events' signals arrive.
+	verdictEvents = append(verdictEvents, restartOf(t, "254", "demo-plain.service").handoff)
+	// What the live model publishes as those events' signals arrive (the
+	// snapshot is hand-written: a recording holds events, not snapshots).
 	handoffAt := func(state, sub string, pid int) *inspect.Snapshot {
 		snap := demoSnapshot()
 		svc := &snap.Services[1]
@@ -43,7 +47,7 @@ func TestViewGolden(t *testing.T) {
 		return snap
 	}
 	restarting := snapshotMsg{snap: handoffAt("deactivating", "stop-sigterm", 0), at: t0}
-	restarted := snapshotMsg{snap: handoffAt("active", "running", 303), at: t0}
+	restarted := snapshotMsg{snap: handoffAt("active", "running", rec.handoff.Handoff.NewPID), at: t0}
 	degraded := demoSnapshot()
 	degraded.Host.Unreadable = 12
 	degraded.Host.Partial = true
