@@ -218,8 +218,10 @@ func (m Model) listTitle(w int) string {
 
 func (m Model) detailTitle(w int) string {
 	t := "Detail"
-	if u := m.list.Selected(); u != "" {
-		t += " · " + u
+	if u := m.list.SelectedRef(); u.Unit != "" {
+		t += " · " + u.String()
+	} else if u.Host != "" {
+		t += " · host " + u.Host
 	}
 	if m.explain {
 		t += " · explain on (e)"
@@ -247,7 +249,11 @@ func (m Model) statusView() string {
 	now := m.now()
 	for _, u := range units {
 		j := m.jobs[u]
-		s := fmt.Sprintf("◐ %s %s %.1fs", j.action, u, now.Sub(j.started).Seconds())
+		name := u
+		if j.ref.Unit != "" {
+			name = j.ref.String()
+		}
+		s := fmt.Sprintf("◐ %s %s %.1fs", j.action, name, now.Sub(j.started).Seconds())
 		if j.probe {
 			s += " (gap meter)"
 		}
