@@ -19,9 +19,9 @@ const maxEventBatch = 256
 type snapshotMsg struct {
 	snap  *inspect.Snapshot
 	hosts []HostPicture // a fleet's picture (snap nil)
-	demo map[string]DemoCounters
-	err  error
-	at   time.Time
+	demo  map[string]DemoCounters
+	err   error
+	at    time.Time
 }
 
 // updateMsg is a picture read off Source.Updates (closed when the channel

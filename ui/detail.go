@@ -20,8 +20,8 @@ type detailData struct {
 	Group    *unitGroup
 	Selected string
 	// Host is the fleet host whose own row is selected (Group nil).
-	Host *HostPicture
-	Manager  inspect.Manager
+	Host    *HostPicture
+	Manager inspect.Manager
 	// Demo are the demo traffic counters by service, nil outside the demo.
 	Demo map[string]DemoCounters
 	// Handoff is the last handoff event of the group's service, if any.

@@ -22,8 +22,8 @@ type headerModel struct {
 
 	snap         *inspect.Snapshot
 	fleet        []HostPicture // a fleet's hosts (snap nil)
-	counts       [4]int // sockets, services, stored fds, connections
-	connsPartial bool   // connections counted only where readable
+	counts       [4]int        // sockets, services, stored fds, connections
+	connsPartial bool          // connections counted only where readable
 	lastScan     time.Time
 	scanErr      string
 	disconnected bool

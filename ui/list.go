@@ -32,21 +32,21 @@ func (s sortMode) String() string {
 // listRow is one line of the unit list, pre-formatted when the snapshot
 // arrives so that View only lays out the visible rows.
 type listRow struct {
-	unit   string
-	host   string // the fleet host ("" for the one manager)
-	group  *unitGroup
-	child  bool // an indented service row under its socket
+	unit  string
+	host  string // the fleet host ("" for the one manager)
+	group *unitGroup
+	child bool // an indented service row under its socket
 	// hostRow is a fleet host's own row (unit ""): its state in addrs;
 	// note a line of its message under it (ssh's words), in addrs.
 	hostRow, note bool
-	glyph  string
-	gstyle lipgloss.Style
-	warn   bool
-	pid    string
-	conns  string
-	store  string
-	addrs  string
-	muted  bool // addrs is a remark, not addresses
+	glyph         string
+	gstyle        lipgloss.Style
+	warn          bool
+	pid           string
+	conns         string
+	store         string
+	addrs         string
+	muted         bool // addrs is a remark, not addresses
 }
 
 // listModel is the unit list pane.
