@@ -14,6 +14,7 @@ type confirmedMsg struct {
 	unit   string
 	host   string // the fleet host ("" for the one manager)
 	probe  bool
+	hosts  []string // a rollout's hosts, in order
 }
 
 // cancelledMsg is sent when the operator cancels an action.
@@ -26,6 +27,7 @@ type confirmModel struct {
 	action  Action
 	unit    string
 	host    string // the fleet host ("" for the one manager)
+	hosts   []string // a rollout's hosts, in order
 	preview []string
 	probe   bool
 	width   int
@@ -47,7 +49,7 @@ func (c confirmModel) Update(msg tea.Msg) (confirmModel, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(km, c.keys.Yes):
-		m := confirmedMsg{action: c.action, unit: c.unit, host: c.host, probe: c.probe}
+		m := confirmedMsg{action: c.action, unit: c.unit, host: c.host, probe: c.probe, hosts: c.hosts}
 		return c, func() tea.Msg { return m }
 	case key.Matches(km, c.keys.No):
 		return c, func() tea.Msg { return cancelledMsg{} }
@@ -57,7 +59,7 @@ func (c confirmModel) Update(msg tea.Msg) (confirmModel, tea.Cmd) {
 
 // probes reports whether the gap meter applies to the dialog's action.
 func (c confirmModel) probes() bool {
-	return c.action == ActionRestart || c.action == ActionTryRestart
+	return c.action == ActionRestart || c.action == ActionTryRestart || c.action == ActionRollout
 }
 
 // View renders the dialog centred in its area.

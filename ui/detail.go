@@ -41,6 +41,8 @@ type detailData struct {
 	Log logData
 	// Now is when the data was handed over (a reconnection's countdown).
 	Now time.Time
+	// Rollout is the last rollout started here, nil when none.
+	Rollout *rolloutState
 }
 
 // detailModel is the detail pane of the selected unit.
@@ -166,6 +168,9 @@ func (d *detailModel) rebuild() {
 	b := &detailBuilder{st: d.st, width: d.width, explain: d.explain}
 	if d.data.Demo != nil {
 		b.scoreboard(d.data.Handoffs, d.data.Demo)
+	}
+	if d.data.Rollout != nil {
+		b.rolloutLines(d.data.Rollout)
 	}
 	g := d.data.Group
 	if g == nil && d.data.Host != nil {

@@ -77,6 +77,7 @@ type Model struct {
 	showLog  bool
 	logView  logViewModel
 	jobs     map[string]runningJob // by unitRef.key
+	rollout  *rolloutState         // the last rollout started here
 	status   status
 	closed   bool
 
@@ -97,6 +98,9 @@ func NewModel(src Source, opts Options) Model {
 	opts = opts.withDefaults()
 	st := DefaultStyles()
 	keys := DefaultGlobalKeyMap()
+	if _, ok := src.(RolloutSource); ok {
+		keys.Rollout.SetEnabled(true)
+	}
 	keys.SetReadOnly(opts.ReadOnly)
 	m := Model{
 		src:      src,
@@ -173,7 +177,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd = m.applyEvents(msg)
 	case confirmedMsg:
 		m.confirming = false
-		cmd = m.startAction(msg)
+		if msg.action == ActionRollout {
+			cmd = m.startRollout(msg)
+		} else {
+			cmd = m.startAction(msg)
+		}
+	case rolloutStepMsg:
+		cmd = m.applyRolloutStep(msg)
 	case cancelledMsg:
 		m.confirming = false
 		m.status = status{text: "cancelled"}
@@ -313,6 +323,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		if !m.src.Refresh() {
 			m.status = status{text: "the host's live model rescans on its own"}
 		}
+		return nil
+	}
+	if key.Matches(msg, m.keys.Rollout) {
+		m.askRollout()
 		return nil
 	}
 	if action, ok := m.keys.actionFor(msg); ok && action == ActionFix {
@@ -564,7 +578,7 @@ func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
 func (m *Model) updateDetail() {
 	g := m.list.SelectedGroup()
 	sel := m.list.SelectedRef()
-	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now()}
+	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now(), Rollout: m.rollout}
 	if sel.Unit == "" && sel.Host != "" {
 		data.Host = m.ix.fleetHost(sel.Host)
 	}

@@ -259,6 +259,15 @@ func (m Model) statusView() string {
 		}
 		parts = append(parts, m.st.Status.Busy.Render(s))
 	}
+	if r := m.rollout; r != nil && r.running {
+		done := 0
+		for _, s := range r.steps {
+			if s.Status != RolloutRestarting {
+				done++
+			}
+		}
+		parts = append(parts, m.st.Status.Busy.Render(fmt.Sprintf("◐ rollout %s %d/%d", r.unit, done, len(r.hosts))))
+	}
 	if m.status.text != "" {
 		text := termsafe.String(m.status.text) // errors quote unit names and the manager's words
 		if m.status.err {

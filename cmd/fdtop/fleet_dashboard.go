@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,9 @@ type fleetMember struct {
 	retry   time.Time
 	snap    *inspect.Snapshot
 	src     *remoteSource // nil until its agent watches
+	// tap gets a copy of each of the host's events while a rollout waits
+	// for its verdict (nil otherwise).
+	tap chan inspect.Event
 }
 
 // newFleetSource starts following every host of f (those that failed to
@@ -141,6 +145,15 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 			select {
 			case e := <-tagged:
 				e.Event.Target = e.Target
+				s.mu.Lock()
+				tap := m.tap
+				s.mu.Unlock()
+				if tap != nil {
+					select {
+					case tap <- e.Event:
+					default: // a rollout that stopped reading
+					}
+				}
 				select {
 				case s.events <- e.Event:
 				case <-ctx.Done():
@@ -240,6 +253,49 @@ func (s *fleetSource) ActOn(ctx context.Context, host string, action ui.Action, 
 		return ui.ActionResult{}, fmt.Errorf("host %s is %s: nothing was asked of it", host, state)
 	}
 	return rs.Act(ctx, action, unit, probe)
+}
+
+// Rollout implements ui.RolloutSource with fdtop rollout's own code: every
+// host prepared first (nothing restarted unless all have the unit), then
+// host by host, stopping at the first verdict over the default budget.
+func (s *fleetSource) Rollout(ctx context.Context, unit string, hosts []string, probe bool) <-chan ui.RolloutStep {
+	ch := make(chan ui.RolloutStep, 2*len(hosts)) // a host's restart and its outcome: never blocks
+	go func() {
+		defer close(ch)
+		var rhs []*rolloutHost
+		for _, name := range hosts {
+			rh := &rolloutHost{name: name}
+			rhs = append(rhs, rh)
+			m, rs, state := s.member(name)
+			switch {
+			case m == nil:
+				rh.err = fmt.Errorf("no host %s in this fleet", name)
+				continue
+			case rs == nil || state != ui.HostOK:
+				rh.err = fmt.Errorf("host is %s", state)
+				continue
+			}
+			a, ssh := rs.current()
+			rh.client, rh.why = a.AgentClient, func() string { return a.Why(ssh) }
+			tap := make(chan inspect.Event, 1024)
+			rh.events = tap
+			s.mu.Lock()
+			m.tap = tap
+			s.mu.Unlock()
+			defer func() {
+				s.mu.Lock()
+				m.tap = nil
+				s.mu.Unlock()
+			}()
+		}
+		r := &rollout{unit: unit, probe: probe, timeout: 2 * time.Minute, stdout: io.Discard, stderr: io.Discard,
+			onRestart: func(h *rolloutHost) { ch <- ui.RolloutStep{Host: h.name, Status: ui.RolloutRestarting} },
+			onLine: func(l rolloutLine) {
+				ch <- ui.RolloutStep{Host: l.Target, Status: l.Status, Reason: l.Reason, Result: l.Result, Handoff: l.Handoff}
+			}}
+		r.run(ctx, ctx, rhs)
+	}()
+	return ch
 }
 
 // fleetDashboard runs the dashboard on several hosts. Every

@@ -785,18 +785,26 @@ func fleetSection(screen, host string, hosts []string) []string {
 }
 
 // TestFleetDashboardE2E drives the real fdtop binary in a tmux terminal on
-// a fleet: three real sshd hosts, each with its own manager running the
-// same web.socket/web.service (handoff), and one host where nothing
-// listens. Every host is a row at the top of the unit tree with its state
-// (the unreachable one failed, with ssh's message), r y on web.service of
-// ONE host restarts it there only: its verdict is tagged with that host in
-// the timeline, its new main PID shows under that host, and the other
-// hosts' MainPID is unchanged.
+// a fleet: three real sshd hosts, each with its own manager running
+// web.socket/web.service (the middle one drops its clients on a restart,
+// the others hand them off through the fd store), and one host where
+// nothing listens. Every host is a row at the top of the unit tree with
+// its state (the unreachable one failed, with ssh's message). r y on
+// web.service of ONE host restarts it there only: its verdict is tagged
+// with that host in the timeline, its new main PID shows under that host,
+// and the other hosts' MainPID is unchanged. Then O y rolls web.service
+// out after a confirmation listing the hosts in order: the first passes,
+// the one that drops halts it, and the last is not touched (its MainPID
+// unchanged).
 func TestFleetDashboardE2E(t *testing.T) {
 	tm := newTmux(t)
 	f, hosts := startFleet(t, 3, true)
-	for _, h := range hosts {
-		installWeb(t, h.sb, "web", demo.Handoff, 50*time.Millisecond)
+	for i, h := range hosts {
+		mode := demo.Handoff
+		if i == 1 {
+			mode = demo.Activated // drops its clients: a rollout halts here
+		}
+		installWeb(t, h.sb, "web", mode, 50*time.Millisecond)
 	}
 	bad := f.Unreachable(t)
 	names := []string{hosts[0].Target, bad, hosts[1].Target, hosts[2].Target}
@@ -821,7 +829,7 @@ func TestFleetDashboardE2E(t *testing.T) {
 		}
 		return strings.Contains(s, "4 hosts (3 ok, 1 failed)")
 	})
-	target := hosts[1]
+	target := hosts[2]
 	oldPIDs := make([]string, len(hosts))
 	for i, h := range hosts {
 		oldPIDs[i] = mainPID(ctx, t, h.sb, "web.service")
@@ -847,7 +855,7 @@ func TestFleetDashboardE2E(t *testing.T) {
 	var newPID string
 	screen := term.waitWithin(t, 60*time.Second, "the verdict tagged with the host and its new main PID under it", func(s string) bool {
 		if newPID == "" {
-			if p := mainPID(ctx, t, target.sb, "web.service"); p != oldPIDs[1] && p != "0" {
+			if p := mainPID(ctx, t, target.sb, "web.service"); p != oldPIDs[2] && p != "0" {
 				newPID = p
 			}
 		}
@@ -864,15 +872,46 @@ func TestFleetDashboardE2E(t *testing.T) {
 		return verdict && underHost && strings.Contains(s, "restart web.service on "+target.Target+": done")
 	})
 	for _, l := range strings.Split(screen, "\n") {
-		if strings.Contains(l, "✓") && (strings.Contains(l, hosts[0].Target) || strings.Contains(l, hosts[2].Target)) {
+		if strings.Contains(l, "✓") && (strings.Contains(l, hosts[0].Target) || strings.Contains(l, hosts[1].Target)) {
 			t.Errorf("a verdict on a host that was not restarted: %q\n%s", l, screen)
 		}
 	}
-	for _, i := range []int{0, 2} {
+	for _, i := range []int{0, 1} {
 		if p := mainPID(ctx, t, hosts[i].sb, "web.service"); p != oldPIDs[i] {
 			t.Errorf("%s: web.service MainPID %s → %s; only %s was restarted", hosts[i].Target, oldPIDs[i], p, target.Target)
 		}
 	}
-	t.Logf("%s: main pid %s → %s\n%s", target.Target, oldPIDs[1], newPID, screen)
+	t.Logf("%s: main pid %s → %s\n%s", target.Target, oldPIDs[2], newPID, screen)
+
+	// The rollout: the confirmation lists the hosts in order and the one
+	// left out; the first host passes, the second halts it (dropped), the
+	// third is not touched.
+	oldPIDs[2] = newPID
+	term.send(t, "O")
+	screen = term.waitFor(t, "the rollout confirmation listing the hosts in order", func(s string) bool {
+		return strings.Contains(s, "rollout web.service?") && strings.Contains(s, "left out: "+bad+" (failed")
+	})
+	order := []string{hosts[0].Target, hosts[1].Target, hosts[2].Target}
+	for i, h := range order {
+		if !strings.Contains(screen, fmt.Sprintf("%d. %s", i+1, h)) {
+			t.Fatalf("the confirmation does not list %s as host %d:\n%s", h, i+1, screen)
+		}
+	}
+	term.send(t, "y")
+	screen = term.waitWithin(t, 90*time.Second, "the rollout halted at the host that drops", func(s string) bool {
+		return strings.Contains(s, "rollout of web.service halted at "+hosts[1].Target) && strings.Contains(s, "not touched: "+hosts[2].Target)
+	})
+	for _, want := range []string{"1. " + hosts[0].Target + "  passed", "2. " + hosts[1].Target + "  halted", "3. " + hosts[2].Target + "  not touched"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the rollout's progress lacks %q:\n%s", want, screen)
+		}
+	}
+	for i, wantNew := range []bool{true, true, false} {
+		p := mainPID(ctx, t, hosts[i].sb, "web.service")
+		if (p != oldPIDs[i]) != wantNew {
+			t.Errorf("%s: MainPID %s → %s after the rollout; restarted %v, want %v", hosts[i].Target, oldPIDs[i], p, p != oldPIDs[i], wantNew)
+		}
+	}
+	t.Logf("after the rollout:\n%s", screen)
 	term.quit(t)
 }
