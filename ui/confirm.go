@@ -26,7 +26,7 @@ type confirmModel struct {
 	keys    ConfirmKeyMap
 	action  Action
 	unit    string
-	host    string // the fleet host ("" for the one manager)
+	host    string   // the fleet host ("" for the one manager)
 	hosts   []string // a rollout's hosts, in order
 	preview []string
 	probe   bool
