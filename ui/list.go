@@ -402,6 +402,9 @@ func (l *listModel) hostRows(h HostPicture, n int) []listRow {
 	if len(parts) > 3 {
 		parts = append(parts[:2], "… (the detail pane has it whole)")
 	}
+	if h.Snapshot != nil && n > 0 {
+		parts = append(parts, "its units below: as last seen, not live")
+	}
 	for _, p := range parts {
 		rows = append(rows, listRow{host: h.Host, note: true, addrs: p, muted: true})
 	}
@@ -506,6 +509,22 @@ func (l listModel) renderRow(r listRow, selected bool, nameW, addrW int) string 
 		return cur + "    " + text
 	}
 	name := r.name()
+	if r.hostRow {
+		// A host has no PID, connections or store: its state takes their
+		// columns too.
+		state := fit(r.addrs, 8+6+10+1+addrW)
+		if selected {
+			style := l.st.List.Selected
+			if !l.focused {
+				style = l.st.List.SelectedBlurred
+			}
+			return cur + r.glyph + " " + warn + style.Render(fit(name, nameW)+state)
+		}
+		if r.warn {
+			warn = l.st.List.Warning.Render(warn)
+		}
+		return cur + r.gstyle.Render(r.glyph) + " " + warn + fit(name, nameW) + l.st.List.Muted.Render(state)
+	}
 	rest := fit(name, nameW) + padLeft(r.pid, 8) + padLeft(r.conns, 6) + padLeft(r.store, 10) + " " + fit(r.addrs, addrW)
 	if selected {
 		style := l.st.List.Selected
@@ -514,7 +533,7 @@ func (l listModel) renderRow(r listRow, selected bool, nameW, addrW int) string 
 		}
 		return cur + r.glyph + " " + warn + style.Render(rest)
 	}
-	if r.muted || r.hostRow {
+	if r.muted {
 		rest = fit(name, nameW) + padLeft(r.pid, 8) + padLeft(r.conns, 6) + padLeft(r.store, 10) + " " + l.st.List.Muted.Render(fit(r.addrs, addrW))
 	}
 	if r.warn {

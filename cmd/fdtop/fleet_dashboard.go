@@ -171,7 +171,10 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 				if u.Snapshot != nil {
 					m.snap, m.state, m.message, m.retry = u.Snapshot, ui.HostOK, "", time.Time{}
 				} else if u.Err != nil {
-					m.state, m.message = ui.HostLost, strings.TrimPrefix(errLine(u.Err), "connection lost: ")
+					m.message = strings.TrimPrefix(errLine(u.Err), "connection lost: ")
+					if m.state != ui.HostReconnecting { // follow may have said so first
+						m.state = ui.HostLost
+					}
 				}
 			})
 		case <-ctx.Done():

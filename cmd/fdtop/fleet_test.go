@@ -913,5 +913,19 @@ func TestFleetDashboardE2E(t *testing.T) {
 		}
 	}
 	t.Logf("after the rollout:\n%s", screen)
+
+	// A host that drops off the network is lost and reconnecting, the
+	// others stay ok; once it is back, it is ok again.
+	lost := hosts[0]
+	lost.Kill()
+	screen = term.waitWithin(t, 60*time.Second, "the killed host lost and reconnecting, the others ok", func(s string) bool {
+		return rowWith(s, lost.Target, "reconnecting,") != "" && rowWith(s, hosts[1].Target, "ok") != "" &&
+			rowWith(s, hosts[2].Target, "ok") != "" && strings.Contains(s, "(2 ok, 1 reconnecting, 1 failed)")
+	})
+	t.Logf("host lost:\n%s", screen)
+	lost.Restart(t)
+	term.waitWithin(t, 90*time.Second, "the host back and ok", func(s string) bool {
+		return rowWith(s, lost.Target, "ok") != "" && strings.Contains(s, "(3 ok, 1 failed)")
+	})
 	term.quit(t)
 }
