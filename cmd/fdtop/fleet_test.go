@@ -891,6 +891,7 @@ func TestFleetDashboardE2E(t *testing.T) {
 	screen = term.waitFor(t, "the rollout confirmation listing the hosts in order", func(s string) bool {
 		return strings.Contains(s, "rollout web.service?") && strings.Contains(s, "left out: "+bad+" (failed")
 	})
+	t.Logf("rollout confirmation:\n%s", screen)
 	order := []string{hosts[0].Target, hosts[1].Target, hosts[2].Target}
 	for i, h := range order {
 		if !strings.Contains(screen, fmt.Sprintf("%d. %s", i+1, h)) {
