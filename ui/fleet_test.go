@@ -136,6 +136,22 @@ func TestFleetView(t *testing.T) {
 		t.Errorf("handoffs keyed %v, want b's x.service only", m.handoffs)
 	}
 
+	// The filter matches across hosts, host names included; every host
+	// stays listed.
+	m = send(m, keys("/", "b", "enter")...)
+	var units []string
+	hostRows := 0
+	for _, r := range m.list.rows {
+		if r.hostRow {
+			hostRows++
+		} else if r.unit != "" {
+			units = append(units, r.host+" "+r.unit)
+		}
+	}
+	if strings.Join(units, ",") != "b x.socket,b x.service" || hostRows != 4 {
+		t.Errorf("filter b: units %q and %d host rows, want b's two units and 4 host rows", units, hostRows)
+	}
+
 	for _, tt := range []struct {
 		name     string
 		readOnly bool
