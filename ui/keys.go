@@ -38,7 +38,7 @@ func DefaultGlobalKeyMap() GlobalKeyMap {
 		TryRestart: key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "try-restart")),
 		Log:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log (full view)")),
 		Fix:        key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "fix a trigger limit (reset-failed, start)")),
-		Rollout:    key.NewBinding(key.WithKeys("O"), key.WithHelp("O", "roll out across the hosts (gated by the verdict)"), key.WithDisabled()),
+		Rollout:    key.NewBinding(key.WithKeys("O"), key.WithHelp("O", "rollout"), key.WithDisabled()),
 	}
 }
 

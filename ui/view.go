@@ -316,7 +316,7 @@ func (m Model) helpLines() []string {
 	}
 	notes = append(notes, "e (explain) annotates the detail pane with what each item means in the socket-activation protocol.")
 	if m.ix.Fleet != nil {
-		notes = append(notes, "Fleet: hosts head the unit tree; actions run on the selected unit's host; O rolls the unit out host by host, stopping at the first verdict over budget (listener kept, 0 refused, 0 dropped).")
+		notes = append(notes, "Fleet: hosts head the unit tree; actions run on the selected unit's host; O (rollout) restarts the unit host by host, stopping at the first verdict over budget (listener kept, 0 refused, 0 dropped).")
 	}
 	return renderHelp(m.st, m.help, m.helpSections(), notes, m.width)
 }
