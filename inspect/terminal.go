@@ -41,6 +41,7 @@ func (e Event) ForTerminal() Event {
 	safe(&typ)
 	e.Type = EventType(typ)
 	safe(&e.Unit)
+	safe(&e.Target)
 	safe(&e.Message)
 	safe(&e.Job)
 	safe(&e.Result)

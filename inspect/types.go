@@ -321,6 +321,9 @@ type Event struct {
 	Time time.Time `json:"time"`
 	// Unit is the unit it is about ("" for manager-wide events).
 	Unit string `json:"unit"`
+	// Target is the host it happened on, as given (-H), when several are
+	// watched; "" for the one manager.
+	Target string `json:"target,omitempty"`
 	// Type says what happened.
 	Type EventType `json:"type"`
 	// Message is the event in words (Describe), filled where it is printed:

@@ -17,10 +17,11 @@ const maxEventBatch = 256
 
 // snapshotMsg is a picture of the live model to show.
 type snapshotMsg struct {
-	snap *inspect.Snapshot
-	demo map[string]DemoCounters
-	err  error
-	at   time.Time
+	snap  *inspect.Snapshot
+	hosts []HostPicture // a fleet's picture (snap nil)
+	demo  map[string]DemoCounters
+	err   error
+	at    time.Time
 }
 
 // updateMsg is a picture read off Source.Updates (closed when the channel
@@ -48,6 +49,7 @@ type doctorTickMsg struct{}
 type actionDoneMsg struct {
 	action  Action
 	unit    string
+	host    string // the fleet host ("" for the one manager)
 	res     ActionResult
 	err     error
 	elapsed time.Duration
@@ -67,7 +69,7 @@ func waitForUpdate(ch <-chan Update) tea.Cmd {
 		if at.IsZero() {
 			at = time.Now()
 		}
-		return updateMsg{snapshotMsg: snapshotMsg{snap: u.Snapshot, err: u.Err, at: at}}
+		return updateMsg{snapshotMsg: snapshotMsg{snap: u.Snapshot, hosts: u.Hosts, err: u.Err, at: at}}
 	}
 }
 
@@ -107,11 +109,20 @@ func doctorTick() tea.Cmd {
 	return tea.Tick(doctorEvery, func(time.Time) tea.Msg { return doctorTickMsg{} })
 }
 
-// actCmd runs action on unit and reports how it ended.
-func actCmd(ctx context.Context, src Source, action Action, unit string, probe bool) tea.Cmd {
+// actCmd runs action on unit (on its host, in a fleet) and reports how it
+// ended.
+func actCmd(ctx context.Context, src Source, action Action, ref unitRef, probe bool) tea.Cmd {
 	return func() tea.Msg {
 		start := time.Now()
-		res, err := src.Act(ctx, action, unit, probe)
-		return actionDoneMsg{action: action, unit: unit, res: res, err: err, elapsed: time.Since(start)}
+		var (
+			res ActionResult
+			err error
+		)
+		if fs, ok := src.(FleetSource); ok && ref.Host != "" {
+			res, err = fs.ActOn(ctx, ref.Host, action, ref.Unit, probe)
+		} else {
+			res, err = src.Act(ctx, action, ref.Unit, probe)
+		}
+		return actionDoneMsg{action: action, unit: ref.Unit, host: ref.Host, res: res, err: err, elapsed: time.Since(start)}
 	}
 }

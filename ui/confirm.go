@@ -12,7 +12,9 @@ import (
 type confirmedMsg struct {
 	action Action
 	unit   string
+	host   string // the fleet host ("" for the one manager)
 	probe  bool
+	hosts  []string // a rollout's hosts, in order
 }
 
 // cancelledMsg is sent when the operator cancels an action.
@@ -24,14 +26,16 @@ type confirmModel struct {
 	keys    ConfirmKeyMap
 	action  Action
 	unit    string
+	host    string   // the fleet host ("" for the one manager)
+	hosts   []string // a rollout's hosts, in order
 	preview []string
 	probe   bool
 	width   int
 	height  int
 }
 
-func newConfirmModel(st Styles, action Action, unit string, preview []string, probe bool) confirmModel {
-	return confirmModel{st: st, keys: DefaultConfirmKeyMap(), action: action, unit: unit, preview: preview, probe: probe}
+func newConfirmModel(st Styles, action Action, ref unitRef, preview []string, probe bool) confirmModel {
+	return confirmModel{st: st, keys: DefaultConfirmKeyMap(), action: action, unit: ref.Unit, host: ref.Host, preview: preview, probe: probe}
 }
 
 // SetSize sets the area the dialog is centred in.
@@ -45,7 +49,7 @@ func (c confirmModel) Update(msg tea.Msg) (confirmModel, tea.Cmd) {
 	}
 	switch {
 	case key.Matches(km, c.keys.Yes):
-		m := confirmedMsg{action: c.action, unit: c.unit, probe: c.probe}
+		m := confirmedMsg{action: c.action, unit: c.unit, host: c.host, probe: c.probe, hosts: c.hosts}
 		return c, func() tea.Msg { return m }
 	case key.Matches(km, c.keys.No):
 		return c, func() tea.Msg { return cancelledMsg{} }
@@ -55,13 +59,13 @@ func (c confirmModel) Update(msg tea.Msg) (confirmModel, tea.Cmd) {
 
 // probes reports whether the gap meter applies to the dialog's action.
 func (c confirmModel) probes() bool {
-	return c.action == ActionRestart || c.action == ActionTryRestart
+	return c.action == ActionRestart || c.action == ActionTryRestart || c.action == ActionRollout
 }
 
 // View renders the dialog centred in its area.
 func (c confirmModel) View() string {
 	inner := min(max(c.width-4, 10), 76)
-	lines := []string{c.st.Confirm.Title.Render(cut(string(c.action)+" "+c.unit+"?", inner)), ""}
+	lines := []string{c.st.Confirm.Title.Render(cut(string(c.action)+" "+unitRef{Host: c.host, Unit: c.unit}.String()+"?", inner)), ""}
 	for _, p := range c.preview {
 		for i, l := range wrap(p, inner-2) {
 			prefix := "• "

@@ -19,7 +19,9 @@ const maxDetailRows = 500
 type detailData struct {
 	Group    *unitGroup
 	Selected string
-	Manager  inspect.Manager
+	// Host is the fleet host whose own row is selected (Group nil).
+	Host    *HostPicture
+	Manager inspect.Manager
 	// Demo are the demo traffic counters by service, nil outside the demo.
 	Demo map[string]DemoCounters
 	// Handoff is the last handoff event of the group's service, if any.
@@ -37,6 +39,10 @@ type detailData struct {
 	FixKey    string
 	// Log is the followed units' last log lines.
 	Log logData
+	// Now is when the data was handed over (a reconnection's countdown).
+	Now time.Time
+	// Rollout is the last rollout started here, nil when none.
+	Rollout *rolloutState
 }
 
 // detailModel is the detail pane of the selected unit.
@@ -123,12 +129,53 @@ func (b *detailBuilder) section(title string, explanation string) {
 
 func (b *detailBuilder) muted(s string) { b.add(b.st.Detail.Muted.Render(s)) }
 
+// hostLines describe a fleet host's connection: its state, and ssh's
+// message when it is lost or failed.
+func (b *detailBuilder) hostLines(h HostPicture, now time.Time) {
+	b.section("Host "+h.Host, "")
+	what := map[HostState]string{
+		HostConnecting:   "connecting: its ControlMaster is up, its first picture is not in yet",
+		HostOK:           "ok: its live model is followed over ssh",
+		HostLost:         "lost: its connection ended",
+		HostReconnecting: "lost, reconnecting (1 s, doubling up to 30 s between tries, never prompting)",
+		HostFailed:       "failed: it could not be reached; it is not retried",
+	}[h.State]
+	if what == "" {
+		what = string(h.State)
+	}
+	for _, l := range wrap(what, b.width-4) {
+		b.add("    " + l)
+	}
+	if h.State == HostReconnecting && !h.Retry.IsZero() {
+		if h.Retry.After(now) {
+			b.add("    next try at " + h.Retry.Format("15:04:05"))
+		} else {
+			b.add("    trying since " + h.Retry.Format("15:04:05"))
+		}
+	}
+	if h.Message != "" {
+		for _, l := range wrap(h.Message, b.width-4) {
+			b.add("    " + l)
+		}
+	}
+	if h.Snapshot != nil && h.State != HostOK {
+		b.muted("    its units below are its last picture, no longer live")
+	}
+	b.add("")
+}
+
 func (d *detailModel) rebuild() {
 	b := &detailBuilder{st: d.st, width: d.width, explain: d.explain}
 	if d.data.Demo != nil {
 		b.scoreboard(d.data.Handoffs, d.data.Demo)
 	}
+	if d.data.Rollout != nil {
+		b.rolloutLines(d.data.Rollout)
+	}
 	g := d.data.Group
+	if g == nil && d.data.Host != nil {
+		b.hostLines(*d.data.Host, d.data.Now)
+	}
 	if g == nil {
 		b.muted("  select a unit in the list")
 		d.lines = b.lines

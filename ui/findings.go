@@ -116,7 +116,7 @@ func (m *Model) askFix() {
 		"runs: " + termsafe.String(target.Fix),
 		"the socket listens again; if the service still does not take its connections, it will hit the limit again",
 	}
-	m.confirm = newConfirmModel(m.st, ActionFix, target.Unit, preview, false)
+	m.confirm = newConfirmModel(m.st, ActionFix, unitRef{Unit: target.Unit}, preview, false)
 	m.confirming = true
 	m.relayout()
 }

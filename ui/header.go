@@ -21,8 +21,9 @@ type headerModel struct {
 	probe    bool
 
 	snap         *inspect.Snapshot
-	counts       [4]int // sockets, services, stored fds, connections
-	connsPartial bool   // connections counted only where readable
+	fleet        []HostPicture // a fleet's hosts (snap nil)
+	counts       [4]int        // sockets, services, stored fds, connections
+	connsPartial bool          // connections counted only where readable
 	lastScan     time.Time
 	scanErr      string
 	disconnected bool
@@ -40,6 +41,7 @@ func (h *headerModel) SetSize(w int) { h.width = w }
 // SetIndex takes the manager and the counts from a snapshot index.
 func (h *headerModel) SetIndex(ix *snapIndex, at time.Time) {
 	h.snap = ix.Snap
+	h.fleet = ix.Fleet
 	h.counts = [4]int{ix.NSockets, ix.NServices, ix.NStoreFDs, ix.NConns}
 	h.connsPartial = ix.ConnsPartial
 	h.lastScan = at
@@ -97,7 +99,30 @@ func (h headerModel) View() string {
 	}
 	sep := h.st.Header.Muted.Render(" · ")
 	var candidates [][2]string
-	if s := h.snap; s != nil {
+	if h.fleet != nil {
+		c := h.counts
+		states := map[HostState]int{}
+		for _, hp := range h.fleet {
+			states[hp.State]++
+		}
+		var st []string
+		for _, s := range []HostState{HostOK, HostConnecting, HostLost, HostReconnecting, HostFailed} {
+			if states[s] > 0 {
+				st = append(st, fmt.Sprintf("%d %s", states[s], s))
+			}
+		}
+		hosts := plural(len(h.fleet), "host", "hosts") + " (" + strings.Join(st, ", ") + ")"
+		conns := plural(c[3], "conn", "conns")
+		if h.connsPartial {
+			conns = "≥" + conns
+		}
+		long := fmt.Sprintf("%s · %s · %s stored · %s", plural(c[0], "socket", "sockets"), plural(c[1], "service", "services"), plural(c[2], "fd", "fds"), conns)
+		candidates = [][2]string{
+			{"fleet · " + hosts + " · " + long, h.flags(" · ", "gap meter on", "gap meter off")},
+			{hosts + " · " + long, h.flags(" ", "probe", "")},
+			{hosts, h.flags("", "probe", "")},
+		}
+	} else if s := h.snap; s != nil {
 		c := h.counts
 		conns, connsShort := plural(c[3], "conn", "conns"), fmt.Sprintf("%d conn", c[3])
 		if h.connsPartial {

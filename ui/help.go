@@ -21,7 +21,7 @@ func (m Model) helpSections() []helpSection {
 	g, l, d, t := m.keys, m.list.keys, m.detail.keys, m.timeline.keys
 	c, f := DefaultConfirmKeyMap(), m.list.filterKeys
 	return []helpSection{
-		{"Actions on the selected unit", []key.Binding{g.Restart, g.Stop, g.Start, g.Reload, g.TryRestart}},
+		{"Actions on the selected unit", []key.Binding{g.Restart, g.Stop, g.Start, g.Reload, g.TryRestart, g.Rollout}},
 		{"Everywhere", []key.Binding{g.Probe, g.Explain, g.Refresh, g.NextPane, g.PrevPane, g.Help, g.Quit}},
 		{"Confirmation", []key.Binding{c.Yes, c.No}},
 		{"Move", []key.Binding{l.Up, l.Down, l.PageUp, l.PageDown, l.Top, l.Bottom}},

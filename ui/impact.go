@@ -11,18 +11,15 @@ import (
 // impactPreview says what action on unit will do, from what the snapshot
 // knows: socket units, the fd store and its preserve mode, connections,
 // Accept=.
-func impactPreview(ix *snapIndex, action Action, unit string) []string {
-	var mgr inspect.Manager
-	if ix.Snap != nil {
-		mgr = ix.Snap.Manager
+func impactPreview(ix *snapIndex, action Action, ref unitRef) []string {
+	mgr := ix.manager(ref)
+	if so := ix.socket(ref); so != nil {
+		return socketImpact(ix, ref.Host, so, action)
 	}
-	if so := ix.socket(unit); so != nil {
-		return socketImpact(ix, so, action)
+	if svc := ix.service(ref); svc != nil {
+		return serviceImpact(ix, ref.Host, mgr, svc, action)
 	}
-	if svc := ix.service(unit); svc != nil {
-		return serviceImpact(ix, mgr, svc, action)
-	}
-	return []string{fmt.Sprintf("fdtop knows nothing about %s yet: no preview", unit)}
+	return []string{fmt.Sprintf("fdtop knows nothing about %s yet: no preview", ref.Unit)}
 }
 
 func addresses(so *inspect.SocketUnit) string {
@@ -36,13 +33,13 @@ func addresses(so *inspect.SocketUnit) string {
 	return strings.Join(a, ", ")
 }
 
-func socketImpact(ix *snapIndex, so *inspect.SocketUnit, action Action) []string {
+func socketImpact(ix *snapIndex, host string, so *inspect.SocketUnit, action Action) []string {
 	svc := orDash(so.Service)
 	active := so.ActiveState == "active"
 	switch action {
 	case ActionStop:
 		out := []string{fmt.Sprintf("stop closes %s's listeners (%s): new clients will be refused", so.Unit, addresses(so))}
-		if g := ix.byUnit[so.Unit]; g != nil && g.Service != nil && g.Service.ActiveState == "active" {
+		if g := ix.byUnit[unitRef{host, so.Unit}]; g != nil && g.Service != nil && g.Service.ActiveState == "active" {
 			out = append(out, fmt.Sprintf("%s keeps running with its own copies of the listeners", svc))
 		}
 		return out
@@ -70,9 +67,9 @@ func socketImpact(ix *snapIndex, so *inspect.SocketUnit, action Action) []string
 	return nil
 }
 
-func serviceImpact(ix *snapIndex, mgr inspect.Manager, svc *inspect.Service, action Action) []string {
+func serviceImpact(ix *snapIndex, host string, mgr inspect.Manager, svc *inspect.Service, action Action) []string {
 	var sockets []*inspect.SocketUnit
-	if g := ix.byUnit[svc.Unit]; g != nil {
+	if g := ix.byUnit[unitRef{host, svc.Unit}]; g != nil {
 		sockets = g.Sockets
 	}
 	active := svc.ActiveState == "active" || svc.ActiveState == "reloading"

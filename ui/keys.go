@@ -16,6 +16,9 @@ type GlobalKeyMap struct {
 	Fix key.Binding
 	// Log opens the full-height log view of the selected units.
 	Log key.Binding
+	// Rollout rolls the selected unit out across a fleet's hosts, gated by
+	// the verdict; enabled only on a fleet that can (and not read-only).
+	Rollout key.Binding
 }
 
 // DefaultGlobalKeyMap returns the global keys.
@@ -35,6 +38,7 @@ func DefaultGlobalKeyMap() GlobalKeyMap {
 		TryRestart: key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "try-restart")),
 		Log:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log (full view)")),
 		Fix:        key.NewBinding(key.WithKeys("F"), key.WithHelp("F", "fix a trigger limit (reset-failed, start)")),
+		Rollout:    key.NewBinding(key.WithKeys("O"), key.WithHelp("O", "rollout"), key.WithDisabled()),
 	}
 }
 
@@ -42,6 +46,9 @@ func DefaultGlobalKeyMap() GlobalKeyMap {
 func (k *GlobalKeyMap) SetReadOnly(ro bool) {
 	for _, b := range []*key.Binding{&k.Restart, &k.Stop, &k.Start, &k.Reload, &k.TryRestart, &k.Fix} {
 		b.SetEnabled(!ro)
+	}
+	if ro {
+		k.Rollout.SetEnabled(false)
 	}
 }
 
@@ -67,13 +74,13 @@ func (k GlobalKeyMap) actionFor(msg tea.KeyMsg) (Action, bool) {
 
 // ShortHelp implements help.KeyMap.
 func (k GlobalKeyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Restart, k.Stop, k.Probe, k.Explain, k.Help, k.Quit}
+	return []key.Binding{k.Restart, k.Stop, k.Rollout, k.Probe, k.Explain, k.Help, k.Quit}
 }
 
 // FullHelp implements help.KeyMap.
 func (k GlobalKeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Restart, k.Stop, k.Start, k.Reload, k.TryRestart, k.Fix},
+		{k.Restart, k.Stop, k.Start, k.Reload, k.TryRestart, k.Fix, k.Rollout},
 		{k.Probe, k.Explain, k.Log, k.Refresh},
 		{k.NextPane, k.PrevPane, k.Help, k.Quit},
 	}

@@ -32,17 +32,21 @@ func (s sortMode) String() string {
 // listRow is one line of the unit list, pre-formatted when the snapshot
 // arrives so that View only lays out the visible rows.
 type listRow struct {
-	unit   string
-	group  *unitGroup
-	child  bool // an indented service row under its socket
-	glyph  string
-	gstyle lipgloss.Style
-	warn   bool
-	pid    string
-	conns  string
-	store  string
-	addrs  string
-	muted  bool // addrs is a remark, not addresses
+	unit  string
+	host  string // the fleet host ("" for the one manager)
+	group *unitGroup
+	child bool // an indented service row under its socket
+	// hostRow is a fleet host's own row (unit ""): its state in addrs;
+	// note a line of its message under it (ssh's words), in addrs.
+	hostRow, note bool
+	glyph         string
+	gstyle        lipgloss.Style
+	warn          bool
+	pid           string
+	conns         string
+	store         string
+	addrs         string
+	muted         bool // addrs is a remark, not addresses
 }
 
 // listModel is the unit list pane.
@@ -58,7 +62,7 @@ type listModel struct {
 	filtering bool
 	cursor    int
 	scroll    scroller
-	selected  string
+	selected  unitRef
 	width     int
 	height    int
 	focused   bool
@@ -72,6 +76,10 @@ func newListModel(st Styles) listModel {
 
 // SetSize sets the pane's size, title line excluded.
 func (l *listModel) SetSize(w, h int) {
+	if w != l.width && l.ix.Fleet != nil {
+		l.width = w
+		l.rebuild() // the hosts' messages wrap to the width
+	}
 	l.width, l.height = w, h
 	l.scroll.height = max(h-1, 0) // first line: column header or filter
 	l.ensureVisible()
@@ -86,8 +94,15 @@ func (l *listModel) SetIndex(ix *snapIndex) {
 // Filtering reports whether the filter input has the keyboard.
 func (l listModel) Filtering() bool { return l.filtering }
 
-// Selected returns the selected row's unit ("" when the list is empty).
-func (l listModel) Selected() string { return l.selected }
+// Selected returns the selected row's unit ("" when the list is empty or
+// a fleet host's own row is selected).
+func (l listModel) Selected() string { return l.selected.Unit }
+
+// SelectedRef returns the selected row's unit and host.
+func (l listModel) SelectedRef() unitRef { return l.selected }
+
+// ref is the row's identity.
+func (r listRow) ref() unitRef { return unitRef{Host: r.host, Unit: r.unit} }
 
 // SelectedGroup returns the group of the selected row, or nil.
 func (l listModel) SelectedGroup() *unitGroup {
@@ -184,7 +199,7 @@ func (l *listModel) move(delta int) {
 		return
 	}
 	l.cursor = min(max(l.cursor+delta, 0), len(l.rows)-1)
-	l.selected = l.rows[l.cursor].unit
+	l.selected = l.rows[l.cursor].ref()
 	l.ensureVisible()
 }
 
@@ -208,8 +223,11 @@ func (l *listModel) selectFirstMatch() {
 		return
 	}
 	for i, r := range l.rows {
+		if r.hostRow {
+			continue // the host's units follow: the match is among them
+		}
 		if strings.Contains(strings.ToLower(r.unit), q) || (!r.muted && strings.Contains(strings.ToLower(r.addrs), q)) {
-			l.cursor, l.selected = i, r.unit
+			l.cursor, l.selected = i, r.ref()
 			l.ensureVisible()
 			return
 		}
@@ -227,7 +245,7 @@ func (l *listModel) rebuild() {
 	}
 	sortGroups(groups, l.sortBy)
 	rows := l.rows[:0]
-	for _, g := range groups {
+	addGroup := func(g *unitGroup) {
 		for _, so := range g.Sockets {
 			rows = append(rows, l.socketRow(g, so))
 		}
@@ -235,27 +253,42 @@ func (l *listModel) rebuild() {
 			rows = append(rows, l.serviceRow(g, len(g.Sockets) > 0))
 		}
 	}
+	if l.ix.Fleet != nil {
+		// Hosts at the top of the tree, in the order given, each with its
+		// units under it; every host stays listed whatever the filter.
+		byHost := map[string][]*unitGroup{}
+		for _, g := range groups {
+			byHost[g.Host] = append(byHost[g.Host], g)
+		}
+		for _, h := range l.ix.Fleet {
+			rows = append(rows, l.hostRows(h, len(byHost[h.Host]))...)
+			for _, g := range byHost[h.Host] {
+				addGroup(g)
+			}
+		}
+	} else {
+		for _, g := range groups {
+			addGroup(g)
+		}
+	}
 	l.rows = rows
 	l.nameW = 8
 	for _, r := range rows {
-		n := len(r.unit)
-		if r.child {
-			n += 2
-		}
+		n := lipgloss.Width(r.name())
 		l.nameW = max(l.nameW, min(n+1, 48))
 	}
 	l.cursor = 0
 	for i, r := range rows {
-		if r.unit == l.selected {
+		if r.ref() == l.selected {
 			l.cursor = i
 			break
 		}
 	}
 	if len(rows) > 0 {
 		l.cursor = min(l.cursor, len(rows)-1)
-		l.selected = rows[l.cursor].unit
+		l.selected = rows[l.cursor].ref()
 	} else {
-		l.selected = ""
+		l.selected = unitRef{}
 	}
 	l.ensureVisible()
 }
@@ -310,7 +343,7 @@ func (l *listModel) socketRow(g *unitGroup, s *inspect.SocketUnit) listRow {
 	for _, li := range s.Listeners {
 		addrs = append(addrs, li.Address)
 	}
-	r := listRow{unit: s.Unit, group: g, glyph: glyph, gstyle: gs, warn: hasWarning(g, s.Unit), addrs: strings.Join(addrs, " ")}
+	r := listRow{unit: s.Unit, host: g.Host, group: g, glyph: glyph, gstyle: gs, warn: hasWarning(g, s.Unit), addrs: strings.Join(addrs, " ")}
 	if s.Accept {
 		r.conns = strconv.Itoa(len(s.Instances))
 		if r.addrs == "" {
@@ -325,7 +358,7 @@ func (l *listModel) socketRow(g *unitGroup, s *inspect.SocketUnit) listRow {
 func (l *listModel) serviceRow(g *unitGroup, child bool) listRow {
 	s := g.Service
 	glyph, gs := stateGlyph(l.st, s.ActiveState)
-	r := listRow{unit: s.Unit, group: g, child: child, glyph: glyph, gstyle: gs, warn: hasWarning(g, s.Unit)}
+	r := listRow{unit: s.Unit, host: g.Host, group: g, child: child, glyph: glyph, gstyle: gs, warn: hasWarning(g, s.Unit)}
 	if s.MainPID > 0 {
 		r.pid = strconv.Itoa(s.MainPID)
 	}
@@ -352,6 +385,69 @@ func (l *listModel) serviceRow(g *unitGroup, child bool) listRow {
 		}
 	}
 	return r
+}
+
+// hostRows are a fleet host's row (its name, its state in the address
+// column; n is how many of its groups are listed) and, when it is lost or
+// failed, its message on the lines under it, whole.
+func (l *listModel) hostRows(h HostPicture, n int) []listRow {
+	glyph, gs := hostGlyph(l.st, h.State)
+	r := listRow{host: h.Host, hostRow: true, glyph: glyph, gstyle: gs, addrs: hostStateWord(h, n)}
+	r.warn = h.State != HostOK && h.State != HostConnecting
+	rows := []listRow{r}
+	if h.Message == "" || h.State == HostOK || h.State == HostConnecting {
+		return rows
+	}
+	parts := wrap(h.Message, max(l.width-8, 20))
+	if len(parts) > 3 {
+		parts = append(parts[:2], "… (the detail pane has it whole)")
+	}
+	if h.Snapshot != nil && n > 0 {
+		parts = append(parts, "its units below: as last seen, not live")
+	}
+	for _, p := range parts {
+		rows = append(rows, listRow{host: h.Host, note: true, addrs: p, muted: true})
+	}
+	return rows
+}
+
+// hostStateWord says a fleet host's state in a few words; n is how many
+// of its groups are listed.
+func hostStateWord(h HostPicture, n int) string {
+	switch h.State {
+	case HostOK:
+		return "ok · " + plural(n, "unit group", "unit groups")
+	case HostConnecting:
+		return "connecting…"
+	case HostLost:
+		return "lost"
+	case HostReconnecting:
+		if !h.Retry.IsZero() {
+			return "lost · reconnecting, next try " + h.Retry.Format("15:04:05")
+		}
+		return "lost · reconnecting"
+	case HostFailed:
+		return "failed (not retried)"
+	}
+	return string(h.State)
+}
+
+// name is the row's name column: the unit, indented under its socket and,
+// in a fleet, under its host.
+func (r listRow) name() string {
+	switch {
+	case r.hostRow:
+		return r.host
+	case r.note:
+		return ""
+	case r.child && r.host != "":
+		return "    └ " + r.unit
+	case r.child:
+		return "└ " + r.unit
+	case r.host != "":
+		return "  " + r.unit
+	}
+	return r.unit
 }
 
 // columns returns the name and address column widths for the pane width:
@@ -405,9 +501,29 @@ func (l listModel) renderRow(r listRow, selected bool, nameW, addrW int) string 
 	if r.warn {
 		warn = "! "
 	}
-	name := r.unit
-	if r.child {
-		name = "└ " + name
+	if r.note {
+		text := l.st.List.Muted.Render(fit("    "+r.addrs, max(l.width-5, 0)))
+		if selected {
+			text = l.st.List.SelectedBlurred.Render(fit("    "+r.addrs, max(l.width-5, 0)))
+		}
+		return cur + "    " + text
+	}
+	name := r.name()
+	if r.hostRow {
+		// A host has no PID, connections or store: its state takes their
+		// columns too.
+		state := fit(r.addrs, 8+6+10+1+addrW)
+		if selected {
+			style := l.st.List.Selected
+			if !l.focused {
+				style = l.st.List.SelectedBlurred
+			}
+			return cur + r.glyph + " " + warn + style.Render(fit(name, nameW)+state)
+		}
+		if r.warn {
+			warn = l.st.List.Warning.Render(warn)
+		}
+		return cur + r.gstyle.Render(r.glyph) + " " + warn + fit(name, nameW) + l.st.List.Muted.Render(state)
 	}
 	rest := fit(name, nameW) + padLeft(r.pid, 8) + padLeft(r.conns, 6) + padLeft(r.store, 10) + " " + fit(r.addrs, addrW)
 	if selected {

@@ -25,6 +25,7 @@ const (
 
 // runningJob is a job the dashboard shows as in progress.
 type runningJob struct {
+	ref     unitRef
 	action  string
 	started time.Time
 	ours    bool // started from this UI
@@ -66,15 +67,17 @@ type Model struct {
 	rects      layoutRects
 
 	snap     *inspect.Snapshot
+	fleet    bool // a fleet's picture has arrived (snap stays nil)
 	ix       *snapIndex
 	shown    []string // the units last told to the source as on screen
 	demo     map[string]DemoCounters
-	handoffs map[string]*inspect.Event
+	handoffs map[string]*inspect.Event // by unitRef.key
 	doctor   doctorState
 	log      logState
 	showLog  bool
 	logView  logViewModel
-	jobs     map[string]runningJob
+	jobs     map[string]runningJob // by unitRef.key
+	rollout  *rolloutState         // the last rollout started here
 	status   status
 	closed   bool
 
@@ -95,6 +98,9 @@ func NewModel(src Source, opts Options) Model {
 	opts = opts.withDefaults()
 	st := DefaultStyles()
 	keys := DefaultGlobalKeyMap()
+	if _, ok := src.(RolloutSource); ok {
+		keys.Rollout.SetEnabled(true)
+	}
 	keys.SetReadOnly(opts.ReadOnly)
 	m := Model{
 		src:      src,
@@ -171,7 +177,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd = m.applyEvents(msg)
 	case confirmedMsg:
 		m.confirming = false
-		cmd = m.startAction(msg)
+		if msg.action == ActionRollout {
+			cmd = m.startRollout(msg)
+		} else {
+			cmd = m.startAction(msg)
+		}
+	case rolloutStepMsg:
+		cmd = m.applyRolloutStep(msg)
 	case cancelledMsg:
 		m.confirming = false
 		m.status = status{text: "cancelled"}
@@ -208,7 +220,7 @@ func (m *Model) handleKeys(msg tea.KeyMsg) tea.Cmd {
 // the order). Ctrl+C and quit are never held, nor is anything once a
 // snapshot or a scan error has arrived.
 func (m *Model) holdKey(k tea.KeyMsg) bool {
-	if m.snap != nil || m.header.scanErr != "" || len(m.typeahead) >= maxTypeahead {
+	if m.snap != nil || m.fleet || m.header.scanErr != "" || len(m.typeahead) >= maxTypeahead {
 		return false
 	}
 	if k.Type == tea.KeyCtrlC || (!m.list.Filtering() && key.Matches(k, m.keys.Quit)) {
@@ -313,6 +325,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		}
 		return nil
 	}
+	if key.Matches(msg, m.keys.Rollout) {
+		m.askRollout()
+		return nil
+	}
 	if action, ok := m.keys.actionFor(msg); ok && action == ActionFix {
 		m.askFix()
 		return nil
@@ -396,7 +412,7 @@ func (m *Model) handleMouse(msg tea.MouseMsg) {
 // showUnits tells the source which units are on screen when that changed
 // (it keeps their counters fresh).
 func (m *Model) showUnits() {
-	if m.snap == nil {
+	if m.snap == nil && !m.fleet {
 		return
 	}
 	units := m.list.VisibleUnits()
@@ -412,6 +428,16 @@ func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
 		if m.ctx.Err() == nil {
 			m.header.scanErr = msg.err.Error()
 		}
+		return m.replayTypeahead()
+	}
+	if msg.hosts != nil {
+		m.fleet = true
+		m.ix = buildFleetIndex(msg.hosts, m.opts.Patterns, m.ix)
+		m.list.SetIndex(m.ix)
+		m.header.SetIndex(m.ix, msg.at)
+		m.updateDetail()
+		m.dataGen++
+		m.trace.received(m.dataGen, "snapshot", 0, time.Time{})
 		return m.replayTypeahead()
 	}
 	if msg.snap == nil {
@@ -454,24 +480,28 @@ func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
 	m.timeline.Append(msg.evs...)
 	for i := range msg.evs {
 		ev := &msg.evs[i]
+		ref := unitRef{Host: ev.Target, Unit: ev.Unit}.key()
 		switch ev.Type {
 		case inspect.EventHandoff:
-			m.handoffs[ev.Unit] = ev
+			m.handoffs[ref] = ev
 		case inspect.EventJobStarted:
-			if j, ok := m.jobs[ev.Unit]; !ok || !j.ours {
-				m.jobs[ev.Unit] = runningJob{action: ev.Job, started: ev.Time}
+			if j, ok := m.jobs[ref]; !ok || !j.ours {
+				m.jobs[ref] = runningJob{ref: unitRef{Host: ev.Target, Unit: ev.Unit}, action: ev.Job, started: ev.Time}
 			}
 		case inspect.EventJobFinished:
-			if j, ok := m.jobs[ev.Unit]; ok && !j.ours {
-				delete(m.jobs, ev.Unit)
+			if j, ok := m.jobs[ref]; ok && !j.ours {
+				delete(m.jobs, ref)
 			}
 		case inspect.EventDisconnected, inspect.EventReconnected:
-			m.header.disconnected = ev.Type == inspect.EventDisconnected
+			if ev.Target == "" {
+				// A fleet host's connection is in its host row instead.
+				m.header.disconnected = ev.Type == inspect.EventDisconnected
+			}
 			// A job seen on the manager ends with a signal that a lost
 			// connection (or a re-executed manager) never delivers: forget
 			// it rather than count it forever. Ours end with their call.
 			for u, j := range m.jobs {
-				if !j.ours {
+				if !j.ours && j.ref.Host == ev.Target {
 					delete(m.jobs, u)
 				}
 			}
@@ -488,12 +518,16 @@ func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
 
 // askAction opens the confirmation dialog for action on the selected unit.
 func (m *Model) askAction(action Action) {
-	unit := m.list.Selected()
-	if unit == "" {
-		m.status = status{text: "no unit selected", err: true}
+	unit := m.list.SelectedRef()
+	if unit.Unit == "" {
+		text := "no unit selected"
+		if unit.Host != "" {
+			text = "select a unit under the host"
+		}
+		m.status = status{text: text, err: true}
 		return
 	}
-	if j, ok := m.jobs[unit]; ok {
+	if j, ok := m.jobs[unit.key()]; ok {
 		m.status = status{text: fmt.Sprintf("%s is already running a %s job", unit, j.action), err: true}
 		return
 	}
@@ -503,20 +537,22 @@ func (m *Model) askAction(action Action) {
 }
 
 func (m *Model) startAction(msg confirmedMsg) tea.Cmd {
-	if _, ok := m.jobs[msg.unit]; ok {
-		m.status = status{text: msg.unit + " already has a job running", err: true}
+	ref := unitRef{Host: msg.host, Unit: msg.unit}
+	if _, ok := m.jobs[ref.key()]; ok {
+		m.status = status{text: ref.String() + " already has a job running", err: true}
 		return nil
 	}
 	probe := m.probe && (msg.action == ActionRestart || msg.action == ActionTryRestart)
-	m.jobs[msg.unit] = runningJob{action: string(msg.action), started: m.now(), ours: true, probe: probe}
+	m.jobs[ref.key()] = runningJob{ref: ref, action: string(msg.action), started: m.now(), ours: true, probe: probe}
 	m.status = status{}
 	m.updateDetail()
-	return actCmd(m.ctx, m.src, msg.action, msg.unit, probe)
+	return actCmd(m.ctx, m.src, msg.action, ref, probe)
 }
 
 func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
-	delete(m.jobs, msg.unit)
-	what := string(msg.action) + " " + msg.unit
+	ref := unitRef{Host: msg.host, Unit: msg.unit}
+	delete(m.jobs, ref.key())
+	what := string(msg.action) + " " + ref.String()
 	switch {
 	case msg.err != nil:
 		m.status = status{text: what + ": " + msg.err.Error(), err: true}
@@ -541,25 +577,27 @@ func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
 // knows about it.
 func (m *Model) updateDetail() {
 	g := m.list.SelectedGroup()
-	data := detailData{Group: g, Selected: m.list.Selected(), Demo: m.demo}
+	sel := m.list.SelectedRef()
+	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now(), Rollout: m.rollout}
+	if sel.Unit == "" && sel.Host != "" {
+		data.Host = m.ix.fleetHost(sel.Host)
+	}
 	if m.demo != nil {
-		data.Handoffs = m.handoffs
+		data.Handoffs = m.handoffs // the demo is one manager: keyed by unit
 	}
 	data.Findings, data.DoctorErr = m.groupFindings(g), m.doctor.err
 	data.Log = m.logDetail()
 	if m.keys.Fix.Enabled() {
 		data.FixKey = m.keys.Fix.Help().Key
 	}
-	if m.ix.Snap != nil {
-		data.Manager = m.ix.Snap.Manager
-	}
+	data.Manager = m.ix.manager(sel)
 	if g != nil {
 		for _, u := range g.units() {
-			if ev := m.handoffs[u]; ev != nil {
+			if ev := m.handoffs[g.ref(u).key()]; ev != nil {
 				data.Handoff = ev
 			}
-			if j, ok := m.jobs[u]; ok {
-				data.Job = fmt.Sprintf("%s %s running", j.action, u)
+			if j, ok := m.jobs[g.ref(u).key()]; ok {
+				data.Job = fmt.Sprintf("%s %s running", j.action, g.ref(u))
 				if j.probe {
 					data.Job += " · gap meter probing"
 				}

@@ -316,7 +316,7 @@ func TestImpactPreview(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := strings.Join(impactPreview(buildIndex(tt.snap, nil), tt.action, tt.unit), "\n")
+			got := strings.Join(impactPreview(buildIndex(tt.snap, nil), tt.action, unitRef{Unit: tt.unit}), "\n")
 			rest := got
 			for _, w := range tt.want {
 				i := strings.Index(rest, w)

@@ -40,6 +40,55 @@ type Update struct {
 	Err error
 	// At is when the picture was made.
 	At time.Time
+	// Hosts is the picture of a fleet (a FleetSource): every host in the
+	// order given, with its state and its last picture; Snapshot is then
+	// nil. A host whose picture did not change keeps the same pointer.
+	Hosts []HostPicture
+}
+
+// HostPicture is one host of a fleet as its source sees it.
+type HostPicture struct {
+	// Host is the host as given (-H); the events of the host carry it in
+	// their Target, and ActOn is given it back escaped for the terminal
+	// as the dashboard shows it.
+	Host string
+	// State is where its connection is.
+	State HostState
+	// Message is why the host is lost, reconnecting or failed: ssh's own
+	// words (or what the remote lacks).
+	Message string
+	// Retry is when the next reconnection try starts (reconnecting).
+	Retry time.Time
+	// Snapshot is the host's last picture: nil before the first, kept
+	// (no longer live) while the host is lost.
+	Snapshot *inspect.Snapshot
+}
+
+// HostState is where a fleet host's connection is.
+type HostState string
+
+// The states of a fleet host.
+const (
+	// HostConnecting: reached, its first picture not in yet.
+	HostConnecting HostState = "connecting"
+	// HostOK: its live model is followed.
+	HostOK HostState = "ok"
+	// HostLost: its connection ended; a reconnection follows.
+	HostLost HostState = "lost"
+	// HostReconnecting: waiting to try again (backoff) or trying.
+	HostReconnecting HostState = "reconnecting"
+	// HostFailed: it could not be reached at all (ssh's message says why).
+	HostFailed HostState = "failed"
+)
+
+// FleetSource is a Source over several hosts: its Updates carry Hosts,
+// its events name their host in Target, and actions name their host.
+// Act (without a host) is refused by a fleet.
+type FleetSource interface {
+	Source
+	// ActOn runs action on unit on host (as HostPicture.Host, escaped for
+	// the terminal) and returns when the job finishes.
+	ActOn(ctx context.Context, host string, action Action, unit string, probe bool) (ActionResult, error)
 }
 
 // Action is a job the dashboard can ask the manager to run on a unit.

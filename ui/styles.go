@@ -27,7 +27,7 @@ type Styles struct {
 	}
 	// Timeline styles the timeline.
 	Timeline struct {
-		Time, Unit, Text, Good, Bad, Caution lipgloss.Style
+		Time, Host, Unit, Text, Good, Bad, Caution lipgloss.Style
 	}
 	// Confirm styles the confirmation dialog.
 	Confirm struct {
@@ -86,6 +86,7 @@ func DefaultStyles() Styles {
 	s.Detail.Inferred = lipgloss.NewStyle().Foreground(muted)
 
 	s.Timeline.Time = lipgloss.NewStyle().Foreground(muted)
+	s.Timeline.Host = lipgloss.NewStyle().Bold(true)
 	s.Timeline.Unit = lipgloss.NewStyle().Foreground(accent)
 	s.Timeline.Text = lipgloss.NewStyle()
 	s.Timeline.Good = lipgloss.NewStyle().Bold(true).Foreground(good)

@@ -84,6 +84,19 @@ func stateGlyph(st Styles, active string) (string, lipgloss.Style) {
 	return "·", st.State.Inactive
 }
 
+// hostGlyph returns the glyph and style of a fleet host's state.
+func hostGlyph(st Styles, state HostState) (string, lipgloss.Style) {
+	switch state {
+	case HostOK:
+		return "●", st.State.Active
+	case HostConnecting, HostLost, HostReconnecting:
+		return "◐", st.State.Transition
+	case HostFailed:
+		return "✗", st.State.Failed
+	}
+	return "·", st.State.Inactive
+}
+
 // scroller keeps a window of height lines over n lines.
 type scroller struct {
 	offset, height int

@@ -16,6 +16,7 @@ const maxTimeline = 2000
 // timelineEntry is an event with its text, formatted once on arrival.
 type timelineEntry struct {
 	time    string
+	host    string // the fleet host it happened on ("" for the one manager)
 	unit    string
 	text    string
 	verdict bool
@@ -37,6 +38,7 @@ type timelineModel struct {
 	height  int
 	focused bool
 	unitW   int
+	hostW   int // the host column, 0 until an event names a host
 }
 
 func newTimelineModel(st Styles) timelineModel {
@@ -66,6 +68,10 @@ func (t timelineModel) Len() int { return len(t.entries) }
 func (t *timelineModel) Append(evs ...inspect.Event) {
 	for _, ev := range evs {
 		e := formatEvent(ev.ForTerminal())
+		if w := min(lipgloss.Width(e.host), 24); w > t.hostW {
+			t.hostW = w // a wider host column: every entry is laid out anew
+			t.relines()
+		}
 		ls := t.render(e)
 		t.entries = append(t.entries, e)
 		t.nlines = append(t.nlines, len(ls))
@@ -134,8 +140,13 @@ func (t timelineModel) View() string {
 // render returns the lines of one entry at the current width.
 func (t timelineModel) render(e timelineEntry) []string {
 	prefixW := 13 + t.unitW + 1
+	prefix := t.st.Timeline.Time.Render(e.time) + " "
+	if t.hostW > 0 {
+		prefixW += t.hostW + 1
+		prefix += t.st.Timeline.Host.Render(fit(e.host, t.hostW)) + " "
+	}
+	prefix += t.st.Timeline.Unit.Render(fit(e.unit, t.unitW)) + " "
 	textW := max(t.width-prefixW, 0)
-	prefix := t.st.Timeline.Time.Render(e.time) + " " + t.st.Timeline.Unit.Render(fit(e.unit, t.unitW)) + " "
 	if !e.verdict {
 		return []string{fit(prefix+t.st.Timeline.Text.Render(cut(e.text, textW)), t.width)}
 	}
@@ -164,7 +175,7 @@ func verdictStyle(st Styles, level VerdictLevel) lipgloss.Style {
 }
 
 func formatEvent(ev inspect.Event) timelineEntry {
-	e := timelineEntry{time: ev.Time.Format("15:04:05.000"), unit: ev.Unit}
+	e := timelineEntry{time: ev.Time.Format("15:04:05.000"), host: ev.Target, unit: ev.Unit}
 	if e.unit == "" {
 		e.unit = "manager"
 	}

@@ -218,8 +218,10 @@ func (m Model) listTitle(w int) string {
 
 func (m Model) detailTitle(w int) string {
 	t := "Detail"
-	if u := m.list.Selected(); u != "" {
-		t += " · " + u
+	if u := m.list.SelectedRef(); u.Unit != "" {
+		t += " · " + u.String()
+	} else if u.Host != "" {
+		t += " · host " + u.Host
 	}
 	if m.explain {
 		t += " · explain on (e)"
@@ -247,11 +249,24 @@ func (m Model) statusView() string {
 	now := m.now()
 	for _, u := range units {
 		j := m.jobs[u]
-		s := fmt.Sprintf("◐ %s %s %.1fs", j.action, u, now.Sub(j.started).Seconds())
+		name := u
+		if j.ref.Unit != "" {
+			name = j.ref.String()
+		}
+		s := fmt.Sprintf("◐ %s %s %.1fs", j.action, name, now.Sub(j.started).Seconds())
 		if j.probe {
 			s += " (gap meter)"
 		}
 		parts = append(parts, m.st.Status.Busy.Render(s))
+	}
+	if r := m.rollout; r != nil && r.running {
+		done := 0
+		for _, s := range r.steps {
+			if s.Status != RolloutRestarting {
+				done++
+			}
+		}
+		parts = append(parts, m.st.Status.Busy.Render(fmt.Sprintf("◐ rollout %s %d/%d", r.unit, done, len(r.hosts))))
 	}
 	if m.status.text != "" {
 		text := termsafe.String(m.status.text) // errors quote unit names and the manager's words
@@ -300,5 +315,8 @@ func (m Model) helpLines() []string {
 		notes = append(notes, "read-only (--read-only): the action keys are disabled.")
 	}
 	notes = append(notes, "e (explain) annotates the detail pane with what each item means in the socket-activation protocol.")
+	if m.ix.Fleet != nil {
+		notes = append(notes, "Fleet: hosts head the unit tree; actions run on the selected unit's host; O (rollout) restarts the unit host by host, stopping at the first verdict over budget (listener kept, 0 refused, 0 dropped).")
+	}
 	return renderHelp(m.st, m.help, m.helpSections(), notes, m.width)
 }

@@ -18,7 +18,7 @@ type dashboardFlags struct {
 }
 
 func (d *dashboardFlags) register(fs *flag.FlagSet, probeDefault bool) {
-	fs.BoolVar(&d.readOnly, "read-only", false, "no actions: restart, stop, start, reload and try-restart keys are removed")
+	fs.BoolVar(&d.readOnly, "read-only", false, "no actions: restart, stop, start, reload, try-restart and (fleet) rollout keys are removed")
 	fs.BoolVar(&d.probe, "probe", probeDefault, "gap meter: probe a unit's loopback TCP listeners while a restart started here runs")
 	fs.DurationVar(&d.interval, "interval", ui.DefaultInterval, "rescan of the whole host (the units on screen are rescanned faster)")
 }
@@ -28,7 +28,7 @@ func runDashboard(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fdtop", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop [--user|--system] [--all] [--read-only] [--probe] [--interval D] [-H HOST] [PATTERN...]\n\n")
+		io.WriteString(stderr, "Usage: fdtop [--user|--system] [--all] [--read-only] [--probe] [--interval D] [-H HOST[,HOST...]] [--hosts-file FILE] [PATTERN...]\n\n")
 		fs.PrintDefaults()
 	}
 	var mf managerFlags

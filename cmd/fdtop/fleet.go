@@ -307,7 +307,7 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			follow(ctx, f.tr, h, o, out, nil)
+			follow(ctx, f.tr, h, o, out, followHooks{})
 		}()
 	}
 	if live == 0 {
@@ -344,11 +344,19 @@ const (
 	reconnectMax   = 30 * time.Second
 )
 
+// followHooks let a caller of follow see a host's reconnection: onAgent
+// gets each new agent, onRetry when the next try starts (and why the last
+// one failed, nil before the first). Either may be nil.
+type followHooks struct {
+	onAgent func(*remoteAgent, *sshHost)
+	onRetry func(next time.Time, err error)
+}
+
 // follow forwards one host's timeline to out until ctx ends. When the
 // host is lost it says so once, then reconnects (a new ControlMaster in
 // BatchMode, never prompting; 1 s, doubling up to 30 s between tries)
-// and says so when it is back; onAgent, if set, gets each new agent.
-func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions, out chan<- hostEvent, onAgent func(*remoteAgent, *sshHost)) {
+// and says so when it is back.
+func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions, out chan<- hostEvent, hooks followHooks) {
 	agent, ssh := h.agent, h.ssh
 	defer func() { agent.Close() }()
 	send := func(e inspect.Event) bool {
@@ -379,14 +387,18 @@ func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions,
 			Message: fmt.Sprintf("connection lost: %s; reconnecting", why)}) {
 			return
 		}
+		var lastErr error
 		for delay := reconnectFirst; ; delay = min(2*delay, reconnectMax) {
+			if hooks.onRetry != nil {
+				hooks.onRetry(time.Now().Add(delay), lastErr)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(delay):
 			}
 			ns, err := tr.Open(ctx, h.target, false)
-			if err != nil {
+			if lastErr = err; err != nil {
 				continue
 			}
 			na, err := ns.StartAgent(ctx, o)
@@ -395,13 +407,13 @@ func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions,
 					na.Close()
 				}
 			}
-			if err != nil {
+			if lastErr = err; err != nil {
 				ns.stop()
 				continue
 			}
 			agent, ssh = na, ns
-			if onAgent != nil {
-				onAgent(na, ns)
+			if hooks.onAgent != nil {
+				hooks.onAgent(na, ns)
 			}
 			break
 		}

@@ -732,3 +732,201 @@ func TestRemoteOtherProtocol(t *testing.T) {
 		}
 	}
 }
+
+// waitWithin is waitFor with a longer deadline: a fleet's hosts start
+// their live models at once, each over ssh, on a machine that may be
+// busy with other tests.
+func (term *terminal) waitWithin(t *testing.T, d time.Duration, what string, ok func(screen string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var s string
+	for time.Now().Before(deadline) {
+		s = term.capture(t)
+		if ok(s) {
+			return s
+		}
+		if term.dead(t) {
+			t.Fatalf("fdtop exited while waiting for %s; screen:\n%s", what, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; screen:\n%s", d, what, s)
+	return ""
+}
+
+// fleetSection returns the unit list's lines of host's section: from its
+// host row to the next host row (hosts lists every host row's name).
+func fleetSection(screen, host string, hosts []string) []string {
+	var out []string
+	in := false
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.Contains(l, "Timeline ·") {
+			break // the list ended
+		}
+		if r := []rune(l); len(r) > 66 {
+			l = string(r[:66]) // the list's side of the wide layout
+		}
+		isHost := false
+		f := strings.Fields(strings.TrimLeft(l, "›"))
+		for _, h := range hosts {
+			for i := 0; i < min(len(f), 3); i++ {
+				isHost = isHost || f[i] == h
+			}
+		}
+		if isHost {
+			in = strings.Contains(l, " "+host+" ")
+			continue
+		}
+		if in {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestFleetDashboardE2E drives the real fdtop binary in a tmux terminal on
+// a fleet: three real sshd hosts, each with its own manager running
+// web.socket/web.service (the middle one drops its clients on a restart,
+// the others hand them off through the fd store), and one host where
+// nothing listens. Every host is a row at the top of the unit tree with
+// its state (the unreachable one failed, with ssh's message). r y on
+// web.service of ONE host restarts it there only: its verdict is tagged
+// with that host in the timeline, its new main PID shows under that host,
+// and the other hosts' MainPID is unchanged. Then O y rolls web.service
+// out after a confirmation listing the hosts in order: the first passes,
+// the one that drops halts it, and the last is not touched (its MainPID
+// unchanged).
+func TestFleetDashboardE2E(t *testing.T) {
+	tm := newTmux(t)
+	f, hosts := startFleet(t, 3, true)
+	for i, h := range hosts {
+		mode := demo.Handoff
+		if i == 1 {
+			mode = demo.Activated // drops its clients: a rollout halts here
+		}
+		installWeb(t, h.sb, "web", mode, 50*time.Millisecond)
+	}
+	bad := f.Unreachable(t)
+	names := []string{hosts[0].Target, bad, hosts[1].Target, hosts[2].Target}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	term := tm.start(t, sandboxtest.Fdtop(t), nil, "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web*")
+	term.waitWithin(t, 60*time.Second, "every host with its state, each reachable one with web.service and its 2 connections", func(s string) bool {
+		if rowWith(s, bad, "failed") == "" || !strings.Contains(strings.Join(strings.Fields(strings.Join(fleetSection(s, bad, names), " ")), " "), "Connection refused") {
+			return false
+		}
+		for _, h := range hosts {
+			if rowWith(s, h.Target, "ok") == "" {
+				return false
+			}
+			found := false
+			for _, l := range fleetSection(s, h.Target, names) {
+				found = found || rowWith(l, "web.service", "2") != ""
+			}
+			if !found {
+				return false
+			}
+		}
+		return strings.Contains(s, "4 hosts (3 ok, 1 failed)")
+	})
+	target := hosts[2]
+	oldPIDs := make([]string, len(hosts))
+	for i, h := range hosts {
+		oldPIDs[i] = mainPID(ctx, t, h.sb, "web.service")
+	}
+	// Select web.service on the second reachable host: the detail pane's
+	// title names the unit and its host.
+	term.send(t, "g")
+	for i := 0; ; i++ {
+		s := term.capture(t)
+		if strings.Contains(selectedRow(s), "web.service") && strings.Contains(s, "Detail · web.service on "+target.Target) {
+			break
+		}
+		if i == 30 {
+			t.Fatalf("could not select web.service on %s; screen:\n%s", target.Target, s)
+		}
+		term.send(t, "j")
+	}
+	term.send(t, "r")
+	term.waitFor(t, "the restart confirmation naming the host", func(s string) bool {
+		return strings.Contains(s, "restart web.service on "+target.Target+"?")
+	})
+	term.send(t, "y")
+	var newPID string
+	screen := term.waitWithin(t, 60*time.Second, "the verdict tagged with the host and its new main PID under it", func(s string) bool {
+		if newPID == "" {
+			if p := mainPID(ctx, t, target.sb, "web.service"); p != oldPIDs[2] && p != "0" {
+				newPID = p
+			}
+		}
+		verdict := false
+		for _, l := range strings.Split(s, "\n") {
+			if strings.Contains(l, target.Target) && strings.Contains(l, "web.service") && strings.Contains(l, "✓") && strings.Contains(l, "2/2 connections preserved") {
+				verdict = true
+			}
+		}
+		underHost := false
+		for _, l := range fleetSection(s, target.Target, names) {
+			underHost = underHost || (newPID != "" && rowWith(l, "web.service", newPID) != "")
+		}
+		return verdict && underHost && strings.Contains(s, "restart web.service on "+target.Target+": done")
+	})
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.Contains(l, "✓") && (strings.Contains(l, hosts[0].Target) || strings.Contains(l, hosts[1].Target)) {
+			t.Errorf("a verdict on a host that was not restarted: %q\n%s", l, screen)
+		}
+	}
+	for _, i := range []int{0, 1} {
+		if p := mainPID(ctx, t, hosts[i].sb, "web.service"); p != oldPIDs[i] {
+			t.Errorf("%s: web.service MainPID %s → %s; only %s was restarted", hosts[i].Target, oldPIDs[i], p, target.Target)
+		}
+	}
+	t.Logf("%s: main pid %s → %s\n%s", target.Target, oldPIDs[2], newPID, screen)
+
+	// The rollout: the confirmation lists the hosts in order and the one
+	// left out; the first host passes, the second halts it (dropped), the
+	// third is not touched.
+	oldPIDs[2] = newPID
+	term.send(t, "O")
+	screen = term.waitFor(t, "the rollout confirmation listing the hosts in order", func(s string) bool {
+		return strings.Contains(s, "rollout web.service?") && strings.Contains(s, "left out: "+bad+" (failed")
+	})
+	t.Logf("rollout confirmation:\n%s", screen)
+	order := []string{hosts[0].Target, hosts[1].Target, hosts[2].Target}
+	for i, h := range order {
+		if !strings.Contains(screen, fmt.Sprintf("%d. %s", i+1, h)) {
+			t.Fatalf("the confirmation does not list %s as host %d:\n%s", h, i+1, screen)
+		}
+	}
+	term.send(t, "y")
+	screen = term.waitWithin(t, 90*time.Second, "the rollout halted at the host that drops", func(s string) bool {
+		return strings.Contains(s, "rollout of web.service halted at "+hosts[1].Target) && strings.Contains(s, "not touched: "+hosts[2].Target)
+	})
+	for _, want := range []string{"1. " + hosts[0].Target + "  passed", "2. " + hosts[1].Target + "  halted", "3. " + hosts[2].Target + "  not touched"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("the rollout's progress lacks %q:\n%s", want, screen)
+		}
+	}
+	for i, wantNew := range []bool{true, true, false} {
+		p := mainPID(ctx, t, hosts[i].sb, "web.service")
+		if (p != oldPIDs[i]) != wantNew {
+			t.Errorf("%s: MainPID %s → %s after the rollout; restarted %v, want %v", hosts[i].Target, oldPIDs[i], p, p != oldPIDs[i], wantNew)
+		}
+	}
+	t.Logf("after the rollout:\n%s", screen)
+
+	// A host that drops off the network is lost and reconnecting, the
+	// others stay ok; once it is back, it is ok again.
+	lost := hosts[0]
+	lost.Kill()
+	screen = term.waitWithin(t, 60*time.Second, "the killed host lost and reconnecting, the others ok", func(s string) bool {
+		return rowWith(s, lost.Target, "reconnecting,") != "" && rowWith(s, hosts[1].Target, "ok") != "" &&
+			rowWith(s, hosts[2].Target, "ok") != "" && strings.Contains(s, "(2 ok, 1 reconnecting, 1 failed)")
+	})
+	t.Logf("host lost:\n%s", screen)
+	lost.Restart(t)
+	term.waitWithin(t, 90*time.Second, "the host back and ok", func(s string) bool {
+		return rowWith(s, lost.Target, "ok") != "" && strings.Contains(s, "(3 ok, 1 failed)")
+	})
+	term.quit(t)
+}

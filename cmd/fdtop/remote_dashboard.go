@@ -96,8 +96,12 @@ func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf manage
 	if err != nil {
 		return fail(stderrW, "", err)
 	}
-	if len(targets) != 1 {
-		return fail(stderrW, "", usageError{"the dashboard shows one host (-H HOST); for several use 'fdtop watch -H' or 'fdtop snapshot -H'"})
+	if len(targets) > 1 {
+		code, err := fleetDashboard(ctx, ff, targets, mf, df, patterns)
+		if err != nil {
+			return failUnlessSignalled(stderrW, "", sig, err)
+		}
+		return code
 	}
 	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
 	f, err := openFleet(ctx, ff, targets, o)
@@ -126,7 +130,7 @@ func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf manage
 	}()
 	go func() {
 		defer wg.Done()
-		follow(ctx, f.tr, h, o, tagged, func(a *remoteAgent, s *sshHost) {
+		follow(ctx, f.tr, h, o, tagged, followHooks{onAgent: func(a *remoteAgent, s *sshHost) {
 			src.mu.Lock()
 			src.agent, src.ssh = a, s
 			src.mu.Unlock()
@@ -134,7 +138,7 @@ func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf manage
 			case src.swapped <- struct{}{}:
 			default:
 			}
-		})
+		}})
 	}()
 	go func() {
 		defer wg.Done()

@@ -77,6 +77,17 @@ type rolloutHost struct {
 	client *inspect.AgentClient
 	why    func() string // why its channel ended
 	err    error         // could not be reached
+	// events is the host's timeline when someone else reads the agent's
+	// (the dashboard: a copy of every event); nil: the agent's own.
+	events <-chan inspect.Event
+}
+
+// timeline is where the host's events arrive.
+func (h *rolloutHost) timeline() <-chan inspect.Event {
+	if h.events != nil {
+		return h.events
+	}
+	return h.client.Events()
 }
 
 // runRollout is `fdtop rollout`.
@@ -223,10 +234,17 @@ type rollout struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	stopAfter <-chan struct{}
+	// onRestart, when set, is told before each host's restart; onLine
+	// gets each host's outcome (the dashboard's progress).
+	onRestart func(h *rolloutHost)
+	onLine    func(l rolloutLine)
 }
 
 // emit prints a host's line.
 func (r *rollout) emit(l rolloutLine) {
+	if r.onLine != nil {
+		r.onLine(l)
+	}
 	if r.asJSON {
 		b, _ := json.Marshal(l)
 		r.stdout.Write(append(b, '\n'))
@@ -277,6 +295,9 @@ func (r *rollout) run(ctx, preCtx context.Context, hosts []*rolloutHost) int {
 		return exitRuntime
 	}
 	for i, h := range hosts {
+		if r.onRestart != nil {
+			r.onRestart(h)
+		}
 		line := r.restart(ctx, h, services[i])
 		r.emit(line)
 		if line.Status != "passed" {
@@ -363,7 +384,7 @@ func (r *rollout) restart(ctx context.Context, h *rolloutHost, service string) r
 	defer cancel()
 	for drained := false; !drained; { // events from before this restart are not its verdict
 		select {
-		case <-h.client.Events():
+		case <-h.timeline():
 		default:
 			drained = true
 		}
@@ -385,7 +406,7 @@ func (r *rollout) restart(ctx context.Context, h *rolloutHost, service string) r
 	}
 	for {
 		select {
-		case e := <-h.client.Events():
+		case e := <-h.timeline():
 			if e.Type != inspect.EventHandoff || e.Handoff == nil || e.Unit != service {
 				continue
 			}

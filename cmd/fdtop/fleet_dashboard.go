@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/termsafe"
+	"github.com/fdtop/fdtop/ui"
+)
+
+// fleetSource is the dashboard's Source on several hosts (a ui.FleetSource):
+// one remoteSource per host, each followed and reconnected on its own, and
+// one picture of the fleet published whenever a host's state or picture
+// changes. It alone keeps each host's state; the dashboard draws it.
+type fleetSource struct {
+	hosts   []*fleetMember
+	events  chan inspect.Event
+	updates chan ui.Update
+	changed chan struct{} // a token when a host changed
+
+	mu sync.Mutex // guards the members' state, message, retry, snap, src
+}
+
+// fleetMember is one host of the fleet view.
+type fleetMember struct {
+	host    *fleetHost
+	shown   string // the host as the dashboard shows it (escaped)
+	state   ui.HostState
+	message string
+	retry   time.Time
+	snap    *inspect.Snapshot
+	src     *remoteSource // nil until its agent watches
+	// tap gets a copy of each of the host's events while a rollout waits
+	// for its verdict (nil otherwise).
+	tap chan inspect.Event
+}
+
+// newFleetSource starts following every host of f (those that failed to
+// open stay "failed" with their message) until ctx ends; wait returns once
+// every goroutine it started has.
+func newFleetSource(ctx context.Context, f *fleet, o agentOptions) (src *fleetSource, wait func()) {
+	s := &fleetSource{events: make(chan inspect.Event, 1024), updates: make(chan ui.Update, 1), changed: make(chan struct{}, 1)}
+	var wg sync.WaitGroup
+	for _, h := range f.hosts {
+		m := &fleetMember{host: h, shown: termsafe.String(h.target.Spec), state: ui.HostConnecting}
+		if h.err != nil {
+			m.state, m.message = ui.HostFailed, errLine(h.err)
+		}
+		s.hosts = append(s.hosts, m)
+	}
+	s.kick()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.publish(ctx)
+	}()
+	for _, m := range s.hosts {
+		if m.state == ui.HostFailed {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(ctx, f.tr, m, o)
+		}()
+	}
+	return s, wg.Wait
+}
+
+// errLine is an error on one line, as it came (the dashboard escapes it).
+func errLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
+
+// set changes a host's state under the lock and tells the publisher.
+func (s *fleetSource) set(m *fleetMember, f func(m *fleetMember)) {
+	s.mu.Lock()
+	f(m)
+	s.mu.Unlock()
+	s.kick()
+}
+
+func (s *fleetSource) kick() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// run follows one host: its live model's pictures set its picture and
+// state, its timeline goes to the fleet's tagged with the host, and a lost
+// connection is retried (follow) with the state saying so.
+func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember, o agentOptions) {
+	h := m.host
+	if err := h.agent.Watch(ctx); err != nil {
+		msg := errLine(err)
+		if h.agent.Err() != nil {
+			msg = "connection lost: " + h.agent.Why(h.ssh)
+		}
+		h.agent.Close()
+		s.set(m, func(m *fleetMember) { m.state, m.message = ui.HostFailed, msg })
+		return
+	}
+	rs := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1), updates: make(chan ui.Update, 1), swapped: make(chan struct{}, 1)}
+	s.set(m, func(m *fleetMember) { m.src = rs })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tagged := make(chan hostEvent, 256)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		rs.publish(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		follow(ctx, tr, h, o, tagged, followHooks{
+			onAgent: func(a *remoteAgent, ssh *sshHost) {
+				rs.mu.Lock()
+				rs.agent, rs.ssh = a, ssh
+				rs.mu.Unlock()
+				select {
+				case rs.swapped <- struct{}{}:
+				default:
+				}
+			},
+			onRetry: func(next time.Time, err error) {
+				s.set(m, func(m *fleetMember) {
+					m.state, m.retry = ui.HostReconnecting, next
+					if err != nil {
+						m.message = errLine(err)
+					}
+				})
+			},
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case e := <-tagged:
+				e.Event.Target = e.Target
+				s.mu.Lock()
+				tap := m.tap
+				s.mu.Unlock()
+				if tap != nil {
+					select {
+					case tap <- e.Event:
+					default: // a rollout that stopped reading
+					}
+				}
+				select {
+				case s.events <- e.Event:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case u := <-rs.updates:
+			s.set(m, func(m *fleetMember) {
+				if u.Snapshot != nil {
+					m.snap, m.state, m.message, m.retry = u.Snapshot, ui.HostOK, "", time.Time{}
+				} else if u.Err != nil {
+					m.message = strings.TrimPrefix(errLine(u.Err), "connection lost: ")
+					if m.state != ui.HostReconnecting { // follow may have said so first
+						m.state = ui.HostLost
+					}
+				}
+			})
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// picture is the fleet as the dashboard draws it.
+func (s *fleetSource) picture() []ui.HostPicture {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ui.HostPicture, len(s.hosts))
+	for i, m := range s.hosts {
+		out[i] = ui.HostPicture{Host: m.host.target.Spec, State: m.state, Message: m.message, Retry: m.retry, Snapshot: m.snap}
+	}
+	return out
+}
+
+// publish sends the fleet's picture each time a host changed (a picture
+// not yet read is replaced), until ctx ends.
+func (s *fleetSource) publish(ctx context.Context) {
+	for {
+		select {
+		case <-s.changed:
+		case <-ctx.Done():
+			return
+		}
+		u := ui.Update{Hosts: s.picture(), At: time.Now()}
+		select {
+		case <-s.updates:
+		default:
+		}
+		select {
+		case s.updates <- u:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Updates implements ui.Source.
+func (s *fleetSource) Updates() <-chan ui.Update { return s.updates }
+
+// Show implements ui.Source: each agent's model rescans on its own.
+func (s *fleetSource) Show([]string) {}
+
+// Refresh implements ui.Source: each agent's model rescans on its own.
+func (s *fleetSource) Refresh() bool { return false }
+
+// Events implements ui.Source: every host's timeline, each event's Target
+// its host.
+func (s *fleetSource) Events() <-chan inspect.Event { return s.events }
+
+// Act implements ui.Source: a fleet's actions name their host (ActOn).
+func (s *fleetSource) Act(context.Context, ui.Action, string, bool) (ui.ActionResult, error) {
+	return ui.ActionResult{}, errors.New("several hosts: the action names no host")
+}
+
+// member finds a host by the name the dashboard shows.
+func (s *fleetSource) member(host string) (*fleetMember, *remoteSource, ui.HostState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.hosts {
+		if m.shown == host {
+			return m, m.src, m.state
+		}
+	}
+	return nil, nil, ""
+}
+
+// ActOn implements ui.FleetSource: the action runs on that host only.
+func (s *fleetSource) ActOn(ctx context.Context, host string, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+	m, rs, state := s.member(host)
+	switch {
+	case m == nil:
+		return ui.ActionResult{}, fmt.Errorf("no host %s in this fleet", host)
+	case rs == nil || state != ui.HostOK:
+		return ui.ActionResult{}, fmt.Errorf("host %s is %s: nothing was asked of it", host, state)
+	}
+	return rs.Act(ctx, action, unit, probe)
+}
+
+// Rollout implements ui.RolloutSource with fdtop rollout's own code: every
+// host prepared first (nothing restarted unless all have the unit), then
+// host by host, stopping at the first verdict over the default budget.
+func (s *fleetSource) Rollout(ctx context.Context, unit string, hosts []string, probe bool) <-chan ui.RolloutStep {
+	ch := make(chan ui.RolloutStep, 2*len(hosts)) // a host's restart and its outcome: never blocks
+	go func() {
+		defer close(ch)
+		var rhs []*rolloutHost
+		for _, name := range hosts {
+			rh := &rolloutHost{name: name}
+			rhs = append(rhs, rh)
+			m, rs, state := s.member(name)
+			switch {
+			case m == nil:
+				rh.err = fmt.Errorf("no host %s in this fleet", name)
+				continue
+			case rs == nil || state != ui.HostOK:
+				rh.err = fmt.Errorf("host is %s", state)
+				continue
+			}
+			a, ssh := rs.current()
+			rh.client, rh.why = a.AgentClient, func() string { return a.Why(ssh) }
+			tap := make(chan inspect.Event, 1024)
+			rh.events = tap
+			s.mu.Lock()
+			m.tap = tap
+			s.mu.Unlock()
+			defer func() {
+				s.mu.Lock()
+				m.tap = nil
+				s.mu.Unlock()
+			}()
+		}
+		r := &rollout{unit: unit, probe: probe, timeout: 2 * time.Minute, stdout: io.Discard, stderr: io.Discard,
+			onRestart: func(h *rolloutHost) { ch <- ui.RolloutStep{Host: h.name, Status: ui.RolloutRestarting} },
+			onLine: func(l rolloutLine) {
+				ch <- ui.RolloutStep{Host: l.Target, Status: l.Status, Reason: l.Reason, Result: l.Result, Handoff: l.Handoff}
+			}}
+		r.run(ctx, ctx, rhs)
+	}()
+	return ch
+}
+
+// fleetDashboard runs the dashboard on several hosts. Every
+// ControlMaster opens before the dashboard takes the terminal (so ssh can
+// ask for passwords and host keys); a host that fails is shown failed and
+// the others go on.
+func fleetDashboard(ctx context.Context, ff *fleetFlags, targets []target, mf managerFlags, df dashboardFlags, patterns []string) (int, error) {
+	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
+	f, err := openFleet(ctx, ff, targets, o)
+	if err != nil {
+		return exitRuntime, err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	src, wait := newFleetSource(ctx, f, o)
+	defer wait() // after cancel below
+	defer cancel()
+	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
+	if err := ui.Run(ctx, src, opts); err != nil {
+		return exitRuntime, err
+	}
+	return exitOK, nil
+}
