@@ -53,6 +53,31 @@ func lastStats(t *testing.T, path string) stats {
 	return s
 }
 
+// keepTrace names the file a watch records its tracker's inputs in
+// (FDTOP_TRACE): in FDTOP_TRACE_DIR when set, else a temporary file that
+// is removed when the test passes and kept, its path logged, when it fails,
+// to replay the failure (inspect.TestTrackerReplay).
+func keepTrace(t *testing.T) string {
+	t.Helper()
+	name := strings.ReplaceAll(t.Name(), "/", "-") + ".jsonl"
+	if dir := os.Getenv("FDTOP_TRACE_DIR"); dir != "" {
+		return filepath.Join(dir, name)
+	}
+	f, err := os.CreateTemp("", "fdtop-trace-*-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tracker trace kept: %s", f.Name())
+			return
+		}
+		_ = os.Remove(f.Name())
+	})
+	return f.Name()
+}
+
 // TestSoakWatch runs `fdtop watch --json` while the handoff demo service is
 // restarted back to back: exactly one handoff event per restart, none
 // missed or doubled, no client dropped, and fdtop's goroutines and memory
@@ -68,7 +93,8 @@ func TestSoakWatch(t *testing.T) {
 		statsFile := filepath.Join(t.TempDir(), "stats.jsonl")
 		ready := filepath.Join(t.TempDir(), "ready")
 		cmd := exec.Command(bin, "watch", "--json", "--user", "--address", sb.Address, "--interval", "500ms", demo.Handoff.Socket())
-		cmd.Env = append(os.Environ(), "FDTOP_DEBUG_STATS="+statsFile, "FDTOP_READY="+ready)
+		trace := keepTrace(t)
+		cmd.Env = append(os.Environ(), "FDTOP_DEBUG_STATS="+statsFile, "FDTOP_READY="+ready, "FDTOP_TRACE="+trace)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -144,7 +170,7 @@ func TestSoakWatch(t *testing.T) {
 			t.Errorf("%d lines of watch --json are not events, e.g. %q", len(bad), bad[0])
 		}
 		if len(handoffs) != restarts {
-			t.Errorf("%d handoff events for %d restarts, want exactly one each", len(handoffs), restarts)
+			t.Errorf("%d handoff events for %d restarts, want exactly one each (tracker trace: %s)", len(handoffs), restarts, trace)
 		}
 		pids := map[int]bool{}
 		for _, e := range handoffs {
@@ -154,11 +180,11 @@ func TestSoakWatch(t *testing.T) {
 				continue
 			}
 			if pids[h.NewPID] {
-				t.Errorf("two handoffs to pid %d", h.NewPID)
+				t.Errorf("two handoffs to pid %d (tracker trace: %s)", h.NewPID, trace)
 			}
 			pids[h.NewPID] = true
 			if h.ConnectionsDropped != 0 || h.ListenersReplaced != 0 {
-				t.Errorf("handoff %d → %d: dropped %d, listeners replaced %d; want 0", h.OldPID, h.NewPID, h.ConnectionsDropped, h.ListenersReplaced)
+				t.Errorf("handoff %d → %d: dropped %d, listeners replaced %d; want 0 (tracker trace: %s)", h.OldPID, h.NewPID, h.ConnectionsDropped, h.ListenersReplaced, trace)
 			}
 		}
 		if st.Dropped != 0 || st.Refused != 0 || st.CounterResets != 0 {
