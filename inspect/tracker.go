@@ -531,7 +531,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []SocketUnit, at time.Time) {
 	first := t.svc == nil
 	raw := svc
-	if !first && exiting(t.svc, svc) {
+	if !first && exiting(t.svc, svc, t.held) {
 		// The process is closing what it held (a stop is under way, maybe
 		// of a job whose signals are still queued): what it held is the
 		// last view that had it.
@@ -956,18 +956,38 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 // exiting reports that cur is a view of the same main process as prev
 // taken while it shuts down: the unit is deactivating, or the process no
 // longer holds the descriptors it was passed, or its own listener, which a
-// running process keeps for its life.
-func exiting(prev, cur *Service) bool {
+// running process keeps for its life, or it has handed connections it held
+// to the manager (held: what the manager held in cur's view), which a
+// process does as it stops, maybe before the manager's state says so.
+func exiting(prev, cur *Service, held map[uint64]bool) bool {
 	if prev == nil || cur.MainPID == 0 || cur.MainPID != prev.MainPID {
 		return false
 	}
-	return cur.ActiveState == "deactivating" ||
+	return cur.ActiveState == "deactivating" || storedConnections(prev, cur, held) ||
 		// While it starts, a process is taking its descriptors back from
 		// the store: a view then can miss connections it holds a moment
 		// later (seen on 254 under back-to-back restarts).
 		(cur.ActiveState == "activating" && len(cur.Connections) < len(prev.Connections)) ||
 		(len(prev.Passed) > 0 && len(cur.Passed) == 0) ||
 		(len(prev.OwnListeners) > 0 && len(cur.OwnListeners) == 0)
+}
+
+// storedConnections reports that a connection prev showed in the process
+// is in the manager's hands (held) and no longer in cur.
+func storedConnections(prev, cur *Service, held map[uint64]bool) bool {
+	if len(held) == 0 {
+		return false
+	}
+	now := map[uint64]bool{}
+	for _, c := range cur.Connections {
+		now[c.Inode] = true
+	}
+	for _, c := range prev.Connections {
+		if !now[c.Inode] && held[c.Inode] {
+			return true
+		}
+	}
+	return false
 }
 
 // keepHeld is a view of an exiting process (cur) with what it held in the
