@@ -26,18 +26,7 @@ func TestPictureLeavesOutProbeConnections(t *testing.T) {
 		defer cancel()
 		cfg := sandboxtest.InstallDemo(t, sb, 300*time.Millisecond)
 		gen := sandboxtest.Traffic(t, cfg.Addr(demo.Handoff), conns, 20*time.Millisecond)
-		mf := managerFlags{user: true, address: sb.Address, proc: "/proc"}
-		client, b, err := mf.connect(ctx, []string{"demo-*"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		srcCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		src, err := newLiveSource(srcCtx, client, b, 200*time.Millisecond, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := startLiveSource(t, sb, []string{"demo-*"}, 200*time.Millisecond)
 		svc := demo.Handoff.Service()
 		var mu sync.Mutex
 		most, pictures := 0, 0
@@ -46,7 +35,7 @@ func TestPictureLeavesOutProbeConnections(t *testing.T) {
 		go func() {
 			for {
 				select {
-				case <-srcCtx.Done():
+				case <-ctx.Done():
 					return
 				case u := <-src.Updates():
 					if u.Snapshot == nil {

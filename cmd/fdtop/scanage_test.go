@@ -18,18 +18,7 @@ func TestLiveSourceSaysWhenItLastScanned(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		sandboxtest.InstallDemo(t, sb, 10*time.Millisecond)
-		mf := managerFlags{user: true, address: sb.Address, proc: "/proc"}
-		client, b, err := mf.connect(ctx, []string{"demo-*"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		srcCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		src, err := newLiveSource(srcCtx, client, b, 100*time.Millisecond, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := startLiveSource(t, sb, []string{"demo-*"}, 100*time.Millisecond)
 		var pictureAt time.Time
 		for {
 			select {
