@@ -903,6 +903,18 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 		tr.emit(ev)
 	}
+	if seenOld && len(beforeC) == 0 {
+		for _, p := range b.Passed {
+			if p.Inode == 0 && !slices.ContainsFunc(t.beforeSocks, func(su SocketUnit) bool { return su.Unit == p.Name || su.FileDescriptorName == p.Name }) {
+				// The only view of the old process is one taken as it
+				// closed what it was passed from the store (stopping, the
+				// manager still saying active): "no connections" would
+				// be a guess.
+				h.ConnectionsUnknown = true
+				break
+			}
+		}
+	}
 	// The store.
 	h.FDStoreBefore = max(t.storePeak, int(b.FDStoreCount))
 	h.FDStoreAfter = int(a.FDStoreCount)

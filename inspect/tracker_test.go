@@ -347,13 +347,21 @@ func TestTrackerNextJobBeforeView(t *testing.T) {
 // TestTrackerHandoffWithoutBeforeView: a restart whose job began before
 // any view showed what the old process held (the watch started while the
 // service was down and it was started since, or its first view came
-// without the service's socket units): its handoff says the listeners and
-// connections it did not see are unknown, never 0 kept and 0 connections.
+// without the service's socket units, or as it closed what it was passed):
+// its handoff says the listeners and connections it did not see are
+// unknown, never 0 kept and 0 connections.
 // A view of the old process taken during the job is what it held.
 func TestTrackerHandoffWithoutBeforeView(t *testing.T) {
 	noSockets := func(pid int) *inspect.Snapshot {
 		s := serviceView(pid, "active")
 		s.Sockets = nil
+		return s
+	}
+	// The old process seen as it stops, the manager still saying active:
+	// the connections it was passed from the store already closed.
+	closing := func(pid int) *inspect.Snapshot {
+		s := serviceView(pid, "active")
+		s.Services[0].Passed = append(s.Services[0].Passed, inspect.PassedFD{FD: 4, Name: "conn-1", Kind: "closed"}, inspect.PassedFD{FD: 5, Name: "conn-2", Kind: "closed"})
 		return s
 	}
 	tests := []struct {
@@ -372,6 +380,8 @@ func TestTrackerHandoffWithoutBeforeView(t *testing.T) {
 		{"started after the first view, never seen", serviceView(0, "inactive"), true, nil, 1, 0, 0, true, false},
 		{"started after the first view, seen during the job", serviceView(0, "inactive"), true, serviceView(100, "active", 1, 2), 1, 0, 2, false, false},
 		{"first view without its socket units", noSockets(100), false, nil, 0, 1, 0, true, false},
+		{"only seen closing what it was passed", closing(100), false, nil, 1, 0, 0, true, false},
+		{"seen closing, then whole during the job", closing(100), false, serviceView(100, "active", 1, 2), 1, 0, 2, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
