@@ -395,15 +395,37 @@ func (d *diagnosis) warnings() {
 }
 
 // FindAddressHolders returns the processes in scan, other than the managers,
-// holding a listening socket that conflicts with a Listen= entry: the
-// same port on the same address or on a wildcard one.
+// holding a socket that conflicts with a Listen= entry: a listening one on
+// the same port on the same address or on a wildcard one, or a unix
+// socket bound to the same path or abstract name (of any type: they share
+// one namespace).
 func FindAddressHolders(scan *procfs.Scan, managerPIDs []int, scope string, listen []dbusclient.Listener) []AddressHolder {
 	if scan == nil {
 		return nil
 	}
 	ix := newIndex(scan, managerPIDs)
 	var out []AddressHolder
+	add := func(l dbusclient.Listener, inode uint64, local string) {
+		for _, h := range ix.holders(inode, scope, func(string) bool { return true }) {
+			if h.Manager {
+				continue
+			}
+			ah := AddressHolder{Address: l.Address, Local: local, Holder: h}
+			if p := ix.byPID[h.PID]; p != nil {
+				ah.Cmdline = strings.Join(p.Cmdline, " ")
+			}
+			out = append(out, ah)
+		}
+	}
 	for _, l := range listen {
+		if name, abstract, ok := l.UnixName(); ok {
+			for inode, s := range scan.Sockets {
+				if unixBinds(s, name, abstract) {
+					add(l, inode, listenAddress(s))
+				}
+			}
+			continue
+		}
 		net := l.Network()
 		if net != "tcp" && net != "udp" {
 			continue
@@ -425,16 +447,7 @@ func FindAddressHolders(scan *procfs.Scan, managerPIDs []int, scope string, list
 			if !conflicts(want, s.Local) {
 				continue
 			}
-			for _, h := range ix.holders(inode, scope, func(string) bool { return true }) {
-				if h.Manager {
-					continue
-				}
-				ah := AddressHolder{Address: l.Address, Local: addrString(s.Local), Holder: h}
-				if p := ix.byPID[h.PID]; p != nil {
-					ah.Cmdline = strings.Join(p.Cmdline, " ")
-				}
-				out = append(out, ah)
-			}
+			add(l, inode, addrString(s.Local))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -444,6 +457,17 @@ func FindAddressHolders(scan *procfs.Scan, managerPIDs []int, scope string, list
 		return out[i].FD < out[j].FD
 	})
 	return out
+}
+
+// unixBinds reports whether unix socket s holds the name a bind to name
+// (abstract: in the abstract namespace) would need: bound there and not a
+// connection accepted from the listener there (which carries its path but
+// holds no name).
+func unixBinds(s procfs.Socket, name string, abstract bool) bool {
+	if s.Family != procfs.FamilyUnix || s.Path == "" || s.Path != name || s.Abstract != abstract {
+		return false
+	}
+	return s.Type == procfs.TypeDgram || s.State == procfs.StateListen || s.PeerInode == 0
 }
 
 // conflicts reports whether binding want fails because got is bound: same

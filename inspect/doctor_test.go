@@ -191,12 +191,19 @@ func TestFindAddressHolders(t *testing.T) {
 			{PID: 1, Comm: "systemd", FDs: []procfs.FD{{Num: 20, Kind: procfs.KindSocket, Inode: 100}}},
 			{PID: 42, Comm: "nginx", Cmdline: []string{"nginx", "-g"}, FDs: []procfs.FD{{Num: 6, Kind: procfs.KindSocket, Inode: 101}}},
 			{PID: 43, Comm: "other", FDs: []procfs.FD{{Num: 3, Kind: procfs.KindSocket, Inode: 102}, {Num: 4, Kind: procfs.KindSocket, Inode: 103}}},
+			{PID: 50, Comm: "unixd", FDs: []procfs.FD{{Num: 3, Kind: procfs.KindSocket, Inode: 200}, {Num: 4, Kind: procfs.KindSocket, Inode: 201}, {Num: 5, Kind: procfs.KindSocket, Inode: 202}}},
+			{PID: 51, Comm: "logd", FDs: []procfs.FD{{Num: 3, Kind: procfs.KindSocket, Inode: 203}}},
 		},
 		Sockets: map[uint64]procfs.Socket{
 			100: {Inode: 100, Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, State: procfs.StateListen, Local: ap("127.0.0.1:80")},
 			101: {Inode: 101, Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, State: procfs.StateListen, Local: ap("0.0.0.0:80")},
 			102: {Inode: 102, Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, State: procfs.StateListen, Local: ap("127.0.0.2:80")},
 			103: {Inode: 103, Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, State: procfs.StateEstablished, Local: ap("127.0.0.1:80"), Remote: ap("127.0.0.1:5000")},
+			200: {Inode: 200, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: procfs.StateListen, Path: "/run/x.sock"},
+			// A connection accepted from it carries its path, and holds no name.
+			201: {Inode: 201, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: procfs.StateEstablished, Path: "/run/x.sock", PeerInode: 300},
+			202: {Inode: 202, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: procfs.StateListen, Path: "x.sock", Abstract: true},
+			203: {Inode: 203, Family: procfs.FamilyUnix, Type: procfs.TypeDgram, State: procfs.StateClose, Path: "/run/log", PeerInode: 0},
 		},
 	}
 	tests := []struct {
@@ -206,7 +213,12 @@ func TestFindAddressHolders(t *testing.T) {
 		{[]dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:80"}}, []int{42}}, // the wildcard conflicts; the manager and a connection do not
 		{[]dbusclient.Listener{{Type: "Stream", Address: "127.0.0.2:80"}}, []int{42, 43}},
 		{[]dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:81"}}, nil},
-		{[]dbusclient.Listener{{Type: "Stream", Address: "/run/x.sock"}}, nil},
+		{[]dbusclient.Listener{{Type: "Stream", Address: "/run/x.sock"}}, []int{50}},
+		{[]dbusclient.Listener{{Type: "Stream", Address: "/run/y.sock"}}, nil},
+		{[]dbusclient.Listener{{Type: "Stream", Address: "@x.sock"}}, []int{50}},            // abstract: not the path x.sock
+		{[]dbusclient.Listener{{Type: "SequentialPacket", Address: "/run/log"}}, []int{51}}, // a datagram socket holds the path too
+		{[]dbusclient.Listener{{Type: "Datagram", Address: "/run/x.sock"}}, []int{50}},      // and a stream listener the datagram's
+		{[]dbusclient.Listener{{Type: "Stream", Address: "@/run/x.sock"}}, nil},             // the abstract namespace is apart
 	}
 	for _, tt := range tests {
 		got := FindAddressHolders(scan, []int{1}, "system", tt.listen)

@@ -525,9 +525,9 @@ func TestVerdictLine(t *testing.T) {
 		{"stop+start", Handoff{HandoffJob: "stop+start", ListenersKept: 1, StoreDiscarded: true, OldPID: 10, NewPID: 20},
 			"✓ listener kept · no connections held by the unit · fd store discarded by the stop · 0 refused · 0 ms without a main PID (pid 10 → 20)"},
 		{"not root: nothing readable", Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, FDsCarriedUnknown: true, FDStoreBefore: 3, NoMainPIDMs: 5, OldPID: 10, NewPID: 20},
-			"! 1 listener not seen · connections unknown (processes not readable) · fds carried unknown (not readable) · refusals not measured (gap meter off) · 5 ms without a main PID (pid 10 → 20)"},
+			"! 1 listener not seen · connections unknown (not seen) · fds carried unknown (not readable) · refusals not measured (gap meter off) · 5 ms without a main PID (pid 10 → 20)"},
 		{"not root: some connections", Handoff{ListenersKept: 1, ListenersUnknown: 1, ConnectionsPreserved: 2, ConnectionsUnknown: true, FDsCarried: 2, OldPID: 10, NewPID: 20},
-			"! listener kept, 1 listener not seen · 2/2 readable connections preserved (others not readable) · 2 fds carried · refusals not measured (gap meter off) · 0 ms without a main PID (pid 10 → 20)"},
+			"! listener kept, 1 listener not seen · 2/2 seen connections preserved (others not seen) · 2 fds carried · refusals not measured (gap meter off) · 0 ms without a main PID (pid 10 → 20)"},
 	}
 	for _, tt := range tests {
 		if got := Verdict(tt.h); got != tt.want {

@@ -411,13 +411,13 @@ func Summary(h Handoff) string {
 	total := h.ConnectionsPreserved + h.ConnectionsDropped
 	switch {
 	case total == 0 && h.ConnectionsUnknown:
-		parts = append(parts, "connections unknown (processes not readable)")
+		parts = append(parts, "connections unknown (not seen)")
 	case total == 0:
 		// Only the unit's processes were looked at: connections handed
 		// to other units (a login session) are not among them.
 		parts = append(parts, "no connections held by the unit")
 	case h.ConnectionsUnknown:
-		parts = append(parts, fmt.Sprintf("%d/%d readable connections preserved (others not readable)", h.ConnectionsPreserved, total))
+		parts = append(parts, fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total))
 	default:
 		parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
 	}

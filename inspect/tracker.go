@@ -231,6 +231,11 @@ type tracked struct {
 	storeSeen   map[uint64]StoreEntry
 	// signalledPID: the main PID has come from a signal at least once.
 	signalledPID bool
+	// pendingAlive: which of the connections before the job still existed,
+	// as the kernel told for a view taken for the job's summary that did
+	// not show the service (its process already going again); used if the
+	// job is concluded without a view (concludeNow).
+	pendingAlive map[uint64]bool
 }
 
 // pendingFinish is a finished job whose summary waits for a fresh view.
@@ -477,6 +482,14 @@ func (tr *Tracker) view(at time.Time, v *View) {
 				continue
 			}
 			if !viewed[p.name] {
+				for ino, ok := range v.Alive {
+					if ok {
+						if t.pendingAlive == nil {
+							t.pendingAlive = map[uint64]bool{}
+						}
+						t.pendingAlive[ino] = true
+					}
+				}
 				rest = append(rest, p)
 				continue
 			}
@@ -518,7 +531,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []SocketUnit, at time.Time) {
 	first := t.svc == nil
 	raw := svc
-	if !first && exiting(t.svc, svc) {
+	if !first && exiting(t.svc, svc, t.held) {
 		// The process is closing what it held (a stop is under way, maybe
 		// of a job whose signals are still queued): what it held is the
 		// last view that had it.
@@ -543,8 +556,15 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		// A fresher view of the old process while the job runs: it adds
 		// what the old process took on since the last view, but a process
 		// already shutting down has closed some of what it held, so
-		// nothing the earlier view saw is forgotten.
-		t.before, t.beforeSocks = mergeBefore(t.before, svc), mergeSockets(t.beforeSocks, socks)
+		// nothing the earlier view saw is forgotten. A "before" that was
+		// no view of the old process (the job began before one) is
+		// replaced by it.
+		if t.before.MainPID == t.beforePID {
+			t.before = mergeBefore(t.before, svc)
+		} else {
+			t.before = svc
+		}
+		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
 	if int(raw.FDStoreCount) > t.storePeak && (t.jobActive || t.awaitStart) {
 		t.storePeak = int(raw.FDStoreCount)
@@ -632,6 +652,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.before, t.beforeSocks, t.beforePID = t.current()
 		t.storePeak = int(t.before.FDStoreCount)
 		t.noMainGap = 0
+		t.pendingAlive = nil
 		if t.mainPID == 0 {
 			t.noMainSince = now
 		}
@@ -784,12 +805,32 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	if t.stopDone {
 		h.HandoffJob = "stop+start"
 	}
+	// The view before the job may not show what the old process held: the
+	// job began before any view of it (the view is of another process, or
+	// of none: only its socket units' listeners, the manager's, count), or
+	// the view had none of the service's listeners, so none of its
+	// connections either (a connection is known by the listener it was
+	// accepted from). What it did not show is unknown, never 0.
+	seenOld := b.MainPID == t.beforePID
 	// Listeners: by address, kept if the inode is the same.
-	beforeL := listenerInodes(b, t.beforeSocks)
+	beforeL := listenerInodes(nil, t.beforeSocks)
+	if seenOld {
+		beforeL = listenerInodes(b, t.beforeSocks)
+	}
 	afterL := listenerInodes(a, socks)
+	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
 	addrs := make([]string, 0, len(beforeL))
 	for addr := range beforeL {
 		addrs = append(addrs, addr)
+	}
+	if blind {
+		for addr := range afterL {
+			if _, ok := beforeL[addr]; !ok {
+				// Listened on after; whether it was before, and on the
+				// same socket, was not seen.
+				h.ListenersUnknown++
+			}
+		}
 	}
 	sort.Strings(addrs)
 	// What the new main process holds or was passed: a listener it has
@@ -813,14 +854,18 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
 		}
 	}
-	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown
+	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind
 	// Connections: preserved if the same socket lives on.
 	afterC := map[uint64]Connection{}
 	for _, c := range a.Connections {
 		afterC[c.Inode] = c
 	}
 	reported := 0
-	for _, c := range b.Connections {
+	var beforeC []Connection
+	if seenOld {
+		beforeC = b.Connections
+	}
+	for _, c := range beforeC {
 		if tr.isOwn(c) {
 			// A probe of the gap meter's, seen before its address was
 			// known: fdtop's own, not the service's.
@@ -857,6 +902,18 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			ev.PID, ev.FD, ev.PrevPID, ev.PrevFD = c.PID, c.FD, 0, 0
 		}
 		tr.emit(ev)
+	}
+	if seenOld && len(beforeC) == 0 {
+		for _, p := range b.Passed {
+			if p.Inode == 0 && !slices.ContainsFunc(t.beforeSocks, func(su SocketUnit) bool { return su.Unit == p.Name || su.FileDescriptorName == p.Name }) {
+				// The only view of the old process is one taken as it
+				// closed what it was passed from the store (stopping, the
+				// manager still saying active): "no connections" would
+				// be a guess.
+				h.ConnectionsUnknown = true
+				break
+			}
+		}
 	}
 	// The store.
 	h.FDStoreBefore = max(t.storePeak, int(b.FDStoreCount))
@@ -911,18 +968,38 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 // exiting reports that cur is a view of the same main process as prev
 // taken while it shuts down: the unit is deactivating, or the process no
 // longer holds the descriptors it was passed, or its own listener, which a
-// running process keeps for its life.
-func exiting(prev, cur *Service) bool {
+// running process keeps for its life, or it has handed connections it held
+// to the manager (held: what the manager held in cur's view), which a
+// process does as it stops, maybe before the manager's state says so.
+func exiting(prev, cur *Service, held map[uint64]bool) bool {
 	if prev == nil || cur.MainPID == 0 || cur.MainPID != prev.MainPID {
 		return false
 	}
-	return cur.ActiveState == "deactivating" ||
+	return cur.ActiveState == "deactivating" || storedConnections(prev, cur, held) ||
 		// While it starts, a process is taking its descriptors back from
 		// the store: a view then can miss connections it holds a moment
 		// later (seen on 254 under back-to-back restarts).
 		(cur.ActiveState == "activating" && len(cur.Connections) < len(prev.Connections)) ||
 		(len(prev.Passed) > 0 && len(cur.Passed) == 0) ||
 		(len(prev.OwnListeners) > 0 && len(cur.OwnListeners) == 0)
+}
+
+// storedConnections reports that a connection prev showed in the process
+// is in the manager's hands (held) and no longer in cur.
+func storedConnections(prev, cur *Service, held map[uint64]bool) bool {
+	if len(held) == 0 {
+		return false
+	}
+	now := map[uint64]bool{}
+	for _, c := range cur.Connections {
+		now[c.Inode] = true
+	}
+	for _, c := range prev.Connections {
+		if !now[c.Inode] && held[c.Inode] {
+			return true
+		}
+	}
+	return false
 }
 
 // keepHeld is a view of an exiting process (cur) with what it held in the
@@ -982,7 +1059,12 @@ func (tr *Tracker) concludeNow(name string, at time.Time) {
 			continue
 		}
 		if t := tr.units[name]; t != nil {
-			tr.finishJob(name, t, p.result, at, nil, false)
+			// No fresh view: a connection of the old process that the
+			// latest view shows neither in a process nor in the manager
+			// may be in flight between them (a process storing its
+			// connections as it stops again): unknown, not dropped,
+			// unless the kernel said it still existed.
+			tr.finishJob(name, t, p.result, at, t.pendingAlive, true)
 		}
 	}
 	tr.finishing = rest

@@ -405,7 +405,9 @@ type Handoff struct {
 	ConnectionsPreserved int `json:"connections_preserved"`
 	ConnectionsDropped   int `json:"connections_dropped"`
 	// ConnectionsUnknown is set when the service's processes could not be
-	// read before or after: the counts above cover only what was seen.
+	// read before or after, or no view showed the old process before the
+	// job, or a connection was seen nowhere and the kernel was not asked
+	// whether it still existed: the counts above cover only what was seen.
 	ConnectionsUnknown bool `json:"connections_unknown,omitempty"`
 	// FDsCarried counts descriptors the new process was passed from the store.
 	FDsCarried int `json:"fds_carried"`

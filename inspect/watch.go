@@ -308,6 +308,33 @@ func (st *loop) ownIn(snap *Snapshot) []string {
 	return out
 }
 
+// withoutOwn is snap without the connections whose peer is one of own
+// (the gap meter's probes, which connect and close at once): the picture a
+// person reads lists a service's clients, not fdtop's own measuring. The
+// snapshot is not changed; one with none of them is returned as it is.
+func withoutOwn(snap *Snapshot, own []string) *Snapshot {
+	if len(own) == 0 {
+		return snap
+	}
+	isOwn := func(c Connection) bool { return c.Remote != "" && slices.Contains(own, ownKey(c.Remote)) }
+	var out *Snapshot
+	for i, svc := range snap.Services {
+		if !slices.ContainsFunc(svc.Connections, isOwn) {
+			continue
+		}
+		if out == nil {
+			c := *snap
+			c.Services = slices.Clone(snap.Services)
+			out = &c
+		}
+		out.Services[i].Connections = slices.DeleteFunc(slices.Clone(svc.Connections), isOwn)
+	}
+	if out == nil {
+		return snap
+	}
+	return out
+}
+
 // attachProbe stops the gap meter run that covered a handoff and puts its
 // result in the summary.
 func (st *loop) attachProbe(e *Event) {
@@ -426,8 +453,9 @@ func (st *loop) refresh(units []string, full bool) error {
 	if err != nil {
 		return err
 	}
+	own := st.ownIn(snap)
 	if units != nil && st.w.OnView != nil {
-		st.w.OnView(units, snap)
+		st.w.OnView(units, withoutOwn(snap, own))
 	}
 	if units == nil && full {
 		st.scopeNew = false
@@ -436,11 +464,11 @@ func (st *loop) refresh(units []string, full bool) error {
 		st.dirty, st.skipped = false, 0
 		st.fdCounts = st.countFDs(snap)
 		if st.w.OnSnapshot != nil {
-			st.w.OnSnapshot(snap)
+			st.w.OnSnapshot(withoutOwn(snap, own))
 		}
 	}
 	v := NewView(units, snap)
-	v.Own = st.ownIn(snap)
+	v.Own = own
 	if st.w.Alive != nil {
 		if missing := st.tr.Unaccounted(v); len(missing) > 0 {
 			v.Alive = st.w.Alive(st.ctx, missing)

@@ -441,6 +441,12 @@ func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
 		return m.replayTypeahead()
 	}
 	if msg.snap == nil {
+		if m.snap != nil && !msg.at.IsZero() {
+			// A rescan saw the picture unchanged: the header's scan age is
+			// that rescan's, not the last change's.
+			m.header.scanErr = ""
+			m.header.lastScan = msg.at
+		}
 		return nil
 	}
 	m.header.scanErr = ""

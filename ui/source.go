@@ -34,11 +34,12 @@ type Source interface {
 
 // Update is one picture of the live model.
 type Update struct {
-	// Snapshot is the whole picture; nil with Err.
+	// Snapshot is the whole picture; nil with Err, or when a rescan saw
+	// the picture unchanged (the last one stays, seen at At).
 	Snapshot *inspect.Snapshot
 	// Err says the model could not make a picture (the last one stays).
 	Err error
-	// At is when the picture was made.
+	// At is when the picture was made, or last seen unchanged.
 	At time.Time
 	// Hosts is the picture of a fleet (a FleetSource): every host in the
 	// order given, with its state and its last picture; Snapshot is then

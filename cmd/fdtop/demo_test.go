@@ -10,44 +10,26 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { sandboxtest.Main(m) }
 
 // startDemoProcess runs `fdtop demo --dashboard=false` and waits until it
 // reports the manager and the first traffic counters.
-// syncBuffer is a bytes.Buffer safe for the two writers os/exec uses.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func startDemoProcess(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, string) {
+func startDemoProcess(t *testing.T, args ...string) (*exec.Cmd, *syncbuf.Buffer, string) {
 	t.Helper()
 	sandboxtest.Require(t)
 	bin := sandboxtest.Fdtop(t)
 	cmd := exec.Command(bin, append([]string{"demo", "--dashboard=false"}, args...)...)
 	pr, pw := io.Pipe()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout = io.MultiWriter(pw, out)
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {

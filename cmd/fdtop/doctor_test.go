@@ -118,12 +118,22 @@ func TestDoctor(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer held.Close()
+		// A unix name another process holds: an abstract one, which the
+		// manager cannot take over (a path it unlinks and binds again).
+		unixName := fmt.Sprintf("@fdtop-doc-%d-%d", os.Getpid(), ports[4])
+		heldUnix, err := net.Listen("unix", unixName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer heldUnix.Close()
 		failLog := filepath.Join(sb.Dir, "doc-fail.log")
 		units := map[string]string{
 			"doc-trig.socket":    fmt.Sprintf("[Socket]\nListenStream=%s\nTriggerLimitBurst=2\nTriggerLimitIntervalSec=60s\n", addr(0)),
 			"doc-trig.service":   "[Unit]\nStartLimitIntervalSec=0\n[Service]\nExecStart=/bin/true\n",
 			"doc-busy.socket":    fmt.Sprintf("[Socket]\nListenStream=%s\n", addr(1)),
 			"doc-busy.service":   "[Service]\nExecStart=/bin/true\n",
+			"doc-unix.socket":    fmt.Sprintf("[Socket]\nListenStream=%s\n", unixName),
+			"doc-unix.service":   "[Service]\nExecStart=/bin/true\n",
 			"doc-fail.service":   fmt.Sprintf("[Service]\nExecStart=/bin/sh -c 'echo boom; printf \"\\\\033[31mred\\\\033]0;title\\\\007\\\\n\" >&2; exit 3'\nStandardOutput=append:%s\nStandardError=append:%s\n", failLog, failLog),
 			"doc-acc.socket":     fmt.Sprintf("[Socket]\nListenStream=%s\nAccept=yes\n", addr(2)),
 			"doc-nostore.socket": fmt.Sprintf("[Socket]\nListenStream=%s\n", addr(3)),
@@ -142,6 +152,7 @@ func TestDoctor(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _ = sb.Systemctl(ctx, "start", "doc-busy.socket") // fails: address in use
+		_, _ = sb.Systemctl(ctx, "start", "doc-unix.socket") // fails: address in use
 		_, _ = sb.Systemctl(ctx, "start", "doc-fail.service")
 		dial := func(i int) func() {
 			return func() {
@@ -155,6 +166,7 @@ func TestDoctor(t *testing.T) {
 		}
 		waitResult(t, sb, "doc-trig.socket", "trigger-limit-hit", dial(0))
 		waitResult(t, sb, "doc-busy.socket", "resources", nil)
+		waitResult(t, sb, "doc-unix.socket", "resources", nil)
 		waitResult(t, sb, "doc-fail.service", "exit-code", nil)
 		waitResult(t, sb, "doc-acc.socket", "resources", dial(2))
 
@@ -195,6 +207,8 @@ func TestDoctor(t *testing.T) {
 			{"doc-trig.socket", "trigger-limit-hit", []string{"Result=trigger-limit-hit", "Trigger limit hit"},
 				"systemctl --user reset-failed doc-trig.socket && systemctl --user start doc-trig.socket"},
 			{"doc-busy.socket", "address-in-use", []string{fmt.Sprintf("held by pid %d", os.Getpid()), "Address already in use"},
+				fmt.Sprintf("stop pid %d", os.Getpid())},
+			{"doc-unix.socket", "address-in-use", []string{fmt.Sprintf("%s is held by pid %d", unixName, os.Getpid()), "listening on " + unixName},
 				fmt.Sprintf("stop pid %d", os.Getpid())},
 			{"doc-fail.service", "service-failed", []string{"exited with status 3", "boom"}, "systemctl --user restart doc-fail.service"},
 			{"doc-acc.socket", "accept-no-template", []string{"doc-acc@.service"}, "doc-acc@.service"},

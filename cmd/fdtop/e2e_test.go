@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/internal/tmuxtest"
 )
 
 // TestDashboardE2E drives the real fdtop binary in a tmux terminal against
@@ -187,50 +184,14 @@ func selectedRow(screen string) string {
 
 // tmuxServer is a tmux server of this test's own (-L), killed when the test
 // ends.
-type tmuxServer struct {
-	bin    string
-	socket string
-	conf   string
-	n      atomic.Int32
-}
+type tmuxServer struct{ *tmuxtest.Server }
 
 func newTmux(t *testing.T) *tmuxServer {
 	t.Helper()
-	bin, err := exec.LookPath("tmux")
-	if err != nil {
-		sandboxtest.Unavailable(t, "tmux not found: apt-get install tmux")
-	}
-	conf := filepath.Join(t.TempDir(), "tmux.conf")
-	// Keep a pane whose program exited, so a failure shows its last words;
-	// keep the server when its last session is killed, so the next
-	// new-session never meets a server on its way out.
-	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g history-limit 0\nset -s exit-empty off\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := &tmuxServer{bin: bin, socket: fmt.Sprintf("fdtop-e2e-%d", os.Getpid()), conf: conf}
-	t.Cleanup(func() {
-		_ = s.command("kill-server").Run()
-		// tmux leaves its socket file behind.
-		dir := os.Getenv("TMUX_TMPDIR")
-		if dir == "" {
-			dir = "/tmp"
-		}
-		_ = os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), s.socket))
-	})
-	return s
+	return &tmuxServer{tmuxtest.New(t, "fdtop-e2e", nil)}
 }
 
-func (s *tmuxServer) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(s.bin, append([]string{"-L", s.socket, "-f", s.conf}, args...)...)
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TMUX=") && !strings.HasPrefix(kv, "TMUX_PANE=") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "LANG=C.UTF-8")
-	return cmd
-}
+func (s *tmuxServer) command(args ...string) *exec.Cmd { return s.Command(args...) }
 
 // terminal is one tmux session running fdtop.
 type terminal struct {
@@ -242,52 +203,25 @@ type terminal struct {
 // session, killed when the test ends.
 func (s *tmuxServer) start(t *testing.T, bin string, env []string, args ...string) *terminal {
 	t.Helper()
-	name := fmt.Sprintf("e2e%d", s.n.Add(1))
-	argv := []string{"new-session", "-d", "-s", name, "-x", "120", "-y", "40", "env", "LANG=C.UTF-8"}
-	argv = append(argv, env...)
-	argv = append(argv, bin)
-	argv = append(argv, args...)
-	for try := 1; ; try++ {
-		out, err := s.command(argv...).CombinedOutput()
-		if err == nil {
-			break
-		}
-		// A server still exiting (started by an older tmux config) is
-		// worth another try; anything else is not.
-		if try == 3 || !strings.Contains(string(out), "server exited unexpectedly") {
-			t.Fatalf("tmux new-session: %v: %s", err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	term := &terminal{s: s, name: name}
-	t.Cleanup(func() { _ = s.command("kill-session", "-t", name).Run() })
-	return term
+	argv := append(append(append([]string{"env", "LANG=C.UTF-8"}, env...), bin), args...)
+	return &terminal{s: s, name: s.NewSession(t, "e2e", 120, 40, argv...)}
 }
 
 func (term *terminal) capture(t *testing.T) string {
 	t.Helper()
-	out, err := term.s.command("capture-pane", "-p", "-t", term.name).Output()
-	if err != nil {
-		t.Fatalf("tmux capture-pane: %v", err)
-	}
-	return string(out)
+	return term.s.Capture(t, term.name)
 }
 
 // send types keys one at a time, as a person would.
 func (term *terminal) send(t *testing.T, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
-		if out, err := term.s.command("send-keys", "-t", term.name, k).CombinedOutput(); err != nil {
-			t.Fatalf("tmux send-keys %q: %v: %s", k, err, out)
-		}
+		term.s.SendKey(t, term.name, k)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func (term *terminal) dead(t *testing.T) bool {
-	out, err := term.s.command("display-message", "-p", "-t", term.name, "#{pane_dead}").Output()
-	return err == nil && strings.TrimSpace(string(out)) == "1"
-}
+func (term *terminal) dead(t *testing.T) bool { return term.s.Dead(term.name) }
 
 // waitFor polls the screen until ok accepts it and returns that screen;
 // it fails with the last screen after 15 s or when fdtop exits.

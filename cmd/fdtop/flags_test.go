@@ -149,17 +149,8 @@ func TestActionErrorsSaidOnce(t *testing.T) {
 	if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
 		t.Fatal(err)
 	}
-	mf := managerFlags{user: true, address: sb.Address, proc: "/proc"}
-	client, b, err := mf.connect(ctx, []string{"fails.service"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	src, err := newLiveSource(ctx, client, b, time.Second, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = src.Act(ctx, ui.ActionRestart, "no-such.service", false)
+	src := startLiveSource(t, sb, []string{"fails.service"}, time.Second)
+	_, err := src.Act(ctx, ui.ActionRestart, "no-such.service", false)
 	if err == nil || err.Error() != "no such unit" {
 		t.Errorf("restart of a unit that does not exist: %v, want \"no such unit\"", err)
 	}

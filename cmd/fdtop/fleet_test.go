@@ -558,6 +558,9 @@ func TestRemoteWatch(t *testing.T) {
 				t.Fatalf("watch ended: %s", errb.String())
 			}
 			if e.Type == inspect.EventHandoff && e.Unit == "web.service" {
+				if e.Target == hosts[1].Target && e.Handoff != nil && e.ConnectionsUnknown && e.ConnectionsDropped == 0 {
+					continue // a restart the watcher saw no view before: unknown, never 0/0; the next is seen whole
+				}
 				if e.Target != hosts[1].Target || e.Handoff == nil || e.ConnectionsPreserved != 2 {
 					t.Fatalf("handoff %+v from %q, want host %s with 2 connections preserved", e.Handoff, e.Target, hosts[1].Target)
 				}

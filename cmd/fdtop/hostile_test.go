@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -108,18 +107,7 @@ func TestHostileServiceOutput(t *testing.T) {
 
 		t.Run("dashboard View", func(t *testing.T) {
 			lipgloss.SetColorProfile(termenv.Ascii) // no styling: any escape in View came from outside
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			mf := managerFlags{user: true, address: sb.Address, proc: "/proc"}
-			client, b, err := mf.connect(ctx, []string{"hostile*"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			src, err := newLiveSource(ctx, client, b, time.Second, false)
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := startLiveSource(t, sb, []string{"hostile*"}, time.Second)
 			prog := teatest.NewTestModel(t, ui.NewModel(src, ui.Options{Patterns: []string{"hostile*"}}), teatest.WithInitialTermSize(160, 60))
 			var drawn bytes.Buffer
 			teatest.WaitFor(t, prog.Output(), func(out []byte) bool {

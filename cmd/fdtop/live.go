@@ -93,9 +93,9 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 
 // setPicture replaces the picture with what f makes of it and publishes it
 // when it changed (compared unit by unit with compare: a rescan that saw
-// what the picture shows publishes nothing, so an idle dashboard redraws
-// nothing and its doctor does not run again). f must not change its
-// argument.
+// what the picture shows publishes only when it was seen, so an idle
+// dashboard rebuilds nothing and its doctor does not run again, while its
+// header's scan age stays true). f must not change its argument.
 func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Snapshot) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
@@ -105,6 +105,7 @@ func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect
 	}
 	if compare && s.picture != nil {
 		if _, changed := inspect.Diff(s.picture, p); !changed {
+			s.publishSeenLocked(time.Now())
 			return
 		}
 	}
@@ -122,6 +123,21 @@ func (s *liveSource) publish(u ui.Update) {
 func (s *liveSource) publishLocked(u ui.Update) {
 	select {
 	case <-s.updates:
+	default:
+	}
+	s.updates <- u // never blocks: emptied above, and sends are serialised by pmu
+}
+
+// publishSeenLocked says the picture was seen unchanged at at: a picture
+// not yet read is then seen at at; an error not yet read is over.
+func (s *liveSource) publishSeenLocked(at time.Time) {
+	u := ui.Update{At: at}
+	select {
+	case old := <-s.updates:
+		if old.Snapshot != nil {
+			old.At = at
+			u = old
+		}
 	default:
 	}
 	s.updates <- u // never blocks: emptied above, and sends are serialised by pmu

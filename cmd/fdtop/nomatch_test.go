@@ -11,6 +11,7 @@ import (
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/syncbuf"
 )
 
 // TestPatternMatchingNothing: a pattern that matches no unit name
@@ -71,7 +72,7 @@ func TestPatternMatchingNothing(t *testing.T) {
 			t.Errorf("snapshot %s: %v, does not show the unit:\n%s", escaped, err, tree)
 		}
 
-		stderr := &syncBuffer{}
+		stderr := &syncbuf.Buffer{}
 		w := exec.Command(bin, "watch", "--user", "--address", sb.Address, "demo")
 		w.Stderr = stderr
 		if err := w.Start(); err != nil {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,19 +18,24 @@ import (
 	"github.com/fdtop/fdtop/inspect"
 )
 
-// verdictRestarts is how many back-to-back restarts of the handoff service
-// TestBackToBackVerdicts does: FDTOP_VERDICT_RESTARTS (the figure
-// is 100), else 20.
-func verdictRestarts(t *testing.T) int {
-	if v := os.Getenv("FDTOP_VERDICT_RESTARTS"); v != "" {
+// envCount is the number in the environment variable name, at least least;
+// def when it is not set.
+func envCount(t *testing.T, name string, least, def int) int {
+	t.Helper()
+	if v := os.Getenv(name); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("FDTOP_VERDICT_RESTARTS=%q: want a positive number", v)
+		if err != nil || n < least {
+			t.Fatalf("%s=%q: want a number >= %d", name, v, least)
 		}
 		return n
 	}
-	return 20
+	return def
 }
+
+// verdictRestarts is how many back-to-back restarts of the handoff service
+// TestBackToBackVerdicts does: FDTOP_VERDICT_RESTARTS (the figure
+// is 100), else 20.
+func verdictRestarts(t *testing.T) int { return envCount(t, "FDTOP_VERDICT_RESTARTS", 1, 20) }
 
 // verdictDelay is the demo services' start-up work in
 // TestBackToBackVerdicts: FDTOP_VERDICT_DELAY, else 300 ms (the demo's
@@ -53,17 +57,23 @@ type watchJSON struct {
 	mu     sync.Mutex
 	events []inspect.Event
 	bad    []string
+	// trace is the file of the tracker's inputs, kept when the test fails.
+	trace string
 }
 
 func startWatchJSON(t *testing.T, sb *sandbox.Sandbox, args ...string) *watchJSON {
 	t.Helper()
+	return startWatchJSONEnv(t, sb, nil, args...)
+}
+
+// startWatchJSONEnv is startWatchJSON with more environment for fdtop.
+// What the tracker is given is recorded (keepTrace), to replay a failure.
+func startWatchJSONEnv(t *testing.T, sb *sandbox.Sandbox, env []string, args ...string) *watchJSON {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(sandboxtest.Fdtop(t), append([]string{"watch", "--json", "--user", "--address", sb.Address}, args...)...)
-	cmd.Env = append(os.Environ(), "FDTOP_READY="+ready)
-	if dir := os.Getenv("FDTOP_TRACE_DIR"); dir != "" {
-		// Keep what the tracker was given, to replay a failure.
-		cmd.Env = append(cmd.Env, "FDTOP_TRACE="+filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "-")+".jsonl"))
-	}
+	w := &watchJSON{trace: keepTrace(t)}
+	cmd.Env = append(append(os.Environ(), "FDTOP_READY="+ready, "FDTOP_TRACE="+w.trace), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +82,6 @@ func startWatchJSON(t *testing.T, sb *sandbox.Sandbox, args ...string) *watchJSO
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &watchJSON{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -91,22 +100,27 @@ func startWatchJSON(t *testing.T, sb *sandbox.Sandbox, args ...string) *watchJSO
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); <-done })
 	// The ready file appears once the watch has its first view.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {
 			return w
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("fdtop watch had no first view in 30 s")
+			t.Fatal("fdtop watch had no first view in 60 s")
 		}
 	}
 }
 
+// handoffs lists the handoff events of unit ("": of any unit).
 func (w *watchJSON) handoffs(unit string) []inspect.Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.handoffsLocked(unit)
+}
+
+func (w *watchJSON) handoffsLocked(unit string) []inspect.Event {
 	var out []inspect.Event
 	for _, e := range w.events {
-		if e.Type == inspect.EventHandoff && e.Unit == unit {
+		if e.Type == inspect.EventHandoff && (unit == "" || e.Unit == unit) {
 			out = append(out, e)
 		}
 	}

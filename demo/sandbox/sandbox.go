@@ -228,7 +228,6 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 // long as the manager, so the manager's parent-death signal fires only when
 // this process dies: a killed test run does not leave a manager behind.
 func (s *Sandbox) run(opts Options, args, env []string, started chan<- error) {
-	runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
 	cmd := exec.Command(opts.Fdtop, args...)
 	cmd.Env = env
 	cmd.Dir = "/"
@@ -239,6 +238,19 @@ func (s *Sandbox) run(opts Options, args, env []string, started chan<- error) {
 		defer f.Close()
 		cmd.Stdout, cmd.Stderr = f, f
 	}
+	s.err = RunLocked(cmd, started, func(pid int) { s.PID = pid })
+	close(s.done)
+}
+
+// RunLocked starts cmd on a locked OS thread of the calling goroutine
+// (never unlocked: the thread ends with the goroutine), in a mount
+// namespace and a session of its own, with SIGKILL as its parent-death
+// signal: as the thread lives as long as cmd, that fires only when this
+// process dies, so a killed test run leaves nothing behind. It sends
+// Start's error, or nil after calling onStart with the PID, to started, and
+// returns what Wait returns (nil when cmd did not start).
+func RunLocked(cmd *exec.Cmd, started chan<- error, onStart func(pid int)) error {
+	runtime.LockOSThread()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Unshareflags: syscall.CLONE_NEWNS, // Go also makes / MS_REC|MS_PRIVATE
 		Pdeathsig:    syscall.SIGKILL,
@@ -246,13 +258,11 @@ func (s *Sandbox) run(opts Options, args, env []string, started chan<- error) {
 	}
 	if err := cmd.Start(); err != nil {
 		started <- err
-		close(s.done)
-		return
+		return nil
 	}
-	s.PID = cmd.Process.Pid
+	onStart(cmd.Process.Pid)
 	started <- nil
-	s.err = cmd.Wait()
-	close(s.done)
+	return cmd.Wait()
 }
 
 // waitRunning polls the manager's SystemState over its private socket.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/internal/syncbuf"
 )
 
 // Sshd is where Debian's openssh-server puts the server (it must be run by
@@ -61,26 +62,8 @@ type Host struct {
 	// PID is the listening sshd.
 	PID int
 
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	cfgPath string
-}
-
-// syncBuffer is a bytes.Buffer safe for sshd's output and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Require checks for ssh, ssh-keygen and sshd (and root, which sshd needs
@@ -209,7 +192,7 @@ func (f *Fleet) Unreachable(t testing.TB) string {
 func (f *Fleet) AddHost(t testing.TB, env ...string) *Host {
 	t.Helper()
 	addr := loopback()
-	h := &Host{Addr: addr, Port: freePort(t, addr), log: &syncBuffer{}}
+	h := &Host{Addr: addr, Port: freePort(t, addr), log: &syncbuf.Buffer{}}
 	h.Target = fmt.Sprintf("%s:%d", h.Addr, h.Port)
 	dir, err := os.MkdirTemp(f.Dir, "host-")
 	if err != nil {

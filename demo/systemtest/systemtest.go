@@ -30,7 +30,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,7 +213,6 @@ func (c *Container) lastWords() string {
 // thread and reaps it. The thread lives as long as the launcher, so its
 // parent-death signal fires only when this process dies.
 func (c *Container) run(self, spec string, log io.Writer, started chan<- error) {
-	runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
 	cmd := exec.Command(self)
 	cmd.Env = []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -235,19 +233,7 @@ func (c *Container) run(self, spec string, log io.Writer, started chan<- error) 
 		out = io.MultiWriter(f, log)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Unshareflags: syscall.CLONE_NEWNS, // Go also makes / MS_REC|MS_PRIVATE
-		Pdeathsig:    syscall.SIGKILL,
-		Setsid:       true,
-	}
-	if err := cmd.Start(); err != nil {
-		started <- err
-		close(c.done)
-		return
-	}
-	c.Launcher = cmd.Process.Pid
-	started <- nil
-	c.err = cmd.Wait()
+	c.err = sandbox.RunLocked(cmd, started, func(pid int) { c.Launcher = pid })
 	close(c.done)
 }
 

@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fdtop/fdtop/demo"
-	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/tmuxtest"
 )
 
 // TestSnapshotAsUnprivileged: as a plain user, `fdtop snapshot --json`
@@ -168,38 +166,14 @@ func TestRestartAsUnprivileged(t *testing.T) {
 }
 
 // tmuxServer is a tmux server of the test's own (-L), killed when it ends.
-type tmuxServer struct {
-	bin, socket, conf string
-	n                 atomic.Int32
-}
+type tmuxServer struct{ *tmuxtest.Server }
 
 func newTmux(t testing.TB) *tmuxServer {
 	t.Helper()
-	bin, err := exec.LookPath("tmux")
-	if err != nil {
-		sandboxtest.Unavailable(t, "tmux not found: apt-get install tmux")
-	}
-	conf := filepath.Join(t.TempDir(), "tmux.conf")
-	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g history-limit 0\nset -s exit-empty off\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := &tmuxServer{bin: bin, socket: fmt.Sprintf("fdtop-systemtest-%d", os.Getpid()), conf: conf}
-	t.Cleanup(func() {
-		_ = s.command("kill-server").Run()
-		dir := os.Getenv("TMUX_TMPDIR")
-		if dir == "" {
-			dir = "/tmp"
-		}
-		_ = os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), s.socket))
-	})
-	return s
+	return &tmuxServer{tmuxtest.New(t, "fdtop-systemtest", []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"})}
 }
 
-func (s *tmuxServer) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(s.bin, append([]string{"-L", s.socket, "-f", s.conf}, args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"}
-	return cmd
-}
+func (s *tmuxServer) command(args ...string) *exec.Cmd { return s.Command(args...) }
 
 // terminal is one 200x40 tmux session (wide: a status line is one line).
 type terminal struct {
@@ -210,37 +184,22 @@ type terminal struct {
 // start runs argv in a new session, killed when the test ends.
 func (s *tmuxServer) start(t testing.TB, argv []string) *terminal {
 	t.Helper()
-	name := fmt.Sprintf("st%d", s.n.Add(1))
-	args := append([]string{"new-session", "-d", "-s", name, "-x", "200", "-y", "40"}, argv...)
-	if out, err := s.command(args...).CombinedOutput(); err != nil {
-		t.Fatalf("tmux new-session: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = s.command("kill-session", "-t", name).Run() })
-	return &terminal{s: s, name: name}
+	return &terminal{s: s, name: s.NewSession(t, "st", 200, 40, argv...)}
 }
 
 func (term *terminal) capture(t testing.TB) string {
 	t.Helper()
-	out, err := term.s.command("capture-pane", "-p", "-t", term.name).Output()
-	if err != nil {
-		t.Fatalf("tmux capture-pane: %v", err)
-	}
-	return string(out)
+	return term.s.Capture(t, term.name)
 }
 
 func (term *terminal) send(t testing.TB, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
-		if out, err := term.s.command("send-keys", "-t", term.name, k).CombinedOutput(); err != nil {
-			t.Fatalf("tmux send-keys %q: %v: %s", k, err, out)
-		}
+		term.s.SendKey(t, term.name, k)
 	}
 }
 
-func (term *terminal) dead() bool {
-	out, err := term.s.command("display-message", "-p", "-t", term.name, "#{pane_dead}").Output()
-	return err == nil && strings.TrimSpace(string(out)) == "1"
-}
+func (term *terminal) dead() bool { return term.s.Dead(term.name) }
 
 // waitFor polls the screen until ok accepts it; it fails with the last
 // screen after 30 s or when the program exits.
