@@ -14,13 +14,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,9 +125,35 @@ func sendmsgs(pid int, window time.Duration) (int, error) {
 	return 0, fmt.Errorf("strace: unexpected output: %s", out)
 }
 
-// report measures fdtop and the manager and prints one line.
-func report(name string, fdtop, manager int, window time.Duration) error {
+// callsFile is where the fdtop being measured keeps its D-Bus read calls
+// by method (FDTOP_DEBUG_CALLS), replaced every second while they change.
+type callsFile string
+
+func (f callsFile) read() (map[string]int64, error) {
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		return nil, fmt.Errorf("read the D-Bus call counts: %w", err)
+	}
+	var n map[string]int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, fmt.Errorf("decode the D-Bus call counts %s: %w", f, err)
+	}
+	return n, nil
+}
+
+// report measures fdtop and the manager and prints one line, then the
+// D-Bus calls fdtop made in the same window, by method, per minute.
+func report(name string, fdtop, manager int, calls callsFile, window time.Duration) error {
+	before, err := calls.read()
+	if err != nil {
+		return err
+	}
 	secs, err := cpu(window, fdtop, manager)
+	if err != nil {
+		return err
+	}
+	time.Sleep(1500 * time.Millisecond) // the counts file is written every second
+	after, err := calls.read()
 	if err != nil {
 		return err
 	}
@@ -135,7 +164,27 @@ func report(name string, fdtop, manager int, window time.Duration) error {
 	w := window.Seconds()
 	fmt.Printf("%-28s fdtop %6.2fs cpu (%5.2f%% of a core)  manager %6.2fs cpu (%5.2f%%)  manager sendmsg %5.0f/min  [window %v]\n",
 		name, secs[0], 100*secs[0]/w, secs[1], 100*secs[1]/w, float64(n)*60/w, window)
+	printCalls(before, after, window)
 	return nil
+}
+
+// printCalls prints the calls made between two counts, per minute of window.
+func printCalls(before, after map[string]int64, window time.Duration) {
+	var names []string
+	var total int64
+	for m, n := range after {
+		if n > before[m] {
+			names = append(names, m)
+			total += n - before[m]
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return after[names[i]]-before[names[i]] > after[names[j]]-before[names[j]] })
+	perMin := func(n int64) float64 { return float64(n) * 60 / window.Seconds() }
+	fmt.Printf("    D-Bus calls by fdtop: %.0f/min", perMin(total))
+	for _, m := range names {
+		fmt.Printf("  %s %.0f", m, perMin(after[m]-before[m]))
+	}
+	fmt.Println()
 }
 
 // tmux runs tmux with args.
@@ -206,19 +255,75 @@ func descendant(pid int, comm string) (int, error) {
 	return 0, fmt.Errorf("no %s under pid %d", comm, pid)
 }
 
+// measureDemo measures `fdtop demo` as a person runs it (its dashboard
+// in tmux: fdtop's figure includes the demo's traffic generators, which
+// run in the same process), then the dashboard alone: `fdtop demo
+// --dashboard=false` runs the sandbox and the generators, and a dashboard
+// started on its manager (`fdtop --address … demo-* demo-plain.service`)
+// is measured by itself.
 func measureDemo(bin string, window, settle time.Duration) error {
+	dir, err := os.MkdirTemp("", "idlecost-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	calls := callsFile(filepath.Join(dir, "calls.json"))
 	session := fmt.Sprintf("idlecost-demo-%d", os.Getpid())
-	pid, stop, err := inTmux(session, bin+" demo", "demo-plain")
+	pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" demo", "demo-plain")
+	if err != nil {
+		return err
+	}
+	mgr, err := descendant(pid, "systemd")
+	if err == nil {
+		time.Sleep(settle)
+		err = report("demo (dashboard+traffic)", pid, mgr, calls, window)
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+
+	// The generators alone, and a dashboard of its own on their manager.
+	demoCmd := exec.Command(bin, "demo", "--dashboard=false")
+	out, err := demoCmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := demoCmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = demoCmd.Process.Signal(os.Interrupt); _ = demoCmd.Wait() }()
+	address := ""
+	sc := bufio.NewScanner(out)
+	for address == "" && sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			if a, ok := strings.CutPrefix(f, "DBUS_SESSION_BUS_ADDRESS="); ok {
+				address = a
+			}
+		}
+	}
+	if address == "" {
+		return errors.New("fdtop demo --dashboard=false never printed its manager's address")
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	mgr, err = descendant(demoCmd.Process.Pid, "systemd")
+	if err != nil {
+		return err
+	}
+	calls = callsFile(filepath.Join(dir, "calls-dashboard.json"))
+	session += "-d"
+	pid, stop, err = inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+address+" demo-* demo-plain.service", "demo-plain")
 	if err != nil {
 		return err
 	}
 	defer stop()
-	mgr, err := descendant(pid, "systemd")
+	time.Sleep(settle)
+	gen, err := cpu(window, demoCmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	time.Sleep(settle)
-	return report("demo dashboard", pid, mgr, window)
+	fmt.Printf("%-28s %6.2fs cpu (%5.2f%% of a core)  [window %v]\n", "demo traffic, no dashboard", gen[0], 100*gen[0]/window.Seconds(), window)
+	return report("demo: dashboard alone", pid, mgr, calls, window)
 }
 
 func measureSandbox(bin string, units, procs, fds int, window, settle time.Duration) error {
@@ -266,26 +371,29 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 	}
 	fmt.Printf("%-28s manager %6.2fs cpu (%5.2f%%)  [window %v]\n", "no fdtop", alone[0], 100*alone[0]/window.Seconds(), window)
 
+	calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls.json"))
 	session := fmt.Sprintf("idlecost-%d", os.Getpid())
-	pid, stop, err := inTmux(session, bin+" --address "+sb.Address, "idle-0000")
+	pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+sb.Address, "idle-0000")
 	if err != nil {
 		return err
 	}
 	time.Sleep(settle)
-	err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, window)
+	err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, calls, window)
 	stop()
 	if err != nil {
 		return err
 	}
 
+	calls = callsFile(filepath.Join(sb.Dir, "idle-cost-calls-watch.json"))
 	w := exec.Command(bin, "watch", "--address", sb.Address)
+	w.Env = append(os.Environ(), "FDTOP_DEBUG_CALLS="+string(calls))
 	w.Stdout, w.Stderr = nil, nil
 	if err := w.Start(); err != nil {
 		return err
 	}
 	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
 	time.Sleep(settle)
-	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, window)
+	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, calls, window)
 }
 
 func countLines(s string) int {
