@@ -154,7 +154,8 @@ func (s *liveSource) current() *inspect.Snapshot {
 func (s *liveSource) Updates() <-chan ui.Update { return s.updates }
 
 // Show implements ui.Source: the units on screen get their counters polled.
-func (s *liveSource) Show(units []string) { s.signals.show(units) }
+// Only the units whose counters can move are polled (inspect.CountersMove).
+func (s *liveSource) Show(units []string) { s.signals.show(inspect.CountersMove(s.current(), units)) }
 
 // Refresh implements ui.Source.
 func (s *liveSource) Refresh() bool {

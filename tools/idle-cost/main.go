@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func main() {
 	fds := flag.Int("fds", 100, "descriptors per loadgen process (with -units)")
 	window := flag.Duration("window", 30*time.Second, "each measuring window")
 	settle := flag.Duration("settle", 10*time.Second, "wait after start before measuring")
+	modes := flag.String("modes", "dashboard,watch", "what to measure on the sandbox (with -units): dashboard, watch or both")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "idle-cost: -fdtop is required")
@@ -51,7 +53,7 @@ func main() {
 	if *units == 0 {
 		err = measureDemo(*bin, *window, *settle)
 	} else {
-		err = measureSandbox(*bin, *units, *procs, *fds, *window, *settle)
+		err = measureSandbox(*bin, *units, *procs, *fds, *window, *settle, strings.Split(*modes, ","))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "idle-cost:", err)
@@ -119,7 +121,13 @@ func sendmsgs(pid int, window time.Duration) (int, error) {
 			return strconv.Atoi(m[1])
 		}
 	}
-	if strings.Contains(string(out), "total") || len(strings.TrimSpace(string(out))) == 0 {
+	rest := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "strace: Process ") {
+			rest += line
+		}
+	}
+	if strings.Contains(rest, "total") || len(strings.TrimSpace(rest)) == 0 {
 		return 0, nil // no sendmsg at all
 	}
 	return 0, fmt.Errorf("strace: unexpected output: %s", out)
@@ -326,7 +334,7 @@ func measureDemo(bin string, window, settle time.Duration) error {
 	return report("demo: dashboard alone", pid, mgr, calls, window)
 }
 
-func measureSandbox(bin string, units, procs, fds int, window, settle time.Duration) error {
+func measureSandbox(bin string, units, procs, fds int, window, settle time.Duration, modes []string) error {
 	ctx := context.Background()
 	sb, err := sandbox.Start(ctx, sandbox.Options{Fdtop: bin})
 	if err != nil {
@@ -371,27 +379,32 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 	}
 	fmt.Printf("%-28s manager %6.2fs cpu (%5.2f%%)  [window %v]\n", "no fdtop", alone[0], 100*alone[0]/window.Seconds(), window)
 
-	calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls.json"))
-	session := fmt.Sprintf("idlecost-%d", os.Getpid())
-	pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+sb.Address, "idle-0000")
-	if err != nil {
-		return err
+	if slices.Contains(modes, "dashboard") {
+		calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls.json"))
+		session := fmt.Sprintf("idlecost-%d", os.Getpid())
+		pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+sb.Address, "idle-0000")
+		if err != nil {
+			return err
+		}
+		time.Sleep(settle)
+		err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, calls, window)
+		stop()
+		if err != nil {
+			return err
+		}
 	}
-	time.Sleep(settle)
-	err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, calls, window)
-	stop()
-	if err != nil {
-		return err
+	if !slices.Contains(modes, "watch") {
+		return nil
 	}
 
-	calls = callsFile(filepath.Join(sb.Dir, "idle-cost-calls-watch.json"))
+	calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls-watch.json"))
 	w := exec.Command(bin, "watch", "--address", sb.Address)
 	w.Env = append(os.Environ(), "FDTOP_DEBUG_CALLS="+string(calls))
 	w.Stdout, w.Stderr = nil, nil
 	if err := w.Start(); err != nil {
 		return err
 	}
-	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
+	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
 	time.Sleep(settle)
 	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, calls, window)
 }
