@@ -1,14 +1,19 @@
 // Command idle-cost measures what fdtop costs while nothing happens: the
 // CPU of fdtop and of the manager it watches (utime+stime from
-// /proc/PID/stat over a window), and the messages the manager sends in
-// that time (strace -c on sendmsg, in a second window of its own so the
-// tracing does not weigh on the CPU figures). Run it through
-// tools/idle-cost.sh, as root.
+// /proc/PID/stat over a window), the D-Bus calls fdtop made in that window
+// by method (dbusclient counts them; fdtop writes them to the file
+// FDTOP_DEBUG_CALLS names), and the messages the manager sends (strace -c
+// on sendmsg, in a second window of its own so the tracing does not weigh
+// on the CPU figures). Run it through tools/idle-cost.sh, as root.
 //
-// -units 0 measures `fdtop demo` (its dashboard in tmux). -units N starts a
-// sandbox manager with N units (half sockets listening on loopback, half
-// their services), holds -procs×-fds descriptors with tools/loadgen, and
-// measures the dashboard (in tmux) and `fdtop watch` on it.
+// -units 0 measures `fdtop demo` as a person runs it (its dashboard in
+// tmux; the figure includes the demo's traffic generators, which run in
+// the same process), then the generators alone (`fdtop demo
+// --dashboard=false`) and a dashboard of its own on their manager. -units
+// N starts a sandbox manager with N units (half sockets listening on unix
+// paths, half their services), holds -procs×-fds descriptors with
+// tools/loadgen, and measures the dashboard (in tmux) and `fdtop watch` on
+// it (-modes picks one).
 package main
 
 import (
@@ -19,6 +24,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,6 +146,9 @@ type callsFile string
 
 func (f callsFile) read() (map[string]int64, error) {
 	b, err := os.ReadFile(string(f))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // an fdtop that does not count them (an older REF)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read the D-Bus call counts: %w", err)
 	}
@@ -178,6 +188,10 @@ func report(name string, fdtop, manager int, calls callsFile, window time.Durati
 
 // printCalls prints the calls made between two counts, per minute of window.
 func printCalls(before, after map[string]int64, window time.Duration) {
+	if after == nil {
+		fmt.Println("    D-Bus calls by fdtop: unknown (this fdtop does not count them)")
+		return
+	}
 	var names []string
 	var total int64
 	for m, n := range after {
@@ -193,6 +207,43 @@ func printCalls(before, after map[string]int64, window time.Duration) {
 		fmt.Printf("  %s %.0f", m, perMin(after[m]-before[m]))
 	}
 	fmt.Println()
+}
+
+// quiet waits settle, then until fdtop (pid) has made no D-Bus call (and,
+// with cpuToo, used at most 3 ticks of CPU) for quietFor: its start-up and
+// the first doctor run are not idle. It waits quietMax at most and says
+// how long it waited.
+func quiet(pid int, calls callsFile, settle time.Duration, cpuToo bool) error {
+	const quietFor, quietMax = 5 * time.Second, 90 * time.Second
+	time.Sleep(settle)
+	start := time.Now()
+	for {
+		c0, err := calls.read()
+		if err != nil {
+			return err
+		}
+		t0, err := ticks(pid)
+		if err != nil {
+			return err
+		}
+		time.Sleep(quietFor)
+		c1, err := calls.read()
+		if err != nil {
+			return err
+		}
+		t1, err := ticks(pid)
+		if err != nil {
+			return err
+		}
+		if maps.Equal(c0, c1) && (!cpuToo || t1-t0 <= 3) {
+			fmt.Printf("    (settled %v after start-up + %v)\n", settle, time.Since(start).Round(time.Second))
+			return nil
+		}
+		if time.Since(start) > quietMax {
+			fmt.Printf("    (never quiet for %v within %v: measuring anyway)\n", quietFor, quietMax)
+			return nil
+		}
+	}
 }
 
 // tmux runs tmux with args.
@@ -283,8 +334,9 @@ func measureDemo(bin string, window, settle time.Duration) error {
 	}
 	mgr, err := descendant(pid, "systemd")
 	if err == nil {
-		time.Sleep(settle)
-		err = report("demo (dashboard+traffic)", pid, mgr, calls, window)
+		if err = quiet(pid, calls, settle, false); err == nil {
+			err = report("demo (dashboard+traffic)", pid, mgr, calls, window)
+		}
 	}
 	stop()
 	if err != nil {
@@ -325,7 +377,9 @@ func measureDemo(bin string, window, settle time.Duration) error {
 		return err
 	}
 	defer stop()
-	time.Sleep(settle)
+	if err := quiet(pid, calls, settle, true); err != nil {
+		return err
+	}
 	gen, err := cpu(window, demoCmd.Process.Pid)
 	if err != nil {
 		return err
@@ -386,8 +440,9 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 		if err != nil {
 			return err
 		}
-		time.Sleep(settle)
-		err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, calls, window)
+		if err = quiet(pid, calls, settle, true); err == nil {
+			err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, calls, window)
+		}
 		stop()
 		if err != nil {
 			return err
@@ -405,7 +460,9 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 		return err
 	}
 	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
-	time.Sleep(settle)
+	if err := quiet(w.Process.Pid, calls, settle, true); err != nil {
+		return err
+	}
 	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, calls, window)
 }
 
