@@ -292,7 +292,11 @@ func (st *loop) catchUp(host bool) error {
 			return err
 		}
 	}
-	if host || moved {
+	if (host || moved) && len(st.tr.Busy()) == 0 {
+		// Not while a handoff is under way: the units as last read may
+		// lag its signals (a new main PID), and the tracker would take
+		// the old process for the service. The counts stay moved until
+		// then.
 		return st.refresh(nil, host, true)
 	}
 	return nil
