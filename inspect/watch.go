@@ -100,6 +100,8 @@ type loop struct {
 	pidUnit  map[int]string  // the unit of each of those processes ("" for the manager)
 	stores   []string        // the services with an fd store
 	scopeNew bool            // a scope appeared (a login) since the last host-wide pass
+	lastJob  time.Time       // when a job was last seen (signalled, or under way at an interval)
+	interval time.Duration
 }
 
 func (w *Watcher) now() time.Time {
@@ -124,22 +126,18 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if fullEvery == 0 {
 		fullEvery = 10
 	}
-	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}}
+	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval}
 	defer st.stopProbes()
 	if err := st.refresh(nil, true, false); err != nil {
 		return err
 	}
-	// The counters of the units in a job are polled every fast interval;
-	// of those only waiting for their start (after a stop), every interval.
-	pollEvery := func() time.Duration {
-		if len(st.tr.Hot()) > 0 {
-			return fast
-		}
-		return interval
-	}
+	// The counters of the units in a handoff that can move are polled every
+	// fast interval. (Polling those only waiting for their start at the
+	// interval instead restarted the poll at every job and cost true
+	// verdicts in TestBackToBackVerdicts on 254.)
 	watchList := func() []string { return CountersMove(st.tr.Last(), st.tr.WatchList()) }
-	watched, every := watchList(), pollEvery()
-	w.Events.Watch(watched, every)
+	watched := watchList()
+	w.Events.Watch(watched, fast)
 
 	slow := time.NewTicker(interval)
 	defer slow.Stop()
@@ -208,10 +206,10 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			fastT.Stop()
 			fastC = nil
 		}
-		if list, e := watchList(), pollEvery(); !slices.Equal(list, watched) || e != every {
+		if list := watchList(); !slices.Equal(list, watched) {
 			// Only on change: a new watch list reports every counter anew.
-			watched, every = list, e
-			w.Events.Watch(watched, every)
+			watched = list
+			w.Events.Watch(watched, fast)
 		}
 	}
 }
@@ -258,8 +256,10 @@ func (st *loop) note(ev dbusclient.Event) {
 		unit = e.Unit // one the picture lacks is no loss to it
 	case dbusclient.JobNew:
 		unit, lacking = e.Unit, true
+		st.lastJob = st.w.now()
 	case dbusclient.JobRemoved:
 		unit, lacking = e.Unit, true
+		st.lastJob = st.w.now()
 	case dbusclient.Overflow, dbusclient.Reconnected:
 		st.needLoad = true
 		return
@@ -292,11 +292,16 @@ func (st *loop) catchUp(host bool) error {
 			return err
 		}
 	}
-	if (host || moved) && len(st.tr.Busy()) == 0 {
-		// Not while a handoff is under way: the units as last read may
-		// lag its signals (a new main PID), and the tracker would take
-		// the old process for the service. The counts stay moved until
-		// then.
+	now := st.w.now()
+	if len(st.tr.Busy()) > 0 {
+		st.lastJob = now
+	}
+	if (host || moved) && now.Sub(st.lastJob) >= st.interval {
+		// Not while jobs come and go, nor for an interval after: the
+		// units as last read may lag their signals (a new main PID), or
+		// show a main process already handing its connections to the
+		// store for the next job, and the tracker would take that for the
+		// service before its job. The counts stay moved until then.
 		return st.refresh(nil, host, true)
 	}
 	return nil
