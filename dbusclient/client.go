@@ -164,6 +164,7 @@ type Client struct {
 
 	jobs    jobTracker
 	calls   atomic.Int64 // method calls sent for reads, for benchmarks
+	byName  callCounts   // the same, by method (CallCounts)
 	closed  chan struct{}
 	closing sync.Once
 	wg      sync.WaitGroup
@@ -616,6 +617,7 @@ func processGone(pid int) bool {
 // refuses or resets the connection (a daemon-reexec), as Connect does.
 func (c *Client) run(ctx context.Context, calls []*call) error {
 	c.calls.Add(int64(len(calls)))
+	c.byName.add(calls)
 	var err error
 	start := time.Now()
 	wait := backoffMin

@@ -608,21 +608,27 @@ func (c *Client) FDStore(ctx context.Context, service string) (FDStore, error) {
 // loaded (others are skipped, not loaded): NConnections, NAccepted and
 // NRefused of sockets, NFileDescriptorStore of services.
 func (c *Client) Counters(ctx context.Context, units []string) (map[string]Counters, error) {
-	var patterns []string
-	if len(units) <= 64 {
-		for _, u := range units {
-			patterns = append(patterns, exactPattern(u))
+	// Exact patterns, at most 64 a call: only these units are listed
+	// (listing every unit on each poll costs the manager more than the
+	// reads), and a unit that is not loaded is not loaded by asking.
+	var lists []*call
+	for chunk := range slices.Chunk(units, 64) {
+		patterns := make([]string, len(chunk))
+		for i, u := range chunk {
+			patterns[i] = exactPattern(u)
 		}
-	} else {
-		patterns = []string{"*.socket", "*.service"}
+		lists = append(lists, listCall(nil, patterns))
 	}
-	ls := listCall(nil, patterns)
-	if err := c.call1(ctx, ls); err != nil {
+	if err := c.run(ctx, lists); err != nil {
 		return nil, err
 	}
-	loaded, err := ls.units()
-	if err != nil {
-		return nil, err
+	var loaded []unitStatus
+	for _, ls := range lists {
+		us, err := ls.units()
+		if err != nil {
+			return nil, err
+		}
+		loaded = append(loaded, us...)
 	}
 	want := map[string]bool{}
 	for _, u := range units {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -42,6 +43,18 @@ type Builder struct {
 	// restart of the service.
 	outsideMu sync.Mutex
 	outside   []int
+
+	cacheMu sync.Mutex
+	cache   *unitsRead // the units as last read in full, patched by the limited reads since
+}
+
+// unitsRead is what one snapshot read from the manager: the units, their
+// fd stores and the manager's processes.
+type unitsRead struct {
+	st          *dbusclient.State
+	stores      map[string]dbusclient.FDStore
+	managerPIDs []int
+	unmatched   []string
 }
 
 // outsidePIDs returns the holders the last full scan found outside the units.
@@ -76,19 +89,89 @@ type SnapshotOptions struct {
 	// FullScan scans every process of the host (finds holders outside the
 	// units); otherwise only the manager's and the units' processes.
 	FullScan bool
+	// Cached takes the units from what the Builder last read of every unit,
+	// with the units read by the limited snapshots since put in, and asks
+	// the manager nothing: only /proc is read again. For a caller that
+	// follows the manager's signals and reads every unit they name (a
+	// Watcher): the units are then as fresh as the signals. Without a full
+	// read yet (or with Units set), the manager is read as usual. With
+	// FullScan, processes outside the units whose start time and
+	// descriptor count are unchanged keep the descriptors an earlier full
+	// scan read (procfs.ScanOptions.ReuseFDs).
+	Cached bool
 }
 
 // Snapshot takes one joined snapshot.
 func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot, error) {
-	patterns := b.Patterns
-	if len(opts.Units) > 0 {
-		patterns = socketPatterns(opts.Units)
+	var r *unitsRead
+	if opts.Cached && len(opts.Units) == 0 {
+		r = b.cached()
 	}
-	st, err := b.Systemd.Load(ctx, patterns, b.All || len(opts.Units) > 0)
+	if r == nil {
+		var err error
+		if r, err = b.read(ctx, opts.Units); err != nil {
+			return nil, err
+		}
+		b.remember(r, opts.Units)
+	}
+	st := r.st
+
+	start := time.Now()
+	var scan *procfs.Scan
+	var err error
+	pids := append(append([]int(nil), r.managerPIDs...), b.outsidePIDs()...)
+	for _, s := range st.Services {
+		if s.MainPID != 0 {
+			pids = append(pids, int(s.MainPID))
+		}
+		for _, p := range s.Processes {
+			pids = append(pids, int(p.PID))
+		}
+	}
+	pids = dedupe(pids)
+	if opts.FullScan {
+		// A host-wide pass of a follower (Cached) reads again only the
+		// processes that changed, and the units' and the manager's.
+		scan, err = b.Kernel.Scan(ctx, procfs.ScanOptions{ReuseFDs: opts.Cached, FreshPIDs: pids})
+	} else {
+		scan, err = b.Kernel.ScanPIDs(ctx, pids, procfs.ScanOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan /proc: %w", err)
+	}
+	hostname, root := b.host.get()
+	snap := Join(JoinInput{
+		Time:         time.Now(),
+		Manager:      b.manager(),
+		ManagerPIDs:  r.managerPIDs,
+		State:        st,
+		Stores:       r.stores,
+		Scan:         scan,
+		ScanDuration: time.Since(start),
+		Hostname:     hostname,
+	})
+	snap.Host.Root = root
+	if opts.FullScan {
+		b.noteOutside(snap)
+	}
+	if len(opts.Units) == 0 {
+		snap.Unmatched = r.unmatched
+	}
+	return snap, nil
+}
+
+// read asks the manager for the units (all, or those named), their fd
+// stores and its own processes.
+func (b *Builder) read(ctx context.Context, units []string) (*unitsRead, error) {
+	patterns := b.Patterns
+	if len(units) > 0 {
+		patterns = socketPatterns(units)
+	}
+	st, err := b.Systemd.Load(ctx, patterns, b.All || len(units) > 0)
 	if err != nil {
 		return nil, fmt.Errorf("load units: %w", err)
 	}
-	if extra := b.extraServices(st, opts.Units); len(extra) > 0 {
+	if extra := b.extraServices(st, units); len(extra) > 0 {
 		more, err := b.Systemd.ListServices(ctx, extra)
 		if err != nil {
 			return nil, fmt.Errorf("load services: %w", err)
@@ -103,7 +186,7 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 			}
 		}
 	}
-	filterServices(st, append(append([]string(nil), b.Patterns...), b.ExtraServices...), opts.Units)
+	filterServices(st, append(append([]string(nil), b.Patterns...), b.ExtraServices...), units)
 
 	mgr, err := b.Systemd.Processes(ctx, "init.scope")
 	if err != nil && b.Scope == "system" {
@@ -111,66 +194,106 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	} else if err != nil {
 		return nil, fmt.Errorf("find the manager's process: %w", err)
 	}
-	var managerPIDs []int
+	r := &unitsRead{st: st, stores: map[string]dbusclient.FDStore{}}
 	for _, p := range mgr {
-		managerPIDs = append(managerPIDs, int(p.PID))
+		r.managerPIDs = append(r.managerPIDs, int(p.PID))
 	}
 
-	stores := map[string]dbusclient.FDStore{}
 	feats := b.Systemd.Features()
 	for _, s := range st.Services {
 		if s.FDStoreMax == 0 {
 			continue
 		}
 		if s.NFDStore == 0 || !feats.FDStoreDump {
-			stores[s.Name] = dbusclient.FDStore{Service: s.Name, Max: s.FDStoreMax, Count: s.NFDStore, Preserve: s.FDStorePreserve, Listed: feats.FDStoreDump}
+			r.stores[s.Name] = dbusclient.FDStore{Service: s.Name, Max: s.FDStoreMax, Count: s.NFDStore, Preserve: s.FDStorePreserve, Listed: feats.FDStoreDump}
 			continue
 		}
 		fs, err := b.Systemd.FDStore(ctx, s.Name)
 		if err != nil {
 			return nil, fmt.Errorf("fd store of %s: %w", s.Name, err)
 		}
-		stores[s.Name] = fs
+		r.stores[s.Name] = fs
 	}
+	if len(units) == 0 {
+		r.unmatched = unmatched(b.Patterns, st)
+	}
+	return r, nil
+}
 
-	start := time.Now()
-	var scan *procfs.Scan
-	if opts.FullScan {
-		scan, err = b.Kernel.Scan(ctx, procfs.ScanOptions{})
-	} else {
-		pids := append(append([]int(nil), managerPIDs...), b.outsidePIDs()...)
-		for _, s := range st.Services {
-			if s.MainPID != 0 {
-				pids = append(pids, int(s.MainPID))
-			}
-			for _, p := range s.Processes {
-				pids = append(pids, int(p.PID))
+// cached is a copy of the units as last read (nil before a read of every
+// unit), safe to hand to Join.
+func (b *Builder) cached() *unitsRead {
+	b.cacheMu.Lock()
+	defer b.cacheMu.Unlock()
+	if b.cache == nil {
+		return nil
+	}
+	c := b.cache
+	return &unitsRead{
+		st:          &dbusclient.State{Sockets: slices.Clone(c.st.Sockets), Services: slices.Clone(c.st.Services)},
+		stores:      maps.Clone(c.stores),
+		managerPIDs: slices.Clone(c.managerPIDs),
+		unmatched:   slices.Clone(c.unmatched),
+	}
+}
+
+// remember keeps a read of every unit for Cached snapshots, or puts the
+// units a limited read saw (units) into the one kept: those read replace
+// theirs, those asked for and not returned are gone from it.
+func (b *Builder) remember(r *unitsRead, units []string) {
+	b.cacheMu.Lock()
+	defer b.cacheMu.Unlock()
+	if len(units) == 0 {
+		c := *r
+		c.st = &dbusclient.State{Sockets: slices.Clone(r.st.Sockets), Services: slices.Clone(r.st.Services)}
+		c.stores = maps.Clone(r.stores)
+		b.cache = &c
+		return
+	}
+	if b.cache == nil {
+		return
+	}
+	old := b.cache
+	drop := map[string]bool{}
+	for _, u := range units {
+		drop[u] = true
+	}
+	for _, s := range r.st.Sockets {
+		drop[s.Name] = true
+	}
+	for _, s := range r.st.Services {
+		drop[s.Name] = true
+	}
+	c := &unitsRead{st: &dbusclient.State{}, stores: map[string]dbusclient.FDStore{}, managerPIDs: slices.Clone(r.managerPIDs), unmatched: old.unmatched}
+	for _, s := range old.st.Sockets {
+		if !drop[s.Name] {
+			c.st.Sockets = append(c.st.Sockets, s)
+		}
+	}
+	for _, s := range r.st.Sockets {
+		// A limited read includes inactive sockets; a read of every unit
+		// shows them only with All (or while a job is queued).
+		if b.All || s.ActiveState != "inactive" || s.JobID != 0 {
+			c.st.Sockets = append(c.st.Sockets, s)
+		}
+	}
+	for _, s := range old.st.Services {
+		if !drop[s.Name] {
+			c.st.Services = append(c.st.Services, s)
+			if fs, ok := old.stores[s.Name]; ok {
+				c.stores[s.Name] = fs
 			}
 		}
-		scan, err = b.Kernel.ScanPIDs(ctx, dedupe(pids), procfs.ScanOptions{})
 	}
-	if err != nil {
-		return nil, fmt.Errorf("scan /proc: %w", err)
+	for _, s := range r.st.Services {
+		c.st.Services = append(c.st.Services, s)
+		if fs, ok := r.stores[s.Name]; ok {
+			c.stores[s.Name] = fs
+		}
 	}
-	hostname, root := b.host.get()
-	snap := Join(JoinInput{
-		Time:         time.Now(),
-		Manager:      b.manager(),
-		ManagerPIDs:  managerPIDs,
-		State:        st,
-		Stores:       stores,
-		Scan:         scan,
-		ScanDuration: time.Since(start),
-		Hostname:     hostname,
-	})
-	snap.Host.Root = root
-	if opts.FullScan {
-		b.noteOutside(snap)
-	}
-	if len(opts.Units) == 0 {
-		snap.Unmatched = unmatched(b.Patterns, st)
-	}
-	return snap, nil
+	sort.Slice(c.st.Sockets, func(i, j int) bool { return c.st.Sockets[i].Name < c.st.Sockets[j].Name })
+	sort.Slice(c.st.Services, func(i, j int) bool { return c.st.Services[i].Name < c.st.Services[j].Name })
+	b.cache = c
 }
 
 // unmatched lists the patterns no socket unit, service or Accept=yes

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/fdtop/fdtop/dbusclient"
@@ -157,4 +158,29 @@ func sameSocketHead(a, b SocketUnit) bool {
 func sameServiceHead(a, b Service) bool {
 	return a.ActiveState == b.ActiveState && a.SubState == b.SubState && a.Result == b.Result &&
 		a.StatusText == b.StatusText && a.NRestarts == b.NRestarts && a.FDStoreCount == b.FDStoreCount && a.MainPID == b.MainPID
+}
+
+// CountersMove keeps the units whose never-signalling counters can move:
+// socket units with Accept=yes (systemd counts connections, accepted and
+// refused ones only where it accepts them itself) and services with an fd
+// store (FileDescriptorStoreMax > 0). A unit snap does not hold is kept:
+// what it is is unknown. Polling the others would only ever read the same
+// values.
+func CountersMove(snap *Snapshot, units []string) []string {
+	if snap == nil {
+		return units
+	}
+	out := make([]string, 0, len(units))
+	for _, u := range units {
+		keep := true
+		if i := slices.IndexFunc(snap.Sockets, func(su SocketUnit) bool { return su.Unit == u }); i >= 0 {
+			keep = snap.Sockets[i].Accept
+		} else if i := slices.IndexFunc(snap.Services, func(s Service) bool { return s.Unit == u }); i >= 0 {
+			keep = snap.Services[i].FDStoreMax > 0
+		}
+		if keep {
+			out = append(out, u)
+		}
+	}
+	return out
 }

@@ -20,6 +20,7 @@ type FS struct {
 	// (which always describes the live kernel) may be used.
 	live  bool
 	cache *socketCache
+	fdt   *fdTables
 }
 
 // New returns an FS rooted at root, usually "/proc". A root that is not a
@@ -38,7 +39,7 @@ func New(root string) (FS, error) {
 	if err := unix.Statfs(root, &sfs); err == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
 		live = true
 	}
-	return FS{root: filepath.Clean(root), live: live, cache: newSocketCache()}, nil
+	return FS{root: filepath.Clean(root), live: live, cache: newSocketCache(), fdt: newFDTables()}, nil
 }
 
 // Root returns the directory the FS reads from.

@@ -25,6 +25,76 @@ type ScanOptions struct {
 	NoSockets bool
 	// Workers is the number of concurrent /proc walkers; 0 means GOMAXPROCS.
 	Workers int
+	// ReuseFDs lets a full scan (Scan) take a process's descriptors and
+	// handoff environment from an earlier full scan instead of reading
+	// them again, when the process has the same start time and the same
+	// number of descriptors (the kernel's count, one stat) and was read
+	// in full less than ReuseScans full scans ago: what a host-wide pass
+	// repeated every minute costs is then mostly one stat per process. A
+	// descriptor replaced by another under the same count is seen at the
+	// latest ReuseScans scans later. FreshPIDs are always read. It takes
+	// effect on the live procfs only, without FDInfo.
+	ReuseFDs bool
+	// FreshPIDs are the processes a ReuseFDs scan reads in full anyway
+	// (those shown in detail).
+	FreshPIDs []int
+}
+
+// ReuseScans bounds how many full scans in a row may take a process's
+// descriptors from an earlier one (ScanOptions.ReuseFDs).
+const ReuseScans = 10
+
+// fdTables keeps the descriptors full scans read, per process, for
+// ScanOptions.ReuseFDs.
+type fdTables struct {
+	mu   sync.Mutex
+	scan int // full scans so far
+	by   map[int]fdTable
+}
+
+type fdTable struct {
+	start   uint64
+	count   int
+	readAt  int // the scan that read it
+	fds     []FD
+	handoff *HandoffEnv
+}
+
+func newFDTables() *fdTables { return &fdTables{by: map[int]fdTable{}} }
+
+func (t *fdTables) get(pid int, start uint64, count, scan int) (fdTable, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.by[pid]
+	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans {
+		return fdTable{}, false
+	}
+	return e, true
+}
+
+func (t *fdTables) put(pid int, e fdTable) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.by[pid] = e
+}
+
+// next starts a full scan and returns its number.
+func (t *fdTables) next() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scan++
+	return t.scan
+}
+
+// keep forgets the processes a full scan did not find.
+func (t *fdTables) keep(seen map[int]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for pid := range t.by {
+		if !seen[pid] {
+			delete(t.by, pid)
+		}
+	}
 }
 
 // Scan is the result of a scan. It is shared with the FS's socket cache:
@@ -169,6 +239,16 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		}()
 	}
 
+	// Descriptor tables a full scan may take from the earlier ones.
+	// Every full scan of the live procfs keeps what it read for them.
+	var reuse *reuseScan
+	if full && !opts.FDInfo && p.live && p.fdt != nil {
+		reuse = &reuseScan{t: p.fdt, scan: p.fdt.next(), use: opts.ReuseFDs, fresh: map[int]bool{}}
+		for _, pid := range opts.FreshPIDs {
+			reuse.fresh[pid] = true
+		}
+	}
+
 	results := make([]procResult, len(pids))
 	workers := opts.Workers
 	if workers <= 0 {
@@ -187,7 +267,7 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 				if i >= len(pids) || ctx.Err() != nil {
 					return
 				}
-				results[i] = r.scanProcess(pids[i], opts.FDInfo)
+				results[i] = r.scanProcess(pids[i], opts.FDInfo, reuse)
 			}
 		}()
 	}
@@ -210,6 +290,13 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		}
 	}
 	results = nil
+	if reuse != nil {
+		seen := make(map[int]bool, len(res.Processes))
+		for i := range res.Processes {
+			seen[res.Processes[i].PID] = true
+		}
+		reuse.t.keep(seen)
+	}
 	slices.SortFunc(res.Processes, func(a, b Process) int { return a.PID - b.PID })
 	if opts.NoSockets {
 		res.Sockets = map[uint64]Socket{}
@@ -245,8 +332,18 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	return res, nil
 }
 
-// scanProcess reads one process, its descriptors and handoff environment.
-func (r *procReader) scanProcess(pid int, withInfo bool) procResult {
+// reuseScan is one full scan taking descriptor tables from earlier ones.
+type reuseScan struct {
+	t     *fdTables
+	scan  int
+	use   bool         // take the tables (else only keep them)
+	fresh map[int]bool // read in full anyway
+}
+
+// scanProcess reads one process, its descriptors and handoff environment;
+// with reuse, those are kept for later full scans, or taken from an earlier
+// one where the process is unchanged (ScanOptions.ReuseFDs).
+func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procResult {
 	op, gone, err := r.readProcess(pid)
 	if gone {
 		return procResult{}
@@ -260,6 +357,17 @@ func (r *procReader) scanProcess(pid int, withInfo bool) procResult {
 	defer unix.Close(op.dirfd)
 	out := procResult{ok: true}
 	proc := op.Process
+	count := -1
+	if reuse != nil && !proc.Kernel {
+		var st unix.Stat_t
+		if err := unix.Fstatat(op.dirfd, "fd", &st, 0); err == nil && st.Size > 0 {
+			count = int(st.Size)
+			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan); ok && reuse.use && !reuse.fresh[pid] {
+				proc.FDs, proc.Handoff = e.fds, e.handoff
+				return procResult{ok: true, proc: proc}
+			}
+		}
+	}
 	if !proc.Kernel {
 		fds, err := r.readFDs(pid, op.dirfd, withInfo, nil)
 		switch {
@@ -286,6 +394,9 @@ func (r *procReader) scanProcess(pid int, withInfo bool) procResult {
 	}
 	out.denied = proc.Denied
 	out.proc = proc
+	if count >= 0 && out.err == nil && !proc.Denied {
+		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff})
+	}
 	return out
 }
 

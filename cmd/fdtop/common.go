@@ -109,6 +109,9 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 		}
 		return nil, nil, fmt.Errorf("no system manager answers (systemd is not PID 1 here?); try 'fdtop --user', or 'fdtop demo' for a private manager: %v", err)
 	}
+	if p := os.Getenv("FDTOP_DEBUG_CALLS"); p != "" {
+		go writeCallCounts(ctx, client, p) // tools/idle-cost: D-Bus calls by method
+	}
 	scope := m.scope()
 	if m.address != "" {
 		// An explicit address is labelled by what answers there, not by

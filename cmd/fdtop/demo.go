@@ -127,8 +127,7 @@ func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	src.withDemo(d)
-	return ui.Run(ctx, src, ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
+	return ui.Run(ctx, src.withDemo(d), ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
 }
 
 // startTraffic starts one generator per mode: a few connections each,

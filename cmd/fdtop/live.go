@@ -154,7 +154,8 @@ func (s *liveSource) current() *inspect.Snapshot {
 func (s *liveSource) Updates() <-chan ui.Update { return s.updates }
 
 // Show implements ui.Source: the units on screen get their counters polled.
-func (s *liveSource) Show(units []string) { s.signals.show(units) }
+// Only the units whose counters can move are polled (inspect.CountersMove).
+func (s *liveSource) Show(units []string) { s.signals.show(inspect.CountersMove(s.current(), units)) }
 
 // Refresh implements ui.Source.
 func (s *liveSource) Refresh() bool {
@@ -275,8 +276,14 @@ func (s *liveSource) probeTargets(ctx context.Context, unit string) (targets []s
 	return out, service
 }
 
+// demoSource is the live model of `fdtop demo`: with the traffic
+// generators' counters (ui.DemoSource), which the dashboard reads every
+// fast interval. Only the demo has them: another dashboard has nothing to
+// read so often.
+type demoSource struct{ *liveSource }
+
 // DemoCounters implements ui.DemoSource for `fdtop demo`.
-func (s *liveSource) DemoCounters() map[string]ui.DemoCounters {
+func (s demoSource) DemoCounters() map[string]ui.DemoCounters {
 	out := map[string]ui.DemoCounters{}
 	for svc, g := range s.traffic {
 		st := g.Stats()
@@ -289,14 +296,16 @@ func (s *liveSource) DemoCounters() map[string]ui.DemoCounters {
 	return out
 }
 
-// withDemo adds the demo's traffic generators to a liveSource.
-func (s *liveSource) withDemo(env *demoEnv) {
+// withDemo adds the demo's traffic generators to a liveSource and returns
+// it as the demo's source.
+func (s *liveSource) withDemo(env *demoEnv) demoSource {
 	s.traffic = map[string]*traffic.Generator{}
 	s.conns = map[string]int{}
 	for m, g := range env.traffic {
 		s.traffic[m.Service()] = g
 		s.conns[m.Service()] = demoConns
 	}
+	return demoSource{s}
 }
 
 // modelSignals is the live model's subscription to the manager: every

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/procfs"
@@ -233,4 +235,32 @@ func rssKB() int {
 		}
 	}
 	return 0
+}
+
+// writeCallCounts keeps path holding the client's read calls by method as
+// one JSON object (replaced every second while they change), until ctx
+// ends: tools/idle-cost reads it before and after its window.
+func writeCallCounts(ctx context.Context, client *dbusclient.Client, path string) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last map[string]int64
+	for {
+		if n := client.CallCounts(); last == nil || !maps.Equal(n, last) {
+			last = n
+			if last == nil {
+				last = map[string]int64{}
+			}
+			if b, err := json.Marshal(last); err == nil {
+				tmp := path + ".tmp"
+				if os.WriteFile(tmp, b, 0o644) == nil {
+					_ = os.Rename(tmp, path)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

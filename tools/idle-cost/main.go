@@ -1,26 +1,37 @@
 // Command idle-cost measures what fdtop costs while nothing happens: the
 // CPU of fdtop and of the manager it watches (utime+stime from
-// /proc/PID/stat over a window), and the messages the manager sends in
-// that time (strace -c on sendmsg, in a second window of its own so the
-// tracing does not weigh on the CPU figures). Run it through
-// tools/idle-cost.sh, as root.
+// /proc/PID/stat over a window), the D-Bus calls fdtop made in that window
+// by method (dbusclient counts them; fdtop writes them to the file
+// FDTOP_DEBUG_CALLS names), and the messages the manager sends (strace -c
+// on sendmsg, in a second window of its own so the tracing does not weigh
+// on the CPU figures). Run it through tools/idle-cost.sh, as root.
 //
-// -units 0 measures `fdtop demo` (its dashboard in tmux). -units N starts a
-// sandbox manager with N units (half sockets listening on loopback, half
-// their services), holds -procs×-fds descriptors with tools/loadgen, and
-// measures the dashboard (in tmux) and `fdtop watch` on it.
+// -units 0 measures `fdtop demo` as a person runs it (its dashboard in
+// tmux; the figure includes the demo's traffic generators, which run in
+// the same process), then the generators alone (`fdtop demo
+// --dashboard=false`) and a dashboard of its own on their manager. -units
+// N starts a sandbox manager with N units (half sockets listening on unix
+// paths, half their services), holds -procs×-fds descriptors with
+// tools/loadgen, and measures the dashboard (in tmux) and `fdtop watch` on
+// it (-modes picks one).
 package main
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +47,7 @@ func main() {
 	fds := flag.Int("fds", 100, "descriptors per loadgen process (with -units)")
 	window := flag.Duration("window", 30*time.Second, "each measuring window")
 	settle := flag.Duration("settle", 10*time.Second, "wait after start before measuring")
+	modes := flag.String("modes", "dashboard,watch", "what to measure on the sandbox (with -units): dashboard, watch or both")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "idle-cost: -fdtop is required")
@@ -48,7 +60,7 @@ func main() {
 	if *units == 0 {
 		err = measureDemo(*bin, *window, *settle)
 	} else {
-		err = measureSandbox(*bin, *units, *procs, *fds, *window, *settle)
+		err = measureSandbox(*bin, *units, *procs, *fds, *window, *settle, strings.Split(*modes, ","))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "idle-cost:", err)
@@ -116,15 +128,50 @@ func sendmsgs(pid int, window time.Duration) (int, error) {
 			return strconv.Atoi(m[1])
 		}
 	}
-	if strings.Contains(string(out), "total") || len(strings.TrimSpace(string(out))) == 0 {
+	rest := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "strace: Process ") {
+			rest += line
+		}
+	}
+	if strings.Contains(rest, "total") || len(strings.TrimSpace(rest)) == 0 {
 		return 0, nil // no sendmsg at all
 	}
 	return 0, fmt.Errorf("strace: unexpected output: %s", out)
 }
 
-// report measures fdtop and the manager and prints one line.
-func report(name string, fdtop, manager int, window time.Duration) error {
+// callsFile is where the fdtop being measured keeps its D-Bus read calls
+// by method (FDTOP_DEBUG_CALLS), replaced every second while they change.
+type callsFile string
+
+func (f callsFile) read() (map[string]int64, error) {
+	b, err := os.ReadFile(string(f))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // an fdtop that does not count them (an older REF)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the D-Bus call counts: %w", err)
+	}
+	var n map[string]int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, fmt.Errorf("decode the D-Bus call counts %s: %w", f, err)
+	}
+	return n, nil
+}
+
+// report measures fdtop and the manager and prints one line, then the
+// D-Bus calls fdtop made in the same window, by method, per minute.
+func report(name string, fdtop, manager int, calls callsFile, window time.Duration) error {
+	before, err := calls.read()
+	if err != nil {
+		return err
+	}
 	secs, err := cpu(window, fdtop, manager)
+	if err != nil {
+		return err
+	}
+	time.Sleep(1500 * time.Millisecond) // the counts file is written every second
+	after, err := calls.read()
 	if err != nil {
 		return err
 	}
@@ -135,7 +182,68 @@ func report(name string, fdtop, manager int, window time.Duration) error {
 	w := window.Seconds()
 	fmt.Printf("%-28s fdtop %6.2fs cpu (%5.2f%% of a core)  manager %6.2fs cpu (%5.2f%%)  manager sendmsg %5.0f/min  [window %v]\n",
 		name, secs[0], 100*secs[0]/w, secs[1], 100*secs[1]/w, float64(n)*60/w, window)
+	printCalls(before, after, window)
 	return nil
+}
+
+// printCalls prints the calls made between two counts, per minute of window.
+func printCalls(before, after map[string]int64, window time.Duration) {
+	if after == nil {
+		fmt.Println("    D-Bus calls by fdtop: unknown (this fdtop does not count them)")
+		return
+	}
+	var names []string
+	var total int64
+	for m, n := range after {
+		if n > before[m] {
+			names = append(names, m)
+			total += n - before[m]
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return after[names[i]]-before[names[i]] > after[names[j]]-before[names[j]] })
+	perMin := func(n int64) float64 { return float64(n) * 60 / window.Seconds() }
+	fmt.Printf("    D-Bus calls by fdtop: %.0f/min", perMin(total))
+	for _, m := range names {
+		fmt.Printf("  %s %.0f", m, perMin(after[m]-before[m]))
+	}
+	fmt.Println()
+}
+
+// quiet waits settle, then until fdtop (pid) has made no D-Bus call (and,
+// with cpuToo, used at most 3 ticks of CPU) for quietFor: its start-up and
+// the first doctor run are not idle. It waits quietMax at most and says
+// how long it waited.
+func quiet(pid int, calls callsFile, settle time.Duration, cpuToo bool) error {
+	const quietFor, quietMax = 5 * time.Second, 90 * time.Second
+	time.Sleep(settle)
+	start := time.Now()
+	for {
+		c0, err := calls.read()
+		if err != nil {
+			return err
+		}
+		t0, err := ticks(pid)
+		if err != nil {
+			return err
+		}
+		time.Sleep(quietFor)
+		c1, err := calls.read()
+		if err != nil {
+			return err
+		}
+		t1, err := ticks(pid)
+		if err != nil {
+			return err
+		}
+		if maps.Equal(c0, c1) && (!cpuToo || t1-t0 <= 3) {
+			fmt.Printf("    (settled %v after start-up + %v)\n", settle, time.Since(start).Round(time.Second))
+			return nil
+		}
+		if time.Since(start) > quietMax {
+			fmt.Printf("    (never quiet for %v within %v: measuring anyway)\n", quietFor, quietMax)
+			return nil
+		}
+	}
 }
 
 // tmux runs tmux with args.
@@ -206,22 +314,81 @@ func descendant(pid int, comm string) (int, error) {
 	return 0, fmt.Errorf("no %s under pid %d", comm, pid)
 }
 
+// measureDemo measures `fdtop demo` as a person runs it (its dashboard
+// in tmux: fdtop's figure includes the demo's traffic generators, which
+// run in the same process), then the dashboard alone: `fdtop demo
+// --dashboard=false` runs the sandbox and the generators, and a dashboard
+// started on its manager (`fdtop --address … demo-* demo-plain.service`)
+// is measured by itself.
 func measureDemo(bin string, window, settle time.Duration) error {
+	dir, err := os.MkdirTemp("", "idlecost-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	calls := callsFile(filepath.Join(dir, "calls.json"))
 	session := fmt.Sprintf("idlecost-demo-%d", os.Getpid())
-	pid, stop, err := inTmux(session, bin+" demo", "demo-plain")
+	pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" demo", "demo-plain")
+	if err != nil {
+		return err
+	}
+	mgr, err := descendant(pid, "systemd")
+	if err == nil {
+		if err = quiet(pid, calls, settle, false); err == nil {
+			err = report("demo (dashboard+traffic)", pid, mgr, calls, window)
+		}
+	}
+	stop()
+	if err != nil {
+		return err
+	}
+
+	// The generators alone, and a dashboard of its own on their manager.
+	demoCmd := exec.Command(bin, "demo", "--dashboard=false")
+	out, err := demoCmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := demoCmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = demoCmd.Process.Signal(os.Interrupt); _ = demoCmd.Wait() }()
+	address := ""
+	sc := bufio.NewScanner(out)
+	for address == "" && sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			if a, ok := strings.CutPrefix(f, "DBUS_SESSION_BUS_ADDRESS="); ok {
+				address = a
+			}
+		}
+	}
+	if address == "" {
+		return errors.New("fdtop demo --dashboard=false never printed its manager's address")
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	mgr, err = descendant(demoCmd.Process.Pid, "systemd")
+	if err != nil {
+		return err
+	}
+	calls = callsFile(filepath.Join(dir, "calls-dashboard.json"))
+	session += "-d"
+	pid, stop, err = inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+address+" demo-* demo-plain.service", "demo-plain")
 	if err != nil {
 		return err
 	}
 	defer stop()
-	mgr, err := descendant(pid, "systemd")
+	if err := quiet(pid, calls, settle, true); err != nil {
+		return err
+	}
+	gen, err := cpu(window, demoCmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	time.Sleep(settle)
-	return report("demo dashboard", pid, mgr, window)
+	fmt.Printf("%-28s %6.2fs cpu (%5.2f%% of a core)  [window %v]\n", "demo traffic, no dashboard", gen[0], 100*gen[0]/window.Seconds(), window)
+	return report("demo: dashboard alone", pid, mgr, calls, window)
 }
 
-func measureSandbox(bin string, units, procs, fds int, window, settle time.Duration) error {
+func measureSandbox(bin string, units, procs, fds int, window, settle time.Duration, modes []string) error {
 	ctx := context.Background()
 	sb, err := sandbox.Start(ctx, sandbox.Options{Fdtop: bin})
 	if err != nil {
@@ -266,26 +433,37 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 	}
 	fmt.Printf("%-28s manager %6.2fs cpu (%5.2f%%)  [window %v]\n", "no fdtop", alone[0], 100*alone[0]/window.Seconds(), window)
 
-	session := fmt.Sprintf("idlecost-%d", os.Getpid())
-	pid, stop, err := inTmux(session, bin+" --address "+sb.Address, "idle-0000")
-	if err != nil {
-		return err
+	if slices.Contains(modes, "dashboard") {
+		calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls.json"))
+		session := fmt.Sprintf("idlecost-%d", os.Getpid())
+		pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+sb.Address, "idle-0000")
+		if err != nil {
+			return err
+		}
+		if err = quiet(pid, calls, settle, true); err == nil {
+			err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, calls, window)
+		}
+		stop()
+		if err != nil {
+			return err
+		}
 	}
-	time.Sleep(settle)
-	err = report(fmt.Sprintf("dashboard, %d units", units), pid, sb.PID, window)
-	stop()
-	if err != nil {
-		return err
+	if !slices.Contains(modes, "watch") {
+		return nil
 	}
 
+	calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls-watch.json"))
 	w := exec.Command(bin, "watch", "--address", sb.Address)
+	w.Env = append(os.Environ(), "FDTOP_DEBUG_CALLS="+string(calls))
 	w.Stdout, w.Stderr = nil, nil
 	if err := w.Start(); err != nil {
 		return err
 	}
-	defer func() { _ = w.Process.Kill(); _ = w.Wait() }()
-	time.Sleep(settle)
-	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, window)
+	defer func() { _ = w.Process.Signal(os.Interrupt); _ = w.Wait() }()
+	if err := quiet(w.Process.Pid, calls, settle, true); err != nil {
+		return err
+	}
+	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, calls, window)
 }
 
 func countLines(s string) int {

@@ -1,0 +1,184 @@
+package inspect_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/demo"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// recordingSnapshots passes snapshots to a Builder and records what was
+// asked for.
+type recordingSnapshots struct {
+	b *inspect.Builder
+
+	mu    sync.Mutex
+	asked []inspect.SnapshotOptions
+}
+
+func (r *recordingSnapshots) Snapshot(ctx context.Context, opts inspect.SnapshotOptions) (*inspect.Snapshot, error) {
+	r.mu.Lock()
+	r.asked = append(r.asked, opts)
+	r.mu.Unlock()
+	return r.b.Snapshot(ctx, opts)
+}
+
+func (r *recordingSnapshots) since(n int) []inspect.SnapshotOptions {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.asked[n:])
+}
+
+func (r *recordingSnapshots) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.asked)
+}
+
+// TestWatchIdleAsksNothing runs a watch on a real manager: while nothing
+// happens it asks the manager nothing and reads no /proc beyond the
+// descriptor counts, interval after interval; a unit whose state changes
+// is read again by itself (not every unit) and the picture shows the
+// change; a process whose descriptor count moves has /proc read again
+// with the units as last read (no call to the manager).
+func TestWatchIdleAsksNothing(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		rec := &recordingSnapshots{b: e.b}
+		ctx, cancel := context.WithCancel(context.Background())
+		sub, err := e.client.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rounds atomic.Int64 // intervals passed: the manager's descriptors counted
+		fs := fsOf(e.b.Kernel)
+		var pmu sync.Mutex
+		var picture *inspect.Snapshot
+		wt := &inspect.Watcher{Snapshots: rec, Events: sub, Interval: 100 * time.Millisecond, FullEvery: -1,
+			FDCount: func(pid int) (int, bool, error) {
+				if pid == sb.PID {
+					rounds.Add(1)
+				}
+				return fs.FDCount(pid)
+			},
+			OnSnapshot: func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
+			OnView: func(units []string, s *inspect.Snapshot) {
+				pmu.Lock()
+				picture = inspect.MergeUnits(picture, s, units)
+				pmu.Unlock()
+			},
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer sub.Close()
+			_ = wt.Run(ctx, make(chan inspect.Event, 4096))
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		waitRounds := func(n int64) {
+			t.Helper()
+			want := rounds.Load() + n
+			deadline := time.Now().Add(30 * time.Second)
+			for rounds.Load() < want {
+				if time.Now().After(deadline) {
+					t.Fatalf("the watch counted the manager's descriptors %d times in 30 s, want %d", rounds.Load(), want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		service := func(unit string) (inspect.Service, bool) {
+			pmu.Lock()
+			defer pmu.Unlock()
+			if picture == nil {
+				return inspect.Service{}, false
+			}
+			for _, s := range picture.Services {
+				if s.Unit == unit {
+					return s, true
+				}
+			}
+			return inspect.Service{}, false
+		}
+
+		// Settle: the demo services finish starting, counts stop moving.
+		settle := func() {
+			t.Helper()
+			for tries := 0; ; tries++ {
+				calls, n := e.client.CallCounts(), rec.count()
+				waitRounds(5)
+				if got := e.client.CallCounts(); maps.Equal(got, calls) && rec.count() == n {
+					return // five intervals with no read at all
+				}
+				if tries == 20 {
+					t.Fatalf("the watch kept reading while nothing happened: snapshots %+v, D-Bus calls %v → %v", rec.since(n), calls, e.client.CallCounts())
+				}
+			}
+		}
+		waitRounds(3)
+		settle()
+
+		// A unit whose state changes is read by itself (a service its
+		// socket keeps loaded once stopped).
+		plain := demo.Activated.Service()
+		if svc, ok := service(plain); !ok || svc.ActiveState != "active" {
+			t.Fatalf("%s in the picture = %+v (%v), want active", plain, svc, ok)
+		}
+		n := rec.count()
+		if _, err := sb.Systemctl(context.Background(), "stop", plain); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if svc, ok := service(plain); ok && svc.ActiveState == "inactive" {
+				break
+			}
+			if time.Now().After(deadline) {
+				svc, _ := service(plain)
+				t.Fatalf("the picture still shows %s %s after its stop; snapshots asked: %+v", plain, svc.ActiveState, rec.since(n))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, o := range rec.since(n) {
+			if len(o.Units) == 0 && !o.Cached {
+				t.Errorf("a stop of %s had every unit read from the manager (%+v), want only it", plain, o)
+			}
+		}
+
+		// Started again, it is idle again: nothing waits for its start.
+		if _, err := sb.Systemctl(context.Background(), "start", plain); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+
+		// A descriptor count that moves has /proc read again, not the manager.
+		n, calls := rec.count(), e.client.CallCounts()
+		tr := e.traffic(t, demo.Handoff, 2)
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			if svc, ok := service(demo.Handoff.Service()); ok && len(svc.Connections) >= 2 && tr.Stats().Connected >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				svc, _ := service(demo.Handoff.Service())
+				t.Fatalf("the picture shows %d connections of %s, want 2; snapshots asked: %+v", len(svc.Connections), svc.Unit, rec.since(n))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		for _, o := range rec.since(n) {
+			if !o.Cached || len(o.Units) > 0 {
+				t.Errorf("new connections had %+v read, want /proc only (Cached)", o)
+			}
+		}
+		if got := e.client.CallCounts(); !maps.Equal(got, calls) {
+			t.Errorf("new connections had the manager asked: %v → %v", calls, got)
+		}
+	})
+}
