@@ -85,7 +85,24 @@ func (m *agentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	if m.targeted {
 		full = -1
 	}
-	w := &inspect.Watcher{Snapshots: m.src.builder, Events: sub, Interval: m.interval, FullEvery: full, OnSnapshot: onSnapshot, Probe: m.src.probeWanted}
+	// The watcher reads only the units that changed between its full
+	// pictures: each such view is merged into the last picture sent, so
+	// the remote model follows a restart's new main PID at once (not at
+	// the next host-wide pass).
+	var picture *inspect.Snapshot
+	w := &inspect.Watcher{Snapshots: m.src.builder, Events: sub, Interval: m.interval, FullEvery: full, Probe: m.src.probeWanted,
+		OnSnapshot: func(snap *inspect.Snapshot) {
+			picture = snap
+			onSnapshot(snap)
+		},
+		OnView: func(units []string, snap *inspect.Snapshot) {
+			if picture == nil {
+				return
+			}
+			picture = inspect.MergeUnits(picture, snap, units)
+			onSnapshot(picture)
+		},
+	}
 	if k, ok := m.src.builder.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.FDCount = k.FDCount
