@@ -738,6 +738,16 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	case SigUnitRemoved:
 		if !tr.reloading && relevant(e.Unit) {
 			tr.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitRemoved})
+			// A service unloaded after its job (a stopped one systemd
+			// collects) is in no view again: its finished job is
+			// concluded on the latest view there is, rather than waiting
+			// (and being read again at every interval) for ever.
+			for _, p := range tr.finishing {
+				if p.name == e.Unit {
+					tr.concludeNow(e.Unit, now)
+					break
+				}
+			}
 		}
 	case SigReloading:
 		tr.reloading = e.Active

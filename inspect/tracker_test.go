@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -415,6 +416,44 @@ func TestTrackerHandoffWithoutBeforeView(t *testing.T) {
 			}
 			if tc.connectionsUnknown && strings.Contains(inspect.Verdict(*h), "no connections held") {
 				t.Errorf("verdict %q claims what was not seen", inspect.Verdict(*h))
+			}
+		})
+	}
+}
+
+// TestTrackerUnloadedAfterStop: a stopped service that systemd unloads
+// (UnitRemoved after its stop job) appears in no view again; its finished
+// job is concluded then, and it is no longer waiting for a view (so the
+// watch does not read it again at every interval).
+func TestTrackerUnloadedAfterStop(t *testing.T) {
+	tests := []struct {
+		name     string
+		removed  string
+		finishes bool
+	}{
+		{"the service unloaded", "web.service", false},
+		{"another unit unloaded", "other.service", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStepper()
+			s.view(nil, serviceView(100, "active"))
+			s.sig(dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "stop"})
+			s.sig(dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{MainPID: u32(0), ActiveState: str("inactive")}})
+			s.sig(dbusclient.JobRemoved{ID: 7, Unit: "web.service", Result: "done"})
+			if got := s.tr.Finishing(); !slices.Equal(got, []string{"web.service"}) {
+				t.Fatalf("finishing after the job: %v, want [web.service]", got)
+			}
+			evs := s.sig(dbusclient.UnitRemoved{Unit: tc.removed})
+			if got := len(s.tr.Finishing()) > 0; got != tc.finishes {
+				t.Errorf("still finishing after %s was unloaded: %v (%v), want %v", tc.removed, got, s.tr.Finishing(), tc.finishes)
+			}
+			removed := false
+			for _, e := range evs {
+				removed = removed || e.Type == inspect.EventUnitRemoved && e.Unit == tc.removed
+			}
+			if !removed {
+				t.Errorf("no unit_removed event for %s: %+v", tc.removed, evs)
 			}
 		})
 	}

@@ -436,7 +436,11 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 	if slices.Contains(modes, "dashboard") {
 		calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls.json"))
 		session := fmt.Sprintf("idlecost-%d", os.Getpid())
-		pid, stop, err := inTmux(session, "env FDTOP_DEBUG_CALLS="+string(calls)+" "+bin+" --address "+sb.Address, "idle-0000")
+		env := "env FDTOP_DEBUG_CALLS=" + string(calls)
+		if p := os.Getenv("FDTOP_CPUPROFILE"); p != "" { // a CPU profile of the idle dashboard
+			env += " FDTOP_CPUPROFILE=" + p
+		}
+		pid, stop, err := inTmux(session, env+" "+bin+" --address "+sb.Address, "idle-0000")
 		if err != nil {
 			return err
 		}
