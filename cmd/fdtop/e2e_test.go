@@ -227,20 +227,7 @@ func (term *terminal) dead(t *testing.T) bool { return term.s.Dead(term.name) }
 // it fails with the last screen after 15 s or when fdtop exits.
 func (term *terminal) waitFor(t *testing.T, what string, ok func(screen string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var s string
-	for time.Now().Before(deadline) {
-		s = term.capture(t)
-		if ok(s) {
-			return s
-		}
-		if term.dead(t) {
-			t.Fatalf("fdtop exited while waiting for %s; screen:\n%s", what, s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; screen:\n%s", what, s)
-	return ""
+	return term.waitWithin(t, 15*time.Second, what, ok)
 }
 
 // selectUnit moves the list's selection to unit with j, reading the screen

@@ -25,20 +25,7 @@ import (
 //
 //	CI=true go test -run '^$' -bench FleetSnapshot10 -benchtime 5x ./cmd/fdtop
 func BenchmarkFleetSnapshot10(b *testing.B) {
-	f := sshtest.New(b)
-	var sbs []*sandbox.Sandbox
-	for _, v := range sandboxtest.Versions() {
-		sb := sandboxtest.Start(b, v)
-		sandboxtest.InstallDemo(b, sb, 50*time.Millisecond)
-		sbs = append(sbs, sb)
-	}
-	path := "PATH=" + dirOf(sandboxtest.Fdtop(b)) + ":/usr/bin:/bin"
-	var targets []target
-	for i := 0; i < 10; i++ {
-		h := f.AddHost(b, append(sbs[i%len(sbs)].Env(), path)...)
-		tg, _ := parseTarget(h.Target)
-		targets = append(targets, tg)
-	}
+	f, targets := demoHosts(b, 10)
 	ctx := context.Background()
 	tr, err := newSSHTransport(f.SSH())
 	if err != nil {
@@ -214,4 +201,25 @@ func installWebB(b *testing.B, sb *sandbox.Sandbox) {
 		}
 	}
 	sandboxtest.Traffic(b, cfg.Addr(demo.Handoff), 2, 20*time.Millisecond)
+}
+
+// demoHosts starts n sshd hosts sharing one demo manager per systemd
+// version (n sandboxes would measure the machine, not fdtop) and returns
+// the hosts' fleet and targets.
+func demoHosts(b *testing.B, n int) (*sshtest.Fleet, []target) {
+	f := sshtest.New(b)
+	var sbs []*sandbox.Sandbox
+	for _, v := range sandboxtest.Versions() {
+		sb := sandboxtest.Start(b, v)
+		sandboxtest.InstallDemo(b, sb, 50*time.Millisecond)
+		sbs = append(sbs, sb)
+	}
+	path := "PATH=" + dirOf(sandboxtest.Fdtop(b)) + ":/usr/bin:/bin"
+	var targets []target
+	for i := 0; i < n; i++ {
+		h := f.AddHost(b, append(sbs[i%len(sbs)].Env(), path)...)
+		tg, _ := parseTarget(h.Target)
+		targets = append(targets, tg)
+	}
+	return f, targets
 }

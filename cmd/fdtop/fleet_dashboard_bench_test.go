@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdtop/fdtop/demo/sandbox"
-	"github.com/fdtop/fdtop/demo/sandboxtest"
-	"github.com/fdtop/fdtop/demo/sshtest"
 	"github.com/fdtop/fdtop/ui"
 )
 
@@ -22,18 +19,9 @@ import (
 //
 //	CI=true go test -run '^$' -bench FleetDashboard10 -benchtime 5x ./cmd/fdtop
 func BenchmarkFleetDashboard10(b *testing.B) {
-	f := sshtest.New(b)
-	var sbs []*sandbox.Sandbox
-	for _, v := range sandboxtest.Versions() {
-		sb := sandboxtest.Start(b, v)
-		sandboxtest.InstallDemo(b, sb, 50*time.Millisecond)
-		sbs = append(sbs, sb)
-	}
-	path := "PATH=" + dirOf(sandboxtest.Fdtop(b)) + ":/usr/bin:/bin"
+	f, targets := demoHosts(b, 10)
 	fl := &fleet{}
-	for i := 0; i < 10; i++ {
-		h := f.AddHost(b, append(sbs[i%len(sbs)].Env(), path)...)
-		tg, _ := parseTarget(h.Target)
+	for _, tg := range targets {
 		fl.hosts = append(fl.hosts, &fleetHost{target: tg})
 	}
 	tr, err := newSSHTransport(f.SSH())
