@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"time"
 
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/server"
@@ -58,14 +59,27 @@ Run 'fdtop COMMAND --help' for a command's flags.
 
 func main() {
 	if p := os.Getenv("FDTOP_CPUPROFILE"); p != "" {
-		// Profiling fdtop itself (e.g. the idle cost of watch).
+		// Profiling fdtop itself (e.g. the idle cost of watch), from
+		// FDTOP_CPUPROFILE_AFTER on if set (leaving out the start-up).
 		if f, err := os.Create(p); err == nil {
-			if err := pprof.StartCPUProfile(f); err == nil {
-				code := run(os.Args[1:], os.Stdout, os.Stderr)
+			after, _ := time.ParseDuration(os.Getenv("FDTOP_CPUPROFILE_AFTER"))
+			started := make(chan bool, 1)
+			stop := make(chan struct{})
+			go func() {
+				select {
+				case <-time.After(after):
+					started <- pprof.StartCPUProfile(f) == nil
+				case <-stop:
+					started <- false
+				}
+			}()
+			code := run(os.Args[1:], os.Stdout, os.Stderr)
+			close(stop)
+			if <-started {
 				pprof.StopCPUProfile()
-				f.Close()
-				os.Exit(code)
 			}
+			f.Close()
+			os.Exit(code)
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

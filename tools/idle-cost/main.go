@@ -438,7 +438,7 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 		session := fmt.Sprintf("idlecost-%d", os.Getpid())
 		env := "env FDTOP_DEBUG_CALLS=" + string(calls)
 		if p := os.Getenv("FDTOP_CPUPROFILE"); p != "" { // a CPU profile of the idle dashboard
-			env += " FDTOP_CPUPROFILE=" + p
+			env += " FDTOP_CPUPROFILE=" + p + " FDTOP_CPUPROFILE_AFTER=" + os.Getenv("FDTOP_CPUPROFILE_AFTER")
 		}
 		pid, stop, err := inTmux(session, env+" "+bin+" --address "+sb.Address, "idle-0000")
 		if err != nil {
