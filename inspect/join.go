@@ -47,13 +47,27 @@ type holding struct {
 type index struct {
 	scan     *procfs.Scan
 	byPID    map[int]*procfs.Process
-	byInode  map[uint64][]holding
+	byInode  inodeIndex
 	managers map[int]bool
 	accepted *acceptedIndex // built on first use
 }
 
+// inodeIndex finds the descriptors of an inode. A host-wide scan holds
+// ~100k of them and the join looks up a few hundred, so it stays compact:
+// per inode the first and last of a chain of (process, descriptor)
+// positions in the scan, not a slice of copied descriptors (that was most
+// of what a host-wide pass allocated).
+type inodeIndex struct {
+	ends  map[uint64][2]int32 // inode -> first and last link
+	links []inodeLink
+}
+
+type inodeLink struct {
+	proc, fd, next int32 // positions in Scan.Processes and its FDs; next link or -1
+}
+
 func newIndex(scan *procfs.Scan, managerPIDs []int) *index {
-	ix := &index{scan: scan, byPID: map[int]*procfs.Process{}, byInode: map[uint64][]holding{}, managers: map[int]bool{}}
+	ix := &index{scan: scan, byPID: map[int]*procfs.Process{}, managers: map[int]bool{}}
 	for _, pid := range managerPIDs {
 		ix.managers[pid] = true
 	}
@@ -61,16 +75,23 @@ func newIndex(scan *procfs.Scan, managerPIDs []int) *index {
 		ix.scan = &procfs.Scan{Sockets: map[uint64]procfs.Socket{}}
 		return ix
 	}
+	n := 0
+	for i := range scan.Processes {
+		n += len(scan.Processes[i].FDs)
+	}
+	ix.byPID = make(map[int]*procfs.Process, len(scan.Processes))
+	ix.byInode = inodeIndex{ends: make(map[uint64][2]int32, n), links: make([]inodeLink, 0, n)}
 	for i := range scan.Processes {
 		p := &scan.Processes[i]
 		ix.byPID[p.PID] = p
-		for _, fd := range p.FDs {
+		for j := range p.FDs {
+			fd := &p.FDs[j]
 			if fd.Inode == 0 {
 				continue
 			}
 			switch fd.Kind {
 			case procfs.KindSocket, procfs.KindPipe, procfs.KindFIFO, procfs.KindMemfd:
-				ix.byInode[fd.Inode] = append(ix.byInode[fd.Inode], holding{proc: p, fd: fd})
+				ix.byInode.add(fd.Inode, i, j)
 			}
 		}
 	}
@@ -78,6 +99,32 @@ func newIndex(scan *procfs.Scan, managerPIDs []int) *index {
 		ix.scan.Sockets = map[uint64]procfs.Socket{}
 	}
 	return ix
+}
+
+func (x *inodeIndex) add(inode uint64, proc, fd int) {
+	at := int32(len(x.links))
+	x.links = append(x.links, inodeLink{proc: int32(proc), fd: int32(fd), next: -1})
+	if e, ok := x.ends[inode]; ok {
+		x.links[e[1]].next = at
+		x.ends[inode] = [2]int32{e[0], at}
+		return
+	}
+	x.ends[inode] = [2]int32{at, at}
+}
+
+// of lists the descriptors of inode, in scan order (by PID, then fd).
+func (ix *index) of(inode uint64) []holding {
+	e, ok := ix.byInode.ends[inode]
+	if !ok {
+		return nil
+	}
+	var out []holding
+	for i := e[0]; i >= 0; i = ix.byInode.links[i].next {
+		l := ix.byInode.links[i]
+		p := &ix.scan.Processes[l.proc]
+		out = append(out, holding{proc: p, fd: p.FDs[l.fd]})
+	}
+	return out
 }
 
 // unitOf returns the unit a process belongs to in the manager's scope.
@@ -334,7 +381,7 @@ func sameBind(want, got netip.AddrPort) bool {
 // unit is where the descriptor belongs (else the holder is Outside).
 func (ix *index) holders(inode uint64, scope string, inUnit func(string) bool) []Holder {
 	out := []Holder{}
-	for _, h := range ix.byInode[inode] {
+	for _, h := range ix.of(inode) {
 		unit := unitOf(h.proc, scope)
 		ho := Holder{PID: h.proc.PID, FD: h.fd.Num, Comm: h.proc.Comm, Unit: unit, Manager: ix.managers[h.proc.PID]}
 		ho.Outside = !ho.Manager && !inUnit(unit)
@@ -459,7 +506,7 @@ func (ix *index) sockEnds(s procfs.Socket) (local, remote string) {
 // not the manager (a client), else the manager, with how many more hold
 // it; "" when no scanned process does.
 func (ix *index) peerName(inode uint64) string {
-	hs := ix.byInode[inode]
+	hs := ix.of(inode)
 	if len(hs) == 0 {
 		return ""
 	}
@@ -733,14 +780,15 @@ func (ix *index) acceptedElsewhere(listeners []Listener) []procfs.Socket {
 		if ix.accepted == nil {
 			ix.indexAccepted()
 		}
-		var cands []procfs.Socket
+		var cands []uint64
 		switch ls.Family {
 		case procfs.FamilyInet, procfs.FamilyInet6:
 			cands = ix.accepted.byPort[ls.Local.Port()]
 		case procfs.FamilyUnix:
 			cands = ix.accepted.byName[unixKey{ls.Path, ls.Abstract}]
 		}
-		for _, s := range cands {
+		for _, ino := range cands {
+			s := ix.scan.Sockets[ino]
 			if ls.NetNS != 0 && s.NetNS != 0 && ls.NetNS != s.NetNS {
 				continue
 			}
@@ -759,25 +807,26 @@ type unixKey struct {
 	abstract bool
 }
 
-// acceptedIndex holds the scan's connected sockets that can have been
-// accepted from a listener: TCP by local port, unix by bound name.
+// acceptedIndex holds the inodes of the scan's connected sockets that can
+// have been accepted from a listener: TCP by local port, unix by bound
+// name.
 type acceptedIndex struct {
-	byPort map[uint16][]procfs.Socket
-	byName map[unixKey][]procfs.Socket
+	byPort map[uint16][]uint64
+	byName map[unixKey][]uint64
 }
 
 func (ix *index) indexAccepted() {
-	a := &acceptedIndex{byPort: map[uint16][]procfs.Socket{}, byName: map[unixKey][]procfs.Socket{}}
-	for _, s := range ix.scan.Sockets {
+	a := &acceptedIndex{byPort: map[uint16][]uint64{}, byName: map[unixKey][]uint64{}}
+	for ino, s := range ix.scan.Sockets {
 		if s.Inode == 0 || s.State == procfs.StateListen {
 			continue // an inode 0 socket waits in an accept queue: no one holds it yet
 		}
 		switch {
 		case (s.Family == procfs.FamilyInet || s.Family == procfs.FamilyInet6) && s.Proto == procfs.ProtoTCP:
-			a.byPort[s.Local.Port()] = append(a.byPort[s.Local.Port()], s)
+			a.byPort[s.Local.Port()] = append(a.byPort[s.Local.Port()], ino)
 		case s.Family == procfs.FamilyUnix && s.Path != "" && s.PeerInode != 0:
 			k := unixKey{s.Path, s.Abstract}
-			a.byName[k] = append(a.byName[k], s)
+			a.byName[k] = append(a.byName[k], ino)
 		}
 	}
 	ix.accepted = a
@@ -787,7 +836,7 @@ func (ix *index) indexAccepted() {
 // that holds inode (the lowest PID and fd when several do); byManager
 // says whether the manager holds it.
 func (ix *index) outsideHolder(inode uint64, pids map[int]bool) (h holding, byManager, ok bool) {
-	for _, c := range ix.byInode[inode] {
+	for _, c := range ix.of(inode) {
 		switch {
 		case ix.managers[c.proc.PID]:
 			byManager = true
@@ -801,7 +850,7 @@ func (ix *index) outsideHolder(inode uint64, pids map[int]bool) (h holding, byMa
 
 // onlyManagerHolds reports whether nothing but the manager holds inode.
 func (ix *index) onlyManagerHolds(inode uint64) bool {
-	hs := ix.byInode[inode]
+	hs := ix.of(inode)
 	if len(hs) == 0 {
 		return false // not seen at all: say nothing
 	}
@@ -838,7 +887,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 		rank int // 0 passed, 1 held by the service, 2 peer held by the service
 	}
 	heldByService := func(inode uint64) bool {
-		for _, h := range ix.byInode[inode] {
+		for _, h := range ix.of(inode) {
 			if pids[h.proc.PID] {
 				return true
 			}

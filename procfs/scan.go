@@ -146,6 +146,31 @@ type socketCache struct {
 	mu    sync.Mutex
 	full  map[uint64]Socket // last full scan's map; read-only
 	extra map[uint64]Socket // found by targeted scans since
+	// Of the last full scan that dumped the tables: the processes it could
+	// not read and the sockets no process it read held.
+	denied []int
+	unheld []uint64
+}
+
+// setDumped records what a full scan's dump saw beyond what it read.
+func (c *socketCache) setDumped(res *Scan, denied []int) {
+	held := make(map[uint64]bool, len(res.Sockets))
+	for i := range res.Processes {
+		for _, fd := range res.Processes[i].FDs {
+			if fd.Kind == KindSocket {
+				held[fd.Inode] = true
+			}
+		}
+	}
+	var unheld []uint64
+	for ino := range res.Sockets {
+		if !held[ino] {
+			unheld = append(unheld, ino)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.denied, c.unheld = denied, unheld
 }
 
 func newSocketCache() *socketCache { return &socketCache{extra: map[uint64]Socket{}} }
@@ -231,14 +256,6 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		dumpWarn []string
 		dumpErr  error
 	)
-	if full && useNetlink {
-		dumpWG.Add(1)
-		go func() {
-			defer dumpWG.Done()
-			dumped, dumpWarn, dumpErr = p.dumpNS("", ownNS, p.cache.size())
-		}()
-	}
-
 	// Descriptor tables a full scan may take from the earlier ones.
 	// Every full scan of the live procfs keeps what it read for them.
 	var reuse *reuseScan
@@ -247,6 +264,17 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		for _, pid := range opts.FreshPIDs {
 			reuse.fresh[pid] = true
 		}
+	}
+	// A pass reusing tables may also reuse the last dump's sockets
+	// (incremental, after the walk); every ReuseScans-th dumps anew.
+	incremental := full && useNetlink && reuse != nil && reuse.use && reuse.scan%ReuseScans != 0 && p.cache.size() > 0
+	dump := func() {
+		defer dumpWG.Done()
+		dumped, dumpWarn, dumpErr = p.dumpNS("", ownNS, p.cache.size())
+	}
+	if full && useNetlink && !incremental {
+		dumpWG.Add(1)
+		go dump()
 	}
 
 	results := make([]procResult, len(pids))
@@ -277,10 +305,12 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		return nil, err
 	}
 	res.Processes = make([]Process, 0, len(pids))
+	var denied []int // the processes not readable, by PID
 	for i := range results {
 		r := &results[i]
 		if r.denied {
 			res.Unreadable++
+			denied = append(denied, pids[i])
 		}
 		if r.err != nil {
 			res.Errors = append(res.Errors, r.err)
@@ -301,6 +331,13 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	if opts.NoSockets {
 		res.Sockets = map[uint64]Socket{}
 		return res, nil
+	}
+	if incremental {
+		if p.resolveIncremental(ctx, res, ownNS, reuse, denied) {
+			return res, nil
+		}
+		dumpWG.Add(1) // too much is new, or not every process was read: dump
+		dump()
 	}
 
 	if full && useNetlink {
@@ -323,6 +360,9 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	if full {
 		p.resolveFull(ctx, res, need, ownNS, useNetlink)
 		p.cache.setFull(res.Sockets)
+		if reuse != nil {
+			p.cache.setDumped(res, denied)
+		}
 	} else {
 		p.resolveTargeted(ctx, res, need, ownNS, useNetlink)
 	}
@@ -468,6 +508,76 @@ func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed,
 		}
 		p.resolveRest(res, n, ns)
 	}
+}
+
+// maxIncremental bounds the sockets an incremental pass looks up one by one
+// (a unix lookup by inode walks the kernel's whole table): past it, a dump
+// is cheaper.
+const maxIncremental = 256
+
+// resolveIncremental fills res.Sockets for a pass that reused descriptor
+// tables without dumping the socket tables: the sockets of processes
+// unchanged since the last full dump are taken from it (their states and
+// queues as of that dump, at most ReuseScans passes old, as their
+// descriptors are), those of the processes read afresh (FreshPIDs: the
+// units', shown) are refreshed by exact lookup, and sockets new since are
+// looked up. Only the sockets scanned processes hold are kept, so a
+// connection closed since the dump is not offered as one still open, and
+// those the dump saw held by no readable process (the join says unknown
+// for them). It reports false, having changed nothing, where the dump
+// must run: the processes not readable are not the ones of the last dump
+// (what they hold now only a dump shows), an error, or too many new
+// sockets.
+func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reuse *reuseScan, denied []int) bool {
+	p.cache.mu.Lock()
+	base, unheld, sameDenied := p.cache.full, p.cache.unheld, slices.Equal(p.cache.denied, denied)
+	p.cache.mu.Unlock()
+	if !sameDenied || len(res.Errors) > 0 {
+		return false
+	}
+	sockets := make(map[uint64]Socket, len(base))
+	// The sockets no readable process held at the dump (the processes not
+	// readable then, the same now, hold them): as the dump saw them.
+	for _, ino := range unheld {
+		if s, ok := base[ino]; ok {
+			sockets[ino] = s
+		}
+	}
+	need := map[uint64]*nsNeed{}
+	unknown := 0
+	for i := range res.Processes {
+		pr := &res.Processes[i]
+		fresh := reuse.fresh[pr.PID]
+		for _, fd := range pr.FDs {
+			if fd.Kind != KindSocket || fd.Inode == 0 {
+				continue
+			}
+			s, known := base[fd.Inode]
+			if known && !fresh {
+				sockets[fd.Inode] = s
+				continue
+			}
+			if !known {
+				unknown++
+			}
+			n := need[pr.NetNS]
+			if n == nil {
+				n = &nsNeed{pid: pr.PID, inodes: map[uint64]holder{}}
+				need[pr.NetNS] = n
+			}
+			n.inodes[fd.Inode] = holder{pr.PID, fd.Num}
+		}
+	}
+	if unknown > maxIncremental {
+		return false
+	}
+	res.Sockets = sockets // a fresh lookup replaces what an unchanged holder gave
+	p.resolveTargeted(ctx, res, need, ownNS, true)
+	if len(res.Warnings) > 0 {
+		res.Partial = true
+	}
+	p.cache.setFull(res.Sockets)
+	return true
 }
 
 // resolveRest gives every still-unknown socket of n its family (from the
