@@ -27,6 +27,7 @@ type watcher struct {
 	dirs  map[int]string                 // watched directories by watch descriptor
 	names map[int]map[string][]*followed // followed files by watch descriptor and name
 	files []*followed                    // in Follow's order
+	moved map[uint32]*followed           // renamed away, by cookie, until the rename's other half
 }
 
 // watchFiles watches the directories of files (and of their symlinks'
@@ -42,6 +43,7 @@ func watchFiles(files []*followed) (*watcher, error) {
 		dirs:  map[int]string{},
 		names: map[int]map[string][]*followed{},
 		files: files,
+		moved: map[uint32]*followed{},
 	}
 	// A deadline is what ends a read when ctx ends; without the poller
 	// (no deadline) the watch could not be stopped.
@@ -110,7 +112,9 @@ func (w *watcher) follow(ctx context.Context, out chan<- Line) bool {
 func (w *watcher) handle(buf []byte) (lines []Line, ok bool) {
 	ok = true
 	changed := map[*followed]bool{}
-	moved := map[uint32]*followed{} // renamed away, by cookie
+	if len(w.moved) > 16 { // renamed out of the watched directories: no other half comes
+		clear(w.moved)
+	}
 	for len(buf) >= unix.SizeofInotifyEvent {
 		wd := int(int32(binary.NativeEndian.Uint32(buf[0:])))
 		mask := binary.NativeEndian.Uint32(buf[4:])
@@ -134,15 +138,21 @@ func (w *watcher) handle(buf []byte) (lines []Line, ok bool) {
 			ok = false
 			continue
 		}
-		if f := moved[cookie]; f != nil && mask&unix.IN_MOVED_TO != 0 && cookie != 0 {
+		if f := w.moved[cookie]; f != nil && mask&unix.IN_MOVED_TO != 0 && cookie != 0 {
 			// The followed file renamed within watched directories
 			// (rotated): what was written to it before is read there.
+			delete(w.moved, cookie)
 			lines = append(lines, f.drain(filepath.Join(w.dirs[wd], name))...)
 		}
 		for _, f := range w.names[wd][name] {
 			changed[f] = true
+			if mask&unix.IN_DELETE != 0 {
+				// Gone: a file made there later is new even if it
+				// gets the same inode number.
+				f.dev, f.ino = 0, 0
+			}
 			if mask&unix.IN_MOVED_FROM != 0 && cookie != 0 {
-				moved[cookie] = f
+				w.moved[cookie] = f
 			}
 		}
 	}
