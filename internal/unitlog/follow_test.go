@@ -211,6 +211,17 @@ func TestFollowFileChanges(t *testing.T) {
 				ff.write(ff.a, "new 3\n")
 				ff.expect("a: new 3")
 			}},
+		{name: "replaced by a rename onto it",
+			setup: func(ff *fileFollow) {
+				mkdir(t, filepath.Dir(ff.a))
+				ff.write(ff.a, "old 1\n")
+			},
+			history: []string{"a: old 1"},
+			steps: func(ff *fileFollow) {
+				ff.write(ff.a+".new", "replacement 1\nreplacement 2\n")
+				do(t, os.Rename(ff.a+".new", ff.a))
+				ff.expect("a: replacement 1", "a: replacement 2")
+			}},
 		{name: "rotated right after a write",
 			inotifyOnly: true, // a poll can miss what was written before the rename
 			setup: func(ff *fileFollow) {
