@@ -5,15 +5,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// FollowInterval is how often followed files are checked for new lines.
+// FollowInterval is how often followed files are checked for new lines
+// where inotify is not available (elsewhere they are read when inotify
+// says they changed).
 const FollowInterval = 200 * time.Millisecond
 
 // Follow sends the units' last n log lines, then new ones as they come,
@@ -21,7 +23,9 @@ const FollowInterval = 200 * time.Millisecond
 // `journalctl -u UNIT… -o json -n N -f --no-pager` (history and follow in
 // one process: no gap between them); without one it follows the manager's
 // log (its lines about the units) and the units' output files (named in
-// unitFiles: fragments and drop-ins). ok is false when no source was found.
+// unitFiles: fragments and drop-ins), read when inotify reports a change
+// in their directories (polled every FollowInterval where inotify cannot
+// be used). ok is false when no source was found.
 // When journalctl fails (a user who may not read the system journal), the
 // last line sent says so, at priority 3 from source "journalctl": the log
 // is unknown, not empty.
@@ -63,13 +67,17 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 		}()
 		return out, true, nil
 	}
+	stat := r.stat
+	if stat == nil {
+		stat = statPath
+	}
 	var files []*followed
 	if path := r.managerLog(); path != "" {
 		var prefixes []string
 		for _, u := range units {
 			prefixes = append(prefixes, u+": ")
 		}
-		files = append(files, &followed{path: path, source: "manager log", keep: func(l string) bool {
+		files = append(files, &followed{path: path, source: "manager log", stat: stat, keep: func(l string) bool {
 			for _, p := range prefixes {
 				if strings.HasPrefix(l, p) {
 					return true
@@ -79,7 +87,7 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 		}})
 	}
 	for _, f := range OutputFiles(unitFiles) {
-		files = append(files, &followed{path: f, source: f})
+		files = append(files, &followed{path: f, source: f, stat: stat})
 	}
 	if len(files) == 0 {
 		close(out)
@@ -87,6 +95,15 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 	}
 	go func() {
 		defer close(out)
+		// The watch is set before the history is read, so nothing written
+		// in between is missed.
+		var w *watcher
+		if !r.poll {
+			w, _ = watchFiles(files) // nil: no inotify here (or no watch left): poll
+		}
+		if w != nil {
+			defer w.close()
+		}
 		for _, f := range files {
 			for _, l := range f.start(n) {
 				if !send(ctx, out, l) {
@@ -94,14 +111,12 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 				}
 			}
 		}
-		t := time.NewTicker(FollowInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
+		if w != nil {
+			if w.follow(ctx, out) {
 				return
-			case <-t.C:
 			}
+			// The watch broke (a watched directory went away): poll.
+			w.close()
 			for _, f := range files {
 				for _, l := range f.more() {
 					if !send(ctx, out, l) {
@@ -110,8 +125,30 @@ func (r Reader) Follow(ctx context.Context, units, unitFiles []string, n int) (<
 				}
 			}
 		}
+		poll(ctx, out, files)
 	}()
 	return out, true, nil
+}
+
+// poll checks the files for new lines every FollowInterval until ctx
+// ends: the follower where inotify is not available.
+func poll(ctx context.Context, out chan<- Line, files []*followed) {
+	t := time.NewTicker(FollowInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, f := range files {
+			for _, l := range f.more() {
+				if !send(ctx, out, l) {
+					return
+				}
+			}
+		}
+	}
 }
 
 func send(ctx context.Context, out chan<- Line, l Line) bool {
@@ -123,13 +160,25 @@ func send(ctx context.Context, out chan<- Line, l Line) bool {
 	}
 }
 
-// followed is one file being followed: where its last read ended and the
-// start of a line not yet complete.
+// followed is one file being followed: which file (inode) it was, where
+// its last read ended and the start of a line not yet complete.
 type followed struct {
 	path, source string
 	keep         func(string) bool // nil keeps every line
+	stat         func(path string, st *unix.Stat_t) error
+	dev, ino     uint64 // the file read so far; 0 when there was none
 	offset       int64
 	partial      string
+}
+
+// statPath is stat(2) by path.
+func statPath(path string, st *unix.Stat_t) error {
+	for {
+		err := unix.Stat(path, st)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func (f *followed) line(s string) (Line, bool) {
@@ -141,11 +190,11 @@ func (f *followed) line(s string) (Line, bool) {
 
 // start returns the last n (kept) lines and remembers where the file ends.
 func (f *followed) start(n int) []Line {
-	fi, err := os.Stat(f.path)
-	if err != nil {
+	var st unix.Stat_t
+	if err := f.stat(f.path, &st); err != nil {
 		return nil
 	}
-	f.offset = fi.Size()
+	f.dev, f.ino, f.offset = uint64(st.Dev), st.Ino, st.Size
 	want := n
 	if f.keep != nil {
 		want = n * 50 // most manager lines are about other units
@@ -166,30 +215,73 @@ func (f *followed) start(n int) []Line {
 	return out
 }
 
-// more returns the complete lines written since the last call (from the
-// start again if the file was truncated).
+// more returns the complete lines written since the last call: from the
+// start again if the file was truncated, from the start of a new file
+// that replaced it (rotated, or created since). It costs one stat when
+// nothing changed; the file is opened only when its size or inode did.
 func (f *followed) more() []Line {
-	file, err := os.Open(f.path)
-	if err != nil {
+	var st unix.Stat_t
+	if err := f.stat(f.path, &st); err != nil {
 		return nil
 	}
-	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil || fi.Size() == f.offset {
+	switch {
+	case uint64(st.Dev) != f.dev || st.Ino != f.ino:
+		f.dev, f.ino, f.offset, f.partial = uint64(st.Dev), st.Ino, 0, ""
+	case st.Size == f.offset:
 		return nil
-	}
-	if fi.Size() < f.offset {
+	case st.Size < f.offset:
 		f.offset, f.partial = 0, ""
 	}
-	const maxRead = 1 << 20
-	if _, err := file.Seek(f.offset, io.SeekStart); err != nil {
+	return f.read(f.path)
+}
+
+// drain returns the rest of the file followed so far, now at path (it
+// was renamed there), when it is still that file.
+func (f *followed) drain(path string) []Line {
+	var st unix.Stat_t
+	if err := f.stat(path, &st); err != nil || uint64(st.Dev) != f.dev || st.Ino != f.ino || st.Size <= f.offset {
 		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(file, maxRead))
+	return f.read(path)
+}
+
+// read returns the complete lines of the file at path from f.offset on
+// (at most 1 MiB of them), if it is still the file f follows.
+func (f *followed) read(path string) []Line {
+	const maxRead = 1 << 20
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
-	f.offset += int64(len(data))
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil
+	}
+	if uint64(st.Dev) != f.dev || st.Ino != f.ino { // replaced between stat and open
+		f.dev, f.ino, f.offset, f.partial = uint64(st.Dev), st.Ino, 0, ""
+	}
+	if st.Size < f.offset {
+		f.offset, f.partial = 0, ""
+	}
+	size := min(st.Size-f.offset, maxRead)
+	if size <= 0 {
+		return nil
+	}
+	data := make([]byte, size)
+	got := 0
+	for got < len(data) {
+		n, err := unix.Pread(fd, data[got:], f.offset+int64(got))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			break
+		}
+		got += n
+	}
+	data = data[:got]
+	f.offset += int64(got)
 	text := f.partial + string(data)
 	parts := strings.Split(text, "\n")
 	f.partial = parts[len(parts)-1]

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Line is one log line.
@@ -50,6 +52,13 @@ type Reader struct {
 	Journalctl string
 	// Socket is journald's socket, JournalSocket when empty.
 	Socket string
+
+	// poll makes Follow poll files even where inotify works (tests of
+	// the fallback).
+	poll bool
+	// stat, when set, replaces stat(2) of followed files (tests count
+	// them).
+	stat func(path string, st *unix.Stat_t) error
 }
 
 func (r Reader) journalctl() string {
