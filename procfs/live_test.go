@@ -28,6 +28,8 @@ func TestMain(m *testing.M) {
 		os.Exit(netnsChild())
 	case "netns-scan-nocap":
 		os.Exit(nocapScan())
+	case "conn-holder":
+		os.Exit(connHolder())
 	}
 	os.Exit(m.Run())
 }

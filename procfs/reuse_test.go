@@ -1,11 +1,15 @@
 package procfs
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,54 +108,28 @@ func TestLiveIncrementalSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	dial := func() (client, server net.Conn) {
+	var peers []net.Conn
+	defer func() {
+		for _, c := range peers {
+			c.Close()
+		}
+	}()
+	// Two children hold connections to ln: one that changes (h), one that
+	// does not (still). This process holds the far ends (peers).
+	h, still := startConnHolder(t), startConnHolder(t)
+	dial := func(c *connHolderProc) uint64 {
 		t.Helper()
-		c, err := net.Dial("tcp", ln.Addr().String())
+		ino := c.do(t, "dial "+ln.Addr().String())
+		peer, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, s
+		peers = append(peers, peer)
+		return ino
 	}
-	inode := func(c net.Conn) uint64 {
-		t.Helper()
-		f, err := c.(*net.TCPConn).File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		var st unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.Ino
-	}
-	// A child holds the client end of a connection, as a process of the
-	// host that does not change.
-	held, peer := dial()
-	defer peer.Close()
-	f, err := held.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	heldIno := inode(held)
-	child := exec.Command("/bin/sh", "-c", "read a")
-	child.ExtraFiles = []*os.File{f}
-	in, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { in.Close(); _ = child.Wait() }()
-	f.Close()
-	held.Close() // the child's is the only client end now
-	closing, closingPeer := dial()
-	closingIno := inode(closing)
+	stillIno := dial(still)
+	stillPeer := peers[0]
+	closingIno := dial(h)
 
 	scan := func(opts ScanOptions) *Scan {
 		t.Helper()
@@ -167,42 +145,167 @@ func TestLiveIncrementalSockets(t *testing.T) {
 		}
 		return "absent"
 	}
-	if s := scan(ScanOptions{}); state(s, heldIno) != "ESTAB" || state(s, closingIno) != "ESTAB" {
-		t.Fatalf("the full scan: held %s, closing %s; want both ESTAB", state(s, heldIno), state(s, closingIno))
+	if s := scan(ScanOptions{}); state(s, stillIno) != "ESTAB" || state(s, closingIno) != "ESTAB" {
+		t.Fatalf("the full scan: still %s, closing %s; want both ESTAB", state(s, stillIno), state(s, closingIno))
 	}
 
-	// Since the dump: one connection closed, one opened; the child's peer
-	// closed its end (the child's socket is CLOSE_WAIT in the kernel, the
-	// child unchanged).
-	closing.Close()
-	closingPeer.Close()
-	opened, openedPeer := dial()
-	defer opened.Close()
-	defer openedPeer.Close()
-	openedIno := inode(opened)
-	peer.Close()
+	// Since the dump: h closed one connection and opened two (a table of
+	// the same size is taken as unchanged, see ReuseFDs); the unchanged
+	// child's peer closed its end (its socket is CLOSE-WAIT in the kernel).
+	h.do(t, "close 0")
+	openedIno := dial(h)
+	dial(h)
+	opened := peers[len(peers)-2]
+	stillPeer.Close()
 
 	s := scan(ScanOptions{ReuseFDs: true})
 	if got := state(s, closingIno); got != "absent" {
 		t.Errorf("a connection closed since the dump is in the incremental pass: %s", got)
 	}
 	so, ok := s.Sockets[openedIno]
-	if !ok || so.State != StateEstablished || so.Local.String() != opened.LocalAddr().String() || so.Remote.String() != opened.RemoteAddr().String() {
-		t.Errorf("a connection opened since the dump: %+v (found %v); want ESTAB %s → %s", so, ok, opened.LocalAddr(), opened.RemoteAddr())
+	if !ok || so.State != StateEstablished || so.Local.String() != opened.RemoteAddr().String() || so.Remote.String() != opened.LocalAddr().String() {
+		t.Errorf("a connection opened since the dump: %+v (found %v); want ESTAB %s → %s", so, ok, opened.RemoteAddr(), opened.LocalAddr())
 	}
 	// Not dumped: the unchanged child's socket as the dump saw it.
-	if got := state(s, heldIno); got != "ESTAB" {
+	if got := state(s, stillIno); got != "ESTAB" {
 		t.Fatalf("the unchanged child's socket is %s: the pass dumped the tables (or the child was read again)", got)
 	}
-	if got := state(scan(ScanOptions{ReuseFDs: true, FreshPIDs: []int{child.Process.Pid}}), heldIno); got != "CLOSE-WAIT" {
+	if got := state(scan(ScanOptions{ReuseFDs: true, FreshPIDs: []int{still.pid}}), stillIno); got != "CLOSE-WAIT" {
 		t.Errorf("a process in FreshPIDs: its socket is %s, want CLOSE-WAIT", got)
 	}
 	// The state stays as last seen until a dump, at most ReuseScans passes on.
 	for i := 0; ; i++ {
-		if got := state(scan(ScanOptions{ReuseFDs: true}), heldIno); got == "CLOSE-WAIT" {
+		if got := state(scan(ScanOptions{ReuseFDs: true}), stillIno); got == "CLOSE-WAIT" {
 			break
 		} else if i >= ReuseScans {
 			t.Fatalf("after %d passes the child's socket is still %s: no pass dumped the tables", i+1, got)
 		}
+	}
+}
+
+// connHolderProc is a child (this test binary, connHolder) that dials and
+// closes TCP connections when told to.
+type connHolderProc struct {
+	pid int
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startConnHolder(t *testing.T) *connHolderProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"=conn-holder")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); _ = cmd.Wait() })
+	return &connHolderProc{pid: cmd.Process.Pid, in: in, out: bufio.NewScanner(out)}
+}
+
+// do sends one command and returns the number the child answers (a new
+// connection's inode).
+func (c *connHolderProc) do(t *testing.T, cmd string) uint64 {
+	t.Helper()
+	if _, err := io.WriteString(c.in, cmd+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if !c.out.Scan() {
+		t.Fatalf("the child ended at %q", cmd)
+	}
+	n, err := strconv.ParseUint(c.out.Text(), 10, 64)
+	if err != nil {
+		t.Fatalf("the child answered %q to %q", c.out.Text(), cmd)
+	}
+	return n
+}
+
+// connHolder is the child: "dial ADDR" connects and prints the socket's
+// inode, "close N" closes the Nth connection dialled and prints 0; it
+// ends with its input.
+func connHolder() int {
+	var conns []net.Conn
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		verb, arg, _ := strings.Cut(sc.Text(), " ")
+		switch verb {
+		case "dial":
+			c, err := net.Dial("tcp", arg)
+			if err != nil {
+				fmt.Println("error:", err)
+				continue
+			}
+			conns = append(conns, c)
+			var st unix.Stat_t
+			f, _ := c.(*net.TCPConn).File()
+			_ = unix.Fstat(int(f.Fd()), &st)
+			f.Close()
+			fmt.Println(st.Ino)
+		case "close":
+			i, _ := strconv.Atoi(arg)
+			conns[i].Close()
+			fmt.Println(0)
+		}
+	}
+	return 0
+}
+
+// TestLiveUnixLookups: a targeted scan finds every unix listener a process
+// holds, whether few (looked up one by one) or many (past maxUnixLookups,
+// from one dump of the unix table), with its path and state; so does
+// SocketsByInode.
+func TestLiveUnixLookups(t *testing.T) {
+	fs, err := New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{3, maxUnixLookups + 8} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			dir := t.TempDir()
+			want := map[uint64]string{}
+			var inodes []uint64
+			for i := range n {
+				path := dir + "/l" + strconv.Itoa(i) + ".sock"
+				ln, err := net.Listen("unix", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				f, err := ln.(*net.UnixListener).File()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var st unix.Stat_t
+				err = unix.Fstat(int(f.Fd()), &st)
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[st.Ino] = path
+				inodes = append(inodes, st.Ino)
+			}
+			scan, err := fs.ScanPIDs(context.Background(), []int{os.Getpid()}, ScanOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byInode, err := fs.SocketsByInode(context.Background(), inodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for ino, path := range want {
+				for name, m := range map[string]map[uint64]Socket{"ScanPIDs": scan.Sockets, "SocketsByInode": byInode} {
+					if s, ok := m[ino]; !ok || s.Path != path || s.State != StateListen || s.Family != FamilyUnix {
+						t.Errorf("%s: listener %s (inode %d): %+v (found %v)", name, path, ino, s, ok)
+					}
+				}
+			}
+		})
 	}
 }

@@ -694,7 +694,7 @@ func (p FS) lookupNS(res *Scan, n *nsNeed, ns uint64, nsPath string) error {
 	if err := c.lookupInet(known, func(s Socket) { found(s); p.cache.put(res.Sockets[s.Inode]) }); err != nil {
 		return err
 	}
-	if err := c.lookupUnix(unixInodes, found); err != nil {
+	if err := p.resolveUnix(c, res, unixInodes, found); err != nil {
 		return err
 	}
 	// Inet sockets new since the last full scan: ask each its protocol and
@@ -736,6 +736,34 @@ func (p FS) lookupNS(res *Scan, n *nsNeed, ns uint64, nsPath string) error {
 		}
 	}
 	return nil
+}
+
+// maxUnixLookups is how many unix sockets are looked up one by one at
+// most: the kernel finds each by walking its whole table, so past a few
+// (the manager of 1,000 socket units holds 1,000 listeners) one dump of
+// the table costs less.
+const maxUnixLookups = 32
+
+// resolveUnix looks the unix sockets up by inode, or dumps the unix table
+// for them when they are many.
+func (p FS) resolveUnix(c *diagConn, res *Scan, inodes []uint64, found func(Socket)) error {
+	if len(inodes) <= maxUnixLookups {
+		return c.lookupUnix(inodes, found)
+	}
+	want := make(map[uint64]bool, len(inodes))
+	for _, ino := range inodes {
+		want[ino] = true
+	}
+	err := c.dumpUnix(func(s Socket) {
+		if want[s.Inode] {
+			found(s)
+		}
+	})
+	if errors.Is(err, errDumpInterrupted) {
+		res.Warnings = append(res.Warnings, "unix dump interrupted: data kept, may be inconsistent")
+		return nil
+	}
+	return err
 }
 
 // dumpNS dumps every socket table of a network namespace (nsPath "" for the
@@ -880,7 +908,7 @@ func (p FS) SocketsByInode(ctx context.Context, inodes []uint64) (map[uint64]Soc
 		s.NetNS = ns
 		res.Sockets[s.Inode] = s
 	}
-	if err := c.lookupUnix(inodes, found); err != nil {
+	if err := p.resolveUnix(c, res, inodes, found); err != nil {
 		return nil, err
 	}
 	var known []Socket

@@ -66,6 +66,7 @@ func dashboard(ctx context.Context, sig *caught, mf managerFlags, df dashboardFl
 	if err != nil {
 		return failUnlessSignalled(stderr, "", sig, err)
 	}
+	src.onePWhenShown(ctx)
 	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
 	if err := ui.Run(ctx, src, opts); err != nil {
 		return failUnlessSignalled(stderr, "", sig, err)

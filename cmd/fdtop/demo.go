@@ -127,6 +127,7 @@ func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 	if err != nil {
 		return err
 	}
+	src.onePWhenShown(ctx)
 	return ui.Run(ctx, src.withDemo(d), ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
 }
 
