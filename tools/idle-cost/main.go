@@ -210,11 +210,13 @@ func printCalls(before, after map[string]int64, window time.Duration) {
 }
 
 // quiet waits settle, then until fdtop (pid) has made no D-Bus call (and,
-// with cpuToo, used at most 3 ticks of CPU) for quietFor: its start-up and
-// the first doctor run are not idle. It waits quietMax at most and says
-// how long it waited.
+// with cpuToo, used at most 7 ticks of CPU) for quietFor: its start-up and
+// the first doctor run are not idle. quietFor is longer than the
+// dashboard's doctor tick (10 s), so the doctor's first run, due at the
+// first tick after the first picture, cannot start after it. It waits
+// quietMax at most and says how long it waited.
 func quiet(pid int, calls callsFile, settle time.Duration, cpuToo bool) error {
-	const quietFor, quietMax = 5 * time.Second, 90 * time.Second
+	const quietFor, quietMax = 12 * time.Second, 2 * time.Minute
 	time.Sleep(settle)
 	start := time.Now()
 	for {
@@ -235,7 +237,7 @@ func quiet(pid int, calls callsFile, settle time.Duration, cpuToo bool) error {
 		if err != nil {
 			return err
 		}
-		if maps.Equal(c0, c1) && (!cpuToo || t1-t0 <= 3) {
+		if maps.Equal(c0, c1) && (!cpuToo || t1-t0 <= 7) {
 			fmt.Printf("    (settled %v after start-up + %v)\n", settle, time.Since(start).Round(time.Second))
 			return nil
 		}
