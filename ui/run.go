@@ -48,6 +48,9 @@ func Run(ctx context.Context, src Source, opts Options) error {
 	m := NewModel(src, opts)
 	m.ctx = ctx
 	m.trace = newFrameTrace(logger)
+	if m.trace != nil {
+		return runProgram(ctx, m, tea.WithOutput(traceOutput{File: os.Stdout, t: m.trace}))
+	}
 	return runProgram(ctx, m)
 }
 
@@ -68,10 +71,13 @@ func Run(ctx context.Context, src Source, opts Options) error {
 // At 20 a frame waits at most 50 ms after View drew it.
 const frameRate = 20
 
-func runProgram(ctx context.Context, m tea.Model) error {
+// FrameRate is frameRate, for measurements.
+const FrameRate = frameRate
+
+func runProgram(ctx context.Context, m tea.Model, more ...tea.ProgramOption) error {
 	jc := &jobControl{}
-	p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
-		tea.WithoutSignalHandler(), tea.WithFilter(jc.filter), tea.WithFPS(frameRate))
+	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
+		tea.WithoutSignalHandler(), tea.WithFilter(jc.filter), tea.WithFPS(frameRate)}, more...)...)
 	tstp := make(chan os.Signal, 1)
 	signal.Notify(tstp, syscall.SIGTSTP)
 	done := make(chan struct{})

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"log"
+	"os"
 	"sync"
 	"time"
 )
@@ -48,4 +49,28 @@ func (t *frameTrace) frame(gen uint64) {
 	}
 	t.rendered = gen
 	t.logger.Printf("frame gen=%d frame_ns=%d", gen, time.Now().UnixNano())
+}
+
+// flushed logs a write of the renderer to the terminal: the frame View
+// drew last reaching the screen (bubbletea writes it at its next tick, if
+// it changed).
+func (t *frameTrace) flushed() {
+	if t == nil {
+		return
+	}
+	t.logger.Printf("flush flush_ns=%d", time.Now().UnixNano())
+}
+
+// traceOutput is the terminal with every write logged (flushed), so that
+// a measurement ends where a person sees the frame. It stays a terminal
+// file for bubbletea (Fd, Read, Close are the file's).
+type traceOutput struct {
+	*os.File
+	t *frameTrace
+}
+
+func (o traceOutput) Write(b []byte) (int, error) {
+	n, err := o.File.Write(b)
+	o.t.flushed()
+	return n, err
 }

@@ -53,20 +53,32 @@ func TestEventToFrame(t *testing.T) {
 		term.waitFor(t, "the last restart's verdict", func(s string) bool { return verdictLine(s) != "" })
 		time.Sleep(time.Second) // a measurement, not a test: the tail of the last burst
 		term.quit(t)
-		lat, mainPID := frameLatencies(t, logPath)
-		t.Logf("event → frame over %d restarts: %s; bursts with a main PID change: %s", 2*n, latencyStats(lat), latencyStats(mainPID))
+		l := frameLatencies(t, logPath)
+		t.Logf("event → frame (View) over %d restarts: %s; bursts with a main PID change: %s", 2*n, latencyStats(l.view), latencyStats(l.mainPID))
+		t.Logf("event → screen (the terminal write after that View, at %d frames a second): %s; %d bursts changed nothing on screen", ui.FrameRate, latencyStats(l.screen), l.unchanged)
 	})
 }
 
 var (
 	recvRe  = regexp.MustCompile(`recv gen=(\d+) kind=(\S+) n=\d+ event_ns=(\d+)`)
 	frameRe = regexp.MustCompile(`frame gen=(\d+) frame_ns=(\d+)`)
+	flushRe = regexp.MustCompile(`flush flush_ns=(\d+)`)
 )
+
+// latencies are one measurement's samples: event → View (the frame drawn
+// with it) and event → screen (bubbletea's next write to the terminal
+// after that View: it writes at its frame rate, when the frame changed).
+type latencies struct {
+	view, mainPID, screen []time.Duration
+	unchanged             int // bursts whose frame changed nothing on screen
+}
 
 // frameLatencies reads a dashboard debug log: for every event burst, the
 // time from its newest event to the first frame drawn at or past its
-// generation.
-func frameLatencies(t *testing.T, path string) (all, mainPID []time.Duration) {
+// generation, and to the first write to the terminal after that frame (a
+// frame written no sooner than a second later changed nothing on screen:
+// counted apart).
+func frameLatencies(t *testing.T, path string) latencies {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -78,13 +90,30 @@ func frameLatencies(t *testing.T, path string) (all, mainPID []time.Duration) {
 		kind  string
 		event int64
 	}
-	var pending []burst
+	var (
+		out       latencies
+		pending   []burst
+		unflushed []burst // drawn, waiting for the write: event and view times
+	)
+	var drawnAt []int64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if m := recvRe.FindStringSubmatch(sc.Text()); m != nil {
 			gen, _ := strconv.Atoi(m[1])
 			ns, _ := strconv.ParseInt(m[3], 10, 64)
 			pending = append(pending, burst{gen, m[2], ns})
+			continue
+		}
+		if m := flushRe.FindStringSubmatch(sc.Text()); m != nil {
+			ns, _ := strconv.ParseInt(m[1], 10, 64)
+			for i, b := range unflushed {
+				if time.Duration(ns-drawnAt[i]) > time.Second {
+					out.unchanged++
+					continue
+				}
+				out.screen = append(out.screen, time.Duration(ns-b.event))
+			}
+			unflushed, drawnAt = nil, nil
 			continue
 		}
 		if m := frameRe.FindStringSubmatch(sc.Text()); m != nil {
@@ -97,15 +126,16 @@ func frameLatencies(t *testing.T, path string) (all, mainPID []time.Duration) {
 					continue
 				}
 				d := time.Duration(ns - b.event)
-				all = append(all, d)
+				out.view = append(out.view, d)
 				if b.kind == "event-main_pid" {
-					mainPID = append(mainPID, d)
+					out.mainPID = append(out.mainPID, d)
 				}
+				unflushed, drawnAt = append(unflushed, b), append(drawnAt, ns)
 			}
 			pending = rest
 		}
 	}
-	return all, mainPID
+	return out
 }
 
 func latencyStats(ds []time.Duration) string {
