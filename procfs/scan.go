@@ -535,16 +535,10 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 	if !sameDenied || len(res.Errors) > 0 {
 		return false
 	}
-	sockets := make(map[uint64]Socket, len(base))
-	// The sockets no readable process held at the dump (the processes not
-	// readable then, the same now, hold them): as the dump saw them.
-	for _, ino := range unheld {
-		if s, ok := base[ino]; ok {
-			sockets[ino] = s
-		}
-	}
 	need := map[uint64]*nsNeed{}
 	unknown := 0
+	held := make([]uint64, 0, len(base)) // held now and in the dump
+	var refreshed []uint64               // of those, the ones looked up again
 	for i := range res.Processes {
 		pr := &res.Processes[i]
 		fresh := reuse.fresh[pr.PID]
@@ -552,12 +546,14 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 			if fd.Kind != KindSocket || fd.Inode == 0 {
 				continue
 			}
-			s, known := base[fd.Inode]
-			if known && !fresh {
-				sockets[fd.Inode] = s
-				continue
-			}
-			if !known {
+			_, known := base[fd.Inode]
+			if known {
+				held = append(held, fd.Inode)
+				if !fresh {
+					continue
+				}
+				refreshed = append(refreshed, fd.Inode)
+			} else {
 				unknown++
 			}
 			n := need[pr.NetNS]
@@ -571,11 +567,62 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 	if unknown > maxIncremental {
 		return false
 	}
-	res.Sockets = sockets // a fresh lookup replaces what an unchanged holder gave
+	res.Sockets = map[uint64]Socket{}
 	p.resolveTargeted(ctx, res, need, ownNS, true)
+	looked := res.Sockets
 	if len(res.Warnings) > 0 {
 		res.Partial = true
 	}
+
+	// Nothing changed (the sockets held now, with those the dump saw held by
+	// no readable process, are exactly the dump's, and the lookups found
+	// them as it has them): the dump's map as it is, shared and read-only.
+	slices.Sort(held)
+	held = slices.Compact(held)
+	covered := len(held)
+	for _, ino := range unheld {
+		if _, ok := base[ino]; ok {
+			if _, dup := slices.BinarySearch(held, ino); !dup {
+				covered++
+			}
+		}
+	}
+	same := unknown == 0 && covered == len(base)
+	for ino, s := range looked {
+		if b, ok := base[ino]; !ok || b != s {
+			same = false
+			break
+		}
+	}
+	for _, ino := range refreshed {
+		if _, ok := looked[ino]; !ok {
+			same = false // gone since its holder's descriptors were read
+			break
+		}
+	}
+	if same {
+		res.Sockets = base
+		return true
+	}
+
+	sockets := make(map[uint64]Socket, len(base))
+	// The sockets no readable process held at the dump (the processes not
+	// readable then, the same now, hold them): as the dump saw them.
+	for _, ino := range unheld {
+		if s, ok := base[ino]; ok {
+			sockets[ino] = s
+		}
+	}
+	for _, ino := range held {
+		sockets[ino] = base[ino]
+	}
+	for _, ino := range refreshed {
+		delete(sockets, ino) // what the lookup did not find is not taken from the dump
+	}
+	for ino, s := range looked {
+		sockets[ino] = s // a fresh lookup replaces what an unchanged holder gave
+	}
+	res.Sockets = sockets
 	p.cache.setFull(res.Sockets)
 	return true
 }
