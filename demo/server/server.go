@@ -78,6 +78,9 @@ type environment struct {
 	// onRead, when set, is called after each read from a client with the
 	// connection's id and its unanswered bytes (tests wait on it).
 	onRead func(id uint64, pending string)
+	// onClose, when set, is called with a connection's id once it is
+	// closed and forgotten (tests wait on it).
+	onClose func(id uint64)
 }
 
 type server struct {
@@ -428,6 +431,9 @@ func (s *server) endConn(c *clientConn, op string, err error) {
 	s.mu.Unlock()
 	c.nc.Close()
 	s.log.Debug("connection closed", "id", c.id, "op", op, "err", err, "count", c.count)
+	if s.env.onClose != nil {
+		s.env.onClose(c.id)
+	}
 }
 
 // shutdown stops every handler, then hands the connections over (handoff

@@ -291,12 +291,18 @@ func TestHandoff(t *testing.T) {
 	sd := newFakeSystemd(t, activationtest.Options{})
 	cfg := Config{Mode: ModeHandoff}
 	pending := make(chan string, 64) // connection 1's unanswered bytes after each read
+	closedIDs := make(chan uint64, 64)
 	in := start(t, cfg, environment{passed: sd.passed(), notifier: sd.notifier(), onRead: func(id uint64, p string) {
 		if id == 1 {
 			select {
 			case pending <- p:
 			default:
 			}
+		}
+	}, onClose: func(id uint64) {
+		select {
+		case closedIDs <- id:
+		default:
 		}
 	}})
 	sd.wantStore()
@@ -312,6 +318,14 @@ func TestHandoff(t *testing.T) {
 	closed.send("x\n")
 	closed.expect(1, "x")
 	closed.conn.Close()
+	// The server has seen it closed before it stops (else it hands it over).
+	for id := uint64(0); id != 3; {
+		select {
+		case id = <-closedIDs:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server never saw connection 3 closed")
+		}
+	}
 	// Half a line is read by this instance and must reach the next one.
 	a.send("par")
 	for p := ""; p != "par"; {
