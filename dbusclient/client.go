@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -212,7 +213,7 @@ func (c *Client) connectRetrying(ctx context.Context) (session, error) {
 	wait := backoffMin
 	for {
 		s, err := c.connect(ctx)
-		if err == nil || !transientConnErr(err) {
+		if err == nil || !transientConnErr(err) && !(socketVanished(err) && time.Since(start)+wait <= vanishedRetryFor) {
 			return s, err
 		}
 		if ctx.Err() != nil || time.Since(start)+wait > connectRetryFor {
@@ -225,6 +226,28 @@ func (c *Client) connectRetrying(ctx context.Context) (session, error) {
 		}
 		wait = min(wait*2, time.Second)
 	}
+}
+
+// vanishedRetryFor bounds how long a socket that is missing from a
+// directory that exists is waited for: a re-executing manager unlinks its
+// private socket and binds it again, microseconds apart, so a dial can
+// land in between. Longer than that, there is no manager.
+const vanishedRetryFor = time.Second
+
+// socketVanished reports whether err is a dial of a unix socket path that
+// does not exist (ENOENT) in a directory that does: what a manager
+// re-binding its socket during daemon-reexec looks like to a dial.
+func socketVanished(err error) bool {
+	var op *net.OpError
+	if !errors.Is(err, syscall.ENOENT) || !errors.As(err, &op) {
+		return false
+	}
+	ua, ok := op.Addr.(*net.UnixAddr)
+	if !ok || ua.Name == "" || ua.Name[0] == '@' {
+		return false
+	}
+	st, serr := os.Stat(filepath.Dir(ua.Name))
+	return serr == nil && st.IsDir()
 }
 
 // transientConnErr reports whether err is a connection the manager refused,
@@ -624,6 +647,9 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 	for try := 0; ; try++ {
 		if try > 0 {
 			transient := transientConnErr(err)
+			if !transient && socketVanished(err) && time.Since(start)+wait <= vanishedRetryFor {
+				transient = true
+			}
 			if !transient && try > 1 || transient && time.Since(start)+wait > connectRetryFor {
 				if transient {
 					return fmt.Errorf("%w for %s (daemon-reexec in progress?): %w", ErrConnectionReset, time.Since(start).Round(100*time.Millisecond), err)

@@ -2,6 +2,7 @@ package dbusclient_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/demo/sandbox"
@@ -121,6 +124,88 @@ func TestLoadWhileRefused(t *testing.T) {
 		}
 		if err := <-done; err != nil {
 			t.Errorf("Load after the manager listened again: %v", err)
+		}
+	})
+}
+
+// TestConnectWhileSocketVanished: a re-executing manager unlinks its private
+// socket and binds it again; a Connect that lands in between finds no file.
+// It waits for the socket to come back (here, after two failed dials) and
+// connects; a socket that stays away fails with the dial's own error, not as
+// a manager that refuses; a missing directory fails at once.
+func TestConnectWhileSocketVanished(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		sock, ok := strings.CutPrefix(sb.Address, "unix:path=")
+		if !ok || strings.ContainsAny(sock, ",;") {
+			t.Fatalf("sandbox address %q is not a plain unix:path=", sb.Address)
+		}
+		var dials atomic.Int32
+		opts := dbusclient.Options{Scope: dbusclient.User, Address: sb.Address,
+			Dial: func(ctx context.Context, address string) (*dbus.Conn, error) {
+				dials.Add(1)
+				return dbusclient.DialAddress(ctx, address)
+			}}
+		if err := os.Rename(sock, sock+".away"); err != nil {
+			t.Fatal(err)
+		}
+		restored := false
+		restore := func() error {
+			if restored {
+				return nil
+			}
+			restored = true
+			return os.Rename(sock+".away", sock)
+		}
+		defer restore()
+
+		// Stays away: the dial's error, after about vanishedRetryFor.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := dbusclient.Connect(ctx, opts)
+		if err == nil || !errors.Is(err, syscall.ENOENT) || errors.Is(err, dbusclient.ErrConnectionReset) {
+			t.Errorf("Connect with the socket gone: %v, want the dial's ENOENT", err)
+		}
+		if n := dials.Load(); n < 2 {
+			t.Errorf("Connect with the socket gone dialled %d times, want retries", n)
+		}
+		t.Logf("socket gone: %d dials in %s: %v", dials.Load(), time.Since(start).Round(time.Millisecond), err)
+
+		// Comes back: Connect succeeds.
+		dials.Store(0)
+		done := make(chan error, 1)
+		go func() {
+			c, err := dbusclient.Connect(ctx, opts)
+			if err == nil {
+				_, err = c.Load(ctx, nil, false)
+				c.Close()
+			}
+			done <- err
+		}()
+		for dials.Load() < 2 {
+			select {
+			case err := <-done:
+				t.Fatalf("Connect returned while the socket was gone: %v", err)
+			case <-ctx.Done():
+				t.Fatal("Connect never dialled twice")
+			case <-time.After(time.Millisecond):
+			}
+		}
+		if err := restore(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Connect once the socket was back: %v", err)
+		}
+
+		// No directory: no manager, at once.
+		dials.Store(0)
+		opts.Address = "unix:path=" + filepath.Join(t.TempDir(), "gone", "private")
+		if _, err := dbusclient.Connect(ctx, opts); err == nil || !errors.Is(err, syscall.ENOENT) {
+			t.Errorf("Connect to a missing directory: %v, want ENOENT", err)
+		}
+		if n := dials.Load(); n != 1 {
+			t.Errorf("Connect to a missing directory dialled %d times, want 1", n)
 		}
 	})
 }
