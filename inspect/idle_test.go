@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,6 +180,109 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 		}
 		if got := e.client.CallCounts(); !maps.Equal(got, calls) {
 			t.Errorf("new connections had the manager asked: %v → %v", calls, got)
+		}
+	})
+}
+
+// TestPictureFollowsRestartToSocket: a restart changes the service's
+// processes, and its socket unit names them as the listener's holders. When
+// the handoff's verdict comes, the picture built from the watch's views
+// (no host-wide pass: FullEvery -1) shows the socket's listener held by the
+// new main process, and no longer by the old one, which is gone. (The views
+// of the restarting service used to leave its socket unit as it was, with
+// the old process as holder, until the next whole rescan, a minute later.)
+func TestPictureFollowsRestartToSocket(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
+		sub, err := e.client.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pmu sync.Mutex
+		var picture *inspect.Snapshot
+		wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 100 * time.Millisecond, FullEvery: -1,
+			OnSnapshot: func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
+			OnView: func(units []string, s *inspect.Snapshot) {
+				pmu.Lock()
+				picture = inspect.MergeUnits(picture, s, units)
+				pmu.Unlock()
+			},
+		}
+		events := make(chan inspect.Event, 4096)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer sub.Close()
+			_ = wt.Run(ctx, events)
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		e.traffic(t, demo.Handoff, 2)
+
+		holders := func() (pids []int, ok bool) {
+			pmu.Lock()
+			defer pmu.Unlock()
+			if picture == nil {
+				return nil, false
+			}
+			for _, su := range picture.Sockets {
+				if su.Unit != demo.Handoff.Socket() || len(su.Listeners) == 0 {
+					continue
+				}
+				for _, h := range su.Listeners[0].Holders {
+					pids = append(pids, h.PID)
+				}
+				return pids, true
+			}
+			return nil, false
+		}
+		ready := func() bool {
+			pmu.Lock()
+			defer pmu.Unlock()
+			if picture == nil {
+				return false
+			}
+			for _, svc := range picture.Services {
+				if svc.Unit == demo.Handoff.Service() {
+					return svc.ActiveState == "active" && svc.MainPID != 0 && len(svc.Connections) >= 2
+				}
+			}
+			return false
+		}
+		var seen []string
+		for round := 0; round < 2; round++ {
+			// Before each restart: the service up, with its connections.
+			deadline := time.Now().Add(30 * time.Second)
+			for !ready() {
+				if time.Now().After(deadline) {
+					t.Fatalf("restart %d: the picture never showed %s active with 2 connections", round+1, demo.Handoff.Service())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if _, err := sb.Systemctl(context.Background(), "restart", demo.Handoff.Service()); err != nil {
+				t.Fatal(err)
+			}
+			var h *inspect.Handoff
+			timeout := time.After(30 * time.Second)
+			for h == nil {
+				select {
+				case ev := <-events:
+					seen = append(seen, inspect.FormatEvent(ev))
+					if ev.Type == inspect.EventHandoff && ev.Unit == demo.Handoff.Service() {
+						h = ev.Handoff
+					}
+				case <-timeout:
+					t.Fatalf("restart %d: no handoff event in 30 s; events:\n%s", round+1, strings.Join(seen, "\n"))
+				}
+			}
+			pids, ok := holders()
+			if !ok {
+				t.Fatalf("restart %d: %s or its listener is missing from the picture", round+1, demo.Handoff.Socket())
+			}
+			if !slices.Contains(pids, h.NewPID) || slices.Contains(pids, h.OldPID) {
+				t.Errorf("restart %d (pid %d → %d): the picture shows %s's listener held by pids %v, want the new main pid and not the old",
+					round+1, h.OldPID, h.NewPID, demo.Handoff.Socket(), pids)
+			}
 		}
 	})
 }

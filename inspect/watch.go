@@ -93,14 +93,15 @@ type loop struct {
 	ownMu  sync.Mutex
 	own    map[string]time.Time // the gap meter's local addresses, when each connected
 
-	pending  map[string]bool // units the signals named since they were last read
-	needLoad bool            // read every unit: a signal named one the picture lacks, or some were lost
-	known    map[string]bool // the socket units and services of the picture
-	fdCounts map[int]int     // descriptor counts of the picture's processes when last read (nil: unknown)
-	pidUnit  map[int]string  // the unit of each of those processes ("" for the manager)
-	stores   []string        // the services with an fd store
-	scopeNew bool            // a scope appeared (a login) since the last host-wide pass
-	lastJob  time.Time       // when a job was last seen (signalled, or under way at an interval)
+	pending  map[string]bool     // units the signals named since they were last read
+	needLoad bool                // read every unit: a signal named one the picture lacks, or some were lost
+	known    map[string]bool     // the socket units and services of the picture
+	related  map[string][]string // each socket unit's service and each service's socket units, as last read
+	fdCounts map[int]int         // descriptor counts of the picture's processes when last read (nil: unknown)
+	pidUnit  map[int]string      // the unit of each of those processes ("" for the manager)
+	stores   []string            // the services with an fd store
+	scopeNew bool                // a scope appeared (a login) since the last host-wide pass
+	lastJob  time.Time           // when a job was last seen (signalled, or under way at an interval)
 	interval time.Duration
 }
 
@@ -567,6 +568,7 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 		}
 		st.known = map[string]bool{}
 		st.stores = nil
+		st.related = map[string][]string{}
 	}
 	for _, u := range units {
 		delete(st.pending, u)
@@ -574,6 +576,12 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 	for _, su := range snap.Sockets {
 		delete(st.pending, su.Unit)
 		st.known[su.Unit] = true
+		if su.Service != "" {
+			if !slices.Contains(st.related[su.Service], su.Unit) {
+				st.related[su.Service] = append(st.related[su.Service], su.Unit)
+			}
+			st.related[su.Unit] = []string{su.Service}
+		}
 	}
 	for _, svc := range snap.Services {
 		delete(st.pending, svc.Unit)
@@ -583,6 +591,28 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 		}
 	}
 	st.countFDs(snap, units == nil)
+}
+
+// withRelated adds to units the socket units of each service and the
+// service of each socket unit, as last read: a socket unit's listeners
+// name the processes of its service as holders, so a view of a service
+// that changed its processes (a restart) must read its socket units again,
+// or the picture keeps showing the old process as their holder until the
+// next whole rescan. nil (every unit) stays nil.
+func (st *loop) withRelated(units []string) []string {
+	if units == nil {
+		return nil
+	}
+	out := slices.Clone(units)
+	for _, u := range units {
+		for _, r := range st.related[u] {
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // emit sends events out in order.
@@ -603,6 +633,7 @@ func (st *loop) emit(evs []Event) {
 // units as last read and /proc read again) and gives it to the tracker,
 // with the liveness of the connections it cannot place.
 func (st *loop) refresh(units []string, full, cached bool) error {
+	units = st.withRelated(units)
 	snap, err := st.w.Snapshots.Snapshot(st.ctx, SnapshotOptions{Units: units, FullScan: full, Cached: cached})
 	if err != nil {
 		return err

@@ -440,13 +440,36 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 	return out
 }
 
+// addPID notes one more process in the namespace (pid is the first).
+func (n *nsNeed) addPID(pid int) {
+	if pid != n.pid && (len(n.others) == 0 || n.others[len(n.others)-1] != pid) {
+		n.others = append(n.others, pid)
+	}
+}
+
+// eachPID calls f with the namespace's first process, then with the next
+// one while the one tried has exited (its /proc entry is gone): a process
+// that ends during a scan does not leave its namespace's sockets
+// unresolved while another process holds them.
+func (n *nsNeed) eachPID(f func(pid int) error) error {
+	err := f(n.pid)
+	for _, pid := range n.others {
+		if !IsGone(err) {
+			break
+		}
+		err = f(pid)
+	}
+	return err
+}
+
 // holder is one (pid, fd) holding a socket, used to ask the socket's family.
 type holder struct {
 	pid, fd int
 }
 
 type nsNeed struct {
-	pid    int // a process in the namespace, to enter it or read its net/*
+	pid    int   // a process in the namespace, to enter it or read its net/*
+	others []int // more of them, tried in turn when pid has exited
 	inodes map[uint64]holder
 }
 
@@ -472,6 +495,7 @@ func (p FS) neededSockets(res *Scan, full bool, ownNS uint64) map[uint64]*nsNeed
 				n = &nsNeed{pid: pr.PID, inodes: map[uint64]holder{}}
 				need[ns] = n
 			}
+			n.addPID(pr.PID)
 			n.inodes[fd.Inode] = holder{pr.PID, fd.Num}
 		}
 	}
@@ -493,11 +517,14 @@ func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed,
 			var m map[uint64]Socket
 			var warn []string
 			var err error
-			if useNetlink {
-				m, warn, err = p.dumpNS(p.path(strconv.Itoa(n.pid), "ns", "net"), look, 0)
-			} else {
-				m, warn, err = p.readProcNetNS(look, n.pid, look == ownNS)
-			}
+			err = n.eachPID(func(pid int) error {
+				if useNetlink {
+					m, warn, err = p.dumpNS(p.path(strconv.Itoa(pid), "ns", "net"), look, 0)
+				} else {
+					m, warn, err = p.readProcNetNS(look, pid, look == ownNS)
+				}
+				return err
+			})
 			res.Warnings = append(res.Warnings, warn...)
 			if err != nil {
 				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
@@ -561,6 +588,7 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 				n = &nsNeed{pid: pr.PID, inodes: map[uint64]holder{}}
 				need[pr.NetNS] = n
 			}
+			n.addPID(pr.PID)
 			n.inodes[fd.Inode] = holder{pr.PID, fd.Num}
 		}
 	}
@@ -674,7 +702,12 @@ func (p FS) resolveTargeted(ctx context.Context, res *Scan, need map[uint64]*nsN
 			look = ownNS // unknown namespace: only the own tables, by inode
 		}
 		if !useNetlink {
-			m, warn, err := p.readProcNetNS(look, n.pid, look == ownNS)
+			var m map[uint64]Socket
+			var warn []string
+			err := n.eachPID(func(pid int) (err error) {
+				m, warn, err = p.readProcNetNS(look, pid, look == ownNS)
+				return err
+			})
 			res.Warnings = append(res.Warnings, warn...)
 			if err != nil {
 				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
@@ -687,11 +720,14 @@ func (p FS) resolveTargeted(ctx context.Context, res *Scan, need map[uint64]*nsN
 			p.resolveRest(res, n, ns)
 			continue
 		}
-		nsPath := ""
-		if look != ownNS {
-			nsPath = p.path(strconv.Itoa(n.pid), "ns", "net")
-		}
-		if err := p.lookupNS(res, n, look, nsPath); err != nil {
+		err := n.eachPID(func(pid int) error {
+			nsPath := ""
+			if look != ownNS {
+				nsPath = p.path(strconv.Itoa(pid), "ns", "net")
+			}
+			return p.lookupNS(res, n, look, nsPath)
+		})
+		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
 		}
 		p.resolveRest(res, n, ns)

@@ -377,7 +377,11 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 		b.add(line)
 	}
 
-	b.section(fmt.Sprintf("Connections (%d)", len(s.Connections)), "Connected sockets accepted from the service's listeners. Those its processes hold survive a restart only if the service puts them in the fd store before it exits; one held outside the service (a login session's sshd in session-N.scope, named with its unit) is not touched by it.")
+	count := fmt.Sprint(len(s.Connections))
+	if s.ConnectionsUnknown {
+		count = "≥" + count // not root: unreadable processes not counted
+	}
+	b.section("Connections ("+count+")", "Connected sockets accepted from the service's listeners. Those its processes hold survive a restart only if the service puts them in the fd store before it exits; one held outside the service (a login session's sshd in session-N.scope, named with its unit) is not touched by it.")
 	if s.ConnectionsUnknown {
 		b.muted("    processes not readable (not root): their connections are not counted")
 	}

@@ -54,7 +54,7 @@ func TestDetailSaysWhatIsUnknown(t *testing.T) {
 		want     []string
 		not      []string
 	}{
-		{"j.service", []string{"2 of 5 identified", "unknown: pid 7's environment is not readable", "their connections are not counted"}, []string{"LISTEN_FDS unset"}},
+		{"j.service", []string{"2 of 5 identified", "unknown: pid 7's environment is not readable", "their connections are not counted", "Connections (≥0)"}, []string{"LISTEN_FDS unset", "Connections (0)"}},
 		{"j.socket", []string{"inode unknown", "held by: unknown (processes not readable)"}, []string{"not found in the kernel", "held by nobody"}},
 	} {
 		t.Run(tt.selected, func(t *testing.T) {
