@@ -48,6 +48,21 @@ type Builder struct {
 	cache   *unitsRead // the units as last read in full, patched by the limited reads since
 }
 
+// Names reports whether a socket unit or service the last picture does not
+// hold would be in a snapshot by its name alone: it matches a pattern (or
+// is one of ExtraServices), or, without patterns, it is a socket unit. A
+// service without patterns is in by its socket unit or its fd store, which
+// only a read of it tells: one the picture does not hold is not named.
+func (b *Builder) Names(unit string) bool {
+	if slices.Contains(b.ExtraServices, unit) {
+		return true
+	}
+	if len(b.Patterns) == 0 {
+		return strings.HasSuffix(unit, ".socket")
+	}
+	return unitpattern.MatchAny(b.Patterns, unit)
+}
+
 // unitsRead is what one snapshot read from the manager: the units, their
 // fd stores and the manager's processes.
 type unitsRead struct {

@@ -77,6 +77,14 @@ type Watcher struct {
 	// job just started (on its loopback TCP listeners, until its handoff
 	// is summarised); the result goes into the handoff's summary.
 	Probe func(service string) bool
+	// Shows, if set, says whether a socket unit or service the picture
+	// does not hold belongs on the timeline by its name (Builder.Names).
+	// Events of the units the picture holds and the manager's own events
+	// are always sent; those of other kinds of units (mounts, targets,
+	// timers, slices) never: fdtop shows sockets and services, and on a
+	// real host the others would bury them. nil sends every socket unit's
+	// and service's events.
+	Shows func(unit string) bool
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -615,9 +623,25 @@ func (st *loop) withRelated(units []string) []string {
 	return out
 }
 
-// emit sends events out in order.
+// shown reports whether e belongs on the timeline (see Watcher.Shows).
+func (st *loop) shown(e Event) bool {
+	switch {
+	case e.Unit == "" || st.known[e.Unit]:
+		return true
+	case !strings.HasSuffix(e.Unit, ".socket") && !strings.HasSuffix(e.Unit, ".service"):
+		return false
+	case st.w.Shows != nil:
+		return st.w.Shows(e.Unit)
+	}
+	return true
+}
+
+// emit sends out, in order, the events that belong on the timeline.
 func (st *loop) emit(evs []Event) {
 	for _, e := range evs {
+		if !st.shown(e) {
+			continue
+		}
 		if e.Time.IsZero() {
 			e.Time = st.w.now()
 		}

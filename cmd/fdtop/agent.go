@@ -90,7 +90,7 @@ func (m *agentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	// the remote model follows a restart's new main PID at once (not at
 	// the next host-wide pass).
 	var picture *inspect.Snapshot
-	w := &inspect.Watcher{Snapshots: m.src.builder, Events: sub, Interval: m.interval, FullEvery: full, Probe: m.src.probeWanted,
+	w := &inspect.Watcher{Snapshots: m.src.builder, Events: sub, Interval: m.interval, FullEvery: full, Probe: m.src.probeWanted, Shows: m.src.builder.Names,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			picture = snap
 			onSnapshot(snap)

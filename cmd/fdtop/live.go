@@ -71,7 +71,7 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	if targeted {
 		full = -1
 	}
-	w := &inspect.Watcher{Snapshots: b, Events: src.signals, Interval: interval, FullEvery: full, Probe: src.probeWanted, Rescan: src.rescan,
+	w := &inspect.Watcher{Snapshots: b, Events: src.signals, Interval: interval, FullEvery: full, Probe: src.probeWanted, Rescan: src.rescan, Shows: b.Names,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			src.setPicture(true, func(*inspect.Snapshot) *inspect.Snapshot { return snap })
 		},
