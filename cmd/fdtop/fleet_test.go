@@ -978,18 +978,53 @@ func TestFleetDashboardLateHost(t *testing.T) {
 	term.quit(t)
 }
 
-// TestRemoteWatchLateHost: `watch --json -H` with a host whose sshd starts
-// only after the watch started: one disconnected line says it is not
-// reached (ssh's reason) and retried, a reconnected line says when it is
-// reached, and its timeline follows (a restart there is its handoff).
+// TestRemoteWatchLateHost: `watch --json -H` with three hosts that cannot
+// be reached when the watch starts, each fixed later without touching
+// fdtop: one whose sshd is not up yet, one with no fdtop (installed
+// later), one whose manager does not answer (its bus appears later). Each
+// gets one disconnected line saying why it is not reached and that it is
+// retried, a reconnected line when it is reached, and its timeline follows
+// (a restart there is its handoff); the host that was up goes on meanwhile.
 func TestRemoteWatchLateHost(t *testing.T) {
 	f, hosts := startFleet(t, 1, true)
 	up := hosts[0]
 	installWeb(t, up.sb, "web", demo.Handoff, 50*time.Millisecond)
+	// The three late hosts share one manager.
 	sb := sandboxtest.Start(t, sandboxtest.Versions()[len(sandboxtest.Versions())-1])
-	late := f.AddHostDown(t, append(sb.Env(), "PATH="+filepath.Dir(sandboxtest.Fdtop(t))+":/usr/local/bin:/usr/bin:/bin")...)
 	installWeb(t, sb, "web", demo.Handoff, 50*time.Millisecond)
-	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", up.Target+","+late.Target, "web.service")
+	withFdtop := "PATH=" + filepath.Dir(sandboxtest.Fdtop(t)) + ":/usr/local/bin:/usr/bin:/bin"
+	late := f.AddHostDown(t, append(sb.Env(), withFdtop)...)
+	noFdtop := f.AddHost(t, append(sb.Env(), "PATH=/usr/local/bin:/usr/bin:/bin")...)
+	// Its runtime directory (where its manager's bus is) does not exist
+	// yet: the agent finds no manager until it is a link to the manager's.
+	runtimeDir := filepath.Join(t.TempDir(), "run")
+	noManager := f.AddHost(t, "XDG_RUNTIME_DIR="+runtimeDir, "DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(runtimeDir, "systemd", "private"), withFdtop)
+	fixes := []struct {
+		host *sshtest.Host
+		why  string // in the disconnected line
+		fix  func()
+	}{
+		{late, "Connection refused", func() { late.Start(t) }},
+		{noFdtop, "no fdtop with agent protocol", func() {
+			cache := filepath.Join(noFdtop.Home, ".cache", "fdtop")
+			if err := os.MkdirAll(cache, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(sandboxtest.Fdtop(t), filepath.Join(cache, "fdtop-"+version)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{noManager, "no user manager answers", func() {
+			if err := os.Symlink(sb.RuntimeDir, runtimeDir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	names := []string{up.Target}
+	for _, fx := range fixes {
+		names = append(names, fx.host.Target)
+	}
+	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web.service")
 	var errb syncbuf.Buffer
 	cmd.Stderr = &errb
 	stdout, err := cmd.StdoutPipe()
@@ -1022,24 +1057,25 @@ func TestRemoteWatchLateHost(t *testing.T) {
 		}
 		close(lines)
 	}()
-	next := func(what string, ok func(e hostEvent) bool, tick func()) hostEvent {
+	// until reads lines until done says all was seen; tick runs every 3 s.
+	until := func(what string, done func(e hostEvent) bool, tick func()) {
 		t.Helper()
 		deadline := time.After(90 * time.Second)
-		restart := time.NewTicker(3 * time.Second)
-		defer restart.Stop()
+		ticker := time.NewTicker(3 * time.Second)
+		defer ticker.Stop()
 		for {
 			select {
 			case e, open := <-lines:
 				if !open {
 					t.Fatalf("watch ended waiting for %s: %s", what, errb.String())
 				}
-				if e.Target == late.Target && (e.Type == inspect.EventDisconnected || e.Type == inspect.EventReconnected) {
+				if e.Type == inspect.EventDisconnected || e.Type == inspect.EventReconnected {
 					t.Logf("%s %s %q", e.Target, e.Type, e.Message)
 				}
-				if ok(e) {
-					return e
+				if done(e) {
+					return
 				}
-			case <-restart.C:
+			case <-ticker.C:
 				if tick != nil {
 					tick()
 				}
@@ -1048,25 +1084,46 @@ func TestRemoteWatchLateHost(t *testing.T) {
 			}
 		}
 	}
-	e := next("disconnected line for the late host", func(e hostEvent) bool {
-		return e.Target == late.Target && e.Type == inspect.EventDisconnected
+	said := map[string]string{}
+	until("a disconnected line for each late host", func(e hostEvent) bool {
+		if e.Type == inspect.EventDisconnected {
+			if said[e.Target] != "" {
+				t.Fatalf("a second disconnected line for %s: %q", e.Target, e.Message)
+			}
+			said[e.Target] = e.Message
+		}
+		return len(said) == len(fixes)
 	}, nil)
-	for _, want := range []string{"not reached", "Connection refused", "retrying"} {
-		if !strings.Contains(e.Message, want) {
-			t.Errorf("disconnected message %q lacks %q", e.Message, want)
+	for _, fx := range fixes {
+		for _, want := range []string{"not reached", fx.why, "retrying"} {
+			if !strings.Contains(said[fx.host.Target], want) {
+				t.Errorf("%s: disconnected line %q lacks %q", fx.host.Target, said[fx.host.Target], want)
+			}
+		}
+		fx.fix()
+	}
+	reached := map[string]bool{}
+	until("a reconnected line for each late host", func(e hostEvent) bool {
+		if e.Type == inspect.EventDisconnected {
+			t.Fatalf("a second disconnected line for %s: %q", e.Target, e.Message)
+		}
+		if e.Type == inspect.EventReconnected && e.Message == "reached" {
+			reached[e.Target] = true
+		}
+		return len(reached) == len(fixes)
+	}, nil)
+	restart := func() {
+		for _, s := range []*sandbox.Sandbox{sb, up.sb} {
+			_, _ = s.Systemctl(context.Background(), "restart", "web.service")
 		}
 	}
-	late.Start(t)
-	next("reconnected line for the late host", func(e hostEvent) bool {
-		if e.Target == late.Target && e.Type == inspect.EventDisconnected {
-			t.Fatalf("a second disconnected line for the late host: %q", e.Message)
-		}
-		return e.Target == late.Target && e.Type == inspect.EventReconnected && e.Message == "reached"
-	}, nil)
-	restart := func() { _, _ = sb.Systemctl(context.Background(), "restart", "web.service") }
 	restart()
-	next("a handoff from the late host", func(e hostEvent) bool {
-		return e.Target == late.Target && e.Type == inspect.EventHandoff && e.Unit == "web.service"
+	handoffs := map[string]bool{}
+	until("a handoff from every host", func(e hostEvent) bool {
+		if e.Type == inspect.EventHandoff && e.Unit == "web.service" {
+			handoffs[e.Target] = true
+		}
+		return len(handoffs) == len(names)
 	}, restart)
 	_ = cmd.Process.Signal(os.Interrupt)
 	select {
@@ -1077,7 +1134,9 @@ func TestRemoteWatchLateHost(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("exit %d after SIGINT, want 130", code)
 	}
-	if said := errb.String(); !strings.Contains(said, late.Target+": ssh: connect to host") || !strings.Contains(said, "retrying") {
-		t.Errorf("stderr %q does not say the late host is retried", said)
+	for _, fx := range fixes {
+		if out := errb.String(); !strings.Contains(out, "fdtop watch: "+fx.host.Target+": ") || !strings.Contains(out, "retrying") {
+			t.Errorf("stderr %q does not say %s is retried", out, fx.host.Target)
+		}
 	}
 }
