@@ -138,7 +138,8 @@ func (b *detailBuilder) hostLines(h HostPicture, now time.Time) {
 		HostOK:           "ok: its live model is followed over ssh",
 		HostLost:         "lost: its connection ended",
 		HostReconnecting: "lost, reconnecting (1 s, doubling up to 30 s between tries, never prompting)",
-		HostFailed:       "failed: it could not be reached; it is not retried",
+		HostUnreachable:  "unreachable: not reached since fdtop started, its units unknown; retried (1 s, doubling up to 30 s between tries, never prompting)",
+		HostFailed:       "failed: it could not be reached, and a retry would not change why; it is not retried",
 	}[h.State]
 	if what == "" {
 		what = string(h.State)
@@ -146,7 +147,7 @@ func (b *detailBuilder) hostLines(h HostPicture, now time.Time) {
 	for _, l := range wrap(what, b.width-4) {
 		b.add("    " + l)
 	}
-	if h.State == HostReconnecting && !h.Retry.IsZero() {
+	if (h.State == HostReconnecting || h.State == HostUnreachable) && !h.Retry.IsZero() {
 		if h.Retry.After(now) {
 			b.add("    next try at " + h.Retry.Format("15:04:05"))
 		} else {

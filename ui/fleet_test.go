@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -238,5 +239,67 @@ func TestFleetRollout(t *testing.T) {
 		if !strings.Contains(d, want) {
 			t.Errorf("detail lacks %q:\n%s", want, d)
 		}
+	}
+}
+
+// TestFleetUnreachableHost: a host not reached since the start is
+// unreachable and retried: its row says so with the next try, ssh's reason
+// under it and no unit rows (its units are unknown, not none); the header
+// counts it; its detail says it is retried and when; a rollout leaves it
+// out saying why; once it is reached, its units are listed.
+func TestFleetUnreachableHost(t *testing.T) {
+	m := newTestModel(&fakeRollout{}, Options{}, 120, 40)
+	next := t0.Add(30 * time.Second)
+	hosts := []HostPicture{
+		{Host: "a", State: HostOK, Snapshot: fleetSnap(100)},
+		{Host: "b", State: HostUnreachable, Message: "ssh: connect to host b port 22: Connection refused", Retry: next},
+	}
+	m = send(m, snapshotMsg{hosts: hosts, at: t0})
+	var got []string
+	for _, r := range m.list.rows {
+		switch {
+		case r.hostRow:
+			got = append(got, "host "+r.host+" "+r.addrs)
+		case r.note:
+			got = append(got, "note "+r.host+" "+r.addrs)
+		default:
+			got = append(got, r.host+" "+r.unit)
+		}
+	}
+	want := []string{
+		"host a ok · 1 unit group", "a x.socket", "a x.service",
+		"host b unreachable · retrying, next try " + next.Format("15:04:05"), "note b ssh: connect to host b port 22: Connection refused",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if v := m.View(); !strings.Contains(v, "2 hosts (1 ok, 1 unreachable)") {
+		t.Errorf("no host count with the unreachable host:\n%s", v)
+	}
+	if _, out := rolloutHosts(m.ix, "x.service"); strings.Join(out, ";") != "b (unreachable: its units are not known now)" {
+		t.Errorf("rollout leaves out %q", out)
+	}
+	m = send(m, keyMsg("G"))
+	if m.list.SelectedRef() != (unitRef{Host: "b"}) {
+		t.Fatalf("selected %+v, want host b's row", m.list.SelectedRef())
+	}
+	d := strings.Join(m.detail.lines, "\n")
+	for _, want := range []string{"unreachable: not reached since fdtop started", "retried (1 s, doubling up to 30 s", "Connection refused"} {
+		if !strings.Contains(strings.Join(strings.Fields(d), " "), want) {
+			t.Errorf("detail lacks %q:\n%s", want, d)
+		}
+	}
+
+	// Reached: its units are listed under it.
+	hosts[1] = HostPicture{Host: "b", State: HostOK, Snapshot: fleetSnap(200)}
+	m = send(m, snapshotMsg{hosts: hosts, at: t0.Add(time.Minute)})
+	var units []string
+	for _, r := range m.list.rows {
+		if !r.hostRow && !r.note {
+			units = append(units, r.host+" "+r.unit)
+		}
+	}
+	if strings.Join(units, ",") != "a x.socket,a x.service,b x.socket,b x.service" {
+		t.Errorf("units %q after b was reached", units)
 	}
 }

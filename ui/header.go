@@ -106,7 +106,7 @@ func (h headerModel) View() string {
 			states[hp.State]++
 		}
 		var st []string
-		for _, s := range []HostState{HostOK, HostConnecting, HostLost, HostReconnecting, HostFailed} {
+		for _, s := range []HostState{HostOK, HostConnecting, HostLost, HostReconnecting, HostUnreachable, HostFailed} {
 			if states[s] > 0 {
 				st = append(st, fmt.Sprintf("%d %s", states[s], s))
 			}

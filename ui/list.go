@@ -426,6 +426,11 @@ func hostStateWord(h HostPicture, n int) string {
 			return "lost · reconnecting, next try " + h.Retry.Format("15:04:05")
 		}
 		return "lost · reconnecting"
+	case HostUnreachable:
+		if !h.Retry.IsZero() {
+			return "unreachable · retrying, next try " + h.Retry.Format("15:04:05")
+		}
+		return "unreachable · retrying"
 	case HostFailed:
 		return "failed (not retried)"
 	}

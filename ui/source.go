@@ -55,10 +55,10 @@ type HostPicture struct {
 	Host string
 	// State is where its connection is.
 	State HostState
-	// Message is why the host is lost, reconnecting or failed: ssh's own
-	// words (or what the remote lacks).
+	// Message is why the host is lost, reconnecting, unreachable or
+	// failed: ssh's own words (or what the remote lacks).
 	Message string
-	// Retry is when the next reconnection try starts (reconnecting).
+	// Retry is when the next try starts (reconnecting, unreachable).
 	Retry time.Time
 	// Snapshot is the host's last picture: nil before the first, kept
 	// (no longer live) while the host is lost.
@@ -78,7 +78,11 @@ const (
 	HostLost HostState = "lost"
 	// HostReconnecting: waiting to try again (backoff) or trying.
 	HostReconnecting HostState = "reconnecting"
-	// HostFailed: it could not be reached at all (ssh's message says why).
+	// HostUnreachable: not reached since fdtop started; waiting to try
+	// again (the same backoff) or trying. Its units are unknown.
+	HostUnreachable HostState = "unreachable"
+	// HostFailed: it could not be reached, and no retry would change why
+	// (ssh's message says why, and why it is not retried).
 	HostFailed HostState = "failed"
 )
 

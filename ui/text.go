@@ -89,7 +89,7 @@ func hostGlyph(st Styles, state HostState) (string, lipgloss.Style) {
 	switch state {
 	case HostOK:
 		return "●", st.State.Active
-	case HostConnecting, HostLost, HostReconnecting:
+	case HostConnecting, HostLost, HostReconnecting, HostUnreachable:
 		return "◐", st.State.Transition
 	case HostFailed:
 		return "✗", st.State.Failed

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -273,7 +274,9 @@ func oneLine(err error) string {
 }
 
 // runRemoteWatch prints every host's timeline as it happens, each line
-// tagged with its host. A host lost is said once; the others go on.
+// tagged with its host. A host lost is said once; the others go on. A host
+// not reached at start is said at once and retried (reachLate) unless no
+// retry could change why; exit 1 at once when that is every host.
 func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patterns []string, asJSON bool, record string, stdout, stderr io.Writer) int {
 	targets, err := ff.targets()
 	if err != nil {
@@ -296,22 +299,35 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 	for _, h := range f.hosts {
 		if h.err == nil {
 			if err := h.agent.Watch(ctx); err != nil {
-				h.err = err
+				if h.agent.Err() != nil {
+					err = fmt.Errorf("connection lost: %s", h.agent.Why(h.ssh))
+				}
+				h.agent.Close()
+				h.ssh.stop()
+				h.agent, h.err = nil, err
 			}
 		}
-		if h.err != nil {
-			fmt.Fprintf(stderr, "fdtop watch: %s: %s\n", h.name(), oneLine(h.err))
-			continue
+		first := h.err
+		if first != nil {
+			msg, retry := judgeStart(first)
+			if !retry {
+				fmt.Fprintf(stderr, "fdtop watch: %s: %s\n", h.name(), termsafe.String(msg))
+				continue
+			}
+			fmt.Fprintf(stderr, "fdtop watch: %s: %s; retrying (1 s, doubling up to 30 s)\n", h.name(), termsafe.String(msg))
 		}
 		live++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if first != nil && reachLate(ctx, f.tr, h, o, first, out, nil) != nil {
+				return
+			}
 			follow(ctx, f.tr, h, o, out, followHooks{})
 		}()
 	}
 	if live == 0 {
-		return exitRuntime
+		return exitRuntime // every host failed in a way no retry changes
 	}
 	for {
 		select {
@@ -338,7 +354,8 @@ func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patte
 	}
 }
 
-// Reconnection backoff of a host lost during a watch.
+// Reconnection backoff of a host lost during a watch, and of one that
+// could not be reached at start.
 const (
 	reconnectFirst = time.Second
 	reconnectMax   = 30 * time.Second
@@ -350,6 +367,130 @@ const (
 type followHooks struct {
 	onAgent func(*remoteAgent, *sshHost)
 	onRetry func(next time.Time, err error)
+}
+
+// reachOnce opens a new ControlMaster to tg (BatchMode: it never prompts)
+// and starts an agent watching there; on failure nothing of it is left.
+func reachOnce(ctx context.Context, tr *sshTransport, tg target, o agentOptions) (*remoteAgent, *sshHost, error) {
+	ns, err := tr.Open(ctx, tg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	na, err := ns.StartAgent(ctx, o)
+	if err == nil {
+		if err = na.Watch(ctx); err != nil {
+			na.Close()
+		}
+	}
+	if err != nil {
+		ns.stop()
+		return nil, nil, err
+	}
+	return na, ns, nil
+}
+
+// retryReach tries reachOnce after each wait of the backoff (reconnectFirst,
+// doubling up to reconnectMax) until a try succeeds, ctx ends (its error)
+// or final says a try's failure ends the retries (that failure; final nil:
+// none does). onRetry (nil: none) is told as each wait starts: the next
+// try's time and why the last try failed (last, before the first).
+func retryReach(ctx context.Context, tr *sshTransport, tg target, o agentOptions, last error, onRetry func(next time.Time, err error), final func(error) bool) (*remoteAgent, *sshHost, error) {
+	for delay := reconnectFirst; ; delay = min(2*delay, reconnectMax) {
+		if onRetry != nil {
+			onRetry(time.Now().Add(delay), last)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		a, s, err := reachOnce(ctx, tr, tg, o)
+		switch {
+		case err == nil:
+			return a, s, nil
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		case final != nil && final(err):
+			return nil, nil, err
+		}
+		last = err
+	}
+}
+
+// judgeStart says why a host could not be reached at start, for the user,
+// and whether trying again could change it. Not retried: ssh's
+// authentication refused (a retry cannot prompt for a password or a key's
+// passphrase, and a refusal repeated every 30 s is what fail2ban and
+// sshd's MaxAuthTries lock an address out for), sudo -n refused (the same
+// refusal, logged as an incident each time) and a binary --push cannot
+// run there. Everything else is retried: nothing listening yet, no route,
+// a timeout, a name not resolving yet, the remote's fdtop missing (a
+// deploy may install it), its manager not answering, and a host key
+// known_hosts does not hold or that changed (a retry never accepts a key:
+// it connects once known_hosts has the right one, which the message says).
+func judgeStart(err error) (msg string, retry bool) {
+	msg = errLine(err)
+	var lasting *lastingError
+	switch {
+	case strings.Contains(msg, "Permission denied ("):
+		return msg + " — not retried: a retry could not prompt, and repeated refusals can lock this address out (fail2ban, MaxAuthTries); fix the login and start fdtop again", false
+	case errors.As(err, &lasting):
+		return msg + " — not retried: " + lasting.why, false
+	case strings.Contains(msg, "Host key verification failed"):
+		return msg + " (retried: fdtop never accepts a host key itself; once known_hosts has this host's key, e.g. after `ssh HOST` once, it connects)", true
+	}
+	return msg, true
+}
+
+// lastingError is a failure to start on a host that trying again would
+// not change (judgeStart): why says so.
+type lastingError struct {
+	err error
+	why string
+}
+
+func (e *lastingError) Error() string { return e.err.Error() }
+func (e *lastingError) Unwrap() error { return e.err }
+
+// startFinal reports whether a failure to reach a host not yet reached
+// ends its retries.
+func startFinal(err error) bool {
+	_, retry := judgeStart(err)
+	return !retry
+}
+
+// reachLate reaches h, which could not be reached at start (first says
+// why, h.err as openFleet left it or its agent's failed watch): one
+// disconnected event on out says so, then it is tried again with follow's
+// backoff until a try succeeds (h.agent and h.ssh then watch, h.err is nil,
+// and a reconnected event says so), a failure judgeStart calls final (a
+// disconnected event says it is not retried) or ctx ends. onRetry (nil:
+// none) is told as each wait starts. It returns the error that ended the
+// retries, nil once the host is reached.
+func reachLate(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions, first error, out chan<- hostEvent, onRetry func(next time.Time, err error)) error {
+	send := func(e inspect.Event) {
+		select {
+		case out <- hostEvent{Target: h.target.Spec, Event: e}:
+		case <-ctx.Done():
+		}
+	}
+	msg, retry := judgeStart(first)
+	if !retry {
+		send(inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "not reached: " + msg})
+		return first
+	}
+	send(inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "not reached: " + msg + "; retrying"})
+	a, s, err := retryReach(ctx, tr, h.target, o, first, onRetry, startFinal)
+	if err != nil {
+		if ctx.Err() == nil {
+			msg, _ := judgeStart(err)
+			send(inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Message: "not reached: " + msg})
+		}
+		return err
+	}
+	h.agent, h.ssh, h.err = a, s, nil
+	send(inspect.Event{Time: time.Now(), Type: inspect.EventReconnected, Message: "reached"})
+	return nil
 }
 
 // follow forwards one host's timeline to out until ctx ends. When the
@@ -387,35 +528,13 @@ func follow(ctx context.Context, tr *sshTransport, h *fleetHost, o agentOptions,
 			Message: fmt.Sprintf("connection lost: %s; reconnecting", why)}) {
 			return
 		}
-		var lastErr error
-		for delay := reconnectFirst; ; delay = min(2*delay, reconnectMax) {
-			if hooks.onRetry != nil {
-				hooks.onRetry(time.Now().Add(delay), lastErr)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			ns, err := tr.Open(ctx, h.target, false)
-			if lastErr = err; err != nil {
-				continue
-			}
-			na, err := ns.StartAgent(ctx, o)
-			if err == nil {
-				if err = na.Watch(ctx); err != nil {
-					na.Close()
-				}
-			}
-			if lastErr = err; err != nil {
-				ns.stop()
-				continue
-			}
-			agent, ssh = na, ns
-			if hooks.onAgent != nil {
-				hooks.onAgent(na, ns)
-			}
-			break
+		na, ns, err := retryReach(ctx, tr, h.target, o, nil, hooks.onRetry, nil)
+		if err != nil {
+			return // ctx ended: nothing else ends the retries of a lost host
+		}
+		agent, ssh = na, ns
+		if hooks.onAgent != nil {
+			hooks.onAgent(na, ns)
 		}
 		if !send(inspect.Event{Time: time.Now(), Type: inspect.EventReconnected, Message: "reconnected"}) {
 			return

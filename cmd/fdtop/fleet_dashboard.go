@@ -41,17 +41,16 @@ type fleetMember struct {
 	tap chan inspect.Event
 }
 
-// newFleetSource starts following every host of f (those that failed to
-// open stay "failed" with their message) until ctx ends; wait returns once
-// every goroutine it started has.
+// newFleetSource starts following every host of f until ctx ends (one
+// that failed to open is unreachable and retried, or failed when no retry
+// could change why: fleetMember.tried); wait returns once every goroutine
+// it started has.
 func newFleetSource(ctx context.Context, f *fleet, o agentOptions) (src *fleetSource, wait func()) {
 	s := &fleetSource{events: make(chan inspect.Event, 1024), updates: make(chan ui.Update, 1), changed: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	for _, h := range f.hosts {
-		m := &fleetMember{host: h, shown: termsafe.String(h.target.Spec), state: ui.HostConnecting}
-		if h.err != nil {
-			m.state, m.message = ui.HostFailed, errLine(h.err)
-		}
+		m := &fleetMember{host: h, shown: termsafe.String(h.target.Spec)}
+		m.tried(h.err, time.Now().Add(reconnectFirst))
 		s.hosts = append(s.hosts, m)
 	}
 	s.kick()
@@ -76,6 +75,23 @@ func newFleetSource(ctx context.Context, f *fleet, o agentOptions) (src *fleetSo
 // errLine is an error on one line, as it came (the dashboard escapes it).
 func errLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
 
+// tried records a try to reach a host not reached since fdtop started:
+// err nil, reached (connecting, its first picture to come); a failure a
+// retry could change (judgeStart), unreachable until the next try at next,
+// with why; one no retry could change, failed.
+func (m *fleetMember) tried(err error, next time.Time) {
+	if err == nil {
+		m.state, m.message, m.retry = ui.HostConnecting, "", time.Time{}
+		return
+	}
+	msg, retry := judgeStart(err)
+	if retry {
+		m.state, m.message, m.retry = ui.HostUnreachable, msg, next
+	} else {
+		m.state, m.message, m.retry = ui.HostFailed, msg, time.Time{}
+	}
+}
+
 // set changes a host's state under the lock and tells the publisher.
 func (s *fleetSource) set(m *fleetMember, f func(m *fleetMember)) {
 	s.mu.Lock()
@@ -93,26 +109,48 @@ func (s *fleetSource) kick() {
 
 // run follows one host: its live model's pictures set its picture and
 // state, its timeline goes to the fleet's tagged with the host, and a lost
-// connection is retried (follow) with the state saying so.
+// connection is retried (follow) with the state saying so. A host not
+// reached at start (or whose agent's watch failed) is retried first
+// (reachLate), unreachable until it is reached.
 func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember, o agentOptions) {
 	h := m.host
-	if err := h.agent.Watch(ctx); err != nil {
-		msg := errLine(err)
-		if h.agent.Err() != nil {
-			msg = "connection lost: " + h.agent.Why(h.ssh)
-		}
-		h.agent.Close()
-		s.set(m, func(m *fleetMember) { m.state, m.message = ui.HostFailed, msg })
-		return
-	}
-	rs := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1), updates: make(chan ui.Update, 1), swapped: make(chan struct{}, 1)}
-	s.set(m, func(m *fleetMember) { m.src = rs })
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tagged := make(chan hostEvent, 256)
-	wg.Add(3)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.forward(ctx, m, tagged)
+	}()
+	first := h.err
+	if first == nil {
+		if err := h.agent.Watch(ctx); err != nil {
+			if h.agent.Err() != nil {
+				err = fmt.Errorf("connection lost: %s", h.agent.Why(h.ssh))
+			}
+			h.agent.Close()
+			h.ssh.stop()
+			h.agent, first = nil, err
+			s.set(m, func(m *fleetMember) { m.tried(first, time.Now().Add(reconnectFirst)) })
+		}
+	}
+	if first != nil {
+		err := reachLate(ctx, tr, h, o, first, tagged, func(next time.Time, err error) {
+			s.set(m, func(m *fleetMember) { m.tried(err, next) })
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.set(m, func(m *fleetMember) { m.tried(err, time.Time{}) })
+			}
+			return
+		}
+		s.set(m, func(m *fleetMember) { m.tried(nil, time.Time{}) })
+	}
+	rs := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1), updates: make(chan ui.Update, 1), swapped: make(chan struct{}, 1)}
+	s.set(m, func(m *fleetMember) { m.src = rs })
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		rs.publish(ctx)
@@ -139,31 +177,6 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 			},
 		})
 	}()
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case e := <-tagged:
-				e.Event.Target = e.Target
-				s.mu.Lock()
-				tap := m.tap
-				s.mu.Unlock()
-				if tap != nil {
-					select {
-					case tap <- e.Event:
-					default: // a rollout that stopped reading
-					}
-				}
-				select {
-				case s.events <- e.Event:
-				case <-ctx.Done():
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	for {
 		select {
 		case u := <-rs.updates:
@@ -177,6 +190,33 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 					}
 				}
 			})
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// forward passes a host's events to the fleet's timeline, each one's
+// Target its host (and a copy to a rollout's tap), until ctx ends.
+func (s *fleetSource) forward(ctx context.Context, m *fleetMember, tagged <-chan hostEvent) {
+	for {
+		select {
+		case e := <-tagged:
+			e.Event.Target = e.Target
+			s.mu.Lock()
+			tap := m.tap
+			s.mu.Unlock()
+			if tap != nil {
+				select {
+				case tap <- e.Event:
+				default: // a rollout that stopped reading
+				}
+			}
+			select {
+			case s.events <- e.Event:
+			case <-ctx.Done():
+				return
+			}
 		case <-ctx.Done():
 			return
 		}
@@ -303,8 +343,9 @@ func (s *fleetSource) Rollout(ctx context.Context, unit string, hosts []string, 
 
 // fleetDashboard runs the dashboard on several hosts. Every
 // ControlMaster opens before the dashboard takes the terminal (so ssh can
-// ask for passwords and host keys); a host that fails is shown failed and
-// the others go on.
+// ask for passwords and host keys); a host that fails is shown unreachable
+// and retried (or failed, when no retry could change why) and the others
+// go on.
 func fleetDashboard(ctx context.Context, ff *fleetFlags, targets []target, mf managerFlags, df dashboardFlags, patterns []string) (int, error) {
 	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
 	f, err := openFleet(ctx, ff, targets, o)

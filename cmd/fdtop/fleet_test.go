@@ -20,6 +20,7 @@ import (
 	"github.com/fdtop/fdtop/demo/sshtest"
 	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/syncbuf"
 )
 
 // testHost is one sshd host with its own systemd user manager.
@@ -792,7 +793,7 @@ func fleetSection(screen, host string, hosts []string) []string {
 // web.socket/web.service (the middle one drops its clients on a restart,
 // the others hand them off through the fd store), and one host where
 // nothing listens. Every host is a row at the top of the unit tree with
-// its state (the unreachable one failed, with ssh's message). r y on
+// its state (the unreachable one retried, with ssh's message). r y on
 // web.service of ONE host restarts it there only: its verdict is tagged
 // with that host in the timeline, its new main PID shows under that host,
 // and the other hosts' MainPID is unchanged. Then O y rolls web.service
@@ -815,7 +816,7 @@ func TestFleetDashboardE2E(t *testing.T) {
 	defer cancel()
 	term := tm.start(t, sandboxtest.Fdtop(t), nil, "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web*")
 	term.waitWithin(t, 60*time.Second, "every host with its state, each reachable one with web.service and its 2 connections", func(s string) bool {
-		if rowWith(s, bad, "failed") == "" || !strings.Contains(strings.Join(strings.Fields(strings.Join(fleetSection(s, bad, names), " ")), " "), "Connection refused") {
+		if rowWith(s, bad, "unreachable") == "" || !strings.Contains(strings.Join(strings.Fields(strings.Join(fleetSection(s, bad, names), " ")), " "), "Connection refused") {
 			return false
 		}
 		for _, h := range hosts {
@@ -830,7 +831,7 @@ func TestFleetDashboardE2E(t *testing.T) {
 				return false
 			}
 		}
-		return strings.Contains(s, "4 hosts (3 ok, 1 failed)")
+		return strings.Contains(s, "4 hosts (3 ok, 1 unreachable)")
 	})
 	target := hosts[2]
 	oldPIDs := make([]string, len(hosts))
@@ -892,7 +893,7 @@ func TestFleetDashboardE2E(t *testing.T) {
 	oldPIDs[2] = newPID
 	term.send(t, "O")
 	screen = term.waitFor(t, "the rollout confirmation listing the hosts in order", func(s string) bool {
-		return strings.Contains(s, "rollout web.service?") && strings.Contains(s, "left out: "+bad+" (failed")
+		return strings.Contains(s, "rollout web.service?") && strings.Contains(s, "left out: "+bad+" (unreachable")
 	})
 	t.Logf("rollout confirmation:\n%s", screen)
 	order := []string{hosts[0].Target, hosts[1].Target, hosts[2].Target}
@@ -924,12 +925,218 @@ func TestFleetDashboardE2E(t *testing.T) {
 	lost.Kill()
 	screen = term.waitWithin(t, 60*time.Second, "the killed host lost and reconnecting, the others ok", func(s string) bool {
 		return rowWith(s, lost.Target, "reconnecting,") != "" && rowWith(s, hosts[1].Target, "ok") != "" &&
-			rowWith(s, hosts[2].Target, "ok") != "" && strings.Contains(s, "(2 ok, 1 reconnecting, 1 failed)")
+			rowWith(s, hosts[2].Target, "ok") != "" && strings.Contains(s, "(2 ok, 1 reconnecting, 1 unreachable)")
 	})
 	t.Logf("host lost:\n%s", screen)
 	lost.Restart(t)
 	term.waitWithin(t, 90*time.Second, "the host back and ok", func(s string) bool {
-		return rowWith(s, lost.Target, "ok") != "" && strings.Contains(s, "(3 ok, 1 failed)")
+		return rowWith(s, lost.Target, "ok") != "" && strings.Contains(s, "(3 ok, 1 unreachable)")
 	})
 	term.quit(t)
+}
+
+// TestFleetDashboardLateHost drives the real fdtop binary in a tmux terminal
+// on a fleet of three: a host that is up, one whose sshd starts only after
+// fdtop started (a host still booting during a deploy), and one that
+// refuses the login. The late host is unreachable and retried, with ssh's
+// reason and the next try, and no units under it (they are unknown, not
+// none); the refused one is failed and says why it is not retried. Once
+// the late host's sshd is up, it appears by itself with web.service and its
+// 2 connections, without restarting fdtop.
+func TestFleetDashboardLateHost(t *testing.T) {
+	tm := newTmux(t)
+	f, hosts := startFleet(t, 1, true)
+	up := hosts[0]
+	installWeb(t, up.sb, "web", demo.Handoff, 50*time.Millisecond)
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[len(sandboxtest.Versions())-1])
+	late := f.AddHostDown(t, append(sb.Env(), "PATH="+filepath.Dir(sandboxtest.Fdtop(t))+":/usr/local/bin:/usr/bin:/bin")...)
+	installWeb(t, sb, "web", demo.Handoff, 50*time.Millisecond)
+	denied := "x@" + up.Target // no such user: authentication refused
+	names := []string{up.Target, late.Target, denied}
+	term := tm.start(t, sandboxtest.Fdtop(t), nil, "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web*")
+	section := func(s, host string) string {
+		return strings.Join(strings.Fields(strings.Join(fleetSection(s, host, names), " ")), " ")
+	}
+	screen := term.waitWithin(t, 60*time.Second, "the late host unreachable and retried with ssh's reason, the refused one failed", func(s string) bool {
+		return rowWith(s, up.Target, "ok") != "" &&
+			rowWith(s, late.Target, "unreachable", "retrying,", "next", "try") != "" &&
+			strings.Contains(section(s, late.Target), "Connection refused") && !strings.Contains(section(s, late.Target), "web.") &&
+			rowWith(s, denied, "failed", "(not", "retried)") != "" && strings.Contains(section(s, denied), "Permission denied") &&
+			strings.Contains(s, "3 hosts (1 ok, 1 unreachable, 1 failed)")
+	})
+	t.Logf("before the late host's sshd:\n%s", screen)
+
+	late.Start(t)
+	screen = term.waitWithin(t, 90*time.Second, "the late host ok with web.service and its 2 connections", func(s string) bool {
+		found := false
+		for _, l := range fleetSection(s, late.Target, names) {
+			found = found || rowWith(l, "web.service", "2") != ""
+		}
+		return found && rowWith(s, late.Target, "ok") != "" && strings.Contains(s, "3 hosts (2 ok, 1 failed)")
+	})
+	t.Logf("after:\n%s", screen)
+	term.quit(t)
+}
+
+// TestRemoteWatchLateHost: `watch --json -H` with three hosts that cannot
+// be reached when the watch starts, each fixed later without touching
+// fdtop: one whose sshd is not up yet, one with no fdtop (installed
+// later), one whose manager does not answer (its bus appears later). Each
+// gets one disconnected line saying why it is not reached and that it is
+// retried, a reconnected line when it is reached, and its timeline follows
+// (a restart there is its handoff); the host that was up goes on meanwhile.
+func TestRemoteWatchLateHost(t *testing.T) {
+	f, hosts := startFleet(t, 1, true)
+	up := hosts[0]
+	installWeb(t, up.sb, "web", demo.Handoff, 50*time.Millisecond)
+	// The three late hosts share one manager.
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[len(sandboxtest.Versions())-1])
+	installWeb(t, sb, "web", demo.Handoff, 50*time.Millisecond)
+	withFdtop := "PATH=" + filepath.Dir(sandboxtest.Fdtop(t)) + ":/usr/local/bin:/usr/bin:/bin"
+	late := f.AddHostDown(t, append(sb.Env(), withFdtop)...)
+	noFdtop := f.AddHost(t, append(sb.Env(), "PATH=/usr/local/bin:/usr/bin:/bin")...)
+	// Its runtime directory (where its manager's bus is) does not exist
+	// yet: the agent finds no manager until it is a link to the manager's.
+	runtimeDir := filepath.Join(t.TempDir(), "run")
+	noManager := f.AddHost(t, "XDG_RUNTIME_DIR="+runtimeDir, "DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(runtimeDir, "systemd", "private"), withFdtop)
+	fixes := []struct {
+		host *sshtest.Host
+		why  string // in the disconnected line
+		fix  func()
+	}{
+		{late, "Connection refused", func() { late.Start(t) }},
+		{noFdtop, "no fdtop with agent protocol", func() {
+			cache := filepath.Join(noFdtop.Home, ".cache", "fdtop")
+			if err := os.MkdirAll(cache, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(sandboxtest.Fdtop(t), filepath.Join(cache, "fdtop-"+version)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{noManager, "no user manager answers", func() {
+			if err := os.Symlink(sb.RuntimeDir, runtimeDir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	names := []string{up.Target}
+	for _, fx := range fixes {
+		names = append(names, fx.host.Target)
+	}
+	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web.service")
+	var errb syncbuf.Buffer
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("watch -H did not end within 20 s of SIGINT")
+		}
+	})
+	lines := make(chan hostEvent, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e hostEvent
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				lines <- e
+			}
+		}
+		close(lines)
+	}()
+	// until reads lines until done says all was seen; tick runs every 3 s.
+	until := func(what string, done func(e hostEvent) bool, tick func()) {
+		t.Helper()
+		deadline := time.After(90 * time.Second)
+		ticker := time.NewTicker(3 * time.Second)
+		defer ticker.Stop()
+		for {
+			select {
+			case e, open := <-lines:
+				if !open {
+					t.Fatalf("watch ended waiting for %s: %s", what, errb.String())
+				}
+				if e.Type == inspect.EventDisconnected || e.Type == inspect.EventReconnected {
+					t.Logf("%s %s %q", e.Target, e.Type, e.Message)
+				}
+				if done(e) {
+					return
+				}
+			case <-ticker.C:
+				if tick != nil {
+					tick()
+				}
+			case <-deadline:
+				t.Fatalf("no %s within 90 s; stderr %s", what, errb.String())
+			}
+		}
+	}
+	said := map[string]string{}
+	until("a disconnected line for each late host", func(e hostEvent) bool {
+		if e.Type == inspect.EventDisconnected {
+			if said[e.Target] != "" {
+				t.Fatalf("a second disconnected line for %s: %q", e.Target, e.Message)
+			}
+			said[e.Target] = e.Message
+		}
+		return len(said) == len(fixes)
+	}, nil)
+	for _, fx := range fixes {
+		for _, want := range []string{"not reached", fx.why, "retrying"} {
+			if !strings.Contains(said[fx.host.Target], want) {
+				t.Errorf("%s: disconnected line %q lacks %q", fx.host.Target, said[fx.host.Target], want)
+			}
+		}
+		fx.fix()
+	}
+	reached := map[string]bool{}
+	until("a reconnected line for each late host", func(e hostEvent) bool {
+		if e.Type == inspect.EventDisconnected {
+			t.Fatalf("a second disconnected line for %s: %q", e.Target, e.Message)
+		}
+		if e.Type == inspect.EventReconnected && e.Message == "reached" {
+			reached[e.Target] = true
+		}
+		return len(reached) == len(fixes)
+	}, nil)
+	restart := func() {
+		for _, s := range []*sandbox.Sandbox{sb, up.sb} {
+			_, _ = s.Systemctl(context.Background(), "restart", "web.service")
+		}
+	}
+	restart()
+	handoffs := map[string]bool{}
+	until("a handoff from every host", func(e hostEvent) bool {
+		if e.Type == inspect.EventHandoff && e.Unit == "web.service" {
+			handoffs[e.Target] = true
+		}
+		return len(handoffs) == len(names)
+	}, restart)
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("watch -H did not end within 20 s of SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d after SIGINT, want 130", code)
+	}
+	for _, fx := range fixes {
+		if out := errb.String(); !strings.Contains(out, "fdtop watch: "+fx.host.Target+": ") || !strings.Contains(out, "retrying") {
+			t.Errorf("stderr %q does not say %s is retried", out, fx.host.Target)
+		}
+	}
 }

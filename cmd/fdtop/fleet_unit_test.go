@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/ui"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -153,6 +157,76 @@ func TestFleetTargets(t *testing.T) {
 			}
 			if !reflect.DeepEqual(specs, tc.want) {
 				t.Fatalf("targets %q, want %q", specs, tc.want)
+			}
+		})
+	}
+}
+
+// TestJudgeStart: which failures to reach a host at start are retried.
+func TestJudgeStart(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		retry bool
+		has   string
+	}{
+		{"connection refused", errors.New("ssh: connect to host 127.0.0.2 port 22: Connection refused"), true, "Connection refused"},
+		{"no route", errors.New("ssh: connect to host web1 port 22: No route to host"), true, "No route"},
+		{"name not resolving yet", errors.New("ssh: Could not resolve hostname web9: Name or service not known"), true, "resolve"},
+		{"no fdtop there", &missingError{}, true, "--push"},
+		{"manager not answering", errors.New("agent: EOF: fdtop agent: no systemd manager answers"), true, "no systemd manager"},
+		{"host key", errors.New("No ED25519 host key is known for [127.0.0.2]:2222 and you have requested strict checking.; Host key verification failed."), true, "never accepts a host key"},
+		{"authentication", errors.New("x@127.0.0.2: Permission denied (publickey)."), false, "not retried"},
+		{"sudo", fmt.Errorf("--push: %w", &lastingError{err: errors.New("--sudo: sudo -n refused"), why: "each try would be refused"}), false, "not retried: each try would be refused"},
+		{"a remote file permission is not a login refusal", errors.New("sh: 1: /root/.cache/fdtop/fdtop-1: Permission denied"), true, "Permission denied"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			msg, retry := judgeStart(tc.err)
+			if retry != tc.retry || !strings.Contains(msg, tc.has) || !strings.HasPrefix(msg, errLine(tc.err)) {
+				t.Fatalf("judgeStart = %q, %v; want retry %v and %q after the error's own words", msg, retry, tc.retry, tc.has)
+			}
+		})
+	}
+}
+
+// TestFleetMemberTried: the states of a fleet host not reached at start,
+// try after try.
+func TestFleetMemberTried(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	refused := errors.New("ssh: connect to host h port 22: Connection refused")
+	denied := errors.New("h: Permission denied (publickey).")
+	type try struct {
+		err   error
+		next  time.Time
+		state ui.HostState
+		msg   string
+		retry time.Time
+	}
+	tests := []struct {
+		name  string
+		tries []try
+	}{
+		{"reached at start", []try{{nil, t0, ui.HostConnecting, "", time.Time{}}}},
+		{"refused, then reached", []try{
+			{refused, t0.Add(time.Second), ui.HostUnreachable, refused.Error(), t0.Add(time.Second)},
+			{refused, t0.Add(3 * time.Second), ui.HostUnreachable, refused.Error(), t0.Add(3 * time.Second)},
+			{nil, time.Time{}, ui.HostConnecting, "", time.Time{}},
+		}},
+		{"refused, then the login refused: not retried", []try{
+			{refused, t0.Add(time.Second), ui.HostUnreachable, refused.Error(), t0.Add(time.Second)},
+			{denied, time.Time{}, ui.HostFailed, denied.Error() + " — not retried", time.Time{}},
+		}},
+		{"login refused at start", []try{{denied, t0.Add(time.Second), ui.HostFailed, "not retried", time.Time{}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &fleetMember{}
+			for i, tr := range tc.tries {
+				m.tried(tr.err, tr.next)
+				if m.state != tr.state || !strings.Contains(m.message, tr.msg) || (tr.msg == "" && m.message != "") || !m.retry.Equal(tr.retry) {
+					t.Fatalf("try %d (%v): state %s, message %q, retry %v; want %s, %q, %v", i, tr.err, m.state, m.message, m.retry, tr.state, tr.msg, tr.retry)
+				}
 			}
 		})
 	}

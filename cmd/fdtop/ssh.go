@@ -263,7 +263,17 @@ func (t *sshTransport) Open(ctx context.Context, tg target, interactive bool) (*
 	}
 	go func() { _ = h.master.Wait(); close(h.exited) }()
 	t.mu.Lock()
-	t.masters = append(t.masters, h)
+	// Masters that ended (failed tries, lost hosts) are forgotten: a host
+	// retried all day leaves none behind.
+	kept := t.masters[:0]
+	for _, m := range t.masters {
+		select {
+		case <-m.exited:
+		default:
+			kept = append(kept, m)
+		}
+	}
+	t.masters = append(kept, h)
 	t.mu.Unlock()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -485,7 +495,8 @@ func (h *sshHost) startAgent(ctx context.Context, o agentOptions) (*remoteAgent,
 			return nil, &missingError{seen: line}
 		}
 		if o.sudo && strings.Contains(said, "sudo:") {
-			return nil, fmt.Errorf("--sudo: sudo -n refused (it would need a password or is not allowed; allow NOPASSWD for fdtop or drop --sudo): %s", sshMessage(said))
+			return nil, &lastingError{err: fmt.Errorf("--sudo: sudo -n refused (it would need a password or is not allowed; allow NOPASSWD for fdtop or drop --sudo): %s", sshMessage(said)),
+				why: "each try would be refused and logged again; allow it and start fdtop again"}
 		}
 		if m := sshMessage(said); m != "" {
 			return nil, fmt.Errorf("agent: %w: %s", err, m)
@@ -543,8 +554,8 @@ func (h *sshHost) push(ctx context.Context) error {
 		return fmt.Errorf("uname -sm said %q", termsafe.String(strings.TrimSpace(out)))
 	}
 	if strings.ToLower(f[0]) != runtime.GOOS || goarch(f[1]) != runtime.GOARCH {
-		return fmt.Errorf("the remote is %s %s, this fdtop is %s/%s: build one for it (GOOS=linux GOARCH=%s CGO_ENABLED=0 go build ./cmd/fdtop) and install it there",
-			termsafe.String(f[0]), termsafe.String(f[1]), runtime.GOOS, runtime.GOARCH, goarch(f[1]))
+		return &lastingError{err: fmt.Errorf("the remote is %s %s, this fdtop is %s/%s: build one for it (GOOS=linux GOARCH=%s CGO_ENABLED=0 go build ./cmd/fdtop) and install it there",
+			termsafe.String(f[0]), termsafe.String(f[1]), runtime.GOOS, runtime.GOARCH, goarch(f[1])), why: "this binary cannot run there"}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -555,7 +566,7 @@ func (h *sshHost) push(ctx context.Context) error {
 		return fmt.Errorf("read %s: %w", self, err)
 	}
 	if !static {
-		return fmt.Errorf("%s is dynamically linked: build it with CGO_ENABLED=0 to push it", self)
+		return &lastingError{err: fmt.Errorf("%s is dynamically linked: build it with CGO_ENABLED=0 to push it", self), why: "this binary cannot be pushed"}
 	}
 	bin, err := os.Open(self)
 	if err != nil {

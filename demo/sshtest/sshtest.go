@@ -191,6 +191,15 @@ func (f *Fleet) Unreachable(t testing.TB) string {
 // the fleet's known_hosts.
 func (f *Fleet) AddHost(t testing.TB, env ...string) *Host {
 	t.Helper()
+	h := f.AddHostDown(t, env...)
+	h.start(t)
+	return h
+}
+
+// AddHostDown is AddHost without starting its sshd: connecting to the host
+// is refused until Start (a host still booting).
+func (f *Fleet) AddHostDown(t testing.TB, env ...string) *Host {
+	t.Helper()
 	addr := loopback()
 	h := &Host{Addr: addr, Port: freePort(t, addr), log: &syncbuf.Buffer{}}
 	h.Target = fmt.Sprintf("%s:%d", h.Addr, h.Port)
@@ -256,13 +265,19 @@ func (f *Fleet) AddHost(t testing.TB, env ...string) *Host {
 		t.Fatal(err)
 	}
 	h.cfgPath = cfgPath
-	h.start(t)
 	return h
 }
 
 // Restart starts the host's sshd again (after Kill), on the same address
 // with the same host key.
 func (h *Host) Restart(t testing.TB) {
+	t.Helper()
+	h.start(t)
+}
+
+// Start starts the sshd of a host added down (AddHostDown) and returns
+// once it accepts connections.
+func (h *Host) Start(t testing.TB) {
 	t.Helper()
 	h.start(t)
 }
@@ -331,6 +346,9 @@ func (h *Host) stop(t testing.TB, pid int, exited <-chan struct{}) {
 // connection to the host drops, as when it goes off the network. Restart
 // brings it back.
 func (h *Host) Kill() {
+	if h.PID == 0 {
+		return // never started (AddHostDown): pid 0 would be our own group
+	}
 	pids := append(descendants(h.PID), h.PID)
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
