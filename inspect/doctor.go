@@ -2,7 +2,9 @@ package inspect
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -55,6 +57,35 @@ type DoctorInput struct {
 	// AddressHolders are, per failed socket unit, the processes other than
 	// the manager that hold a listener on one of its addresses.
 	AddressHolders map[string][]AddressHolder
+}
+
+// Unchecked says what the doctor could not look at, so that no finding is
+// never taken for a clean bill: the services whose processes were not
+// readable (what they were passed and hold), and the units whose logs
+// were not (what the manager refused them). Sorted; empty when it saw
+// everything it checks.
+func Unchecked(in DoctorInput) []string {
+	var out []string
+	if in.Snapshot != nil {
+		var blind []string
+		for _, svc := range in.Snapshot.Services {
+			if svc.PassedUnknown || svc.ConnectionsUnknown {
+				blind = append(blind, svc.Unit)
+			}
+		}
+		if len(blind) > 0 {
+			const most = 5
+			list := strings.Join(blind[:min(len(blind), most)], ", ")
+			if len(blind) > most {
+				list += fmt.Sprintf(" and %d more", len(blind)-most)
+			}
+			out = append(out, fmt.Sprintf("the descriptors of %s: processes not readable (run as root)", list))
+		}
+	}
+	for _, unit := range slices.Sorted(maps.Keys(in.LogErrors)) {
+		out = append(out, fmt.Sprintf("the log of %s: %s", unit, in.LogErrors[unit]))
+	}
+	return out
 }
 
 // AddressHolder is a process holding a listening socket on an address a

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -232,5 +233,33 @@ func TestFindAddressHolders(t *testing.T) {
 	}
 	if got := FindAddressHolders(scan, []int{1}, "system", []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:80"}}); len(got) == 1 && got[0].Cmdline != "nginx -g" {
 		t.Errorf("cmdline %q", got[0].Cmdline)
+	}
+}
+
+// TestUnchecked: what the doctor could not read is listed, so that no
+// finding is never a clean bill by default.
+func TestUnchecked(t *testing.T) {
+	many := &Snapshot{}
+	for _, u := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		many.Services = append(many.Services, Service{Unit: u + ".service", ConnectionsUnknown: true})
+	}
+	for _, tt := range []struct {
+		name string
+		in   DoctorInput
+		want []string
+	}{
+		{"saw everything", DoctorInput{Snapshot: &Snapshot{Services: []Service{{Unit: "web.service"}}}}, nil},
+		{"no snapshot", DoctorInput{}, nil},
+		{"processes", DoctorInput{Snapshot: &Snapshot{Services: []Service{{Unit: "web.service", PassedUnknown: true}, {Unit: "ok.service"}, {Unit: "db.service", ConnectionsUnknown: true}}}},
+			[]string{"the descriptors of web.service, db.service: processes not readable (run as root)"}},
+		{"many", DoctorInput{Snapshot: many}, []string{"the descriptors of a.service, b.service, c.service, d.service, e.service and 2 more: processes not readable (run as root)"}},
+		{"logs", DoctorInput{LogErrors: map[string]string{"z.service": "journalctl refused", "a.socket": "no journal"}},
+			[]string{"the log of a.socket: no journal", "the log of z.service: journalctl refused"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Unchecked(tt.in); !slices.Equal(got, tt.want) {
+				t.Errorf("Unchecked = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

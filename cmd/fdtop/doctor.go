@@ -56,15 +56,17 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
 	findings := inspect.Diagnose(in)
+	unchecked := inspect.Unchecked(in)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
-			Findings []inspect.Finding `json:"findings"`
-		}{findings}); err != nil {
+			Findings  []inspect.Finding `json:"findings"`
+			Unchecked []string          `json:"unchecked"`
+		}{findings, append([]string{}, unchecked...)}); err != nil {
 			return fail(stderr, "doctor", err)
 		}
-	} else if err := writeFindings(stdout, findings); err != nil {
+	} else if err := writeFindings(stdout, findings, unchecked); err != nil {
 		return fail(stderr, "doctor", err)
 	}
 	if len(findings) > 0 {
@@ -190,10 +192,13 @@ func socketOrService(p string) []string {
 
 // writeFindings prints the findings for a person, every outside string
 // through termsafe.
-func writeFindings(w io.Writer, findings []inspect.Finding) error {
+func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string) error {
 	var b strings.Builder
-	if len(findings) == 0 {
+	switch {
+	case len(findings) == 0 && len(unchecked) == 0:
 		b.WriteString("no findings: nothing keeps socket activation or a handoff from working here\n")
+	case len(findings) == 0:
+		b.WriteString("no findings in what fdtop could read; not checked:\n")
 	}
 	for i, f := range findings {
 		if i > 0 {
@@ -212,6 +217,12 @@ func writeFindings(w io.Writer, findings []inspect.Finding) error {
 	}
 	if len(findings) > 0 {
 		fmt.Fprintf(&b, "\n%d finding(s)\n", len(findings))
+		if len(unchecked) > 0 {
+			b.WriteString("not checked:\n")
+		}
+	}
+	for _, u := range unchecked {
+		fmt.Fprintf(&b, "  - %s\n", termsafe.String(u))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -224,6 +224,38 @@ func TestDoctorAsRoot(t *testing.T) {
 		}
 	})
 
+	// No finding is a clean bill only where the doctor saw everything: as
+	// a plain user, dbus.service's processes (another user's) and the
+	// system journal are not readable, and it says so instead.
+	t.Run("unprivileged, nothing found", func(t *testing.T) {
+		text, code := doctor(t, c, Unprivileged, "dbus*")
+		if code != 0 {
+			t.Errorf("exit %d, want 0:\n%s", code, text)
+		}
+		for _, want := range []string{"no findings in what fdtop could read; not checked:", "  - the descriptors of dbus.service: processes not readable (run as root)"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the doctor's text lacks %q:\n%s", want, text)
+			}
+		}
+		if strings.Contains(text, "nothing keeps socket activation") {
+			t.Errorf("a blind doctor gives a clean bill:\n%s", text)
+		}
+		out, _ := doctor(t, c, Unprivileged, "--json", "dbus*")
+		var doc struct {
+			Unchecked []string `json:"unchecked"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("--json does not decode: %v\n%s", err, out)
+		}
+		if len(doc.Unchecked) == 0 || !strings.Contains(doc.Unchecked[0], "dbus.service") {
+			t.Errorf("--json unchecked = %q, want dbus.service's descriptors", doc.Unchecked)
+		}
+		root, code := doctor(t, c, Root, "dbus*")
+		if code != 0 || !strings.Contains(root, "no findings: nothing keeps socket activation or a handoff from working here") {
+			t.Errorf("as root: exit %d:\n%s", code, root)
+		}
+	})
+
 	t.Run("text", func(t *testing.T) {
 		text, code := doctor(t, c, Root, "fdtdoc-trig*")
 		if code != 1 {
