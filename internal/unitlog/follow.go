@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -188,21 +190,29 @@ func (f *followed) line(s string) (Line, bool) {
 	return Line{Priority: -1, Source: f.source, Message: s}, true
 }
 
-// start returns the last n (kept) lines and remembers where the file ends.
+// start returns the last n (kept) complete lines and remembers where the
+// file ends. The history and that end are taken from one open file, up to
+// the size it had then: a line written meanwhile is read once, by the
+// next more, never both as history and as new.
 func (f *followed) start(n int) []Line {
-	var st unix.Stat_t
-	if err := f.stat(f.path, &st); err != nil {
+	fd, err := os.Open(f.path)
+	if err != nil {
 		return nil
 	}
-	f.dev, f.ino, f.offset = uint64(st.Dev), st.Ino, st.Size
+	defer fd.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(fd.Fd()), &st); err != nil {
+		return nil
+	}
 	want := n
 	if f.keep != nil {
 		want = n * 50 // most manager lines are about other units
 	}
-	lines, err := tailFile(f.path, want)
+	lines, partial, err := tailOf(fd, st.Size, want)
 	if err != nil {
 		return nil
 	}
+	f.dev, f.ino, f.offset, f.partial = uint64(st.Dev), st.Ino, st.Size, partial
 	var out []Line
 	for _, s := range lines {
 		if l, ok := f.line(s); ok {
@@ -213,6 +223,33 @@ func (f *followed) start(n int) []Line {
 		out = out[len(out)-n:]
 	}
 	return out
+}
+
+// tailOf returns the last n complete lines of the first size bytes of f
+// (within its last 256 KiB) and the incomplete line after them.
+func tailOf(f *os.File, size int64, n int) (lines []string, partial string, err error) {
+	const window = 256 << 10
+	from := max(0, size-window)
+	data := make([]byte, size-from)
+	got, err := f.ReadAt(data, from)
+	if err != nil && err != io.EOF {
+		return nil, "", fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	data = data[:got]
+	if from > 0 {
+		i := bytes.IndexByte(data, '\n')
+		data = data[i+1:] // a partial first line (all of it when i < 0)
+	}
+	end := bytes.LastIndexByte(data, '\n')
+	partial = string(data[end+1:])
+	if end < 0 {
+		return nil, partial, nil
+	}
+	lines = strings.Split(string(data[:end]), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, partial, nil
 }
 
 // more returns the complete lines written since the last call: from the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -377,6 +378,56 @@ func TestFollowNoPolling(t *testing.T) {
 			if ff.statsOf(ff.b) == 0 {
 				t.Error("no stat of the file written to: the counter counts nothing")
 			}
+		})
+	}
+}
+
+// TestTailOf: the history of a file followed is its complete lines up to
+// the size it had when opened; what comes after (written meanwhile) and an
+// incomplete last line are left for the follow to read once.
+func TestTailOf(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	const content = "one\ntwo\nthr" + "ee\nfour\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tt := range []struct {
+		size    int64
+		n       int
+		lines   []string
+		partial string
+	}{
+		{int64(len("one\ntwo\nthr")), 5, []string{"one", "two"}, "thr"}, // "ee\nfour\n" written after the size was taken
+		{int64(len(content)), 5, []string{"one", "two", "three", "four"}, ""},
+		{int64(len(content)), 2, []string{"three", "four"}, ""},
+		{2, 5, nil, "on"},
+		{0, 5, nil, ""},
+	} {
+		lines, partial, err := tailOf(f, tt.size, tt.n)
+		if err != nil || !slices.Equal(lines, tt.lines) || partial != tt.partial {
+			t.Errorf("tailOf(size %d, %d) = %q, %q, %v; want %q, %q", tt.size, tt.n, lines, partial, err, tt.lines, tt.partial)
+		}
+	}
+}
+
+// TestFollowPartialHistory: a last line not yet complete when the follow
+// starts is not history: it arrives whole, once, when it is complete.
+func TestFollowPartialHistory(t *testing.T) {
+	for _, mode := range followModes {
+		t.Run(mode.name, func(t *testing.T) {
+			ff := newFileFollow(t)
+			mkdir(t, filepath.Dir(ff.a))
+			ff.write(ff.a, "done\nhal")
+			ff.start(mode.poll, 5)
+			ff.expect("a: done")
+			ff.write(ff.a, "f\n")
+			ff.expect("a: half")
+			ff.sync()
 		})
 	}
 }
