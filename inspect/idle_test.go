@@ -3,6 +3,7 @@ package inspect_test
 import (
 	"context"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -284,5 +285,81 @@ func TestPictureFollowsRestartToSocket(t *testing.T) {
 					round+1, h.OldPID, h.NewPID, demo.Handoff.Socket(), pids)
 			}
 		}
+	})
+}
+
+// TestPictureSeesSwappedConnection: a client leaves and another comes
+// within one interval, so the service's descriptor count does not move;
+// the picture (no host-wide pass) still shows the new connection and not
+// the closed one: the connections are checked where they were read.
+func TestPictureSeesSwappedConnection(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 100*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
+		sub, err := e.client.Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := fsOf(e.b.Kernel)
+		var pmu sync.Mutex
+		var picture *inspect.Snapshot
+		wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: time.Second, FullEvery: -1,
+			FDCount: fs.FDCount, SocketInode: fs.SocketInode,
+			OnSnapshot: func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
+			OnView: func(units []string, s *inspect.Snapshot) {
+				pmu.Lock()
+				picture = inspect.MergeUnits(picture, s, units)
+				pmu.Unlock()
+			},
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer sub.Close()
+			_ = wt.Run(ctx, make(chan inspect.Event, 4096))
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+
+		remotes := func() []string {
+			pmu.Lock()
+			defer pmu.Unlock()
+			var out []string
+			if picture != nil {
+				for _, svc := range picture.Services {
+					if svc.Unit == demo.Handoff.Service() {
+						for _, c := range svc.Connections {
+							out = append(out, c.Remote)
+						}
+					}
+				}
+			}
+			return out
+		}
+		waitFor := func(what string, ok func([]string) bool) {
+			t.Helper()
+			deadline := time.Now().Add(20 * time.Second)
+			for !ok(remotes()) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the picture never showed %s; it shows %v", what, remotes())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		dial := func() net.Conn {
+			t.Helper()
+			c, err := net.Dial("tcp", e.cfg.Addr(demo.Handoff))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		a := dial()
+		waitFor("the first connection", func(rs []string) bool { return slices.Contains(rs, a.LocalAddr().String()) })
+		a.Close()
+		b := dial() // within the interval: the count is as before
+		waitFor("the second connection and not the first", func(rs []string) bool {
+			return slices.Contains(rs, b.LocalAddr().String()) && !slices.Contains(rs, a.LocalAddr().String())
+		})
 	})
 }

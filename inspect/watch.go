@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/procfs"
 )
 
 // EventSource is a live subscription to the manager's signals;
@@ -63,6 +64,13 @@ type Watcher struct {
 	// a count moved (or for the host-wide pass), so an idle watch costs
 	// next to nothing. Without it, /proc is read at every interval.
 	FDCount func(pid int) (n int, ok bool, err error)
+	// SocketInode, if set, gives the socket inode a process's descriptor
+	// refers to now (procfs.FS.SocketInode). With FDCount, the picture's
+	// connections are checked with it at each interval: a connection
+	// closed while another opened (a count that did not move: a client
+	// gone, another come) has /proc read again, so the picture, and the
+	// "before" of a handoff, never keep a connection closed since.
+	SocketInode func(pid, fd int) (uint64, error)
 	// OnSnapshot, if set, is called with every full-picture snapshot.
 	OnSnapshot func(*Snapshot)
 	// OnView, if set, is called with every snapshot limited to units (the
@@ -101,15 +109,16 @@ type loop struct {
 	ownMu  sync.Mutex
 	own    map[string]time.Time // the gap meter's local addresses, when each connected
 
-	pending  map[string]bool     // units the signals named since they were last read
-	needLoad bool                // read every unit: a signal named one the picture lacks, or some were lost
-	known    map[string]bool     // the socket units and services of the picture
-	related  map[string][]string // each socket unit's service and each service's socket units, as last read
-	fdCounts map[int]int         // descriptor counts of the picture's processes when last read (nil: unknown)
-	pidUnit  map[int]string      // the unit of each of those processes ("" for the manager)
-	stores   []string            // the services with an fd store
-	scopeNew bool                // a scope appeared (a login) since the last host-wide pass
-	lastJob  time.Time           // when a job was last seen (signalled, or under way at an interval)
+	pending  map[string]bool       // units the signals named since they were last read
+	needLoad bool                  // read every unit: a signal named one the picture lacks, or some were lost
+	known    map[string]bool       // the socket units and services of the picture
+	related  map[string][]string   // each socket unit's service and each service's socket units, as last read
+	fdCounts map[int]int           // descriptor counts of the picture's processes when last read (nil: unknown)
+	held     map[string][]heldConn // the connections of each service when last read (see Watcher.SocketInode)
+	pidUnit  map[int]string        // the unit of each of those processes ("" for the manager)
+	stores   []string              // the services with an fd store
+	scopeNew bool                  // a scope appeared (a login) since the last host-wide pass
+	lastJob  time.Time             // when a job was last seen (signalled, or under way at an interval)
 	interval time.Duration
 }
 
@@ -292,6 +301,9 @@ func (st *loop) note(ev dbusclient.Event) {
 // a watched process's descriptor count moved, or host-wide when host.
 func (st *loop) catchUp(host bool) error {
 	moved := st.countsMoved()
+	if !moved {
+		moved = st.connsMoved()
+	}
 	if st.needLoad || st.tr.NeedsFull() {
 		return st.refresh(nil, host, false)
 	}
@@ -532,6 +544,52 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 	}
 }
 
+// heldConn is a connection where /proc last showed it.
+type heldConn struct {
+	pid, fd int
+	inode   uint64
+}
+
+// noteConns records where the services' connections are, as read.
+func (st *loop) noteConns(snap *Snapshot, all bool) {
+	if st.w.SocketInode == nil {
+		return
+	}
+	if all || st.held == nil {
+		st.held = map[string][]heldConn{}
+	}
+	for _, svc := range snap.Services {
+		var hs []heldConn
+		for _, c := range svc.Connections {
+			if c.PID > 0 && c.Inode != 0 {
+				hs = append(hs, heldConn{c.PID, c.FD, c.Inode})
+			}
+		}
+		if len(hs) == 0 {
+			delete(st.held, svc.Unit)
+			continue
+		}
+		st.held[svc.Unit] = hs
+	}
+}
+
+// connsMoved reports that a connection of the picture is no longer where
+// it was read (closed, or its descriptor reused): one readlink each.
+func (st *loop) connsMoved() bool {
+	if st.w.SocketInode == nil {
+		return false
+	}
+	for _, hs := range st.held {
+		for _, h := range hs {
+			ino, err := st.w.SocketInode(h.pid, h.fd)
+			if err == nil && ino != h.inode || procfs.IsGone(err) {
+				return true // another error (not readable) tells nothing
+			}
+		}
+	}
+	return false
+}
+
 // countsMoved reports that a watched process holds another number of
 // descriptors than when /proc was last read (always, when the counts are
 // unknown). A process gone meanwhile has its unit read again (the manager
@@ -599,6 +657,7 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 		}
 	}
 	st.countFDs(snap, units == nil)
+	st.noteConns(snap, units == nil)
 }
 
 // withRelated adds to units the socket units of each service and the

@@ -243,6 +243,23 @@ func (p FS) FDs(pid int, withInfo bool) ([]FD, error) {
 	return r.readFDs(pid, dirfd, withInfo, nil)
 }
 
+// SocketInode returns the inode of the socket that descriptor fd of pid
+// refers to now, 0 when it is not a socket: one readlink, to tell whether a
+// connection is still where it was last read. The error wraps the
+// readlink's (IsGone when the process or descriptor is gone).
+func (p FS) SocketInode(pid, fd int) (uint64, error) {
+	path := p.path(strconv.Itoa(pid), "fd", strconv.Itoa(fd))
+	var buf [64]byte
+	n, err := unix.Readlink(path, buf[:])
+	if err != nil {
+		return 0, fmt.Errorf("readlink %s: %w", path, err)
+	}
+	if kind, ino, _ := parseFDTarget(buf[:n], 0); kind == KindSocket {
+		return ino, nil
+	}
+	return 0, nil
+}
+
 // FDInfo reads /proc/PID/fdinfo/N.
 func (p FS) FDInfo(pid, fd int) (FDInfo, error) {
 	path := p.path(strconv.Itoa(pid), "fdinfo", strconv.Itoa(fd))

@@ -105,7 +105,7 @@ func (m *agentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	}
 	if k, ok := m.src.builder.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
-		w.FDCount = k.FDCount
+		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx, m.src.events) }()
