@@ -229,8 +229,15 @@ func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string) 
 }
 
 // Findings implements ui.DoctorSource: fdtop doctor's checks on the
-// dashboard's units.
+// dashboard's units, in the live model's picture.
 func (s *liveSource) Findings(ctx context.Context) ([]inspect.Finding, error) {
+	// The model's picture, once there is one: a snapshot of the doctor's
+	// own beside the model's first would double the start-up's work.
+	select {
+	case <-s.first:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	in, err := gatherDoctor(ctx, s.client, s.builder, s.current(), s.builder.Patterns, s.builder.Scope == "user", !s.targetedOnly)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/ui"
 )
@@ -68,4 +69,32 @@ func TestOnePWhenShown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFindingsWaitForPicture: the dashboard's doctor diagnoses the live
+// model's picture; before the first one it waits (and asks nothing of its
+// own: the source here has no manager, which a snapshot would need), and
+// gives up when its context ends. On a real manager, once the picture is
+// out, it diagnoses it: the healthy demo has no finding.
+func TestFindingsWaitForPicture(t *testing.T) {
+	s := &liveSource{first: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if fs, err := s.Findings(ctx); err == nil || fs != nil {
+		t.Errorf("Findings before the first picture = %v, %v; want the context's error", fs, err)
+	}
+
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
+		src := startLiveSource(t, sb, []string{"demo-*"}, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		fs, err := src.Findings(ctx)
+		if err != nil || len(fs) != 0 {
+			t.Errorf("Findings on the healthy demo = %+v, %v; want none", fs, err)
+		}
+		if src.current() == nil {
+			t.Error("Findings returned before the model had a picture")
+		}
+	})
 }
