@@ -71,7 +71,8 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 				}
 				return fs.FDCount(pid)
 			},
-			OnSnapshot: func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
+			SocketInode: fs.SocketInode,
+			OnSnapshot:  func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
 			OnView: func(units []string, s *inspect.Snapshot) {
 				pmu.Lock()
 				picture = inspect.MergeUnits(picture, s, units)
@@ -182,6 +183,10 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 		if got := e.client.CallCounts(); !maps.Equal(got, calls) {
 			t.Errorf("new connections had the manager asked: %v → %v", calls, got)
 		}
+
+		// Live connections, checked where they are at every interval,
+		// read nothing again while they stay.
+		settle()
 	})
 }
 
