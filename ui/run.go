@@ -109,12 +109,24 @@ type suspendRequest struct{}
 type resumedMsg struct{}
 
 // jobControl turns Ctrl-Z and SIGTSTP into a suspension of the program.
-type jobControl struct{}
+// Its state is the event loop's (filter runs there): no lock.
+type jobControl struct {
+	// suspended is set from a suspension's start until its resumedMsg.
+	suspended bool
+}
 
 // filter runs before every Update: a suspension is bubbletea's exec of a
 // "command" that stops this process, so bubbletea releases the terminal
 // before and restores it (raw mode, alternate screen, a full repaint)
 // after; mouse tracking, which the restore leaves off, is switched on again.
+//
+// A request to suspend that reaches the loop between a suspension's start
+// and its resumedMsg is dropped: it was queued before the process was
+// continued (a second Ctrl-Z read with the first, a SIGTSTP caught while
+// the terminal was being given back), and SIGCONT discards pending stop
+// signals, so `fg` brings the dashboard back instead of stopping it again.
+// The resumedMsg is sent after the process was continued, so it comes
+// after every request queued before.
 func (jc *jobControl) filter(_ tea.Model, msg tea.Msg) tea.Msg {
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
@@ -124,12 +136,18 @@ func (jc *jobControl) filter(_ tea.Model, msg tea.Msg) tea.Msg {
 	case suspendRequest:
 		return jc.suspend()
 	case resumedMsg:
+		jc.suspended = false
 		return tea.EnableMouseCellMotion()
 	}
 	return msg
 }
 
+// suspend starts a suspension, or drops the request (nil) while one runs.
 func (jc *jobControl) suspend() tea.Msg {
+	if jc.suspended {
+		return nil
+	}
+	jc.suspended = true
 	return tea.Exec(stopProcess{}, func(error) tea.Msg { return resumedMsg{} })()
 }
 

@@ -213,7 +213,8 @@ func checkNoSandboxLeft(t *testing.T, pid int) {
 // TestSuspendResume: Ctrl-Z in the dashboard gives the terminal back to
 // the shell (main screen, cooked mode) and stops fdtop; `fg` brings it
 // back redrawn, its keys working without Enter. An external SIGTSTP does
-// the same. q then ends it with status 0.
+// the same, and so do two Ctrl-Z at once or SIGTSTPs until it stopped:
+// one fg brings it back. q then ends it with status 0.
 func TestSuspendResume(t *testing.T) {
 	tm := newTmux(t)
 	bin := sandboxtest.Fdtop(t)
@@ -262,6 +263,33 @@ func TestSuspendResume(t *testing.T) {
 		suspendAndResume(t, "SIGTSTP", func() {
 			if err := syscall.Kill(pid, syscall.SIGTSTP); err != nil {
 				t.Fatal(err)
+			}
+		})
+	})
+	// What asks to suspend while a suspension runs is dropped, as SIGCONT
+	// discards pending stop signals: after one fg the dashboard is back
+	// (its keys work), not stopped again.
+	t.Run("ctrl-z twice", func(t *testing.T) {
+		suspendAndResume(t, "Ctrl-Z Ctrl-Z", func() {
+			// One send-keys, one write: fdtop reads both at once.
+			if out, err := term.s.command("send-keys", "-t", term.name, "C-z", "C-z").CombinedOutput(); err != nil {
+				t.Fatalf("tmux send-keys: %v: %s", err, out)
+			}
+		})
+	})
+	t.Run("sigtstp until stopped", func(t *testing.T) {
+		suspendAndResume(t, "SIGTSTP until stopped", func() {
+			// A SIGTSTP every millisecond (the input's pace, not a wait)
+			// until fdtop is stopped: some arrive while it gives the
+			// terminal back, after the first was handled.
+			for n := 0; processState(pid) != "T"; n++ {
+				if n == 10000 {
+					t.Fatalf("fdtop not stopped after %d SIGTSTPs; screen:\n%s", n, term.capture(t))
+				}
+				if err := syscall.Kill(pid, syscall.SIGTSTP); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	})
