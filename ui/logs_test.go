@@ -42,46 +42,64 @@ func (f *logFake) FollowLog(ctx context.Context, units []string) (<-chan unitlog
 	return ch, true, nil
 }
 
-// step runs msg through Update and then the commands it returns, up to
-// depth levels, feeding their messages back (a bounded event loop; the
-// log's re-armed wait is left pending when nothing is queued).
-func step(m Model, msg tea.Msg, depth int) Model {
+// drive runs msg through Update and then, each in its own goroutine, the
+// commands it returns and those the log's messages return in turn, feeding
+// the log's messages back (a small event loop), until done holds; it fails
+// the test after 10 s. Other messages (ticks, scans) are dropped; a command
+// that blocks (the log's wait with nothing queued) is left waiting. It
+// waits on the model's state, never on a timer: a command that answers at
+// once may still be slow to run on a busy machine.
+func drive(t *testing.T, m Model, msg tea.Msg, what string, done func(Model) bool) Model {
+	t.Helper()
+	msgs := make(chan tea.Msg)
+	stop := make(chan struct{})
+	defer close(stop)
+	var run func(tea.Cmd)
+	run = func(cmd tea.Cmd) {
+		if cmd == nil {
+			return
+		}
+		go func() {
+			msg := cmd()
+			if batch, ok := msg.(tea.BatchMsg); ok {
+				for _, c := range batch {
+					run(c)
+				}
+				return
+			}
+			switch msg.(type) {
+			case logStartedMsg, logLinesMsg:
+				select {
+				case msgs <- msg:
+				case <-stop:
+				}
+			}
+		}()
+	}
 	nm, cmd := m.Update(msg)
 	m = nm.(Model)
-	if depth == 0 || cmd == nil {
-		return m
-	}
-	return runCmds(m, cmd, depth)
-}
-
-// runCmds runs cmd (a batch's commands each) and feeds the log messages
-// they return back into the model.
-func runCmds(m Model, cmd tea.Cmd, depth int) Model {
-	if cmd == nil || depth < 0 {
-		return m
-	}
-	done := make(chan tea.Msg, 1)
-	go func() { done <- cmd() }()
-	select {
-	case msg := <-done:
-		switch msg := msg.(type) {
-		case tea.BatchMsg:
-			for _, c := range msg {
-				m = runCmds(m, c, depth)
-			}
-		case logStartedMsg, logLinesMsg:
-			m = step(m, msg, depth-1)
+	run(cmd)
+	deadline := time.After(10 * time.Second)
+	for !done(m) {
+		select {
+		case msg := <-msgs:
+			nm, cmd := m.Update(msg)
+			m = nm.(Model)
+			run(cmd)
+		case <-deadline:
+			t.Fatalf("no %s in 10 s; log state: %+v", what, m.log)
 		}
-	case <-time.After(100 * time.Millisecond): // a wait with nothing queued (a tick, the log's next line)
 	}
 	return m
 }
 
 // followSelected starts following the selected group as the program would
-// (the test helpers drop the command that did it when the selection moved).
-func followSelected(m Model) Model {
+// (the test helpers drop the command that did it when the selection moved)
+// and waits until done holds.
+func followSelected(t *testing.T, m Model, what string, done func(Model) bool) Model {
+	t.Helper()
 	m.log.units = nil
-	return step(m, tea.WindowSizeMsg{Width: m.width, Height: m.height}, 3)
+	return drive(t, m, tea.WindowSizeMsg{Width: m.width, Height: m.height}, what, done)
 }
 
 func TestDashboardLog(t *testing.T) {
@@ -92,7 +110,7 @@ func TestDashboardLog(t *testing.T) {
 	m := newTestModel(src, Options{}, 120, 50)
 	m = withSnapshot(m, demoSnapshot())
 	m = selectUnit(t, m, "demo-handoff.service")
-	m = followSelected(m)
+	m = followSelected(t, m, "follower with its 2 lines of history", func(m Model) bool { return len(m.log.lines) == 2 })
 	src.mu.Lock()
 	if len(src.follows) == 0 {
 		src.mu.Unlock()
@@ -116,29 +134,29 @@ func TestDashboardLog(t *testing.T) {
 	}
 
 	// l: the full view; / search keeps the matching lines.
-	m = step(m, keyMsg("l"), 0)
+	m = send(m, keyMsg("l"))
 	if !m.showLog || !strings.Contains(ansi.Strip(m.View()), "Log · demo-handoff.socket, demo-handoff.service · 2 lines") {
 		t.Fatalf("l: no full log view:\n%s", ansi.Strip(m.View()))
 	}
 	for _, k := range []string{"/", "r", "e", "a", "d", "y", "enter"} {
-		m = step(m, keyMsg(k), 0)
+		m = send(m, keyMsg(k))
 	}
 	lv := ansi.Strip(m.View())
 	if !strings.Contains(lv, `1 matching "ready"`) || strings.Contains(lv, "evil") {
 		t.Errorf("search: want only the matching line:\n%s", lv)
 	}
-	m = step(m, keyMsg("esc"), 0) // clears the search
-	m = step(m, keyMsg("esc"), 0) // closes
+	m = send(m, keyMsg("esc")) // clears the search
+	m = send(m, keyMsg("esc")) // closes
 	if m.showLog {
 		t.Error("esc did not close the log view")
 	}
 
-	// The selection moves: the old follower is stopped.
+	// The selection moves: the old follower is stopped, in Update.
 	m.setFocus(paneList)
-	m = step(m, keyMsg("j"), 1)
+	m = send(m, keyMsg("j"))
 	select {
 	case <-f.ctx.Done():
-	case <-time.After(time.Second):
+	default:
 		t.Error("the follower of the group that left the screen was not stopped")
 	}
 }
@@ -148,21 +166,20 @@ func TestDashboardLogBounded(t *testing.T) {
 	m := newTestModel(src, Options{}, 120, 50)
 	m = withSnapshot(m, demoSnapshot())
 	m = selectUnit(t, m, "demo-handoff.service")
-	m = followSelected(m)
+	m = followSelected(t, m, "follower", func(m Model) bool { return m.log.started })
 	gen := m.log.gen
-	m = step(m, logStartedMsg{gen: gen, ok: true, ch: make(chan unitlog.Line)}, 0)
 	for i := 0; i < 3; i++ {
 		lines := make([]unitlog.Line, 600)
 		for j := range lines {
 			lines[j] = unitlog.Line{Priority: -1, Message: "line"}
 		}
-		m = step(m, logLinesMsg{gen: gen, lines: lines}, 0)
+		m = send(m, logLinesMsg{gen: gen, lines: lines})
 	}
 	if len(m.log.lines) != logKeep {
 		t.Errorf("%d lines kept, want the ring buffer's %d", len(m.log.lines), logKeep)
 	}
 	// A stale follower's lines are dropped.
-	m = step(m, logLinesMsg{gen: gen - 1, lines: []unitlog.Line{{Message: "stale"}}}, 0)
+	m = send(m, logLinesMsg{gen: gen - 1, lines: []unitlog.Line{{Message: "stale"}}})
 	if l := m.log.lines[len(m.log.lines)-1]; l.text == "stale" {
 		t.Error("a line from a stopped follower was kept")
 	}
@@ -171,7 +188,7 @@ func TestDashboardLogBounded(t *testing.T) {
 	m = newTestModel(src2, Options{}, 120, 50)
 	m = withSnapshot(m, demoSnapshot())
 	m = selectUnit(t, m, "demo-handoff.service")
-	m = followSelected(m)
+	m = followSelected(t, m, "answer of a source with no log", func(m Model) bool { return m.log.started })
 	if v := ansi.Strip(m.View()); !strings.Contains(v, "unknown: no journal and no log file found") {
 		t.Errorf("no log source: want 'unknown':\n%s", v)
 	}

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -75,24 +76,27 @@ const frameRate = 20
 const FrameRate = frameRate
 
 func runProgram(ctx context.Context, m tea.Model, more ...tea.ProgramOption) error {
-	jc := &jobControl{}
+	jc := &jobControl{tstp: make(chan os.Signal, 1)}
 	p := tea.NewProgram(m, append([]tea.ProgramOption{tea.WithAltScreen(), tea.WithMouseCellMotion(), tea.WithContext(ctx),
 		tea.WithoutSignalHandler(), tea.WithFilter(jc.filter), tea.WithFPS(frameRate)}, more...)...)
-	tstp := make(chan os.Signal, 1)
-	signal.Notify(tstp, syscall.SIGTSTP)
+	signal.Notify(jc.tstp, syscall.SIGTSTP)
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
-			case <-tstp:
-				p.Send(suspendRequest{})
+			case <-jc.tstp:
+				if st := jc.state.Load(); st%2 == 0 {
+					p.Send(suspendRequest{state: st})
+				}
 			case <-done:
 				return
 			}
 		}
 	}()
 	defer func() {
-		signal.Stop(tstp)
+		// Reset, not Stop: a suspension the program ended in left
+		// SIGTSTP ignored.
+		signal.Reset(syscall.SIGTSTP)
 		close(done)
 	}()
 	_, err := p.Run()
@@ -102,14 +106,31 @@ func runProgram(ctx context.Context, m tea.Model, more ...tea.ProgramOption) err
 	return err
 }
 
-// suspendRequest asks the program to suspend (an external SIGTSTP).
-type suspendRequest struct{}
+// suspendRequest asks the program to suspend (an external SIGTSTP); state
+// is jobControl.state when the signal was taken.
+type suspendRequest struct{ state uint64 }
 
 // resumedMsg says the process was continued and owns the terminal again.
 type resumedMsg struct{}
 
 // jobControl turns Ctrl-Z and SIGTSTP into a suspension of the program.
-type jobControl struct{}
+//
+// What asks to suspend while a suspension runs is dropped, as SIGCONT
+// discards pending stop signals, so one `fg` brings the dashboard back
+// instead of stopping it again:
+//   - SIGTSTP is ignored from a suspension's start until its resume (the
+//     kernel drops it; caught, one that came just before the stop would
+//     reach the program only after the continue);
+//   - a SIGTSTP taken before a suspension started whose request arrives
+//     after is dropped by its state;
+//   - a second Ctrl-Z read with the first waits in the event loop's queue
+//     ahead of the resumedMsg (sent after the continue), while suspended.
+type jobControl struct {
+	tstp chan os.Signal
+	// state is twice the suspensions started, plus one while one runs.
+	// Written by the event loop (filter), read by the signal goroutine.
+	state atomic.Uint64
+}
 
 // filter runs before every Update: a suspension is bubbletea's exec of a
 // "command" that stops this process, so bubbletea releases the terminal
@@ -122,14 +143,27 @@ func (jc *jobControl) filter(_ tea.Model, msg tea.Msg) tea.Msg {
 			return jc.suspend()
 		}
 	case suspendRequest:
+		if msg.state != jc.state.Load() {
+			return nil // a suspension started after the signal came
+		}
 		return jc.suspend()
 	case resumedMsg:
+		if jc.state.Load()%2 == 1 {
+			jc.state.Add(1)
+			signal.Notify(jc.tstp, syscall.SIGTSTP)
+		}
 		return tea.EnableMouseCellMotion()
 	}
 	return msg
 }
 
+// suspend starts a suspension, or drops the request (nil) while one runs.
 func (jc *jobControl) suspend() tea.Msg {
+	if jc.state.Load()%2 == 1 {
+		return nil
+	}
+	jc.state.Add(1)
+	signal.Ignore(syscall.SIGTSTP)
 	return tea.Exec(stopProcess{}, func(error) tea.Msg { return resumedMsg{} })()
 }
 

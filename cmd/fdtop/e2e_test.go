@@ -172,16 +172,6 @@ func verdictLine(screen string) string {
 	return ""
 }
 
-// selectedRow returns the unit list's selected row (marked ›).
-func selectedRow(screen string) string {
-	for _, l := range strings.Split(screen, "\n") {
-		if strings.HasPrefix(l, "›") {
-			return l
-		}
-	}
-	return ""
-}
-
 // tmuxServer is a tmux server of this test's own (-L), killed when the test
 // ends.
 type tmuxServer struct{ *tmuxtest.Server }
@@ -230,20 +220,13 @@ func (term *terminal) waitFor(t *testing.T, what string, ok func(screen string) 
 	return term.waitWithin(t, 15*time.Second, what, ok)
 }
 
-// selectUnit moves the list's selection to unit with j, reading the screen
-// after every key.
+// selectUnit moves the list's selection to unit, a key at a time, each
+// waited for on the screen (tmuxtest.SelectRow).
 func (term *terminal) selectUnit(t *testing.T, unit string) {
 	t.Helper()
-	term.send(t, "g")
-	for range 12 {
-		s := term.capture(t)
-		if strings.Contains(selectedRow(s), unit) {
-			return
-		}
-		term.send(t, "j")
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("could not select %s; screen:\n%s", unit, term.capture(t))
+	tmuxtest.SelectRow(t, unit, func(k string) { term.send(t, k) }, func(what string, ok func(string) bool) string {
+		return term.waitFor(t, what, ok)
+	})
 }
 
 // quit presses q and waits for fdtop to exit with status 0.

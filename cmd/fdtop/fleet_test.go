@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/internal/syncbuf"
+	"github.com/fdtop/fdtop/internal/tmuxtest"
 )
 
 // testHost is one sshd host with its own systemd user manager.
@@ -840,17 +842,18 @@ func TestFleetDashboardE2E(t *testing.T) {
 	}
 	// Select web.service on the second reachable host: the detail pane's
 	// title names the unit and its host.
-	term.send(t, "g")
-	for i := 0; ; i++ {
-		s := term.capture(t)
-		if strings.Contains(selectedRow(s), "web.service") && strings.Contains(s, "Detail · web.service on "+target.Target) {
-			break
+	tmuxtest.SelectRowWith(t, "web.service on "+target.Target, func(rows []string) int {
+		host := slices.Index(rows, target.Target)
+		for i := host + 1; host >= 0 && i < len(rows); i++ {
+			if tmuxtest.NameIs(rows[i], "web.service") {
+				return i
+			}
 		}
-		if i == 30 {
-			t.Fatalf("could not select web.service on %s; screen:\n%s", target.Target, s)
-		}
-		term.send(t, "j")
-	}
+		return -1
+	}, func(k string) { term.send(t, k) }, func(what string, ok func(string) bool) string { return term.waitFor(t, what, ok) })
+	term.waitFor(t, "the detail of web.service on "+target.Target, func(s string) bool {
+		return strings.Contains(s, "Detail · web.service on "+target.Target)
+	})
 	term.send(t, "r")
 	term.waitFor(t, "the restart confirmation naming the host", func(s string) bool {
 		return strings.Contains(s, "restart web.service on "+target.Target+"?")

@@ -213,7 +213,8 @@ func checkNoSandboxLeft(t *testing.T, pid int) {
 // TestSuspendResume: Ctrl-Z in the dashboard gives the terminal back to
 // the shell (main screen, cooked mode) and stops fdtop; `fg` brings it
 // back redrawn, its keys working without Enter. An external SIGTSTP does
-// the same. q then ends it with status 0.
+// the same, and so do two Ctrl-Z at once or SIGTSTPs until it stopped:
+// one fg brings it back. q then ends it with status 0.
 func TestSuspendResume(t *testing.T) {
 	tm := newTmux(t)
 	bin := sandboxtest.Fdtop(t)
@@ -235,12 +236,19 @@ func TestSuspendResume(t *testing.T) {
 			t.Errorf("%s: terminal not given back: alternate screen, cursor, mouse = %q; screen:\n%s", how, flags, screen)
 		}
 		term.send(t, "clear; stty -a; echo STTY-DONE", "Enter")
-		screen = term.waitFor(t, "stty's report", func(s string) bool { return strings.Contains(s, "STTY-DONE\n") })
+		screen = term.waitFor(t, "stty's report", func(s string) bool { return hasLine(s, "STTY-DONE") })
 		checkTerminalRestored(t, term, screen)
 
 		term.send(t, "fg", "Enter")
 		term.waitFor(t, "the dashboard redrawn after fg", dashboard)
-		if flags := term.format(t, "#{alternate_on} #{mouse_any_flag}"); flags != "1 1" {
+		// Mouse tracking comes back by a message after the repaint: wait
+		// for it rather than read the flags once.
+		var flags string
+		term.waitFor(t, "the alternate screen and mouse tracking after fg", func(string) bool {
+			flags = term.format(t, "#{alternate_on} #{mouse_any_flag}")
+			return flags == "1 1" || exited(pid)
+		})
+		if flags != "1 1" {
 			t.Errorf("%s: after fg, alternate screen and mouse = %q, want \"1 1\"", how, flags)
 		}
 		term.send(t, "?") // no Enter: raw mode again
@@ -258,10 +266,35 @@ func TestSuspendResume(t *testing.T) {
 			}
 		})
 	})
+	// What asks to suspend while a suspension runs is dropped, as SIGCONT
+	// discards pending stop signals: after one fg the dashboard is back
+	// (its keys work), not stopped again.
+	t.Run("ctrl-z twice", func(t *testing.T) {
+		suspendAndResume(t, "Ctrl-Z Ctrl-Z", func() {
+			// One send-keys, one write: fdtop reads both at once.
+			if out, err := term.s.command("send-keys", "-t", term.name, "C-z", "C-z").CombinedOutput(); err != nil {
+				t.Fatalf("tmux send-keys: %v: %s", err, out)
+			}
+		})
+	})
+	t.Run("sigtstp until stopped", func(t *testing.T) {
+		suspendAndResume(t, "SIGTSTP until stopped", func() {
+			// A SIGTSTP every millisecond (the input's pace, not a wait)
+			// until fdtop is stopped: some arrive while it gives the
+			// terminal back, after the first was handled.
+			for n := 0; processState(pid) != "T"; n++ {
+				if n == 10000 {
+					t.Fatalf("fdtop not stopped after %d SIGTSTPs; screen:\n%s", n, term.capture(t))
+				}
+				if err := syscall.Kill(pid, syscall.SIGTSTP); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	})
 	term.send(t, "q")
-	for !exited(pid) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitExit(t, term, pid, "q")
 	term.send(t, "echo EXIT=$?", "Enter")
 	term.waitFor(t, "fdtop's exit status 0", func(s string) bool { return strings.Contains(s, "EXIT=0") })
 }
@@ -280,20 +313,64 @@ func TestSuspendedThenKilled(t *testing.T) {
 	pid := waitChild(t, term.panePID(t))
 	term.send(t, "C-z")
 	term.waitFor(t, "fdtop stopped", func(s string) bool { return strings.Contains(s, "Stopped") && processState(pid) == "T" })
-	term.send(t, "kill %1", "Enter", "jobs", "Enter")
+	term.send(t, "kill %1", "Enter")
+	// kill %1 sends SIGTERM and SIGCONT: fdtop runs until it stops itself
+	// again. Once the shell prompts after the kill, fdtop stopped is that
+	// second stop; `jobs` typed earlier could list it running.
+	term.waitFor(t, "the prompt after kill %1, fdtop stopped again", func(s string) bool {
+		return promptAfter(s, "$ kill %1") && processState(pid) == "T"
+	})
+	term.send(t, "jobs", "Enter")
 	term.waitFor(t, "jobs listing fdtop stopped after kill %1", func(s string) bool {
 		return strings.Count(s, "Stopped") >= 2 && processState(pid) == "T"
 	})
 	term.send(t, "fg", "Enter")
-	for !exited(pid) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitExit(t, term, pid, "fg")
 	term.send(t, "X=$?; clear; echo EXIT=$X; stty -a; echo STTY-DONE", "Enter")
-	screen := term.waitFor(t, "the exit status and stty", func(s string) bool { return strings.Contains(s, "STTY-DONE\n") })
+	screen := term.waitFor(t, "the exit status and stty", func(s string) bool { return hasLine(s, "STTY-DONE") })
 	if !strings.Contains(screen, "EXIT=143") {
 		t.Errorf("want EXIT=143 after kill %%1 and fg; screen:\n%s", screen)
 	}
 	checkTerminalRestored(t, term, screen)
+}
+
+// hasLine reports whether the screen has a line that is text alone: the
+// output of `echo text`, not the command line that typed it.
+func hasLine(screen, text string) bool {
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.TrimRight(l, " ") == text {
+			return true
+		}
+	}
+	return false
+}
+
+// promptAfter reports whether the shell prompted ("$") on a line after the
+// last line that is command: the command ran.
+func promptAfter(screen, command string) bool {
+	lines := strings.Split(screen, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.TrimRight(lines[i], " ") == command {
+			for _, l := range lines[i+1:] {
+				if strings.HasPrefix(l, "$") {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// waitExit waits for fdtop (pid) to end after what the test did, and fails
+// with the screen when it has not 10 s later.
+func waitExit(t *testing.T, term *terminal, pid int, after string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !exited(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fdtop (pid %d) still running 10 s after %s; screen:\n%s", pid, after, term.capture(t))
+		}
+	}
 }
 
 // writeRecording writes a recording of n events, 100 ms apart.

@@ -221,36 +221,13 @@ func (term *terminal) waitFor(t testing.TB, what string, ok func(screen string) 
 	return ""
 }
 
-// selectUnit moves the list's selection (the row marked ›) to unit.
+// selectUnit moves the list's selection (the row marked ›) to unit, a key
+// at a time, each waited for on the screen (tmuxtest.SelectRow).
 func (term *terminal) selectUnit(t testing.TB, unit string) {
 	t.Helper()
-	term.send(t, "g")
-	for range 20 {
-		var selected string
-		term.waitFor(t, "a selected row", func(s string) bool {
-			for _, l := range strings.Split(s, "\n") {
-				if strings.HasPrefix(l, "›") {
-					selected = l
-					return true
-				}
-			}
-			return false
-		})
-		if strings.Contains(selected, unit) {
-			return
-		}
-		term.send(t, "j")
-		// the next waitFor reads the screen after the key took effect
-		term.waitFor(t, "the selection to move", func(s string) bool {
-			for _, l := range strings.Split(s, "\n") {
-				if strings.HasPrefix(l, "›") {
-					return l != selected
-				}
-			}
-			return false
-		})
-	}
-	t.Fatalf("could not select %s; screen:\n%s", unit, term.capture(t))
+	tmuxtest.SelectRow(t, unit, func(k string) { term.send(t, k) }, func(what string, ok func(string) bool) string {
+		return term.waitFor(t, what, ok)
+	})
 }
 
 // quit presses q and waits for the program to exit.
