@@ -426,6 +426,27 @@ type Handoff struct {
 	DurationMs int64 `json:"duration_ms"`
 	// Probe holds the gap meter's results when it ran.
 	Probe *ProbeResult `json:"probe,omitempty"`
+	// Accept is set for a restart (or stop and start) of an Accept=yes
+	// socket unit: there is no main process and no store (their fields are
+	// 0); the connections are those of its per-connection instances.
+	Accept *AcceptHandoff `json:"accept,omitempty"`
+}
+
+// AcceptHandoff is what a restart of an Accept=yes socket unit did to the
+// per-connection instances running before it. Each instance's connection
+// is counted in the Handoff's connections: preserved when a process that
+// held it before still holds it after (or the kernel says the socket is
+// still open), dropped when the socket is gone, and unknown when it was
+// not seen (a process not readable).
+type AcceptHandoff struct {
+	// Instances counts the instances running with a connection before.
+	Instances int `json:"instances"`
+	// InstancesStopped counts those no longer running after (stopped with
+	// the socket, or ended meanwhile).
+	InstancesStopped int `json:"instances_stopped"`
+	// InstancesUnknown counts those whose connection was not seen before
+	// or after: neither preserved nor dropped.
+	InstancesUnknown int `json:"instances_unknown"`
 }
 
 // ProbeResult is what the gap meter saw while a restart ran.
@@ -436,6 +457,11 @@ type ProbeResult struct {
 	Failed   int `json:"failed"`
 	// WorstConnectMs is the slowest successful connect in milliseconds.
 	WorstConnectMs float64 `json:"worst_connect_ms"`
+	// RefusedForMs is the longest time one target refused connects, in
+	// milliseconds: from its first refused attempt to the first that
+	// succeeded after it (or its last refused one, if none did). Nobody
+	// listened for at least about that long; 0 when nothing was refused.
+	RefusedForMs float64 `json:"refused_for_ms,omitempty"`
 }
 
 // FDStoreUnidentified is how many fd store entries the manager counts that

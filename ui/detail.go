@@ -428,7 +428,12 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 		level, text := Verdict(ev.Handoff)
 		b.add("    " + verdictStyle(d.st, level).Render(text))
 		h := ev.Handoff
-		b.muted(fmt.Sprintf("    pid %d → %d · fd store %d → %d · job %s took %d ms", h.OldPID, h.NewPID, h.FDStoreBefore, h.FDStoreAfter, orDash(h.HandoffJob), h.DurationMs))
+		if a := h.Accept; a != nil {
+			// An Accept=yes socket unit: no main process, no store.
+			b.muted(fmt.Sprintf("    Accept=yes · instances before %d, stopped %d · job %s took %d ms", a.Instances, a.InstancesStopped, orDash(h.HandoffJob), h.DurationMs))
+		} else {
+			b.muted(fmt.Sprintf("    pid %d → %d · fd store %d → %d · job %s took %d ms", h.OldPID, h.NewPID, h.FDStoreBefore, h.FDStoreAfter, orDash(h.HandoffJob), h.DurationMs))
+		}
 	}
 }
 
