@@ -13,7 +13,9 @@ import (
 // where their unit says so). Its state follows the manager's signals; the
 // views give the listeners and the instances.
 type acceptTracked struct {
-	su *SocketUnit // the latest view of it
+	su          *SocketUnit // the latest view of it
+	hist        []timedView // the last few views, oldest first
+	activeState string      // as last signalled
 
 	jobActive  bool
 	jobID      uint32
@@ -23,6 +25,21 @@ type acceptTracked struct {
 	before     *SocketUnit // the unit as it was before the job (nil: it was not listening)
 	awaitStart bool        // a stop finished: the next start completes a stop+start
 	stopDone   bool        // this job is the start of a stop+start
+}
+
+// acceptSettle bounds how long a finished job of an Accept=yes socket unit
+// waits for the jobs on its instances (a restart propagated to them) before
+// it is concluded anyway.
+const acceptSettle = 30 * time.Second
+
+// acceptViewGuard: a view of an Accept=yes socket unit taken less than this
+// before its job was signalled is not taken for the unit before the job.
+const acceptViewGuard = 10 * time.Millisecond
+
+// timedView is a view of an Accept=yes socket unit and when it was taken.
+type timedView struct {
+	at time.Time
+	su *SocketUnit
 }
 
 // acceptUnit returns the tracking of an Accept=yes socket unit, created on
@@ -122,7 +139,12 @@ func (tr *Tracker) viewAccept(at time.Time, v *View) {
 			continue
 		}
 		seen[su.Unit] = true
-		tr.acceptUnit(su.Unit).su = &su
+		a := tr.acceptUnit(su.Unit)
+		a.su = &su
+		a.hist = append(a.hist, timedView{at, &su})
+		if len(a.hist) > 4 {
+			a.hist = a.hist[1:]
+		}
 	}
 	if len(tr.accFinishing) == 0 {
 		return
@@ -134,6 +156,13 @@ func (tr *Tracker) viewAccept(at time.Time, v *View) {
 			continue
 		}
 		if v.Units != nil && !slices.Contains(v.Units, p.name) {
+			rest = append(rest, p)
+			continue
+		}
+		if a.before != nil && at.Sub(p.at) < acceptSettle && tr.instanceJobs(a.before) {
+			// A job on an instance that ran before (the restart
+			// propagated to it, by BindsTo= or PartOf=) is still under
+			// way: what became of it is seen once it ends.
 			rest = append(rest, p)
 			continue
 		}
@@ -155,6 +184,7 @@ func (tr *Tracker) viewAccept(at time.Time, v *View) {
 
 // acceptJobNew starts following a job on an Accept=yes socket unit.
 func (tr *Tracker) acceptJobNew(now time.Time, e *Signal) {
+	tr.jobUnits[e.ID] = e.Unit
 	a := tr.acc[e.Unit]
 	if a == nil || a.jobActive {
 		return
@@ -176,33 +206,57 @@ func (tr *Tracker) acceptJobNew(now time.Time, e *Signal) {
 	}
 	a.stopDone = false
 	a.before = nil
-	if a.su != nil && a.su.ActiveState == "active" {
-		b := *a.su
-		a.before = &b
+	// The latest view taken before the job: one still being taken when
+	// its start was signalled (or just before) may show the unit already
+	// restarted, its instances in between.
+	for i := len(a.hist) - 1; i >= 0; i-- {
+		if v := a.hist[i]; v.at.Before(now.Add(-acceptViewGuard)) {
+			if v.su.ActiveState == "active" {
+				b := *v.su
+				a.before = &b
+			}
+			break
+		}
 	}
 }
 
 // acceptJobRemoved ends a job on an Accept=yes socket unit; it returns the
 // job's type as it is best named (a job that took the unit down and up
 // again was a restart, whatever systemd turned it into).
-func (tr *Tracker) acceptJobRemoved(e *Signal, job string) string {
+func (tr *Tracker) acceptJobRemoved(at time.Time, e *Signal, job string) string {
+	delete(tr.jobUnits, e.ID)
 	a := tr.acc[e.Unit]
 	if a == nil || !a.jobActive || a.jobID != e.ID {
 		return job
 	}
-	if (job == "" || job == "start") && a.jobStopped && a.before != nil && !a.awaitStart && !a.stopDone {
+	down := a.activeState == "inactive" || a.activeState == "failed"
+	if (job == "" || job == "start") && a.jobStopped && !down && a.before != nil && !a.awaitStart && !a.stopDone {
 		job = "restart"
 	}
 	a.jobType = job
 	a.jobActive = false
-	tr.accFinishing = append(tr.accFinishing, pendingFinish{name: e.Unit, result: e.Result})
+	if (job == "stop" || (job == "" && down)) && e.Result == "done" && a.before != nil && !a.stopDone {
+		// A stop (its type unread, the unit down: the manager signals a
+		// unit's state before the end of its job): the handoff completes
+		// at the start, whatever a view taken now shows (the start may
+		// already be under way).
+		a.awaitStart = true
+		return job
+	}
+	tr.accFinishing = append(tr.accFinishing, pendingFinish{name: e.Unit, result: e.Result, at: at})
 	return job
 }
 
 // acceptChanged follows the state and job of an Accept=yes socket unit.
-func (tr *Tracker) acceptChanged(unit, activeState string, jobID *uint32) {
+func (tr *Tracker) acceptChanged(at time.Time, unit, activeState string, jobID *uint32) {
 	a := tr.acc[unit]
-	if a == nil || !a.jobActive {
+	if a == nil {
+		return
+	}
+	if activeState != "" {
+		a.activeState = activeState
+	}
+	if !a.jobActive {
 		return
 	}
 	if activeState == "deactivating" || activeState == "inactive" || activeState == "failed" {
@@ -213,19 +267,31 @@ func (tr *Tracker) acceptChanged(unit, activeState string, jobID *uint32) {
 		// came (lost while the manager re-executed): it ended meanwhile,
 		// with an unknown result.
 		a.jobActive = false
-		tr.accFinishing = append(tr.accFinishing, pendingFinish{name: unit})
+		tr.accFinishing = append(tr.accFinishing, pendingFinish{name: unit, at: at})
 	}
 }
 
-// acceptRemoved forgets a finished job of an Accept=yes socket unit that
-// was unloaded: no view will show it again.
-func (tr *Tracker) acceptRemoved(unit string) {
-	a := tr.acc[unit]
-	if a == nil {
-		return
+// instanceJobs reports that a job runs on one of the instances of su.
+func (tr *Tracker) instanceJobs(su *SocketUnit) bool {
+	for _, unit := range tr.jobUnits {
+		if slices.ContainsFunc(su.Instances, func(in Instance) bool { return in.Unit == unit }) {
+			return true
+		}
 	}
+	return false
+}
+
+// acceptLost forgets the jobs in progress: their ends may never come (the
+// connection to the manager was lost, or signals were).
+func (tr *Tracker) acceptLost() {
+	clear(tr.jobUnits)
+}
+
+// acceptRemoved forgets a finished job of an Accept=yes socket unit that
+// was unloaded: no view will show it again. (A stop waiting for its start
+// stays: an inactive socket unit is unloaded, and loaded again to start.)
+func (tr *Tracker) acceptRemoved(unit string) {
 	tr.accFinishing = slices.DeleteFunc(tr.accFinishing, func(p pendingFinish) bool { return p.name == unit })
-	a.jobActive, a.awaitStart, a.stopDone, a.before = false, false, false, nil
 }
 
 // concludeAcceptNow concludes a finished job of an Accept=yes socket unit
@@ -269,18 +335,36 @@ func (tr *Tracker) concludeAccept(name string, a *acceptTracked, result string, 
 		addrs = append(addrs, addr)
 	}
 	sort.Strings(addrs)
+	var listeners []Event
 	for _, addr := range addrs {
 		ino, after := beforeL[addr], afterL[addr]
 		switch {
 		case ino != 0 && after == ino:
 			h.ListenersKept++
-			tr.emit(Event{Time: at, Unit: name, Type: EventListenerKept, Inode: ino, Detail: addr})
+			listeners = append(listeners, Event{Time: at, Unit: name, Type: EventListenerKept, Inode: ino, Detail: addr})
 		case ino == 0 || after == 0:
 			h.ListenersUnknown++ // not seen on one side
 		default:
 			h.ListenersReplaced++
-			tr.emit(Event{Time: at, Unit: name, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
+			listeners = append(listeners, Event{Time: at, Unit: name, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
 		}
+	}
+	switch {
+	case stopDone:
+	case a.jobType == "restart" || a.jobType == "try-restart" || a.jobType == "reload-or-restart" || a.jobType == "reload-or-try-restart":
+	case (a.jobType == "" || a.jobType == "start") && h.ListenersReplaced > 0:
+		// A socket unit restarts within one turn of the manager's loop:
+		// its job is often gone before its type is read, and no state
+		// change comes between its stop and its start. A listener
+		// closed and bound anew says it was a restart.
+		a.jobType = "restart"
+	default:
+		// A start of a listening unit, a stop that did not stop it, or
+		// nothing seen to tell a restart: no handoff.
+		return
+	}
+	for _, e := range listeners {
+		tr.emit(e)
 	}
 	// The instances that ran before, and their connections.
 	afterUnit := map[string]Instance{}
@@ -314,15 +398,21 @@ func (tr *Tracker) concludeAccept(name string, a *acceptTracked, result string, 
 			// Still held: by the same process where one is (the rule), by
 			// another otherwise (it was passed on).
 			cur := processHolders(held)
-			hd := cur[0]
+			hd, same := cur[0], false
 			for _, p := range prev {
 				if i := slices.IndexFunc(cur, func(x Holder) bool { return x.PID == p.PID }); i >= 0 {
-					hd, ev.PrevPID, ev.PrevFD = cur[i], p.PID, p.FD
+					hd, ev.PrevPID, ev.PrevFD, same = cur[i], p.PID, p.FD, true
 					break
 				}
 			}
 			ev.PID, ev.FD, ev.Via = hd.PID, hd.FD, "process"
 			h.ConnectionsPreserved++
+			switch {
+			case same:
+				h.Accept.InstancesKept++
+			case stillRunning:
+				h.Accept.InstancesRestarted++
+			}
 		} else {
 			switch {
 			case alive[bi.Inode]:

@@ -466,7 +466,7 @@ func listenersPhrase(h Handoff) string {
 func acceptSummary(h Handoff) string {
 	a := h.Accept
 	parts := []string{listenersPhrase(h)}
-	seen := h.ConnectionsPreserved + h.ConnectionsDropped
+	seen := a.Instances - a.InstancesUnknown
 	inst := ""
 	switch {
 	case a.Instances == 0:
@@ -474,12 +474,18 @@ func acceptSummary(h Handoff) string {
 	case seen == 0:
 		inst = fmt.Sprintf("%s: connections not seen", plural(a.Instances, "instance", "instances"))
 	case a.InstancesUnknown > 0:
-		inst = fmt.Sprintf("%d/%d seen instances kept their connections (%d not seen)", h.ConnectionsPreserved, seen, a.InstancesUnknown)
+		inst = fmt.Sprintf("%d/%d seen instances kept their connections (%d not seen)", a.InstancesKept, seen, a.InstancesUnknown)
 	default:
-		inst = fmt.Sprintf("%d/%d instances kept their connections", h.ConnectionsPreserved, seen)
+		inst = fmt.Sprintf("%d/%d instances kept their connections", a.InstancesKept, seen)
+	}
+	if a.InstancesRestarted > 0 {
+		inst += fmt.Sprintf(", %d restarted on the same connection", a.InstancesRestarted)
 	}
 	if a.InstancesStopped > 0 {
 		inst += fmt.Sprintf(", %d stopped", a.InstancesStopped)
+	}
+	if h.ConnectionsDropped > 0 {
+		inst += fmt.Sprintf(", %s dropped", plural(h.ConnectionsDropped, "connection", "connections"))
 	}
 	parts = append(parts, inst)
 	p := h.Probe

@@ -156,13 +156,14 @@ type Tracker struct {
 	own          map[string]time.Time      // fdtop's own connections' peers (View.Own), when last seen
 	acc          map[string]*acceptTracked // Accept=yes socket units, by name (accept.go)
 	accFinishing []pendingFinish           // their jobs finished, summaries waiting for a fresh view
+	jobUnits     map[uint32]string         // unit of each job in progress, by id
 
 	out []Event
 }
 
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker {
-	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}, own: map[string]time.Time{}, acc: map[string]*acceptTracked{}}
+	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}, own: map[string]time.Time{}, acc: map[string]*acceptTracked{}, jobUnits: map[uint32]string{}}
 }
 
 // ownKey is the form of an address fdtop's own connections are known by
@@ -243,6 +244,7 @@ type tracked struct {
 // pendingFinish is a finished job whose summary waits for a fresh view.
 type pendingFinish struct {
 	name, result string
+	at           time.Time // when the job ended (Accept=yes socket units)
 }
 
 // Step takes one input and returns the events it makes, in order, with
@@ -684,7 +686,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 			t.jobType = job
 		}
-		job = tr.acceptJobRemoved(e, job)
+		job = tr.acceptJobRemoved(now, e, job)
 		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, JobID: e.ID, Job: job, Result: e.Result})
 		if t == nil || !t.jobActive || t.jobID != e.ID {
 			return
@@ -714,7 +716,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			if c.SubState != nil {
 				ss = *c.SubState
 			}
-			tr.acceptChanged(e.Unit, as, nil)
+			tr.acceptChanged(now, e.Unit, as, nil)
 			if [2]string{as, ss} != prev {
 				// The same change can come on two interfaces: say it once.
 				tr.states[e.Unit] = [2]string{as, ss}
@@ -722,7 +724,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 		}
 		if c.JobID != nil {
-			tr.acceptChanged(e.Unit, "", c.JobID)
+			tr.acceptChanged(now, e.Unit, "", c.JobID)
 			if t := tr.units[e.Unit]; t != nil && t.jobActive && *c.JobID != t.jobID {
 				// The unit has another job, or none, and the end of the one
 				// followed never came (lost while the manager re-executed):
@@ -779,9 +781,11 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	case SigReconnected:
 		tr.emit(Event{Time: now, Type: EventReconnected, Version: e.Version})
 		tr.needFull = true
+		tr.acceptLost()
 	case SigOverflow:
 		tr.emit(Event{Time: now, Type: EventDisconnected, Dropped: e.Dropped})
 		tr.needFull = true
+		tr.acceptLost()
 	}
 }
 

@@ -434,18 +434,26 @@ type Handoff struct {
 
 // AcceptHandoff is what a restart of an Accept=yes socket unit did to the
 // per-connection instances running before it. Each instance's connection
-// is counted in the Handoff's connections: preserved when a process that
-// held it before still holds it after (or the kernel says the socket is
-// still open), dropped when the socket is gone, and unknown when it was
-// not seen (a process not readable).
+// is also counted in the Handoff's connections: preserved when a process
+// holds it after (or the kernel says the socket is still open), dropped
+// when the socket is gone; neither when it was not seen.
 type AcceptHandoff struct {
-	// Instances counts the instances running with a connection before.
+	// Instances counts the instances running before.
 	Instances int `json:"instances"`
+	// InstancesKept counts those whose connection the same process holds
+	// after.
+	InstancesKept int `json:"instances_kept"`
+	// InstancesRestarted counts those running after with another process
+	// on the same connection (restarted with the socket: the manager keeps
+	// an instance's connection and passes it again; the old process's
+	// state is gone).
+	InstancesRestarted int `json:"instances_restarted"`
 	// InstancesStopped counts those no longer running after (stopped with
 	// the socket, or ended meanwhile).
 	InstancesStopped int `json:"instances_stopped"`
 	// InstancesUnknown counts those whose connection was not seen before
-	// or after: neither preserved nor dropped.
+	// or after (a process not readable, or the kernel not asked): neither
+	// kept nor lost.
 	InstancesUnknown int `json:"instances_unknown"`
 }
 
