@@ -399,10 +399,6 @@ func TestWatchAcceptRestart(t *testing.T) {
 		acceptScenario(t, sb, e, w)
 		w.cancel()
 		<-w.done
-		if os.Getenv("FDTOP_RECORD_TRACES") != "" {
-			writeTrace(t, filepath.Join(traceDir, "systemd"+sb.Version[:3], "accept.jsonl.gz"), w.steps)
-			t.Logf("timeline:\n%s", w.text())
-		}
 
 		// The gap meter on: it connects every 50 ms from the job's start
 		// to its verdict (each connect spawns an instance, which cat ends
@@ -432,4 +428,96 @@ func TestWatchAcceptRestart(t *testing.T) {
 			t.Errorf("verdict %q, probe %+v: no refusal, yet a gap", words, *p)
 		}
 	})
+}
+
+// TestTrackerAcceptReplay replays the Accept=yes sequences recorded from
+// real 252 and 254 managers (TestRecordTraces, "accept": acceptScenario
+// under a watch) and checks each verdict against what the kernel showed
+// when it was recorded: fdt-acc's restart and stop+start keep both
+// instances' connections in the same processes; fdt-accb's restart
+// restarts its instance on the same connection, its stop and start stop
+// it and drop the connection. Played again with the instances' processes
+// and the manager not readable, no verdict claims what was not seen.
+func TestTrackerAcceptReplay(t *testing.T) {
+	type want struct {
+		job                                 string
+		kept, restarted, stopped, preserved int
+		dropped                             int
+	}
+	wants := map[string][]want{
+		accSocket:  {{"restart", 2, 0, 0, 2, 0}, {"stop+start", 2, 0, 0, 2, 0}},
+		accBSocket: {{"restart", 0, 1, 0, 1, 0}, {"stop+start", 0, 0, 1, 0, 1}},
+	}
+	for _, v := range []string{"systemd252", "systemd254"} {
+		path := filepath.Join(traceDir, v, "accept.jsonl.gz")
+		t.Run(v, func(t *testing.T) {
+			evs := replay(readTrace(t, path))
+			for unit, ws := range wants {
+				hs := handoffsOf(evs, unit)
+				if len(hs) != len(ws) {
+					t.Fatalf("%d handoffs of %s, want %d", len(hs), unit, len(ws))
+				}
+				for i, w := range ws {
+					h := *hs[i].Handoff
+					a := h.Accept
+					if a == nil || h.HandoffJob != w.job || h.ListenersReplaced != 1 || h.ListenersKept != 0 || h.ListenersUnknown != 0 ||
+						a.Instances != w.kept+w.restarted+w.stopped || a.InstancesKept != w.kept || a.InstancesRestarted != w.restarted ||
+						a.InstancesStopped != w.stopped || a.InstancesUnknown != 0 || h.ConnectionsUnknown ||
+						h.ConnectionsPreserved != w.preserved || h.ConnectionsDropped != w.dropped {
+						t.Errorf("%s handoff %d: %s (%+v, %+v), want %+v", unit, i, inspect.Verdict(h), h, a, w)
+					}
+				}
+			}
+		})
+		t.Run(v+"/not-readable", func(t *testing.T) {
+			steps := readTrace(t, path)
+			for _, s := range steps {
+				if s.View == nil {
+					continue
+				}
+				for i := range s.View.Snapshot.Sockets {
+					su := &s.View.Snapshot.Sockets[i]
+					for j := range su.Listeners {
+						// As join leaves them when the manager's
+						// descriptors cannot be read.
+						su.Listeners[j].Inode, su.Listeners[j].InodeUnknown, su.Listeners[j].Holders = 0, true, nil
+					}
+					for j := range su.Instances {
+						// And the instances' processes.
+						su.Instances[j].Inode, su.Instances[j].Holders = 0, nil
+					}
+				}
+				s.View.Held, s.View.Snapshot.ManagerInodes = nil, nil
+			}
+			evs := replay(steps)
+			stopStart := 0
+			for unit := range wants {
+				for _, e := range evs {
+					if e.Unit != unit {
+						continue
+					}
+					switch e.Type {
+					case inspect.EventListenerKept, inspect.EventListenerReplaced, inspect.EventConnectionPreserved, inspect.EventConnectionDropped:
+						t.Errorf("%s: %s, from a view that could not see it", unit, inspect.FormatEvent(e))
+					case inspect.EventHandoff:
+						h := *e.Handoff
+						if h.HandoffJob == "stop+start" {
+							stopStart++
+						}
+						words := inspect.Verdict(h)
+						if h.Accept == nil || h.ListenersUnknown != 1 || h.ListenersKept+h.ListenersReplaced != 0 ||
+							h.ConnectionsPreserved+h.ConnectionsDropped != 0 || h.Accept.InstancesKept+h.Accept.InstancesRestarted != 0 ||
+							h.Accept.InstancesUnknown != h.Accept.Instances || !strings.Contains(words, "1 listener not seen") ||
+							(h.Accept.Instances > 0 && !strings.Contains(words, "connections not seen")) {
+							t.Errorf("%s: %s (%+v, %+v): want everything not seen", unit, words, h, h.Accept)
+						}
+					}
+				}
+			}
+			// A stop and a start are known from the signals alone.
+			if stopStart != 2 {
+				t.Errorf("%d stop+start verdicts, want 2 (one per unit)", stopStart)
+			}
+		})
+	}
 }
