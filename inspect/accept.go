@@ -207,16 +207,26 @@ func (tr *Tracker) acceptJobNew(now time.Time, e *Signal) {
 	a.stopDone = false
 	a.before = nil
 	// The latest view taken before the job: one still being taken when
-	// its start was signalled (or just before) may show the unit already
-	// restarted, its instances in between.
+	// its start was signalled may show the unit already restarted, its
+	// instances in between, and so may one finished just before (the
+	// signal comes once the manager has run the job a while): such a one
+	// only when there is no older.
+	var pick *timedView
 	for i := len(a.hist) - 1; i >= 0; i-- {
-		if v := a.hist[i]; v.at.Before(now.Add(-acceptViewGuard)) {
-			if v.su.ActiveState == "active" {
-				b := *v.su
-				a.before = &b
-			}
+		v := &a.hist[i]
+		if v.at.After(now) {
+			continue
+		}
+		if pick == nil || v.at.Before(now.Add(-acceptViewGuard)) {
+			pick = v
+		}
+		if v.at.Before(now.Add(-acceptViewGuard)) {
 			break
 		}
+	}
+	if pick != nil && pick.su.ActiveState == "active" {
+		b := *pick.su
+		a.before = &b
 	}
 }
 

@@ -210,6 +210,9 @@ func (d *detailModel) rebuild() {
 	if g.Service != nil && !serviceFirst {
 		d.serviceLines(b, g.Service, len(g.Sockets) > 0)
 	}
+	if g.Service == nil {
+		d.handoffLines(b)
+	}
 	b.logSection(d.data.Log)
 	d.lines = b.lines
 	d.scroll.clamp(len(d.lines))
@@ -423,6 +426,12 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 		b.muted(fmt.Sprintf("    last pid %d · max latency %s", c.LastPID, c.MaxLatency.Round(time.Microsecond*100)))
 	}
 
+	d.handoffLines(b)
+}
+
+// handoffLines show the last handoff of the selected group: a service's,
+// or an Accept=yes socket unit's (a group without a service).
+func (d *detailModel) handoffLines(b *detailBuilder) {
 	if ev := d.data.Handoff; ev != nil && ev.Handoff != nil {
 		b.section("Last handoff "+ev.Time.Format("15:04:05"), "What the last restart kept and lost: listener kept = the same socket inode before and after; preserved connections lived on in the new process; refused = clients turned away during the gap.")
 		level, text := Verdict(ev.Handoff)
