@@ -32,8 +32,9 @@ type acceptTracked struct {
 // it is concluded anyway.
 const acceptSettle = 30 * time.Second
 
-// acceptViewGuard: a view of an Accept=yes socket unit taken less than this
-// before its job was signalled is not taken for the unit before the job.
+// acceptViewGuard: a view of an Accept=yes socket unit finished less than
+// this before its job was signalled is taken for the unit before the job
+// only when there is no older one (the job may have begun before it).
 const acceptViewGuard = 10 * time.Millisecond
 
 // timedView is a view of an Accept=yes socket unit and when it was taken.

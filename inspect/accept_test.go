@@ -422,8 +422,10 @@ func TestWatchAcceptRestart(t *testing.T) {
 		switch {
 		case strings.Contains(words, "gap meter off"):
 			t.Errorf("verdict %q says the gap meter was off", words)
-		case p.Refused > 0 && (p.RefusedForMs <= 0 || !strings.Contains(words, "not listening ~")):
+		case p.Refused > 0 && p.RefusedForMs > 0 && !strings.Contains(words, fmt.Sprintf("not listening ~%.0f ms", p.RefusedForMs)):
 			t.Errorf("verdict %q, probe %+v: refusals without the time not listening", words, *p)
+		case p.Refused > 0 && p.RefusedForMs == 0 && !strings.Contains(words, "not listening for a while (not timed)"):
+			t.Errorf("verdict %q, probe %+v: a refusal not timed, said otherwise", words, *p)
 		case p.Refused == 0 && (p.RefusedForMs != 0 || !strings.Contains(words, "no gap seen by the gap meter")):
 			t.Errorf("verdict %q, probe %+v: no refusal, yet a gap", words, *p)
 		}

@@ -571,6 +571,8 @@ func TestVerdictLine(t *testing.T) {
 		{"Accept=yes, gap meter", Handoff{ListenersReplaced: 1, ConnectionsPreserved: 1, Accept: acc(AcceptHandoff{Instances: 1, InstancesKept: 1}),
 			Probe: &ProbeResult{Attempts: 40, Refused: 2, RefusedForMs: 51.3, WorstConnectMs: 0.4}},
 			"✗ listener replaced · 1/1 instances kept their connections · 2 refused · not listening ~51 ms · probe 2/40 refused, worst connect 0.4 ms"},
+		{"Accept=yes, gap meter, one refusal", Handoff{ListenersReplaced: 1, Accept: acc(AcceptHandoff{}), Probe: &ProbeResult{Attempts: 2, Refused: 1, WorstConnectMs: 0.4}},
+			"✗ listener replaced · no instances seen running before · 1 refused · not listening for a while (not timed) · probe 1/2 refused, worst connect 0.4 ms"},
 		{"Accept=yes, gap meter saw nothing", Handoff{ListenersReplaced: 1, Accept: acc(AcceptHandoff{}), Probe: &ProbeResult{Attempts: 3, WorstConnectMs: 0.2}},
 			"! listener replaced · no instances seen running before · 0 refused · no gap seen by the gap meter · probe 0/3 refused, worst connect 0.2 ms"},
 		{"Accept=yes, restarted and stopped", Handoff{ListenersReplaced: 1, ConnectionsPreserved: 1, ConnectionsDropped: 1,

@@ -496,8 +496,12 @@ func acceptSummary(h Handoff) string {
 		parts = append(parts, "refusals and time not listening unknown (gap meter off)")
 	case p == nil:
 		parts = append(parts, "0 refused")
-	case p.Refused > 0:
+	case p.Refused > 0 && p.RefusedForMs > 0:
 		parts = append(parts, fmt.Sprintf("%d refused", refusedTotal(h)), fmt.Sprintf("not listening ~%.0f ms", p.RefusedForMs))
+	case p.Refused > 0:
+		// One refused connect, or the meter stopped before one succeeded
+		// again: a gap seen, its length not.
+		parts = append(parts, fmt.Sprintf("%d refused", refusedTotal(h)), "not listening for a while (not timed)")
 	default:
 		// The manager closes and binds again within its job, maybe before
 		// the gap meter's first connect: no refusal seen is no gap measured.
