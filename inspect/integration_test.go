@@ -279,6 +279,12 @@ type watch struct {
 
 func (e *env) watch(t *testing.T) *watch {
 	t.Helper()
+	return e.watchWith(t, nil)
+}
+
+// watchWith is watch with the Watcher set up further by opts (nil: as it is).
+func (e *env) watchWith(t *testing.T, opts func(*inspect.Watcher)) *watch {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	sub, err := e.client.Subscribe(ctx)
 	if err != nil {
@@ -296,6 +302,9 @@ func (e *env) watch(t *testing.T) *watch {
 			w.steps = append(w.steps, s)
 			w.mu.Unlock()
 		}}
+	if opts != nil {
+		opts(wt)
+	}
 	go func() {
 		defer close(w.done)
 		defer sub.Close()
@@ -388,13 +397,8 @@ func (w *watch) waitHandoffs(t *testing.T, unit string, n int) []inspect.Event {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var b strings.Builder
-	for _, e := range w.events {
-		b.WriteString(inspect.FormatEvent(e) + "\n")
-	}
-	t.Fatalf("%d handoff events of %s, want %d; timeline:\n%s", len(w.handoffs(unit)), unit, n, b.String())
+	// (handoffs and text lock w.mu: not held here.)
+	t.Fatalf("%d handoff events of %s, want %d; timeline:\n%s", len(w.handoffs(unit)), unit, n, w.text())
 	return nil
 }
 

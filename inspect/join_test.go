@@ -415,6 +415,37 @@ func TestHandoffEventJSONSchema(t *testing.T) {
 	}
 }
 
+// schemaAcceptHandoff is what a handoff of an Accept=yes socket unit adds.
+var schemaAcceptHandoff = map[string]string{
+	"accept": "object", "accept.instances": "number", "accept.instances_kept": "number",
+	"accept.instances_restarted": "number", "accept.instances_stopped": "number", "accept.instances_unknown": "number",
+	"listeners_replaced": "number", "connections_preserved": "number", "connections_dropped": "number",
+	"probe.refused_for_ms": "number",
+}
+
+func TestAcceptHandoffEventJSONSchema(t *testing.T) {
+	h := &Handoff{HandoffJob: "restart", ListenersReplaced: 1, ConnectionsPreserved: 2,
+		Accept: &AcceptHandoff{Instances: 2, InstancesKept: 2}, Probe: &ProbeResult{Attempts: 9, Refused: 2, RefusedForMs: 51.2}}
+	b, err := json.Marshal(Event{Time: time.Now(), Unit: "ssh.socket", Type: EventHandoff, Handoff: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSchema(t, b, schemaAcceptHandoff)
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil || back.Handoff == nil || back.Accept == nil || *back.Accept != *h.Accept {
+		t.Errorf("round trip = %+v, %v", back, err)
+	}
+	// A service's handoff has no "accept", and a probe that saw nothing
+	// refused no "refused_for_ms": its JSON is as it was.
+	b, err = json.Marshal(Event{Type: EventHandoff, Handoff: &Handoff{Probe: &ProbeResult{Attempts: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"accept"`) || strings.Contains(string(b), "refused_for_ms") {
+		t.Errorf("a service's handoff: %s", b)
+	}
+}
+
 // fakeSystemd and fakeKernel check what Builder asks for.
 type fakeSystemd struct {
 	state    *dbusclient.State
@@ -529,6 +560,29 @@ func TestVerdictLine(t *testing.T) {
 		{"not root: some connections", Handoff{ListenersKept: 1, ListenersUnknown: 1, ConnectionsPreserved: 2, ConnectionsUnknown: true, FDsCarried: 2, OldPID: 10, NewPID: 20},
 			"! listener kept, 1 listener not seen · 2/2 seen connections preserved (others not seen) · 2 fds carried · refusals not measured (gap meter off) · 0 ms without a main PID (pid 10 → 20)"},
 	}
+	acc := func(a AcceptHandoff) *AcceptHandoff { return &a }
+	tests = append(tests, []struct {
+		name string
+		h    Handoff
+		want string
+	}{
+		{"Accept=yes restart", Handoff{HandoffJob: "restart", ListenersReplaced: 1, ConnectionsPreserved: 2, Accept: acc(AcceptHandoff{Instances: 2, InstancesKept: 2})},
+			"! listener replaced · 2/2 instances kept their connections · refusals and time not listening unknown (gap meter off)"},
+		{"Accept=yes, gap meter", Handoff{ListenersReplaced: 1, ConnectionsPreserved: 1, Accept: acc(AcceptHandoff{Instances: 1, InstancesKept: 1}),
+			Probe: &ProbeResult{Attempts: 40, Refused: 2, RefusedForMs: 51.3, WorstConnectMs: 0.4}},
+			"✗ listener replaced · 1/1 instances kept their connections · 2 refused · not listening ~51 ms · probe 2/40 refused, worst connect 0.4 ms"},
+		{"Accept=yes, gap meter, one refusal", Handoff{ListenersReplaced: 1, Accept: acc(AcceptHandoff{}), Probe: &ProbeResult{Attempts: 2, Refused: 1, WorstConnectMs: 0.4}},
+			"✗ listener replaced · no instances seen running before · 1 refused · not listening for a while (not timed) · probe 1/2 refused, worst connect 0.4 ms"},
+		{"Accept=yes, gap meter saw nothing", Handoff{ListenersReplaced: 1, Accept: acc(AcceptHandoff{}), Probe: &ProbeResult{Attempts: 3, WorstConnectMs: 0.2}},
+			"! listener replaced · no instances seen running before · 0 refused · no gap seen by the gap meter · probe 0/3 refused, worst connect 0.2 ms"},
+		{"Accept=yes, restarted and stopped", Handoff{ListenersReplaced: 1, ConnectionsPreserved: 1, ConnectionsDropped: 1,
+			Accept: acc(AcceptHandoff{Instances: 3, InstancesKept: 1, InstancesRestarted: 0, InstancesStopped: 2}), RefusedDelta: 1},
+			"✗ listener replaced · 1/3 instances kept their connections, 2 stopped, 1 connection dropped · 1 refused · time not listening unknown (gap meter off)"},
+		{"Accept=yes, not root", Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, Accept: acc(AcceptHandoff{Instances: 2, InstancesUnknown: 2})},
+			"! 1 listener not seen · 2 instances: connections not seen · refusals and time not listening unknown (gap meter off)"},
+		{"Accept=yes, some not seen", Handoff{ListenersReplaced: 1, ConnectionsPreserved: 1, ConnectionsUnknown: true, Accept: acc(AcceptHandoff{Instances: 3, InstancesKept: 0, InstancesRestarted: 1, InstancesUnknown: 2})},
+			"! listener replaced · 0/1 seen instances kept their connections (2 not seen), 1 restarted on the same connection · refusals and time not listening unknown (gap meter off)"},
+	}...)
 	for _, tt := range tests {
 		if got := Verdict(tt.h); got != tt.want {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)

@@ -91,6 +91,7 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 			}
 			tick := time.NewTicker(cfg.Every)
 			defer tick.Stop()
+			var refusedSince time.Time // the first refused attempt of the current run
 			for i := 0; i < cfg.MaxAttempts; i++ {
 				start := time.Now()
 				c, err := d.DialContext(ctx, "tcp", target)
@@ -108,8 +109,16 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 					if ms := float64(took.Microseconds()) / 1000; ms > res.WorstConnectMs {
 						res.WorstConnectMs = ms
 					}
+					if !refusedSince.IsZero() {
+						res.RefusedForMs = max(res.RefusedForMs, msBetween(refusedSince, start))
+						refusedSince = time.Time{}
+					}
 				case errors.Is(err, syscall.ECONNREFUSED):
 					res.Refused++
+					if refusedSince.IsZero() {
+						refusedSince = start
+					}
+					res.RefusedForMs = max(res.RefusedForMs, msBetween(refusedSince, start))
 				default:
 					res.Failed++
 				}
@@ -127,6 +136,11 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 	}
 	wg.Wait()
 	return res
+}
+
+// msBetween is the time from a to b in milliseconds (0.1 ms steps).
+func msBetween(a, b time.Time) float64 {
+	return float64(b.Sub(a).Microseconds()/100) / 10
 }
 
 // bindFirst binds each probe socket to the target's own address (a local

@@ -3,6 +3,8 @@ package inspect
 import (
 	"context"
 	"net"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,5 +73,90 @@ func TestProbeCountsRefusedAndAccepted(t *testing.T) {
 	}
 	if res.WorstConnectMs <= 0 {
 		t.Errorf("WorstConnectMs = %v, want > 0", res.WorstConnectMs)
+	}
+}
+
+// TestProbeRefusedFor: a target that refuses for a while and then listens
+// again has the time it refused measured, from its first refused connect
+// to the first that succeeded after (RefusedForMs); one that listened
+// throughout has none.
+func TestProbeRefusedFor(t *testing.T) {
+	// A port nothing listens on yet.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+
+	var (
+		mu       sync.Mutex
+		attempts int
+		relisten = make(chan struct{})
+		enough   = make(chan struct{})
+	)
+	cfg := ProbeConfig{Every: 2 * time.Millisecond, OnConnect: func(netip.AddrPort) {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		switch attempts {
+		case 5: // four refused: listen again
+			close(relisten)
+		case 15: // ten more, at least one of them after the listen
+			close(enough)
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-relisten
+		// Race: the attempt that told us may connect before this
+		// listen; only the ones after count as successes.
+		l2, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("listen on %s again: %v", addr, err)
+			cancel()
+			return
+		}
+		defer l2.Close()
+		go func() {
+			for {
+				c, err := l2.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		<-enough
+		cancel()
+	}()
+	start := time.Now()
+	res := Probe(ctx, []string{addr}, cfg)
+	took := time.Since(start)
+	if res.Refused < 4 || res.Refused >= res.Attempts {
+		t.Fatalf("probe %+v: want at least 4 refused, then successes", res)
+	}
+	if res.RefusedForMs <= 0 || res.RefusedForMs > float64(took.Microseconds())/1000 {
+		t.Errorf("RefusedForMs = %v, want > 0 and within the probe's %v", res.RefusedForMs, took)
+	}
+	// Listening throughout: nothing refused, no time measured.
+	l3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l3.Close()
+	go func() {
+		for {
+			c, err := l3.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	res = Probe(context.Background(), []string{l3.Addr().String()}, ProbeConfig{Every: time.Millisecond, MaxAttempts: 5})
+	if res.Refused != 0 || res.RefusedForMs != 0 || res.Attempts != 5 {
+		t.Errorf("probe of a listener %+v: want 5 attempts, none refused, no time", res)
 	}
 }

@@ -165,6 +165,21 @@ func TestRecordTraces(t *testing.T) {
 				t.Logf("timeline:\n%s", w.text())
 			})
 		}
+		if only != "" && only != "accept" {
+			continue
+		}
+		// Accept=yes socket units (TestTrackerAcceptReplay): their own
+		// units, no demo.
+		t.Run("systemd"+v.Name+"/accept", func(t *testing.T) {
+			sb := sandboxtest.Start(t, v)
+			e := newAcceptEnv(t, sb)
+			w := e.watch(t)
+			acceptScenario(t, sb, e, w)
+			w.cancel()
+			<-w.done
+			writeTrace(t, filepath.Join(traceDir, "systemd"+v.Name, "accept.jsonl.gz"), w.steps)
+			t.Logf("timeline:\n%s", w.text())
+		})
 	}
 }
 

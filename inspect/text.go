@@ -399,15 +399,10 @@ func Verdict(h Handoff) string {
 
 // Summary is Verdict without the PIDs (the dashboard shows them apart).
 func Summary(h Handoff) string {
-	parts := []string{listenerPhrase(h.ListenersKept, h.ListenersReplaced)}
-	if h.ListenersUnknown > 0 {
-		unseen := plural(h.ListenersUnknown, "listener", "listeners") + " not seen"
-		if h.ListenersKept+h.ListenersReplaced == 0 {
-			parts[0] = unseen
-		} else {
-			parts[0] += ", " + unseen
-		}
+	if h.Accept != nil {
+		return acceptSummary(h)
 	}
+	parts := []string{listenersPhrase(h)}
 	total := h.ConnectionsPreserved + h.ConnectionsDropped
 	switch {
 	case total == 0 && h.ConnectionsUnknown:
@@ -441,6 +436,78 @@ func Summary(h Handoff) string {
 	}
 	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
 	if p := h.Probe; p != nil {
+		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
+		if p.Failed > 0 {
+			probe += fmt.Sprintf(", %d failed", p.Failed)
+		}
+		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
+	}
+	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// listenersPhrase says what became of the listeners, those not seen too.
+func listenersPhrase(h Handoff) string {
+	phrase := listenerPhrase(h.ListenersKept, h.ListenersReplaced)
+	if h.ListenersUnknown > 0 {
+		unseen := plural(h.ListenersUnknown, "listener", "listeners") + " not seen"
+		if h.ListenersKept+h.ListenersReplaced == 0 {
+			return unseen
+		}
+		phrase += ", " + unseen
+	}
+	return phrase
+}
+
+// acceptSummary is the Summary of a restart of an Accept=yes socket unit,
+// e.g. "! listener replaced · 2/2 instances kept their connections · 0
+// refused · not listening ~20 ms · probe 2/31 refused, worst connect 0.4
+// ms": its listeners, what became of the per-connection instances that ran
+// before, and the gap where the gap meter measured it.
+func acceptSummary(h Handoff) string {
+	a := h.Accept
+	parts := []string{listenersPhrase(h)}
+	seen := a.Instances - a.InstancesUnknown
+	inst := ""
+	switch {
+	case a.Instances == 0:
+		inst = "no instances seen running before"
+	case seen == 0:
+		inst = fmt.Sprintf("%s: connections not seen", plural(a.Instances, "instance", "instances"))
+	case a.InstancesUnknown > 0:
+		inst = fmt.Sprintf("%d/%d seen instances kept their connections (%d not seen)", a.InstancesKept, seen, a.InstancesUnknown)
+	default:
+		inst = fmt.Sprintf("%d/%d instances kept their connections", a.InstancesKept, seen)
+	}
+	if a.InstancesRestarted > 0 {
+		inst += fmt.Sprintf(", %d restarted on the same connection", a.InstancesRestarted)
+	}
+	if a.InstancesStopped > 0 {
+		inst += fmt.Sprintf(", %d stopped", a.InstancesStopped)
+	}
+	if h.ConnectionsDropped > 0 {
+		inst += fmt.Sprintf(", %s dropped", plural(h.ConnectionsDropped, "connection", "connections"))
+	}
+	parts = append(parts, inst)
+	p := h.Probe
+	switch {
+	case p == nil && h.RefusedDelta > 0:
+		parts = append(parts, fmt.Sprintf("%d refused", h.RefusedDelta), "time not listening unknown (gap meter off)")
+	case p == nil && h.ListenersReplaced+h.ListenersUnknown > 0:
+		parts = append(parts, "refusals and time not listening unknown (gap meter off)")
+	case p == nil:
+		parts = append(parts, "0 refused")
+	case p.Refused > 0 && p.RefusedForMs > 0:
+		parts = append(parts, fmt.Sprintf("%d refused", refusedTotal(h)), fmt.Sprintf("not listening ~%.0f ms", p.RefusedForMs))
+	case p.Refused > 0:
+		// One refused connect, or the meter stopped before one succeeded
+		// again: a gap seen, its length not.
+		parts = append(parts, fmt.Sprintf("%d refused", refusedTotal(h)), "not listening for a while (not timed)")
+	default:
+		// The manager closes and binds again within its job, maybe before
+		// the gap meter's first connect: no refusal seen is no gap measured.
+		parts = append(parts, fmt.Sprintf("%d refused", refusedTotal(h)), "no gap seen by the gap meter")
+	}
+	if p != nil {
 		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
 		if p.Failed > 0 {
 			probe += fmt.Sprintf(", %d failed", p.Failed)

@@ -146,21 +146,24 @@ type Tracker struct {
 	sockSvc map[string]string   // socket unit -> service
 	last    *Snapshot           // the last full view
 
-	finishing    []pendingFinish      // jobs finished, summaries waiting for a fresh view
-	reloading    bool                 // between Reloading(true) and Reloading(false)
-	reloadBefore map[string]bool      // units known when a reload ended, until the full view
-	needFull     bool                 // a full view is wanted (reload ended, reconnected)
-	states       map[string][2]string // last active/sub state reported per unit
-	jobTypes     map[uint32]string    // type of each job in progress, by id
-	lastTime     time.Time            // time of the last event: times never go back
-	own          map[string]time.Time // fdtop's own connections' peers (View.Own), when last seen
+	finishing    []pendingFinish           // jobs finished, summaries waiting for a fresh view
+	reloading    bool                      // between Reloading(true) and Reloading(false)
+	reloadBefore map[string]bool           // units known when a reload ended, until the full view
+	needFull     bool                      // a full view is wanted (reload ended, reconnected)
+	states       map[string][2]string      // last active/sub state reported per unit
+	jobTypes     map[uint32]string         // type of each job in progress, by id
+	lastTime     time.Time                 // time of the last event: times never go back
+	own          map[string]time.Time      // fdtop's own connections' peers (View.Own), when last seen
+	acc          map[string]*acceptTracked // Accept=yes socket units, by name (accept.go)
+	accFinishing []pendingFinish           // their jobs finished, summaries waiting for a fresh view
+	jobUnits     map[uint32]string         // unit of each job in progress, by id
 
 	out []Event
 }
 
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker {
-	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}, own: map[string]time.Time{}}
+	return &Tracker{units: map[string]*tracked{}, sockSvc: map[string]string{}, states: map[string][2]string{}, jobTypes: map[uint32]string{}, own: map[string]time.Time{}, acc: map[string]*acceptTracked{}, jobUnits: map[uint32]string{}}
 }
 
 // ownKey is the form of an address fdtop's own connections are known by
@@ -241,6 +244,7 @@ type tracked struct {
 // pendingFinish is a finished job whose summary waits for a fresh view.
 type pendingFinish struct {
 	name, result string
+	at           time.Time // when the job ended (Accept=yes socket units)
 }
 
 // Step takes one input and returns the events it makes, in order, with
@@ -279,12 +283,18 @@ func (tr *Tracker) Hot() []string {
 	return out
 }
 
-// Busy lists the services in a handoff: a job running, a stop waiting for
-// its start, or a finished job waiting for its summary.
+// Busy lists the services (and Accept=yes socket units) in a handoff: a
+// job running, a stop waiting for its start, or a finished job waiting for
+// its summary.
 func (tr *Tracker) Busy() []string {
 	out := tr.Finishing()
 	for name, t := range tr.units {
 		if (t.jobActive || t.awaitStart) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	for _, name := range tr.acceptBusy() {
+		if !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
@@ -295,6 +305,9 @@ func (tr *Tracker) Busy() []string {
 // ProbeTargets lists the loopback TCP addresses a service listens on (its
 // socket units' and its own), as the gap meter dials them.
 func (tr *Tracker) ProbeTargets(name string) []string {
+	if tr.IsAccept(name) {
+		return tr.acceptProbeTargets(name)
+	}
 	t := tr.units[name]
 	if t == nil || t.svc == nil {
 		return nil
@@ -321,12 +334,12 @@ func (tr *Tracker) ProbeTargets(name string) []string {
 	return out
 }
 
-// Finishing lists the services whose job ended and whose summary waits
-// for a fresh view of them (taken once the signals queued behind the job's
-// end are in).
+// Finishing lists the services (and Accept=yes socket units) whose job
+// ended and whose summary waits for a fresh view of them (taken once the
+// signals queued behind the job's end are in).
 func (tr *Tracker) Finishing() []string {
 	var out []string
-	for _, p := range tr.finishing {
+	for _, p := range append(tr.finishing[:len(tr.finishing):len(tr.finishing)], tr.accFinishing...) {
 		if !slices.Contains(out, p.name) {
 			out = append(out, p.name)
 		}
@@ -388,7 +401,7 @@ func (tr *Tracker) Unaccounted(v *View) []uint64 {
 			}
 		}
 	}
-	return out
+	return append(out, tr.acceptUnaccounted(v)...)
 }
 
 // unit returns the tracking of a service, created on first use.
@@ -497,6 +510,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 		}
 		tr.finishing = rest
 	}
+	tr.viewAccept(at, v)
 	if v.Units == nil && tr.needFull {
 		tr.needFull = false
 		if before := tr.reloadBefore; before != nil {
@@ -633,6 +647,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			tr.jobTypes[e.ID] = e.JobType
 		}
 		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobStarted, JobID: e.ID, Job: e.JobType})
+		tr.acceptJobNew(now, e)
 		name := tr.serviceOf(e.Unit)
 		t := tr.units[name]
 		if t == nil || t.svc == nil || t.jobActive {
@@ -671,6 +686,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 			t.jobType = job
 		}
+		job = tr.acceptJobRemoved(now, e, job)
 		tr.emit(Event{Time: now, Unit: e.Unit, Type: EventJobFinished, JobID: e.ID, Job: job, Result: e.Result})
 		if t == nil || !t.jobActive || t.jobID != e.ID {
 			return
@@ -700,6 +716,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			if c.SubState != nil {
 				ss = *c.SubState
 			}
+			tr.acceptChanged(now, e.Unit, as, nil)
 			if [2]string{as, ss} != prev {
 				// The same change can come on two interfaces: say it once.
 				tr.states[e.Unit] = [2]string{as, ss}
@@ -707,6 +724,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 		}
 		if c.JobID != nil {
+			tr.acceptChanged(now, e.Unit, "", c.JobID)
 			if t := tr.units[e.Unit]; t != nil && t.jobActive && *c.JobID != t.jobID {
 				// The unit has another job, or none, and the end of the one
 				// followed never came (lost while the manager re-executed):
@@ -738,6 +756,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	case SigUnitRemoved:
 		if !tr.reloading && relevant(e.Unit) {
 			tr.emit(Event{Time: now, Unit: e.Unit, Type: EventUnitRemoved})
+			tr.acceptRemoved(e.Unit)
 			// A service unloaded after its job (a stopped one systemd
 			// collects) is in no view again: its finished job is
 			// concluded on the latest view there is, rather than waiting
@@ -762,9 +781,11 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	case SigReconnected:
 		tr.emit(Event{Time: now, Type: EventReconnected, Version: e.Version})
 		tr.needFull = true
+		tr.acceptLost()
 	case SigOverflow:
 		tr.emit(Event{Time: now, Type: EventDisconnected, Dropped: e.Dropped})
 		tr.needFull = true
+		tr.acceptLost()
 	}
 }
 

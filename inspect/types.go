@@ -426,6 +426,35 @@ type Handoff struct {
 	DurationMs int64 `json:"duration_ms"`
 	// Probe holds the gap meter's results when it ran.
 	Probe *ProbeResult `json:"probe,omitempty"`
+	// Accept is set for a restart (or stop and start) of an Accept=yes
+	// socket unit: there is no main process and no store (their fields are
+	// 0); the connections are those of its per-connection instances.
+	Accept *AcceptHandoff `json:"accept,omitempty"`
+}
+
+// AcceptHandoff is what a restart of an Accept=yes socket unit did to the
+// per-connection instances running before it. Each instance's connection
+// is also counted in the Handoff's connections: preserved when a process
+// holds it after (or the kernel says the socket is still open), dropped
+// when the socket is gone; neither when it was not seen.
+type AcceptHandoff struct {
+	// Instances counts the instances running before.
+	Instances int `json:"instances"`
+	// InstancesKept counts those whose connection the same process holds
+	// after.
+	InstancesKept int `json:"instances_kept"`
+	// InstancesRestarted counts those running after with another process
+	// on the same connection (restarted with the socket: the manager keeps
+	// an instance's connection and passes it again; the old process's
+	// state is gone).
+	InstancesRestarted int `json:"instances_restarted"`
+	// InstancesStopped counts those no longer running after (stopped with
+	// the socket, or ended meanwhile).
+	InstancesStopped int `json:"instances_stopped"`
+	// InstancesUnknown counts those whose connection was not seen before
+	// or after (a process not readable, or the kernel not asked): neither
+	// kept nor lost.
+	InstancesUnknown int `json:"instances_unknown"`
 }
 
 // ProbeResult is what the gap meter saw while a restart ran.
@@ -436,6 +465,11 @@ type ProbeResult struct {
 	Failed   int `json:"failed"`
 	// WorstConnectMs is the slowest successful connect in milliseconds.
 	WorstConnectMs float64 `json:"worst_connect_ms"`
+	// RefusedForMs is the longest time one target refused connects, in
+	// milliseconds: from its first refused attempt to the first that
+	// succeeded after it (or its last refused one, if none did). Nobody
+	// listened for at least about that long; 0 when nothing was refused.
+	RefusedForMs float64 `json:"refused_for_ms,omitempty"`
 }
 
 // FDStoreUnidentified is how many fd store entries the manager counts that

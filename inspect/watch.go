@@ -374,12 +374,22 @@ func (st *loop) startProbes() {
 		p := &probeRun{cancel: cancel, done: make(chan struct{})}
 		st.probes[name] = p
 		cfg := ProbeConfig{Every: 10 * time.Millisecond, Max: 2 * time.Minute, OnConnect: st.probed}
+		if st.tr.IsAccept(name) {
+			// Every connect to an Accept=yes socket spawns an instance:
+			// fewer of them, far below its trigger limit (by default 200
+			// in 2 s) and MaxConnections= (64).
+			cfg.Every = acceptProbeEvery
+		}
 		go func() {
 			defer close(p.done)
 			p.result = Probe(ctx, targets, cfg)
 		}()
 	}
 }
+
+// acceptProbeEvery is the gap meter's pause between connects to an
+// Accept=yes socket unit.
+const acceptProbeEvery = 50 * time.Millisecond
 
 // ownKeep is how long the gap meter's addresses are remembered: longer
 // than a connection it made can wait, unread, in a service (or in the
@@ -397,7 +407,8 @@ func (st *loop) probed(local netip.AddrPort) {
 }
 
 // ownIn lists the gap meter's addresses that are the peer of a
-// connection in snap (its probe connections the services accepted).
+// connection in snap (its probe connections the services accepted, and
+// the Accept=yes instances they spawned).
 func (st *loop) ownIn(snap *Snapshot) []string {
 	st.ownMu.Lock()
 	defer st.ownMu.Unlock()
@@ -411,11 +422,21 @@ func (st *loop) ownIn(snap *Snapshot) []string {
 		}
 	}
 	var out []string
+	add := func(remote string) {
+		k := ownKey(remote)
+		if _, ok := st.own[k]; ok && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
 	for _, svc := range snap.Services {
 		for _, c := range svc.Connections {
-			k := ownKey(c.Remote)
-			if _, ok := st.own[k]; ok && !slices.Contains(out, k) {
-				out = append(out, k)
+			add(c.Remote)
+		}
+	}
+	for _, su := range snap.Sockets {
+		for _, in := range su.Instances {
+			if in.Remote != "" {
+				add(in.Remote) // an instance the gap meter's connect spawned
 			}
 		}
 	}

@@ -211,6 +211,9 @@ func (d *detailModel) rebuild() {
 	if g.Service != nil && !serviceFirst {
 		d.serviceLines(b, g.Service, len(g.Sockets) > 0)
 	}
+	if g.Service == nil {
+		d.handoffLines(b)
+	}
 	b.logSection(d.data.Log)
 	d.lines = b.lines
 	d.scroll.clamp(len(d.lines))
@@ -428,12 +431,23 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 		b.muted(fmt.Sprintf("    last pid %d · max latency %s", c.LastPID, c.MaxLatency.Round(time.Microsecond*100)))
 	}
 
+	d.handoffLines(b)
+}
+
+// handoffLines show the last handoff of the selected group: a service's,
+// or an Accept=yes socket unit's (a group without a service).
+func (d *detailModel) handoffLines(b *detailBuilder) {
 	if ev := d.data.Handoff; ev != nil && ev.Handoff != nil {
 		b.section("Last handoff "+ev.Time.Format("15:04:05"), "What the last restart kept and lost: listener kept = the same socket inode before and after; preserved connections lived on in the new process; refused = clients turned away during the gap.")
 		level, text := Verdict(ev.Handoff)
 		b.add("    " + verdictStyle(d.st, level).Render(text))
 		h := ev.Handoff
-		b.muted(fmt.Sprintf("    pid %d → %d · fd store %d → %d · job %s took %d ms", h.OldPID, h.NewPID, h.FDStoreBefore, h.FDStoreAfter, orDash(h.HandoffJob), h.DurationMs))
+		if a := h.Accept; a != nil {
+			// An Accept=yes socket unit: no main process, no store.
+			b.muted(fmt.Sprintf("    Accept=yes · instances before %d, stopped %d · job %s took %d ms", a.Instances, a.InstancesStopped, orDash(h.HandoffJob), h.DurationMs))
+		} else {
+			b.muted(fmt.Sprintf("    pid %d → %d · fd store %d → %d · job %s took %d ms", h.OldPID, h.NewPID, h.FDStoreBefore, h.FDStoreAfter, orDash(h.HandoffJob), h.DurationMs))
+		}
 	}
 }
 

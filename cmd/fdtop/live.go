@@ -293,7 +293,9 @@ func (s *liveSource) probeTargets(ctx context.Context, unit string) (targets []s
 	for _, su := range snap.Sockets {
 		if su.Unit == unit || su.Service == unit {
 			add(su.Listeners)
-			if su.Unit == unit && su.Service != "" {
+			if su.Unit == unit && su.Service != "" && !su.Accept {
+				// An Accept=yes socket unit's handoff is its own (its
+				// Service is the instances' template).
 				service = su.Service
 			}
 		}

@@ -378,18 +378,32 @@ func TestSSHSocketSessionsAsRoot(t *testing.T) {
 
 	w := startWatch(t, c, Root, "ssh*", demo.Activated.Service())
 	w.ready(t, c, demo.Activated.Service())
+	listenersBefore := listenerInodes(t, c, 22)
 	if out, err := c.Systemctl(ctx, "restart", "ssh.socket"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	var lost []inspect.Event
-	if _, ok := w.next(30*time.Second, func(e inspect.Event) bool {
-		if e.Type == inspect.EventConnectionDropped || e.Handoff != nil && e.ConnectionsDropped > 0 {
-			lost = append(lost, e)
+	var (
+		lost, preserved []inspect.Event
+		replaced        = map[uint64]uint64{} // new inode -> old, as fdtop says
+	)
+	verdict, ok := w.next(30*time.Second, func(e inspect.Event) bool {
+		if e.Unit != "ssh.socket" {
+			return false
 		}
-		return e.Type == inspect.EventJobFinished && e.Unit == "ssh.socket"
-	}); !ok {
-		t.Fatalf("no job_finished for ssh.socket; stderr: %s", w.stderr.String())
+		switch e.Type {
+		case inspect.EventConnectionDropped:
+			lost = append(lost, e)
+		case inspect.EventConnectionPreserved:
+			preserved = append(preserved, e)
+		case inspect.EventListenerReplaced:
+			replaced[e.Inode] = e.PrevInode
+		}
+		return e.Type == inspect.EventHandoff
+	})
+	if !ok {
+		t.Fatalf("no handoff verdict for ssh.socket; stderr: %s", w.stderr.String())
 	}
+	t.Logf("ssh.socket: %s", verdict.Message)
 	if _, err := sess.try("after"); err != nil {
 		t.Fatalf("the session does not answer after the restart of ssh.socket: %v", err)
 	}
@@ -399,6 +413,25 @@ func TestSSHSocketSessionsAsRoot(t *testing.T) {
 	after := findInstance(snapshot(t, c, Root, "ssh*"))
 	if after.Unit != in.Unit {
 		t.Errorf("the session's instance is %s after the restart, %s before", after.Unit, in.Unit)
+	}
+	// The verdict against the kernel: ss's listeners on port 22 are all
+	// new (systemd closed and bound them again), and the session's
+	// connection is still held by the same sshd in its scope.
+	listenersAfter := listenerInodes(t, c, 22)
+	for addr, ino := range listenersAfter {
+		if old := listenersBefore[addr]; old == 0 || old == ino || replaced[ino] != old {
+			t.Errorf("ss: listener %s inode %d → %d; fdtop says replaced %v", addr, old, ino, replaced)
+		}
+	}
+	h := verdict.Handoff
+	if h == nil || h.Accept == nil || h.ListenersReplaced != len(listenersAfter) || h.ListenersKept != 0 ||
+		h.ConnectionsDropped != 0 || h.Accept.InstancesKept < 1 || h.Accept.InstancesStopped != 0 {
+		t.Errorf("handoff %+v: want the Accept=yes verdict, %d listeners replaced, the session's instance kept, nothing dropped", h, len(listenersAfter))
+	}
+	if !slices.ContainsFunc(preserved, func(e inspect.Event) bool {
+		return e.Inode == mine.inode && e.Via == "process" && e.PID == held.PID && e.PrevPID == held.PID
+	}) {
+		t.Errorf("no connection_preserved of the session's connection (inode %d) in sshd pid %d: %+v", mine.inode, held.PID, preserved)
 	}
 }
 
