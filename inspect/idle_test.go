@@ -45,6 +45,38 @@ func (r *recordingSnapshots) count() int {
 	return len(r.asked)
 }
 
+// pictureWatch runs wt (its Events, OnSnapshot and OnView filled in here)
+// on the sandbox's manager until the test ends, keeping a picture as the
+// live model does: each whole snapshot, with the views of units merged in.
+// It returns the picture (nil before the first) and the watch's events.
+func (e *env) pictureWatch(t *testing.T, wt *inspect.Watcher) (picture func() *inspect.Snapshot, events <-chan inspect.Event) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sub, err := e.client.Subscribe(ctx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var pic *inspect.Snapshot
+	wt.Events = sub
+	wt.OnSnapshot = func(s *inspect.Snapshot) { mu.Lock(); pic = s; mu.Unlock() }
+	wt.OnView = func(units []string, s *inspect.Snapshot) {
+		mu.Lock()
+		pic = inspect.MergeUnits(pic, s, units)
+		mu.Unlock()
+	}
+	out := make(chan inspect.Event, 4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer sub.Close()
+		_ = wt.Run(ctx, out)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() *inspect.Snapshot { mu.Lock(); defer mu.Unlock(); return pic }, out
+}
+
 // TestWatchIdleAsksNothing runs a watch on a real manager: while nothing
 // happens it asks the manager nothing and reads no /proc beyond the
 // descriptor counts, interval after interval; a unit whose state changes
@@ -55,16 +87,9 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		e := newEnv(t, sb, 100*time.Millisecond)
 		rec := &recordingSnapshots{b: e.b}
-		ctx, cancel := context.WithCancel(context.Background())
-		sub, err := e.client.Subscribe(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var rounds atomic.Int64 // intervals passed: the manager's descriptors counted
 		fs := fsOf(e.b.Kernel)
-		var pmu sync.Mutex
-		var picture *inspect.Snapshot
-		wt := &inspect.Watcher{Snapshots: rec, Events: sub, Interval: 100 * time.Millisecond, FullEvery: -1,
+		picture, _ := e.pictureWatch(t, &inspect.Watcher{Snapshots: rec, Interval: 100 * time.Millisecond, FullEvery: -1,
 			FDCount: func(pid int) (int, bool, error) {
 				if pid == sb.PID {
 					rounds.Add(1)
@@ -72,20 +97,7 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 				return fs.FDCount(pid)
 			},
 			SocketInode: fs.SocketInode,
-			OnSnapshot:  func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
-			OnView: func(units []string, s *inspect.Snapshot) {
-				pmu.Lock()
-				picture = inspect.MergeUnits(picture, s, units)
-				pmu.Unlock()
-			},
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer sub.Close()
-			_ = wt.Run(ctx, make(chan inspect.Event, 4096))
-		}()
-		t.Cleanup(func() { cancel(); <-done })
+		})
 		waitRounds := func(n int64) {
 			t.Helper()
 			want := rounds.Load() + n
@@ -98,12 +110,11 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 			}
 		}
 		service := func(unit string) (inspect.Service, bool) {
-			pmu.Lock()
-			defer pmu.Unlock()
-			if picture == nil {
+			p := picture()
+			if p == nil {
 				return inspect.Service{}, false
 			}
-			for _, s := range picture.Services {
+			for _, s := range p.Services {
 				if s.Unit == unit {
 					return s, true
 				}
@@ -200,38 +211,15 @@ func TestWatchIdleAsksNothing(t *testing.T) {
 func TestPictureFollowsRestartToSocket(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		e := newEnv(t, sb, 100*time.Millisecond)
-		ctx, cancel := context.WithCancel(context.Background())
-		sub, err := e.client.Subscribe(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pmu sync.Mutex
-		var picture *inspect.Snapshot
-		wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: 100 * time.Millisecond, FullEvery: -1,
-			OnSnapshot: func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
-			OnView: func(units []string, s *inspect.Snapshot) {
-				pmu.Lock()
-				picture = inspect.MergeUnits(picture, s, units)
-				pmu.Unlock()
-			},
-		}
-		events := make(chan inspect.Event, 4096)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer sub.Close()
-			_ = wt.Run(ctx, events)
-		}()
-		t.Cleanup(func() { cancel(); <-done })
+		picture, events := e.pictureWatch(t, &inspect.Watcher{Snapshots: e.b, Interval: 100 * time.Millisecond, FullEvery: -1})
 		e.traffic(t, demo.Handoff, 2)
 
 		holders := func() (pids []int, ok bool) {
-			pmu.Lock()
-			defer pmu.Unlock()
-			if picture == nil {
+			p := picture()
+			if p == nil {
 				return nil, false
 			}
-			for _, su := range picture.Sockets {
+			for _, su := range p.Sockets {
 				if su.Unit != demo.Handoff.Socket() || len(su.Listeners) == 0 {
 					continue
 				}
@@ -243,12 +231,11 @@ func TestPictureFollowsRestartToSocket(t *testing.T) {
 			return nil, false
 		}
 		ready := func() bool {
-			pmu.Lock()
-			defer pmu.Unlock()
-			if picture == nil {
+			p := picture()
+			if p == nil {
 				return false
 			}
-			for _, svc := range picture.Services {
+			for _, svc := range p.Services {
 				if svc.Unit == demo.Handoff.Service() {
 					return svc.ActiveState == "active" && svc.MainPID != 0 && len(svc.Connections) >= 2
 				}
@@ -300,37 +287,14 @@ func TestPictureFollowsRestartToSocket(t *testing.T) {
 func TestPictureSeesSwappedConnection(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		e := newEnv(t, sb, 100*time.Millisecond)
-		ctx, cancel := context.WithCancel(context.Background())
-		sub, err := e.client.Subscribe(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		fs := fsOf(e.b.Kernel)
-		var pmu sync.Mutex
-		var picture *inspect.Snapshot
-		wt := &inspect.Watcher{Snapshots: e.b, Events: sub, Interval: time.Second, FullEvery: -1,
-			FDCount: fs.FDCount, SocketInode: fs.SocketInode,
-			OnSnapshot: func(s *inspect.Snapshot) { pmu.Lock(); picture = s; pmu.Unlock() },
-			OnView: func(units []string, s *inspect.Snapshot) {
-				pmu.Lock()
-				picture = inspect.MergeUnits(picture, s, units)
-				pmu.Unlock()
-			},
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer sub.Close()
-			_ = wt.Run(ctx, make(chan inspect.Event, 4096))
-		}()
-		t.Cleanup(func() { cancel(); <-done })
+		picture, _ := e.pictureWatch(t, &inspect.Watcher{Snapshots: e.b, Interval: time.Second, FullEvery: -1,
+			FDCount: fs.FDCount, SocketInode: fs.SocketInode})
 
 		remotes := func() []string {
-			pmu.Lock()
-			defer pmu.Unlock()
 			var out []string
-			if picture != nil {
-				for _, svc := range picture.Services {
+			if p := picture(); p != nil {
+				for _, svc := range p.Services {
 					if svc.Unit == demo.Handoff.Service() {
 						for _, c := range svc.Connections {
 							out = append(out, c.Remote)
