@@ -221,21 +221,21 @@ func FormatEvent(e Event) string {
 // timeline, `fdtop watch` and the JSON message get them from. An event
 // recorded before its data had fields keeps the words it was recorded with.
 func Describe(e Event) string {
-	job := e.Job
-	if job == "" {
-		job = "job"
+	job := "job" // its type unknown (gone before it was read)
+	if e.Job != "" {
+		job = e.Job + " job"
 	}
 	switch e.Type {
 	case EventJobStarted:
 		if e.JobID == 0 {
 			break
 		}
-		return fmt.Sprintf("%s job %d queued", job, e.JobID)
+		return fmt.Sprintf("%s %d queued", job, e.JobID)
 	case EventJobFinished:
 		if e.JobID == 0 {
 			break
 		}
-		return fmt.Sprintf("%s job %d %s", job, e.JobID, e.Result)
+		return fmt.Sprintf("%s %d %s", job, e.JobID, e.Result)
 	case EventState:
 		switch {
 		case e.ActiveState != "" && e.SubState != "":
@@ -283,6 +283,10 @@ func Describe(e Event) string {
 	case EventConnectionPreserved:
 		switch e.Via {
 		case "process":
+			if e.PrevPID == e.PID && e.PrevFD == e.FD {
+				// An Accept=yes instance that kept its connection.
+				return fmt.Sprintf("connection from %s kept: still held by pid %d fd %d", e.Detail, e.PID, e.FD)
+			}
 			return fmt.Sprintf("connection from %s preserved: pid %d fd %d → pid %d fd %d", e.Detail, e.PrevPID, e.PrevFD, e.PID, e.FD)
 		case "fdstore":
 			return fmt.Sprintf("connection from %s preserved: held in the fd store", e.Detail)
