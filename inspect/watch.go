@@ -663,7 +663,7 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 	for _, su := range snap.Sockets {
 		delete(st.pending, su.Unit)
 		st.known[su.Unit] = true
-		if su.Service != "" {
+		if su.Service != "" && !su.Accept { // an Accept=yes socket's is a template
 			if !slices.Contains(st.related[su.Service], su.Unit) {
 				st.related[su.Service] = append(st.related[su.Service], su.Unit)
 			}
