@@ -175,14 +175,7 @@ func listenInode(t *testing.T, port int) uint64 {
 // running instances whose connections it found.
 func (w *watch) waitInstances(t *testing.T, socket string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if w.instances(socket) >= n {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no view of %s with %d running instances and their connections in 15 s (last: %d)", socket, n, w.instances(socket))
+	waitCount(t, fmt.Sprintf("view of %s with %d running instances and their connections", socket, n), n, func() int { return w.instances(socket) })
 }
 
 // instances counts the running instances of socket with a connection in

@@ -361,14 +361,21 @@ func (w *watch) handoffs(unit string) []inspect.Event {
 // at least n connections.
 func (w *watch) waitConns(t *testing.T, unit string, n int) {
 	t.Helper()
+	waitCount(t, fmt.Sprintf("view of %s with %d connections", unit, n), n, func() int { return w.conns(unit) })
+}
+
+// waitCount waits up to 15 s until count says at least n, or fails saying
+// what it waited for and the last count.
+func waitCount(t *testing.T, what string, n int, count func() int) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if w.conns(unit) >= n {
+		if count() >= n {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no view of %s with %d connections in 15 s (last: %d)", unit, n, w.conns(unit))
+	t.Fatalf("no %s in 15 s (last: %d)", what, count())
 }
 
 // conns counts the connections of unit in the latest full view (-1: none).

@@ -501,6 +501,56 @@ func TestRemoteSudo(t *testing.T) {
 	}
 }
 
+// startJSONWatch starts cmd, a `watch --json -H`, and returns its events
+// as they come, a channel closed once it has exited (its output read to
+// the end) and its stderr. When the test ends it is interrupted, as a user
+// would (fdtop closes its ControlMasters and removes their directory), and
+// must end within 20 s.
+func startJSONWatch(t *testing.T, cmd *exec.Cmd) (lines <-chan hostEvent, exited <-chan struct{}, stderr *syncbuf.Buffer) {
+	t.Helper()
+	stderr = &syncbuf.Buffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Room for every event a test sees, so that the exit is never held
+	// up by events nobody has read yet.
+	out := make(chan hostEvent, 4096)
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e hostEvent
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue
+			}
+			select {
+			case out <- e:
+			case <-ended: // nobody reads any more: read to the end
+			}
+		}
+		close(out)
+		_ = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		close(ended)
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("watch -H did not end within 20 s of SIGINT")
+		}
+	})
+	return out, done, stderr
+}
+
 // TestRemoteWatch: `watch --json -H` streams every host's timeline, each
 // event carrying its host as "target": a restart on the second host shows
 // as its handoff there, also after its manager re-executed itself; a host
@@ -512,40 +562,7 @@ func TestRemoteWatch(t *testing.T) {
 		installWeb(t, h.sb, "web", demo.Handoff, 50*time.Millisecond)
 	}
 	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", hosts[0].Target+","+hosts[1].Target, "web.service")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Interrupted, as a user would: fdtop closes its ControlMasters and
-		// removes their directory.
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("watch -H did not end within 20 s of SIGINT")
-		}
-	})
-	lines := make(chan hostEvent, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e hostEvent
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				lines <- e
-			}
-		}
-		close(lines)
-	}()
+	lines, _, errb := startJSONWatch(t, cmd)
 	// Restart on the second host until the watch has seen its handoff (the
 	// first restart may come before the remote watcher's first picture).
 	deadline := time.After(60 * time.Second)
@@ -1028,38 +1045,7 @@ func TestRemoteWatchLateHost(t *testing.T) {
 		names = append(names, fx.host.Target)
 	}
 	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web.service")
-	var errb syncbuf.Buffer
-	cmd.Stderr = &errb
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("watch -H did not end within 20 s of SIGINT")
-		}
-	})
-	lines := make(chan hostEvent, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e hostEvent
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				lines <- e
-			}
-		}
-		close(lines)
-	}()
+	lines, exited, errb := startJSONWatch(t, cmd)
 	// until reads lines until done says all was seen; tick runs every 3 s.
 	until := func(what string, done func(e hostEvent) bool, tick func()) {
 		t.Helper()

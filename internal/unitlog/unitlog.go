@@ -10,7 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,28 +197,19 @@ func tailFile(path string, n int) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	const window = 256 << 10
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
-	if fi.Size() > window {
-		if _, err := f.Seek(fi.Size()-window, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("seek %s: %w", path, err)
-		}
-	}
-	data, err := io.ReadAll(f)
+	lines, partial, err := tailOf(f, fi.Size(), math.MaxInt)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
-	if fi.Size() > window {
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			data = data[i+1:] // a partial first line
-		}
+	if partial != "" {
+		lines = append(lines, partial) // the last words of a process that died mid-line
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) == 1 && lines[0] == "" {
-		return nil, nil
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
 	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
