@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/procfs"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,12 +26,12 @@ type managerFlags struct {
 	proc    string
 }
 
-func (m *managerFlags) register(fs *flag.FlagSet) {
+func (m *managerFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&m.user, "user", false, "talk to the user's service manager")
 	fs.BoolVar(&m.system, "system", false, "talk to the system manager (the default)")
 	fs.BoolVar(&m.all, "all", false, "include inactive units")
-	fs.StringVar(&m.address, "address", "", "explicit D-Bus address of the manager (e.g. unix:path=$XDG_RUNTIME_DIR/systemd/private)")
-	fs.StringVar(&m.proc, "proc", "/proc", "procfs root")
+	fs.StringVar(&m.address, "address", "", "explicit D-Bus `ADDRESS` of the manager (e.g. unix:path=$XDG_RUNTIME_DIR/systemd/private)")
+	fs.StringVar(&m.proc, "proc", "/proc", "procfs root `DIR`")
 }
 
 // usageError is a command line mistake: exit code 2.
@@ -168,18 +168,6 @@ func ownerOnlyHint(address string) string {
 	}
 	return fmt.Sprintf("a manager's private socket admits only its owner (uid %d) and fdtop runs as uid %d; "+
 		"leave out --address to reach the system manager over the system bus, or use --user for your own manager", st.Uid, uid)
-}
-
-// parseFlags parses a subcommand's flags, turning -h into exit 0 and a
-// mistake into exit 2.
-func parseFlags(fs *flag.FlagSet, args []string) (exit int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	return 0, true
 }
 
 // fail prints a one-line error for a command and returns its exit code.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,29 +13,53 @@ import (
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/ui"
+	"github.com/spf13/cobra"
 )
 
-// runDemo starts the sandbox with the demo units and waits for Ctrl-C.
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	systemd := fs.String("systemd", "", "systemd binary for the sandbox (default: the distribution's; an extracted 254 tree works too)")
-	dashboard := fs.Bool("dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
-	readOnly := fs.Bool("read-only", false, "no actions in the dashboard")
-	delay := fs.Duration("startup-delay", 500*time.Millisecond, "simulated start-up work of every demo service")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+// demoOptions are `fdtop demo`'s flags.
+type demoOptions struct {
+	IO           *ioStreams
+	Systemd      string
+	Dashboard    bool
+	ReadOnly     bool
+	StartupDelay time.Duration
+}
+
+// NewCmdDemo is `fdtop demo`.
+func NewCmdDemo(ios *ioStreams, runF func(*demoOptions) int) *cobra.Command {
+	opts := &demoOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "demo [--systemd PATH] [--startup-delay D] [--dashboard=false]",
+		Short: "a private systemd user manager with three demo services (plain, activated, handoff) and traffic",
+		Long: `Starts a private systemd user manager (no root, no host units touched) with
+three demo services that answer lines on loopback ports — plain (binds its own
+port), activated (socket activation) and handoff (socket activation and an fd
+store) — and traffic against each, then opens the dashboard on it. Ctrl-C (or
+q) stops the manager and every process it started.`,
+		Example: `  go run ./cmd/fdtop demo
+  fdtop demo --systemd "$(demo/scripts/fetch-systemd-254.sh | tail -1)"
+  fdtop demo --dashboard=false`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(demoRun(opts))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fdtop demo: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Systemd, "systemd", "", "systemd binary for the sandbox (default: the distribution's; an extracted 254 tree works too)")
+	fs.BoolVar(&opts.Dashboard, "dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
+	fs.BoolVar(&opts.ReadOnly, "read-only", false, "no actions in the dashboard")
+	fs.DurationVar(&opts.StartupDelay, "startup-delay", 500*time.Millisecond, "simulated start-up work `D` of every demo service")
+	return cmd
+}
+
+// demoRun starts the sandbox with the demo units and waits for Ctrl-C.
+func demoRun(opts *demoOptions) int {
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, *readOnly, stdout, stderr))
+	return sig.exit(runDemoIn(ctx, sig, opts.Systemd, opts.StartupDelay, opts.Dashboard, opts.ReadOnly, opts.IO.Out, opts.IO.Err))
 }
 
 // runDemoIn runs the demo until ctx ends (a signal) or, with the

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,34 +12,58 @@ import (
 	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/internal/unitlog"
 	"github.com/fdtop/fdtop/procfs"
+	"github.com/spf13/cobra"
 )
 
 // doctorLogLines is how many log lines per unit the doctor reads.
 const doctorLogLines = 20
 
-// runDoctor finds what keeps socket activation or a handoff from working:
+// doctorOptions are `fdtop doctor`'s flags and patterns.
+type doctorOptions struct {
+	IO       *ioStreams
+	Manager  managerFlags
+	Patterns []string
+	JSON     bool
+}
+
+// NewCmdDoctor is `fdtop doctor`.
+func NewCmdDoctor(ios *ioStreams, runF func(*doctorOptions) int) *cobra.Command {
+	opts := &doctorOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]",
+		Short: "what keeps socket activation or a handoff from working: per finding the evidence and the fix (exit 0 nothing found, 1 findings)",
+		Long: `Checks the units matching the patterns (failed and inactive ones too) and
+prints, per finding, the unit, a code, the problem, the evidence read and the
+fix. What it could not read is listed as not checked, never as fine.
+
+Exit status: 0 nothing found, 1 findings (or an error), 2 usage error.`,
+		Example: `  fdtop doctor --user
+  fdtop doctor --json 'web*'`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Patterns = args
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(doctorRun(opts))
+		},
+	}
+	opts.Manager.register(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object: {\"findings\": [...], \"unchecked\": [...]}")
+	return cmd
+}
+
+// doctorRun finds what keeps socket activation or a handoff from working:
 // exit 0 when nothing is found, 1 when something is, 2 for usage.
-func runDoctor(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]\n\n"+
-			"Exit status: 0 nothing found, 1 findings (or an error), 2 usage error.\n\n")
-		fs.PrintDefaults()
-	}
-	var mf managerFlags
-	mf.register(fs)
-	asJSON := fs.Bool("json", false, "print one JSON object: {\"findings\": [...]}")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
+func doctorRun(opts *doctorOptions) int {
+	mf := opts.Manager
 	if err := mf.validate(); err != nil {
-		return fail(stderr, "doctor", err)
+		return fail(opts.IO.Err, "doctor", err)
 	}
 	mf.all = true // a failed or dead unit is what the doctor is after
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	return sig.exit(doctor(ctx, sig, mf, fs.Args(), *asJSON, stdout, stderr))
+	return sig.exit(doctor(ctx, sig, mf, opts.Patterns, opts.JSON, opts.IO.Out, opts.IO.Err))
 }
 
 // doctor runs the doctor once the flags are checked; an error caused by a

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/fdtop/fdtop/inspect"
@@ -25,6 +25,11 @@ type hostList []string
 
 func (h *hostList) String() string { return strings.Join(*h, ",") }
 
+// Type implements pflag.Value.
+func (h *hostList) Type() string { return "hosts" }
+
+// Set implements pflag.Value: hosts separated by commas, added to those
+// given before.
 func (h *hostList) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -43,11 +48,10 @@ type fleetFlags struct {
 	sudo      bool
 }
 
-func (f *fleetFlags) register(fs *flag.FlagSet) {
-	fs.Var(&f.hosts, "H", "remote hosts `[user@]host[:port][,...]` (over ssh; repeatable)")
-	fs.Var(&f.hosts, "host", "same as -H")
+func (f *fleetFlags) register(fs *pflag.FlagSet) {
+	fs.VarP(&f.hosts, "host", "H", "remote `HOSTS` over ssh: [user@]host[:port][,...] (repeatable)")
 	fs.StringVar(&f.hostsFile, "hosts-file", "", "read hosts from `FILE`, one per line (# comments)")
-	fs.StringVar(&f.ssh, "ssh", "ssh", "the ssh `command` to reach hosts with, e.g. 'ssh -F ./fleet.conf'")
+	fs.StringVar(&f.ssh, "ssh", "ssh", "the ssh `COMMAND` to reach hosts with, e.g. 'ssh -F ./fleet.conf'")
 	fs.BoolVar(&f.push, "push", false, "copy this fdtop to ~/.cache/fdtop/ on hosts that have none speaking its protocol")
 	fs.BoolVar(&f.sudo, "sudo", false, "run the remote agent under 'sudo -n' (never prompts: sudo must allow it without a password)")
 }
@@ -95,9 +99,13 @@ func (f *fleetFlags) targets() ([]target, error) {
 }
 
 // agentArgs are the agent's flags: the manager flags and patterns apply on
-// each remote as they would here.
-func agentArgs(mf *managerFlags, patterns []string) []string {
+// each remote as they would here, and interval (0: the agent's default) is
+// its rescan interval.
+func agentArgs(mf *managerFlags, interval time.Duration, patterns []string) []string {
 	var a []string
+	if interval > 0 {
+		a = append(a, "--interval="+interval.String())
+	}
 	if mf.user {
 		a = append(a, "--user")
 	}
@@ -211,7 +219,7 @@ func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, pa
 	if err != nil {
 		return fail(stderr, "snapshot", err)
 	}
-	f, err := openFleet(ctx, ff, targets, agentOptions{args: agentArgs(mf, patterns), sudo: ff.sudo, push: ff.push})
+	f, err := openFleet(ctx, ff, targets, agentOptions{args: agentArgs(mf, 0, patterns), sudo: ff.sudo, push: ff.push})
 	if err != nil {
 		return fail(stderr, "snapshot", err)
 	}
@@ -277,12 +285,17 @@ func oneLine(err error) string {
 // tagged with its host. A host lost is said once; the others go on. A host
 // not reached at start is said at once and retried (reachLate) unless no
 // retry could change why; exit 1 at once when that is every host.
-func runRemoteWatch(ctx context.Context, ff *fleetFlags, mf *managerFlags, patterns []string, asJSON bool, record string, stdout, stderr io.Writer) int {
+func runRemoteWatch(ctx context.Context, opts *watchOptions) int {
+	ff, stdout, stderr, asJSON, record := &opts.Fleet, opts.IO.Out, opts.IO.Err, opts.JSON, opts.Record
 	targets, err := ff.targets()
 	if err != nil {
 		return fail(stderr, "watch", err)
 	}
-	o := agentOptions{args: agentArgs(mf, patterns), sudo: ff.sudo, push: ff.push}
+	var interval time.Duration
+	if opts.IntervalSet {
+		interval = opts.Interval
+	}
+	o := agentOptions{args: agentArgs(&opts.Manager, interval, opts.Patterns), sudo: ff.sudo, push: ff.push}
 	f, err := openFleet(ctx, ff, targets, o)
 	if err != nil {
 		return fail(stderr, "watch", err)

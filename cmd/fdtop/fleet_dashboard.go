@@ -346,8 +346,8 @@ func (s *fleetSource) Rollout(ctx context.Context, unit string, hosts []string, 
 // ask for passwords and host keys); a host that fails is shown unreachable
 // and retried (or failed, when no retry could change why) and the others
 // go on.
-func fleetDashboard(ctx context.Context, ff *fleetFlags, targets []target, mf managerFlags, df dashboardFlags, patterns []string) (int, error) {
-	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
+func fleetDashboard(ctx context.Context, ff *fleetFlags, targets []target, args []string, df dashboardFlags, patterns []string) (int, error) {
+	o := agentOptions{args: args, sudo: ff.sudo, push: ff.push}
 	f, err := openFleet(ctx, ff, targets, o)
 	if err != nil {
 		return exitRuntime, err

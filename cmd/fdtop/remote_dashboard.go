@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -91,19 +90,24 @@ func (s *remoteSource) Act(ctx context.Context, action ui.Action, unit string, p
 // remoteDashboard runs the dashboard on one remote host. Its
 // ControlMaster opens before the dashboard takes the terminal, so ssh can
 // ask for a password or a host key on it.
-func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf managerFlags, df dashboardFlags, patterns []string, stderrW io.Writer) int {
+func remoteDashboard(ctx context.Context, sig *caught, opts *dashboardOptions) int {
+	ff, mf, df, patterns, stderrW := &opts.Fleet, opts.Manager, opts.View, opts.Patterns, opts.IO.Err
+	var interval time.Duration
+	if opts.IntervalSet {
+		interval = df.interval
+	}
 	targets, err := ff.targets()
 	if err != nil {
 		return fail(stderrW, "", err)
 	}
 	if len(targets) > 1 {
-		code, err := fleetDashboard(ctx, ff, targets, mf, df, patterns)
+		code, err := fleetDashboard(ctx, ff, targets, agentArgs(&mf, interval, patterns), df, patterns)
 		if err != nil {
 			return failUnlessSignalled(stderrW, "", sig, err)
 		}
 		return code
 	}
-	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
+	o := agentOptions{args: agentArgs(&mf, interval, patterns), sudo: ff.sudo, push: ff.push}
 	f, err := openFleet(ctx, ff, targets, o)
 	if err != nil {
 		return failUnlessSignalled(stderrW, "", sig, err)
@@ -155,8 +159,8 @@ func remoteDashboard(ctx context.Context, sig *caught, ff *fleetFlags, mf manage
 			}
 		}
 	}()
-	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
-	if err := ui.Run(ctx, src, opts); err != nil {
+	uiOpts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
+	if err := ui.Run(ctx, src, uiOpts); err != nil {
 		return failUnlessSignalled(stderrW, "", sig, err)
 	}
 	return exitOK

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,14 +11,8 @@ import (
 
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/internal/termsafe"
+	"github.com/spf13/cobra"
 )
-
-const rolloutUsage = "Usage: fdtop rollout UNIT [-H HOSTS | --hosts-file FILE] [--probe] [--max-refused N] [--max-dropped N] [--pause D] [--json]\n\n" +
-	"Restarts UNIT host by host (the local manager without -H); after each\n" +
-	"restart waits for its handoff verdict and stops at the first host whose\n" +
-	"verdict breaks the budget (default: listener kept, 0 refused, 0 dropped),\n" +
-	"touching no further host. Exit 0 when every host passed, 1 when halted,\n" +
-	"2 for usage errors. Ctrl-C stops after the current host (exit 130).\n\n"
 
 // budget is what a handoff may lose and still pass.
 type budget struct {
@@ -90,48 +83,68 @@ func (h *rolloutHost) timeline() <-chan inspect.Event {
 	return h.client.Events()
 }
 
-// runRollout is `fdtop rollout`.
-func runRollout(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop rollout", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		io.WriteString(stderr, rolloutUsage)
-		fs.PrintDefaults()
+// rolloutOptions are `fdtop rollout`'s flags and unit.
+type rolloutOptions struct {
+	IO         *ioStreams
+	Manager    managerFlags
+	Fleet      fleetFlags
+	Unit       string
+	Probe      bool
+	MaxRefused int
+	MaxDropped int
+	Pause      time.Duration
+	JSON       bool
+	Timeout    time.Duration
+}
+
+// NewCmdRollout is `fdtop rollout`.
+func NewCmdRollout(ios *ioStreams, runF func(*rolloutOptions) int) *cobra.Command {
+	opts := &rolloutOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "rollout UNIT [-H HOSTS | --hosts-file FILE] [--probe] [--max-refused N] [--max-dropped N] [--pause D] [--json]",
+		Short: "restart UNIT host by host, halting at the first host whose handoff verdict breaks the budget",
+		Long: `Restarts UNIT host by host (the local manager without -H); after each
+restart waits for its handoff verdict and stops at the first host whose
+verdict breaks the budget (default: listener kept, 0 refused, 0 dropped),
+touching no further host. Every host is checked first (reachable, the unit
+there): nothing is restarted unless all are.
+
+Exit status: 0 every host passed, 1 halted (or not started), 2 usage error.
+Ctrl-C stops after the current host (exit 130); a second Ctrl-C cuts it short.`,
+		Example: `  fdtop rollout web.service -H web1,web2,web3 --probe
+  fdtop rollout web.socket --hosts-file fleet.txt --max-dropped 2 --json`,
+		Args: exactArgs(1, "UNIT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Unit = args[0]
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(rolloutRun(opts))
+		},
 	}
-	var mf managerFlags
-	mf.register(fs)
-	var ff fleetFlags
-	ff.register(fs)
-	probe := fs.Bool("probe", false, "run the gap meter on the unit's loopback TCP listeners during each restart (counts refusals)")
-	maxRefused := fs.Int("max-refused", 0, "refusals a host may show and pass (a replaced listener passes only with --probe and N > 0)")
-	maxDropped := fs.Int("max-dropped", 0, "dropped connections a host may show and pass")
-	pause := fs.Duration("pause", 0, "wait between hosts")
-	asJSON := fs.Bool("json", false, "one JSON object per host (schema in README.md)")
-	timeout := fs.Duration("timeout", 2*time.Minute, "how long a host's restart and verdict may take")
-	// Flags may come before and after UNIT.
-	var pos []string
-	rest := args
-	for {
-		if code, ok := parseFlags(fs, rest); !ok {
-			return code
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
-	}
+	fs := cmd.Flags()
+	opts.Manager.register(fs)
+	opts.Fleet.register(fs)
+	fs.BoolVar(&opts.Probe, "probe", false, "run the gap meter on the unit's loopback TCP listeners during each restart (counts refusals)")
+	fs.IntVar(&opts.MaxRefused, "max-refused", 0, "refusals a host may show and pass (a replaced listener passes only with --probe and `N` > 0)")
+	fs.IntVar(&opts.MaxDropped, "max-dropped", 0, "dropped connections a host may show and pass (`N`)")
+	fs.DurationVar(&opts.Pause, "pause", 0, "wait `D` between hosts")
+	fs.BoolVar(&opts.JSON, "json", false, "one JSON object per host (schema in docs/json.md)")
+	fs.DurationVar(&opts.Timeout, "timeout", 2*time.Minute, "how long a host's restart and verdict may take (`D`)")
+	return cmd
+}
+
+// rolloutRun is `fdtop rollout`.
+func rolloutRun(opts *rolloutOptions) int {
+	stdout, stderr := opts.IO.Out, opts.IO.Err
+	mf, ff := opts.Manager, opts.Fleet
 	if err := mf.validate(); err != nil {
 		return fail(stderr, "rollout", err)
 	}
-	if *maxRefused < 0 || *maxDropped < 0 || *pause < 0 || *timeout <= 0 {
+	if opts.MaxRefused < 0 || opts.MaxDropped < 0 || opts.Pause < 0 || opts.Timeout <= 0 {
 		return fail(stderr, "rollout", usageError{"--max-refused, --max-dropped and --pause must not be negative, --timeout must be positive"})
 	}
-	unit := pos[0]
+	unit := opts.Unit
 	if !strings.Contains(unit, ".") {
 		unit += ".service"
 	}
@@ -164,7 +177,7 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail(stderr, "rollout", err)
 		}
-		f, err := openFleet(preCtx, &ff, targets, agentOptions{args: agentArgs(&mf, []string{unit}), sudo: ff.sudo, push: ff.push})
+		f, err := openFleet(preCtx, &ff, targets, agentOptions{args: agentArgs(&mf, 0, []string{unit}), sudo: ff.sudo, push: ff.push})
 		if err != nil {
 			return sig.exit(failUnlessSignalled(stderr, "rollout", sig, err))
 		}
@@ -192,8 +205,8 @@ func runRollout(args []string, stdout, stderr io.Writer) int {
 		host, _ := os.Hostname()
 		hosts = []*rolloutHost{{name: host, client: local, why: func() string { return "local agent stopped" }}}
 	}
-	r := &rollout{unit: unit, probe: *probe, budget: budget{*maxRefused, *maxDropped}, pause: *pause, timeout: *timeout,
-		asJSON: *asJSON, stdout: stdout, stderr: stderr, stopAfter: stopAfter}
+	r := &rollout{unit: unit, probe: opts.Probe, budget: budget{opts.MaxRefused, opts.MaxDropped}, pause: opts.Pause, timeout: opts.Timeout,
+		asJSON: opts.JSON, stdout: stdout, stderr: stderr, stopAfter: stopAfter}
 	return sig.exit(r.run(ctx, preCtx, hosts))
 }
 
