@@ -60,7 +60,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			case l.InodeUnknown:
 				inode = "inode unknown (the manager's descriptors are not readable)"
 			}
-			p("    %s %s  %s  backlog %d", l.Type, l.Address, inode, l.Backlog)
+			p("    %s %s  %s%s", l.Type, l.Address, inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
 			if l.HoldersPartial && len(l.Holders) == 0 {
 				p("      held by: unknown (processes not readable)")
 			}
@@ -104,7 +104,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		}
 		for _, l := range svc.OwnListeners {
 			// Bound by the service itself: closed by every restart.
-			p("    own listener %s %s  inode %d  backlog %d", l.Type, l.Address, l.Inode, l.Backlog)
+			p("    own listener %s %s  inode %d%s", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
 			for _, h := range l.Holders {
 				p("      held by pid %d fd %d %s", h.PID, h.FD, h.Comm)
 			}
@@ -543,4 +543,18 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// ListenerQueue says what waits on a listener, as the kernel reports it:
+// "backlog N" (connections in a stream listener's accept queue), "recv-q
+// N" (bytes of unread datagrams), or "" where there is no such figure (a
+// FIFO, a listener not found in the kernel).
+func ListenerQueue(l Listener) string {
+	switch {
+	case l.State == "LISTEN":
+		return fmt.Sprintf("backlog %d", l.Backlog)
+	case l.RecvQ != nil:
+		return fmt.Sprintf("recv-q %d", *l.RecvQ)
+	}
+	return ""
 }

@@ -480,8 +480,8 @@ func (tr *Tracker) view(at time.Time, v *View) {
 		t := tr.unit(svc.Unit)
 		var socks []SocketUnit
 		for _, su := range snap.Sockets {
-			if su.Service == svc.Unit {
-				socks = append(socks, su)
+			if su.Service == svc.Unit || !su.Accept && slices.Contains(svc.Sockets, su.Unit) {
+				socks = append(socks, su) // its Service= or its Sockets=
 			}
 		}
 		t.held = held

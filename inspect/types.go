@@ -101,8 +101,14 @@ type Listener struct {
 	Address string `json:"address"`
 	// Inode is the socket (or FIFO) inode, 0 when not found.
 	Inode uint64 `json:"inode"`
-	// Backlog is the accept queue depth of a stream listener right now.
+	// Backlog is the accept queue depth of a stream listener right now:
+	// meaningful only where State is LISTEN (0 otherwise: a datagram
+	// socket or FIFO has no accept queue, see RecvQ).
 	Backlog uint32 `json:"backlog"`
+	// RecvQ is, for a datagram listener, the bytes queued unread in its
+	// receive queue right now (what ss shows as Recv-Q); absent where the
+	// kernel was not asked or reports none (a FIFO, a stream listener).
+	RecvQ *uint32 `json:"recv_q,omitempty"`
 	// State is the kernel state of the socket (LISTEN, UNCONN...).
 	State string `json:"state,omitempty"`
 	// Holders are the processes that hold the listener, the manager first.

@@ -673,6 +673,11 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 	for _, svc := range snap.Services {
 		delete(st.pending, svc.Unit)
 		st.known[svc.Unit] = true
+		for _, so := range svc.Sockets { // a second service naming the socket in Sockets=
+			if st.known[so] && !slices.Contains(st.related[svc.Unit], so) {
+				st.related[svc.Unit] = append(st.related[svc.Unit], so)
+			}
+		}
 		if svc.FDStoreMax > 0 && !slices.Contains(st.stores, svc.Unit) {
 			st.stores = append(st.stores, svc.Unit)
 		}
