@@ -931,8 +931,10 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 				// not claimed.
 				continue
 			}
+			// Not passed to the running process: its name is unknown
+			// (only LISTEN_FDNAMES tells it before systemd 254).
 			if heldByService(fd.Inode) {
-				cands = append(cands, candidate{fd, "stored", 1})
+				cands = append(cands, candidate{fd, "", 1})
 				continue
 			}
 			// One end of a socket pair (or an unbound client end) whose
@@ -941,7 +943,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 			// bound, and its peer points back only for stream pairs.
 			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family == procfs.FamilyUnix && s.Path == "" && s.PeerInode != 0 {
 				if ps, ok := ix.scan.Sockets[s.PeerInode]; ok && ps.PeerInode == fd.Inode && heldByService(s.PeerInode) {
-					cands = append(cands, candidate{fd, "stored", 2})
+					cands = append(cands, candidate{fd, "", 2})
 				}
 			}
 		}
@@ -954,7 +956,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 	out := make([]StoreEntry, 0, len(cands))
 	for _, c := range cands {
 		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets, ix.peerName)
-		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
+		out = append(out, StoreEntry{Name: c.name, NameUnknown: c.rank > 0, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Inode < out[j].Inode

@@ -170,3 +170,46 @@ func TestJoinDatagramQueue(t *testing.T) {
 		t.Errorf("tree speaks of a backlog:\n%s", b.String())
 	}
 }
+
+// TestJoinInferredStoreNamesUnknown (issue 20, case 11): on 252 a service
+// stored two socket pair ends as FDNAME=c-1 and c-2 and keeps the other
+// ends. The manager does not list its store and the running process was
+// never passed it, so the names were never seen: unknown, not "stored".
+func TestJoinInferredStoreNamesUnknown(t *testing.T) {
+	const pid, e1, e2, p1, p2 = 40, 6001, 6002, 6003, 6004
+	pair := func(ino, peer uint64) procfs.Socket {
+		return procfs.Socket{Inode: ino, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: procfs.StateEstablished, PeerInode: peer}
+	}
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{
+			{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", FDs: []procfs.FD{sockFD(40, e1), sockFD(41, e2)}},
+			{PID: pid, Comm: "python3", UserUnit: "store.service", FDs: []procfs.FD{sockFD(3, p1), sockFD(4, p2)}},
+		},
+		Sockets: map[uint64]procfs.Socket{e1: pair(e1, p1), p1: pair(p1, e1), e2: pair(e2, p2), p2: pair(p2, e2)},
+	}
+	svc := runningSvc("store.service", pid)
+	svc.FDStoreMax, svc.NFDStore = 4, 2
+	snap := Join(JoinInput{Manager: Manager{Scope: "user", Version: "252"}, ManagerPIDs: []int{mgrPID}, Scan: scan,
+		State:  &dbusclient.State{Services: []dbusclient.Service{svc}},
+		Stores: map[string]dbusclient.FDStore{"store.service": {Service: "store.service", Max: 4, Count: 2}}})
+	got := snap.Services[0].FDStore
+	if len(got) != 2 {
+		t.Fatalf("fd store %+v, want the 2 entries", got)
+	}
+	for _, e := range got {
+		if e.Name != "" || !e.NameUnknown || !e.Inferred {
+			t.Errorf("entry %+v: want its name unknown (\"\", name_unknown), inferred", e)
+		}
+	}
+	var b strings.Builder
+	if err := WriteTree(&b, snap); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `"stored"`) || !strings.Contains(b.String(), "stored (name unknown)") {
+		t.Errorf("tree:\n%s", b.String())
+	}
+	ev := Event{Type: EventFDStored, Unit: "store.service", Inode: e1, Kind: "unix-stream", Inferred: true, NameUnknown: true}
+	if d := Describe(ev); !strings.Contains(d, "(name unknown) stored") {
+		t.Errorf("Describe = %q", d)
+	}
+}

@@ -97,7 +97,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			p("    passed fd %d = \"%s\"  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
 		}
 		for _, e := range svc.FDStore {
-			p("    stored \"%s\"  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
+			p("    stored %s  %s  %s%s%s", StoreName(e.Name, e.NameUnknown), e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
 		if n := svc.FDStoreUnidentified(); n > 0 {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
@@ -261,15 +261,15 @@ func Describe(e Event) string {
 		if e.Name == "" && e.Inode == 0 {
 			break
 		}
-		return fmt.Sprintf("%q stored: %s%s", e.Name, strings.TrimSpace(e.Kind+" "+e.Detail), ifSet(e.Inferred, " (inferred)"))
+		return fmt.Sprintf("%s stored: %s%s", StoreName(e.Name, e.NameUnknown), strings.TrimSpace(e.Kind+" "+e.Detail), ifSet(e.Inferred, " (inferred)"))
 	case EventFDRemoved:
 		if e.Name == "" && e.Inode == 0 {
 			break
 		}
 		if e.Via == "taken" {
-			return fmt.Sprintf("%q taken back by the service and removed (FDSTOREREMOVE)", e.Name)
+			return fmt.Sprintf("%s taken back by the service and removed (FDSTOREREMOVE)", StoreName(e.Name, e.NameUnknown))
 		}
-		return fmt.Sprintf("%q removed (FDSTOREREMOVE, or its peer hung up)", e.Name)
+		return fmt.Sprintf("%s removed (FDSTOREREMOVE, or its peer hung up)", StoreName(e.Name, e.NameUnknown))
 	case EventListenerKept:
 		if e.Detail == "" {
 			break
@@ -557,4 +557,14 @@ func ListenerQueue(l Listener) string {
 		return fmt.Sprintf("recv-q %d", *l.RecvQ)
 	}
 	return ""
+}
+
+// StoreName names an fd store entry: its FDNAME quoted, or "(name
+// unknown)" where it was never seen (systemd before 254 does not list its
+// store).
+func StoreName(name string, unknown bool) string {
+	if unknown && name == "" {
+		return "(name unknown)"
+	}
+	return fmt.Sprintf("%q", name)
 }

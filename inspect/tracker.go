@@ -596,7 +596,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	for _, k := range keys {
 		e := now[k]
 		if _, ok := t.storeSeen[k]; !ok {
-			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
+			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
 		}
 	}
 	gone := make([]StoreEntry, 0)
@@ -607,7 +607,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
 	for _, e := range gone {
-		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
+		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
 		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
 			ev.Via = "taken"
 		}

@@ -220,8 +220,14 @@ type Service struct {
 
 // StoreEntry is one descriptor in a service's fd store.
 type StoreEntry struct {
-	// Name is the FDNAME the service gave it ("stored" when unnamed).
+	// Name is the FDNAME the service gave it ("stored" when unnamed); ""
+	// with NameUnknown where it was not seen.
 	Name string `json:"name"`
+	// NameUnknown is set when the entry was inferred (systemd before 254
+	// does not list its store) and its name was never seen: only a
+	// process that was passed the store at start sees the names, in
+	// LISTEN_FDNAMES.
+	NameUnknown bool `json:"name_unknown,omitempty"`
 	// Kind is what sort of descriptor it is (tcp, unix, memfd, pipe, ...).
 	Kind string `json:"kind"`
 	// Inode is the kernel object's inode.
@@ -357,6 +363,9 @@ type Event struct {
 	// Inferred marks an fd_stored entry reconstructed from the manager's
 	// descriptors (systemd before 254 cannot list its store).
 	Inferred bool `json:"inferred,omitempty"`
+	// NameUnknown marks an fd_stored or fd_removed entry whose name was
+	// never seen (Name is ""), see StoreEntry.NameUnknown.
+	NameUnknown bool `json:"name_unknown,omitempty"`
 
 	// JobID is the manager's job id of job events.
 	JobID uint32 `json:"job_id,omitempty"`

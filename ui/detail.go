@@ -375,7 +375,7 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 			b.muted(fmt.Sprintf("    … %d more", len(s.FDStore)-i))
 			break
 		}
-		line := fmt.Sprintf("    %-20s %-8s %s", quoteName(e.Name), orDash(e.Kind), e.Detail)
+		line := fmt.Sprintf("    %-20s %-8s %s", inspect.StoreName(e.Name, e.NameUnknown), orDash(e.Kind), e.Detail)
 		var marks []string
 		if e.Inferred {
 			marks = append(marks, "inferred")
