@@ -31,12 +31,13 @@ func NewCmdDoctor(ios *ioStreams, runF func(*doctorOptions) int) *cobra.Command 
 	opts := &doctorOptions{IO: ios}
 	cmd := &cobra.Command{
 		Use:   "doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]",
-		Short: "what keeps socket activation or a handoff from working: per finding the evidence and the fix (exit 0 nothing found, 1 findings)",
+		Short: "what keeps socket activation or a handoff from working: per finding the evidence and the fix (exit 0 nothing found, 1 findings, 4 nothing matched)",
 		Long: `Checks the units matching the patterns (failed and inactive ones too) and
 prints, per finding, the unit, a code, the problem, the evidence read and the
 fix. What it could not read is listed as not checked, never as fine.
 
-Exit status: 0 nothing found, 1 findings (or an error), 2 usage error.`,
+Exit status: 0 nothing found, 1 findings (or an error), 2 usage error, 4 no unit
+matched the patterns (nothing checked).`,
 		Example: `  fdtop doctor --user
   fdtop doctor --json 'web*'`,
 		Args: cobra.ArbitraryArgs,
@@ -80,20 +81,26 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 	}
 	findings := inspect.Diagnose(in)
 	unchecked := inspect.Unchecked(in)
+	nothing := inspect.NothingMatched(in)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Findings  []inspect.Finding `json:"findings"`
 			Unchecked []string          `json:"unchecked"`
-		}{findings, append([]string{}, unchecked...)}); err != nil {
+			Unmatched []string          `json:"unmatched_patterns,omitempty"`
+			Nothing   bool              `json:"nothing_checked,omitempty"`
+		}{findings, append([]string{}, unchecked...), in.Snapshot.Unmatched, nothing}); err != nil {
 			return fail(stderr, "doctor", err)
 		}
-	} else if err := writeFindings(stdout, findings, unchecked); err != nil {
+	} else if err := writeFindings(stdout, findings, unchecked, nothing); err != nil {
 		return fail(stderr, "doctor", err)
 	}
-	if len(findings) > 0 {
+	switch {
+	case len(findings) > 0:
 		return exitRuntime
+	case nothing:
+		return exitNoMatch
 	}
 	return exitOK
 }
@@ -215,9 +222,11 @@ func socketOrService(p string) []string {
 
 // writeFindings prints the findings for a person, every outside string
 // through termsafe.
-func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string) error {
+func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string, nothing bool) error {
 	var b strings.Builder
 	switch {
+	case nothing:
+		b.WriteString("nothing checked:\n")
 	case len(findings) == 0 && len(unchecked) == 0:
 		b.WriteString("no findings: nothing keeps socket activation or a handoff from working here\n")
 	case len(findings) == 0:

@@ -16,6 +16,8 @@ const (
 	exitOK      = 0
 	exitRuntime = 1
 	exitUsage   = 2
+	// exitNoMatch: fdtop doctor was given patterns that matched no unit.
+	exitNoMatch = 4
 )
 
 // ioStreams are a command's standard input and outputs (cli/cli's
