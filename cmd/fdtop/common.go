@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
@@ -34,14 +35,9 @@ func (m *managerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.proc, "proc", "/proc", "procfs root `DIR`")
 }
 
-// usageError is a command line mistake: exit code 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func (m *managerFlags) validate() error {
 	if m.user && m.system {
-		return usageError{"--user and --system exclude each other"}
+		return clierr.Usage("--user and --system exclude each other")
 	}
 	return nil
 }
@@ -54,7 +50,7 @@ const minInterval = 100 * time.Millisecond
 // checkInterval is the one validation of --interval (dashboard and watch).
 func checkInterval(d time.Duration) error {
 	if d < minInterval {
-		return usageError{fmt.Sprintf("--interval %s: must be at least %s", d, minInterval)}
+		return clierr.Usage(fmt.Sprintf("--interval %s: must be at least %s", d, minInterval))
 	}
 	return nil
 }
@@ -134,10 +130,10 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 func openProc(dir string) (procfs.FS, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return procfs.FS{}, usageError{fmt.Sprintf("--proc %s: %v", dir, err)}
+		return procfs.FS{}, clierr.Usage(fmt.Sprintf("--proc %s: %v", dir, err))
 	}
 	if st.Type != unix.PROC_SUPER_MAGIC {
-		return procfs.FS{}, usageError{fmt.Sprintf("--proc %s: not a procfs (filesystem type %#x; mount one with 'mount -t proc proc %s')", dir, st.Type, dir)}
+		return procfs.FS{}, clierr.Usage(fmt.Sprintf("--proc %s: not a procfs (filesystem type %#x; mount one with 'mount -t proc proc %s')", dir, st.Type, dir))
 	}
 	fs, err := procfs.New(dir)
 	if err != nil {
@@ -172,7 +168,7 @@ func ownerOnlyHint(address string) string {
 
 // fail prints a one-line error for a command and returns its exit code.
 func fail(w io.Writer, cmd string, err error) int {
-	var ue usageError
+	var ue clierr.UsageError
 	fmt.Fprintln(w, errorLine(cmd, err))
 	if errors.As(err, &ue) {
 		return exitUsage
@@ -194,7 +190,7 @@ func failUnlessSignalled(w io.Writer, cmd string, sig *caught, err error) int {
 func errorLine(cmd string, err error) string {
 	// One line, and nothing a unit, a service's log or the manager put in
 	// the error reaches the terminal raw.
-	msg := termsafe.String(strings.TrimSpace(strings.ReplaceAll(err.Error(), "\n", " ")))
+	msg := termsafe.String(clierr.OneLine(err))
 	if cmd == "" {
 		return "fdtop: " + msg
 	}

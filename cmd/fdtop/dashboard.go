@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"time"
@@ -144,7 +145,7 @@ the others at their recorded pace (--speed), or one per key press (--stepped).`,
 func replayRun(opts *replayOptions) int {
 	stderr := opts.IO.Err
 	if opts.Speed <= 0 {
-		return fail(stderr, "replay", usageError{"--speed must be positive"})
+		return fail(stderr, "replay", clierr.Usage("--speed must be positive"))
 	}
 	f, err := os.Open(opts.File)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"net"
 	"os"
 	"os/exec"
@@ -103,7 +104,7 @@ func TestErrorLine(t *testing.T) {
 	}{
 		{"", errors.New("boom"), "fdtop: boom"},
 		{"watch", errors.New("two\nlines\n"), "fdtop watch: two lines"},
-		{"replay", usageError{"--speed must be positive"}, "fdtop replay: --speed must be positive"},
+		{"replay", clierr.Usage("--speed must be positive"), "fdtop replay: --speed must be positive"},
 	}
 	for _, tt := range tests {
 		if got := errorLine(tt.cmd, tt.err); got != tt.want {

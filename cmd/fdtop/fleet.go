@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
@@ -65,7 +66,7 @@ func (f *fleetFlags) targets() ([]target, error) {
 	if f.hostsFile != "" {
 		file, err := os.Open(f.hostsFile)
 		if err != nil {
-			return nil, usageError{fmt.Sprintf("--hosts-file: %v", err)}
+			return nil, clierr.Usage(fmt.Sprintf("--hosts-file: %v", err))
 		}
 		defer file.Close()
 		sc := bufio.NewScanner(file)
@@ -80,13 +81,13 @@ func (f *fleetFlags) targets() ([]target, error) {
 		}
 	}
 	if len(specs) == 0 {
-		return nil, usageError{"no hosts: --hosts-file names none"}
+		return nil, clierr.Usage("no hosts: --hosts-file names none")
 	}
 	seen := map[string]bool{}
 	var out []target
 	for _, s := range specs {
 		if seen[s] {
-			return nil, usageError{fmt.Sprintf("host %q named twice", s)}
+			return nil, clierr.Usage(fmt.Sprintf("host %q named twice", s))
 		}
 		seen[s] = true
 		t, err := parseTarget(s)
@@ -251,7 +252,7 @@ func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, pa
 	for i, h := range f.hosts {
 		if h.err != nil {
 			code = exitRuntime
-			fmt.Fprintf(stderr, "fdtop snapshot: %s: %s\n", h.name(), oneLine(h.err))
+			fmt.Fprintf(stderr, "fdtop snapshot: %s: %s\n", h.name(), termsafe.String(clierr.OneLine(h.err)))
 		}
 		if asJSON {
 			line := hostSnapshot{Target: h.target.Spec, Snapshot: snaps[i]}
@@ -265,7 +266,7 @@ func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, pa
 		}
 		fmt.Fprintf(stdout, "== %s ==\n", h.name())
 		if h.err != nil {
-			fmt.Fprintf(stdout, "unreachable: %s\n\n", oneLine(h.err))
+			fmt.Fprintf(stdout, "unreachable: %s\n\n", termsafe.String(clierr.OneLine(h.err)))
 			continue
 		}
 		if err := inspect.WriteTree(stdout, snaps[i]); err != nil {
@@ -274,11 +275,6 @@ func runRemoteSnapshot(ctx context.Context, ff *fleetFlags, mf *managerFlags, pa
 		fmt.Fprintln(stdout)
 	}
 	return code
-}
-
-// oneLine is an error on one line, safe for the terminal.
-func oneLine(err error) string {
-	return termsafe.String(strings.ReplaceAll(err.Error(), "\n", " "))
 }
 
 // runRemoteWatch prints every host's timeline as it happens, each line
@@ -442,7 +438,7 @@ func retryReach(ctx context.Context, tr *sshTransport, tg target, o agentOptions
 // known_hosts does not hold or that changed (a retry never accepts a key:
 // it connects once known_hosts has the right one, which the message says).
 func judgeStart(err error) (msg string, retry bool) {
-	msg = errLine(err)
+	msg = clierr.OneLine(err)
 	var lasting *lastingError
 	switch {
 	case strings.Contains(msg, "Permission denied ("):

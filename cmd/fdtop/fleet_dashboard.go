@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"strings"
 	"sync"
@@ -71,9 +72,6 @@ func newFleetSource(ctx context.Context, f *fleet, o agentOptions) (src *fleetSo
 	}
 	return s, wg.Wait
 }
-
-// errLine is an error on one line, as it came (the dashboard escapes it).
-func errLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
 
 // tried records a try to reach a host not reached since fdtop started:
 // err nil, reached (connecting, its first picture to come); a failure a
@@ -171,7 +169,7 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 				s.set(m, func(m *fleetMember) {
 					m.state, m.retry = ui.HostReconnecting, next
 					if err != nil {
-						m.message = errLine(err)
+						m.message = clierr.OneLine(err)
 					}
 				})
 			},
@@ -184,7 +182,7 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 				if u.Snapshot != nil {
 					m.snap, m.state, m.message, m.retry = u.Snapshot, ui.HostOK, "", time.Time{}
 				} else if u.Err != nil {
-					m.message = strings.TrimPrefix(errLine(u.Err), "connection lost: ")
+					m.message = strings.TrimPrefix(clierr.OneLine(u.Err), "connection lost: ")
 					if m.state != ui.HostReconnecting { // follow may have said so first
 						m.state = ui.HostLost
 					}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -39,7 +40,7 @@ func TestParseTarget(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
 				}
-				if _, ok := err.(usageError); !ok {
+				if _, ok := err.(clierr.UsageError); !ok {
 					t.Fatalf("err %T, want a usage error (exit 2)", err)
 				}
 				return
@@ -183,7 +184,7 @@ func TestJudgeStart(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			msg, retry := judgeStart(tc.err)
-			if retry != tc.retry || !strings.Contains(msg, tc.has) || !strings.HasPrefix(msg, errLine(tc.err)) {
+			if retry != tc.retry || !strings.Contains(msg, tc.has) || !strings.HasPrefix(msg, clierr.OneLine(tc.err)) {
 				t.Fatalf("judgeStart = %q, %v; want retry %v and %q after the error's own words", msg, retry, tc.retry, tc.has)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
@@ -142,14 +143,14 @@ func rolloutRun(opts *rolloutOptions) int {
 		return fail(stderr, "rollout", err)
 	}
 	if opts.MaxRefused < 0 || opts.MaxDropped < 0 || opts.Pause < 0 || opts.Timeout <= 0 {
-		return fail(stderr, "rollout", usageError{"--max-refused, --max-dropped and --pause must not be negative, --timeout must be positive"})
+		return fail(stderr, "rollout", clierr.Usage("--max-refused, --max-dropped and --pause must not be negative, --timeout must be positive"))
 	}
 	unit := opts.Unit
 	if !strings.Contains(unit, ".") {
 		unit += ".service"
 	}
 	if strings.ContainsAny(unit, "*?[") {
-		return fail(stderr, "rollout", usageError{"UNIT must name one unit, not a pattern"})
+		return fail(stderr, "rollout", clierr.Usage("UNIT must name one unit, not a pattern"))
 	}
 
 	// The first Ctrl-C (or SIGTERM, SIGHUP) stops after the current host
@@ -286,7 +287,7 @@ func (r *rollout) run(ctx, preCtx context.Context, hosts []*rolloutHost) int {
 			services[i], h.err = r.prepare(preCtx, h)
 		}
 		if h.err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %s", termsafe.String(h.name), oneLine(h.err)))
+			bad = append(bad, fmt.Sprintf("%s: %s", termsafe.String(h.name), termsafe.String(clierr.OneLine(h.err))))
 		}
 	}
 	select {

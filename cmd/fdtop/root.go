@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
@@ -121,7 +122,7 @@ func NewCmdRoot(ios *ioStreams, runF func(*dashboardOptions) int) *cobra.Command
 	root.SilenceErrors = true
 	root.SilenceUsage = true
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return clierr.Usage(err.Error()) })
 	root.AddCommand(
 		NewCmdSnapshot(ios, nil),
 		NewCmdWatch(ios, nil),
@@ -168,7 +169,7 @@ func newCmdPassThrough(name, short string, main func(args []string, ios *ioStrea
 // noArgs refuses any argument (GNU: "unexpected argument").
 func noArgs(_ *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+		return clierr.Usage(fmt.Sprintf("unexpected argument %q", args[0]))
 	}
 	return nil
 }
@@ -178,9 +179,9 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
 		switch {
 		case len(args) < n:
-			return usageError{"missing " + what}
+			return clierr.Usage("missing " + what)
 		case len(args) > n:
-			return usageError{fmt.Sprintf("unexpected argument %q", args[n])}
+			return clierr.Usage(fmt.Sprintf("unexpected argument %q", args[n]))
 		}
 		return nil
 	}

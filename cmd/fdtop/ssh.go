@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"net"
 	"os"
@@ -39,7 +40,7 @@ func parseTarget(s string) (target, error) {
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
 		t.User, rest = rest[:i], rest[i+1:]
 		if t.User == "" {
-			return t, usageError{fmt.Sprintf("host %q: empty user before @", s)}
+			return t, clierr.Usage(fmt.Sprintf("host %q: empty user before @", s))
 		}
 	}
 	switch {
@@ -49,7 +50,7 @@ func parseTarget(s string) (target, error) {
 			h = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
 			p = ""
 			if strings.ContainsAny(h, "[]") {
-				return t, usageError{fmt.Sprintf("host %q: bad address", s)}
+				return t, clierr.Usage(fmt.Sprintf("host %q: bad address", s))
 			}
 		}
 		t.Host, t.Port = h, p
@@ -59,14 +60,14 @@ func parseTarget(s string) (target, error) {
 		t.Host = rest // a bare IPv6 address has several colons and no port
 	}
 	if t.Host == "" {
-		return t, usageError{fmt.Sprintf("host %q: empty host name", s)}
+		return t, clierr.Usage(fmt.Sprintf("host %q: empty host name", s))
 	}
 	if strings.HasPrefix(t.Host, "-") || strings.ContainsAny(t.Host, " \t\n'\"") {
-		return t, usageError{fmt.Sprintf("host %q: not a host name", s)}
+		return t, clierr.Usage(fmt.Sprintf("host %q: not a host name", s))
 	}
 	if t.Port != "" {
 		if n, err := strconv.Atoi(t.Port); err != nil || n < 1 || n > 65535 {
-			return t, usageError{fmt.Sprintf("host %q: bad port %q", s, t.Port)}
+			return t, clierr.Usage(fmt.Sprintf("host %q: bad port %q", s, t.Port))
 		}
 	}
 	return t, nil
@@ -151,10 +152,10 @@ type sshTransport struct {
 func newSSHTransport(command string) (*sshTransport, error) {
 	words, err := splitWords(command)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--ssh: %v", err)}
+		return nil, clierr.Usage(fmt.Sprintf("--ssh: %v", err))
 	}
 	if len(words) == 0 {
-		return nil, usageError{"--ssh: empty command"}
+		return nil, clierr.Usage("--ssh: empty command")
 	}
 	if _, err := exec.LookPath(words[0]); err != nil {
 		return nil, fmt.Errorf("ssh client %q not found (install openssh-client, or name one with --ssh): %w", words[0], err)

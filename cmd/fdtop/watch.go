@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"io/fs"
 	"maps"
@@ -81,7 +82,7 @@ func watchRun(opts *watchOptions) int {
 		return fail(stderr, "watch", err)
 	}
 	if opts.Probe && opts.Fleet.remote() {
-		return fail(stderr, "watch", usageError{"--probe with -H: the remote agents run the gap meter only for restarts asked through them (the dashboard, rollout --probe); watch each host locally with --probe instead"})
+		return fail(stderr, "watch", clierr.Usage("--probe with -H: the remote agents run the gap meter only for restarts asked through them (the dashboard, rollout --probe); watch each host locally with --probe instead"))
 	}
 	if err := (&recorder{path: opts.Record}).check(); err != nil {
 		return fail(stderr, "watch", err)
