@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"time"
 
+	"github.com/fdtop/fdtop/internal/clierr"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/ui"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -99,11 +100,11 @@ func dashboard(ctx context.Context, sig *caught, mf managerFlags, df dashboardFl
 		return failUnlessSignalled(stderr, "", sig, err)
 	}
 	defer client.Close()
-	src, err := newLiveSource(ctx, client, b, df.interval, false)
+	src, err := live.New(ctx, client, b, live.Options{Interval: df.interval})
 	if err != nil {
 		return failUnlessSignalled(stderr, "", sig, err)
 	}
-	src.onePWhenShown(ctx)
+	src.OnePWhenShown(ctx)
 	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
 	if err := ui.Run(ctx, src, opts); err != nil {
 		return failUnlessSignalled(stderr, "", sig, err)

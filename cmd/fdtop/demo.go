@@ -12,6 +12,7 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/traffic"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/ui"
 	"github.com/spf13/cobra"
 )
@@ -145,12 +146,12 @@ func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 		return err
 	}
 	defer client.Close()
-	src, err := newLiveSource(ctx, client, b, ui.DefaultInterval, true)
+	src, err := live.New(ctx, client, b, live.Options{Interval: ui.DefaultInterval, Targeted: true})
 	if err != nil {
 		return err
 	}
-	src.onePWhenShown(ctx)
-	return ui.Run(ctx, src.withDemo(d), ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
+	src.OnePWhenShown(ctx)
+	return ui.Run(ctx, withDemo(src, d), ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
 }
 
 // startTraffic starts one generator per mode: a few connections each,
@@ -207,4 +208,38 @@ func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.
 		return nil, err
 	}
 	return env, nil
+}
+
+// demoSource is the live model of `fdtop demo` with the traffic
+// generators' counters (ui.DemoSource), which the dashboard reads every
+// fast interval. Only the demo has them: the live model knows nothing of
+// the demo.
+type demoSource struct {
+	*live.Source
+	traffic map[string]*traffic.Generator // service -> generator
+	conns   map[string]int
+}
+
+// DemoCounters implements ui.DemoSource for `fdtop demo`.
+func (s demoSource) DemoCounters() map[string]ui.DemoCounters {
+	out := map[string]ui.DemoCounters{}
+	for svc, g := range s.traffic {
+		st := g.Stats()
+		out[svc] = ui.DemoCounters{
+			Conns: s.conns[svc], Connected: st.Connected, Sent: st.Sent, Replies: st.Replies,
+			Refused: st.Refused, Dropped: st.Dropped, CounterResets: st.CounterResets,
+			LastPID: st.LastPID, MaxLatency: st.MaxLatency,
+		}
+	}
+	return out
+}
+
+// withDemo is src with the demo's traffic generators.
+func withDemo(src *live.Source, env *demoEnv) demoSource {
+	d := demoSource{Source: src, traffic: map[string]*traffic.Generator{}, conns: map[string]int{}}
+	for m, g := range env.traffic {
+		d.traffic[m.Service()] = g
+		d.conns[m.Service()] = demoConns
+	}
+	return d
 }

@@ -6,18 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
+	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
-
-	"github.com/fdtop/fdtop/inspect"
-	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
 // hostList is the value of -H/--host: hosts separated by commas, the flag

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/ui"
 )

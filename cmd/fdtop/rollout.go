@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/spf13/cobra"
 )
@@ -198,7 +199,7 @@ func rolloutRun(opts *rolloutOptions) int {
 			return sig.exit(failUnlessSignalled(stderr, "rollout", sig, err))
 		}
 		defer client.Close()
-		local, closeLocal, err := localAgent(ctx, newAgentModel(client, b, 2*time.Second))
+		local, closeLocal, err := localAgent(ctx, live.NewAgentModel(client, b, 2*time.Second))
 		if err != nil {
 			return fail(stderr, "rollout", err)
 		}

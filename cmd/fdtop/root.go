@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )

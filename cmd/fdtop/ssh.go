@@ -6,7 +6,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"net"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/internal/termsafe"
 )
 

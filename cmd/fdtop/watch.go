@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fdtop/fdtop/internal/clierr"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,10 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/internal/termsafe"
-	"github.com/fdtop/fdtop/procfs"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -103,7 +101,6 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	if err != nil {
 		return failUnlessSignalled(stderr, "watch", sig, err)
 	}
-	kernel := b.Kernel.(procfs.FS)
 	defer client.Close()
 	sub, err := client.Subscribe(ctx)
 	if err != nil {
@@ -117,8 +114,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	rec := &recorder{path: record}
 	defer rec.close()
 	events := make(chan inspect.Event, 1024)
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
-		Alive: inspect.SocketsAlive(kernel.SocketsByInode), ConnEnds: kernel.TCPConnEnds, FDCount: kernel.FDCount, SocketInode: kernel.SocketInode, Shows: b.Names}
+	w := live.NewWatcher(b, sub, live.WatcherOptions{Interval: interval})
 	if probe {
 		w.Probe = func(string) bool { return true }
 	}
@@ -269,32 +265,4 @@ func rssKB() int {
 		}
 	}
 	return 0
-}
-
-// writeCallCounts keeps path holding the client's read calls by method as
-// one JSON object (replaced every second while they change), until ctx
-// ends: tools/idle-cost reads it before and after its window.
-func writeCallCounts(ctx context.Context, client *dbusclient.Client, path string) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var last map[string]int64
-	for {
-		if n := client.CallCounts(); last == nil || !maps.Equal(n, last) {
-			last = n
-			if last == nil {
-				last = map[string]int64{}
-			}
-			if b, err := json.Marshal(last); err == nil {
-				tmp := path + ".tmp"
-				if os.WriteFile(tmp, b, 0o644) == nil {
-					_ = os.Rename(tmp, path)
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
