@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/fdtop/fdtop/demo/sandbox"
@@ -19,7 +20,6 @@ import (
 	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/ui"
 	"github.com/muesli/termenv"
-	tea "github.com/charmbracelet/bubbletea"
 )
 
 // controlLines returns the lines of text holding a control character other
