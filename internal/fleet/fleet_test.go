@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"errors"
@@ -35,7 +35,7 @@ func TestParseTarget(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseTarget(tc.in)
+			got, err := ParseTarget(tc.in)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
@@ -87,21 +87,21 @@ func TestBudget(t *testing.T) {
 	kept := inspect.Handoff{ListenersKept: 1, ConnectionsPreserved: 4}
 	tests := []struct {
 		name   string
-		b      budget
+		b      Budget
 		result string
 		h      inspect.Handoff
 		ok     bool
 		why    string
 	}{
-		{"handoff", budget{}, "done", kept, true, ""},
-		{"dropped", budget{}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, false, "2 connection(s) dropped (budget 0)"},
-		{"dropped within budget", budget{maxDropped: 2}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, true, ""},
-		{"replaced", budget{}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "listener(s) replaced"},
-		{"replaced, refusals allowed but unmeasured", budget{maxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "not measured"},
-		{"replaced, measured within budget", budget{maxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1, Probe: &inspect.ProbeResult{Attempts: 50, Refused: 3}}, true, ""},
-		{"refused by probe", budget{}, "done", inspect.Handoff{ListenersKept: 1, Probe: &inspect.ProbeResult{Refused: 1}}, false, "1 refused (budget 0)"},
-		{"no listener", budget{}, "done", inspect.Handoff{}, false, "no listener seen"},
-		{"job failed", budget{}, "failed", kept, false, "job failed"},
+		{"handoff", Budget{}, "done", kept, true, ""},
+		{"dropped", Budget{}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, false, "2 connection(s) dropped (budget 0)"},
+		{"dropped within budget", Budget{MaxDropped: 2}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, true, ""},
+		{"replaced", Budget{}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "listener(s) replaced"},
+		{"replaced, refusals allowed but unmeasured", Budget{MaxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "not measured"},
+		{"replaced, measured within budget", Budget{MaxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1, Probe: &inspect.ProbeResult{Attempts: 50, Refused: 3}}, true, ""},
+		{"refused by probe", Budget{}, "done", inspect.Handoff{ListenersKept: 1, Probe: &inspect.ProbeResult{Refused: 1}}, false, "1 refused (budget 0)"},
+		{"no listener", Budget{}, "done", inspect.Handoff{}, false, "no listener seen"},
+		{"job failed", Budget{}, "failed", kept, false, "job failed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,12 +137,7 @@ func TestFleetTargets(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var ff fleetFlags
-			for _, h := range tc.hosts {
-				_ = ff.hosts.Set(h)
-			}
-			ff.hostsFile = tc.file
-			got, err := ff.targets()
+			got, err := Targets(tc.hosts, tc.file)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
