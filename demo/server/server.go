@@ -615,6 +615,7 @@ func (s *server) extraLoop(ctx context.Context) {
 				}
 				s.extras = nil
 			}
+			s.log.Info("extras", "signal", sig.String(), "stored", len(s.extras))
 			s.extraMu.Unlock()
 		}
 	}
