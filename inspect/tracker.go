@@ -43,6 +43,10 @@ type Signal struct {
 	Version string `json:"version,omitempty"`
 	Error   string `json:"error,omitempty"`
 	Dropped int    `json:"dropped,omitempty"`
+	// Stale (job_new): the unit's processes changed their descriptors
+	// since the last view of them, or are gone and whether they had was
+	// not known: the connections that view shows may be short.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // The kinds of Signal.
@@ -250,6 +254,11 @@ type tracked struct {
 	// process given nothing from it is no sign of a discarded store.
 	storeLast int
 	noDiscard bool
+	// fromLost: this job brings back a main process that went without one
+	// (lost): a start, or the manager's automatic restart.
+	fromLost bool
+	// beforeStale: the view before the job may be short (Signal.Stale).
+	beforeStale bool
 	// jobLost: the connection to the manager was lost (re-executed) while
 	// this job ran: its end may never be signalled; a view showing the
 	// unit settled ends it.
@@ -626,6 +635,17 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 	}
 	// The store, entry by entry where it is known.
+	prevStore := map[uint64]bool{}
+	for _, e := range t.storeSeen {
+		if e.Inode != 0 {
+			prevStore[e.Inode] = true
+		}
+	}
+	if t.before != nil {
+		for _, e := range t.before.FDStore {
+			prevStore[e.Inode] = true
+		}
+	}
 	now := map[uint64]StoreEntry{}
 	for _, e := range raw.FDStore {
 		now[storeKey(e)] = e
@@ -659,7 +679,18 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	// What a new main process was passed.
 	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
 		t.passedFor = svc.MainPID
+		sockNames := map[string]bool{}
+		for _, su := range socks {
+			sockNames[su.Unit], sockNames[su.FileDescriptorName] = true, true
+		}
 		for _, p := range svc.Passed {
+			if p.Inode != 0 && !sockNames[p.Name] && !prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) {
+				// What the descriptor holds now was never in the store
+				// nor the manager's hands: the process closed what it was
+				// passed and the number was reused. What it was passed
+				// there was not seen.
+				p.Inode, p.Kind, p.Detail = 0, "unknown", "closed since, not seen"
+			}
 			tr.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Kind: p.Kind, Detail: p.Detail})
 		}
 	}
@@ -731,7 +762,8 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.noMainGap = 0
 		t.pendingAlive = nil
 		t.sawNoMain = t.mainPID == 0
-		t.jobLost = false
+		t.jobLost, t.fromLost = false, false
+		t.beforeStale = e.Stale
 		if t.mainPID == 0 {
 			t.noMainSince = now
 			if l := t.lost; l != nil {
@@ -740,7 +772,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 				// restart): the handoff is from it, and the time without a
 				// main process runs from its end.
 				t.lost = nil
-				t.beforePID, t.noMainSince, t.jobStopped, t.sawNoMain = l.pid, l.at, true, true
+				t.beforePID, t.noMainSince, t.sawNoMain, t.fromLost = l.pid, l.at, true, true
 				after := t.svc // the latest view: after the end, if it shows no main process
 				if l.svc != nil {
 					t.before, t.beforeSocks = l.svc, l.socks
@@ -769,7 +801,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			// part is done, and a job can be gone before its type is
 			// read: a job that took the running unit down and then
 			// brought it up again was a restart.
-			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
+			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone && !t.fromLost {
 				job = "restart"
 			}
 			t.jobType = job
@@ -972,6 +1004,11 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	if t.stopDone {
 		h.HandoffJob = "stop+start"
 	}
+	if t.fromLost && t.jobType == "start" {
+		// The process went by itself (killed, crashed) and a start
+		// brought the unit back: no restart was asked for.
+		h.HandoffJob = "start"
+	}
 	// The view before the job may not show what the old process held: the
 	// job began before any view of it (the view is of another process, or
 	// of none: only its socket units' listeners, the manager's, count), or
@@ -1021,7 +1058,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
 		}
 	}
-	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind
+	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind || t.beforeStale
 	// Connections: preserved if the same socket lives on.
 	afterC := map[uint64]Connection{}
 	for _, c := range a.Connections {
@@ -1292,4 +1329,14 @@ func gone(svc *Service) bool {
 		}
 	}
 	return true
+}
+
+// storeHas reports that a store (by storeKey) has an entry of inode.
+func storeHas(store map[uint64]StoreEntry, inode uint64) bool {
+	for _, e := range store {
+		if e.Inode == inode {
+			return true
+		}
+	}
+	return false
 }
