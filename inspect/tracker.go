@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -257,6 +258,10 @@ type tracked struct {
 	// fromLost: this job brings back a main process that went without one
 	// (lost): a start, or the manager's automatic restart.
 	fromLost bool
+	// autoRestart: after it went, the unit was seen in the manager's
+	// auto-restart state: the job that brings it back is the manager's
+	// restart.
+	autoRestart bool
 	// beforeStale: the view before the job may be short (Signal.Stale).
 	beforeStale bool
 	// jobLost: the connection to the manager was lost (re-executed) while
@@ -668,6 +673,18 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
+	seen := now
+	if slack := int(raw.FDStoreCount) - len(now); len(gone) > 0 && slack > 0 {
+		// The list is short of the manager's count (entries inferred
+		// from the kernel before 254, or not listed during a reload): an
+		// entry missing from it may still be in the store. None is said
+		// removed until the count leaves no room for it.
+		seen = maps.Clone(now)
+		for _, e := range gone {
+			seen[storeKey(e)] = e
+		}
+		gone = nil
+	}
 	for _, e := range gone {
 		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
 		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
@@ -675,7 +692,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 		tr.emit(ev)
 	}
-	t.storeSeen = now
+	t.storeSeen = seen
 	// What a new main process was passed.
 	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
 		t.passedFor = svc.MainPID
@@ -711,9 +728,9 @@ func (tr *Tracker) setMainPID(name string, t *tracked, pid int, at time.Time) {
 		if svc.MainPID != old {
 			svc = nil // no view of it: what it held was not seen
 		}
-		t.lost = &lostMain{pid: old, at: at, svc: svc, socks: socks}
+		t.lost, t.autoRestart = &lostMain{pid: old, at: at, svc: svc, socks: socks}, false
 	case pid != 0 && !inJob:
-		t.lost = nil
+		t.lost, t.autoRestart = nil, false
 	case inJob && old == t.beforePID && old != 0:
 		// The old process ends: the store as last seen while it ran.
 		if t.storeLast == 0 && t.storePeak > 0 {
@@ -801,7 +818,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			// part is done, and a job can be gone before its type is
 			// read: a job that took the running unit down and then
 			// brought it up again was a restart.
-			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone && !t.fromLost {
+			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone && (!t.fromLost || t.autoRestart) {
 				job = "restart"
 			}
 			t.jobType = job
@@ -835,6 +852,9 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 			if c.SubState != nil {
 				ss = *c.SubState
+				if t := tr.units[e.Unit]; t != nil && t.lost != nil && strings.HasPrefix(ss, "auto-restart") {
+					t.autoRestart = true
+				}
 			}
 			tr.acceptChanged(now, e.Unit, as, nil)
 			if [2]string{as, ss} != prev {
@@ -1004,7 +1024,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	if t.stopDone {
 		h.HandoffJob = "stop+start"
 	}
-	if t.fromLost && t.jobType == "start" {
+	if t.fromLost && t.jobType == "start" && !t.autoRestart && a.NRestarts <= b.NRestarts {
 		// The process went by itself (killed, crashed) and a start
 		// brought the unit back: no restart was asked for.
 		h.HandoffJob = "start"

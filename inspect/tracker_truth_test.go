@@ -115,15 +115,22 @@ func TestTrackerTruth(t *testing.T) {
 		steps: func() []inspect.Step {
 			return newSeq().view(serviceView(100, "active", 1, 2)).
 				changed(u32(0), "activating").
+				sig(inspect.Signal{Kind: inspect.SigUnitChanged, Unit: "web.service", Changes: &dbusclient.UnitChanges{SubState: str("auto-restart")}}).
 				view(serviceView(0, "activating")).
 				after(100*time.Millisecond).
-				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "restart"}).
+				// Read as a start: the restart's stop part on a dead unit
+				// is done at once.
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "start"}).
 				changed(u32(200), "active").
 				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 8, Result: "done"}).
 				view(serviceView(200, "active")).steps
 		},
 		check: func(t *testing.T, evs []inspect.Event) {
-			h := onlyHandoff(t, evs).Handoff
+			e := onlyHandoff(t, evs)
+			h := e.Handoff
+			if h.HandoffJob != "restart" || e.Job != "restart" {
+				t.Errorf("handoff_job %q job %q, want restart (the manager's automatic restart)", h.HandoffJob, e.Job)
+			}
 			if h.OldPID != 100 || h.NewPID != 200 {
 				t.Errorf("pid %d → %d, want 100 → 200", h.OldPID, h.NewPID)
 			}
@@ -285,6 +292,29 @@ func TestTrackerTruth(t *testing.T) {
 				if e.Type == inspect.EventFDPassed && e.FD == 4 && e.Inode != 0 {
 					t.Errorf("fd 4 passed as inode %d (%s): that is what it holds now, never in the store", e.Inode, e.Kind)
 				}
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252), and issue 20 case 5: a
+		// store list short of the manager's count (inferred from the
+		// kernel before 254, or not listed during a reload) is no
+		// removal; the entry showing again is no new store.
+		name: "store list short of the count",
+		steps: func() []inspect.Step {
+			short := storeView(100, "active", 1)
+			short.Services[0].FDStore = nil
+			gone := storeView(100, "active", 0)
+			return newSeq().view(storeView(100, "active", 1)).view(short).view(storeView(100, "active", 1)).view(gone).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			var got []string
+			for _, e := range evs {
+				if e.Type == inspect.EventFDStored || e.Type == inspect.EventFDRemoved {
+					got = append(got, string(e.Type))
+				}
+			}
+			if strings.Join(got, " ") != "fd_removed" {
+				t.Errorf("store events %v, want one fd_removed when the count went to 0", got)
 			}
 		},
 	}}
