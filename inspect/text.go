@@ -431,7 +431,11 @@ func Summary(h Handoff) string {
 	} else {
 		parts = append(parts, fmt.Sprintf("%d refused", refused))
 	}
-	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	if h.NoMainPIDUnknown {
+		parts = append(parts, "time without a main PID not seen")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	}
 	if p := h.Probe; p != nil {
 		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
 		if p.Failed > 0 {
@@ -458,6 +462,10 @@ func connectionsPhrase(h Handoff) string {
 		phrase = "no connections held by the unit"
 	case h.ConnectionsUnknown:
 		phrase = fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total)
+	case h.ConnectionsDroppedAtLeast:
+		// Clients dropped can reconnect and be dropped again before the
+		// old process exits, unseen.
+		phrase = fmt.Sprintf("%d/%d seen connections preserved (at least %d dropped)", h.ConnectionsPreserved, total, h.ConnectionsDropped)
 	default:
 		phrase = fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total)
 	}

@@ -424,6 +424,11 @@ type Handoff struct {
 	// gone after, closed by their clients (the kernel says the client's end
 	// closed first): not the handoff's doing, in neither count above.
 	ConnectionsClosed int `json:"connections_closed,omitempty"`
+	// ConnectionsDroppedAtLeast is set when the old process dropped
+	// connections and could accept more from its listeners until it
+	// exited: connections no view showed (clients reconnecting and dropped
+	// again) are not in ConnectionsDropped, which is then a lower bound.
+	ConnectionsDroppedAtLeast bool `json:"connections_dropped_at_least,omitempty"`
 	// ConnectionsUnknown is set when the service's processes could not be
 	// read before or after, or no view showed the old process before the
 	// job, or a connection was seen nowhere and the kernel was not asked
@@ -440,6 +445,10 @@ type Handoff struct {
 	StoreDiscarded bool `json:"store_discarded"`
 	// NoMainPIDMs is how long the unit had no main process, in milliseconds.
 	NoMainPIDMs int64 `json:"no_main_pid_ms"`
+	// NoMainPIDUnknown is set when the main PID changed with no signal
+	// showing the unit without one: the old process ended first, but for
+	// how long was not seen (NoMainPIDMs is 0 then).
+	NoMainPIDUnknown bool `json:"no_main_pid_unknown,omitempty"`
 	// RefusedDelta is the change of the socket units' NRefused, when counted.
 	RefusedDelta int `json:"refused_delta"`
 	// DurationMs is the job's duration in milliseconds.
