@@ -154,6 +154,11 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("scan /proc: %w", err)
 	}
+	if scan.Hierarchy == procfs.HierarchyUnknown {
+		if h := hierarchyFromUnits(st.Services, scan); h != procfs.HierarchyUnknown {
+			scan.UseHierarchy(h)
+		}
+	}
 	hostname, root := b.host.get()
 	snap := Join(JoinInput{
 		Time:         time.Now(),
@@ -173,6 +178,25 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 		snap.Unmatched = r.unmatched
 	}
 	return snap, nil
+}
+
+// hierarchyFromUnits decides which cgroup hierarchy the manager tracks
+// units in when /sys/fs/cgroup did not tell: the line of a service's main
+// process that is its ControlGroup (procfs.HierarchyOf), never line order.
+func hierarchyFromUnits(svcs []dbusclient.Service, scan *procfs.Scan) procfs.Hierarchy {
+	for _, s := range svcs {
+		if s.MainPID == 0 || s.ControlGroup == "" {
+			continue
+		}
+		p, ok := scan.Process(int(s.MainPID))
+		if !ok {
+			continue
+		}
+		if h := procfs.HierarchyOf(s.ControlGroup, p.Cgroups); h != procfs.HierarchyUnknown {
+			return h
+		}
+	}
+	return procfs.HierarchyUnknown
 }
 
 // read asks the manager for the units (all, or those named), their fd

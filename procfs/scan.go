@@ -118,6 +118,9 @@ type Scan struct {
 	// Errors are per-process failures other than vanishing (skipped silently)
 	// and permission (counted in Unreadable). The rest of the scan is valid.
 	Errors []error
+	// Hierarchy is the cgroup hierarchy the processes' units were read
+	// from (FS.Hierarchy; UseHierarchy changes it).
+	Hierarchy Hierarchy
 }
 
 // Process returns the scanned process with the given pid.
@@ -127,6 +130,16 @@ func (s *Scan) Process(pid int) (*Process, bool) {
 		return nil, false
 	}
 	return &s.Processes[i], true
+}
+
+// UseHierarchy reads every process's unit again from the lines of
+// hierarchy h (decided after the scan, e.g. with HierarchyOf).
+func (s *Scan) UseHierarchy(h Hierarchy) {
+	s.Hierarchy = h
+	for i := range s.Processes {
+		p := &s.Processes[i]
+		p.setCgroup(p.Cgroups, h)
+	}
 }
 
 // UnreadableNote says "N processes not readable", or "" if all were readable.
@@ -245,7 +258,7 @@ type procResult struct {
 }
 
 func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (*Scan, error) {
-	res := &Scan{}
+	res := &Scan{Hierarchy: p.hier}
 	ownNS := p.ownNetNS()
 	useNetlink := p.live && !opts.NoNetlink && !opts.NoSockets
 

@@ -9,10 +9,12 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-// TestBoot: the shared container booted to "running" with systemd as PID 1,
-// and journald, logind, dbus, polkit and the Accept=yes ssh.socket are up.
-func TestBoot(t *testing.T) {
-	c := Shared(t)
+// TestBoot: each system's shared container booted to "running" with
+// systemd as PID 1, and journald, logind, dbus, polkit and the Accept=yes
+// ssh.socket are up.
+func TestBoot(t *testing.T) { ForEach(t, testBoot) }
+
+func testBoot(t *testing.T, c *Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	t.Logf("systemd %s: %s after %v (manager's own userspace startup %v); masked %v",
