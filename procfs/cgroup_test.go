@@ -150,3 +150,20 @@ func TestDetectHierarchy(t *testing.T) {
 	}
 	diff(t, h, live.Hierarchy())
 }
+
+// TestParseProcNetNetlink: /proc/net/netlink as Linux 6.1 prints it.
+func TestParseProcNetNetlink(t *testing.T) {
+	const in = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+ffff9b5e40a3c000 0   1          00000000 0        0        0     2        0        17845
+ffff9b5e40a3d800 9   0          00000001 0        0        0     2        0        22001
+ffff9b5e40a3e000 15  372        00000002 0        0        0     2        0        22002
+`
+	got := map[uint64]NetlinkInfo{}
+	if err := parseProcNetNetlink([]byte(in), func(ino uint64, info NetlinkInfo) { got[ino] = info }); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, map[uint64]NetlinkInfo{17845: {0, 0}, 22001: {9, 1}, 22002: {15, 2}}, got)
+	if err := parseProcNetNetlink([]byte("h\nx y\n"), func(uint64, NetlinkInfo) {}); err == nil {
+		t.Error("a short line: no error")
+	}
+}
