@@ -52,8 +52,8 @@ RuntimeDirectory=sshd
 RuntimeDirectoryMode=0755
 `
 
-// maskedUnits returns the units to mask: alwaysMasked, plus every
-// non-target unit the image (lower, "/" for this host) enabled in
+// maskedUnits returns the units to mask: alwaysMasked, plus, when the
+// image is this host's (lower is "/"), every non-target unit it enabled in
 // /etc/systemd/system/*.wants (what an administrator or a package's
 // postinst added), so a package installed on this host later does not
 // start in the container either.
@@ -62,7 +62,12 @@ func maskedUnits(lower string) []string {
 	for _, u := range alwaysMasked {
 		set[u] = true
 	}
-	wants, _ := filepath.Glob(filepath.Join(lower, "etc/systemd/system/*.wants/*"))
+	// A Debian tree of its own is a fresh system: what it enabled is its
+	// distribution's default and stays (only alwaysMasked goes).
+	var wants []string
+	if lower == "/" {
+		wants, _ = filepath.Glob("/etc/systemd/system/*.wants/*")
+	}
 	for _, w := range wants {
 		u := filepath.Base(w)
 		if !strings.HasSuffix(u, ".target") && u != "ssh.socket" { // the seed's own
