@@ -714,6 +714,8 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			se.ManagerOnly = ix.onlyManagerHolds(e.Inode)
 			out.FDStore = append(out.FDStore, se)
 		}
+	case store.Denied:
+		out.FDStoreUnknown = out.FDStoreCount > 0
 	case out.FDStoreCount > 0:
 		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes, socketNames)
 	}
