@@ -99,7 +99,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		for _, e := range svc.FDStore {
 			p("    stored %s  %s  %s%s%s", StoreName(e.Name, e.NameUnknown), e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
-		if n := svc.FDStoreUnidentified(); n > 0 {
+		if svc.FDStoreUnknown {
+			p("    stored: %d entries, unknown to this user (the manager refused to list them)", svc.FDStoreCount)
+		} else if n := svc.FDStoreUnidentified(); n > 0 {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {

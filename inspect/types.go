@@ -44,6 +44,10 @@ type Manager struct {
 	// FDStorePreserve reports whether the manager has
 	// FileDescriptorStorePreserve= (systemd 254+).
 	FDStorePreserve bool `json:"fdstore_preserve"`
+	// FDStoreDenied reports that the manager refused to list fd stores to
+	// this user (systemd 254+ asks polkit for DumpUnitFileDescriptorStore
+	// on the system bus): their entries are unknown, their counts known.
+	FDStoreDenied bool `json:"fdstore_denied,omitempty"`
 	// Limits are the things this manager cannot tell, in words.
 	Limits []string `json:"limits,omitempty"`
 }
@@ -194,6 +198,10 @@ type Service struct {
 	// FDStorePreserve is FileDescriptorStorePreserve= where the manager has
 	// it (no, restart, yes), empty otherwise.
 	FDStorePreserve string `json:"fdstore_preserve,omitempty"`
+	// FDStoreUnknown is set when the manager refused to list this fd
+	// store to this user (Manager.FDStoreDenied): FDStore is empty because
+	// its entries are unknown, not because there are none.
+	FDStoreUnknown bool `json:"fdstore_unknown,omitempty"`
 	// FDStore are the entries of the fd store, listed by the manager or
 	// inferred from the kernel.
 	FDStore []StoreEntry `json:"fdstore"`
