@@ -65,7 +65,7 @@ func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Dura
 		if s := m.Socket(); s != "" {
 			units = s + " → " + units
 		}
-		fmt.Fprintf(stdout, "  %-10s %-21s %s\n", m, env.cfg.Addr(m), units)
+		fmt.Fprintf(stdout, "  %-10s %-21s %s\n", m.Short(), env.cfg.Addr(m), units)
 	}
 	fmt.Fprintf(stdout, "\nPoint systemctl at it:\n  export %s\n  systemctl --user list-sockets\n  systemctl --user restart demo-handoff.service\n", strings.Join(env.sb.Env(), " "))
 	fmt.Fprintln(stdout, "\nEach port answers every line with '<pid> <count> <line>' (try: python3 -c \"import socket;s=socket.create_connection(('127.0.0.1',PORT));s.send(b'hi\\n');print(s.recv(99))\").")
@@ -81,7 +81,7 @@ loop:
 			for _, m := range demo.Modes {
 				st := env.traffic[m].Stats()
 				fmt.Fprintf(stdout, "  %-10s pid %-7d connected %d/4  replies %-6d refused %-4d dropped %-4d counter resets %d\n",
-					m, st.LastPID, st.Connected, st.Replies, st.Refused, st.Dropped, st.CounterResets)
+					m.Short(), st.LastPID, st.Connected, st.Replies, st.Refused, st.Dropped, st.CounterResets)
 			}
 		}
 	}
@@ -118,7 +118,7 @@ func (d *demoEnv) Close() error {
 // gap meter on and the traffic counters in the demo units' detail.
 func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 	mf := managerFlags{user: true, address: d.sb.Address, proc: "/proc"}
-	client, b, err := mf.connect(ctx, []string{"demo-*", demo.Plain.Service()})
+	client, b, err := mf.connect(ctx, []string{"demo-*", demo.Plain.Service(), demo.StoredListener.Service()})
 	if err != nil {
 		return err
 	}
@@ -174,6 +174,7 @@ func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.
 		return nil, err
 	}
 	cfg.StartupDelay = delay
+	cfg.PreserveStore = demo.KnowsStorePreserve(sb.Version)
 	cfg.LogDir = sb.Dir // removed with the sandbox
 	if err := demo.Install(ctx, sb, cfg); err != nil {
 		sb.Close()
