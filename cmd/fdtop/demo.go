@@ -25,6 +25,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	dashboard := fs.Bool("dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
 	readOnly := fs.Bool("read-only", false, "no actions in the dashboard")
 	delay := fs.Duration("startup-delay", 500*time.Millisecond, "simulated start-up work of every demo service")
+	tour := fs.Bool("tour", false, "a guided tour in the dashboard: restart the four modes one by one (x ends it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -35,21 +36,25 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fdtop demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if *tour && (!*dashboard || *readOnly) {
+		fmt.Fprintln(stderr, "fdtop demo: --tour needs the dashboard and its restart key (not with --dashboard=false or --read-only)")
+		return exitUsage
+	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, *readOnly, stdout, stderr))
+	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, ui.Options{ReadOnly: *readOnly, Tour: *tour}, stdout, stderr))
 }
 
 // runDemoIn runs the demo until ctx ends (a signal) or, with the
 // dashboard, the operator quits; the sandbox is torn down either way.
-func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Duration, dashboard, readOnly bool, stdout, stderr io.Writer) int {
+func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Duration, dashboard bool, opts ui.Options, stdout, stderr io.Writer) int {
 	env, err := startDemo(ctx, systemd, delay, stderr)
 	if err != nil {
 		return failUnlessSignalled(stderr, "demo", sig, err)
 	}
 	defer env.Close()
 	if dashboard {
-		if err := env.dashboard(ctx, readOnly); err != nil {
+		if err := env.dashboard(ctx, opts); err != nil {
 			env.Close()
 			return failUnlessSignalled(stderr, "demo", sig, err)
 		}
@@ -115,8 +120,9 @@ func (d *demoEnv) Close() error {
 }
 
 // dashboard opens the live dashboard on the sandbox's manager, with the
-// gap meter on and the traffic counters in the demo units' detail.
-func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
+// gap meter on and the traffic counters in the demo units' detail; opts
+// carries --read-only and --tour.
+func (d *demoEnv) dashboard(ctx context.Context, opts ui.Options) error {
 	mf := managerFlags{user: true, address: d.sb.Address, proc: "/proc"}
 	client, b, err := mf.connect(ctx, []string{"demo-*", demo.Plain.Service(), demo.StoredListener.Service()})
 	if err != nil {
@@ -128,7 +134,8 @@ func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 		return err
 	}
 	src.onePWhenShown(ctx)
-	return ui.Run(ctx, src.withDemo(d), ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
+	opts.Probe, opts.Title = true, "demo"
+	return ui.Run(ctx, src.withDemo(d), opts)
 }
 
 // startTraffic starts one generator per mode: a few connections each,
