@@ -87,7 +87,7 @@ type Exporter struct {
 	wholeNeeded bool
 	disconnects uint64
 	units       map[string]*unitCounters
-	findings    map[string]int    // by code; nil: the doctor has not run on a current picture
+	findings    []inspect.Finding // nil: the doctor has not run on a current picture
 	doctored    *inspect.Snapshot // the picture the findings are of
 	doctorKick  chan struct{}     // a picture to look at
 	lastDoctor  string            // the doctor's last error, said once
@@ -300,20 +300,27 @@ func (e *Exporter) runDoctor(ctx context.Context) {
 			}
 		} else {
 			e.lastDoctor = ""
-			e.findings, e.doctored = countFindings(found), snap
+			if found == nil {
+				found = []inspect.Finding{}
+			}
+			e.findings, e.doctored = found, snap
 		}
 		e.mu.Unlock()
 	}
 }
 
-// countFindings counts findings by code, every code of the catalogue at 0.
-func countFindings(found []inspect.Finding) map[string]int {
+// countFindings counts by code the findings on the units the filters
+// keep (--max-units does not apply: a finding may be about a unit with no
+// series), every code of the catalogue at 0.
+func (e *Exporter) countFindings(found []inspect.Finding) map[string]int {
 	out := make(map[string]int, len(DoctorCodes))
 	for _, c := range DoctorCodes {
 		out[c] = 0
 	}
 	for _, f := range found {
-		out[f.Code]++
+		if e.filtered(f.Unit) {
+			out[f.Code]++
+		}
 	}
 	return out
 }
@@ -342,6 +349,12 @@ func handoffUnits(snap *inspect.Snapshot) []string {
 	return out
 }
 
+// filtered reports whether a unit passes --unit-include and --unit-exclude.
+func (e *Exporter) filtered(unit string) bool {
+	return (e.opts.Include == nil || e.opts.Include.MatchString(unit)) &&
+		(e.opts.Exclude == nil || !e.opts.Exclude.MatchString(unit))
+}
+
 // selectUnits filters names (deduplicated here) by the include and exclude
 // expressions and caps them at MaxUnits in name order; it returns the set
 // kept and how many the cap left out.
@@ -350,13 +363,9 @@ func (e *Exporter) selectUnits(names []string) (map[string]bool, int) {
 	names = slices.Compact(names)
 	kept := names[:0]
 	for _, n := range names {
-		if e.opts.Include != nil && !e.opts.Include.MatchString(n) {
-			continue
+		if e.filtered(n) {
+			kept = append(kept, n)
 		}
-		if e.opts.Exclude != nil && e.opts.Exclude.MatchString(n) {
-			continue
-		}
-		kept = append(kept, n)
 	}
 	omitted := 0
 	if e.opts.MaxUnits > 0 && len(kept) > e.opts.MaxUnits {

@@ -130,7 +130,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		if e.findings != nil {
-			for code, n := range e.findings {
+			for code, n := range e.countFindings(e.findings) {
 				gauge(descFindings, float64(n), label(code))
 			}
 		}
