@@ -97,6 +97,7 @@ func (h *histogram) cumulative() map[float64]uint64 {
 type unitCounters struct {
 	handoffs            [4][4]uint64 // [listener][connections], as listenerValues and connectionValues
 	dropped, preserved  uint64
+	closed              uint64 // by their clients during the handoff
 	refused             uint64 // by the gap meter
 	noMainPID, noListen histogram
 	last                time.Time // the last handoff (when it was seen)
@@ -120,6 +121,7 @@ func (c *unitCounters) add(h inspect.Handoff) {
 	c.handoffs[indexOf(listenerValues, v.Listener)][indexOf(connectionValues, v.Connections)]++
 	c.dropped += uint64(max(h.ConnectionsDropped, 0))
 	c.preserved += uint64(max(h.ConnectionsPreserved, 0))
+	c.closed += uint64(max(h.ConnectionsClosed, 0))
 	if h.Probe != nil {
 		c.refused += uint64(max(h.Probe.Refused, 0))
 	}

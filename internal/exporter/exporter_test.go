@@ -64,7 +64,7 @@ func fed(opts Options) *Exporter {
 	e.now = func() time.Time { return t0 }
 	e.OnSnapshot(picture(t0))
 	e.Observe(handoff("web.service", t0.Add(time.Second), inspect.Handoff{ListenersKept: 2, ConnectionsPreserved: 5, NoMainPIDMs: 120}))
-	e.Observe(handoff("web.service", t0.Add(2*time.Second), inspect.Handoff{ListenersKept: 2, ConnectionsPreserved: 4, ConnectionsDropped: 1, NoMainPIDMs: 30}))
+	e.Observe(handoff("web.service", t0.Add(2*time.Second), inspect.Handoff{ListenersKept: 2, ConnectionsPreserved: 4, ConnectionsDropped: 1, ConnectionsClosed: 1, NoMainPIDMs: 30}))
 	e.Observe(handoff("plain.service", t0.Add(3*time.Second), inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 2, NoMainPIDMs: 700,
 		Probe: &inspect.ProbeResult{Attempts: 80, Refused: 12, RefusedForMs: 640}}))
 	e.Observe(handoff("ssh.socket", t0.Add(4*time.Second), inspect.Handoff{ListenersKept: 1, ConnectionsUnknown: true,
@@ -78,7 +78,7 @@ func fed(opts Options) *Exporter {
 var ownMetrics = []string{"fdtop_up", "fdtop_last_scan_timestamp_seconds", "fdtop_manager_disconnects_total", "fdtop_manager_info",
 	"fdtop_processes_unreadable", "fdtop_units_omitted", "fdtop_fdstore_entries", "fdtop_fdstore_max",
 	"fdtop_listener_holder_processes", "fdtop_listener_leaked_holders", "fdtop_handoffs_total",
-	"fdtop_handoff_dropped_connections_total", "fdtop_handoff_preserved_connections_total", "fdtop_handoff_refused_connections_total",
+	"fdtop_handoff_dropped_connections_total", "fdtop_handoff_preserved_connections_total", "fdtop_handoff_client_closed_connections_total", "fdtop_handoff_refused_connections_total",
 	"fdtop_handoff_no_main_pid_seconds", "fdtop_handoff_no_listener_seconds", "fdtop_last_handoff_timestamp_seconds", "fdtop_doctor_findings"}
 
 // golden compares what c collects with testdata/NAME (rewritten with -update).

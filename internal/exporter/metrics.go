@@ -42,6 +42,8 @@ var (
 		"Connections the old process held that were closed by a handoff.", []string{"name"}, nil)
 	descPreserved = prometheus.NewDesc("fdtop_handoff_preserved_connections_total",
 		"Connections the old process held that lived on after a handoff (in the new process or the fd store).", []string{"name"}, nil)
+	descClosed = prometheus.NewDesc("fdtop_handoff_client_closed_connections_total",
+		"Connections the old process held that their clients closed during a handoff (the client's end closed first): not the handoff's doing, in neither the dropped nor the preserved count.", []string{"name"}, nil)
 	descRefused = prometheus.NewDesc("fdtop_handoff_refused_connections_total",
 		"Connects the gap meter saw refused during handoffs (only with --probe: without it refusals are not measured and the series is absent).", []string{"name"}, nil)
 	descNoMain = prometheus.NewDesc("fdtop_handoff_no_main_pid_seconds",
@@ -56,7 +58,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{descUp, descScan, descDisconnects, descManager, descUnreadable, descBuild, descOmitted,
-	descEntries, descMax, descHolders, descLeaked, descHandoffs, descDropped, descPreserved, descRefused,
+	descEntries, descMax, descHolders, descLeaked, descHandoffs, descDropped, descPreserved, descClosed, descRefused,
 	descNoMain, descNoListen, descLast, descFindings}
 
 // Describe implements prometheus.Collector.
@@ -148,6 +150,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(descDropped, c.dropped, name)
 		counter(descPreserved, c.preserved, name)
+		counter(descClosed, c.closed, name)
 		if e.opts.Probe {
 			counter(descRefused, c.refused, name)
 		}
