@@ -281,3 +281,67 @@ func (p *promServer) query(t *testing.T, q string) (float64, bool) {
 	v, err := strconv.ParseFloat(s, 64)
 	return v, err == nil
 }
+
+// TestAlertRules: the shipped alert rules pass `promtool check rules` and
+// their unit tests (`promtool test rules`, testdata/alerts_test.yml).
+func TestAlertRules(t *testing.T) {
+	needTool(t, promtoolBin)
+	for _, args := range [][]string{
+		{"check", "rules", "../../docs/prometheus/alerts.yml"},
+		{"test", "rules", "testdata/alerts_test.yml"},
+	} {
+		out, err := exec.Command(promtoolBin, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestScrapeFormats: the server answers the text format, and OpenMetrics
+// when asked; promtool checks the text one.
+func TestScrapeFormats(t *testing.T) {
+	needTool(t, promtoolBin)
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, Registry(fed(Options{Version: "1.2.3", Probe: true})), io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	base := "http://" + ln.Addr().String() + "/metrics"
+	tests := []struct {
+		name, accept, contentType, end string
+	}{
+		{"text", "", "text/plain; version=0.0.4", "fdtop_up 1\n"},
+		{"openmetrics", "application/openmetrics-text; version=1.0.0", "application/openmetrics-text; version=1.0.0", "# EOF\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", base, nil)
+			if tt.accept != "" {
+				req.Header.Set("Accept", tt.accept)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tt.contentType) {
+				t.Errorf("Content-Type %q, want %q", ct, tt.contentType)
+			}
+			if !strings.Contains(string(body), tt.end) {
+				t.Errorf("the scrape lacks %q", tt.end)
+			}
+			if tt.accept == "" {
+				promtoolCheck(t, string(body))
+			}
+		})
+	}
+}
