@@ -113,6 +113,11 @@ type View struct {
 	// AliveUnknown: the kernel could not be asked about those sockets, so
 	// one not seen in a process or the manager is unknown, not dropped.
 	AliveUnknown bool `json:"alive_unknown,omitempty"`
+	// Closed says, of the connections of a handoff seen in no process and
+	// not in the manager, which end the kernel says closed first
+	// (ClosedByClient, ClosedByService; Watcher.ConnEnds); one it does not
+	// name was not learned. One its client closed is not dropped.
+	Closed map[uint64]string `json:"closed,omitempty"`
 	// Own lists the peer addresses of connections in the view that are
 	// fdtop's own (the gap meter's probes, which connect and close at
 	// once): they are never a service's connections, neither preserved
@@ -273,6 +278,10 @@ type tracked struct {
 	// not show the service (its process already going again); used if the
 	// job is concluded without a view (concludeNow).
 	pendingAlive map[uint64]bool
+	// closed is what the kernel told, in the views taken since the job
+	// began, of which end of a connection before it closed first
+	// (View.Closed, asked while the evidence lasts).
+	closed map[uint64]string
 }
 
 // lostMain is a main process that went without a job, as last seen.
@@ -431,6 +440,71 @@ func (tr *Tracker) WatchList() []string {
 // from a process to the manager can slip between two reads).
 func (tr *Tracker) Unaccounted(v *View) []uint64 {
 	var out []uint64
+	for _, c := range tr.unaccountedConns(v) {
+		out = append(out, c.Inode)
+	}
+	return append(out, tr.acceptUnaccounted(v)...)
+}
+
+// Unexplained lists the connections a service in a handoff (its job
+// running, waiting for its start, or finished) held before its job that
+// the view shows in no process and not in the manager, and of which the
+// kernel has not yet told which end closed first: the loop asks it for
+// those Alive does not report open (View.Closed), at every view, while the
+// evidence lasts.
+func (tr *Tracker) Unexplained(v *View) []Connection {
+	held := v.held()
+	var out []Connection
+	for name, t := range tr.units {
+		if t.before == nil || t.before.MainPID != t.beforePID || (!t.jobActive && !t.awaitStart && !slices.ContainsFunc(tr.finishing, func(p pendingFinish) bool { return p.name == name })) {
+			continue
+		}
+		shown := map[uint64]bool{}
+		for _, svc := range v.Snapshot.Services {
+			if svc.Unit == name {
+				for _, c := range svc.Connections {
+					shown[c.Inode] = true
+				}
+			}
+		}
+		for _, c := range t.before.Connections {
+			if _, told := t.closed[c.Inode]; told || shown[c.Inode] || held[c.Inode] || tr.isOwn(c) || slices.Contains(v.Own, ownKey(c.Remote)) {
+				continue
+			}
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Inode < out[j].Inode })
+	return out
+}
+
+// noteClosed keeps what a view's kernel lookups told of which end of a
+// connection closed first, for the services whose handoff it belongs to.
+func (tr *Tracker) noteClosed(v *View) {
+	if len(v.Closed) == 0 {
+		return
+	}
+	for _, t := range tr.units {
+		if t.before == nil {
+			continue
+		}
+		for _, c := range t.before.Connections {
+			who, ok := v.Closed[c.Inode]
+			if !ok {
+				continue
+			}
+			if t.closed == nil {
+				t.closed = map[uint64]string{}
+			}
+			if _, told := t.closed[c.Inode]; !told {
+				t.closed[c.Inode] = who
+			}
+		}
+	}
+}
+
+func (tr *Tracker) unaccountedConns(v *View) []Connection {
+	var out []Connection
 	held := v.held()
 	for _, p := range tr.finishing {
 		t := tr.units[p.name]
@@ -447,11 +521,11 @@ func (tr *Tracker) Unaccounted(v *View) []uint64 {
 		}
 		for _, c := range t.before.Connections {
 			if !after[c.Inode] && !held[c.Inode] && !tr.isOwn(c) && !slices.Contains(v.Own, ownKey(c.Remote)) {
-				out = append(out, c.Inode)
+				out = append(out, c)
 			}
 		}
 	}
-	return append(out, tr.acceptUnaccounted(v)...)
+	return out
 }
 
 // unit returns the tracking of a service, created on first use.
@@ -530,14 +604,15 @@ func (tr *Tracker) view(at time.Time, v *View) {
 		t := tr.unit(svc.Unit)
 		var socks []SocketUnit
 		for _, su := range snap.Sockets {
-			if su.Service == svc.Unit {
-				socks = append(socks, su)
+			if su.Service == svc.Unit || !su.Accept && slices.Contains(svc.Sockets, su.Unit) {
+				socks = append(socks, su) // its Service= or its Sockets=
 			}
 		}
 		t.held = held
 		tr.observe(svc.Unit, t, &svc, socks, at)
 		tr.settleLost(svc.Unit, t, &svc, at)
 	}
+	tr.noteClosed(v)
 	if len(tr.finishing) > 0 {
 		rest := tr.finishing[:0:0]
 		for _, p := range tr.finishing {
@@ -663,7 +738,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	for _, k := range keys {
 		e := now[k]
 		if _, ok := t.storeSeen[k]; !ok {
-			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
+			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
 		}
 	}
 	gone := make([]StoreEntry, 0)
@@ -686,7 +761,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		gone = nil
 	}
 	for _, e := range gone {
-		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
+		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
 		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
 			ev.Via = "taken"
 		}
@@ -778,6 +853,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
 		t.pendingAlive = nil
+		t.closed = nil
 		t.sawNoMain = t.mainPID == 0
 		t.jobLost, t.fromLost = false, false
 		t.beforeStale = e.Stale
@@ -1068,7 +1144,12 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		switch {
 		case ino != 0 && (after == ino || newHolds[ino]):
 			h.ListenersKept++
-			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr})
+			ev := Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr}
+			if name, ok := storedListener(ino, a, b, t.beforeSocks, socks); ok {
+				h.ListenersFromStore = append(h.ListenersFromStore, name)
+				ev.Name, ev.Via = name, "fdstore"
+			}
+			tr.emit(ev)
 		case ino == 0 || after == 0:
 			// Not seen on one side (the manager not readable, or the
 			// listener not found then): neither kept nor replaced.
@@ -1096,6 +1177,17 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			continue
 		}
 		ac, ok := afterC[c.Inode]
+		if !ok && !t.held[c.Inode] && !alive[c.Inode] && t.closed[c.Inode] == ClosedByClient {
+			// Gone, and the kernel says its client's end closed first
+			// (maybe before the job began: the view before the job can be
+			// an interval old): not dropped.
+			h.ConnectionsClosed++
+			if reported < 20 {
+				reported++
+				tr.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionClosed, Inode: c.Inode, Detail: c.Remote, PrevPID: c.PID, PrevFD: c.FD, Via: ClosedByClient})
+			}
+			continue
+		}
 		if !ok && !t.held[c.Inode] && !alive[c.Inode] && aliveUnknown {
 			// Seen nowhere, but whether it still exists was not
 			// learned: not said dropped.
@@ -1200,6 +1292,39 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 	}
 	return h
+}
+
+// storedListener reports that the listener ino survived through the fd
+// store, and the entry's name: it is no socket unit's, and the new process
+// was passed it under a name (LISTEN_FDNAMES), or a store entry is it.
+func storedListener(ino uint64, after, before *Service, socks ...[]SocketUnit) (string, bool) {
+	names := map[string]bool{}
+	for _, ss := range socks {
+		for _, su := range ss {
+			for _, l := range su.Listeners {
+				if l.Inode == ino {
+					return "", false // a socket unit's listener
+				}
+			}
+			names[su.Unit] = true
+			if su.FileDescriptorName != "" {
+				names[su.FileDescriptorName] = true
+			}
+		}
+	}
+	for _, p := range after.Passed {
+		if p.Inode == ino && p.Name != "" && !names[p.Name] {
+			return p.Name, true
+		}
+	}
+	for _, svc := range []*Service{after, before} {
+		for _, e := range svc.FDStore {
+			if e.Inode == ino {
+				return e.Name, true
+			}
+		}
+	}
+	return "", false
 }
 
 // exiting reports that cur is a view of the same main process as prev
