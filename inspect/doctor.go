@@ -407,6 +407,7 @@ func (d *diagnosis) warnings() {
 		}
 	}
 	listenerNames := map[string]map[string]bool{} // service -> fd names of its sockets
+	heldInside := map[string]map[string]bool{}    // service -> fd names of its sockets a process of it holds
 	for _, su := range snap.Sockets {
 		if su.Accept {
 			continue
@@ -417,8 +418,19 @@ func (d *diagnosis) warnings() {
 		}
 		if listenerNames[su.Service] == nil {
 			listenerNames[su.Service] = map[string]bool{}
+			heldInside[su.Service] = map[string]bool{}
 		}
 		listenerNames[su.Service][name] = true
+		for _, l := range su.Listeners {
+			for _, h := range l.Holders {
+				// A worker the main process forked (a pre-forking
+				// server) serves it although the main process closed
+				// its copy.
+				if !h.Manager && !h.Outside && h.Unit == su.Service {
+					heldInside[su.Service][name] = true
+				}
+			}
+		}
 	}
 	for _, svc := range snap.Services {
 		if svc.MainPID == 0 || notHeld[svc.Unit] {
@@ -426,7 +438,7 @@ func (d *diagnosis) warnings() {
 		}
 		for _, p := range svc.Passed {
 			// A stored connection passed back and closed since is normal.
-			if p.Kind != "closed" || !listenerNames[svc.Unit][p.Name] {
+			if p.Kind != "closed" || !listenerNames[svc.Unit][p.Name] || heldInside[svc.Unit][p.Name] {
 				continue
 			}
 			d.add(Finding{Unit: svc.Unit, Code: "listener-not-held",
