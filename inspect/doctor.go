@@ -127,6 +127,7 @@ func Diagnose(in DoctorInput) []Finding {
 		d.in.Snapshot = in.Snapshot
 	}
 	d.units()
+	d.unheldListeners()
 	d.warnings()
 	sort.SliceStable(d.out, func(i, j int) bool {
 		if d.out[i].Unit != d.out[j].Unit {

@@ -380,7 +380,7 @@ func (l Level) Glyph() string {
 // Grade grades a handoff.
 func Grade(h Handoff) Level {
 	switch {
-	case refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
+	case h.Failed || refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
 		return LevelBad
 	case h.ListenersReplaced > 0 || (h.Probe != nil && h.Probe.Failed > 0):
 		return LevelCaution
@@ -406,6 +406,12 @@ func refusedTotal(h Handoff) int {
 // PIDs. watch and the JSON timeline say it this way.
 func Verdict(h Handoff) string {
 	line := Summary(h)
+	if h.Failed {
+		if h.OldPID != 0 {
+			line += fmt.Sprintf(" (pid %d, none after)", h.OldPID)
+		}
+		return line
+	}
 	if h.OldPID != 0 || h.NewPID != 0 {
 		line += fmt.Sprintf(" (pid %d → %d)", h.OldPID, h.NewPID)
 	}
@@ -414,6 +420,9 @@ func Verdict(h Handoff) string {
 
 // Summary is Verdict without the PIDs (the dashboard shows them apart).
 func Summary(h Handoff) string {
+	if h.Failed {
+		return failedSummary(h)
+	}
 	if h.Accept != nil {
 		return acceptSummary(h)
 	}
@@ -450,6 +459,47 @@ func Summary(h Handoff) string {
 		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
 	}
 	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// failedSummary is the Summary of a job that failed and left the service
+// without a main process, e.g. "✗ restart failed (start-limit-hit) ·
+// service failed · demo.socket failed · listener closed · 0/4 connections
+// preserved · fd store lost (5 fds)": what happened and what it cost.
+func failedSummary(h Handoff) string {
+	job := h.HandoffJob
+	if job == "" {
+		job = "job"
+	}
+	head := job + " failed"
+	if h.ServiceResult != "" && h.ServiceResult != "success" {
+		head += " (" + h.ServiceResult + ")"
+	}
+	parts := []string{head}
+	if h.ServiceState != "" {
+		parts = append(parts, "service "+h.ServiceState)
+	}
+	for _, su := range h.SocketsFailed {
+		parts = append(parts, su+" failed")
+	}
+	var ls []string
+	if h.ListenersClosed > 0 {
+		ls = append(ls, plural1(h.ListenersClosed, "listener", fmt.Sprintf("%d listeners", h.ListenersClosed))+" closed")
+	}
+	if h.ListenersKept+h.ListenersReplaced > 0 {
+		ls = append(ls, listenerPhrase(h.ListenersKept, h.ListenersReplaced))
+	}
+	if h.ListenersUnknown > 0 {
+		ls = append(ls, plural(h.ListenersUnknown, "listener", "listeners")+" not seen")
+	}
+	parts = append(parts, ls...)
+	parts = append(parts, connectionsPhrase(h))
+	switch {
+	case h.FDStoreBefore > 0 && h.FDStoreAfter == 0:
+		parts = append(parts, fmt.Sprintf("fd store lost (%d fds)", h.FDStoreBefore))
+	case h.FDStoreAfter > 0:
+		parts = append(parts, fmt.Sprintf("fd store kept (%d fds)", h.FDStoreAfter))
+	}
+	return LevelBad.Glyph() + " " + strings.Join(parts, " · ")
 }
 
 // connectionsPhrase says what became of the connections held before, those

@@ -421,6 +421,19 @@ type Handoff struct {
 	// after (the manager's descriptors not readable): neither kept nor
 	// replaced.
 	ListenersUnknown int `json:"listeners_unknown,omitempty"`
+	// ListenersClosed counts listeners held before whose socket unit is
+	// down after (failed or stopped): the manager closed them, nobody
+	// listens there for the service.
+	ListenersClosed int `json:"listeners_closed,omitempty"`
+	// Failed is set when the job failed (its result on the event: failed,
+	// timeout, dependency, canceled) and left no main process: no handoff
+	// took place; the rest says what it cost. ServiceState and
+	// ServiceResult are the service's state and result after (e.g. failed,
+	// start-limit-hit); SocketsFailed the socket units that failed with it.
+	Failed        bool     `json:"failed,omitempty"`
+	ServiceState  string   `json:"service_state,omitempty"`
+	ServiceResult string   `json:"service_result,omitempty"`
+	SocketsFailed []string `json:"sockets_failed,omitempty"`
 	// ListenersFromStore names the fd store entries (their FDNAME) through
 	// which kept listeners survived: listeners the service stored itself
 	// (FDSTORE=1) and got back in LISTEN_FDNAMES, not a socket unit's.
