@@ -60,12 +60,18 @@ type DoctorInput struct {
 }
 
 // Unchecked says what the doctor could not look at, so that no finding is
-// never taken for a clean bill: the services whose processes were not
-// readable (what they were passed and hold), and the units whose logs
-// were not (what the manager refused them). Sorted; empty when it saw
+// never taken for a clean bill: the patterns that matched no unit, the
+// services whose processes were not readable (what they were passed and
+// hold), and the units whose logs were not (what the manager refused
+// them). Sorted; empty when it saw
 // everything it checks.
 func Unchecked(in DoctorInput) []string {
 	var out []string
+	if in.Snapshot != nil && len(in.Snapshot.Unmatched) > 0 {
+		// The doctor reads inactive units too: the hint about --all is
+		// not for it.
+		out = append(out, strings.TrimSuffix(NoMatchNote(in.Snapshot.Unmatched), "; inactive units need --all"))
+	}
 	if in.Snapshot != nil {
 		var blind []string
 		for _, svc := range in.Snapshot.Services {
@@ -98,6 +104,13 @@ type AddressHolder struct {
 	Holder
 	// Cmdline is the holder's command line.
 	Cmdline string
+}
+
+// NothingMatched reports that the doctor was given unit patterns and none
+// of them matched a unit: it checked nothing (fdtop doctor exits 4).
+func NothingMatched(in DoctorInput) bool {
+	s := in.Snapshot
+	return s != nil && len(s.Unmatched) > 0 && len(s.Sockets) == 0 && len(s.Services) == 0
 }
 
 // Diagnose returns the findings, sorted by unit then code. It does no I/O.

@@ -298,6 +298,11 @@ func Describe(e Event) string {
 			break
 		}
 		return fmt.Sprintf("connection from %s dropped", e.Detail)
+	case EventConnectionClosed:
+		if e.Detail == "" {
+			break
+		}
+		return fmt.Sprintf("connection from %s closed by its client, not dropped", e.Detail)
 	case EventHandoff:
 		if e.Handoff != nil {
 			return Verdict(*e.Handoff)
@@ -407,19 +412,7 @@ func Summary(h Handoff) string {
 		return acceptSummary(h)
 	}
 	parts := []string{listenersPhrase(h)}
-	total := h.ConnectionsPreserved + h.ConnectionsDropped
-	switch {
-	case total == 0 && h.ConnectionsUnknown:
-		parts = append(parts, "connections unknown (not seen)")
-	case total == 0:
-		// Only the unit's processes were looked at: connections handed
-		// to other units (a login session) are not among them.
-		parts = append(parts, "no connections held by the unit")
-	case h.ConnectionsUnknown:
-		parts = append(parts, fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total))
-	default:
-		parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
-	}
+	parts = append(parts, connectionsPhrase(h))
 	switch {
 	case h.FDsCarriedUnknown && !h.StoreDiscarded:
 		parts = append(parts, "fds carried unknown (not readable)")
@@ -447,6 +440,39 @@ func Summary(h Handoff) string {
 		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
 	}
 	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// connectionsPhrase says what became of the connections held before, those
+// their clients closed too.
+func connectionsPhrase(h Handoff) string {
+	total := h.ConnectionsPreserved + h.ConnectionsDropped
+	var phrase string
+	switch {
+	case total == 0 && h.ConnectionsUnknown:
+		phrase = "connections unknown (not seen)"
+	case total == 0 && h.ConnectionsClosed > 0:
+		phrase = "no connections held by the unit"
+	case total == 0:
+		// Only the unit's processes were looked at: connections handed
+		// to other units (a login session) are not among them.
+		phrase = "no connections held by the unit"
+	case h.ConnectionsUnknown:
+		phrase = fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total)
+	default:
+		phrase = fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total)
+	}
+	if h.ConnectionsClosed > 0 {
+		phrase += fmt.Sprintf(", %d closed by %s", h.ConnectionsClosed, plural1(h.ConnectionsClosed, "its client", "their clients"))
+	}
+	return phrase
+}
+
+// plural1 is one or many by n.
+func plural1(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // listenersPhrase says what became of the listeners, those not seen too.

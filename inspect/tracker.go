@@ -108,6 +108,11 @@ type View struct {
 	// AliveUnknown: the kernel could not be asked about those sockets, so
 	// one not seen in a process or the manager is unknown, not dropped.
 	AliveUnknown bool `json:"alive_unknown,omitempty"`
+	// Closed says, of the connections of a handoff seen in no process and
+	// not in the manager, which end the kernel says closed first
+	// (ClosedByClient, ClosedByService; Watcher.ConnEnds); one it does not
+	// name was not learned. One its client closed is not dropped.
+	Closed map[uint64]string `json:"closed,omitempty"`
 	// Own lists the peer addresses of connections in the view that are
 	// fdtop's own (the gap meter's probes, which connect and close at
 	// once): they are never a service's connections, neither preserved
@@ -239,6 +244,10 @@ type tracked struct {
 	// not show the service (its process already going again); used if the
 	// job is concluded without a view (concludeNow).
 	pendingAlive map[uint64]bool
+	// closed is what the kernel told, in the views taken since the job
+	// began, of which end of a connection before it closed first
+	// (View.Closed, asked while the evidence lasts).
+	closed map[uint64]string
 }
 
 // pendingFinish is a finished job whose summary waits for a fresh view.
@@ -381,6 +390,71 @@ func (tr *Tracker) WatchList() []string {
 // from a process to the manager can slip between two reads).
 func (tr *Tracker) Unaccounted(v *View) []uint64 {
 	var out []uint64
+	for _, c := range tr.unaccountedConns(v) {
+		out = append(out, c.Inode)
+	}
+	return append(out, tr.acceptUnaccounted(v)...)
+}
+
+// Unexplained lists the connections a service in a handoff (its job
+// running, waiting for its start, or finished) held before its job that
+// the view shows in no process and not in the manager, and of which the
+// kernel has not yet told which end closed first: the loop asks it for
+// those Alive does not report open (View.Closed), at every view, while the
+// evidence lasts.
+func (tr *Tracker) Unexplained(v *View) []Connection {
+	held := v.held()
+	var out []Connection
+	for name, t := range tr.units {
+		if t.before == nil || t.before.MainPID != t.beforePID || (!t.jobActive && !t.awaitStart && !slices.ContainsFunc(tr.finishing, func(p pendingFinish) bool { return p.name == name })) {
+			continue
+		}
+		shown := map[uint64]bool{}
+		for _, svc := range v.Snapshot.Services {
+			if svc.Unit == name {
+				for _, c := range svc.Connections {
+					shown[c.Inode] = true
+				}
+			}
+		}
+		for _, c := range t.before.Connections {
+			if _, told := t.closed[c.Inode]; told || shown[c.Inode] || held[c.Inode] || tr.isOwn(c) || slices.Contains(v.Own, ownKey(c.Remote)) {
+				continue
+			}
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Inode < out[j].Inode })
+	return out
+}
+
+// noteClosed keeps what a view's kernel lookups told of which end of a
+// connection closed first, for the services whose handoff it belongs to.
+func (tr *Tracker) noteClosed(v *View) {
+	if len(v.Closed) == 0 {
+		return
+	}
+	for _, t := range tr.units {
+		if t.before == nil {
+			continue
+		}
+		for _, c := range t.before.Connections {
+			who, ok := v.Closed[c.Inode]
+			if !ok {
+				continue
+			}
+			if t.closed == nil {
+				t.closed = map[uint64]string{}
+			}
+			if _, told := t.closed[c.Inode]; !told {
+				t.closed[c.Inode] = who
+			}
+		}
+	}
+}
+
+func (tr *Tracker) unaccountedConns(v *View) []Connection {
+	var out []Connection
 	held := v.held()
 	for _, p := range tr.finishing {
 		t := tr.units[p.name]
@@ -397,11 +471,11 @@ func (tr *Tracker) Unaccounted(v *View) []uint64 {
 		}
 		for _, c := range t.before.Connections {
 			if !after[c.Inode] && !held[c.Inode] && !tr.isOwn(c) && !slices.Contains(v.Own, ownKey(c.Remote)) {
-				out = append(out, c.Inode)
+				out = append(out, c)
 			}
 		}
 	}
-	return append(out, tr.acceptUnaccounted(v)...)
+	return out
 }
 
 // unit returns the tracking of a service, created on first use.
@@ -487,6 +561,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 		t.held = held
 		tr.observe(svc.Unit, t, &svc, socks, at)
 	}
+	tr.noteClosed(v)
 	if len(tr.finishing) > 0 {
 		rest := tr.finishing[:0:0]
 		for _, p := range tr.finishing {
@@ -668,6 +743,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.storePeak = int(t.before.FDStoreCount)
 		t.noMainGap = 0
 		t.pendingAlive = nil
+		t.closed = nil
 		if t.mainPID == 0 {
 			t.noMainSince = now
 		}
@@ -903,6 +979,17 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			continue
 		}
 		ac, ok := afterC[c.Inode]
+		if !ok && !t.held[c.Inode] && !alive[c.Inode] && t.closed[c.Inode] == ClosedByClient {
+			// Gone, and the kernel says its client's end closed first
+			// (maybe before the job began: the view before the job can be
+			// an interval old): not dropped.
+			h.ConnectionsClosed++
+			if reported < 20 {
+				reported++
+				tr.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionClosed, Inode: c.Inode, Detail: c.Remote, PrevPID: c.PID, PrevFD: c.FD, Via: ClosedByClient})
+			}
+			continue
+		}
 		if !ok && !t.held[c.Inode] && !alive[c.Inode] && aliveUnknown {
 			// Seen nowhere, but whether it still exists was not
 			// learned: not said dropped.

@@ -318,6 +318,7 @@ const (
 	EventListenerReplaced    EventType = "listener_replaced"
 	EventConnectionPreserved EventType = "connection_preserved"
 	EventConnectionDropped   EventType = "connection_dropped"
+	EventConnectionClosed    EventType = "connection_closed"
 	EventHandoff             EventType = "handoff"
 	EventUnitNew             EventType = "unit_new"
 	EventUnitRemoved         EventType = "unit_removed"
@@ -377,8 +378,8 @@ type Event struct {
 	PrevInode uint64 `json:"prev_inode,omitempty"`
 	// Via says how a connection was found preserved ("process": in the new
 	// process, "fdstore": held by the manager, "open": its socket still
-	// exists) or how an fd left the store ("taken": the new main process
-	// holds it).
+	// exists), who closed a connection_closed one ("client"), or how an fd left the store ("taken": the new main
+	// process holds it).
 	Via string `json:"via,omitempty"`
 	// Phase is "started" or "finished" for reloading events, "reload" for
 	// units a reload added or removed.
@@ -419,6 +420,10 @@ type Handoff struct {
 	// new process; ConnectionsDropped those that were closed.
 	ConnectionsPreserved int `json:"connections_preserved"`
 	ConnectionsDropped   int `json:"connections_dropped"`
+	// ConnectionsClosed counts connections seen before the job that were
+	// gone after, closed by their clients (the kernel says the client's end
+	// closed first): not the handoff's doing, in neither count above.
+	ConnectionsClosed int `json:"connections_closed,omitempty"`
 	// ConnectionsUnknown is set when the service's processes could not be
 	// read before or after, or no view showed the old process before the
 	// job, or a connection was seen nowhere and the kernel was not asked

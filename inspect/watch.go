@@ -59,6 +59,12 @@ type Watcher struct {
 	// returns nil when the kernel could not be asked: those connections
 	// are then unknown, never dropped.
 	Alive func(ctx context.Context, inodes []uint64) map[uint64]bool
+	// ConnEnds, if set, looks up what the kernel still holds of TCP
+	// connections by their addresses (procfs.FS.TCPConnEnds): a connection
+	// of a handoff that is gone and whose client's end closed first (maybe
+	// just before the job: the view before it can be an interval old) is
+	// closed by its client, not dropped.
+	ConnEnds func(ctx context.Context, conns []procfs.TCPConn) ([]procfs.ConnEnds, error)
 	// FDCount, if set, gives a process's open descriptor count cheaply
 	// (procfs.FS.FDCount): /proc is read again at an interval only when
 	// a count moved (or for the host-wide pass), so an idle watch costs
@@ -766,6 +772,20 @@ func (st *loop) refresh(units []string, full, cached bool) error {
 		if missing := st.tr.Unaccounted(v); len(missing) > 0 {
 			v.Alive = st.w.Alive(st.ctx, missing)
 			v.AliveUnknown = v.Alive == nil
+		}
+	}
+	if st.w.ConnEnds != nil {
+		// Which end closed first is told by what the kernel keeps of a
+		// closed connection only for a while: asked at every view of a
+		// service in a handoff, not only at its end.
+		var gone []Connection
+		for _, c := range st.tr.Unexplained(v) {
+			if !v.Alive[c.Inode] {
+				gone = append(gone, c)
+			}
+		}
+		if len(gone) > 0 {
+			v.Closed = closers(st.ctx, st.w.ConnEnds, gone)
 		}
 	}
 	st.step(Step{At: snap.Time, View: v})

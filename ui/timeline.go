@@ -227,6 +227,8 @@ func describeEvent(ev inspect.Event) string {
 		return "connection preserved" + detail
 	case inspect.EventConnectionDropped:
 		return "connection dropped" + detail
+	case inspect.EventConnectionClosed:
+		return "connection closed by its client" + detail
 	case inspect.EventHandoff:
 		return "handoff"
 	case inspect.EventUnitNew:
