@@ -150,6 +150,7 @@ func socketRead(u unitStatus) (*unitRead, *Socket) {
 		{iface: ifaceSocket, name: "NConnections", dest: &s.Counters.NConnections},
 		{iface: ifaceSocket, name: "NAccepted", dest: &s.Counters.NAccepted},
 		{iface: ifaceSocket, name: "NRefused", dest: &s.Counters.NRefused},
+		{iface: ifaceUnit, name: "WantedBy", dest: &s.WantedBy},
 	})
 	return r, s
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,10 +202,7 @@ func Join(in JoinInput) *Snapshot {
 			FlushPending:       su.FlushPending,
 			Listeners:          []Listener{},
 		}
-		out.Service = su.Template
-		if out.Service == "" && len(su.Triggers) > 0 {
-			out.Service = su.Triggers[0]
-		}
+		out.Service = su.Service()
 		for _, l := range su.Listen {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
@@ -220,21 +218,27 @@ func Join(in JoinInput) *Snapshot {
 				listenerInodes[h.fd.Inode] = su.Name
 				if s, ok := ix.scan.Sockets[h.fd.Inode]; ok {
 					lst.State = s.State.String()
-					if s.State == procfs.StateListen {
+					switch {
+					case s.State == procfs.StateListen:
 						lst.Backlog = s.RecvQ
+					case l.Type == "Datagram":
+						q := s.RecvQ // unread datagrams, not a backlog
+						lst.RecvQ = &q
 					}
 				}
-				lst.Holders = ix.holders(h.fd.Inode, scope, func(unit string) bool {
-					return unit == out.Service || (su.Accept && isInstanceOf(unit, su.Template))
-				})
+				lst.Holders = ix.holders(h.fd.Inode, scope, su.Starts)
 			}
 			out.Listeners = append(out.Listeners, lst)
 		}
 		for _, inst := range su.Instances {
 			out.Instances = append(out.Instances, ix.instance(inst, services[inst], scope))
 		}
-		if !su.Accept && out.Service != "" {
-			svcListeners[out.Service] = append(svcListeners[out.Service], out.Listeners...)
+		if !su.Accept {
+			// Every service it triggers is passed its listeners: its
+			// Service= and those that name it in Sockets=.
+			for _, svc := range passedTo(su) {
+				svcListeners[svc] = append(svcListeners[svc], out.Listeners...)
+			}
 		}
 		snap.Sockets = append(snap.Sockets, out)
 	}
@@ -259,6 +263,21 @@ func Join(in JoinInput) *Snapshot {
 	return snap
 }
 
+// passedTo lists the services an Accept=no socket passes its listeners to
+// when they start: its Service= and every service naming it in Sockets=.
+func passedTo(su dbusclient.Socket) []string {
+	out := []string{}
+	if svc := su.Service(); svc != "" {
+		out = append(out, svc)
+	}
+	for _, t := range su.Triggers {
+		if strings.HasSuffix(t, ".service") && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // socketListening reports whether a socket unit in this ActiveState has
 // its listeners open: active (listening or running) or on its way down
 // or reloading; not inactive, failed or activating (not yet bound).
@@ -279,19 +298,6 @@ func isAcceptInstance(svc dbusclient.Service, sockets []dbusclient.Socket) bool 
 		}
 	}
 	return false
-}
-
-// isInstanceOf reports whether unit is an instance of template
-// ("echo@1.service" of "echo@.service").
-func isInstanceOf(unit, template string) bool {
-	if template == "" {
-		return false
-	}
-	prefix, suffix, ok := strings.Cut(template, "@")
-	if !ok {
-		return false
-	}
-	return strings.HasPrefix(unit, prefix+"@") && strings.HasSuffix(unit, suffix) && len(unit) > len(template)
 }
 
 // findListener finds the manager's descriptor behind a Listen= entry.
@@ -976,8 +982,10 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 				// not claimed.
 				continue
 			}
+			// Not passed to the running process: its name is unknown
+			// (only LISTEN_FDNAMES tells it before systemd 254).
 			if heldByService(fd.Inode) {
-				cands = append(cands, candidate{fd, "stored", 1})
+				cands = append(cands, candidate{fd, "", 1})
 				continue
 			}
 			// One end of a socket pair (or an unbound client end) whose
@@ -986,7 +994,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 			// bound, and its peer points back only for stream pairs.
 			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family == procfs.FamilyUnix && s.Path == "" && s.PeerInode != 0 {
 				if ps, ok := ix.scan.Sockets[s.PeerInode]; ok && ps.PeerInode == fd.Inode && heldByService(s.PeerInode) {
-					cands = append(cands, candidate{fd, "stored", 2})
+					cands = append(cands, candidate{fd, "", 2})
 				}
 			}
 		}
@@ -999,7 +1007,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 	out := make([]StoreEntry, 0, len(cands))
 	for _, c := range cands {
 		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets, ix.peerName)
-		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
+		out = append(out, StoreEntry{Name: c.name, NameUnknown: c.rank > 0, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Inode < out[j].Inode
@@ -1067,7 +1075,9 @@ func warnings(snap *Snapshot, addrOwners map[string][]string) []Warning {
 			}
 			if svc.MainPID == 0 && svc.ActiveState != "active" {
 				for _, h := range others {
-					if !h.Outside {
+					// Another service the socket passes it to (Sockets=)
+					// holds it by right.
+					if !h.Outside && h.Unit == svc.Unit {
 						out = append(out, Warning{Unit: su.Unit, Code: "leaked-listener",
 							Message: fmt.Sprintf("listener %s is still held by pid %d (%s) although %s has no main process", l.Address, h.PID, h.Comm, svc.Unit)})
 					}
