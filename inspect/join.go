@@ -507,9 +507,38 @@ func (ix *index) instance(name string, svc *dbusclient.Service, scope string) In
 	if inst.Local == "" && inst.Remote == "" {
 		if in, ok := ParseInstanceName(name); ok {
 			inst.Local, inst.Remote = in.Local, in.Remote // as the manager named it
+			// The main process may hold the connection elsewhere than
+			// fd 0 or 3 (OpenSSH 10's sshd-session moves it): the one
+			// kernel socket with the ends the manager named it by.
+			if s, ok := ix.socketWithEnds(in.Local, in.Remote); ok {
+				inst.Local, inst.Remote = ix.sockEnds(s)
+				ix.instanceHolders(&inst, s.Inode, scope)
+			}
 		}
 	}
 	return inst
+}
+
+// socketWithEnds finds the one inet socket of the scan connected from
+// local to remote ("127.0.0.1:22", "[::1]:22", v4-mapped or not); false
+// when none or more than one (other network namespaces) has them.
+func (ix *index) socketWithEnds(local, remote string) (procfs.Socket, bool) {
+	l, err1 := netip.ParseAddrPort(local)
+	r, err2 := netip.ParseAddrPort(remote)
+	if err1 != nil || err2 != nil {
+		return procfs.Socket{}, false
+	}
+	var found []procfs.Socket
+	for _, s := range ix.scan.Sockets {
+		if (s.Family == procfs.FamilyInet || s.Family == procfs.FamilyInet6) && s.State != procfs.StateListen &&
+			sameBind(l, s.Local) && sameBind(r, s.Remote) {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		return procfs.Socket{}, false
+	}
+	return found[0], true
 }
 
 // instanceHolders records an instance's connection and who holds it, one
