@@ -207,7 +207,11 @@ func Join(in JoinInput) *Snapshot {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
 			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}, HoldersPartial: someUnread}
-			if h, ok := ix.findListener(l); !ok {
+			if !socketListening(su.ActiveState) {
+				// A socket unit that is not up has no listener: the
+				// manager holds none (nothing to look for or to blame).
+				lst.HoldersPartial = false
+			} else if h, ok := ix.findListener(l); !ok {
 				lst.InodeUnknown = managerUnread
 			} else {
 				lst.Inode = h.fd.Inode
@@ -274,6 +278,17 @@ func passedTo(su dbusclient.Socket) []string {
 	return out
 }
 
+// socketListening reports whether a socket unit in this ActiveState has
+// its listeners open: active (listening or running) or on its way down
+// or reloading; not inactive, failed or activating (not yet bound).
+func socketListening(activeState string) bool {
+	switch activeState {
+	case "", "active", "reloading", "deactivating", "refreshing": // "": not read, looked for
+		return true
+	}
+	return false
+}
+
 // isAcceptInstance reports whether svc is a per-connection instance of an
 // Accept=yes socket.
 func isAcceptInstance(svc dbusclient.Service, sockets []dbusclient.Socket) bool {
@@ -318,7 +333,12 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 		return false
 	}
 	if l.Type == "Netlink" {
-		return s.Family == procfs.FamilyNetlink
+		// The manager holds netlink sockets of its own (audit, uevent
+		// monitors): only the one of this protocol bound to this group
+		// is the listener, and one the kernel said nothing of is not
+		// taken for it.
+		want, err := procfs.ParseNetlinkAddress(l.Address)
+		return err == nil && s.Family == procfs.FamilyNetlink && s.Netlink != nil && *s.Netlink == want
 	}
 	if name, abstract, ok := l.UnixName(); ok {
 		// systemd prints the name C-escaped; the kernel has its bytes.
@@ -700,6 +720,8 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			se.ManagerOnly = ix.onlyManagerHolds(e.Inode)
 			out.FDStore = append(out.FDStore, se)
 		}
+	case store.Denied:
+		out.FDStoreUnknown = out.FDStoreCount > 0
 	case out.FDStoreCount > 0:
 		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes, socketNames)
 	}

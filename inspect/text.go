@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/fdtop/fdtop/internal/termsafe"
@@ -99,7 +100,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		for _, e := range svc.FDStore {
 			p("    stored %s  %s  %s%s%s", StoreName(e.Name, e.NameUnknown), e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
-		if n := svc.FDStoreUnidentified(); n > 0 {
+		if svc.FDStoreUnknown {
+			p("    stored: %d entries, unknown to this user (the manager refused to list them)", svc.FDStoreCount)
+		} else if n := svc.FDStoreUnidentified(); n > 0 {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
@@ -274,6 +277,9 @@ func Describe(e Event) string {
 		if e.Detail == "" {
 			break
 		}
+		if e.Via == "fdstore" {
+			return fmt.Sprintf("listener %s kept (from the fd store) as %q (inode %d)", e.Detail, e.Name, e.Inode)
+		}
 		return fmt.Sprintf("listener %s kept (inode %d)", e.Detail, e.Inode)
 	case EventListenerReplaced:
 		if e.Detail == "" {
@@ -431,7 +437,11 @@ func Summary(h Handoff) string {
 	} else {
 		parts = append(parts, fmt.Sprintf("%d refused", refused))
 	}
-	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	if h.NoMainPIDUnknown {
+		parts = append(parts, "time without a main PID not seen")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	}
 	if p := h.Probe; p != nil {
 		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
 		if p.Failed > 0 {
@@ -458,6 +468,10 @@ func connectionsPhrase(h Handoff) string {
 		phrase = "no connections held by the unit"
 	case h.ConnectionsUnknown:
 		phrase = fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total)
+	case h.ConnectionsDroppedAtLeast:
+		// Clients dropped can reconnect and be dropped again before the
+		// old process exits, unseen.
+		phrase = fmt.Sprintf("%d/%d seen connections preserved (at least %d dropped)", h.ConnectionsPreserved, total, h.ConnectionsDropped)
 	default:
 		phrase = fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total)
 	}
@@ -475,9 +489,22 @@ func plural1(n int, one, many string) string {
 	return many
 }
 
-// listenersPhrase says what became of the listeners, those not seen too.
+// listenersPhrase says what became of the listeners, those not seen too,
+// and which kept ones came through the fd store: "listener kept (from the
+// fd store) as "listener"".
 func listenersPhrase(h Handoff) string {
 	phrase := listenerPhrase(h.ListenersKept, h.ListenersReplaced)
+	if n := len(h.ListenersFromStore); n > 0 {
+		quoted := make([]string, n)
+		for i, name := range h.ListenersFromStore {
+			quoted[i] = strconv.Quote(name)
+		}
+		if h.ListenersKept == 1 && h.ListenersReplaced == 0 {
+			phrase = "listener kept (from the fd store) as " + quoted[0]
+		} else {
+			phrase += fmt.Sprintf(" (%d from the fd store: %s)", n, strings.Join(quoted, ", "))
+		}
+	}
 	if h.ListenersUnknown > 0 {
 		unseen := plural(h.ListenersUnknown, "listener", "listeners") + " not seen"
 		if h.ListenersKept+h.ListenersReplaced == 0 {

@@ -126,6 +126,8 @@ type loop struct {
 	scopeNew bool                  // a scope appeared (a login) since the last host-wide pass
 	lastJob  time.Time             // when a job was last seen (signalled, or under way at an interval)
 	interval time.Duration
+	fast     time.Duration
+	hotRead  map[string]time.Time // when each service in a job was last read by the fast rescan
 }
 
 func (w *Watcher) now() time.Time {
@@ -150,7 +152,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if fullEvery == 0 {
 		fullEvery = 10
 	}
-	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval}
+	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval, fast: fast, hotRead: map[string]time.Time{}}
 	defer st.stopProbes()
 	if err := st.refresh(nil, true, false); err != nil {
 		return err
@@ -218,7 +220,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			}
 			st.drain(events)
 			st.finish()
-			if hot := st.tr.Hot(); len(hot) > 0 {
+			if hot := st.hotDue(); len(hot) > 0 {
 				_ = st.refresh(hot, false, false)
 			}
 		}
@@ -236,6 +238,38 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			w.Events.Watch(watched, fast)
 		}
 	}
+}
+
+// hotPeriod is how often a service in a job is read by the fast rescan: at
+// every fast interval at first, then less often as the job lasts (a
+// twentieth of its age, at most the interval), so a job that runs long,
+// or whose end was never signalled, does not cost a core.
+func (st *loop) hotPeriod(age time.Duration) time.Duration {
+	return min(max(st.fast, age/20), max(st.interval, st.fast))
+}
+
+// hotDue lists the services in a job whose fast rescan is due, and notes
+// them read.
+func (st *loop) hotDue() []string {
+	hot := st.tr.Hot()
+	now := st.w.now()
+	var due []string
+	for _, name := range hot {
+		age := now.Sub(st.tr.HotSince(name))
+		if last, ok := st.hotRead[name]; ok && now.Sub(last)+st.fast/2 < st.hotPeriod(age) {
+			continue
+		}
+		due = append(due, name)
+	}
+	for name := range st.hotRead {
+		if !slices.Contains(hot, name) {
+			delete(st.hotRead, name)
+		}
+	}
+	for _, name := range due {
+		st.hotRead[name] = now
+	}
+	return due
 }
 
 // signal feeds one manager signal to the tracker, stamped with when it

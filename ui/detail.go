@@ -367,7 +367,9 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	} else if s.FDStoreCount == 0 && len(s.FDStore) == 0 {
 		b.muted("    empty")
 	}
-	if n := s.FDStoreUnidentified(); n > 0 {
+	if s.FDStoreUnknown {
+		b.muted(fmt.Sprintf("    %d entries, unknown to this user: the manager refused to list them", s.FDStoreCount))
+	} else if n := s.FDStoreUnidentified(); n > 0 {
 		b.muted(fmt.Sprintf("    %d of %d identified: %d more the manager does not list and /proc did not match", len(s.FDStore), s.FDStoreCount, n))
 	}
 	for i, e := range s.FDStore {
