@@ -147,14 +147,17 @@ func indexOf(values []string, v string) int {
 func (c *unitCounters) add(h inspect.Handoff) {
 	v := VerdictOf(h)
 	c.handoffs[indexOf(listenerValues, v.Listener)][indexOf(connectionValues, v.Connections)]++
+	// With ConnectionsDroppedAtLeast the drops seen are a lower bound:
+	// counted as seen.
 	c.dropped += uint64(max(h.ConnectionsDropped, 0))
 	c.preserved += uint64(max(h.ConnectionsPreserved, 0))
 	c.closed += uint64(max(h.ConnectionsClosed, 0))
 	if h.Probe != nil {
 		c.refused += uint64(max(h.Probe.Refused, 0))
 	}
-	if h.Accept == nil {
-		// An Accept=yes socket unit has no main process: nothing to time.
+	if h.Accept == nil && !h.NoMainPIDUnknown {
+		// An Accept=yes socket unit has no main process: nothing to time;
+		// a time without one that was not seen is not 0.
 		c.noMainPID.observe(float64(h.NoMainPIDMs) / 1000)
 	}
 	switch {

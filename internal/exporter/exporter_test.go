@@ -67,6 +67,7 @@ func fed(opts Options) *Exporter {
 	e.Observe(handoff("web.service", t0.Add(2*time.Second), inspect.Handoff{ListenersKept: 2, ConnectionsPreserved: 4, ConnectionsDropped: 1, ConnectionsClosed: 1, NoMainPIDMs: 30}))
 	e.Observe(handoff("plain.service", t0.Add(3*time.Second), inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 2, NoMainPIDMs: 700,
 		Probe: &inspect.ProbeResult{Attempts: 80, Refused: 12, RefusedForMs: 640}}))
+	e.Observe(handoff("leaky.service", t0.Add(3*time.Second), inspect.Handoff{ListenersKept: 1, NoMainPIDUnknown: true}))
 	e.Observe(handoff("ssh.socket", t0.Add(4*time.Second), inspect.Handoff{ListenersKept: 1, ConnectionsUnknown: true,
 		Accept: &inspect.AcceptHandoff{Instances: 1, InstancesUnknown: 1}}))
 	e.findings = []inspect.Finding{{Unit: "leaky.socket", Code: "leaked-listener"}, {Unit: "leaky.service", Code: "service-failed"}}
