@@ -13,14 +13,16 @@ import (
 )
 
 // bigPicture is a picture of n units: n/2 socket units each with its
-// service, the shape tools/idle-cost gives its sandbox manager.
+// service, the shape tools/idle-cost gives its sandbox manager, but every
+// service running (the most series: tools/idle-cost's never ran).
 func bigPicture(n int) *inspect.Snapshot {
 	snap := &inspect.Snapshot{Time: t0, Manager: inspect.Manager{Scope: "system", Version: "254", PID: 1}, Host: inspect.HostInfo{Root: true}}
 	mgr := inspect.Holder{PID: 1, FD: 40, Comm: "systemd", Manager: true}
 	for i := 0; i < n/2; i++ {
 		snap.Sockets = append(snap.Sockets, inspect.SocketUnit{Unit: fmt.Sprintf("idle-%04d.socket", i), Service: fmt.Sprintf("idle-%04d.service", i),
 			Listeners: []inspect.Listener{{Type: "Stream", Address: fmt.Sprintf("/run/idle-%04d.sock", i), Inode: uint64(1000 + i), Holders: []inspect.Holder{mgr}}}})
-		snap.Services = append(snap.Services, inspect.Service{Unit: fmt.Sprintf("idle-%04d.service", i), FDStoreMax: uint32(i % 2 * 16)})
+		snap.Services = append(snap.Services, inspect.Service{Unit: fmt.Sprintf("idle-%04d.service", i), ActiveState: "active", MainPID: 2000 + i,
+			Sockets: []string{fmt.Sprintf("idle-%04d.socket", i)}, FDStoreMax: uint32(i % 2 * 16)})
 	}
 	return snap
 }

@@ -346,17 +346,23 @@ var DoctorCodes = []string{
 	"stop-discards-store", "trigger-limit-hit",
 }
 
-// handoffUnits are the units of a picture that have handoffs (services,
-// and Accept=yes socket units: a restart of one is its own handoff), each
-// with whether it has listeners (a socket unit's, or its own).
+// handoffUnits are the units of a picture that can have a handoff, each
+// with whether it has listeners (a socket unit's, or its own): services
+// the picture shows running (a service that never ran has had no
+// restart: on a host of idle socket-activated services, series of zeros
+// for each would be most of a scrape), and Accept=yes socket units that
+// are active (a restart of one is its own handoff). A unit's series stay
+// once made.
 func handoffUnits(snap *inspect.Snapshot) map[string]bool {
 	out := make(map[string]bool, len(snap.Services))
 	for _, svc := range snap.Services {
-		out[svc.Unit] = len(svc.Sockets) > 0 || len(svc.OwnListeners) > 0
+		if svc.MainPID != 0 || running(svc.ActiveState) {
+			out[svc.Unit] = len(svc.Sockets) > 0 || len(svc.OwnListeners) > 0
+		}
 	}
 	for _, su := range snap.Sockets {
 		switch {
-		case su.Accept:
+		case su.Accept && running(su.ActiveState):
 			out[su.Unit] = true
 		case su.Service != "":
 			if _, ok := out[su.Service]; ok {
@@ -365,6 +371,16 @@ func handoffUnits(snap *inspect.Snapshot) map[string]bool {
 		}
 	}
 	return out
+}
+
+// running reports whether an ActiveState is a unit's that runs (or is
+// going to or from running).
+func running(state string) bool {
+	switch state {
+	case "active", "activating", "deactivating", "reloading", "refreshing":
+		return true
+	}
+	return false
 }
 
 // filtered reports whether a unit passes --unit-include and --unit-exclude.

@@ -38,14 +38,15 @@ func picture(at time.Time) *inspect.Snapshot {
 				Holders: []inspect.Holder{mgr, {PID: 300, FD: 3, Comm: "leaky", Unit: "leaky.service"}, {PID: 301, FD: 3, Comm: "child", Unit: "cron.service", Outside: true}}}}},
 			{Unit: "partial.socket", Service: "partial.service", Listeners: []inspect.Listener{{Type: "Stream", Address: "[::]:82", Inode: 12, HoldersPartial: true,
 				Holders: []inspect.Holder{mgr}}}},
-			{Unit: "ssh.socket", Accept: true, Service: "ssh@.service", Listeners: []inspect.Listener{{Type: "Stream", Address: "[::]:22", Inode: 13, Holders: []inspect.Holder{mgr}}}},
+			{Unit: "ssh.socket", ActiveState: "active", Accept: true, Service: "ssh@.service", Listeners: []inspect.Listener{{Type: "Stream", Address: "[::]:22", Inode: 13, Holders: []inspect.Holder{mgr}}}},
 			{Unit: "web.socket", Service: "web.service", Listeners: []inspect.Listener{
 				{Type: "Stream", Address: "[::]:80", Inode: 14, Holders: []inspect.Holder{mgr, {PID: 200, FD: 3, Comm: "web", Unit: "web.service"}}},
 				{Type: "Stream", Address: "[::]:443", Inode: 15, Holders: []inspect.Holder{mgr, {PID: 200, FD: 4, Comm: "web", Unit: "web.service"}, {PID: 201, FD: 4, Comm: "web", Unit: "web.service"}}}}},
 		},
 		Services: []inspect.Service{
-			{Unit: "leaky.service", MainPID: 300},
-			{Unit: "partial.service"},
+			{Unit: "leaky.service", ActiveState: "active", MainPID: 300},
+			{Unit: "partial.service", ActiveState: "active"},
+			{Unit: "idle.service", ActiveState: "inactive"},
 			{Unit: "plain.service", MainPID: 400, OwnListeners: []inspect.Listener{{Type: "Stream", Address: "127.0.0.1:8080", Inode: 16,
 				Holders: []inspect.Holder{{PID: 400, FD: 5, Comm: "plain", Unit: "plain.service"}}}}},
 			{Unit: "web.service", MainPID: 200, FDStoreMax: 16, FDStoreCount: 3},
@@ -157,8 +158,8 @@ func TestScrapeAway(t *testing.T) {
 	if up := testutil.ToFloat64(upOnly{e}); up != 1 {
 		t.Errorf("fdtop_up = %v after the whole picture was read again, want 1", up)
 	}
-	if n := testutil.CollectAndCount(e, "fdtop_fdstore_max"); n != 4 {
-		t.Errorf("%d fdtop_fdstore_max series once back, want 4", n)
+	if n := testutil.CollectAndCount(e, "fdtop_fdstore_max"); n != 5 {
+		t.Errorf("%d fdtop_fdstore_max series once back, want 5", n)
 	}
 	for _, want := range []string{"reconnected to the manager (systemd 254.26)", "current again", "fdtop_up 1"} {
 		if !strings.Contains(log.String(), want) {
