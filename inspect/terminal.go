@@ -25,6 +25,8 @@ func (s *Snapshot) ForTerminal() *Snapshot {
 	safe(&out.Manager.Address)
 	out.Manager.Limits, _ = mapSlice(out.Manager.Limits, safe)
 	safe(&out.Host.Hostname)
+	safe(&out.Host.HoldersSource)
+	safe(&out.Host.HoldersNote)
 	out.Unmatched, _ = mapSlice(out.Unmatched, safe)
 	out.Sockets, _ = mapSlice(out.Sockets, safeSocket)
 	out.Services, _ = mapSlice(out.Services, safeService)

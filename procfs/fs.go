@@ -21,6 +21,7 @@ type FS struct {
 	live  bool
 	cache *socketCache
 	fdt   *fdTables
+	hp    *holderPass
 }
 
 // New returns an FS rooted at root, usually "/proc". A root that is not a
@@ -39,7 +40,7 @@ func New(root string) (FS, error) {
 	if err := unix.Statfs(root, &sfs); err == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
 		live = true
 	}
-	return FS{root: filepath.Clean(root), live: live, cache: newSocketCache(), fdt: newFDTables()}, nil
+	return FS{root: filepath.Clean(root), live: live, cache: newSocketCache(), fdt: newFDTables(), hp: newHolderPass(Holders{Proc: os.Getenv(HoldersEnv) == HoldersProc})}, nil
 }
 
 // Root returns the directory the FS reads from.
