@@ -22,6 +22,8 @@ const (
 	exitOK      = 0
 	exitRuntime = 1
 	exitUsage   = 2
+	// exitNoMatch: fdtop doctor was given patterns that matched no unit.
+	exitNoMatch = 4
 )
 
 const usage = `fdtop — systemd socket activation, live
