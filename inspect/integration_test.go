@@ -456,6 +456,22 @@ func TestWatchRestarts(t *testing.T) {
 				if h.FDsCarried != 4 || h.FDStoreBefore != 4 || h.FDStoreAfter != 0 || h.StoreDiscarded {
 					t.Errorf("handoff: carried %d, store %d → %d, discarded %v; want 4 carried, 4 → 0", h.FDsCarried, h.FDStoreBefore, h.FDStoreAfter, h.StoreDiscarded)
 				}
+				if len(h.ListenersFromStore) != 0 {
+					t.Errorf("handoff: listeners from the store %q, want none (the socket unit's)", h.ListenersFromStore)
+				}
+			case demo.StoredListener:
+				if h.ListenersKept != 1 || h.ListenersReplaced != 0 || strings.Join(h.ListenersFromStore, ",") != "listener" {
+					t.Errorf("stored-listener: listeners kept %d replaced %d from the store %q, want 1/0 from \"listener\"", h.ListenersKept, h.ListenersReplaced, h.ListenersFromStore)
+				}
+				if h.ConnectionsDropped != 3 || h.ConnectionsPreserved != 0 {
+					t.Errorf("stored-listener: preserved %d dropped %d, want 0/3", h.ConnectionsPreserved, h.ConnectionsDropped)
+				}
+				if h.FDsCarried != 1 || h.StoreDiscarded {
+					t.Errorf("stored-listener: carried %d, discarded %v; want the listener carried", h.FDsCarried, h.StoreDiscarded)
+				}
+				if v := inspect.Verdict(*h); !strings.Contains(v, `listener kept (from the fd store) as "listener"`) {
+					t.Errorf("stored-listener: verdict %q does not say the listener came through the store", v)
+				}
 			}
 		}
 	})

@@ -1,6 +1,10 @@
 package inspect
 
-import "github.com/fdtop/fdtop/internal/termsafe"
+import (
+	"slices"
+
+	"github.com/fdtop/fdtop/internal/termsafe"
+)
 
 // Snapshots and events carry exact values: unit names, STATUS= texts,
 // process names and command lines, socket paths and abstract names as the
@@ -58,7 +62,12 @@ func (e Event) ForTerminal() Event {
 	safe(&e.Error)
 	if e.Handoff != nil {
 		h := *e.Handoff
-		if safe(&h.HandoffJob) {
+		h.ListenersFromStore = slices.Clone(h.ListenersFromStore)
+		changed := safe(&h.HandoffJob)
+		for i := range h.ListenersFromStore {
+			changed = safe(&h.ListenersFromStore[i]) || changed
+		}
+		if changed {
 			e.Handoff = &h
 		}
 	}

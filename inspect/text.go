@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/fdtop/fdtop/internal/termsafe"
@@ -276,6 +277,9 @@ func Describe(e Event) string {
 		if e.Detail == "" {
 			break
 		}
+		if e.Via == "fdstore" {
+			return fmt.Sprintf("listener %s kept (from the fd store) as %q (inode %d)", e.Detail, e.Name, e.Inode)
+		}
 		return fmt.Sprintf("listener %s kept (inode %d)", e.Detail, e.Inode)
 	case EventListenerReplaced:
 		if e.Detail == "" {
@@ -485,9 +489,22 @@ func plural1(n int, one, many string) string {
 	return many
 }
 
-// listenersPhrase says what became of the listeners, those not seen too.
+// listenersPhrase says what became of the listeners, those not seen too,
+// and which kept ones came through the fd store: "listener kept (from the
+// fd store) as "listener"".
 func listenersPhrase(h Handoff) string {
 	phrase := listenerPhrase(h.ListenersKept, h.ListenersReplaced)
+	if n := len(h.ListenersFromStore); n > 0 {
+		quoted := make([]string, n)
+		for i, name := range h.ListenersFromStore {
+			quoted[i] = strconv.Quote(name)
+		}
+		if h.ListenersKept == 1 && h.ListenersReplaced == 0 {
+			phrase = "listener kept (from the fd store) as " + quoted[0]
+		} else {
+			phrase += fmt.Sprintf(" (%d from the fd store: %s)", n, strings.Join(quoted, ", "))
+		}
+	}
 	if h.ListenersUnknown > 0 {
 		unseen := plural(h.ListenersUnknown, "listener", "listeners") + " not seen"
 		if h.ListenersKept+h.ListenersReplaced == 0 {

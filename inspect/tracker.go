@@ -1087,7 +1087,12 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		switch {
 		case ino != 0 && (after == ino || newHolds[ino]):
 			h.ListenersKept++
-			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr})
+			ev := Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr}
+			if name, ok := storedListener(ino, a, b, t.beforeSocks, socks); ok {
+				h.ListenersFromStore = append(h.ListenersFromStore, name)
+				ev.Name, ev.Via = name, "fdstore"
+			}
+			tr.emit(ev)
 		case ino == 0 || after == 0:
 			// Not seen on one side (the manager not readable, or the
 			// listener not found then): neither kept nor replaced.
@@ -1230,6 +1235,39 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 	}
 	return h
+}
+
+// storedListener reports that the listener ino survived through the fd
+// store, and the entry's name: it is no socket unit's, and the new process
+// was passed it under a name (LISTEN_FDNAMES), or a store entry is it.
+func storedListener(ino uint64, after, before *Service, socks ...[]SocketUnit) (string, bool) {
+	names := map[string]bool{}
+	for _, ss := range socks {
+		for _, su := range ss {
+			for _, l := range su.Listeners {
+				if l.Inode == ino {
+					return "", false // a socket unit's listener
+				}
+			}
+			names[su.Unit] = true
+			if su.FileDescriptorName != "" {
+				names[su.FileDescriptorName] = true
+			}
+		}
+	}
+	for _, p := range after.Passed {
+		if p.Inode == ino && p.Name != "" && !names[p.Name] {
+			return p.Name, true
+		}
+	}
+	for _, svc := range []*Service{after, before} {
+		for _, e := range svc.FDStore {
+			if e.Inode == ino {
+				return e.Name, true
+			}
+		}
+	}
+	return "", false
 }
 
 // exiting reports that cur is a view of the same main process as prev

@@ -429,6 +429,11 @@ type Handoff struct {
 	// after (the manager's descriptors not readable): neither kept nor
 	// replaced.
 	ListenersUnknown int `json:"listeners_unknown,omitempty"`
+	// ListenersFromStore names the fd store entries (their FDNAME) through
+	// which kept listeners survived: listeners the service stored itself
+	// (FDSTORE=1) and got back in LISTEN_FDNAMES, not a socket unit's.
+	// Each is also counted in ListenersKept.
+	ListenersFromStore []string `json:"listeners_from_store,omitempty"`
 	// FDStoreBefore and FDStoreAfter are the store's sizes around the restart.
 	FDStoreBefore int `json:"fdstore_before"`
 	FDStoreAfter  int `json:"fdstore_after"`

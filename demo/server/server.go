@@ -33,6 +33,13 @@ const (
 	// ModeHandoff is ModeActivated plus handing established connections to
 	// the next instance through the file descriptor store.
 	ModeHandoff Mode = "handoff"
+	// ModeStoredListener needs no socket unit: its first instance binds
+	// the listener itself and stores it in the file descriptor store
+	// (FDSTORE=1, FDNAME=listener); every later one takes it from
+	// LISTEN_FDNAMES, binding only when it is missing. Connection attempts
+	// queue during a restart (the manager holds the listener), established
+	// clients are dropped.
+	ModeStoredListener Mode = "stored-listener"
 )
 
 // Names used in the file descriptor store.
@@ -44,6 +51,9 @@ const (
 	ConnFDNamePrefix = "conn-"
 	// StateMemfdName is the memfd's own name, visible in /proc/PID/fd.
 	StateMemfdName = "fdtop-state"
+	// ListenerFDName is the FDNAME of the listener ModeStoredListener
+	// keeps in the store.
+	ListenerFDName = "listener"
 )
 
 // maxLine bounds a request line; longer ones close the connection.
@@ -54,9 +64,10 @@ const barrierTimeout = time.Second
 
 // Config configures one server instance.
 type Config struct {
-	// Mode is plain, activated or handoff.
+	// Mode is plain, activated, handoff or stored-listener.
 	Mode Mode
-	// Listen is the TCP address plain mode binds, e.g. 127.0.0.1:8001.
+	// Listen is the TCP address plain mode binds, e.g. 127.0.0.1:8001,
+	// and stored-listener mode binds when no stored listener was passed.
 	Listen string
 	// StartupDelay is the simulated start-up work done before serving.
 	StartupDelay time.Duration
@@ -114,6 +125,10 @@ type server struct {
 	extraMu sync.Mutex
 	extras  []string
 	extraN  int
+
+	// stored is set when this instance bound the listener and sent it to
+	// the store (stored-listener mode's first start).
+	stored bool
 }
 
 // clientConn is one client connection. Its buffers and counter belong to
@@ -140,6 +155,14 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 	ln, err := s.takePassed()
 	if err != nil {
 		return err
+	}
+	if cfg.Mode == ModeStoredListener && ln == nil {
+		// First start (or the store was discarded by a stop): bind, and
+		// hand a copy to the manager at once, so that from now on the
+		// listener outlives every instance.
+		if ln, err = s.bindAndStore(); err != nil {
+			return err
+		}
 	}
 	// Simulated start-up work: the same in every mode.
 	timer := time.NewTimer(cfg.StartupDelay)
@@ -173,6 +196,15 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 	s.notify(func(n *activation.Notifier) error { return n.Ready() })
 	s.removeRestored()
 	status := fmt.Sprintf("serving on %s, mode %s, pid %d", ln.Addr(), cfg.Mode, env.pid)
+	switch {
+	case cfg.Mode != ModeStoredListener:
+	case s.stored:
+		status += ", listener bound and stored as " + ListenerFDName
+	case s.passedListener != nil:
+		status += ", listener from the fd store (" + ListenerFDName + ")"
+	default:
+		status += ", listener not stored"
+	}
 	if restored > 0 {
 		status += fmt.Sprintf(", %d connections restored", restored)
 	}
@@ -255,7 +287,8 @@ func (s *server) takePassed() (net.Listener, error) {
 			// connection stays at the fd number it was passed on; both
 			// close together.
 			restored[id] = &passedConn{Conn: nc, passed: f}
-		case ln == nil && s.cfg.Mode != ModePlain && p.IsListener():
+		case ln == nil && s.cfg.Mode != ModePlain && p.IsListener() &&
+			(s.cfg.Mode != ModeStoredListener || p.Name == ListenerFDName):
 			l, err := net.FileListener(f)
 			if err != nil {
 				f.Close()
@@ -274,7 +307,7 @@ func (s *server) takePassed() (net.Listener, error) {
 			f.Close()
 		}
 	}
-	if s.cfg.Mode != ModePlain && ln == nil {
+	if (s.cfg.Mode == ModeActivated || s.cfg.Mode == ModeHandoff) && ln == nil {
 		s.closeRestored(restored)
 		return nil, fmt.Errorf("mode %s: no listening socket among %d passed fds (LISTEN_FDS): run it from a .socket unit", s.cfg.Mode, len(s.env.passed))
 	}
@@ -324,6 +357,38 @@ func (s *server) closeRestored(m map[uint64]net.Conn) {
 	for _, nc := range m {
 		nc.Close()
 	}
+}
+
+// bindAndStore binds the stored-listener mode's listener and sends it to
+// the fd store as ListenerFDName. Without a notify socket (or when the
+// manager refuses it) the listener still serves, but closes with this
+// instance.
+func (s *server) bindAndStore() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.log.Info("no stored listener passed: bound one", "addr", ln.Addr().String())
+	if s.env.notifier == nil {
+		s.log.Warn("no NOTIFY_SOCKET: the listener cannot be stored and closes with this instance")
+		return ln, nil
+	}
+	raw, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("store listener %s: %w", ln.Addr(), err)
+	}
+	var sendErr error
+	if err := raw.Control(func(fd uintptr) { sendErr = s.env.notifier.StoreFDs(ListenerFDName, int(fd)) }); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("store listener %s: %w", ln.Addr(), err)
+	}
+	if sendErr != nil {
+		s.log.Warn("cannot store the listener: it closes with this instance", "err", sendErr)
+		return ln, nil
+	}
+	s.stored = true
+	return ln, nil
 }
 
 // notify sends a message when there is a notify socket, logging failures.

@@ -440,7 +440,9 @@ func testSSHSocketSessionsAsRoot(t *testing.T, c *Container) {
 // ssh.socket's instance of a live login in the snapshot and in the
 // dashboard (its process is root's: the connection's ends are the ones
 // the manager named it by, its holders unknown — never left out).
-func TestSSHSocketInstancesAsUnprivileged(t *testing.T) { ForEach(t, testSSHSocketInstancesAsUnprivileged) }
+func TestSSHSocketInstancesAsUnprivileged(t *testing.T) {
+	ForEach(t, testSSHSocketInstancesAsUnprivileged)
+}
 
 func testSSHSocketInstancesAsUnprivileged(t *testing.T, c *Container) {
 	f := sshClients(t, c, 22)
