@@ -193,6 +193,8 @@ func Join(in JoinInput) *Snapshot {
 		snap.Host.Unreadable = in.Scan.Unreadable
 		snap.Host.EnvUnreadable = in.Scan.EnvUnreadable
 		snap.Host.Partial = in.Scan.Partial
+		snap.Host.HoldersSource = in.Scan.HoldersSource
+		snap.Host.HoldersNote = in.Scan.HoldersNote
 	}
 	if len(in.ManagerPIDs) > 0 {
 		snap.Manager.PID = in.ManagerPIDs[0]
@@ -962,6 +964,11 @@ func (ix *index) onlyManagerHolds(inode uint64) bool {
 	}
 	for _, h := range hs {
 		if !ix.managers[h.proc.PID] {
+			return false
+		}
+		if h.fd.Kind != procfs.KindSocket && ix.scan.HoldersSource == procfs.HoldersBPF {
+			// The BPF pass lists the sockets of the processes outside
+			// the units: who else holds a pipe, memfd or file is unknown.
 			return false
 		}
 	}

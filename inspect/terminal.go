@@ -30,6 +30,8 @@ func (s *Snapshot) ForTerminal() *Snapshot {
 	out.Manager.Limits, _ = mapSlice(out.Manager.Limits, safe)
 	safe(&out.Host.Hostname)
 	out.Host.UnreadableProcesses, _ = mapSlice(out.Host.UnreadableProcesses, func(p *UnreadableProcess) bool { return safe(&p.Comm) })
+	safe(&out.Host.HoldersSource)
+	safe(&out.Host.HoldersNote)
 	out.Unmatched, _ = mapSlice(out.Unmatched, safe)
 	out.Sockets, _ = mapSlice(out.Sockets, safeSocket)
 	out.Services, _ = mapSlice(out.Services, safeService)

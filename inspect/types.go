@@ -82,6 +82,14 @@ type HostInfo struct {
 	Partial bool `json:"partial,omitempty"`
 	// ScanDuration is how long the kernel scan took.
 	ScanDuration time.Duration `json:"scan_ns"`
+	// HoldersSource says how a host-wide scan found the descriptors of
+	// the processes outside the units: "bpf" (one run of a BPF task_file
+	// iterator: their sockets only) or "proc" (every /proc/PID/fd). Empty
+	// when the scan read only the units' and the manager's processes.
+	HoldersSource string `json:"holders_source,omitempty"`
+	// HoldersNote says why a host-wide scan read /proc rather than use
+	// the BPF iterator; empty when it used BPF.
+	HoldersNote string `json:"holders_note,omitempty"`
 }
 
 // UnreadableProcess is a process whose descriptors could not be read.
