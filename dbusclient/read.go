@@ -2,6 +2,7 @@ package dbusclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -149,6 +150,7 @@ func socketRead(u unitStatus) (*unitRead, *Socket) {
 		{iface: ifaceSocket, name: "NConnections", dest: &s.Counters.NConnections},
 		{iface: ifaceSocket, name: "NAccepted", dest: &s.Counters.NAccepted},
 		{iface: ifaceSocket, name: "NRefused", dest: &s.Counters.NRefused},
+		{iface: ifaceUnit, name: "WantedBy", dest: &s.WantedBy},
 	})
 	return r, s
 }
@@ -599,7 +601,13 @@ func (c *Client) FDStore(ctx context.Context, service string) (FDStore, error) {
 	case st.Max == 0:
 		st.Listed = true // no store, nothing to list
 	default:
-		return FDStore{}, unitErr("read fd store of", service, dump.err)
+		err := unitErr("read fd store of", service, dump.err)
+		var denied *AccessDeniedError
+		if errors.As(err, &denied) {
+			st.Denied = true // the entries are unknown to this caller, the rest is read
+			return st, nil
+		}
+		return FDStore{}, err
 	}
 	return st, nil
 }

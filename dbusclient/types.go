@@ -1,6 +1,8 @@
 package dbusclient
 
 import (
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -99,6 +101,11 @@ type Socket struct {
 	// Triggers lists the units this socket starts. For Accept=yes it names
 	// the live per-connection instances.
 	Triggers []string
+	// WantedBy lists the units that want this socket: a service with
+	// Sockets= naming it is among them (and among Triggers), the service
+	// of its Service= (or of its own name) is not, unless it also names
+	// the socket in Sockets=.
+	WantedBy []string
 	// Template is, for Accept=yes, the service template its instances are
 	// made from, e.g. "echo@.service".
 	Template string
@@ -177,6 +184,11 @@ type FDStore struct {
 	// entries must be reconstructed from the manager's file descriptors.
 	Listed  bool
 	Entries []StoreEntry
+	// Denied reports that the manager refused to list the entries to this
+	// caller (systemd 254+ asks polkit for DumpUnitFileDescriptorStore on
+	// the system bus: a plain user is refused). Listed is then false and
+	// the entries are unknown; Max, Count and Preserve are still known.
+	Denied bool
 }
 
 // StoreEntry is one fd store entry, as DumpUnitFileDescriptorStore reports.
@@ -223,4 +235,53 @@ func templateOf(name string) string {
 		return ""
 	}
 	return name[:at+1] + name[dot:]
+}
+
+// Service returns the service this socket starts: for Accept=yes its
+// template; else, among the services it triggers, the one its Service=
+// names (or its own name's). Triggers also holds every service that names
+// the socket in Sockets= (those are among WantedBy and get its listeners
+// too when they start), in no meaningful order: the first trigger that
+// does not want the socket is Service=, and where all of them want it the
+// one named like the socket is its default. "" when it triggers none.
+func (s Socket) Service() string {
+	if s.Template != "" {
+		return s.Template
+	}
+	var svcs []string
+	for _, t := range s.Triggers {
+		if strings.HasSuffix(t, ".service") {
+			svcs = append(svcs, t)
+		}
+	}
+	sort.Strings(svcs)
+	for _, t := range svcs {
+		if !slices.Contains(s.WantedBy, t) {
+			return t
+		}
+	}
+	own := strings.TrimSuffix(s.Name, ".socket") + ".service"
+	if slices.Contains(svcs, own) {
+		return own
+	}
+	if len(svcs) > 0 {
+		return svcs[0]
+	}
+	if len(s.Triggers) > 0 {
+		return s.Triggers[0]
+	}
+	return ""
+}
+
+// Starts reports whether unit is one of the services this socket passes
+// its listeners to: one it triggers (its Service= and every service naming
+// it in Sockets=), or, for Accept=yes, an instance of its template.
+func (s Socket) Starts(unit string) bool {
+	if unit == "" {
+		return false
+	}
+	if slices.Contains(s.Triggers, unit) || unit == s.Service() {
+		return true
+	}
+	return s.Accept && s.Template != "" && unit != s.Template && templateOf(unit) == s.Template
 }

@@ -60,12 +60,18 @@ type DoctorInput struct {
 }
 
 // Unchecked says what the doctor could not look at, so that no finding is
-// never taken for a clean bill: the services whose processes were not
-// readable (what they were passed and hold), and the units whose logs
-// were not (what the manager refused them). Sorted; empty when it saw
+// never taken for a clean bill: the patterns that matched no unit, the
+// services whose processes were not readable (what they were passed and
+// hold), and the units whose logs were not (what the manager refused
+// them). Sorted; empty when it saw
 // everything it checks.
 func Unchecked(in DoctorInput) []string {
 	var out []string
+	if in.Snapshot != nil && len(in.Snapshot.Unmatched) > 0 {
+		// The doctor reads inactive units too: the hint about --all is
+		// not for it.
+		out = append(out, strings.TrimSuffix(NoMatchNote(in.Snapshot.Unmatched), "; inactive units need --all"))
+	}
 	if in.Snapshot != nil {
 		var blind []string
 		for _, svc := range in.Snapshot.Services {
@@ -98,6 +104,13 @@ type AddressHolder struct {
 	Holder
 	// Cmdline is the holder's command line.
 	Cmdline string
+}
+
+// NothingMatched reports that the doctor was given unit patterns and none
+// of them matched a unit: it checked nothing (fdtop doctor exits 4).
+func NothingMatched(in DoctorInput) bool {
+	s := in.Snapshot
+	return s != nil && len(s.Unmatched) > 0 && len(s.Sockets) == 0 && len(s.Services) == 0
 }
 
 // Diagnose returns the findings, sorted by unit then code. It does no I/O.
@@ -394,6 +407,7 @@ func (d *diagnosis) warnings() {
 		}
 	}
 	listenerNames := map[string]map[string]bool{} // service -> fd names of its sockets
+	heldInside := map[string]map[string]bool{}    // service -> fd names of its sockets a process of it holds
 	for _, su := range snap.Sockets {
 		if su.Accept {
 			continue
@@ -404,8 +418,19 @@ func (d *diagnosis) warnings() {
 		}
 		if listenerNames[su.Service] == nil {
 			listenerNames[su.Service] = map[string]bool{}
+			heldInside[su.Service] = map[string]bool{}
 		}
 		listenerNames[su.Service][name] = true
+		for _, l := range su.Listeners {
+			for _, h := range l.Holders {
+				// A worker the main process forked (a pre-forking
+				// server) serves it although the main process closed
+				// its copy.
+				if !h.Manager && !h.Outside && h.Unit == su.Service {
+					heldInside[su.Service][name] = true
+				}
+			}
+		}
 	}
 	for _, svc := range snap.Services {
 		if svc.MainPID == 0 || notHeld[svc.Unit] {
@@ -413,7 +438,7 @@ func (d *diagnosis) warnings() {
 		}
 		for _, p := range svc.Passed {
 			// A stored connection passed back and closed since is normal.
-			if p.Kind != "closed" || !listenerNames[svc.Unit][p.Name] {
+			if p.Kind != "closed" || !listenerNames[svc.Unit][p.Name] || heldInside[svc.Unit][p.Name] {
 				continue
 			}
 			d.add(Finding{Unit: svc.Unit, Code: "listener-not-held",

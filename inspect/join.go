@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,36 +202,43 @@ func Join(in JoinInput) *Snapshot {
 			FlushPending:       su.FlushPending,
 			Listeners:          []Listener{},
 		}
-		out.Service = su.Template
-		if out.Service == "" && len(su.Triggers) > 0 {
-			out.Service = su.Triggers[0]
-		}
+		out.Service = su.Service()
 		for _, l := range su.Listen {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
 			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}, HoldersPartial: someUnread}
-			if h, ok := ix.findListener(l); !ok {
+			if !socketListening(su.ActiveState) {
+				// A socket unit that is not up has no listener: the
+				// manager holds none (nothing to look for or to blame).
+				lst.HoldersPartial = false
+			} else if h, ok := ix.findListener(l); !ok {
 				lst.InodeUnknown = managerUnread
 			} else {
 				lst.Inode = h.fd.Inode
 				listenerInodes[h.fd.Inode] = su.Name
 				if s, ok := ix.scan.Sockets[h.fd.Inode]; ok {
 					lst.State = s.State.String()
-					if s.State == procfs.StateListen {
+					switch {
+					case s.State == procfs.StateListen:
 						lst.Backlog = s.RecvQ
+					case l.Type == "Datagram":
+						q := s.RecvQ // unread datagrams, not a backlog
+						lst.RecvQ = &q
 					}
 				}
-				lst.Holders = ix.holders(h.fd.Inode, scope, func(unit string) bool {
-					return unit == out.Service || (su.Accept && isInstanceOf(unit, su.Template))
-				})
+				lst.Holders = ix.holders(h.fd.Inode, scope, su.Starts)
 			}
 			out.Listeners = append(out.Listeners, lst)
 		}
 		for _, inst := range su.Instances {
 			out.Instances = append(out.Instances, ix.instance(inst, services[inst], scope))
 		}
-		if !su.Accept && out.Service != "" {
-			svcListeners[out.Service] = append(svcListeners[out.Service], out.Listeners...)
+		if !su.Accept {
+			// Every service it triggers is passed its listeners: its
+			// Service= and those that name it in Sockets=.
+			for _, svc := range passedTo(su) {
+				svcListeners[svc] = append(svcListeners[svc], out.Listeners...)
+			}
 		}
 		snap.Sockets = append(snap.Sockets, out)
 	}
@@ -255,6 +263,32 @@ func Join(in JoinInput) *Snapshot {
 	return snap
 }
 
+// passedTo lists the services an Accept=no socket passes its listeners to
+// when they start: its Service= and every service naming it in Sockets=.
+func passedTo(su dbusclient.Socket) []string {
+	out := []string{}
+	if svc := su.Service(); svc != "" {
+		out = append(out, svc)
+	}
+	for _, t := range su.Triggers {
+		if strings.HasSuffix(t, ".service") && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// socketListening reports whether a socket unit in this ActiveState has
+// its listeners open: active (listening or running) or on its way down
+// or reloading; not inactive, failed or activating (not yet bound).
+func socketListening(activeState string) bool {
+	switch activeState {
+	case "", "active", "reloading", "deactivating", "refreshing": // "": not read, looked for
+		return true
+	}
+	return false
+}
+
 // isAcceptInstance reports whether svc is a per-connection instance of an
 // Accept=yes socket.
 func isAcceptInstance(svc dbusclient.Service, sockets []dbusclient.Socket) bool {
@@ -264,19 +298,6 @@ func isAcceptInstance(svc dbusclient.Service, sockets []dbusclient.Socket) bool 
 		}
 	}
 	return false
-}
-
-// isInstanceOf reports whether unit is an instance of template
-// ("echo@1.service" of "echo@.service").
-func isInstanceOf(unit, template string) bool {
-	if template == "" {
-		return false
-	}
-	prefix, suffix, ok := strings.Cut(template, "@")
-	if !ok {
-		return false
-	}
-	return strings.HasPrefix(unit, prefix+"@") && strings.HasSuffix(unit, suffix) && len(unit) > len(template)
 }
 
 // findListener finds the manager's descriptor behind a Listen= entry.
@@ -312,7 +333,12 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 		return false
 	}
 	if l.Type == "Netlink" {
-		return s.Family == procfs.FamilyNetlink
+		// The manager holds netlink sockets of its own (audit, uevent
+		// monitors): only the one of this protocol bound to this group
+		// is the listener, and one the kernel said nothing of is not
+		// taken for it.
+		want, err := procfs.ParseNetlinkAddress(l.Address)
+		return err == nil && s.Family == procfs.FamilyNetlink && s.Netlink != nil && *s.Netlink == want
 	}
 	if name, abstract, ok := l.UnixName(); ok {
 		// systemd prints the name C-escaped; the kernel has its bytes.
@@ -694,6 +720,8 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			se.ManagerOnly = ix.onlyManagerHolds(e.Inode)
 			out.FDStore = append(out.FDStore, se)
 		}
+	case store.Denied:
+		out.FDStoreUnknown = out.FDStoreCount > 0
 	case out.FDStoreCount > 0:
 		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes, socketNames)
 	}
@@ -925,8 +953,10 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 				// not claimed.
 				continue
 			}
+			// Not passed to the running process: its name is unknown
+			// (only LISTEN_FDNAMES tells it before systemd 254).
 			if heldByService(fd.Inode) {
-				cands = append(cands, candidate{fd, "stored", 1})
+				cands = append(cands, candidate{fd, "", 1})
 				continue
 			}
 			// One end of a socket pair (or an unbound client end) whose
@@ -935,7 +965,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 			// bound, and its peer points back only for stream pairs.
 			if s, ok := ix.scan.Sockets[fd.Inode]; ok && s.Family == procfs.FamilyUnix && s.Path == "" && s.PeerInode != 0 {
 				if ps, ok := ix.scan.Sockets[s.PeerInode]; ok && ps.PeerInode == fd.Inode && heldByService(s.PeerInode) {
-					cands = append(cands, candidate{fd, "stored", 2})
+					cands = append(cands, candidate{fd, "", 2})
 				}
 			}
 		}
@@ -948,7 +978,7 @@ func (ix *index) inferStore(svc Service, pids map[int]bool, passedInodes map[uin
 	out := make([]StoreEntry, 0, len(cands))
 	for _, c := range cands {
 		kind, detail := fdKindDetail(c.fd, ix.scan.Sockets, ix.peerName)
-		out = append(out, StoreEntry{Name: c.name, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
+		out = append(out, StoreEntry{Name: c.name, NameUnknown: c.rank > 0, Kind: kind, Inode: c.fd.Inode, Inferred: true, Detail: detail, ManagerOnly: ix.onlyManagerHolds(c.fd.Inode)})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Inode < out[j].Inode
@@ -1016,7 +1046,9 @@ func warnings(snap *Snapshot, addrOwners map[string][]string) []Warning {
 			}
 			if svc.MainPID == 0 && svc.ActiveState != "active" {
 				for _, h := range others {
-					if !h.Outside {
+					// Another service the socket passes it to (Sockets=)
+					// holds it by right.
+					if !h.Outside && h.Unit == svc.Unit {
 						out = append(out, Warning{Unit: su.Unit, Code: "leaked-listener",
 							Message: fmt.Sprintf("listener %s is still held by pid %d (%s) although %s has no main process", l.Address, h.PID, h.Comm, svc.Unit)})
 					}

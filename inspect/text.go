@@ -61,7 +61,7 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			case l.InodeUnknown:
 				inode = "inode unknown (the manager's descriptors are not readable)"
 			}
-			p("    %s %s  %s  backlog %d", l.Type, l.Address, inode, l.Backlog)
+			p("    %s %s  %s%s", l.Type, l.Address, inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
 			if l.HoldersPartial && len(l.Holders) == 0 {
 				p("      held by: unknown (processes not readable)")
 			}
@@ -98,14 +98,16 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			p("    passed fd %d = \"%s\"  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
 		}
 		for _, e := range svc.FDStore {
-			p("    stored \"%s\"  %s  %s%s%s", e.Name, e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
+			p("    stored %s  %s  %s%s%s", StoreName(e.Name, e.NameUnknown), e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
-		if n := svc.FDStoreUnidentified(); n > 0 {
+		if svc.FDStoreUnknown {
+			p("    stored: %d entries, unknown to this user (the manager refused to list them)", svc.FDStoreCount)
+		} else if n := svc.FDStoreUnidentified(); n > 0 {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
 			// Bound by the service itself: closed by every restart.
-			p("    own listener %s %s  inode %d  backlog %d", l.Type, l.Address, l.Inode, l.Backlog)
+			p("    own listener %s %s  inode %d%s", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
 			for _, h := range l.Holders {
 				p("      held by pid %d fd %d %s", h.PID, h.FD, h.Comm)
 			}
@@ -262,15 +264,15 @@ func Describe(e Event) string {
 		if e.Name == "" && e.Inode == 0 {
 			break
 		}
-		return fmt.Sprintf("%q stored: %s%s", e.Name, strings.TrimSpace(e.Kind+" "+e.Detail), ifSet(e.Inferred, " (inferred)"))
+		return fmt.Sprintf("%s stored: %s%s", StoreName(e.Name, e.NameUnknown), strings.TrimSpace(e.Kind+" "+e.Detail), ifSet(e.Inferred, " (inferred)"))
 	case EventFDRemoved:
 		if e.Name == "" && e.Inode == 0 {
 			break
 		}
 		if e.Via == "taken" {
-			return fmt.Sprintf("%q taken back by the service and removed (FDSTOREREMOVE)", e.Name)
+			return fmt.Sprintf("%s taken back by the service and removed (FDSTOREREMOVE)", StoreName(e.Name, e.NameUnknown))
 		}
-		return fmt.Sprintf("%q removed (FDSTOREREMOVE, or its peer hung up)", e.Name)
+		return fmt.Sprintf("%s removed (FDSTOREREMOVE, or its peer hung up)", StoreName(e.Name, e.NameUnknown))
 	case EventListenerKept:
 		if e.Detail == "" {
 			break
@@ -302,6 +304,11 @@ func Describe(e Event) string {
 			break
 		}
 		return fmt.Sprintf("connection from %s dropped", e.Detail)
+	case EventConnectionClosed:
+		if e.Detail == "" {
+			break
+		}
+		return fmt.Sprintf("connection from %s closed by its client, not dropped", e.Detail)
 	case EventHandoff:
 		if e.Handoff != nil {
 			return Verdict(*e.Handoff)
@@ -411,19 +418,7 @@ func Summary(h Handoff) string {
 		return acceptSummary(h)
 	}
 	parts := []string{listenersPhrase(h)}
-	total := h.ConnectionsPreserved + h.ConnectionsDropped
-	switch {
-	case total == 0 && h.ConnectionsUnknown:
-		parts = append(parts, "connections unknown (not seen)")
-	case total == 0:
-		// Only the unit's processes were looked at: connections handed
-		// to other units (a login session) are not among them.
-		parts = append(parts, "no connections held by the unit")
-	case h.ConnectionsUnknown:
-		parts = append(parts, fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total))
-	default:
-		parts = append(parts, fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total))
-	}
+	parts = append(parts, connectionsPhrase(h))
 	switch {
 	case h.FDsCarriedUnknown && !h.StoreDiscarded:
 		parts = append(parts, "fds carried unknown (not readable)")
@@ -442,7 +437,11 @@ func Summary(h Handoff) string {
 	} else {
 		parts = append(parts, fmt.Sprintf("%d refused", refused))
 	}
-	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	if h.NoMainPIDUnknown {
+		parts = append(parts, "time without a main PID not seen")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	}
 	if p := h.Probe; p != nil {
 		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
 		if p.Failed > 0 {
@@ -451,6 +450,43 @@ func Summary(h Handoff) string {
 		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
 	}
 	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// connectionsPhrase says what became of the connections held before, those
+// their clients closed too.
+func connectionsPhrase(h Handoff) string {
+	total := h.ConnectionsPreserved + h.ConnectionsDropped
+	var phrase string
+	switch {
+	case total == 0 && h.ConnectionsUnknown:
+		phrase = "connections unknown (not seen)"
+	case total == 0 && h.ConnectionsClosed > 0:
+		phrase = "no connections held by the unit"
+	case total == 0:
+		// Only the unit's processes were looked at: connections handed
+		// to other units (a login session) are not among them.
+		phrase = "no connections held by the unit"
+	case h.ConnectionsUnknown:
+		phrase = fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total)
+	case h.ConnectionsDroppedAtLeast:
+		// Clients dropped can reconnect and be dropped again before the
+		// old process exits, unseen.
+		phrase = fmt.Sprintf("%d/%d seen connections preserved (at least %d dropped)", h.ConnectionsPreserved, total, h.ConnectionsDropped)
+	default:
+		phrase = fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total)
+	}
+	if h.ConnectionsClosed > 0 {
+		phrase += fmt.Sprintf(", %d closed by %s", h.ConnectionsClosed, plural1(h.ConnectionsClosed, "its client", "their clients"))
+	}
+	return phrase
+}
+
+// plural1 is one or many by n.
+func plural1(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // listenersPhrase says what became of the listeners, those not seen too,
@@ -560,4 +596,28 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// ListenerQueue says what waits on a listener, as the kernel reports it:
+// "backlog N" (connections in a stream listener's accept queue), "recv-q
+// N" (bytes of unread datagrams), or "" where there is no such figure (a
+// FIFO, a listener not found in the kernel).
+func ListenerQueue(l Listener) string {
+	switch {
+	case l.State == "LISTEN":
+		return fmt.Sprintf("backlog %d", l.Backlog)
+	case l.RecvQ != nil:
+		return fmt.Sprintf("recv-q %d", *l.RecvQ)
+	}
+	return ""
+}
+
+// StoreName names an fd store entry: its FDNAME quoted, or "(name
+// unknown)" where it was never seen (systemd before 254 does not list its
+// store).
+func StoreName(name string, unknown bool) string {
+	if unknown && name == "" {
+		return "(name unknown)"
+	}
+	return fmt.Sprintf("%q", name)
 }

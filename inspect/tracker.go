@@ -108,6 +108,11 @@ type View struct {
 	// AliveUnknown: the kernel could not be asked about those sockets, so
 	// one not seen in a process or the manager is unknown, not dropped.
 	AliveUnknown bool `json:"alive_unknown,omitempty"`
+	// Closed says, of the connections of a handoff seen in no process and
+	// not in the manager, which end the kernel says closed first
+	// (ClosedByClient, ClosedByService; Watcher.ConnEnds); one it does not
+	// name was not learned. One its client closed is not dropped.
+	Closed map[uint64]string `json:"closed,omitempty"`
 	// Own lists the peer addresses of connections in the view that are
 	// fdtop's own (the gap meter's probes, which connect and close at
 	// once): they are never a service's connections, neither preserved
@@ -234,11 +239,43 @@ type tracked struct {
 	storeSeen   map[uint64]StoreEntry
 	// signalledPID: the main PID has come from a signal at least once.
 	signalledPID bool
+	// sawNoMain: during this job (or the stop before it) the unit was
+	// seen without a main process; a main PID that changed without it
+	// went through a gap no signal showed (NoMainPIDUnknown).
+	sawNoMain bool
+	// lost is the main process that died without a job (killed, crashed),
+	// with the last view of it: the job that brings the unit back (an
+	// automatic restart) is its handoff.
+	lost *lostMain
+	// storeLast is the last store size seen while the old main process
+	// ran during the job (-1: none seen). noDiscard: the store is not
+	// known to have held entries when the old process ended (it was seen
+	// emptied by the old process itself, FDSTOREREMOVE, or the process
+	// went without a job and no view showed the store after): a new
+	// process given nothing from it is no sign of a discarded store.
+	storeLast int
+	noDiscard bool
+	// jobLost: the connection to the manager was lost (re-executed) while
+	// this job ran: its end may never be signalled; a view showing the
+	// unit settled ends it.
+	jobLost bool
 	// pendingAlive: which of the connections before the job still existed,
 	// as the kernel told for a view taken for the job's summary that did
 	// not show the service (its process already going again); used if the
 	// job is concluded without a view (concludeNow).
 	pendingAlive map[uint64]bool
+	// closed is what the kernel told, in the views taken since the job
+	// began, of which end of a connection before it closed first
+	// (View.Closed, asked while the evidence lasts).
+	closed map[uint64]string
+}
+
+// lostMain is a main process that went without a job, as last seen.
+type lostMain struct {
+	pid   int
+	at    time.Time
+	svc   *Service
+	socks []SocketUnit
 }
 
 // pendingFinish is a finished job whose summary waits for a fresh view.
@@ -281,6 +318,14 @@ func (tr *Tracker) Hot() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// HotSince is when the job in progress on a service began (zero: none).
+func (tr *Tracker) HotSince(name string) time.Time {
+	if t := tr.units[name]; t != nil && t.jobActive {
+		return t.jobStart
+	}
+	return time.Time{}
 }
 
 // Busy lists the services (and Accept=yes socket units) in a handoff: a
@@ -381,6 +426,71 @@ func (tr *Tracker) WatchList() []string {
 // from a process to the manager can slip between two reads).
 func (tr *Tracker) Unaccounted(v *View) []uint64 {
 	var out []uint64
+	for _, c := range tr.unaccountedConns(v) {
+		out = append(out, c.Inode)
+	}
+	return append(out, tr.acceptUnaccounted(v)...)
+}
+
+// Unexplained lists the connections a service in a handoff (its job
+// running, waiting for its start, or finished) held before its job that
+// the view shows in no process and not in the manager, and of which the
+// kernel has not yet told which end closed first: the loop asks it for
+// those Alive does not report open (View.Closed), at every view, while the
+// evidence lasts.
+func (tr *Tracker) Unexplained(v *View) []Connection {
+	held := v.held()
+	var out []Connection
+	for name, t := range tr.units {
+		if t.before == nil || t.before.MainPID != t.beforePID || (!t.jobActive && !t.awaitStart && !slices.ContainsFunc(tr.finishing, func(p pendingFinish) bool { return p.name == name })) {
+			continue
+		}
+		shown := map[uint64]bool{}
+		for _, svc := range v.Snapshot.Services {
+			if svc.Unit == name {
+				for _, c := range svc.Connections {
+					shown[c.Inode] = true
+				}
+			}
+		}
+		for _, c := range t.before.Connections {
+			if _, told := t.closed[c.Inode]; told || shown[c.Inode] || held[c.Inode] || tr.isOwn(c) || slices.Contains(v.Own, ownKey(c.Remote)) {
+				continue
+			}
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Inode < out[j].Inode })
+	return out
+}
+
+// noteClosed keeps what a view's kernel lookups told of which end of a
+// connection closed first, for the services whose handoff it belongs to.
+func (tr *Tracker) noteClosed(v *View) {
+	if len(v.Closed) == 0 {
+		return
+	}
+	for _, t := range tr.units {
+		if t.before == nil {
+			continue
+		}
+		for _, c := range t.before.Connections {
+			who, ok := v.Closed[c.Inode]
+			if !ok {
+				continue
+			}
+			if t.closed == nil {
+				t.closed = map[uint64]string{}
+			}
+			if _, told := t.closed[c.Inode]; !told {
+				t.closed[c.Inode] = who
+			}
+		}
+	}
+}
+
+func (tr *Tracker) unaccountedConns(v *View) []Connection {
+	var out []Connection
 	held := v.held()
 	for _, p := range tr.finishing {
 		t := tr.units[p.name]
@@ -397,11 +507,11 @@ func (tr *Tracker) Unaccounted(v *View) []uint64 {
 		}
 		for _, c := range t.before.Connections {
 			if !after[c.Inode] && !held[c.Inode] && !tr.isOwn(c) && !slices.Contains(v.Own, ownKey(c.Remote)) {
-				out = append(out, c.Inode)
+				out = append(out, c)
 			}
 		}
 	}
-	return append(out, tr.acceptUnaccounted(v)...)
+	return out
 }
 
 // unit returns the tracking of a service, created on first use.
@@ -480,13 +590,15 @@ func (tr *Tracker) view(at time.Time, v *View) {
 		t := tr.unit(svc.Unit)
 		var socks []SocketUnit
 		for _, su := range snap.Sockets {
-			if su.Service == svc.Unit {
-				socks = append(socks, su)
+			if su.Service == svc.Unit || !su.Accept && slices.Contains(svc.Sockets, su.Unit) {
+				socks = append(socks, su) // its Service= or its Sockets=
 			}
 		}
 		t.held = held
 		tr.observe(svc.Unit, t, &svc, socks, at)
+		tr.settleLost(svc.Unit, t, &svc, at)
 	}
+	tr.noteClosed(v)
 	if len(tr.finishing) > 0 {
 		rest := tr.finishing[:0:0]
 		for _, p := range tr.finishing {
@@ -580,8 +692,13 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
-	if int(raw.FDStoreCount) > t.storePeak && (t.jobActive || t.awaitStart) {
-		t.storePeak = int(raw.FDStoreCount)
+	if t.jobActive || t.awaitStart {
+		if int(raw.FDStoreCount) > t.storePeak {
+			t.storePeak = int(raw.FDStoreCount)
+		}
+		if raw.MainPID != 0 && raw.MainPID == t.beforePID && t.mainPID == t.beforePID {
+			t.storeLast = int(raw.FDStoreCount)
+		}
 	}
 	// The store, entry by entry where it is known.
 	now := map[uint64]StoreEntry{}
@@ -596,7 +713,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	for _, k := range keys {
 		e := now[k]
 		if _, ok := t.storeSeen[k]; !ok {
-			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
+			tr.emit(Event{Time: at, Unit: name, Type: EventFDStored, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail, Inferred: e.Inferred})
 		}
 	}
 	gone := make([]StoreEntry, 0)
@@ -607,7 +724,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
 	for _, e := range gone {
-		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
+		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
 		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
 			ev.Via = "taken"
 		}
@@ -629,8 +746,27 @@ func (tr *Tracker) setMainPID(name string, t *tracked, pid int, at time.Time) {
 		return
 	}
 	old := t.mainPID
+	inJob := t.jobActive || t.awaitStart
+	switch {
+	case pid == 0 && old != 0 && !inJob && t.svc != nil:
+		// Gone without a job (killed, crashed): the job that brings the
+		// unit back is its handoff.
+		svc, socks, _ := t.current()
+		if svc.MainPID != old {
+			svc = nil // no view of it: what it held was not seen
+		}
+		t.lost = &lostMain{pid: old, at: at, svc: svc, socks: socks}
+	case pid != 0 && !inJob:
+		t.lost = nil
+	case inJob && old == t.beforePID && old != 0:
+		// The old process ends: the store as last seen while it ran.
+		if t.storeLast == 0 && t.storePeak > 0 {
+			t.noDiscard = true
+		}
+	}
 	t.mainPID = pid
 	if pid == 0 {
+		t.sawNoMain = true
 		t.noMainSince = at
 	} else if !t.noMainSince.IsZero() {
 		t.noMainGap += max(at.Sub(t.noMainSince), 0)
@@ -666,10 +802,38 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
 		t.storePeak = int(t.before.FDStoreCount)
+		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
 		t.pendingAlive = nil
+		t.closed = nil
+		t.sawNoMain = t.mainPID == 0
+		t.jobLost = false
 		if t.mainPID == 0 {
 			t.noMainSince = now
+			if l := t.lost; l != nil {
+				// The main process went without a job (killed, crashed)
+				// and this job brings the unit back (an automatic
+				// restart): the handoff is from it, and the time without a
+				// main process runs from its end.
+				t.lost = nil
+				t.beforePID, t.noMainSince, t.jobStopped, t.sawNoMain = l.pid, l.at, true, true
+				after := t.svc // the latest view: after the end, if it shows no main process
+				if l.svc != nil {
+					t.before, t.beforeSocks = l.svc, l.socks
+				} else {
+					b := *t.before
+					b.MainPID = 0 // not a view of the old process
+					t.before = &b
+				}
+				// What the store held when the process went was not seen
+				// (it may have emptied it itself): only a view after says.
+				t.storePeak = 0
+				t.noDiscard = true
+				if after.MainPID == 0 {
+					t.storePeak = int(after.FDStoreCount)
+					t.noDiscard = false
+				}
+			}
 		}
 	case SigJobRemoved:
 		job := tr.jobTypes[e.ID]
@@ -681,7 +845,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			// part is done, and a job can be gone before its type is
 			// read: a job that took the running unit down and then
 			// brought it up again was a restart.
-			if (job == "" || job == "start") && t.jobStopped && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
+			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
 				job = "restart"
 			}
 			t.jobType = job
@@ -780,6 +944,11 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		tr.emit(Event{Time: now, Type: EventDisconnected, Error: e.Error})
 	case SigReconnected:
 		tr.emit(Event{Time: now, Type: EventReconnected, Version: e.Version})
+		for _, t := range tr.units {
+			// Signals were lost with the connection (the manager
+			// re-executed): the job's end may be among them.
+			t.jobLost = t.jobLost || t.jobActive
+		}
 		tr.needFull = true
 		tr.acceptLost()
 	case SigOverflow:
@@ -789,11 +958,47 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	}
 }
 
+// settleLost ends a job whose end may have been lost with the connection
+// to the manager (Tracker.jobLost) once a view shows the unit settled
+// (not activating, deactivating or reloading): with an unknown result,
+// the unit's state and main PID as the view shows them.
+func (tr *Tracker) settleLost(name string, t *tracked, svc *Service, at time.Time) {
+	if !t.jobActive || !t.jobLost {
+		return
+	}
+	switch svc.ActiveState {
+	case "active", "inactive", "failed":
+	default:
+		return
+	}
+	if t.activeState != svc.ActiveState {
+		t.activeState = svc.ActiveState
+		if st := [2]string{svc.ActiveState, svc.SubState}; tr.states[name] != st {
+			tr.states[name] = st
+			tr.emit(Event{Time: at, Unit: name, Type: EventState, ActiveState: svc.ActiveState, SubState: svc.SubState})
+		}
+	}
+	if svc.MainPID != t.mainPID {
+		tr.setMainPID(name, t, svc.MainPID, at)
+	}
+	t.jobActive, t.jobLost = false, false
+	delete(tr.jobTypes, t.jobID)
+	tr.emit(Event{Time: at, Unit: name, Type: EventJobFinished, JobID: t.jobID, Job: t.jobType})
+	tr.finishing = append(tr.finishing, pendingFinish{name: name})
+}
+
 // storeCount notes a store size of a service in a job: the store's peak
 // is what it held before the new process took its entries back.
 func (tr *Tracker) storeCount(unit string, n int) {
-	if t := tr.units[tr.serviceOf(unit)]; t != nil && (t.jobActive || t.awaitStart) && n > t.storePeak {
+	t := tr.units[tr.serviceOf(unit)]
+	if t == nil || !(t.jobActive || t.awaitStart) {
+		return
+	}
+	if n > t.storePeak {
 		t.storePeak = n
+	}
+	if t.mainPID != 0 && t.mainPID == t.beforePID {
+		t.storeLast = n
 	}
 }
 
@@ -823,7 +1028,14 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 	}
 	h := tr.summarise(t, at, alive, aliveUnknown)
 	t.before, t.beforeSocks, t.stopDone = nil, nil, false
-	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
+	job := t.jobType
+	if (job == "" || job == "start") && h.HandoffJob == "restart" {
+		// A start on a running unit does nothing: one that ended with
+		// another main process took the unit down and up (systemd turns
+		// a restart job into a start once its stop part is done).
+		job = "restart"
+	}
+	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: job, Result: result, Handoff: &h})
 }
 
 // summarise compares the service before the job with now; alive says which
@@ -908,6 +1120,17 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			continue
 		}
 		ac, ok := afterC[c.Inode]
+		if !ok && !t.held[c.Inode] && !alive[c.Inode] && t.closed[c.Inode] == ClosedByClient {
+			// Gone, and the kernel says its client's end closed first
+			// (maybe before the job began: the view before the job can be
+			// an interval old): not dropped.
+			h.ConnectionsClosed++
+			if reported < 20 {
+				reported++
+				tr.emit(Event{Time: now, Unit: a.Unit, Type: EventConnectionClosed, Inode: c.Inode, Detail: c.Remote, PrevPID: c.PID, PrevFD: c.FD, Via: ClosedByClient})
+			}
+			continue
+		}
 		if !ok && !t.held[c.Inode] && !alive[c.Inode] && aliveUnknown {
 			// Seen nowhere, but whether it still exists was not
 			// learned: not said dropped.
@@ -938,6 +1161,12 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			ev.PID, ev.FD, ev.PrevPID, ev.PrevFD = c.PID, c.FD, 0, 0
 		}
 		tr.emit(ev)
+	}
+	if h.ConnectionsDropped > 0 && (len(beforeL) > 0 || len(b.OwnListeners) > 0) {
+		// The old process dropped connections and could accept more from
+		// its listeners until it exited (clients reconnecting at once):
+		// those no view showed are not counted.
+		h.ConnectionsDroppedAtLeast = true
 	}
 	if seenOld && len(beforeC) == 0 {
 		for _, p := range b.Passed {
@@ -972,8 +1201,10 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 		h.FDsCarriedUnknown = a.PassedUnknown
 	}
-	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0 && !h.FDsCarriedUnknown
-	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 {
+	// A store seen emptied before the new process (the old one removed its
+	// entries itself, FDSTOREREMOVE) was not discarded by anyone.
+	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0 && !h.FDsCarriedUnknown && !t.noDiscard
+	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 && !t.noDiscard {
 		// A stop releases the store in the same turn of the manager's
 		// event loop that sees the old process exit, too fast to watch
 		// the entries the process stored on its way out: what tells is
@@ -989,6 +1220,11 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	}
 	gap = max(gap, 0) // signal and scan clocks can disagree by a few ms
 	h.NoMainPIDMs = gap.Milliseconds()
+	if !t.sawNoMain && h.OldPID != 0 && h.NewPID != h.OldPID {
+		// A new main process means the old one ended first, but no
+		// signal showed the unit without one: the gap was not seen.
+		h.NoMainPIDMs, h.NoMainPIDUnknown = 0, true
+	}
 	h.DurationMs = max(now.Sub(t.jobStart), 0).Milliseconds()
 	// Refused connections counted by the manager.
 	for _, sa := range socks {

@@ -44,6 +44,10 @@ type Manager struct {
 	// FDStorePreserve reports whether the manager has
 	// FileDescriptorStorePreserve= (systemd 254+).
 	FDStorePreserve bool `json:"fdstore_preserve"`
+	// FDStoreDenied reports that the manager refused to list fd stores to
+	// this user (systemd 254+ asks polkit for DumpUnitFileDescriptorStore
+	// on the system bus): their entries are unknown, their counts known.
+	FDStoreDenied bool `json:"fdstore_denied,omitempty"`
 	// Limits are the things this manager cannot tell, in words.
 	Limits []string `json:"limits,omitempty"`
 }
@@ -101,8 +105,14 @@ type Listener struct {
 	Address string `json:"address"`
 	// Inode is the socket (or FIFO) inode, 0 when not found.
 	Inode uint64 `json:"inode"`
-	// Backlog is the accept queue depth of a stream listener right now.
+	// Backlog is the accept queue depth of a stream listener right now:
+	// meaningful only where State is LISTEN (0 otherwise: a datagram
+	// socket or FIFO has no accept queue, see RecvQ).
 	Backlog uint32 `json:"backlog"`
+	// RecvQ is, for a datagram listener, the bytes queued unread in its
+	// receive queue right now (what ss shows as Recv-Q); absent where the
+	// kernel was not asked or reports none (a FIFO, a stream listener).
+	RecvQ *uint32 `json:"recv_q,omitempty"`
 	// State is the kernel state of the socket (LISTEN, UNCONN...).
 	State string `json:"state,omitempty"`
 	// Holders are the processes that hold the listener, the manager first.
@@ -188,6 +198,10 @@ type Service struct {
 	// FDStorePreserve is FileDescriptorStorePreserve= where the manager has
 	// it (no, restart, yes), empty otherwise.
 	FDStorePreserve string `json:"fdstore_preserve,omitempty"`
+	// FDStoreUnknown is set when the manager refused to list this fd
+	// store to this user (Manager.FDStoreDenied): FDStore is empty because
+	// its entries are unknown, not because there are none.
+	FDStoreUnknown bool `json:"fdstore_unknown,omitempty"`
 	// FDStore are the entries of the fd store, listed by the manager or
 	// inferred from the kernel.
 	FDStore []StoreEntry `json:"fdstore"`
@@ -214,8 +228,14 @@ type Service struct {
 
 // StoreEntry is one descriptor in a service's fd store.
 type StoreEntry struct {
-	// Name is the FDNAME the service gave it ("stored" when unnamed).
+	// Name is the FDNAME the service gave it ("stored" when unnamed); ""
+	// with NameUnknown where it was not seen.
 	Name string `json:"name"`
+	// NameUnknown is set when the entry was inferred (systemd before 254
+	// does not list its store) and its name was never seen: only a
+	// process that was passed the store at start sees the names, in
+	// LISTEN_FDNAMES.
+	NameUnknown bool `json:"name_unknown,omitempty"`
 	// Kind is what sort of descriptor it is (tcp, unix, memfd, pipe, ...).
 	Kind string `json:"kind"`
 	// Inode is the kernel object's inode.
@@ -306,6 +326,7 @@ const (
 	EventListenerReplaced    EventType = "listener_replaced"
 	EventConnectionPreserved EventType = "connection_preserved"
 	EventConnectionDropped   EventType = "connection_dropped"
+	EventConnectionClosed    EventType = "connection_closed"
 	EventHandoff             EventType = "handoff"
 	EventUnitNew             EventType = "unit_new"
 	EventUnitRemoved         EventType = "unit_removed"
@@ -351,6 +372,9 @@ type Event struct {
 	// Inferred marks an fd_stored entry reconstructed from the manager's
 	// descriptors (systemd before 254 cannot list its store).
 	Inferred bool `json:"inferred,omitempty"`
+	// NameUnknown marks an fd_stored or fd_removed entry whose name was
+	// never seen (Name is ""), see StoreEntry.NameUnknown.
+	NameUnknown bool `json:"name_unknown,omitempty"`
 
 	// JobID is the manager's job id of job events.
 	JobID uint32 `json:"job_id,omitempty"`
@@ -362,8 +386,8 @@ type Event struct {
 	PrevInode uint64 `json:"prev_inode,omitempty"`
 	// Via says how a connection was found preserved ("process": in the new
 	// process, "fdstore": held by the manager, "open": its socket still
-	// exists) or how an fd left the store ("taken": the new main process
-	// holds it).
+	// exists), who closed a connection_closed one ("client"), or how an fd left the store ("taken": the new main
+	// process holds it).
 	Via string `json:"via,omitempty"`
 	// Phase is "started" or "finished" for reloading events, "reload" for
 	// units a reload added or removed.
@@ -409,6 +433,15 @@ type Handoff struct {
 	// new process; ConnectionsDropped those that were closed.
 	ConnectionsPreserved int `json:"connections_preserved"`
 	ConnectionsDropped   int `json:"connections_dropped"`
+	// ConnectionsClosed counts connections seen before the job that were
+	// gone after, closed by their clients (the kernel says the client's end
+	// closed first): not the handoff's doing, in neither count above.
+	ConnectionsClosed int `json:"connections_closed,omitempty"`
+	// ConnectionsDroppedAtLeast is set when the old process dropped
+	// connections and could accept more from its listeners until it
+	// exited: connections no view showed (clients reconnecting and dropped
+	// again) are not in ConnectionsDropped, which is then a lower bound.
+	ConnectionsDroppedAtLeast bool `json:"connections_dropped_at_least,omitempty"`
 	// ConnectionsUnknown is set when the service's processes could not be
 	// read before or after, or no view showed the old process before the
 	// job, or a connection was seen nowhere and the kernel was not asked
@@ -425,6 +458,10 @@ type Handoff struct {
 	StoreDiscarded bool `json:"store_discarded"`
 	// NoMainPIDMs is how long the unit had no main process, in milliseconds.
 	NoMainPIDMs int64 `json:"no_main_pid_ms"`
+	// NoMainPIDUnknown is set when the main PID changed with no signal
+	// showing the unit without one: the old process ended first, but for
+	// how long was not seen (NoMainPIDMs is 0 then).
+	NoMainPIDUnknown bool `json:"no_main_pid_unknown,omitempty"`
 	// RefusedDelta is the change of the socket units' NRefused, when counted.
 	RefusedDelta int `json:"refused_delta"`
 	// DurationMs is the job's duration in milliseconds.

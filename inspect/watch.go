@@ -59,6 +59,12 @@ type Watcher struct {
 	// returns nil when the kernel could not be asked: those connections
 	// are then unknown, never dropped.
 	Alive func(ctx context.Context, inodes []uint64) map[uint64]bool
+	// ConnEnds, if set, looks up what the kernel still holds of TCP
+	// connections by their addresses (procfs.FS.TCPConnEnds): a connection
+	// of a handoff that is gone and whose client's end closed first (maybe
+	// just before the job: the view before it can be an interval old) is
+	// closed by its client, not dropped.
+	ConnEnds func(ctx context.Context, conns []procfs.TCPConn) ([]procfs.ConnEnds, error)
 	// FDCount, if set, gives a process's open descriptor count cheaply
 	// (procfs.FS.FDCount): /proc is read again at an interval only when
 	// a count moved (or for the host-wide pass), so an idle watch costs
@@ -120,6 +126,8 @@ type loop struct {
 	scopeNew bool                  // a scope appeared (a login) since the last host-wide pass
 	lastJob  time.Time             // when a job was last seen (signalled, or under way at an interval)
 	interval time.Duration
+	fast     time.Duration
+	hotRead  map[string]time.Time // when each service in a job was last read by the fast rescan
 }
 
 func (w *Watcher) now() time.Time {
@@ -144,7 +152,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if fullEvery == 0 {
 		fullEvery = 10
 	}
-	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval}
+	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval, fast: fast, hotRead: map[string]time.Time{}}
 	defer st.stopProbes()
 	if err := st.refresh(nil, true, false); err != nil {
 		return err
@@ -212,7 +220,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			}
 			st.drain(events)
 			st.finish()
-			if hot := st.tr.Hot(); len(hot) > 0 {
+			if hot := st.hotDue(); len(hot) > 0 {
 				_ = st.refresh(hot, false, false)
 			}
 		}
@@ -230,6 +238,38 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			w.Events.Watch(watched, fast)
 		}
 	}
+}
+
+// hotPeriod is how often a service in a job is read by the fast rescan: at
+// every fast interval at first, then less often as the job lasts (a
+// twentieth of its age, at most the interval), so a job that runs long,
+// or whose end was never signalled, does not cost a core.
+func (st *loop) hotPeriod(age time.Duration) time.Duration {
+	return min(max(st.fast, age/20), max(st.interval, st.fast))
+}
+
+// hotDue lists the services in a job whose fast rescan is due, and notes
+// them read.
+func (st *loop) hotDue() []string {
+	hot := st.tr.Hot()
+	now := st.w.now()
+	var due []string
+	for _, name := range hot {
+		age := now.Sub(st.tr.HotSince(name))
+		if last, ok := st.hotRead[name]; ok && now.Sub(last)+st.fast/2 < st.hotPeriod(age) {
+			continue
+		}
+		due = append(due, name)
+	}
+	for name := range st.hotRead {
+		if !slices.Contains(hot, name) {
+			delete(st.hotRead, name)
+		}
+	}
+	for _, name := range due {
+		st.hotRead[name] = now
+	}
+	return due
 }
 
 // signal feeds one manager signal to the tracker, stamped with when it
@@ -673,6 +713,11 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 	for _, svc := range snap.Services {
 		delete(st.pending, svc.Unit)
 		st.known[svc.Unit] = true
+		for _, so := range svc.Sockets { // a second service naming the socket in Sockets=
+			if st.known[so] && !slices.Contains(st.related[svc.Unit], so) {
+				st.related[svc.Unit] = append(st.related[svc.Unit], so)
+			}
+		}
 		if svc.FDStoreMax > 0 && !slices.Contains(st.stores, svc.Unit) {
 			st.stores = append(st.stores, svc.Unit)
 		}
@@ -761,6 +806,20 @@ func (st *loop) refresh(units []string, full, cached bool) error {
 		if missing := st.tr.Unaccounted(v); len(missing) > 0 {
 			v.Alive = st.w.Alive(st.ctx, missing)
 			v.AliveUnknown = v.Alive == nil
+		}
+	}
+	if st.w.ConnEnds != nil {
+		// Which end closed first is told by what the kernel keeps of a
+		// closed connection only for a while: asked at every view of a
+		// service in a handoff, not only at its end.
+		var gone []Connection
+		for _, c := range st.tr.Unexplained(v) {
+			if !v.Alive[c.Inode] {
+				gone = append(gone, c)
+			}
+		}
+		if len(gone) > 0 {
+			v.Closed = closers(st.ctx, st.w.ConnEnds, gone)
 		}
 	}
 	st.step(Step{At: snap.Time, View: v})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -118,6 +119,9 @@ type Scan struct {
 	// Errors are per-process failures other than vanishing (skipped silently)
 	// and permission (counted in Unreadable). The rest of the scan is valid.
 	Errors []error
+	// Hierarchy is the cgroup hierarchy the processes' units were read
+	// from (FS.Hierarchy; UseHierarchy changes it).
+	Hierarchy Hierarchy
 }
 
 // Process returns the scanned process with the given pid.
@@ -127,6 +131,16 @@ func (s *Scan) Process(pid int) (*Process, bool) {
 		return nil, false
 	}
 	return &s.Processes[i], true
+}
+
+// UseHierarchy reads every process's unit again from the lines of
+// hierarchy h (decided after the scan, e.g. with HierarchyOf).
+func (s *Scan) UseHierarchy(h Hierarchy) {
+	s.Hierarchy = h
+	for i := range s.Processes {
+		p := &s.Processes[i]
+		p.setCgroup(p.Cgroups, h)
+	}
 }
 
 // UnreadableNote says "N processes not readable", or "" if all were readable.
@@ -245,7 +259,7 @@ type procResult struct {
 }
 
 func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (*Scan, error) {
-	res := &Scan{}
+	res := &Scan{Hierarchy: p.hier}
 	ownNS := p.ownNetNS()
 	useNetlink := p.live && !opts.NoNetlink && !opts.NoSockets
 
@@ -659,6 +673,7 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 // socket's "system.sockprotoname" attribute) or marks it unresolved.
 func (p FS) resolveRest(res *Scan, n *nsNeed, ns uint64) {
 	buf := make([]byte, 64)
+	var netlink map[uint64]NetlinkInfo // /proc/PID/net/netlink of this namespace, read once when needed
 	for ino, h := range n.inodes {
 		if _, ok := res.Sockets[ino]; ok {
 			continue
@@ -674,9 +689,29 @@ func (p FS) resolveRest(res *Scan, n *nsNeed, ns uint64) {
 			if s.Proto == 0 && s.Family != FamilyUnix && s.Family != FamilyUnknown {
 				s.Status = FamilyOnly
 			}
+			if s.Family == FamilyNetlink {
+				if netlink == nil {
+					netlink = p.readNetlink(h.pid)
+				}
+				if info, ok := netlink[ino]; ok {
+					s.Netlink = &info
+				}
+			}
 		}
 		res.Sockets[ino] = s
 	}
+}
+
+// readNetlink reads the netlink sockets of pid's network namespace
+// (/proc/PID/net/netlink); empty (not nil) when it cannot be read.
+func (p FS) readNetlink(pid int) map[uint64]NetlinkInfo {
+	out := map[uint64]NetlinkInfo{}
+	b, err := os.ReadFile(p.path(strconv.Itoa(pid), "net", "netlink"))
+	if err != nil {
+		return out
+	}
+	_ = parseProcNetNetlink(b, func(ino uint64, info NetlinkInfo) { out[ino] = info })
+	return out
 }
 
 func indexNUL(s string) int {

@@ -259,7 +259,11 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 		case l.Inode == 0:
 			state = "not found in the kernel"
 		}
-		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(fmt.Sprintf("%s · %s · backlog %d", inode, orDash(state), l.Backlog))))
+		facts := []string{inode, orDash(state)}
+		if q := inspect.ListenerQueue(l); q != "" {
+			facts = append(facts, q)
+		}
+		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(strings.Join(facts, " · "))))
 		switch {
 		case len(l.Holders) == 0 && l.HoldersPartial:
 			b.muted("      held by: unknown (processes not readable)")
@@ -330,11 +334,14 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 			b.add("    " + d.st.Detail.Warning.Render("no socket unit: while it restarts nobody listens and clients are refused"))
 		}
 		for _, l := range s.OwnListeners {
-			line := fmt.Sprintf("    own listener %s %s  inode %d · %s · backlog %d", l.Type, l.Address, l.Inode, l.State, l.Backlog)
-			if name, ok := stored[l.Inode]; ok {
-				line += " · in the fd store as " + quoteName(name)
+			facts := []string{fmt.Sprintf("inode %d", l.Inode), l.State}
+			if q := inspect.ListenerQueue(l); q != "" {
+				facts = append(facts, q)
 			}
-			b.add(line)
+			if name, ok := stored[l.Inode]; ok {
+				facts = append(facts, "in the fd store as "+quoteName(name))
+			}
+			b.add(fmt.Sprintf("    own listener %s %s  %s", l.Type, l.Address, strings.Join(facts, " · ")))
 		}
 		if b.explain {
 			text := "Without a socket unit the service opens its own listener; the listening socket dies with the process, so the port is closed between the old process exiting and the new one binding."
@@ -373,7 +380,9 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	} else if s.FDStoreCount == 0 && len(s.FDStore) == 0 {
 		b.muted("    empty")
 	}
-	if n := s.FDStoreUnidentified(); n > 0 {
+	if s.FDStoreUnknown {
+		b.muted(fmt.Sprintf("    %d entries, unknown to this user: the manager refused to list them", s.FDStoreCount))
+	} else if n := s.FDStoreUnidentified(); n > 0 {
 		b.muted(fmt.Sprintf("    %d of %d identified: %d more the manager does not list and /proc did not match", len(s.FDStore), s.FDStoreCount, n))
 	}
 	for i, e := range s.FDStore {
@@ -381,7 +390,7 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 			b.muted(fmt.Sprintf("    … %d more", len(s.FDStore)-i))
 			break
 		}
-		line := fmt.Sprintf("    %-20s %-8s %s", quoteName(e.Name), orDash(e.Kind), e.Detail)
+		line := fmt.Sprintf("    %-20s %-8s %s", inspect.StoreName(e.Name, e.NameUnknown), orDash(e.Kind), e.Detail)
 		var marks []string
 		if e.Inferred {
 			marks = append(marks, "inferred")

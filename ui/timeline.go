@@ -216,9 +216,9 @@ func describeEvent(ev inspect.Event) string {
 	case inspect.EventFDPassed:
 		return fmt.Sprintf("fd %d %s passed%s", ev.FD, quoteName(ev.Name), detail)
 	case inspect.EventFDStored:
-		return fmt.Sprintf("fd store + %s%s", quoteName(ev.Name), detail)
+		return fmt.Sprintf("fd store + %s%s", inspect.StoreName(ev.Name, ev.NameUnknown), detail)
 	case inspect.EventFDRemoved:
-		return fmt.Sprintf("fd store − %s%s", quoteName(ev.Name), detail)
+		return fmt.Sprintf("fd store − %s%s", inspect.StoreName(ev.Name, ev.NameUnknown), detail)
 	case inspect.EventListenerKept:
 		return "listener kept" + detail
 	case inspect.EventListenerReplaced:
@@ -227,6 +227,8 @@ func describeEvent(ev inspect.Event) string {
 		return "connection preserved" + detail
 	case inspect.EventConnectionDropped:
 		return "connection dropped" + detail
+	case inspect.EventConnectionClosed:
+		return "connection closed by its client" + detail
 	case inspect.EventHandoff:
 		return "handoff"
 	case inspect.EventUnitNew:

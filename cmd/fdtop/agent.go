@@ -105,6 +105,7 @@ func (m *agentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	}
 	if k, ok := m.src.builder.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
+		w.ConnEnds = k.TCPConnEnds
 		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
 	}
 	errc := make(chan error, 1)

@@ -25,7 +25,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		io.WriteString(stderr, "Usage: fdtop doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]\n\n"+
-			"Exit status: 0 nothing found, 1 findings (or an error), 2 usage error.\n\n")
+			"Exit status: 0 nothing found, 1 findings (or an error), 2 usage error, 4 no unit matched the patterns (nothing checked).\n\n")
 		fs.PrintDefaults()
 	}
 	var mf managerFlags
@@ -57,20 +57,26 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 	}
 	findings := inspect.Diagnose(in)
 	unchecked := inspect.Unchecked(in)
+	nothing := inspect.NothingMatched(in)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			Findings  []inspect.Finding `json:"findings"`
 			Unchecked []string          `json:"unchecked"`
-		}{findings, append([]string{}, unchecked...)}); err != nil {
+			Unmatched []string          `json:"unmatched_patterns,omitempty"`
+			Nothing   bool              `json:"nothing_checked,omitempty"`
+		}{findings, append([]string{}, unchecked...), in.Snapshot.Unmatched, nothing}); err != nil {
 			return fail(stderr, "doctor", err)
 		}
-	} else if err := writeFindings(stdout, findings, unchecked); err != nil {
+	} else if err := writeFindings(stdout, findings, unchecked, nothing); err != nil {
 		return fail(stderr, "doctor", err)
 	}
-	if len(findings) > 0 {
+	switch {
+	case len(findings) > 0:
 		return exitRuntime
+	case nothing:
+		return exitNoMatch
 	}
 	return exitOK
 }
@@ -192,9 +198,11 @@ func socketOrService(p string) []string {
 
 // writeFindings prints the findings for a person, every outside string
 // through termsafe.
-func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string) error {
+func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string, nothing bool) error {
 	var b strings.Builder
 	switch {
+	case nothing:
+		b.WriteString("nothing checked:\n")
 	case len(findings) == 0 && len(unchecked) == 0:
 		b.WriteString("no findings: nothing keeps socket activation or a handoff from working here\n")
 	case len(findings) == 0:

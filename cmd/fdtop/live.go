@@ -81,6 +81,7 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 	}
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
+		w.ConnEnds = k.TCPConnEnds
 		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
 	}
 	go src.signals.run(ctx)

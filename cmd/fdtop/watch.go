@@ -84,7 +84,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	defer rec.close()
 	events := make(chan inspect.Event, 1024)
 	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
-		Alive: inspect.SocketsAlive(kernel.SocketsByInode), FDCount: kernel.FDCount, SocketInode: kernel.SocketInode, Shows: b.Names}
+		Alive: inspect.SocketsAlive(kernel.SocketsByInode), ConnEnds: kernel.TCPConnEnds, FDCount: kernel.FDCount, SocketInode: kernel.SocketInode, Shows: b.Names}
 	if probe {
 		w.Probe = func(string) bool { return true }
 	}

@@ -47,6 +47,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	env := environment{pid: os.Getpid()}
+	if cfg.Mode == ModeHandoff {
+		// Taken before anything slow too: unhandled, they would kill it.
+		extra := make(chan os.Signal, 8)
+		signal.Notify(extra, syscall.SIGUSR1, syscall.SIGUSR2)
+		env.extra = extra
+	}
 	passed, err := activation.ListenFDsWithNames(true)
 	switch {
 	case errors.Is(err, activation.ErrOtherProcess):

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/demo/activation"
+	"golang.org/x/sys/unix"
 )
 
 // Mode selects how the server gets its listener and what it does on stop.
@@ -92,6 +93,11 @@ type environment struct {
 	// onClose, when set, is called with a connection's id once it is
 	// closed and forgotten (tests wait on it).
 	onClose func(id uint64)
+	// extra, when set (handoff mode), delivers SIGUSR1, which stores a
+	// fresh memfd in the fd store as extra-N, and SIGUSR2, which removes
+	// every extra-N entry (FDSTOREREMOVE): the truth oracle (demo/oracle)
+	// changes the store at random moments with them.
+	extra <-chan os.Signal
 }
 
 type server struct {
@@ -114,6 +120,11 @@ type server struct {
 	// with. They leave the store only once the instance is ready, so a
 	// crash during start-up still leaves them there for the next try.
 	restoredNames []string
+
+	// extras are the extra-N entries in the store (environment.extra).
+	extraMu sync.Mutex
+	extras  []string
+	extraN  int
 
 	// stored is set when this instance bound the listener and sent it to
 	// the store (stored-listener mode's first start).
@@ -208,6 +219,9 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 		defer close(acceptDone)
 		s.acceptLoop(ln)
 	}()
+	if cfg.Mode == ModeHandoff && env.extra != nil && env.notifier != nil {
+		go s.extraLoop(ctx)
+	}
 	<-ctx.Done()
 	close(s.stopping)
 	ln.Close()
@@ -229,6 +243,7 @@ func (s *server) takePassed() (net.Listener, error) {
 		f := p.File()
 		switch {
 		case s.cfg.Mode == ModeHandoff && p.Name == StateFDName:
+			s.log.Info("fdstore", "op", "got", "name", p.Name, "inode", inodeOf(f))
 			stored = append(stored, p.Name)
 			data, err := readStateFile(f)
 			// Kept open until exit, so the memfd stays visible at its
@@ -244,7 +259,17 @@ func (s *server) takePassed() (net.Listener, error) {
 				continue
 			}
 			state = &h
+		case s.cfg.Mode == ModeHandoff && strings.HasPrefix(p.Name, ExtraFDNamePrefix):
+			// An extra-N entry: it stays in the store (not ours to use).
+			s.log.Info("fdstore", "op", "got", "name", p.Name, "inode", inodeOf(f))
+			f.Close()
+			s.extraMu.Lock()
+			if !slices.Contains(s.extras, p.Name) {
+				s.extras = append(s.extras, p.Name)
+			}
+			s.extraMu.Unlock()
 		case s.cfg.Mode == ModeHandoff && strings.HasPrefix(p.Name, ConnFDNamePrefix):
+			s.log.Info("fdstore", "op", "got", "name", p.Name, "inode", inodeOf(f))
 			stored = append(stored, p.Name)
 			id, err := strconv.ParseUint(strings.TrimPrefix(p.Name, ConnFDNamePrefix), 10, 64)
 			if err != nil || id == 0 || restored[id] != nil {
@@ -541,14 +566,18 @@ func (s *server) shutdown(ctx context.Context) error {
 	s.removeRestored()
 	h := Handoff{NextID: nextID}
 	for _, c := range conns {
-		if err := storeConn(s.env.notifier, c); err != nil {
+		ino, err := storeConn(s.env.notifier, c)
+		if err != nil {
 			s.log.Warn("cannot store connection, dropping it", "id", c.id, "err", err)
 			continue
 		}
+		s.log.Info("fdstore", "op", "store", "name", ConnFDNamePrefix+strconv.FormatUint(c.id, 10), "inode", ino)
 		h.Conns = append(h.Conns, ConnState{ID: c.id, Count: c.count, Pending: c.pending, Unsent: c.unsent})
 	}
-	if err := storeState(s.env.notifier, h); err != nil {
+	if ino, err := storeState(s.env.notifier, h); err != nil {
 		s.log.Warn("cannot store handoff state", "err", err)
+	} else {
+		s.log.Info("fdstore", "op", "store", "name", StateFDName, "inode", ino)
 	}
 	// Wait until the manager has processed the FDSTORE messages: after we
 	// exit it may handle our death before reading them.
@@ -566,6 +595,7 @@ func (s *server) shutdown(ctx context.Context) error {
 func (s *server) removeRestored() {
 	for _, name := range s.restoredNames {
 		s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
+		s.log.Info("fdstore", "op", "remove", "name", name)
 	}
 	s.restoredNames = nil
 }
@@ -580,36 +610,94 @@ func compareUint(a, b uint64) int {
 	return 0
 }
 
-// storeConn sends c's socket to the fd store as conn-<id>.
-func storeConn(n *activation.Notifier, c *clientConn) error {
+// storeConn sends c's socket to the fd store as conn-<id> and returns its
+// inode.
+func storeConn(n *activation.Notifier, c *clientConn) (uint64, error) {
 	name := ConnFDNamePrefix + strconv.FormatUint(c.id, 10)
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
-		return fmt.Errorf("store %s: %T has no file descriptor", name, c.nc)
+		return 0, fmt.Errorf("store %s: %T has no file descriptor", name, c.nc)
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
+		return 0, fmt.Errorf("store %s: %w", name, err)
 	}
 	var sendErr error
-	if err := raw.Control(func(fd uintptr) { sendErr = n.StoreFDs(name, int(fd)) }); err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
+	var ino uint64
+	if err := raw.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) == nil {
+			ino = st.Ino
+		}
+		sendErr = n.StoreFDs(name, int(fd))
+	}); err != nil {
+		return 0, fmt.Errorf("store %s: %w", name, err)
 	}
-	return sendErr
+	return ino, sendErr
+}
+
+// inodeOf is the inode of an open file, 0 when it cannot be read.
+func inodeOf(f *os.File) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// ExtraFDNamePrefix names the memfds SIGUSR1 stores (environment.extra).
+const ExtraFDNamePrefix = "extra-"
+
+// extraLoop stores and removes extra-N entries on SIGUSR1 and SIGUSR2,
+// logging each with its inode, until ctx ends.
+func (s *server) extraLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-s.env.extra:
+			s.extraMu.Lock()
+			if sig == syscall.SIGUSR1 {
+				s.extraN++
+				name := fmt.Sprintf("%s%d-%d", ExtraFDNamePrefix, s.env.pid, s.extraN)
+				f, err := writeMemfd("fdtop-extra", []byte(name))
+				if err != nil {
+					s.log.Warn("cannot make an extra memfd", "err", err)
+				} else {
+					ino := inodeOf(f)
+					if err := s.env.notifier.StoreFDs(name, int(f.Fd())); err != nil {
+						s.log.Warn("cannot store an extra memfd", "err", err)
+					} else {
+						s.extras = append(s.extras, name)
+						s.log.Info("fdstore", "op", "store", "name", name, "inode", ino)
+					}
+					f.Close()
+				}
+			} else {
+				for _, name := range s.extras {
+					s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
+					s.log.Info("fdstore", "op", "remove", "name", name)
+				}
+				s.extras = nil
+			}
+			s.log.Info("extras", "signal", sig.String(), "stored", len(s.extras))
+			s.extraMu.Unlock()
+		}
+	}
 }
 
 // storeState sends h, in a memfd, to the fd store as StateFDName.
-func storeState(n *activation.Notifier, h Handoff) error {
+func storeState(n *activation.Notifier, h Handoff) (uint64, error) {
 	data, err := h.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("encode handoff state: %w", err)
+		return 0, fmt.Errorf("encode handoff state: %w", err)
 	}
 	f, err := writeMemfd(StateMemfdName, data)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
-	return n.StoreFDs(StateFDName, int(f.Fd()))
+	return inodeOf(f), n.StoreFDs(StateFDName, int(f.Fd()))
 }
 
 // passedConn is a restored connection that also keeps the descriptor it was

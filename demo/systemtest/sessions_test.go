@@ -320,8 +320,9 @@ func TestSSHDSessionsAsRoot(t *testing.T) {
 // instance with the connection ss shows, held by sshd in that scope; a
 // restart of ssh.socket (a new listener; the instances are not touched)
 // reports no connection dropped, and the session still runs commands.
-func TestSSHSocketSessionsAsRoot(t *testing.T) {
-	c := Shared(t)
+func TestSSHSocketSessionsAsRoot(t *testing.T) { ForEach(t, testSSHSocketSessionsAsRoot) }
+
+func testSSHSocketSessionsAsRoot(t *testing.T, c *Container) {
 	demoUnits(t, c)
 	ctx := context.Background()
 	f := sshClients(t, c, 22)
@@ -440,7 +441,10 @@ func TestSSHSocketSessionsAsRoot(t *testing.T) {
 // dashboard (its process is root's: the connection's ends are the ones
 // the manager named it by, its holders unknown — never left out).
 func TestSSHSocketInstancesAsUnprivileged(t *testing.T) {
-	c := Shared(t)
+	ForEach(t, testSSHSocketInstancesAsUnprivileged)
+}
+
+func testSSHSocketInstancesAsUnprivileged(t *testing.T, c *Container) {
 	f := sshClients(t, c, 22)
 	openSession(t, f, "port-22")
 	rootSnap := snapshot(t, c, Root, "ssh*")

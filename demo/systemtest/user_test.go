@@ -19,8 +19,9 @@ import (
 // TestSnapshotAsUnprivileged: as a plain user, `fdtop snapshot --json`
 // reads the system manager over the system bus: scope "system", PID 1,
 // not root, and the same socket units root sees.
-func TestSnapshotAsUnprivileged(t *testing.T) {
-	c := Shared(t)
+func TestSnapshotAsUnprivileged(t *testing.T) { ForEach(t, testSnapshotAsUnprivileged) }
+
+func testSnapshotAsUnprivileged(t *testing.T, c *Container) {
 	demoUnits(t, c)
 	snap := snapshot(t, c, Unprivileged)
 	if snap.Manager.Scope != "system" || snap.Manager.PID != 1 {
@@ -84,8 +85,9 @@ func mainPID(t *testing.T, c *Container, unit string) string {
 // TestRestartAsUnprivileged: the dashboard run by a plain user restarts the
 // handoff service when polkit allows manage-units, and says the action id
 // when polkit denies it (the unit then keeps its main PID).
-func TestRestartAsUnprivileged(t *testing.T) {
-	c := Shared(t)
+func TestRestartAsUnprivileged(t *testing.T) { ForEach(t, testRestartAsUnprivileged) }
+
+func testRestartAsUnprivileged(t *testing.T, c *Container) {
 	cfg := demoUnits(t, c)
 	tm := newTmux(t)
 	unit := demo.Handoff.Service()
@@ -246,8 +248,9 @@ func (term *terminal) quit(t testing.TB) {
 // TestUserManagerOfLingeringUser: `fdtop --user` run by a real user whose
 // manager logind started (loginctl enable-linger) finds that user's
 // manager by XDG_RUNTIME_DIR alone.
-func TestUserManagerOfLingeringUser(t *testing.T) {
-	c := Shared(t)
+func TestUserManagerOfLingeringUser(t *testing.T) { ForEach(t, testUserManagerOfLingeringUser) }
+
+func testUserManagerOfLingeringUser(t *testing.T, c *Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	userUnit := fmt.Sprintf("user@%d.service", c.UID)

@@ -1,0 +1,215 @@
+package inspect
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+// The joined picture's cases of issue 20, each from what a real manager
+// and kernel showed (the integration tests in joincases_integration_test.go
+// replay them on 252 and 254).
+
+func runningSvc(name string, pid uint32, by ...string) dbusclient.Service {
+	return dbusclient.Service{UnitState: dbusclient.UnitState{Name: name, ActiveState: "active", SubState: "running"},
+		MainPID: pid, TriggeredBy: by, Processes: []dbusclient.Process{{PID: pid}}}
+}
+
+func passedEnv(pid int, names ...string) *procfs.HandoffEnv {
+	h := &procfs.HandoffEnv{ListenPID: pid, ListenFDs: len(names), Names: names, ForThisProcess: true}
+	for i, n := range names {
+		h.Passed = append(h.Passed, procfs.PassedFD{FD: 3 + i, Name: n})
+	}
+	return h
+}
+
+// TestJoinSocketWithSecondService (issue 20, case 12): p.socket has
+// Service=real.service and other.service names it in Sockets=: the
+// manager's Triggers lists both (other first), its WantedBy the second.
+// The socket starts real.service; both services were passed the listener
+// and hold it by right: nobody is outside, nothing leaks, no service has
+// it as its own listener, and the doctor tells nobody to stop anything.
+func TestJoinSocketWithSecondService(t *testing.T) {
+	const realPID, otherPID, lst = 20, 21, 5000
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{
+			{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", FDs: []procfs.FD{sockFD(32, lst)}},
+			{PID: realPID, Comm: "python3", UserUnit: "real.service", FDs: []procfs.FD{sockFD(3, lst)}, Handoff: passedEnv(realPID, "p.socket")},
+			{PID: otherPID, Comm: "sleep", UserUnit: "other.service", FDs: []procfs.FD{sockFD(3, lst)}, Handoff: passedEnv(otherPID, "p.socket")},
+		},
+		Sockets: map[uint64]procfs.Socket{lst: tcp(lst, "127.0.0.1:31902", "", procfs.StateListen, 0)},
+	}
+	in := JoinInput{Manager: Manager{Scope: "user"}, ManagerPIDs: []int{mgrPID}, Scan: scan, State: &dbusclient.State{
+		Sockets: []dbusclient.Socket{{UnitState: dbusclient.UnitState{Name: "p.socket", ActiveState: "active", SubState: "running"},
+			Listen:   []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:31902"}},
+			Triggers: []string{"other.service", "real.service"}, WantedBy: []string{"other.service", "sockets.target"}}},
+		Services: []dbusclient.Service{runningSvc("other.service", otherPID, "p.socket"), runningSvc("real.service", realPID, "p.socket")},
+	}}
+	snap := Join(in)
+	su := snap.Sockets[0]
+	if su.Service != "real.service" {
+		t.Errorf("p.socket → %q, want real.service (its Service=)", su.Service)
+	}
+	for _, h := range su.Listeners[0].Holders {
+		if h.Outside {
+			t.Errorf("holder %+v outside: both services were passed the listener", h)
+		}
+	}
+	for _, svc := range snap.Services {
+		if len(svc.OwnListeners) > 0 {
+			t.Errorf("%s own listeners %+v: the socket unit's listener", svc.Unit, svc.OwnListeners)
+		}
+	}
+	if len(snap.Warnings) > 0 {
+		t.Errorf("warnings %+v, want none", snap.Warnings)
+	}
+	if f := Diagnose(DoctorInput{Snapshot: snap}); len(f) > 0 {
+		t.Errorf("findings %+v, want none", f)
+	}
+}
+
+// TestSocketService: which of its triggers a socket starts.
+func TestSocketService(t *testing.T) {
+	for _, tt := range []struct {
+		name               string
+		triggers, wantedBy []string
+		accept             bool
+		want               string
+	}{
+		{"one", []string{"p.service"}, nil, false, "p.service"},
+		{"Service= and a Sockets= service", []string{"b-other.service", "z-real.service"}, []string{"b-other.service", "sockets.target"}, false, "z-real.service"},
+		{"own name with Sockets= too", []string{"z.service", "p.service"}, []string{"z.service", "p.service"}, false, "p.service"},
+		{"all want it, none named like it", []string{"z.service", "b.service"}, []string{"z.service", "b.service"}, false, "b.service"},
+		{"accept", []string{"p@1.service"}, nil, true, "p@.service"},
+		{"none", nil, nil, false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := dbusclient.Socket{UnitState: dbusclient.UnitState{Name: "p.socket"}, Triggers: tt.triggers, WantedBy: tt.wantedBy, Accept: tt.accept}
+			if tt.accept {
+				s.Template = "p@.service"
+			}
+			if got := s.Service(); got != tt.want {
+				t.Errorf("Service() = %q, want %q", got, tt.want)
+			}
+			for _, u := range tt.triggers {
+				if !s.Starts(u) {
+					t.Errorf("Starts(%q) = false", u)
+				}
+			}
+			if s.Starts("else.service") {
+				t.Error("Starts(else.service) = true")
+			}
+		})
+	}
+}
+
+// TestDoctorPreforkWorker (issue 20, case 13): the main process forked a
+// worker that keeps the passed listener (fd 3) and closed its own copy.
+// The listener is held inside the unit: no listener-not-held. Without the
+// worker it is.
+func TestDoctorPreforkWorker(t *testing.T) {
+	const mainPID, workerPID, lst = 30, 31, 5001
+	for _, worker := range []bool{true, false} {
+		procs := []procfs.Process{
+			{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", FDs: []procfs.FD{sockFD(33, lst)}},
+			{PID: mainPID, Comm: "python3", UserUnit: "fork.service", Handoff: passedEnv(mainPID, "fork.socket")},
+		}
+		svc := runningSvc("fork.service", mainPID, "fork.socket")
+		if worker {
+			procs = append(procs, procfs.Process{PID: workerPID, Comm: "python3", UserUnit: "fork.service", FDs: []procfs.FD{sockFD(3, lst)}})
+			svc.Processes = append(svc.Processes, dbusclient.Process{PID: workerPID})
+		}
+		snap := Join(JoinInput{Manager: Manager{Scope: "user"}, ManagerPIDs: []int{mgrPID},
+			Scan: &procfs.Scan{Processes: procs, Sockets: map[uint64]procfs.Socket{lst: tcp(lst, "127.0.0.1:31903", "", procfs.StateListen, 0)}},
+			State: &dbusclient.State{
+				Sockets: []dbusclient.Socket{{UnitState: dbusclient.UnitState{Name: "fork.socket", ActiveState: "active", SubState: "running"},
+					Listen: []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:31903"}}, Triggers: []string{"fork.service"}}},
+				Services: []dbusclient.Service{svc},
+			}})
+		var codes []string
+		for _, f := range Diagnose(DoctorInput{Snapshot: snap}) {
+			codes = append(codes, f.Unit+" "+f.Code)
+		}
+		if got := slices.Contains(codes, "fork.service listener-not-held") || slices.Contains(codes, "fork.socket listener-not-held"); got == worker {
+			t.Errorf("worker %v: findings %v", worker, codes)
+		}
+	}
+}
+
+// TestJoinDatagramQueue (issue 20, case 14): a datagram listener shows
+// the bytes queued unread (ss's Recv-Q), a FIFO no queue figure at all,
+// never "backlog 0".
+func TestJoinDatagramQueue(t *testing.T) {
+	const udp, fifo = 5002, 5003
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", FDs: []procfs.FD{
+			sockFD(30, udp), {Num: 25, Kind: procfs.KindFIFO, Inode: fifo, Name: "/tmp/j.fifo"}}}},
+		Sockets: map[uint64]procfs.Socket{udp: {Inode: udp, Family: procfs.FamilyInet, Proto: procfs.ProtoUDP, Type: procfs.TypeDgram,
+			State: procfs.StateClose, RecvQ: 4160, Local: netip.MustParseAddrPort("127.0.0.1:31901")}},
+	}
+	snap := Join(JoinInput{Manager: Manager{Scope: "user"}, ManagerPIDs: []int{mgrPID}, Scan: scan, State: &dbusclient.State{
+		Sockets: []dbusclient.Socket{{UnitState: dbusclient.UnitState{Name: "d.socket", ActiveState: "active", SubState: "listening"},
+			Listen: []dbusclient.Listener{{Type: "Datagram", Address: "127.0.0.1:31901"}, {Type: "FIFO", Address: "/tmp/j.fifo"}}}},
+	}})
+	ls := snap.Sockets[0].Listeners
+	if ls[0].RecvQ == nil || *ls[0].RecvQ != 4160 || ListenerQueue(ls[0]) != "recv-q 4160" {
+		t.Errorf("datagram listener %+v says %q, want recv-q 4160", ls[0], ListenerQueue(ls[0]))
+	}
+	if ls[1].Inode != fifo || ls[1].RecvQ != nil || ListenerQueue(ls[1]) != "" {
+		t.Errorf("FIFO listener %+v says %q, want no queue figure", ls[1], ListenerQueue(ls[1]))
+	}
+	var b strings.Builder
+	if err := WriteTree(&b, snap); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "backlog") {
+		t.Errorf("tree speaks of a backlog:\n%s", b.String())
+	}
+}
+
+// TestJoinInferredStoreNamesUnknown (issue 20, case 11): on 252 a service
+// stored two socket pair ends as FDNAME=c-1 and c-2 and keeps the other
+// ends. The manager does not list its store and the running process was
+// never passed it, so the names were never seen: unknown, not "stored".
+func TestJoinInferredStoreNamesUnknown(t *testing.T) {
+	const pid, e1, e2, p1, p2 = 40, 6001, 6002, 6003, 6004
+	pair := func(ino, peer uint64) procfs.Socket {
+		return procfs.Socket{Inode: ino, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: procfs.StateEstablished, PeerInode: peer}
+	}
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{
+			{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", FDs: []procfs.FD{sockFD(40, e1), sockFD(41, e2)}},
+			{PID: pid, Comm: "python3", UserUnit: "store.service", FDs: []procfs.FD{sockFD(3, p1), sockFD(4, p2)}},
+		},
+		Sockets: map[uint64]procfs.Socket{e1: pair(e1, p1), p1: pair(p1, e1), e2: pair(e2, p2), p2: pair(p2, e2)},
+	}
+	svc := runningSvc("store.service", pid)
+	svc.FDStoreMax, svc.NFDStore = 4, 2
+	snap := Join(JoinInput{Manager: Manager{Scope: "user", Version: "252"}, ManagerPIDs: []int{mgrPID}, Scan: scan,
+		State:  &dbusclient.State{Services: []dbusclient.Service{svc}},
+		Stores: map[string]dbusclient.FDStore{"store.service": {Service: "store.service", Max: 4, Count: 2}}})
+	got := snap.Services[0].FDStore
+	if len(got) != 2 {
+		t.Fatalf("fd store %+v, want the 2 entries", got)
+	}
+	for _, e := range got {
+		if e.Name != "" || !e.NameUnknown || !e.Inferred {
+			t.Errorf("entry %+v: want its name unknown (\"\", name_unknown), inferred", e)
+		}
+	}
+	var b strings.Builder
+	if err := WriteTree(&b, snap); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `"stored"`) || !strings.Contains(b.String(), "stored (name unknown)") {
+		t.Errorf("tree:\n%s", b.String())
+	}
+	ev := Event{Type: EventFDStored, Unit: "store.service", Inode: e1, Kind: "unix-stream", Inferred: true, NameUnknown: true}
+	if d := Describe(ev); !strings.Contains(d, "(name unknown) stored") {
+		t.Errorf("Describe = %q", d)
+	}
+}
