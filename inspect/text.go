@@ -432,7 +432,7 @@ func Summary(h Handoff) string {
 	case h.FDsCarriedUnknown && !h.StoreDiscarded:
 		parts = append(parts, "fds carried unknown (not readable)")
 	case h.StoreDiscarded && h.FDStoreBefore > 0:
-		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
+		parts = append(parts, fmt.Sprintf("fd store discarded (%s)", plural(h.FDStoreBefore, "fd", "fds")))
 	case h.StoreDiscarded:
 		parts = append(parts, "fd store discarded by the stop")
 	default:
