@@ -129,6 +129,7 @@ func NewCmdRoot(ios *ioStreams, runF func(*dashboardOptions) int) *cobra.Command
 		NewCmdRollout(ios, nil),
 		NewCmdReplay(ios, nil),
 		NewCmdDoctor(ios, nil),
+		NewCmdExporter(ios, nil),
 		NewCmdDemo(ios, nil),
 		NewCmdAgent(ios, nil),
 		newCmdPassThrough("demo-server", "the demo units' ExecStart", demoServerMain),
