@@ -5,7 +5,7 @@ import "time"
 // Snapshot is one joined picture of a manager's socket units, services,
 // fd stores and the kernel objects behind them. It is plain data: the UI and
 // the JSON output only read it. Its JSON field names are part of fdtop's
-// promise to users (see README.md, "snapshot --json").
+// promise to users (see docs/json.md, "snapshot --json").
 type Snapshot struct {
 	// Time is when the snapshot was taken.
 	Time time.Time `json:"time"`
