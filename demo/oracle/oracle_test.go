@@ -531,7 +531,10 @@ func (r *run) settle(m demo.Mode, b before, handoffs int) {
 	passed := false
 	for try := 0; try < 10 && !passed; try++ {
 		from := r.nEvents()
-		r.sysctl("start", barrier)
+		if err := r.mgr.start(r.ctx, barrier); err != nil {
+			r.redial()
+			continue
+		}
 		deadline := time.Now().Add(3 * time.Second)
 		for !passed && time.Now().Before(deadline) {
 			passed = slices.ContainsFunc(r.eventsSince(from), func(e inspect.Event) bool {
