@@ -125,8 +125,9 @@ func (c *unitCounters) add(h inspect.Handoff) {
 	if h.Probe != nil {
 		c.refused += uint64(max(h.Probe.Refused, 0))
 	}
-	if h.Accept == nil {
-		// An Accept=yes socket unit has no main process: nothing to time.
+	if h.Accept == nil && !h.NoMainPIDUnknown {
+		// An Accept=yes socket unit has no main process: nothing to time;
+		// a gap not seen is no observation.
 		c.noMainPID.observe(float64(h.NoMainPIDMs) / 1000)
 	}
 	switch {
