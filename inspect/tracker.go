@@ -1069,6 +1069,12 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 		t.before = nil
 		return
 	}
+	if t.mainPID == 0 && jobFailed(result) {
+		// The job failed (the start limit hit, a start that failed) and
+		// left no main process: no handoff took place.
+		tr.concludeFailed(name, t, result, at, alive, aliveUnknown)
+		return
+	}
 	down := t.activeState == "inactive" || t.activeState == "failed" || t.activeState == "deactivating"
 	if t.mainPID == 0 && down && !t.stopDone {
 		t.awaitStart = true // a stop: the handoff completes at the start
@@ -1118,6 +1124,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		beforeL = listenerInodes(b, t.beforeSocks)
 	}
 	afterL := listenerInodes(a, socks)
+	closedL := closedListeners(socks)
 	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
 	addrs := make([]string, 0, len(beforeL))
 	for addr := range beforeL {
@@ -1150,6 +1157,10 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 				ev.Name, ev.Via = name, "fdstore"
 			}
 			tr.emit(ev)
+		case ino != 0 && after == 0 && closedL[addr]:
+			// Its socket unit is down after (failed or stopped): the
+			// manager closed the listener.
+			h.ListenersClosed++
 		case ino == 0 || after == 0:
 			// Not seen on one side (the manager not readable, or the
 			// listener not found then): neither kept nor replaced.
