@@ -268,6 +268,9 @@ type tracked struct {
 	// began, of which end of a connection before it closed first
 	// (View.Closed, asked while the evidence lasts).
 	closed map[uint64]string
+	// beforeStale: the view before the job was taken while the old
+	// process started, and the unit became active since (startingView).
+	beforeStale bool
 }
 
 // lostMain is a main process that went without a job, as last seen.
@@ -690,6 +693,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		} else {
 			t.before = svc
 		}
+		t.beforeStale = t.beforeStale && startingView(svc, t.activeState)
 		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
 	if t.jobActive || t.awaitStart {
@@ -801,6 +805,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		}
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
+		t.beforeStale = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
@@ -1069,6 +1074,14 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	afterL := listenerInodes(a, socks)
 	closedL := closedListeners(socks)
 	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
+	if len(beforeL) == 0 && len(afterL) == 0 && (blind || t.beforeStale || startingView(a, t.activeState)) {
+		// Neither side seen listening, one seen only while its process
+		// started (a service binds its own listener before it says it is
+		// ready): "no listener" and "no connections" would be guesses.
+		// The addresses earlier processes listened on are unknown.
+		blind = true
+		h.ListenersUnknown += len(t.knownListenAddrs())
+	}
 	addrs := make([]string, 0, len(beforeL))
 	for addr := range beforeL {
 		addrs = append(addrs, addr)
