@@ -29,8 +29,8 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 	for _, l := range m.Limits {
 		p("  note: %s", l)
 	}
-	if s.Host.Unreadable > 0 {
-		p("  note: %s not readable", plural(s.Host.Unreadable, "process", "processes"))
+	if note, _ := UnreadableNote(s.Host); note != "" {
+		p("  note: %s", note)
 	}
 	if note := NoMatchNote(s.Unmatched); note != "" {
 		p("  note: %s", termsafe.String(note))
@@ -439,7 +439,7 @@ func Summary(h Handoff) string {
 	case h.FDsCarriedUnknown && !h.StoreDiscarded:
 		parts = append(parts, "fds carried unknown (not readable)")
 	case h.StoreDiscarded && h.FDStoreBefore > 0:
-		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
+		parts = append(parts, fmt.Sprintf("fd store discarded (%s)", plural(h.FDStoreBefore, "fd", "fds")))
 	case h.StoreDiscarded:
 		parts = append(parts, "fd store discarded by the stop")
 	default:
@@ -677,4 +677,34 @@ func StoreName(name string, unknown bool) string {
 		return "(name unknown)"
 	}
 	return fmt.Sprintf("%q", name)
+}
+
+// UnreadableNote says which processes' descriptors could not be read and
+// whether that matters: it does (matters) when one of them may hold the
+// manager's descriptors or its services' (holders and connections are
+// then incomplete), not when all of them started before the manager and
+// so inherited none. "" when every process was read.
+func UnreadableNote(h HostInfo) (note string, matters bool) {
+	if h.Unreadable == 0 {
+		return "", false
+	}
+	var names []string
+	for _, p := range h.UnreadableProcesses {
+		names = append(names, fmt.Sprintf("pid %d (%s)", p.PID, p.Comm))
+	}
+	who := ""
+	if len(names) > 0 {
+		who = ": " + strings.Join(names, ", ")
+		if more := h.Unreadable - len(names); more > 0 {
+			who += fmt.Sprintf(" and %d more", more)
+		}
+	}
+	note = fmt.Sprintf("descriptors of %s not readable%s", plural(h.Unreadable, "process", "processes"), who)
+	if h.Relevant() > 0 {
+		return note, true
+	}
+	if h.Unreadable == 1 {
+		return note + "; it started before the manager, so it holds none of its descriptors or its services'", false
+	}
+	return note + "; they started before the manager, so they hold none of its descriptors or its services'", false
 }
