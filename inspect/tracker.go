@@ -282,9 +282,9 @@ type tracked struct {
 	// began, of which end of a connection before it closed first
 	// (View.Closed, asked while the evidence lasts).
 	closed map[uint64]string
-	// beforeStale: the view before the job was taken while the old
+	// beforeStarting: the view before the job was taken while the old
 	// process started, and the unit became active since (startingView).
-	beforeStale bool
+	beforeStarting bool
 }
 
 // lostMain is a main process that went without a job, as last seen.
@@ -707,7 +707,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		} else {
 			t.before = svc
 		}
-		t.beforeStale = t.beforeStale && startingView(svc, t.activeState)
+		t.beforeStarting = t.beforeStarting && startingView(svc, t.activeState)
 		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
 	if t.jobActive || t.awaitStart {
@@ -853,7 +853,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		}
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
-		t.beforeStale = startingView(t.before, t.activeState)
+		t.beforeStarting = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
@@ -1131,7 +1131,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	afterL := listenerInodes(a, socks)
 	closedL := closedListeners(socks)
 	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
-	if len(beforeL) == 0 && len(afterL) == 0 && (blind || t.beforeStale || startingView(a, t.activeState)) {
+	if len(beforeL) == 0 && len(afterL) == 0 && (blind || t.beforeStarting || startingView(a, t.activeState)) {
 		// Neither side seen listening, one seen only while its process
 		// started (a service binds its own listener before it says it is
 		// ready): "no listener" and "no connections" would be guesses.
