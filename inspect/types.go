@@ -165,6 +165,11 @@ type Listener struct {
 	// HoldersPartial is set when some processes' descriptors could not be
 	// read: Holders lists only the readable ones.
 	HoldersPartial bool `json:"holders_partial,omitempty"`
+	// PassedBy is set on a service's own listener that it was passed by a
+	// socket unit (LISTEN_FDNAMES names it): not one the service opened,
+	// though its socket unit does not show it (stopped, or refused its
+	// start while the service ran).
+	PassedBy string `json:"passed_by,omitempty"`
 }
 
 // Holder is a process holding a descriptor.
