@@ -2,6 +2,7 @@ package dbusclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -667,7 +668,13 @@ func (c *Client) FDStore(ctx context.Context, service string) (FDStore, error) {
 	case st.Max == 0:
 		st.Listed = true // no store, nothing to list
 	default:
-		return FDStore{}, unitErr("read fd store of", service, dump.err)
+		err := unitErr("read fd store of", service, dump.err)
+		var denied *AccessDeniedError
+		if errors.As(err, &denied) {
+			st.Denied = true // the entries are unknown to this caller, the rest is read
+			return st, nil
+		}
+		return FDStore{}, err
 	}
 	return st, nil
 }

@@ -184,6 +184,11 @@ type FDStore struct {
 	// entries must be reconstructed from the manager's file descriptors.
 	Listed  bool
 	Entries []StoreEntry
+	// Denied reports that the manager refused to list the entries to this
+	// caller (systemd 254+ asks polkit for DumpUnitFileDescriptorStore on
+	// the system bus: a plain user is refused). Listed is then false and
+	// the entries are unknown; Max, Count and Preserve are still known.
+	Denied bool
 }
 
 // StoreEntry is one fd store entry, as DumpUnitFileDescriptorStore reports.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,7 +24,9 @@ func TestMain(m *testing.M) { sandboxtest.Main(m) }
 //   - plain: attempts are refused during the restart, clients are dropped;
 //   - activated: nothing refused (the listener never closes), clients dropped;
 //   - handoff: nothing refused, nothing dropped, counters continue, and the
-//     new instance has emptied the fd store it restored from.
+//     new instance has emptied the fd store it restored from;
+//   - stored-listener: nothing refused (the manager holds the listener in
+//     the fd store), clients dropped, and the listener stays in the store.
 func TestModesUnderRestart(t *testing.T) {
 	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
 		cfg := sandboxtest.InstallDemo(t, sb, 500*time.Millisecond)
@@ -61,6 +64,19 @@ func TestModesUnderRestart(t *testing.T) {
 					if n != "0" {
 						t.Errorf("handoff: NFileDescriptorStore = %s after the restart, want 0 (the new instance took every entry back)", n)
 					}
+				case demo.StoredListener:
+					if st.Refused != 0 {
+						t.Errorf("stored-listener: Refused = %d, want 0 (the fd store keeps the listener)", st.Refused)
+					}
+					if st.Dropped == 0 {
+						t.Errorf("stored-listener: Dropped = 0, want the clients dropped")
+					}
+					if n := showProp(t, sb, mode.Service(), "NFileDescriptorStore"); n != "1" {
+						t.Errorf("stored-listener: NFileDescriptorStore = %s after the restart, want 1 (the listener)", n)
+					}
+					if s := showProp(t, sb, mode.Service(), "StatusText"); !strings.Contains(s, "listener from the fd store") {
+						t.Errorf("stored-listener: status %q, want the new instance to say it took the listener from the fd store", s)
+					}
 				}
 			})
 		}
@@ -94,6 +110,104 @@ func TestHandoffStoreHoldsConnections(t *testing.T) {
 		}
 		if n != want {
 			t.Fatalf("NFileDescriptorStore = %s during the handoff, want %s (%d connections + state)", n, want, conns)
+		}
+	})
+}
+
+// TestStoredListenerStopStart stops demo-stored.service with clients
+// connected and starts it again. Where the manager has
+// FileDescriptorStorePreserve= (254+, set to yes in the unit) the stop keeps
+// the stored listener: clients that reconnect while the service is stopped
+// are queued, none refused, and the next start takes the listener from the
+// store. A 252 manager discards the store on stop: reconnecting clients are
+// refused until the next start binds anew. On 254 the unit is also run with
+// FileDescriptorStorePreserve=restart (the default): a stop discards the
+// store as on 252.
+func TestStoredListenerStopStart(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		ctx := context.Background()
+		cfg := sandboxtest.InstallDemo(t, sb, 300*time.Millisecond)
+		svc := demo.StoredListener.Service()
+		cases := []string{""}
+		if cfg.PreserveStore {
+			cases = []string{"yes", "restart"}
+		}
+		for _, preserve := range cases {
+			name := "preserve=" + preserve
+			if preserve == "" {
+				name = "no-preserve-setting"
+			}
+			t.Run(name, func(t *testing.T) {
+				if preserve == "restart" {
+					dropin := "[Service]\nFileDescriptorStorePreserve=restart\n"
+					if err := os.MkdirAll(filepath.Join(sb.UnitDir, svc+".d"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := sb.WriteUnit(svc+".d/preserve.conf", dropin); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				const conns = 4
+				gen := sandboxtest.Traffic(t, cfg.Addr(demo.StoredListener), conns, 20*time.Millisecond)
+				if _, err := sb.Systemctl(ctx, "stop", svc); err != nil {
+					t.Fatal(err)
+				}
+				kept := preserve == "yes"
+				if kept {
+					if sub := showProp(t, sb, svc, "SubState"); sub != "dead-resources-pinned" {
+						t.Errorf("SubState %q while stopped, want dead-resources-pinned", sub)
+					}
+				}
+				n := showProp(t, sb, svc, "NFileDescriptorStore")
+				if want := map[bool]string{true: "1", false: "0"}[kept]; n != want {
+					t.Errorf("NFileDescriptorStore = %s while stopped, want %s", n, want)
+				}
+				// While stopped: the clients reconnect into the stored
+				// listener's backlog, or are refused.
+				deadline := time.Now().Add(10 * time.Second)
+				for time.Now().Before(deadline) {
+					st := gen.Stats()
+					if kept && st.Connected == conns && st.Dropped >= conns || !kept && st.Refused > 0 {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				stopped := gen.Stats()
+				if _, err := sb.Systemctl(ctx, "start", svc); err != nil {
+					t.Fatal(err)
+				}
+				before := gen.Stats().Replies
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && gen.Stats().Replies < before+3*conns; {
+					time.Sleep(10 * time.Millisecond)
+				}
+				st := gen.Stats()
+				t.Logf("while stopped: %+v; after the start: %+v", stopped, st)
+				status := showProp(t, sb, svc, "StatusText")
+				if kept {
+					if st.Refused != 0 {
+						t.Errorf("Refused = %d, want 0: the store kept the listener through the stop", st.Refused)
+					}
+					if stopped.Connected != conns {
+						t.Errorf("%d/%d clients connected while stopped, want all (queued in the stored listener)", stopped.Connected, conns)
+					}
+					if !strings.Contains(status, "listener from the fd store") {
+						t.Errorf("status %q: the start after the stop did not take the stored listener", status)
+					}
+				} else {
+					if stopped.Refused == 0 {
+						t.Errorf("Refused = 0 while stopped, want refusals: the stop discarded the stored listener")
+					}
+					if !strings.Contains(status, "listener bound and stored") {
+						t.Errorf("status %q: the start after the stop should bind anew", status)
+					}
+				}
+				if st.Replies <= before {
+					t.Errorf("no replies after the start: %+v", st)
+				}
+			})
 		}
 	})
 }

@@ -1,6 +1,7 @@
-// Package demo holds fdtop's built-in demonstration: three unit sets that run
-// the same demo server in the three ways a service can own its listener
-// (plain, socket-activated, socket-activated with an fd-store handoff).
+// Package demo holds fdtop's built-in demonstration: four unit sets that run
+// the same demo server in the four ways a service can own its listener
+// (plain, socket-activated, socket-activated with an fd-store handoff, and
+// a listener the service binds once and keeps in its own fd store).
 // The sandbox that runs them is in demo/sandbox; the server itself in
 // demo/server; the traffic generator in demo/traffic.
 package demo
@@ -31,20 +32,50 @@ const (
 	// Handoff takes its listener from a .socket unit and hands its client
 	// connections over through the fd store: restarts refuse and drop nothing.
 	Handoff Mode = "handoff"
+	// StoredListener has no socket unit: its first start binds the
+	// listener and stores it in the fd store (FDSTORE=1, FDNAME=listener),
+	// later starts take it from there. Restarts refuse nothing after the
+	// first start (the manager holds the listener) but drop clients.
+	StoredListener Mode = "stored-listener"
 )
 
 // Modes lists the demo modes in the order they are shown.
-var Modes = []Mode{Plain, Activated, Handoff}
+var Modes = []Mode{Plain, Activated, Handoff, StoredListener}
+
+// Short is the mode's name in unit names and on the scoreboard:
+// "stored" for StoredListener, the mode itself otherwise.
+func (m Mode) Short() string {
+	if m == StoredListener {
+		return "stored"
+	}
+	return string(m)
+}
 
 // Service returns the service unit name of a mode, e.g. demo-handoff.service.
-func (m Mode) Service() string { return "demo-" + string(m) + ".service" }
+func (m Mode) Service() string { return "demo-" + m.Short() + ".service" }
 
-// Socket returns the socket unit name of a mode, or "" for Plain.
+// Socket returns the socket unit name of a mode, or "" for the modes
+// without one (Plain, StoredListener).
 func (m Mode) Socket() string {
-	if m == Plain {
+	if m == Plain || m == StoredListener {
 		return ""
 	}
-	return "demo-" + string(m) + ".socket"
+	return "demo-" + m.Short() + ".socket"
+}
+
+// PinTarget is the target that keeps demo-stored.service loaded while it is
+// stopped (Config.PreserveStore only).
+const PinTarget = "fdtop-demo.target"
+
+// Sockets lists the socket units of the demo modes that have one.
+func Sockets() []string {
+	var out []string
+	for _, m := range Modes {
+		if s := m.Socket(); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Config describes the demo unit sets.
@@ -55,6 +86,10 @@ type Config struct {
 	Ports map[Mode]int
 	// StartupDelay is the simulated start-up work of every mode.
 	StartupDelay time.Duration
+	// PreserveStore sets FileDescriptorStorePreserve=yes in
+	// demo-stored.service (systemd 254+ only: older managers do not know
+	// the setting): a stop then keeps the stored listener open.
+	PreserveStore bool
 	// LogDir, if set, gets each service's stdout and stderr in
 	// <service>.log (the sandbox has no journal); Install quotes a failed
 	// service's log in its error.
@@ -158,12 +193,24 @@ func NewConfig(fdtop string) (Config, error) {
 	return c, nil
 }
 
-// Units returns the unit files of the three demo sets, by file name.
+// KnowsStorePreserve reports whether a manager of this version (its
+// Version property, e.g. "254.26-1~bpo12+1") has FileDescriptorStorePreserve=
+// (systemd 254 and later); false when the version does not parse.
+func KnowsStorePreserve(version string) bool {
+	end := 0
+	for end < len(version) && version[end] >= '0' && version[end] <= '9' {
+		end++
+	}
+	major, err := strconv.Atoi(version[:end])
+	return err == nil && major >= 254
+}
+
+// Units returns the unit files of the four demo sets, by file name.
 func (c Config) Units() map[string]string {
 	service := func(m Mode, extra ...string) []string {
 		exec := fmt.Sprintf("ExecStart=%s demo-server --mode %s --startup-delay %s", c.Fdtop, m, c.StartupDelay)
-		if m == Plain {
-			exec += " --listen " + c.Addr(Plain)
+		if m == Plain || m == StoredListener {
+			exec += " --listen " + c.Addr(m)
 		}
 		lines := append([]string{"Type=notify", "NotifyAccess=main"}, extra...)
 		lines = append(lines, exec, "TimeoutStopSec=5")
@@ -189,6 +236,22 @@ func (c Config) Units() map[string]string {
 	u[Handoff.Service()] = unit(
 		"fdtop demo: handoff (listener from the socket, clients through the fd store)",
 		"[Service]", service(Handoff, "FileDescriptorStoreMax=1024")...)
+	// Room to spare: a full store is a doctor finding.
+	stored := []string{"FileDescriptorStoreMax=4"}
+	if c.PreserveStore {
+		stored = append(stored, "FileDescriptorStorePreserve=yes")
+	}
+	u[StoredListener.Service()] = unit(
+		"fdtop demo: stored-listener (binds its listener once, keeps it in its fd store)",
+		"[Service]", service(StoredListener, stored...)...)
+	if c.PreserveStore {
+		// A stopped unit nothing refers to is unloaded at once, and its
+		// fd store with it, whatever FileDescriptorStorePreserve= says
+		// (seen on 254): an enabled service is kept loaded by its
+		// target's Wants=, and this target does the same here.
+		u[PinTarget] = "[Unit]\nDescription=fdtop demo: keeps " + StoredListener.Service() +
+			" loaded while it is stopped, as an enabled service is\nWants=" + StoredListener.Service() + "\n"
+	}
 	return u
 }
 
@@ -219,13 +282,16 @@ func Install(ctx context.Context, h UnitHost, c Config) error {
 	if _, err := h.Systemctl(ctx, "daemon-reload"); err != nil {
 		return err
 	}
-	start := []string{"start", Activated.Socket(), Handoff.Socket()}
+	start := append([]string{"start"}, Sockets()...)
 	if _, err := h.Systemctl(ctx, start...); err != nil {
 		return err
 	}
 	start = []string{"start"}
 	for _, m := range Modes {
 		start = append(start, m.Service())
+	}
+	if c.PreserveStore {
+		start = append(start, PinTarget)
 	}
 	if _, err := h.Systemctl(ctx, start...); err != nil {
 		return fmt.Errorf("%w%s", err, c.logTails())

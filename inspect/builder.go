@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
@@ -48,6 +49,11 @@ type Builder struct {
 
 	cacheMu sync.Mutex
 	cache   *unitsRead // the units as last read in full, patched by the limited reads since
+
+	// storeDenied is set once the manager refused to list an fd store
+	// (DumpUnitFileDescriptorStore, polkit): the stores' entries are then
+	// unknown to this user, said once in Manager.
+	storeDenied atomic.Bool
 }
 
 // Names reports whether a socket unit or service the last picture does not
@@ -157,6 +163,11 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	if err != nil {
 		return nil, fmt.Errorf("scan /proc: %w", err)
 	}
+	if scan.Hierarchy == procfs.HierarchyUnknown {
+		if h := hierarchyFromUnits(st.Services, scan); h != procfs.HierarchyUnknown {
+			scan.UseHierarchy(h)
+		}
+	}
 	hostname, root := b.host.get()
 	snap := Join(JoinInput{
 		Time:         time.Now(),
@@ -176,6 +187,25 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 		snap.Unmatched = r.unmatched
 	}
 	return snap, nil
+}
+
+// hierarchyFromUnits decides which cgroup hierarchy the manager tracks
+// units in when /sys/fs/cgroup did not tell: the line of a service's main
+// process that is its ControlGroup (procfs.HierarchyOf), never line order.
+func hierarchyFromUnits(svcs []dbusclient.Service, scan *procfs.Scan) procfs.Hierarchy {
+	for _, s := range svcs {
+		if s.MainPID == 0 || s.ControlGroup == "" {
+			continue
+		}
+		p, ok := scan.Process(int(s.MainPID))
+		if !ok {
+			continue
+		}
+		if h := procfs.HierarchyOf(s.ControlGroup, p.Cgroups); h != procfs.HierarchyUnknown {
+			return h
+		}
+	}
+	return procfs.HierarchyUnknown
 }
 
 // read asks the manager for the units (all, or those named), their fd
@@ -239,9 +269,18 @@ func (b *Builder) read(ctx context.Context, units []string) (*unitsRead, error) 
 			r.stores[s.Name] = dbusclient.FDStore{Service: s.Name, Max: s.FDStoreMax, Count: s.NFDStore, Preserve: s.FDStorePreserve, Listed: feats.FDStoreDump}
 			continue
 		}
+		if b.storeDenied.Load() {
+			// Refused once: the manager is not asked (and polkit not
+			// bothered) again; the entries stay unknown.
+			r.stores[s.Name] = dbusclient.FDStore{Service: s.Name, Max: s.FDStoreMax, Count: s.NFDStore, Preserve: s.FDStorePreserve, Denied: true}
+			continue
+		}
 		fs, err := b.Systemd.FDStore(ctx, s.Name)
 		if err != nil {
 			return nil, fmt.Errorf("fd store of %s: %w", s.Name, err)
+		}
+		if fs.Denied {
+			b.storeDenied.Store(true)
 		}
 		r.stores[s.Name] = fs
 	}
@@ -406,6 +445,10 @@ func (b *Builder) manager() Manager {
 	}
 	if !f.FDStorePreserve {
 		m.Limits = append(m.Limits, "no FileDescriptorStorePreserve= before systemd 254: stopping a service discards its fd store")
+	}
+	if b.storeDenied.Load() {
+		m.FDStoreDenied = true
+		m.Limits = append(m.Limits, "fd store contents unknown: the manager refused DumpUnitFileDescriptorStore to this user (polkit org.freedesktop.systemd1.manage-units); counts are still known")
 	}
 	if _, root := b.host.get(); !root {
 		m.Limits = append(m.Limits, "not root: other users' processes (and the system manager's descriptors) are not readable")

@@ -19,6 +19,9 @@ func TestDescribeWords(t *testing.T) {
 			"connection from 10.0.0.1:5 preserved: pid 4 fd 9 → pid 7 fd 5"},
 		{"kept where it was", Event{Type: EventConnectionPreserved, Via: "process", Detail: "10.0.0.1:5", PrevPID: 82, PrevFD: 0, PID: 82, FD: 0},
 			"connection from 10.0.0.1:5 kept: still held by pid 82 fd 0"},
+		{"listener kept by a socket unit", Event{Type: EventListenerKept, Detail: "Stream 127.0.0.1:80", Inode: 7}, "listener Stream 127.0.0.1:80 kept (inode 7)"},
+		{"listener kept through the store", Event{Type: EventListenerKept, Detail: "Stream 127.0.0.1:80", Inode: 7, Via: "fdstore", Name: "listener"},
+			`listener Stream 127.0.0.1:80 kept (from the fd store) as "listener" (inode 7)`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Describe(tt.e); got != tt.want {

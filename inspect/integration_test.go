@@ -456,6 +456,22 @@ func TestWatchRestarts(t *testing.T) {
 				if h.FDsCarried != 4 || h.FDStoreBefore != 4 || h.FDStoreAfter != 0 || h.StoreDiscarded {
 					t.Errorf("handoff: carried %d, store %d → %d, discarded %v; want 4 carried, 4 → 0", h.FDsCarried, h.FDStoreBefore, h.FDStoreAfter, h.StoreDiscarded)
 				}
+				if len(h.ListenersFromStore) != 0 {
+					t.Errorf("handoff: listeners from the store %q, want none (the socket unit's)", h.ListenersFromStore)
+				}
+			case demo.StoredListener:
+				if h.ListenersKept != 1 || h.ListenersReplaced != 0 || strings.Join(h.ListenersFromStore, ",") != "listener" {
+					t.Errorf("stored-listener: listeners kept %d replaced %d from the store %q, want 1/0 from \"listener\"", h.ListenersKept, h.ListenersReplaced, h.ListenersFromStore)
+				}
+				if h.ConnectionsDropped != 3 || h.ConnectionsPreserved != 0 {
+					t.Errorf("stored-listener: preserved %d dropped %d, want 0/3", h.ConnectionsPreserved, h.ConnectionsDropped)
+				}
+				if h.FDsCarried != 1 || h.StoreDiscarded {
+					t.Errorf("stored-listener: carried %d, discarded %v; want the listener carried", h.FDsCarried, h.StoreDiscarded)
+				}
+				if v := inspect.Verdict(*h); !strings.Contains(v, `listener kept (from the fd store) as "listener"`) {
+					t.Errorf("stored-listener: verdict %q does not say the listener came through the store", v)
+				}
 			}
 		}
 	})
@@ -492,6 +508,53 @@ func TestWatchStopStart(t *testing.T) {
 		}
 		if h.ConnectionsPreserved != 0 || h.ConnectionsDropped != 3 {
 			t.Errorf("preserved %d dropped %d, want 0/3", h.ConnectionsPreserved, h.ConnectionsDropped)
+		}
+	})
+}
+
+// TestWatchStoredStopStart: a stop and start of demo-stored.service. On
+// 254 (FileDescriptorStorePreserve=yes, the unit kept loaded) the listener
+// waits in the store and the verdict says it was kept from there; on 252
+// the stop discards the store and the new process binds anew: listener
+// replaced, store discarded.
+func TestWatchStoredStopStart(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 300*time.Millisecond)
+		svc := demo.StoredListener.Service()
+		e.traffic(t, demo.StoredListener, 3)
+		w := e.watch(t)
+		w.waitConns(t, svc, 3)
+		ctx := context.Background()
+		for _, verb := range []string{"stop", "start"} {
+			if _, err := sb.Systemctl(ctx, verb, svc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := w.waitHandoffs(t, svc, 1)[0].Handoff
+		v := inspect.Verdict(*h)
+		t.Logf("%s", v)
+		defer func() {
+			if t.Failed() {
+				t.Logf("timeline:\n%s", w.text())
+			}
+		}()
+		if h.HandoffJob != "stop+start" {
+			t.Errorf("job %q, want stop+start", h.HandoffJob)
+		}
+		if e.cfg.PreserveStore {
+			if h.ListenersKept != 1 || strings.Join(h.ListenersFromStore, ",") != "listener" || h.StoreDiscarded || h.FDsCarried != 1 {
+				t.Errorf("handoff %+v, want the listener kept from the store, carried, not discarded", h)
+			}
+			if !strings.Contains(v, `listener kept (from the fd store) as "listener"`) {
+				t.Errorf("verdict %q does not say the listener came through the store", v)
+			}
+		} else {
+			if h.ListenersReplaced != 1 || len(h.ListenersFromStore) != 0 || !h.StoreDiscarded {
+				t.Errorf("handoff %+v, want the listener replaced and the store discarded", h)
+			}
+			if !strings.Contains(v, "listener replaced") || !strings.Contains(v, "fd store discarded") {
+				t.Errorf("verdict %q does not say the listener was replaced and the store discarded", v)
+			}
 		}
 	})
 }

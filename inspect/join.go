@@ -196,6 +196,8 @@ func Join(in JoinInput) *Snapshot {
 		snap.Host.Unreadable = in.Scan.Unreadable
 		snap.Host.EnvUnreadable = in.Scan.EnvUnreadable
 		snap.Host.Partial = in.Scan.Partial
+		snap.Host.HoldersSource = in.Scan.HoldersSource
+		snap.Host.HoldersNote = in.Scan.HoldersNote
 	}
 	if len(in.ManagerPIDs) > 0 {
 		snap.Manager.PID = in.ManagerPIDs[0]
@@ -255,7 +257,10 @@ func Join(in JoinInput) *Snapshot {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
 			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}}
-			if h, ok := ix.findListener(l); !ok {
+			if !socketListening(su.ActiveState) {
+				// A socket unit that is not up has no listener: the
+				// manager holds none (nothing to look for or to blame).
+			} else if h, ok := ix.findListener(l); !ok {
 				// Not looked for (its holders with it), or not there: a
 				// listener the manager does not hold has no holders to
 				// miss.
@@ -333,6 +338,17 @@ func passedTo(su dbusclient.Socket) []string {
 	return out
 }
 
+// socketListening reports whether a socket unit in this ActiveState has
+// its listeners open: active (listening or running) or on its way down
+// or reloading; not inactive, failed or activating (not yet bound).
+func socketListening(activeState string) bool {
+	switch activeState {
+	case "", "active", "reloading", "deactivating", "refreshing": // "": not read, looked for
+		return true
+	}
+	return false
+}
+
 // isAcceptInstance reports whether svc is a per-connection instance of an
 // Accept=yes socket.
 func isAcceptInstance(svc dbusclient.Service, sockets []dbusclient.Socket) bool {
@@ -377,7 +393,12 @@ func listenerMatches(l dbusclient.Listener, fd procfs.FD, sockets map[uint64]pro
 		return false
 	}
 	if l.Type == "Netlink" {
-		return s.Family == procfs.FamilyNetlink
+		// The manager holds netlink sockets of its own (audit, uevent
+		// monitors): only the one of this protocol bound to this group
+		// is the listener, and one the kernel said nothing of is not
+		// taken for it.
+		want, err := procfs.ParseNetlinkAddress(l.Address)
+		return err == nil && s.Family == procfs.FamilyNetlink && s.Netlink != nil && *s.Netlink == want
 	}
 	if name, abstract, ok := l.UnixName(); ok {
 		// systemd prints the name C-escaped; the kernel has its bytes.
@@ -497,9 +518,38 @@ func (ix *index) instance(name string, svc *dbusclient.Service, scope string) In
 	if inst.Local == "" && inst.Remote == "" {
 		if in, ok := ParseInstanceName(name); ok {
 			inst.Local, inst.Remote = in.Local, in.Remote // as the manager named it
+			// The main process may hold the connection elsewhere than
+			// fd 0 or 3 (OpenSSH 10's sshd-session moves it): the one
+			// kernel socket with the ends the manager named it by.
+			if s, ok := ix.socketWithEnds(in.Local, in.Remote); ok {
+				inst.Local, inst.Remote = ix.sockEnds(s)
+				ix.instanceHolders(&inst, s.Inode, scope)
+			}
 		}
 	}
 	return inst
+}
+
+// socketWithEnds finds the one inet socket of the scan connected from
+// local to remote ("127.0.0.1:22", "[::1]:22", v4-mapped or not); false
+// when none or more than one (other network namespaces) has them.
+func (ix *index) socketWithEnds(local, remote string) (procfs.Socket, bool) {
+	l, err1 := netip.ParseAddrPort(local)
+	r, err2 := netip.ParseAddrPort(remote)
+	if err1 != nil || err2 != nil {
+		return procfs.Socket{}, false
+	}
+	var found []procfs.Socket
+	for _, s := range ix.scan.Sockets {
+		if (s.Family == procfs.FamilyInet || s.Family == procfs.FamilyInet6) && s.State != procfs.StateListen &&
+			sameBind(l, s.Local) && sameBind(r, s.Remote) {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		return procfs.Socket{}, false
+	}
+	return found[0], true
 }
 
 // instanceHolders records an instance's connection and who holds it, one
@@ -763,6 +813,8 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			se.ManagerOnly = ix.onlyManagerHolds(e.Inode)
 			out.FDStore = append(out.FDStore, se)
 		}
+	case store.Denied:
+		out.FDStoreUnknown = out.FDStoreCount > 0
 	case out.FDStoreCount > 0:
 		out.FDStore = ix.inferStore(out, pids, passedInodes, listenerInodes, socketNames)
 	}
@@ -925,6 +977,11 @@ func (ix *index) onlyManagerHolds(inode uint64) bool {
 	}
 	for _, h := range hs {
 		if !ix.managers[h.proc.PID] {
+			return false
+		}
+		if h.fd.Kind != procfs.KindSocket && ix.scan.HoldersSource == procfs.HoldersBPF {
+			// The BPF pass lists the sockets of the processes outside
+			// the units: who else holds a pipe, memfd or file is unknown.
 			return false
 		}
 	}

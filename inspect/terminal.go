@@ -1,6 +1,10 @@
 package inspect
 
-import "github.com/fdtop/fdtop/internal/termsafe"
+import (
+	"slices"
+
+	"github.com/fdtop/fdtop/internal/termsafe"
+)
 
 // Snapshots and events carry exact values: unit names, STATUS= texts,
 // process names and command lines, socket paths and abstract names as the
@@ -26,6 +30,8 @@ func (s *Snapshot) ForTerminal() *Snapshot {
 	out.Manager.Limits, _ = mapSlice(out.Manager.Limits, safe)
 	safe(&out.Host.Hostname)
 	out.Host.UnreadableProcesses, _ = mapSlice(out.Host.UnreadableProcesses, func(p *UnreadableProcess) bool { return safe(&p.Comm) })
+	safe(&out.Host.HoldersSource)
+	safe(&out.Host.HoldersNote)
 	out.Unmatched, _ = mapSlice(out.Unmatched, safe)
 	out.Sockets, _ = mapSlice(out.Sockets, safeSocket)
 	out.Services, _ = mapSlice(out.Services, safeService)
@@ -57,7 +63,12 @@ func (e Event) ForTerminal() Event {
 	safe(&e.Error)
 	if e.Handoff != nil {
 		h := *e.Handoff
-		if safe(&h.HandoffJob) {
+		h.ListenersFromStore = slices.Clone(h.ListenersFromStore)
+		changed := safe(&h.HandoffJob)
+		for i := range h.ListenersFromStore {
+			changed = safe(&h.ListenersFromStore[i]) || changed
+		}
+		if changed {
 			e.Handoff = &h
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/fdtop/fdtop/internal/termsafe"
@@ -99,7 +100,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		for _, e := range svc.FDStore {
 			p("    stored %s  %s  %s%s%s", StoreName(e.Name, e.NameUnknown), e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))
 		}
-		if n := svc.FDStoreUnidentified(); n > 0 {
+		if svc.FDStoreUnknown {
+			p("    stored: %d entries, unknown to this user (the manager refused to list them)", svc.FDStoreCount)
+		} else if n := svc.FDStoreUnidentified(); n > 0 {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
@@ -274,6 +277,9 @@ func Describe(e Event) string {
 		if e.Detail == "" {
 			break
 		}
+		if e.Via == "fdstore" {
+			return fmt.Sprintf("listener %s kept (from the fd store) as %q (inode %d)", e.Detail, e.Name, e.Inode)
+		}
 		return fmt.Sprintf("listener %s kept (inode %d)", e.Detail, e.Inode)
 	case EventListenerReplaced:
 		if e.Detail == "" {
@@ -374,7 +380,7 @@ func (l Level) Glyph() string {
 // Grade grades a handoff.
 func Grade(h Handoff) Level {
 	switch {
-	case refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
+	case h.Failed || refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
 		return LevelBad
 	case h.ListenersReplaced > 0 || (h.Probe != nil && h.Probe.Failed > 0):
 		return LevelCaution
@@ -400,6 +406,12 @@ func refusedTotal(h Handoff) int {
 // PIDs. watch and the JSON timeline say it this way.
 func Verdict(h Handoff) string {
 	line := Summary(h)
+	if h.Failed {
+		if h.OldPID != 0 {
+			line += fmt.Sprintf(" (pid %d, none after)", h.OldPID)
+		}
+		return line
+	}
 	if h.OldPID != 0 || h.NewPID != 0 {
 		line += fmt.Sprintf(" (pid %d → %d)", h.OldPID, h.NewPID)
 	}
@@ -408,6 +420,9 @@ func Verdict(h Handoff) string {
 
 // Summary is Verdict without the PIDs (the dashboard shows them apart).
 func Summary(h Handoff) string {
+	if h.Failed {
+		return failedSummary(h)
+	}
 	if h.Accept != nil {
 		return acceptSummary(h)
 	}
@@ -417,7 +432,7 @@ func Summary(h Handoff) string {
 	case h.FDsCarriedUnknown && !h.StoreDiscarded:
 		parts = append(parts, "fds carried unknown (not readable)")
 	case h.StoreDiscarded && h.FDStoreBefore > 0:
-		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
+		parts = append(parts, fmt.Sprintf("fd store discarded (%s)", plural(h.FDStoreBefore, "fd", "fds")))
 	case h.StoreDiscarded:
 		parts = append(parts, "fd store discarded by the stop")
 	default:
@@ -431,7 +446,11 @@ func Summary(h Handoff) string {
 	} else {
 		parts = append(parts, fmt.Sprintf("%d refused", refused))
 	}
-	parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	if h.NoMainPIDUnknown {
+		parts = append(parts, "time without a main PID not seen")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d ms without a main PID", h.NoMainPIDMs))
+	}
 	if p := h.Probe; p != nil {
 		probe := fmt.Sprintf("probe %d/%d refused", p.Refused, p.Attempts)
 		if p.Failed > 0 {
@@ -440,6 +459,47 @@ func Summary(h Handoff) string {
 		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
 	}
 	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// failedSummary is the Summary of a job that failed and left the service
+// without a main process, e.g. "✗ restart failed (start-limit-hit) ·
+// service failed · demo.socket failed · listener closed · 0/4 connections
+// preserved · fd store lost (5 fds)": what happened and what it cost.
+func failedSummary(h Handoff) string {
+	job := h.HandoffJob
+	if job == "" {
+		job = "job"
+	}
+	head := job + " failed"
+	if h.ServiceResult != "" && h.ServiceResult != "success" {
+		head += " (" + h.ServiceResult + ")"
+	}
+	parts := []string{head}
+	if h.ServiceState != "" {
+		parts = append(parts, "service "+h.ServiceState)
+	}
+	for _, su := range h.SocketsFailed {
+		parts = append(parts, su+" failed")
+	}
+	var ls []string
+	if h.ListenersClosed > 0 {
+		ls = append(ls, plural1(h.ListenersClosed, "listener", fmt.Sprintf("%d listeners", h.ListenersClosed))+" closed")
+	}
+	if h.ListenersKept+h.ListenersReplaced > 0 {
+		ls = append(ls, listenerPhrase(h.ListenersKept, h.ListenersReplaced))
+	}
+	if h.ListenersUnknown > 0 {
+		ls = append(ls, plural(h.ListenersUnknown, "listener", "listeners")+" not seen")
+	}
+	parts = append(parts, ls...)
+	parts = append(parts, connectionsPhrase(h))
+	switch {
+	case h.FDStoreBefore > 0 && h.FDStoreAfter == 0:
+		parts = append(parts, fmt.Sprintf("fd store lost (%d fds)", h.FDStoreBefore))
+	case h.FDStoreAfter > 0:
+		parts = append(parts, fmt.Sprintf("fd store kept (%d fds)", h.FDStoreAfter))
+	}
+	return LevelBad.Glyph() + " " + strings.Join(parts, " · ")
 }
 
 // connectionsPhrase says what became of the connections held before, those
@@ -458,6 +518,10 @@ func connectionsPhrase(h Handoff) string {
 		phrase = "no connections held by the unit"
 	case h.ConnectionsUnknown:
 		phrase = fmt.Sprintf("%d/%d seen connections preserved (others not seen)", h.ConnectionsPreserved, total)
+	case h.ConnectionsDroppedAtLeast:
+		// Clients dropped can reconnect and be dropped again before the
+		// old process exits, unseen.
+		phrase = fmt.Sprintf("%d/%d seen connections preserved (at least %d dropped)", h.ConnectionsPreserved, total, h.ConnectionsDropped)
 	default:
 		phrase = fmt.Sprintf("%d/%d connections preserved", h.ConnectionsPreserved, total)
 	}
@@ -475,9 +539,22 @@ func plural1(n int, one, many string) string {
 	return many
 }
 
-// listenersPhrase says what became of the listeners, those not seen too.
+// listenersPhrase says what became of the listeners, those not seen too,
+// and which kept ones came through the fd store: "listener kept (from the
+// fd store) as "listener"".
 func listenersPhrase(h Handoff) string {
 	phrase := listenerPhrase(h.ListenersKept, h.ListenersReplaced)
+	if n := len(h.ListenersFromStore); n > 0 {
+		quoted := make([]string, n)
+		for i, name := range h.ListenersFromStore {
+			quoted[i] = strconv.Quote(name)
+		}
+		if h.ListenersKept == 1 && h.ListenersReplaced == 0 {
+			phrase = "listener kept (from the fd store) as " + quoted[0]
+		} else {
+			phrase += fmt.Sprintf(" (%d from the fd store: %s)", n, strings.Join(quoted, ", "))
+		}
+	}
 	if h.ListenersUnknown > 0 {
 		unseen := plural(h.ListenersUnknown, "listener", "listeners") + " not seen"
 		if h.ListenersKept+h.ListenersReplaced == 0 {

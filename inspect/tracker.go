@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -43,6 +44,10 @@ type Signal struct {
 	Version string `json:"version,omitempty"`
 	Error   string `json:"error,omitempty"`
 	Dropped int    `json:"dropped,omitempty"`
+	// Stale (job_new): the unit's processes changed their descriptors
+	// since the last view of them, or are gone and whether they had was
+	// not known: the connections that view shows may be short.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // The kinds of Signal.
@@ -239,6 +244,35 @@ type tracked struct {
 	storeSeen   map[uint64]StoreEntry
 	// signalledPID: the main PID has come from a signal at least once.
 	signalledPID bool
+	// sawNoMain: during this job (or the stop before it) the unit was
+	// seen without a main process; a main PID that changed without it
+	// went through a gap no signal showed (NoMainPIDUnknown).
+	sawNoMain bool
+	// lost is the main process that died without a job (killed, crashed),
+	// with the last view of it: the job that brings the unit back (an
+	// automatic restart) is its handoff.
+	lost *lostMain
+	// storeLast is the last store size seen while the old main process
+	// ran during the job (-1: none seen). noDiscard: the store is not
+	// known to have held entries when the old process ended (it was seen
+	// emptied by the old process itself, FDSTOREREMOVE, or the process
+	// went without a job and no view showed the store after): a new
+	// process given nothing from it is no sign of a discarded store.
+	storeLast int
+	noDiscard bool
+	// fromLost: this job brings back a main process that went without one
+	// (lost): a start, or the manager's automatic restart.
+	fromLost bool
+	// autoRestart: after it went, the unit was seen in the manager's
+	// auto-restart state: the job that brings it back is the manager's
+	// restart.
+	autoRestart bool
+	// beforeStale: the view before the job may be short (Signal.Stale).
+	beforeStale bool
+	// jobLost: the connection to the manager was lost (re-executed) while
+	// this job ran: its end may never be signalled; a view showing the
+	// unit settled ends it.
+	jobLost bool
 	// pendingAlive: which of the connections before the job still existed,
 	// as the kernel told for a view taken for the job's summary that did
 	// not show the service (its process already going again); used if the
@@ -248,6 +282,14 @@ type tracked struct {
 	// began, of which end of a connection before it closed first
 	// (View.Closed, asked while the evidence lasts).
 	closed map[uint64]string
+}
+
+// lostMain is a main process that went without a job, as last seen.
+type lostMain struct {
+	pid   int
+	at    time.Time
+	svc   *Service
+	socks []SocketUnit
 }
 
 // pendingFinish is a finished job whose summary waits for a fresh view.
@@ -290,6 +332,14 @@ func (tr *Tracker) Hot() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// HotSince is when the job in progress on a service began (zero: none).
+func (tr *Tracker) HotSince(name string) time.Time {
+	if t := tr.units[name]; t != nil && t.jobActive {
+		return t.jobStart
+	}
+	return time.Time{}
 }
 
 // Busy lists the services (and Accept=yes socket units) in a handoff: a
@@ -560,6 +610,7 @@ func (tr *Tracker) view(at time.Time, v *View) {
 		}
 		t.held = held
 		tr.observe(svc.Unit, t, &svc, socks, at)
+		tr.settleLost(svc.Unit, t, &svc, at)
 	}
 	tr.noteClosed(v)
 	if len(tr.finishing) > 0 {
@@ -655,10 +706,26 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
-	if int(raw.FDStoreCount) > t.storePeak && (t.jobActive || t.awaitStart) {
-		t.storePeak = int(raw.FDStoreCount)
+	if t.jobActive || t.awaitStart {
+		if int(raw.FDStoreCount) > t.storePeak {
+			t.storePeak = int(raw.FDStoreCount)
+		}
+		if raw.MainPID != 0 && raw.MainPID == t.beforePID && t.mainPID == t.beforePID {
+			t.storeLast = int(raw.FDStoreCount)
+		}
 	}
 	// The store, entry by entry where it is known.
+	prevStore := map[uint64]bool{}
+	for _, e := range t.storeSeen {
+		if e.Inode != 0 {
+			prevStore[e.Inode] = true
+		}
+	}
+	if t.before != nil {
+		for _, e := range t.before.FDStore {
+			prevStore[e.Inode] = true
+		}
+	}
 	now := map[uint64]StoreEntry{}
 	for _, e := range raw.FDStore {
 		now[storeKey(e)] = e
@@ -681,6 +748,18 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
+	seen := now
+	if slack := int(raw.FDStoreCount) - len(now); len(gone) > 0 && slack > 0 {
+		// The list is short of the manager's count (entries inferred
+		// from the kernel before 254, or not listed during a reload): an
+		// entry missing from it may still be in the store. None is said
+		// removed until the count leaves no room for it.
+		seen = maps.Clone(now)
+		for _, e := range gone {
+			seen[storeKey(e)] = e
+		}
+		gone = nil
+	}
 	for _, e := range gone {
 		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
 		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
@@ -688,11 +767,22 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 		tr.emit(ev)
 	}
-	t.storeSeen = now
+	t.storeSeen = seen
 	// What a new main process was passed.
 	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
 		t.passedFor = svc.MainPID
+		sockNames := map[string]bool{}
+		for _, su := range socks {
+			sockNames[su.Unit], sockNames[su.FileDescriptorName] = true, true
+		}
 		for _, p := range svc.Passed {
+			if p.Inode != 0 && !sockNames[p.Name] && !prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) {
+				// What the descriptor holds now was never in the store
+				// nor the manager's hands: the process closed what it was
+				// passed and the number was reused. What it was passed
+				// there was not seen.
+				p.Inode, p.Kind, p.Detail = 0, "unknown", "closed since, not seen"
+			}
 			tr.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Kind: p.Kind, Detail: p.Detail})
 		}
 	}
@@ -704,8 +794,27 @@ func (tr *Tracker) setMainPID(name string, t *tracked, pid int, at time.Time) {
 		return
 	}
 	old := t.mainPID
+	inJob := t.jobActive || t.awaitStart
+	switch {
+	case pid == 0 && old != 0 && !inJob && t.svc != nil:
+		// Gone without a job (killed, crashed): the job that brings the
+		// unit back is its handoff.
+		svc, socks, _ := t.current()
+		if svc.MainPID != old {
+			svc = nil // no view of it: what it held was not seen
+		}
+		t.lost, t.autoRestart = &lostMain{pid: old, at: at, svc: svc, socks: socks}, false
+	case pid != 0 && !inJob:
+		t.lost, t.autoRestart = nil, false
+	case inJob && old == t.beforePID && old != 0:
+		// The old process ends: the store as last seen while it ran.
+		if t.storeLast == 0 && t.storePeak > 0 {
+			t.noDiscard = true
+		}
+	}
 	t.mainPID = pid
 	if pid == 0 {
+		t.sawNoMain = true
 		t.noMainSince = at
 	} else if !t.noMainSince.IsZero() {
 		t.noMainGap += max(at.Sub(t.noMainSince), 0)
@@ -741,11 +850,39 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
 		t.storePeak = int(t.before.FDStoreCount)
+		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
 		t.pendingAlive = nil
 		t.closed = nil
+		t.sawNoMain = t.mainPID == 0
+		t.jobLost, t.fromLost = false, false
+		t.beforeStale = e.Stale
 		if t.mainPID == 0 {
 			t.noMainSince = now
+			if l := t.lost; l != nil {
+				// The main process went without a job (killed, crashed)
+				// and this job brings the unit back (an automatic
+				// restart): the handoff is from it, and the time without a
+				// main process runs from its end.
+				t.lost = nil
+				t.beforePID, t.noMainSince, t.sawNoMain, t.fromLost = l.pid, l.at, true, true
+				after := t.svc // the latest view: after the end, if it shows no main process
+				if l.svc != nil {
+					t.before, t.beforeSocks = l.svc, l.socks
+				} else {
+					b := *t.before
+					b.MainPID = 0 // not a view of the old process
+					t.before = &b
+				}
+				// What the store held when the process went was not seen
+				// (it may have emptied it itself): only a view after says.
+				t.storePeak = 0
+				t.noDiscard = true
+				if after.MainPID == 0 {
+					t.storePeak = int(after.FDStoreCount)
+					t.noDiscard = false
+				}
+			}
 		}
 	case SigJobRemoved:
 		job := tr.jobTypes[e.ID]
@@ -757,7 +894,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			// part is done, and a job can be gone before its type is
 			// read: a job that took the running unit down and then
 			// brought it up again was a restart.
-			if (job == "" || job == "start") && t.jobStopped && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
+			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone && (!t.fromLost || t.autoRestart) {
 				job = "restart"
 			}
 			t.jobType = job
@@ -791,6 +928,9 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 			if c.SubState != nil {
 				ss = *c.SubState
+				if t := tr.units[e.Unit]; t != nil && t.lost != nil && strings.HasPrefix(ss, "auto-restart") {
+					t.autoRestart = true
+				}
 			}
 			tr.acceptChanged(now, e.Unit, as, nil)
 			if [2]string{as, ss} != prev {
@@ -856,6 +996,11 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		tr.emit(Event{Time: now, Type: EventDisconnected, Error: e.Error})
 	case SigReconnected:
 		tr.emit(Event{Time: now, Type: EventReconnected, Version: e.Version})
+		for _, t := range tr.units {
+			// Signals were lost with the connection (the manager
+			// re-executed): the job's end may be among them.
+			t.jobLost = t.jobLost || t.jobActive
+		}
 		tr.needFull = true
 		tr.acceptLost()
 	case SigOverflow:
@@ -865,11 +1010,47 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 	}
 }
 
+// settleLost ends a job whose end may have been lost with the connection
+// to the manager (Tracker.jobLost) once a view shows the unit settled
+// (not activating, deactivating or reloading): with an unknown result,
+// the unit's state and main PID as the view shows them.
+func (tr *Tracker) settleLost(name string, t *tracked, svc *Service, at time.Time) {
+	if !t.jobActive || !t.jobLost {
+		return
+	}
+	switch svc.ActiveState {
+	case "active", "inactive", "failed":
+	default:
+		return
+	}
+	if t.activeState != svc.ActiveState {
+		t.activeState = svc.ActiveState
+		if st := [2]string{svc.ActiveState, svc.SubState}; tr.states[name] != st {
+			tr.states[name] = st
+			tr.emit(Event{Time: at, Unit: name, Type: EventState, ActiveState: svc.ActiveState, SubState: svc.SubState})
+		}
+	}
+	if svc.MainPID != t.mainPID {
+		tr.setMainPID(name, t, svc.MainPID, at)
+	}
+	t.jobActive, t.jobLost = false, false
+	delete(tr.jobTypes, t.jobID)
+	tr.emit(Event{Time: at, Unit: name, Type: EventJobFinished, JobID: t.jobID, Job: t.jobType})
+	tr.finishing = append(tr.finishing, pendingFinish{name: name})
+}
+
 // storeCount notes a store size of a service in a job: the store's peak
 // is what it held before the new process took its entries back.
 func (tr *Tracker) storeCount(unit string, n int) {
-	if t := tr.units[tr.serviceOf(unit)]; t != nil && (t.jobActive || t.awaitStart) && n > t.storePeak {
+	t := tr.units[tr.serviceOf(unit)]
+	if t == nil || !(t.jobActive || t.awaitStart) {
+		return
+	}
+	if n > t.storePeak {
 		t.storePeak = n
+	}
+	if t.mainPID != 0 && t.mainPID == t.beforePID {
+		t.storeLast = n
 	}
 }
 
@@ -888,6 +1069,12 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 		t.before = nil
 		return
 	}
+	if t.mainPID == 0 && jobFailed(result) {
+		// The job failed (the start limit hit, a start that failed) and
+		// left no main process: no handoff took place.
+		tr.concludeFailed(name, t, result, at, alive, aliveUnknown)
+		return
+	}
 	down := t.activeState == "inactive" || t.activeState == "failed" || t.activeState == "deactivating"
 	if t.mainPID == 0 && down && !t.stopDone {
 		t.awaitStart = true // a stop: the handoff completes at the start
@@ -899,7 +1086,14 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 	}
 	h := tr.summarise(t, at, alive, aliveUnknown)
 	t.before, t.beforeSocks, t.stopDone = nil, nil, false
-	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
+	job := t.jobType
+	if (job == "" || job == "start") && h.HandoffJob == "restart" {
+		// A start on a running unit does nothing: one that ended with
+		// another main process took the unit down and up (systemd turns
+		// a restart job into a start once its stop part is done).
+		job = "restart"
+	}
+	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: job, Result: result, Handoff: &h})
 }
 
 // summarise compares the service before the job with now; alive says which
@@ -911,6 +1105,11 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	h := Handoff{HandoffJob: "restart", OldPID: t.beforePID, NewPID: t.mainPID}
 	if t.stopDone {
 		h.HandoffJob = "stop+start"
+	}
+	if t.fromLost && t.jobType == "start" && !t.autoRestart && a.NRestarts <= b.NRestarts {
+		// The process went by itself (killed, crashed) and a start
+		// brought the unit back: no restart was asked for.
+		h.HandoffJob = "start"
 	}
 	// The view before the job may not show what the old process held: the
 	// job began before any view of it (the view is of another process, or
@@ -925,6 +1124,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		beforeL = listenerInodes(b, t.beforeSocks)
 	}
 	afterL := listenerInodes(a, socks)
+	closedL := closedListeners(socks)
 	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
 	addrs := make([]string, 0, len(beforeL))
 	for addr := range beforeL {
@@ -951,7 +1151,16 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		switch {
 		case ino != 0 && (after == ino || newHolds[ino]):
 			h.ListenersKept++
-			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr})
+			ev := Event{Time: now, Unit: a.Unit, Type: EventListenerKept, Inode: ino, Detail: addr}
+			if name, ok := storedListener(ino, a, b, t.beforeSocks, socks); ok {
+				h.ListenersFromStore = append(h.ListenersFromStore, name)
+				ev.Name, ev.Via = name, "fdstore"
+			}
+			tr.emit(ev)
+		case ino != 0 && after == 0 && closedL[addr]:
+			// Its socket unit is down after (failed or stopped): the
+			// manager closed the listener.
+			h.ListenersClosed++
 		case ino == 0 || after == 0:
 			// Not seen on one side (the manager not readable, or the
 			// listener not found then): neither kept nor replaced.
@@ -961,7 +1170,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
 		}
 	}
-	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind
+	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind || t.beforeStale
 	// Connections: preserved if the same socket lives on.
 	afterC := map[uint64]Connection{}
 	for _, c := range a.Connections {
@@ -1021,6 +1230,12 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 		tr.emit(ev)
 	}
+	if h.ConnectionsDropped > 0 && (len(beforeL) > 0 || len(b.OwnListeners) > 0) {
+		// The old process dropped connections and could accept more from
+		// its listeners until it exited (clients reconnecting at once):
+		// those no view showed are not counted.
+		h.ConnectionsDroppedAtLeast = true
+	}
 	if seenOld && len(beforeC) == 0 {
 		for _, p := range b.Passed {
 			if p.Inode == 0 && !slices.ContainsFunc(t.beforeSocks, func(su SocketUnit) bool { return su.Unit == p.Name || su.FileDescriptorName == p.Name }) {
@@ -1054,8 +1269,10 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 		h.FDsCarriedUnknown = a.PassedUnknown
 	}
-	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0 && !h.FDsCarriedUnknown
-	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 {
+	// A store seen emptied before the new process (the old one removed its
+	// entries itself, FDSTOREREMOVE) was not discarded by anyone.
+	h.StoreDiscarded = h.FDStoreBefore > 0 && h.FDsCarried == 0 && !h.FDsCarriedUnknown && !t.noDiscard
+	if t.stopDone && b.FDStoreMax > 0 && b.FDStorePreserve != "yes" && h.FDsCarried == 0 && !t.noDiscard {
 		// A stop releases the store in the same turn of the manager's
 		// event loop that sees the old process exit, too fast to watch
 		// the entries the process stored on its way out: what tells is
@@ -1071,6 +1288,11 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	}
 	gap = max(gap, 0) // signal and scan clocks can disagree by a few ms
 	h.NoMainPIDMs = gap.Milliseconds()
+	if !t.sawNoMain && h.OldPID != 0 && h.NewPID != h.OldPID {
+		// A new main process means the old one ended first, but no
+		// signal showed the unit without one: the gap was not seen.
+		h.NoMainPIDMs, h.NoMainPIDUnknown = 0, true
+	}
 	h.DurationMs = max(now.Sub(t.jobStart), 0).Milliseconds()
 	// Refused connections counted by the manager.
 	for _, sa := range socks {
@@ -1081,6 +1303,39 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		}
 	}
 	return h
+}
+
+// storedListener reports that the listener ino survived through the fd
+// store, and the entry's name: it is no socket unit's, and the new process
+// was passed it under a name (LISTEN_FDNAMES), or a store entry is it.
+func storedListener(ino uint64, after, before *Service, socks ...[]SocketUnit) (string, bool) {
+	names := map[string]bool{}
+	for _, ss := range socks {
+		for _, su := range ss {
+			for _, l := range su.Listeners {
+				if l.Inode == ino {
+					return "", false // a socket unit's listener
+				}
+			}
+			names[su.Unit] = true
+			if su.FileDescriptorName != "" {
+				names[su.FileDescriptorName] = true
+			}
+		}
+	}
+	for _, p := range after.Passed {
+		if p.Inode == ino && p.Name != "" && !names[p.Name] {
+			return p.Name, true
+		}
+	}
+	for _, svc := range []*Service{after, before} {
+		for _, e := range svc.FDStore {
+			if e.Inode == ino {
+				return e.Name, true
+			}
+		}
+	}
+	return "", false
 }
 
 // exiting reports that cur is a view of the same main process as prev
@@ -1230,4 +1485,14 @@ func gone(svc *Service) bool {
 		}
 	}
 	return true
+}
+
+// storeHas reports that a store (by storeKey) has an entry of inode.
+func storeHas(store map[uint64]StoreEntry, inode uint64) bool {
+	for _, e := range store {
+		if e.Inode == inode {
+			return true
+		}
+	}
+	return false
 }

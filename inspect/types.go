@@ -50,6 +50,10 @@ type Manager struct {
 	// FDStorePreserve reports whether the manager has
 	// FileDescriptorStorePreserve= (systemd 254+).
 	FDStorePreserve bool `json:"fdstore_preserve"`
+	// FDStoreDenied reports that the manager refused to list fd stores to
+	// this user (systemd 254+ asks polkit for DumpUnitFileDescriptorStore
+	// on the system bus): their entries are unknown, their counts known.
+	FDStoreDenied bool `json:"fdstore_denied,omitempty"`
 	// Limits are the things this manager cannot tell, in words.
 	Limits []string `json:"limits,omitempty"`
 }
@@ -84,6 +88,14 @@ type HostInfo struct {
 	Partial bool `json:"partial,omitempty"`
 	// ScanDuration is how long the kernel scan took.
 	ScanDuration time.Duration `json:"scan_ns"`
+	// HoldersSource says how a host-wide scan found the descriptors of
+	// the processes outside the units: "bpf" (one run of a BPF task_file
+	// iterator: their sockets only) or "proc" (every /proc/PID/fd). Empty
+	// when the scan read only the units' and the manager's processes.
+	HoldersSource string `json:"holders_source,omitempty"`
+	// HoldersNote says why a host-wide scan read /proc rather than use
+	// the BPF iterator; empty when it used BPF.
+	HoldersNote string `json:"holders_note,omitempty"`
 }
 
 // UnreadableProcess is a process whose descriptors could not be read.
@@ -233,6 +245,10 @@ type Service struct {
 	// FDStorePreserve is FileDescriptorStorePreserve= where the manager has
 	// it (no, restart, yes), empty otherwise.
 	FDStorePreserve string `json:"fdstore_preserve,omitempty"`
+	// FDStoreUnknown is set when the manager refused to list this fd
+	// store to this user (Manager.FDStoreDenied): FDStore is empty because
+	// its entries are unknown, not because there are none.
+	FDStoreUnknown bool `json:"fdstore_unknown,omitempty"`
 	// FDStore are the entries of the fd store, listed by the manager or
 	// inferred from the kernel.
 	FDStore []StoreEntry `json:"fdstore"`
@@ -452,6 +468,24 @@ type Handoff struct {
 	// after (the manager's descriptors not readable): neither kept nor
 	// replaced.
 	ListenersUnknown int `json:"listeners_unknown,omitempty"`
+	// ListenersClosed counts listeners held before whose socket unit is
+	// down after (failed or stopped): the manager closed them, nobody
+	// listens there for the service.
+	ListenersClosed int `json:"listeners_closed,omitempty"`
+	// Failed is set when the job failed (its result on the event: failed,
+	// timeout, dependency, canceled) and left no main process: no handoff
+	// took place; the rest says what it cost. ServiceState and
+	// ServiceResult are the service's state and result after (e.g. failed,
+	// start-limit-hit); SocketsFailed the socket units that failed with it.
+	Failed        bool     `json:"failed,omitempty"`
+	ServiceState  string   `json:"service_state,omitempty"`
+	ServiceResult string   `json:"service_result,omitempty"`
+	SocketsFailed []string `json:"sockets_failed,omitempty"`
+	// ListenersFromStore names the fd store entries (their FDNAME) through
+	// which kept listeners survived: listeners the service stored itself
+	// (FDSTORE=1) and got back in LISTEN_FDNAMES, not a socket unit's.
+	// Each is also counted in ListenersKept.
+	ListenersFromStore []string `json:"listeners_from_store,omitempty"`
 	// FDStoreBefore and FDStoreAfter are the store's sizes around the restart.
 	FDStoreBefore int `json:"fdstore_before"`
 	FDStoreAfter  int `json:"fdstore_after"`
@@ -463,6 +497,11 @@ type Handoff struct {
 	// gone after, closed by their clients (the kernel says the client's end
 	// closed first): not the handoff's doing, in neither count above.
 	ConnectionsClosed int `json:"connections_closed,omitempty"`
+	// ConnectionsDroppedAtLeast is set when the old process dropped
+	// connections and could accept more from its listeners until it
+	// exited: connections no view showed (clients reconnecting and dropped
+	// again) are not in ConnectionsDropped, which is then a lower bound.
+	ConnectionsDroppedAtLeast bool `json:"connections_dropped_at_least,omitempty"`
 	// ConnectionsUnknown is set when the service's processes could not be
 	// read before or after, or no view showed the old process before the
 	// job, or a connection was seen nowhere and the kernel was not asked
@@ -479,6 +518,10 @@ type Handoff struct {
 	StoreDiscarded bool `json:"store_discarded"`
 	// NoMainPIDMs is how long the unit had no main process, in milliseconds.
 	NoMainPIDMs int64 `json:"no_main_pid_ms"`
+	// NoMainPIDUnknown is set when the main PID changed with no signal
+	// showing the unit without one: the old process ended first, but for
+	// how long was not seen (NoMainPIDMs is 0 then).
+	NoMainPIDUnknown bool `json:"no_main_pid_unknown,omitempty"`
 	// RefusedDelta is the change of the socket units' NRefused, when counted.
 	RefusedDelta int `json:"refused_delta"`
 	// DurationMs is the job's duration in milliseconds.

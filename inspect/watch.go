@@ -126,6 +126,9 @@ type loop struct {
 	scopeNew bool                  // a scope appeared (a login) since the last host-wide pass
 	lastJob  time.Time             // when a job was last seen (signalled, or under way at an interval)
 	interval time.Duration
+	fast     time.Duration
+	hotRead  map[string]time.Time // when each service in a job was last read by the fast rescan
+	moved    map[string]bool      // services whose descriptor counts moved since they were last read
 }
 
 func (w *Watcher) now() time.Time {
@@ -150,7 +153,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if fullEvery == 0 {
 		fullEvery = 10
 	}
-	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval}
+	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval, fast: fast, hotRead: map[string]time.Time{}}
 	defer st.stopProbes()
 	if err := st.refresh(nil, true, false); err != nil {
 		return err
@@ -218,7 +221,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			}
 			st.drain(events)
 			st.finish()
-			if hot := st.tr.Hot(); len(hot) > 0 {
+			if hot := st.hotDue(); len(hot) > 0 {
 				_ = st.refresh(hot, false, false)
 			}
 		}
@@ -238,6 +241,38 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	}
 }
 
+// hotPeriod is how often a service in a job is read by the fast rescan: at
+// every fast interval at first, then less often as the job lasts (a
+// twentieth of its age, at most the interval), so a job that runs long,
+// or whose end was never signalled, does not cost a core.
+func (st *loop) hotPeriod(age time.Duration) time.Duration {
+	return min(max(st.fast, age/20), max(st.interval, st.fast))
+}
+
+// hotDue lists the services in a job whose fast rescan is due, and notes
+// them read.
+func (st *loop) hotDue() []string {
+	hot := st.tr.Hot()
+	now := st.w.now()
+	var due []string
+	for _, name := range hot {
+		age := now.Sub(st.tr.HotSince(name))
+		if last, ok := st.hotRead[name]; ok && now.Sub(last)+st.fast/2 < st.hotPeriod(age) {
+			continue
+		}
+		due = append(due, name)
+	}
+	for name := range st.hotRead {
+		if !slices.Contains(hot, name) {
+			delete(st.hotRead, name)
+		}
+	}
+	for _, name := range due {
+		st.hotRead[name] = now
+	}
+	return due
+}
+
 // signal feeds one manager signal to the tracker, stamped with when it
 // arrived.
 func (st *loop) signal(ev dbusclient.Event) {
@@ -255,8 +290,34 @@ func (st *loop) signal(ev dbusclient.Event) {
 	}
 	st.note(ev)
 	if sig := SignalOf(ev); sig != nil {
+		if sig.Kind == SigJobNew {
+			sig.Stale = st.stale(sig.Unit)
+		}
 		st.step(Step{At: at, Signal: sig})
 	}
+}
+
+// stale reports that what the picture shows of a unit's processes may be
+// short as a job on it begins: their descriptor counts moved since it was
+// read, or a process is gone (whether they had moved before is not
+// known). Without Watcher.FDCount nothing is known either way: false.
+func (st *loop) stale(unit string) bool {
+	if st.w.FDCount == nil || st.fdCounts == nil || !st.known[unit] {
+		return false
+	}
+	if st.moved[unit] {
+		return true
+	}
+	for pid, n := range st.fdCounts {
+		if st.pidUnit[pid] != unit {
+			continue
+		}
+		m, ok, err := st.w.FDCount(pid)
+		if err != nil || !ok || m != n {
+			return true
+		}
+	}
+	return false
 }
 
 // note records what a signal says must be read again at the next
@@ -640,6 +701,12 @@ func (st *loop) countsMoved() bool {
 			}
 		case !ok || m != n:
 			moved = true
+			if u := st.pidUnit[pid]; u != "" {
+				if st.moved == nil {
+					st.moved = map[string]bool{}
+				}
+				st.moved[u] = true
+			}
 			if st.pidUnit[pid] == "" {
 				for _, u := range st.stores {
 					st.pending[u] = true
@@ -678,6 +745,7 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 	}
 	for _, svc := range snap.Services {
 		delete(st.pending, svc.Unit)
+		delete(st.moved, svc.Unit)
 		st.known[svc.Unit] = true
 		for _, so := range svc.Sockets { // a second service naming the socket in Sockets=
 			if st.known[so] && !slices.Contains(st.related[svc.Unit], so) {

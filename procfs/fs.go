@@ -18,9 +18,13 @@ type FS struct {
 	root string
 	// live reports whether root is the kernel's procfs, so that sock_diag
 	// (which always describes the live kernel) may be used.
-	live  bool
+	live bool
+	// hier is the cgroup hierarchy the manager uses (WithHierarchy; New
+	// detects it for the live procfs).
+	hier  Hierarchy
 	cache *socketCache
 	fdt   *fdTables
+	hp    *holderPass
 }
 
 // New returns an FS rooted at root, usually "/proc". A root that is not a
@@ -39,8 +43,27 @@ func New(root string) (FS, error) {
 	if err := unix.Statfs(root, &sfs); err == nil && sfs.Type == unix.PROC_SUPER_MAGIC {
 		live = true
 	}
-	return FS{root: filepath.Clean(root), live: live, cache: newSocketCache(), fdt: newFDTables()}, nil
+	hier := HierarchyUnknown
+	if live {
+		// What this mount namespace has at /sys/fs/cgroup is what the
+		// manager of this system uses; unknown (left to the units'
+		// ControlGroup, see Scan.UseHierarchy) when it cannot be told.
+		hier, _ = DetectHierarchy("/sys/fs/cgroup")
+	}
+	return FS{root: filepath.Clean(root), live: live, hier: hier, cache: newSocketCache(), fdt: newFDTables(), hp: newHolderPass(Holders{Proc: os.Getenv(HoldersEnv) == HoldersProc})}, nil
 }
+
+// WithHierarchy returns a copy of p that reads processes' units from the
+// cgroup hierarchy h (a fixture tree's, or one decided from a unit's
+// ControlGroup).
+func (p FS) WithHierarchy(h Hierarchy) FS {
+	p.hier = h
+	return p
+}
+
+// Hierarchy is the cgroup hierarchy processes' units are read from;
+// HierarchyUnknown when it could not be told.
+func (p FS) Hierarchy() Hierarchy { return p.hier }
 
 // Root returns the directory the FS reads from.
 func (p FS) Root() string { return p.root }

@@ -106,7 +106,7 @@ func TestParseCgroupAndUnit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := parseCgroup([]byte(tt.in))
+			path := parseCgroup([]byte(tt.in)).Path(HierarchyUnknown)
 			unit, uu := unitFromCgroup(path)
 			diff(t, [3]string{tt.path, tt.unit, tt.uu}, [3]string{path, unit, uu})
 		})

@@ -32,9 +32,12 @@ type Process struct {
 	StartTime uint64
 	// Kernel reports a kernel thread.
 	Kernel bool
-	// Cgroup is the raw systemd cgroup path (v1 name=systemd line of hybrid
-	// hosts, else the v2 0:: line).
+	// Cgroup is the raw systemd cgroup path: the line of the hierarchy the
+	// manager uses (see Hierarchy; FS.Hierarchy decides).
 	Cgroup string
+	// Cgroups are both lines systemd may track units in, so that the
+	// choice can be made again (Scan.UseHierarchy).
+	Cgroups CgroupLines
 	// Unit is the systemd unit of the system manager the process belongs to,
 	// e.g. "nginx.service" or "user@1000.service"; empty if none.
 	Unit string
@@ -167,10 +170,11 @@ func parseCmdline(b []byte) []string {
 	return out
 }
 
-// parseCgroup returns the systemd cgroup path from /proc/PID/cgroup: the v1
-// "name=systemd" line if there is one (hybrid hosts), else the v2 "0::" line.
-func parseCgroup(b []byte) string {
-	var v2 string
+// parseCgroup returns the lines of /proc/PID/cgroup systemd may track
+// units in: the v1 "name=systemd" one and the v2 "0::" one, whatever their
+// order.
+func parseCgroup(b []byte) CgroupLines {
+	var l CgroupLines
 	for _, line := range strings.Split(string(b), "\n") {
 		id, rest, ok := strings.Cut(line, ":")
 		if !ok {
@@ -181,13 +185,20 @@ func parseCgroup(b []byte) string {
 			continue
 		}
 		if ctrl == "name=systemd" {
-			return path
+			l.Named = path
 		}
 		if id == "0" && ctrl == "" {
-			v2 = path
+			l.Unified = path
 		}
 	}
-	return v2
+	return l
+}
+
+// setCgroup fills Cgroups, Cgroup, Unit and UserUnit for hierarchy h.
+func (p *Process) setCgroup(l CgroupLines, h Hierarchy) {
+	p.Cgroups = l
+	p.Cgroup = l.Path(h)
+	p.Unit, p.UserUnit = unitFromCgroup(p.Cgroup)
 }
 
 var unitSuffixes = []string{".service", ".scope", ".socket", ".mount", ".swap", ".device", ".target", ".timer", ".path", ".automount"}

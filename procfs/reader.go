@@ -111,8 +111,7 @@ func (r *procReader) readProcess(pid int) (proc openProcess, gone bool, err erro
 	}
 	proc.Cmdline = parseCmdline(b)
 	if b, err = r.readAt(dirfd, "cgroup"); err == nil {
-		proc.Cgroup = parseCgroup(b)
-		proc.Unit, proc.UserUnit = unitFromCgroup(proc.Cgroup)
+		proc.setCgroup(parseCgroup(b), r.fs.hier)
 	} else if IsGone(err) {
 		return fail("read cgroup", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -118,9 +119,20 @@ type Scan struct {
 	Partial bool
 	// Warnings say what made the scan partial.
 	Warnings []string
+	// HoldersSource says how a full scan read the descriptors of the
+	// processes other than ScanOptions.FreshPIDs: HoldersBPF (their socket
+	// descriptors only, from the BPF iterator) or HoldersProc (all, from
+	// /proc/PID/fd). Empty for a targeted scan.
+	HoldersSource string
+	// HoldersNote says why a full scan used /proc rather than the BPF
+	// iterator ("" when it used BPF).
+	HoldersNote string
 	// Errors are per-process failures other than vanishing (skipped silently)
 	// and permission (counted in Unreadable). The rest of the scan is valid.
 	Errors []error
+	// Hierarchy is the cgroup hierarchy the processes' units were read
+	// from (FS.Hierarchy; UseHierarchy changes it).
+	Hierarchy Hierarchy
 }
 
 // Process returns the scanned process with the given pid.
@@ -130,6 +142,16 @@ func (s *Scan) Process(pid int) (*Process, bool) {
 		return nil, false
 	}
 	return &s.Processes[i], true
+}
+
+// UseHierarchy reads every process's unit again from the lines of
+// hierarchy h (decided after the scan, e.g. with HierarchyOf).
+func (s *Scan) UseHierarchy(h Hierarchy) {
+	s.Hierarchy = h
+	for i := range s.Processes {
+		p := &s.Processes[i]
+		p.setCgroup(p.Cgroups, h)
+	}
 }
 
 // UnreadableNote says "N processes not readable", or "" if all were readable.
@@ -248,7 +270,7 @@ type procResult struct {
 }
 
 func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (*Scan, error) {
-	res := &Scan{}
+	res := &Scan{Hierarchy: p.hier}
 	ownNS := p.ownNetNS()
 	useNetlink := p.live && !opts.NoNetlink && !opts.NoSockets
 
@@ -278,6 +300,26 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	if full && useNetlink && !incremental {
 		dumpWG.Add(1)
 		go dump()
+	}
+
+	// A full scan takes the socket descriptors of the processes not
+	// asked for fresh from one run of the BPF iterator where it loads.
+	var bpf *bpfSocketFDs
+	if full {
+		res.HoldersSource = HoldersProc
+		if opts.FDInfo {
+			res.HoldersNote = "descriptor details (fdinfo) were asked for"
+		} else if bpf, res.HoldersNote = p.socketFDs(); bpf != nil {
+			res.HoldersSource = HoldersBPF
+			if reuse != nil {
+				reuse.bpf = bpf
+			} else {
+				reuse = &reuseScan{bpf: bpf, fresh: map[int]bool{}}
+				for _, pid := range opts.FreshPIDs {
+					reuse.fresh[pid] = true
+				}
+			}
+		}
 	}
 
 	results := make([]procResult, len(pids))
@@ -325,7 +367,7 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		}
 	}
 	results = nil
-	if reuse != nil {
+	if reuse != nil && reuse.t != nil {
 		seen := make(map[int]bool, len(res.Processes))
 		for i := range res.Processes {
 			seen[res.Processes[i].PID] = true
@@ -383,6 +425,9 @@ type reuseScan struct {
 	scan  int
 	use   bool         // take the tables (else only keep them)
 	fresh map[int]bool // read in full anyway
+	// bpf, when set, has the socket descriptors of the processes not
+	// fresh: their /proc/PID/fd is not read.
+	bpf *bpfSocketFDs
 }
 
 // scanProcess reads one process, its descriptors and handoff environment;
@@ -403,7 +448,26 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 	out := procResult{ok: true}
 	proc := op.Process
 	count := -1
-	if reuse != nil && !proc.Kernel {
+	if reuse != nil && reuse.bpf != nil && !proc.Kernel && !reuse.fresh[pid] {
+		if fds, ok := reuse.bpf.take(&proc); ok {
+			proc.FDs = fds
+			h, err := r.readHandoff(pid, op.dirfd)
+			switch {
+			case err == nil:
+				proc.Handoff = h
+			case IsGone(err):
+				return procResult{}
+			case IsPermission(err):
+				proc.Denied = true
+			default:
+				out.err = fmt.Errorf("read environ of pid %d: %w", pid, err)
+			}
+			out.denied = proc.Denied
+			out.proc = proc
+			return out
+		}
+	}
+	if reuse != nil && reuse.t != nil && !proc.Kernel {
 		var st unix.Stat_t
 		if err := unix.Fstatat(op.dirfd, "fd", &st, 0); err == nil && st.Size > 0 {
 			count = int(st.Size)
@@ -664,6 +728,7 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 // socket's "system.sockprotoname" attribute) or marks it unresolved.
 func (p FS) resolveRest(res *Scan, n *nsNeed, ns uint64) {
 	buf := make([]byte, 64)
+	var netlink map[uint64]NetlinkInfo // /proc/PID/net/netlink of this namespace, read once when needed
 	for ino, h := range n.inodes {
 		if _, ok := res.Sockets[ino]; ok {
 			continue
@@ -679,9 +744,29 @@ func (p FS) resolveRest(res *Scan, n *nsNeed, ns uint64) {
 			if s.Proto == 0 && s.Family != FamilyUnix && s.Family != FamilyUnknown {
 				s.Status = FamilyOnly
 			}
+			if s.Family == FamilyNetlink {
+				if netlink == nil {
+					netlink = p.readNetlink(h.pid)
+				}
+				if info, ok := netlink[ino]; ok {
+					s.Netlink = &info
+				}
+			}
 		}
 		res.Sockets[ino] = s
 	}
+}
+
+// readNetlink reads the netlink sockets of pid's network namespace
+// (/proc/PID/net/netlink); empty (not nil) when it cannot be read.
+func (p FS) readNetlink(pid int) map[uint64]NetlinkInfo {
+	out := map[uint64]NetlinkInfo{}
+	b, err := os.ReadFile(p.path(strconv.Itoa(pid), "net", "netlink"))
+	if err != nil {
+		return out
+	}
+	_ = parseProcNetNetlink(b, func(ino uint64, info NetlinkInfo) { out[ino] = info })
+	return out
 }
 
 func indexNUL(s string) int {

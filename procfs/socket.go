@@ -200,6 +200,9 @@ type Socket struct {
 	UID uint32
 	// Cookie is the kernel's socket cookie (sock_diag only).
 	Cookie uint64
+	// Netlink is a netlink socket's protocol and groups; nil when not a
+	// netlink socket or not read.
+	Netlink *NetlinkInfo
 }
 
 // IsListener reports whether the socket is listening.

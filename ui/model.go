@@ -55,6 +55,7 @@ type Model struct {
 	detail   detailModel
 	timeline timelineModel
 	confirm  confirmModel
+	tour     tourModel
 
 	confirming bool
 	showHelp   bool
@@ -116,6 +117,7 @@ func NewModel(src Source, opts Options) Model {
 		list:     newListModel(st),
 		detail:   newDetailModel(st),
 		timeline: newTimelineModel(st),
+		tour:     newTourModel(st, opts.Tour),
 		probe:    opts.Probe,
 		ix:       buildIndex(nil, nil),
 		handoffs: map[string]*inspect.Event{},
@@ -289,6 +291,10 @@ func (m *Model) handleKey(msg tea.KeyMsg) tea.Cmd {
 		case key.Matches(msg, m.list.keys.Up):
 			m.helpScroll.scroll(-1, len(m.helpLines()))
 		}
+		return nil
+	}
+	if m.tour.Key(msg) {
+		m.relayout()
 		return nil
 	}
 	switch {
@@ -490,6 +496,7 @@ func (m *Model) applyEvents(msg eventsMsg) tea.Cmd {
 		switch ev.Type {
 		case inspect.EventHandoff:
 			m.handoffs[ref] = ev
+			m.tour.Event(*ev)
 		case inspect.EventJobStarted:
 			if j, ok := m.jobs[ref]; !ok || !j.ours {
 				m.jobs[ref] = runningJob{ref: unitRef{Host: ev.Target, Unit: ev.Unit}, action: ev.Job, started: ev.Time}

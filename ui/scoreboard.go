@@ -11,7 +11,7 @@ import (
 
 // demoOrder is the order of the demo's modes on the scoreboard: the
 // argument goes from refusing and dropping to losing nothing.
-var demoOrder = []string{"demo-plain.service", "demo-activated.service", "demo-handoff.service"}
+var demoOrder = []string{"demo-plain.service", "demo-activated.service", "demo-handoff.service", "demo-stored.service"}
 
 // scoreboardServices lists the demo services of the counters in demoOrder,
 // any others after them.
@@ -35,8 +35,20 @@ func scoreboardServices(demo map[string]DemoCounters) []string {
 	return append(out, rest...)
 }
 
-// scoreboardExplain is what the explain overlay says about the scoreboard.
+// scoreboardExplain is what the explain overlay says about the scoreboard's
+// rows.
 const scoreboardExplain = "The last restart of each demo mode, side by side. refused: connects turned away while no one listened (the gap meter's probe and the socket's NRefused). dropped: client connections closed under them. preserved: connections that lived on in the new process, carried through the fd store. worst latency: the slowest reply the demo's clients have waited for since the demo started. no listener: the time without a listening socket, 0 when systemd kept it, otherwise at most the restart's duration."
+
+// scoreboardModes is what the explain overlay says about each demo mode:
+// the calls involved and what a restart costs its clients, in the
+// verdicts' words.
+var scoreboardModes = []string{
+	"plain binds its own listener after start-up (no socket unit, no sd_listen_fds): listener replaced, connects refused during the gap, clients dropped.",
+	"activated gets its listener from demo-activated.socket (sd_listen_fds: LISTEN_FDS=1, fd 3); systemd holds it across the restart: listener kept, 0 refused (connects wait in the backlog), clients dropped.",
+	"handoff is activated plus FileDescriptorStoreMax=: on stop it sends each client connection with sd_notify FDSTORE=1 + FDNAME=conn-N, and its state in a memfd; the next process finds them by name (sd_listen_fds_with_names) and takes them out of the store (FDSTOREREMOVE=1): listener kept, 0 refused, connections preserved.",
+	"stored has no socket unit: its first start binds the listener and stores it (sd_notify FDSTORE=1 + FDNAME=listener; FileDescriptorStoreMax=4), every later start gets it back by name (sd_listen_fds_with_names) and binds only if it is missing: listener kept (from the fd store), 0 refused, clients dropped (it stores no connections).",
+	"A stop discards the store (systemd 252; 254+ unless FileDescriptorStorePreserve=yes, which the demo sets on 254+; it keeps the store only while the unit stays loaded): the next start binds anew, and connects are refused while it is stopped.",
+}
 
 // scoreboard writes the demo scoreboard: per mode the last handoff's
 // refused, dropped and preserved connections, the clients' worst reply and
@@ -47,13 +59,29 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 		return
 	}
 	b.section("Scoreboard (last restart of each mode)", scoreboardExplain)
-	const label = 15
-	colW := max(min((b.width-4-label)/len(svcs), 16), 9)
+	if b.explain {
+		for _, p := range scoreboardModes {
+			for i, l := range wrap(p, b.width-6) {
+				mark := "» "
+				if i > 0 {
+					mark = "  "
+				}
+				b.add("    " + b.st.Detail.Explain.Render(mark+l))
+			}
+		}
+	}
+	// Four columns fit beside the unit list of a 120-column terminal when
+	// the indent and the labels are cut a little.
+	indent, label := 4, 15
+	if indent+label+9*len(svcs) > b.width {
+		indent, label = 2, 14
+	}
+	colW := max(min((b.width-indent-label)/len(svcs), 16), 9)
 	// row lays out a row; style, if set, colours each cell (after padding,
 	// so that the columns stay aligned).
 	row := func(name string, cells []string, style func(i int) string) string {
 		var s strings.Builder
-		s.WriteString("    " + fmt.Sprintf("%-*s", label, name))
+		s.WriteString(strings.Repeat(" ", indent) + fmt.Sprintf("%-*s", label, name))
 		for i, c := range cells {
 			cell := fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1))
 			if style != nil {
@@ -133,7 +161,7 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 	hint := ""
 	switch {
 	case len(todo) == len(svcs):
-		hint = "new here? select a demo service (↑↓), press r, then y to restart it; then the next mode"
+		hint = "new here? restart the modes one by one, left to right: select a demo service (↑↓), press r, then y, and read its column; fdtop demo --tour guides you"
 	case len(todo) > 0:
 		hint = "next: select " + todo[0] + ", press r, then y"
 	}

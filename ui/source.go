@@ -158,6 +158,9 @@ type Options struct {
 	Patterns []string
 	// Title is shown in the header, e.g. "demo".
 	Title string
+	// Tour shows the demo tour's panel (fdtop demo --tour): one step per
+	// demo mode, each unlocked by the previous restart's verdict; x ends it.
+	Tour bool
 }
 
 // Default intervals.

@@ -16,10 +16,12 @@ const (
 	minWidth  = 40
 	minHeight = 10
 	// Below these the compact layout shows one pane at a time.
-	compactWidth  = 60
-	compactBody   = 14
-	wideWidth     = 120
-	footerHeight  = 2
+	compactWidth = 60
+	compactBody  = 14
+	wideWidth    = 120
+	footerHeight = 2
+	// The tour panel is drawn when this much body is left under it.
+	tourMinBody   = 8
 	minPaneHeight = 3
 )
 
@@ -44,6 +46,7 @@ func (r rect) contains(x, y int) bool {
 type layoutRects struct {
 	mode                   layoutMode
 	headerH, bodyY, bodyH  int
+	tourH                  int // the tour panel's, under the body
 	list, detail, timeline rect
 }
 
@@ -78,7 +81,11 @@ func (m *Model) relayout() {
 	}
 	r.headerH = min(m.header.Height(), max(1, h/6))
 	r.bodyY = r.headerH
-	r.bodyH = h - r.headerH - footerHeight
+	m.tour.SetWidth(w)
+	if m.tour.Height() > 0 && h-r.headerH-footerHeight-m.tour.Height() >= tourMinBody {
+		r.tourH = m.tour.Height()
+	}
+	r.bodyH = h - r.headerH - footerHeight - r.tourH
 	switch {
 	case w < compactWidth || r.bodyH < compactBody:
 		r.mode = layoutCompact
@@ -154,6 +161,10 @@ func (m Model) View() string {
 		b.WriteString(m.logView.View())
 	default:
 		b.WriteString(m.bodyView())
+	}
+	if r.tourH > 0 {
+		b.WriteByte('\n')
+		b.WriteString(m.tour.View())
 	}
 	b.WriteByte('\n')
 	b.WriteString(m.statusView())
@@ -304,6 +315,10 @@ func (m Model) shortHelp() []key.Binding {
 		b = m.detail.keys.ShortHelp()
 	case paneTimeline:
 		b = m.timeline.keys.ShortHelp()
+	}
+	if m.tour.Active() {
+		// First: the one key the tour adds.
+		b = append(append([]key.Binding(nil), m.tour.keys.ShortHelp()...), b...)
 	}
 	return append(b, m.keys.ShortHelp()...)
 }

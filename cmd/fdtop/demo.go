@@ -25,6 +25,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	dashboard := fs.Bool("dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
 	readOnly := fs.Bool("read-only", false, "no actions in the dashboard")
 	delay := fs.Duration("startup-delay", 500*time.Millisecond, "simulated start-up work of every demo service")
+	tour := fs.Bool("tour", false, "a guided tour in the dashboard: restart the four modes one by one (x ends it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -35,21 +36,25 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fdtop demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if *tour && (!*dashboard || *readOnly) {
+		fmt.Fprintln(stderr, "fdtop demo: --tour needs the dashboard and its restart key (not with --dashboard=false or --read-only)")
+		return exitUsage
+	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, *readOnly, stdout, stderr))
+	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, ui.Options{ReadOnly: *readOnly, Tour: *tour}, stdout, stderr))
 }
 
 // runDemoIn runs the demo until ctx ends (a signal) or, with the
 // dashboard, the operator quits; the sandbox is torn down either way.
-func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Duration, dashboard, readOnly bool, stdout, stderr io.Writer) int {
+func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Duration, dashboard bool, opts ui.Options, stdout, stderr io.Writer) int {
 	env, err := startDemo(ctx, systemd, delay, stderr)
 	if err != nil {
 		return failUnlessSignalled(stderr, "demo", sig, err)
 	}
 	defer env.Close()
 	if dashboard {
-		if err := env.dashboard(ctx, readOnly); err != nil {
+		if err := env.dashboard(ctx, opts); err != nil {
 			env.Close()
 			return failUnlessSignalled(stderr, "demo", sig, err)
 		}
@@ -65,7 +70,7 @@ func runDemoIn(ctx context.Context, sig *caught, systemd string, delay time.Dura
 		if s := m.Socket(); s != "" {
 			units = s + " → " + units
 		}
-		fmt.Fprintf(stdout, "  %-10s %-21s %s\n", m, env.cfg.Addr(m), units)
+		fmt.Fprintf(stdout, "  %-10s %-21s %s\n", m.Short(), env.cfg.Addr(m), units)
 	}
 	fmt.Fprintf(stdout, "\nPoint systemctl at it:\n  export %s\n  systemctl --user list-sockets\n  systemctl --user restart demo-handoff.service\n", strings.Join(env.sb.Env(), " "))
 	fmt.Fprintln(stdout, "\nEach port answers every line with '<pid> <count> <line>' (try: python3 -c \"import socket;s=socket.create_connection(('127.0.0.1',PORT));s.send(b'hi\\n');print(s.recv(99))\").")
@@ -81,7 +86,7 @@ loop:
 			for _, m := range demo.Modes {
 				st := env.traffic[m].Stats()
 				fmt.Fprintf(stdout, "  %-10s pid %-7d connected %d/4  replies %-6d refused %-4d dropped %-4d counter resets %d\n",
-					m, st.LastPID, st.Connected, st.Replies, st.Refused, st.Dropped, st.CounterResets)
+					m.Short(), st.LastPID, st.Connected, st.Replies, st.Refused, st.Dropped, st.CounterResets)
 			}
 		}
 	}
@@ -115,10 +120,11 @@ func (d *demoEnv) Close() error {
 }
 
 // dashboard opens the live dashboard on the sandbox's manager, with the
-// gap meter on and the traffic counters in the demo units' detail.
-func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
+// gap meter on and the traffic counters in the demo units' detail; opts
+// carries --read-only and --tour.
+func (d *demoEnv) dashboard(ctx context.Context, opts ui.Options) error {
 	mf := managerFlags{user: true, address: d.sb.Address, proc: "/proc"}
-	client, b, err := mf.connect(ctx, []string{"demo-*", demo.Plain.Service()})
+	client, b, err := mf.connect(ctx, []string{"demo-*", demo.Plain.Service(), demo.StoredListener.Service()})
 	if err != nil {
 		return err
 	}
@@ -128,7 +134,8 @@ func (d *demoEnv) dashboard(ctx context.Context, readOnly bool) error {
 		return err
 	}
 	src.onePWhenShown(ctx)
-	return ui.Run(ctx, src.withDemo(d), ui.Options{ReadOnly: readOnly, Probe: true, Title: "demo"})
+	opts.Probe, opts.Title = true, "demo"
+	return ui.Run(ctx, src.withDemo(d), opts)
 }
 
 // startTraffic starts one generator per mode: a few connections each,
@@ -174,6 +181,7 @@ func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.
 		return nil, err
 	}
 	cfg.StartupDelay = delay
+	cfg.PreserveStore = demo.KnowsStorePreserve(sb.Version)
 	cfg.LogDir = sb.Dir // removed with the sandbox
 	if err := demo.Install(ctx, sb, cfg); err != nil {
 		sb.Close()

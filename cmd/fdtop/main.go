@@ -44,6 +44,11 @@ Usage:
                           what keeps socket activation or a handoff from
                           working: per finding the evidence and the fix
                           (exit 0 nothing found, 1 findings)
+  fdtop exporter [--listen ADDR] [--user|--system] [--address A] [--unit-include RE]
+                 [--unit-exclude RE] [--max-units N] [--probe] [PATTERN...]
+                          serve /metrics for Prometheus (127.0.0.1:9786 by
+                          default): fd stores, listener holders, handoff
+                          verdicts, doctor findings (docs/exporter.md)
   fdtop demo [--systemd PATH] [--startup-delay D] [--dashboard=false]
                           a private systemd user manager with three demo
                           services (plain, activated, handoff) and traffic
@@ -110,6 +115,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "rollout":
 		return runRollout(args[1:], stdout, stderr)
+	case "exporter":
+		return runExporter(args[1:], stdout, stderr)
 	case agentCommand: // hidden: the remote side of -H
 		return runAgent(args[1:], os.Stdin, stdout, stderr)
 	case "demo-server": // hidden: the demo units' ExecStart

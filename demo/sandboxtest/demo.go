@@ -11,7 +11,7 @@ import (
 	"github.com/fdtop/fdtop/demo/traffic"
 )
 
-// InstallDemo installs and starts the three demo unit sets in sb, with the
+// InstallDemo installs and starts the four demo unit sets in sb, with the
 // given simulated start-up delay, and returns their configuration.
 func InstallDemo(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) demo.Config {
 	t.Helper()
@@ -20,6 +20,7 @@ func InstallDemo(t testing.TB, sb *sandbox.Sandbox, delay time.Duration) demo.Co
 		t.Fatal(err)
 	}
 	cfg.StartupDelay = delay
+	cfg.PreserveStore = demo.KnowsStorePreserve(sb.Version)
 	cfg.LogDir = sb.Dir // a service that fails to start says why in the error
 	if err := demo.Install(context.Background(), sb, cfg); err != nil {
 		t.Fatalf("install demo units: %v", err)

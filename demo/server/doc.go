@@ -1,6 +1,6 @@
 // Package server is the demo server that shows what socket activation does:
-// a line-echo service run as `fdtop demo-server` in three modes (plain,
-// activated, handoff) under the demo's systemd units.
+// a line-echo service run as `fdtop demo-server` in four modes (plain,
+// activated, handoff, stored-listener) under the demo's systemd units.
 //
 // Protocol: each line a client sends is answered with one line
 // "<pid> <count> <line>", count being the connection's message number
@@ -16,4 +16,10 @@
 // counters, and sends FDSTOREREMOVE=1 for every entry it took, so that a
 // client closing later leaves nothing stale behind; they go back in on
 // the next stop. The listener is recognised by SO_ACCEPTCONN, not by name.
+//
+// Stored-listener model: no socket unit. An instance started without a
+// listener named "listener" in LISTEN_FDNAMES binds --listen itself and
+// sends it at once with FDSTORE=1 and FDNAME=listener; every later instance
+// takes it from there (and never removes it: the store entry is what keeps
+// the listener open between instances). Its clients are dropped on stop.
 package server

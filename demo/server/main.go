@@ -26,8 +26,8 @@ const DefaultStartupDelay = 500 * time.Millisecond
 func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", string(ModePlain), "plain, activated or handoff")
-	listen := fs.String("listen", "", "TCP address to bind in plain mode, e.g. 127.0.0.1:8001")
+	mode := fs.String("mode", string(ModePlain), "plain, activated, handoff or stored-listener")
+	listen := fs.String("listen", "", "TCP address to bind in plain mode (and in stored-listener mode when the store has no listener), e.g. 127.0.0.1:8001")
 	delay := fs.Duration("startup-delay", DefaultStartupDelay, "simulated start-up work before serving")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -47,6 +47,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	env := environment{pid: os.Getpid()}
+	if cfg.Mode == ModeHandoff {
+		// Taken before anything slow too: unhandled, they would kill it.
+		extra := make(chan os.Signal, 8)
+		signal.Notify(extra, syscall.SIGUSR1, syscall.SIGUSR2)
+		env.extra = extra
+	}
 	passed, err := activation.ListenFDsWithNames(true)
 	switch {
 	case errors.Is(err, activation.ErrOtherProcess):
@@ -73,16 +79,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func (c Config) validate() error {
 	switch c.Mode {
-	case ModePlain:
+	case ModePlain, ModeStoredListener:
 		if c.Listen == "" {
-			return errors.New("--mode plain needs --listen ADDR")
+			return fmt.Errorf("--mode %s needs --listen ADDR", c.Mode)
 		}
 	case ModeActivated, ModeHandoff:
 		if c.Listen != "" {
-			return fmt.Errorf("--listen is for plain mode: --mode %s takes its listener from the socket unit", c.Mode)
+			return fmt.Errorf("--listen is for plain and stored-listener modes: --mode %s takes its listener from the socket unit", c.Mode)
 		}
 	default:
-		return fmt.Errorf("--mode %q: want plain, activated or handoff", c.Mode)
+		return fmt.Errorf("--mode %q: want plain, activated, handoff or stored-listener", c.Mode)
 	}
 	if c.StartupDelay < 0 {
 		return fmt.Errorf("--startup-delay %v: negative", c.StartupDelay)

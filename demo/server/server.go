@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/demo/activation"
+	"golang.org/x/sys/unix"
 )
 
 // Mode selects how the server gets its listener and what it does on stop.
@@ -32,6 +33,13 @@ const (
 	// ModeHandoff is ModeActivated plus handing established connections to
 	// the next instance through the file descriptor store.
 	ModeHandoff Mode = "handoff"
+	// ModeStoredListener needs no socket unit: its first instance binds
+	// the listener itself and stores it in the file descriptor store
+	// (FDSTORE=1, FDNAME=listener); every later one takes it from
+	// LISTEN_FDNAMES, binding only when it is missing. Connection attempts
+	// queue during a restart (the manager holds the listener), established
+	// clients are dropped.
+	ModeStoredListener Mode = "stored-listener"
 )
 
 // Names used in the file descriptor store.
@@ -43,6 +51,9 @@ const (
 	ConnFDNamePrefix = "conn-"
 	// StateMemfdName is the memfd's own name, visible in /proc/PID/fd.
 	StateMemfdName = "fdtop-state"
+	// ListenerFDName is the FDNAME of the listener ModeStoredListener
+	// keeps in the store.
+	ListenerFDName = "listener"
 )
 
 // maxLine bounds a request line; longer ones close the connection.
@@ -53,9 +64,10 @@ const barrierTimeout = time.Second
 
 // Config configures one server instance.
 type Config struct {
-	// Mode is plain, activated or handoff.
+	// Mode is plain, activated, handoff or stored-listener.
 	Mode Mode
-	// Listen is the TCP address plain mode binds, e.g. 127.0.0.1:8001.
+	// Listen is the TCP address plain mode binds, e.g. 127.0.0.1:8001,
+	// and stored-listener mode binds when no stored listener was passed.
 	Listen string
 	// StartupDelay is the simulated start-up work done before serving.
 	StartupDelay time.Duration
@@ -81,6 +93,11 @@ type environment struct {
 	// onClose, when set, is called with a connection's id once it is
 	// closed and forgotten (tests wait on it).
 	onClose func(id uint64)
+	// extra, when set (handoff mode), delivers SIGUSR1, which stores a
+	// fresh memfd in the fd store as extra-N, and SIGUSR2, which removes
+	// every extra-N entry (FDSTOREREMOVE): the truth oracle (demo/oracle)
+	// changes the store at random moments with them.
+	extra <-chan os.Signal
 }
 
 type server struct {
@@ -103,6 +120,15 @@ type server struct {
 	// with. They leave the store only once the instance is ready, so a
 	// crash during start-up still leaves them there for the next try.
 	restoredNames []string
+
+	// extras are the extra-N entries in the store (environment.extra).
+	extraMu sync.Mutex
+	extras  []string
+	extraN  int
+
+	// stored is set when this instance bound the listener and sent it to
+	// the store (stored-listener mode's first start).
+	stored bool
 }
 
 // clientConn is one client connection. Its buffers and counter belong to
@@ -129,6 +155,14 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 	ln, err := s.takePassed()
 	if err != nil {
 		return err
+	}
+	if cfg.Mode == ModeStoredListener && ln == nil {
+		// First start (or the store was discarded by a stop): bind, and
+		// hand a copy to the manager at once, so that from now on the
+		// listener outlives every instance.
+		if ln, err = s.bindAndStore(); err != nil {
+			return err
+		}
 	}
 	// Simulated start-up work: the same in every mode.
 	timer := time.NewTimer(cfg.StartupDelay)
@@ -162,6 +196,15 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 	s.notify(func(n *activation.Notifier) error { return n.Ready() })
 	s.removeRestored()
 	status := fmt.Sprintf("serving on %s, mode %s, pid %d", ln.Addr(), cfg.Mode, env.pid)
+	switch {
+	case cfg.Mode != ModeStoredListener:
+	case s.stored:
+		status += ", listener bound and stored as " + ListenerFDName
+	case s.passedListener != nil:
+		status += ", listener from the fd store (" + ListenerFDName + ")"
+	default:
+		status += ", listener not stored"
+	}
 	if restored > 0 {
 		status += fmt.Sprintf(", %d connections restored", restored)
 	}
@@ -176,6 +219,9 @@ func run(ctx context.Context, cfg Config, env environment, log *slog.Logger) err
 		defer close(acceptDone)
 		s.acceptLoop(ln)
 	}()
+	if cfg.Mode == ModeHandoff && env.extra != nil && env.notifier != nil {
+		go s.extraLoop(ctx)
+	}
 	<-ctx.Done()
 	close(s.stopping)
 	ln.Close()
@@ -197,6 +243,7 @@ func (s *server) takePassed() (net.Listener, error) {
 		f := p.File()
 		switch {
 		case s.cfg.Mode == ModeHandoff && p.Name == StateFDName:
+			s.log.Info("fdstore", "op", "got", "name", p.Name, "inode", inodeOf(f))
 			stored = append(stored, p.Name)
 			data, err := readStateFile(f)
 			// Kept open until exit, so the memfd stays visible at its
@@ -212,7 +259,17 @@ func (s *server) takePassed() (net.Listener, error) {
 				continue
 			}
 			state = &h
+		case s.cfg.Mode == ModeHandoff && strings.HasPrefix(p.Name, ExtraFDNamePrefix):
+			// An extra-N entry: it stays in the store (not ours to use).
+			s.log.Info("fdstore", "op", "got", "name", p.Name, "inode", inodeOf(f))
+			f.Close()
+			s.extraMu.Lock()
+			if !slices.Contains(s.extras, p.Name) {
+				s.extras = append(s.extras, p.Name)
+			}
+			s.extraMu.Unlock()
 		case s.cfg.Mode == ModeHandoff && strings.HasPrefix(p.Name, ConnFDNamePrefix):
+			s.log.Info("fdstore", "op", "got", "name", p.Name, "inode", inodeOf(f))
 			stored = append(stored, p.Name)
 			id, err := strconv.ParseUint(strings.TrimPrefix(p.Name, ConnFDNamePrefix), 10, 64)
 			if err != nil || id == 0 || restored[id] != nil {
@@ -230,7 +287,8 @@ func (s *server) takePassed() (net.Listener, error) {
 			// connection stays at the fd number it was passed on; both
 			// close together.
 			restored[id] = &passedConn{Conn: nc, passed: f}
-		case ln == nil && s.cfg.Mode != ModePlain && p.IsListener():
+		case ln == nil && s.cfg.Mode != ModePlain && p.IsListener() &&
+			(s.cfg.Mode != ModeStoredListener || p.Name == ListenerFDName):
 			l, err := net.FileListener(f)
 			if err != nil {
 				f.Close()
@@ -249,7 +307,7 @@ func (s *server) takePassed() (net.Listener, error) {
 			f.Close()
 		}
 	}
-	if s.cfg.Mode != ModePlain && ln == nil {
+	if (s.cfg.Mode == ModeActivated || s.cfg.Mode == ModeHandoff) && ln == nil {
 		s.closeRestored(restored)
 		return nil, fmt.Errorf("mode %s: no listening socket among %d passed fds (LISTEN_FDS): run it from a .socket unit", s.cfg.Mode, len(s.env.passed))
 	}
@@ -299,6 +357,38 @@ func (s *server) closeRestored(m map[uint64]net.Conn) {
 	for _, nc := range m {
 		nc.Close()
 	}
+}
+
+// bindAndStore binds the stored-listener mode's listener and sends it to
+// the fd store as ListenerFDName. Without a notify socket (or when the
+// manager refuses it) the listener still serves, but closes with this
+// instance.
+func (s *server) bindAndStore() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.log.Info("no stored listener passed: bound one", "addr", ln.Addr().String())
+	if s.env.notifier == nil {
+		s.log.Warn("no NOTIFY_SOCKET: the listener cannot be stored and closes with this instance")
+		return ln, nil
+	}
+	raw, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("store listener %s: %w", ln.Addr(), err)
+	}
+	var sendErr error
+	if err := raw.Control(func(fd uintptr) { sendErr = s.env.notifier.StoreFDs(ListenerFDName, int(fd)) }); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("store listener %s: %w", ln.Addr(), err)
+	}
+	if sendErr != nil {
+		s.log.Warn("cannot store the listener: it closes with this instance", "err", sendErr)
+		return ln, nil
+	}
+	s.stored = true
+	return ln, nil
 }
 
 // notify sends a message when there is a notify socket, logging failures.
@@ -476,14 +566,18 @@ func (s *server) shutdown(ctx context.Context) error {
 	s.removeRestored()
 	h := Handoff{NextID: nextID}
 	for _, c := range conns {
-		if err := storeConn(s.env.notifier, c); err != nil {
+		ino, err := storeConn(s.env.notifier, c)
+		if err != nil {
 			s.log.Warn("cannot store connection, dropping it", "id", c.id, "err", err)
 			continue
 		}
+		s.log.Info("fdstore", "op", "store", "name", ConnFDNamePrefix+strconv.FormatUint(c.id, 10), "inode", ino)
 		h.Conns = append(h.Conns, ConnState{ID: c.id, Count: c.count, Pending: c.pending, Unsent: c.unsent})
 	}
-	if err := storeState(s.env.notifier, h); err != nil {
+	if ino, err := storeState(s.env.notifier, h); err != nil {
 		s.log.Warn("cannot store handoff state", "err", err)
+	} else {
+		s.log.Info("fdstore", "op", "store", "name", StateFDName, "inode", ino)
 	}
 	// Wait until the manager has processed the FDSTORE messages: after we
 	// exit it may handle our death before reading them.
@@ -501,6 +595,7 @@ func (s *server) shutdown(ctx context.Context) error {
 func (s *server) removeRestored() {
 	for _, name := range s.restoredNames {
 		s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
+		s.log.Info("fdstore", "op", "remove", "name", name)
 	}
 	s.restoredNames = nil
 }
@@ -515,36 +610,94 @@ func compareUint(a, b uint64) int {
 	return 0
 }
 
-// storeConn sends c's socket to the fd store as conn-<id>.
-func storeConn(n *activation.Notifier, c *clientConn) error {
+// storeConn sends c's socket to the fd store as conn-<id> and returns its
+// inode.
+func storeConn(n *activation.Notifier, c *clientConn) (uint64, error) {
 	name := ConnFDNamePrefix + strconv.FormatUint(c.id, 10)
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
-		return fmt.Errorf("store %s: %T has no file descriptor", name, c.nc)
+		return 0, fmt.Errorf("store %s: %T has no file descriptor", name, c.nc)
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
+		return 0, fmt.Errorf("store %s: %w", name, err)
 	}
 	var sendErr error
-	if err := raw.Control(func(fd uintptr) { sendErr = n.StoreFDs(name, int(fd)) }); err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
+	var ino uint64
+	if err := raw.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) == nil {
+			ino = st.Ino
+		}
+		sendErr = n.StoreFDs(name, int(fd))
+	}); err != nil {
+		return 0, fmt.Errorf("store %s: %w", name, err)
 	}
-	return sendErr
+	return ino, sendErr
+}
+
+// inodeOf is the inode of an open file, 0 when it cannot be read.
+func inodeOf(f *os.File) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// ExtraFDNamePrefix names the memfds SIGUSR1 stores (environment.extra).
+const ExtraFDNamePrefix = "extra-"
+
+// extraLoop stores and removes extra-N entries on SIGUSR1 and SIGUSR2,
+// logging each with its inode, until ctx ends.
+func (s *server) extraLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-s.env.extra:
+			s.extraMu.Lock()
+			if sig == syscall.SIGUSR1 {
+				s.extraN++
+				name := fmt.Sprintf("%s%d-%d", ExtraFDNamePrefix, s.env.pid, s.extraN)
+				f, err := writeMemfd("fdtop-extra", []byte(name))
+				if err != nil {
+					s.log.Warn("cannot make an extra memfd", "err", err)
+				} else {
+					ino := inodeOf(f)
+					if err := s.env.notifier.StoreFDs(name, int(f.Fd())); err != nil {
+						s.log.Warn("cannot store an extra memfd", "err", err)
+					} else {
+						s.extras = append(s.extras, name)
+						s.log.Info("fdstore", "op", "store", "name", name, "inode", ino)
+					}
+					f.Close()
+				}
+			} else {
+				for _, name := range s.extras {
+					s.notify(func(n *activation.Notifier) error { return n.RemoveFDs(name) })
+					s.log.Info("fdstore", "op", "remove", "name", name)
+				}
+				s.extras = nil
+			}
+			s.log.Info("extras", "signal", sig.String(), "stored", len(s.extras))
+			s.extraMu.Unlock()
+		}
+	}
 }
 
 // storeState sends h, in a memfd, to the fd store as StateFDName.
-func storeState(n *activation.Notifier, h Handoff) error {
+func storeState(n *activation.Notifier, h Handoff) (uint64, error) {
 	data, err := h.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("encode handoff state: %w", err)
+		return 0, fmt.Errorf("encode handoff state: %w", err)
 	}
 	f, err := writeMemfd(StateMemfdName, data)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
-	return n.StoreFDs(StateFDName, int(f.Fd()))
+	return inodeOf(f), n.StoreFDs(StateFDName, int(f.Fd()))
 }
 
 // passedConn is a restored connection that also keeps the descriptor it was

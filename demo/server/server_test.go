@@ -511,3 +511,74 @@ func TestHandoffManyConnections(t *testing.T) {
 		c.expect(2, "second")
 	}
 }
+
+// TestStoredListener: the first instance binds and stores its listener;
+// the next takes it from the store (LISTEN_FDNAMES "listener"), so a client
+// that connects while no instance runs is queued, not refused, and served
+// by the next instance; the entry stays in the store for the one after.
+func TestStoredListener(t *testing.T) {
+	mgr, err := activationtest.NewManager(t.TempDir(), activationtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mgr.Close() })
+	notifier := func() *activation.Notifier {
+		n, err := activation.NewNotifier(mgr.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	passStore := func() []activation.Passed {
+		store, err := mgr.PassStore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []activation.Passed
+		for _, e := range store {
+			out = append(out, activation.Passed{FD: e.FD, Name: e.Name})
+		}
+		return out
+	}
+	wantStore := func(want ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := notifier().Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := mgr.Store(); !slices.Equal(got, want) {
+			t.Errorf("fd store (-want +got):\n-%q\n+%q", want, got)
+		}
+	}
+	cfg := Config{Mode: ModeStoredListener, Listen: "127.0.0.1:0"}
+
+	in := start(t, cfg, environment{notifier: notifier()})
+	wantStore(ListenerFDName)
+	a := dial(t, in.addr.String())
+	a.send("a1\n")
+	a.expect(1, "a1")
+	in.stop(t)
+	if _, _, _, err := a.reply(); err == nil {
+		t.Fatal("a client survived the stop: stored-listener mode drops its clients")
+	}
+	// No instance runs: the stored listener queues the connection.
+	b := dial(t, in.addr.String())
+	b.send("b1\n")
+
+	in2 := start(t, cfg, environment{passed: passStore(), notifier: notifier()})
+	if in2.addr.String() != in.addr.String() {
+		t.Errorf("second instance serves on %s, want the stored listener's %s", in2.addr, in.addr)
+	}
+	b.expect(1, "b1")
+	in2.stop(t)
+	wantStore(ListenerFDName)
+}
+
+// TestStoredListenerNeedsListen: without --listen, stored-listener mode has
+// nothing to bind on a first start.
+func TestStoredListenerNeedsListen(t *testing.T) {
+	if err := (Config{Mode: ModeStoredListener}).validate(); err == nil {
+		t.Error("stored-listener without --listen validated")
+	}
+}

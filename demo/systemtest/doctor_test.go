@@ -82,8 +82,9 @@ func findingOf(fs []inspect.Finding, unit, code string) *inspect.Finding {
 // (exit status and its journal line in the evidence), an Accept=yes socket
 // without a template; exit 1 with them, exit 0 on a healthy socket; the
 // printed trigger-limit fix, run, makes the socket listen again.
-func TestDoctorAsRoot(t *testing.T) {
-	c := Shared(t)
+func TestDoctorAsRoot(t *testing.T) { ForEach(t, testDoctorAsRoot) }
+
+func testDoctorAsRoot(t *testing.T, c *Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var names []string

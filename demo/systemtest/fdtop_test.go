@@ -18,20 +18,32 @@ import (
 	"github.com/fdtop/fdtop/inspect"
 )
 
-var demoSetup struct {
+type demoSetup struct {
 	once sync.Once
 	cfg  demo.Config
 	err  error
 }
 
+var (
+	demoMu     sync.Mutex
+	demoSetups = map[*Container]*demoSetup{}
+)
+
 // demoUnits installs the demo's three unit sets as system units in the
-// shared container (once per test binary) and returns their configuration.
+// container (once per container) and returns their configuration.
 func demoUnits(t testing.TB, c *Container) demo.Config {
 	t.Helper()
-	demoSetup.once.Do(func() {
+	demoMu.Lock()
+	d := demoSetups[c]
+	if d == nil {
+		d = &demoSetup{}
+		demoSetups[c] = d
+	}
+	demoMu.Unlock()
+	d.once.Do(func() {
 		cfg, err := demo.NewConfig(FdtopPath)
 		if err != nil {
-			demoSetup.err = err
+			d.err = err
 			return
 		}
 		cfg.StartupDelay = 100 * time.Millisecond
@@ -39,15 +51,15 @@ func demoUnits(t testing.TB, c *Container) demo.Config {
 		defer cancel()
 		if err := demo.Install(ctx, c, cfg); err != nil {
 			journal, _ := c.Run(ctx, Root, "journalctl", "--no-pager", "-n", "20", "-u", "demo-*")
-			demoSetup.err = fmt.Errorf("install the demo units as system units: %w\n%s", err, journal)
+			d.err = fmt.Errorf("install the demo units as system units: %w\n%s", err, journal)
 			return
 		}
-		demoSetup.cfg = cfg
+		d.cfg = cfg
 	})
-	if demoSetup.err != nil {
-		t.Fatal(demoSetup.err)
+	if d.err != nil {
+		t.Fatal(d.err)
 	}
-	return demoSetup.cfg
+	return d.cfg
 }
 
 // snapshot runs `fdtop snapshot --json ARGS...` inside as u and decodes it.
@@ -129,8 +141,9 @@ func listening(t *testing.T, c *Container) []kernelListener {
 // sockets of journald, dbus and the Accept=yes ssh.socket with the listener
 // the kernel has in LISTEN, held by the manager; dbus-daemon's peer PID 1
 // is named as such.
-func TestSnapshotSystemManagerAsRoot(t *testing.T) {
-	c := Shared(t)
+func TestSnapshotSystemManagerAsRoot(t *testing.T) { ForEach(t, testSnapshotSystemManagerAsRoot) }
+
+func testSnapshotSystemManagerAsRoot(t *testing.T, c *Container) {
 	demoUnits(t, c)
 	snap := snapshot(t, c, Root)
 	if snap.Manager.Scope != "system" || snap.Manager.PID != 1 {
@@ -216,8 +229,9 @@ func TestSnapshotSystemManagerAsRoot(t *testing.T) {
 // (systemd 252 cannot list them: they are reconstructed from PID 1's
 // descriptors) match NFileDescriptorStore, entry for entry — journald's
 // stored stdout streams included.
-func TestFDStoresAsRoot(t *testing.T) {
-	c := Shared(t)
+func TestFDStoresAsRoot(t *testing.T) { ForEach(t, testFDStoresAsRoot) }
+
+func testFDStoresAsRoot(t *testing.T, c *Container) {
 	snap := snapshot(t, c, Root)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -363,8 +377,9 @@ func (w *watcher) ready(t *testing.T, c *Container, probe string) {
 // manager sees a restart of the handoff service with a true verdict: the
 // listener kept and both clients' connections preserved — which the
 // clients confirm: a new pid answers them and their counters go on.
-func TestWatchHandoffAsRoot(t *testing.T) {
-	c := Shared(t)
+func TestWatchHandoffAsRoot(t *testing.T) { ForEach(t, testWatchHandoffAsRoot) }
+
+func testWatchHandoffAsRoot(t *testing.T, c *Container) {
 	cfg := demoUnits(t, c)
 	addr := cfg.Addr(demo.Handoff)
 	clients := []*lineClient{dialClient(t, c, addr), dialClient(t, c, addr)}

@@ -30,6 +30,11 @@ type launchSpec struct {
 	// Seed is a host directory copied into the upper layer before the
 	// overlay is mounted (unit masks, the ssh socket, a machine ID).
 	Seed string
+	// Lower is the overlay's lower layer: "/" (this host's root file
+	// system alone, not the mounts on it) or a root file system tree.
+	Lower string
+	// Env is added to nspawn's environment (SYSTEMD_NSPAWN_*).
+	Env []string
 	// Nspawn is the systemd-nspawn command line, its --directory pointing
 	// at RunDir/root.
 	Nspawn []string
@@ -83,12 +88,17 @@ func launchMain(spec launchSpec) error {
 		}
 	}
 	// nspawn refuses --volatile=overlay for /: the overlay is ours. The
-	// lower layer is the root file system alone (not the mounts on it).
-	opts := fmt.Sprintf("lowerdir=/,upperdir=%s,workdir=%s", upper, work)
-	if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mount overlay of / on %s: %w", root, err)
+	// lower layer is the root file system alone (not the mounts on it),
+	// or a tree of its own.
+	lower := spec.Lower
+	if lower == "" {
+		lower = "/"
 	}
-	return unix.Exec(spec.Nspawn[0], spec.Nspawn, os.Environ())
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay of %s on %s: %w", lower, root, err)
+	}
+	return unix.Exec(spec.Nspawn[0], spec.Nspawn, append(os.Environ(), spec.Env...))
 }
 
 // copyTree copies the directories, regular files and symlinks of src into

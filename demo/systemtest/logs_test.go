@@ -22,8 +22,9 @@ exec sleep infinity
 // restart (r, y) the new process's line appears; a line carrying an OSC
 // (window title) and an SGR sequence is shown escaped, the terminal's
 // title stays and no colour of the service's choosing reaches it.
-func TestLogsInDashboardAsRoot(t *testing.T) {
-	c := Shared(t)
+func TestLogsInDashboardAsRoot(t *testing.T) { ForEach(t, testLogsInDashboardAsRoot) }
+
+func testLogsInDashboardAsRoot(t *testing.T, c *Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const sock, svc = "fdtlog.socket", "fdtlog.service"

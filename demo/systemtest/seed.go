@@ -52,19 +52,25 @@ RuntimeDirectory=sshd
 RuntimeDirectoryMode=0755
 `
 
-// maskedUnits returns the units to mask: alwaysMasked, plus every
-// non-target unit the host image enabled in /etc/systemd/system/*.wants
-// (what an administrator or a package's postinst added), so a package
-// installed on this host later does not start in the container either.
-func maskedUnits() []string {
+// maskedUnits returns the units to mask: alwaysMasked, plus, when the
+// image is this host's (lower is "/"), every non-target unit it enabled in
+// /etc/systemd/system/*.wants (what an administrator or a package's
+// postinst added), so a package installed on this host later does not
+// start in the container either.
+func maskedUnits(lower string) []string {
 	set := map[string]bool{}
 	for _, u := range alwaysMasked {
 		set[u] = true
 	}
-	wants, _ := filepath.Glob("/etc/systemd/system/*.wants/*")
+	// A Debian tree of its own is a fresh system: what it enabled is its
+	// distribution's default and stays (only alwaysMasked goes).
+	var wants []string
+	if lower == "/" {
+		wants, _ = filepath.Glob("/etc/systemd/system/*.wants/*")
+	}
 	for _, w := range wants {
 		u := filepath.Base(w)
-		if !strings.HasSuffix(u, ".target") {
+		if !strings.HasSuffix(u, ".target") && u != "ssh.socket" { // the seed's own
 			set[u] = true
 		}
 	}
@@ -79,14 +85,14 @@ func maskedUnits() []string {
 // writeSeed fills dir with what the container's upper layer starts with:
 // unit masks, the Accept=yes ssh.socket (enabled) and its template, a
 // machine ID of its own (the host's would make journald refuse to link
-// journals and mix the two in logs), and ssh host keys if this host has
-// none.
-func writeSeed(dir string) ([]string, error) {
+// journals and mix the two in logs), and ssh host keys if the image (lower)
+// has none.
+func writeSeed(dir, lower string) ([]string, error) {
 	units := filepath.Join(dir, "etc/systemd/system")
 	if err := os.MkdirAll(filepath.Join(units, "sockets.target.wants"), 0o755); err != nil {
 		return nil, err
 	}
-	masked := maskedUnits()
+	masked := maskedUnits(lower)
 	for _, u := range masked {
 		if err := os.Symlink("/dev/null", filepath.Join(units, u)); err != nil {
 			return nil, fmt.Errorf("mask %s: %w", u, err)
@@ -109,7 +115,7 @@ func writeSeed(dir string) ([]string, error) {
 	if err := os.Symlink("/etc/systemd/system/ssh.socket", filepath.Join(units, "sockets.target.wants/ssh.socket")); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat("/etc/ssh/ssh_host_ed25519_key"); err != nil {
+	if _, err := os.Stat(filepath.Join(lower, "etc/ssh/ssh_host_ed25519_key")); err != nil {
 		if err := os.MkdirAll(filepath.Join(dir, "etc/ssh"), 0o755); err != nil {
 			return nil, err
 		}

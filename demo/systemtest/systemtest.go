@@ -59,6 +59,14 @@ type Options struct {
 	// Log receives nspawn's and the console's output as well as the
 	// launcher's errors; nil keeps them in Dir/console.log only.
 	Log io.Writer
+	// Root is a root file system tree to boot instead of this host's /
+	// (the overlay's lower layer), e.g. a Debian trixie or sid tree from
+	// demo/scripts/fetch-debian-root.sh; empty boots the host's own.
+	Root string
+	// Unified gives the container cgroup v2 only on this hybrid host
+	// (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1): systemd 258 and later refuse
+	// cgroup v1, and v2 only is what a current distribution boots with.
+	Unified bool
 }
 
 // Container is a booted system container.
@@ -139,7 +147,11 @@ func Start(ctx context.Context, opts Options) (*Container, error) {
 		return nil, errors.Join(fmt.Errorf("systemtest: %w", err), c.Close())
 	}
 	seed := filepath.Join(dir, "seed")
-	if c.Masked, err = writeSeed(seed); err != nil {
+	lower := opts.Root
+	if lower == "" {
+		lower = "/"
+	}
+	if c.Masked, err = writeSeed(seed, lower); err != nil {
 		return fail(fmt.Errorf("seed: %w", err))
 	}
 	if c.cg, err = sandbox.OwnCgroups(c.Tag); err != nil {
@@ -154,6 +166,7 @@ func Start(ctx context.Context, opts Options) (*Container, error) {
 		Cgroups: procs,
 		RunDir:  runDir,
 		Seed:    seed,
+		Lower:   lower,
 		Nspawn: []string{nspawn, "--quiet", "--boot",
 			"--directory=" + filepath.Join(runDir, "root"),
 			"--machine=" + machineName(c.Tag),
@@ -162,6 +175,9 @@ func Start(ctx context.Context, opts Options) (*Container, error) {
 			"--link-journal=no", "--console=passive",
 			"--bind-ro=" + opts.Fdtop + ":" + FdtopPath,
 		},
+	}
+	if opts.Unified {
+		spec.Env = []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"}
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -190,6 +206,19 @@ func Start(ctx context.Context, opts Options) (*Container, error) {
 		return fail(err)
 	}
 	return c, nil
+}
+
+// Major is the manager's major version (252 of "252.38-1~deb12u1"), 0
+// when Version does not start with a number.
+func (c *Container) Major() int {
+	n := 0
+	for _, r := range c.Version {
+		if r < '0' || r > '9' {
+			break
+		}
+		n = n*10 + int(r-'0')
+	}
+	return n
 }
 
 // machineName is the container's hostname: short, from the tag's tail.

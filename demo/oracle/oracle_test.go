@@ -1,0 +1,563 @@
+package oracle
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/demo"
+	"github.com/fdtop/fdtop/demo/sandbox"
+	"github.com/fdtop/fdtop/demo/sandboxtest"
+	"github.com/fdtop/fdtop/demo/traffic"
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+func TestMain(m *testing.M) { sandboxtest.Main(m) }
+
+// fixedSeeds run in CI, per systemd version. Every seed that ever found a
+// false claim joins them (with the operation count it was found at).
+var fixedSeeds = []uint64{1, 2}
+
+// defaultOps is the operations per seed in CI: 2 seeds × 100 = 200 per
+// version.
+const defaultOps = 100
+
+// oracleConns is how many connections the traffic generator holds to each
+// demo service.
+const oracleConns = 3
+
+// TestOracle plays seeded random operation sequences on the demo in a
+// sandbox of each systemd version (in parallel), with fdtop's watch
+// alongside, and checks every claim the watch makes against the ground
+// truth. FDTOP_ORACLE_SEEDS (comma-separated), FDTOP_ORACLE_OPS and
+// FDTOP_ORACLE_VERSIONS (252,254) override the fixed set
+// (tools/oracle.sh); FDTOP_ORACLE_REPORT names a file for the per-field
+// counts.
+func TestOracle(t *testing.T) {
+	seeds := fixedSeeds
+	if s := os.Getenv("FDTOP_ORACLE_SEEDS"); s != "" {
+		seeds = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				t.Fatalf("FDTOP_ORACLE_SEEDS: %v", err)
+			}
+			seeds = append(seeds, n)
+		}
+	}
+	ops := defaultOps
+	if s := os.Getenv("FDTOP_ORACLE_OPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("FDTOP_ORACLE_OPS: %v", err)
+		}
+		ops = n
+	}
+	total := newTally()
+	t.Cleanup(func() {
+		t.Logf("claims per field:\n%s", total)
+		if p := os.Getenv("FDTOP_ORACLE_REPORT"); p != "" {
+			_ = os.WriteFile(p, []byte(total.String()), 0o644)
+		}
+	})
+	only := os.Getenv("FDTOP_ORACLE_VERSIONS")
+	for _, v := range sandboxtest.Versions() {
+		if only != "" && !strings.Contains(only, v.Name) {
+			continue
+		}
+		t.Run("systemd"+v.Name, func(t *testing.T) {
+			t.Parallel()
+			for _, seed := range seeds {
+				t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+					tl := newTally()
+					runSeed(t, v, seed, ops, tl)
+					t.Logf("systemd %s seed %d:\n%s", v.Name, seed, tl)
+					total.merge(tl)
+				})
+			}
+		})
+	}
+}
+
+// run is one seed's sequence on one sandbox.
+type run struct {
+	t      *testing.T
+	ctx    context.Context
+	sb     *sandbox.Sandbox
+	cfg    demo.Config
+	b      *inspect.Builder
+	rng    *rand.Rand
+	tally  *tally
+	gens   map[demo.Mode]*traffic.Generator
+	seed   uint64
+	ver    string
+	log    []string // the operations so far
+	failed bool
+
+	// Claims of store entries over the whole run, by inode.
+	storedClaims, removedClaims, initialStore map[uint64]int
+
+	mgr *manager
+
+	mu     sync.Mutex
+	events []inspect.Event
+	steps  []inspect.Step
+}
+
+// always are the modes given Restart=always (a kill brings them back).
+var always = map[demo.Mode]bool{demo.Activated: true, demo.Handoff: true}
+
+func runSeed(t *testing.T, v sandboxtest.Version, seed uint64, ops int, tl *tally) {
+	sb := sandboxtest.Start(t, v)
+	for m := range always {
+		dir := filepath.Join(sb.UnitDir, m.Service()+".d")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "oracle.conf"), []byte("[Service]\nRestart=always\nRestartSec=50ms\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
+	client, err := dbusclient.Connect(context.Background(), dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	fs, err := procfs.New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{t: t, ctx: context.Background(), sb: sb, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 0x0fd70b)), tally: tl,
+		gens: map[demo.Mode]*traffic.Generator{}, seed: seed, ver: v.Name,
+		storedClaims: map[uint64]int{}, removedClaims: map[uint64]int{}, initialStore: map[uint64]int{},
+		b: &inspect.Builder{Systemd: client, Kernel: fs, Scope: "user", Patterns: []string{"demo-*"}}}
+	if r.mgr, err = dialManager(sb.Address); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.mgr.conn.Close() }) // the last one dialled
+	for _, m := range demo.Modes {
+		r.gens[m] = sandboxtest.Traffic(t, cfg.Addr(m), oracleConns, 50*time.Millisecond)
+	}
+	r.watch(client, fs)
+	t.Cleanup(func() {
+		if r.failed {
+			r.dumpTrace()
+		}
+	})
+	for i := range ops {
+		r.step(i)
+	}
+}
+
+// watch runs fdtop's live model (the Watcher fdtop watch runs) until the
+// test ends, keeping its events and the tracker's inputs.
+func (r *run) watch(client *dbusclient.Client, fs procfs.FS) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sub, err := client.Subscribe(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := make(chan inspect.Event, 4096)
+	first := make(chan struct{})
+	var once sync.Once
+	w := &inspect.Watcher{Snapshots: r.b, Events: sub, Interval: 500 * time.Millisecond, FullEvery: 30,
+		Alive: inspect.SocketsAlive(fs.SocketsByInode), FDCount: fs.FDCount, SocketInode: fs.SocketInode,
+		OnSnapshot: func(*inspect.Snapshot) { once.Do(func() { close(first) }) },
+		Trace: func(s inspect.Step) {
+			r.mu.Lock()
+			r.steps = append(r.steps, s)
+			r.mu.Unlock()
+		}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer sub.Close()
+		_ = w.Run(ctx, out)
+	}()
+	go func() {
+		for {
+			select {
+			case ev := <-out:
+				r.mu.Lock()
+				r.events = append(r.events, ev)
+				r.mu.Unlock()
+			case <-done:
+				return
+			}
+		}
+	}()
+	r.t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-first:
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("the watch took no first snapshot in 30 s")
+	}
+}
+
+// dumpTrace writes the tracker's inputs where the replay tests read them.
+func (r *run) dumpTrace() {
+	dir := os.Getenv("FDTOP_ORACLE_TRACES")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	p := filepath.Join(dir, fmt.Sprintf("oracle-systemd%s-seed%d.jsonl", r.ver, r.seed))
+	f, err := os.Create(p)
+	if err != nil {
+		r.t.Logf("write trace: %v", err)
+		return
+	}
+	defer f.Close()
+	bw := bufio.NewWriter(f)
+	enc := json.NewEncoder(bw)
+	r.mu.Lock()
+	for _, s := range r.steps {
+		_ = enc.Encode(s)
+	}
+	r.mu.Unlock()
+	_ = bw.Flush()
+	r.t.Logf("seed %d on systemd %s found false claims; the tracker's inputs (FDTOP_TRACE form) are in %s; operations:\n\t%s",
+		r.seed, r.ver, p, strings.Join(r.log, "\n\t"))
+}
+
+func (r *run) nEvents() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events)
+}
+
+func (r *run) eventsSince(i int) []inspect.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]inspect.Event(nil), r.events[i:]...)
+}
+
+// falseClaim records a false claim: the test fails with the seed.
+func (r *run) falseClaim(field, format string, args ...any) {
+	r.t.Helper()
+	r.failed = true
+	r.tally.add(field, claimFalse)
+	r.t.Errorf("seed %d, systemd %s, op %d (%s): false %s: %s", r.seed, r.ver, len(r.log)-1, r.log[len(r.log)-1], field, fmt.Sprintf(format, args...))
+}
+
+func (r *run) judge(field string, ok bool, format string, args ...any) {
+	r.t.Helper()
+	if ok {
+		r.tally.add(field, claimTrue)
+		return
+	}
+	r.falseClaim(field, format, args...)
+}
+
+func (r *run) sysctl(args ...string) string {
+	r.t.Helper()
+	out, err := r.sb.Systemctl(r.ctx, args...)
+	if err != nil {
+		r.t.Fatalf("systemctl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// before is the ground truth taken before an operation.
+type before struct {
+	pid      map[demo.Mode]int
+	listener map[demo.Mode]uint64
+	stats    map[demo.Mode]traffic.Stats
+	store    int // the handoff service's NFileDescriptorStore
+	events   int
+	logOps   int
+}
+
+func (r *run) ports() []int {
+	var out []int
+	for _, m := range demo.Modes {
+		out = append(out, r.cfg.Ports[m])
+	}
+	return out
+}
+
+func (r *run) mainPID(m demo.Mode) int { return r.service(m).mainPID }
+
+// mainPIDs reads every demo service's main PID and the handoff service's
+// store size from the manager.
+func (r *run) mainPIDs() (map[demo.Mode]int, int) {
+	pids, store := map[demo.Mode]int{}, 0
+	for _, m := range demo.Modes {
+		st := r.service(m)
+		pids[m] = st.mainPID
+		if m == demo.Handoff {
+			store = st.store
+		}
+	}
+	return pids, store
+}
+
+// service reads a demo service's state from the manager, dialling it
+// again while it re-executes (its private socket closes).
+func (r *run) service(m demo.Mode) unitState {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := r.mgr.service(r.ctx, m.Service())
+		if err == nil {
+			return st
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal(err)
+		}
+		r.redial()
+	}
+}
+
+// redial connects to the manager again (after a re-execution).
+func (r *run) redial() {
+	time.Sleep(10 * time.Millisecond)
+	if mgr, err := dialManager(r.sb.Address); err == nil {
+		r.mgr.conn.Close()
+		r.mgr = mgr
+	}
+}
+
+func (r *run) takeBefore() before {
+	b := before{listener: map[demo.Mode]uint64{}, stats: map[demo.Mode]traffic.Stats{}}
+	socks, err := ssTCP(false, r.ports()...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	b.pid, b.store = r.mainPIDs()
+	for _, m := range demo.Modes {
+		b.listener[m] = listenerInode(socks, r.cfg.Ports[m])
+		b.stats[m] = r.gens[m].Stats()
+	}
+	b.events = r.nEvents()
+	b.logOps = extrasHandled(r.cfg.LogPath(demo.Handoff))
+	return b
+}
+
+// step plays one random operation and checks what the watch said of it.
+func (r *run) step(i int) {
+	start := time.Now()
+	m := demo.Modes[r.rng.IntN(len(demo.Modes))]
+	svc := m.Service()
+	b := r.takeBefore()
+	x := r.rng.IntN(100)
+	var op string
+	handoffs := 0 // the handoffs of svc the operation makes
+	kind := ""    // what the handoff's job is
+	switch {
+	case x < 25:
+		op, handoffs, kind = "restart "+svc, 1, "restart"
+		r.note(op)
+		r.sysctl("restart", svc)
+	case x < 35:
+		op, handoffs, kind = "stop+start "+svc, 1, "stop+start"
+		r.note(op)
+		r.sysctl("stop", svc)
+		r.sysctl("start", svc)
+	case x < 47:
+		op, handoffs = "kill -s KILL "+svc, 1
+		r.note(op)
+		r.sysctl("kill", "--signal=KILL", svc)
+		if always[m] {
+			kind = "restart" // the manager's automatic restart
+			r.waitPIDChange(m, b.pid[m])
+		} else {
+			kind = "start"
+			r.waitState(m, "failed", "inactive")
+			r.sysctl("reset-failed", svc)
+			r.sysctl("start", svc)
+		}
+	case x < 55:
+		op, handoffs, kind = "restart --no-block "+svc+"; daemon-reload", 1, "restart"
+		r.note(op)
+		r.sysctl("restart", "--no-block", svc)
+		r.sysctl("daemon-reload")
+	case x < 60:
+		op, handoffs, kind = "restart --no-block "+svc+"; daemon-reexec", 1, "restart"
+		r.note(op)
+		r.sysctl("restart", "--no-block", svc)
+		r.sysctl("daemon-reexec")
+	case x < 68:
+		op, handoffs, kind = "restart --no-block "+svc+"; restart "+svc+" (queued)", 1, "restart"
+		r.note(op)
+		r.sysctl("restart", "--no-block", svc)
+		r.waitState(m, "activating", "active")
+		r.sysctl("restart", svc)
+	case x < 78:
+		n := 1 + r.rng.IntN(8)
+		op = fmt.Sprintf("%d short clients to %s", n, svc)
+		r.note(op)
+		r.clients(m, n)
+	case x < 88:
+		sig := "USR1"
+		if r.rng.IntN(3) == 0 {
+			sig = "USR2"
+		}
+		op = "kill -s " + sig + " " + demo.Handoff.Service() + " (FDSTORE / FDSTOREREMOVE)"
+		m, svc = demo.Handoff, demo.Handoff.Service()
+		r.note(op)
+		r.sysctl("kill", "--kill-whom=main", "--signal="+sig, svc)
+		r.waitLogOps(b.logOps)
+	default:
+		op = "snapshot"
+		r.note(op)
+		r.checkSnapshot()
+	}
+	r.tally.op(opName(op))
+	t0 := time.Now()
+	r.settle(m, b, handoffs)
+	t1 := time.Now()
+	r.check(m, b, handoffs, kind)
+	if os.Getenv("FDTOP_ORACLE_TIMES") != "" {
+		r.t.Logf("op %d %s: %v to here, settle %v, check %v", i, op, t0.Sub(start), t1.Sub(t0), time.Since(t1))
+	}
+}
+
+// opName is the kind of an operation, for the counts.
+func opName(op string) string {
+	switch {
+	case strings.Contains(op, "daemon-reload"):
+		return "restart+reload"
+	case strings.Contains(op, "daemon-reexec"):
+		return "restart+reexec"
+	case strings.Contains(op, "queued"):
+		return "queued restart"
+	case strings.Contains(op, "short clients"):
+		return "clients"
+	case strings.Contains(op, "FDSTORE"):
+		return "fdstore"
+	case strings.HasPrefix(op, "kill"):
+		return "kill"
+	}
+	return strings.Fields(op)[0]
+}
+
+func (r *run) note(op string) { r.log = append(r.log, op) }
+
+// waitFor waits up to 20 s for cond.
+func (r *run) waitFor(what string, cond func() bool) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.t.Logf("seed %d op %d: no %s in 20 s", r.seed, len(r.log)-1, what)
+	return false
+}
+
+func (r *run) waitState(m demo.Mode, states ...string) {
+	r.waitFor(m.Service()+" "+strings.Join(states, "/"), func() bool {
+		return slices.Contains(states, r.service(m).active)
+	})
+}
+
+func (r *run) waitPIDChange(m demo.Mode, old int) {
+	r.waitFor(m.Service()+" with a new main PID", func() bool {
+		p := r.mainPID(m)
+		return p != 0 && p != old
+	})
+}
+
+func (r *run) waitLogOps(n int) {
+	r.waitFor("the handoff server's log of its store operation", func() bool { return extrasHandled(r.cfg.LogPath(demo.Handoff)) > n })
+}
+
+// clients connects n short-lived clients: each sends a line, reads the
+// reply and closes.
+func (r *run) clients(m demo.Mode, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", r.cfg.Addr(m), time.Second)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			_, _ = c.Write([]byte("oracle\n"))
+			_, _ = bufio.NewReader(c).ReadString('\n')
+		}()
+	}
+	wg.Wait()
+}
+
+// settle waits until the manager has no job, every demo service runs with
+// its clients connected, and the watch has said what it will of the
+// operation.
+func (r *run) settle(m demo.Mode, b before, handoffs int) {
+	r.waitFor("quiet manager", func() bool {
+		for _, mm := range demo.Modes {
+			if r.gens[mm].Stats().Connected < oracleConns {
+				return false
+			}
+		}
+		if n, err := r.mgr.jobs(r.ctx); err != nil || n > 0 {
+			if err != nil {
+				r.redial()
+			}
+			return false
+		}
+		for _, mm := range demo.Modes {
+			if st := r.service(mm); st.active != "active" || st.job != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if handoffs == 0 {
+		return
+	}
+	r.waitFor("handoff event", func() bool { return len(handoffsOf(r.eventsSince(b.events), m.Service())) >= handoffs })
+	r.waitFor("watch idle", func() bool { return r.jobsDone(b.events) })
+}
+
+// jobsDone reports that every job the watch saw start since event i ended.
+func (r *run) jobsDone(i int) bool {
+	running := map[uint32]bool{}
+	for _, e := range r.eventsSince(i) {
+		switch e.Type {
+		case inspect.EventJobStarted:
+			running[e.JobID] = true
+		case inspect.EventJobFinished:
+			delete(running, e.JobID)
+		}
+	}
+	return len(running) == 0
+}
+
+func handoffsOf(evs []inspect.Event, unit string) []inspect.Event {
+	var out []inspect.Event
+	for _, e := range evs {
+		if e.Type == inspect.EventHandoff && e.Unit == unit {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func modeOf(unit string) (demo.Mode, bool) {
+	for _, m := range demo.Modes {
+		if m.Service() == unit || m.Socket() == unit {
+			return m, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,389 @@
+package inspect_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fdtop/fdtop/dbusclient"
+	"github.com/fdtop/fdtop/inspect"
+)
+
+// seq builds a tracker input sequence a millisecond apart (or step ms
+// apart where given with after).
+type seq struct {
+	at    time.Time
+	steps []inspect.Step
+}
+
+func newSeq() *seq { return &seq{at: time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)} }
+
+func (s *seq) after(d time.Duration) *seq { s.at = s.at.Add(d); return s }
+
+func (s *seq) sig(sig inspect.Signal) *seq {
+	s.at = s.at.Add(time.Millisecond)
+	s.steps = append(s.steps, inspect.Step{At: s.at, Signal: &sig})
+	return s
+}
+
+func (s *seq) view(snap *inspect.Snapshot) *seq {
+	s.at = s.at.Add(time.Millisecond)
+	c := *snap
+	c.Time = s.at
+	s.steps = append(s.steps, inspect.Step{At: s.at, View: inspect.NewView(nil, &c)})
+	return s
+}
+
+func (s *seq) changed(pid *uint32, state string) *seq {
+	c := dbusclient.UnitChanges{MainPID: pid}
+	if state != "" {
+		c.ActiveState = str(state)
+	}
+	return s.sig(inspect.Signal{Kind: inspect.SigUnitChanged, Unit: "web.service", Changes: &c})
+}
+
+// storeView is serviceView with n entries in the service's fd store (and
+// the store enabled).
+func storeView(pid int, state string, n int, conns ...uint64) *inspect.Snapshot {
+	v := serviceView(pid, state, conns...)
+	svc := &v.Services[0]
+	svc.FDStoreMax = 16
+	svc.FDStoreCount = uint32(n)
+	for i := 0; i < n; i++ {
+		svc.FDStore = append(svc.FDStore, inspect.StoreEntry{Name: "conn", Kind: "tcp", Inode: uint64(500 + i)})
+	}
+	return v
+}
+
+func onlyHandoff(t *testing.T, evs []inspect.Event) inspect.Event {
+	t.Helper()
+	hs := handoffsOf(evs, "web.service")
+	if len(hs) != 1 {
+		var b strings.Builder
+		for _, e := range evs {
+			b.WriteString(inspect.FormatEvent(e) + "\n")
+		}
+		t.Fatalf("%d handoffs, want 1; timeline:\n%s", len(hs), b.String())
+	}
+	return hs[0]
+}
+
+// TestTrackerTruth replays sequences the truth oracle (demo/oracle) and
+// issue 20 found fdtop stating false things on, each with what is true.
+func TestTrackerTruth(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps func() []inspect.Step
+		check func(t *testing.T, evs []inspect.Event)
+	}{{
+		// Issue 20 case 1: the main PID went from 100 to 200 with no
+		// signal showing the unit without one, and the job's type read
+		// as start (systemd turned the restart into a start).
+		name: "main PID changed without a gap seen",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1, 2)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "start"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			e := onlyHandoff(t, evs)
+			h := e.Handoff
+			if !h.NoMainPIDUnknown || h.NoMainPIDMs != 0 {
+				t.Errorf("no_main_pid %d ms, unknown %v: want unknown (the gap was not seen)", h.NoMainPIDMs, h.NoMainPIDUnknown)
+			}
+			if e.Job != "restart" || h.HandoffJob != "restart" {
+				t.Errorf("job %q, handoff_job %q: want restart (the unit went down and up)", e.Job, h.HandoffJob)
+			}
+			for _, f := range evs {
+				if f.Type == inspect.EventJobFinished && f.Job != "restart" {
+					t.Errorf("job_finished says %q, want restart", f.Job)
+				}
+			}
+			if s := inspect.Summary(*h); !strings.Contains(s, "time without a main PID not seen") {
+				t.Errorf("summary %q does not say the gap was not seen", s)
+			}
+		},
+	}, {
+		// Issue 20 case 3: kill -9 of a Restart=always service: the main
+		// process goes with no job; the manager's restart job brings it
+		// back.
+		name: "killed, restarted by the manager",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1, 2)).
+				changed(u32(0), "activating").
+				sig(inspect.Signal{Kind: inspect.SigUnitChanged, Unit: "web.service", Changes: &dbusclient.UnitChanges{SubState: str("auto-restart")}}).
+				view(serviceView(0, "activating")).
+				after(100*time.Millisecond).
+				// Read as a start: the restart's stop part on a dead unit
+				// is done at once.
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "start"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 8, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			e := onlyHandoff(t, evs)
+			h := e.Handoff
+			if h.HandoffJob != "restart" || e.Job != "restart" {
+				t.Errorf("handoff_job %q job %q, want restart (the manager's automatic restart)", h.HandoffJob, e.Job)
+			}
+			if h.OldPID != 100 || h.NewPID != 200 {
+				t.Errorf("pid %d → %d, want 100 → 200", h.OldPID, h.NewPID)
+			}
+			if h.NoMainPIDUnknown || h.NoMainPIDMs < 100 {
+				t.Errorf("no_main_pid %d ms (unknown %v), want ≥ 100 (from the kill)", h.NoMainPIDMs, h.NoMainPIDUnknown)
+			}
+			if h.ConnectionsDropped != 2 || h.ListenersKept != 1 {
+				t.Errorf("dropped %d, kept %d: want 2 dropped, the listener kept", h.ConnectionsDropped, h.ListenersKept)
+			}
+		},
+	}, {
+		// Issue 20 case 4: the manager re-executed during the restart and
+		// the job's end was lost with the connection: a view showing the
+		// unit settled ends it.
+		name: "job end lost in a re-execution",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 9, JobType: "restart"}).
+				changed(u32(0), "deactivating").
+				sig(inspect.Signal{Kind: inspect.SigDisconnected}).
+				sig(inspect.Signal{Kind: inspect.SigReconnected, Version: "254"}).
+				view(serviceView(200, "active", 1)).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if h.OldPID != 100 || h.NewPID != 200 || h.ConnectionsPreserved != 1 {
+				t.Errorf("handoff %+v, want pid 100 → 200 with the connection preserved", *h)
+			}
+			finished, state := false, ""
+			for _, e := range evs {
+				if e.Type == inspect.EventJobFinished && e.JobID == 9 {
+					finished = true
+				}
+				if e.Type == inspect.EventState && e.Unit == "web.service" {
+					state = e.ActiveState
+				}
+			}
+			if !finished || state != "active" {
+				t.Errorf("job finished %v, last state %q: want the job ended and the unit active", finished, state)
+			}
+		},
+	}, {
+		// Issue 20 case 6: the service removed its store entries itself
+		// (FDSTOREREMOVE) before its restart: nothing was discarded.
+		name: "store emptied by the service",
+		steps: func() []inspect.Step {
+			return newSeq().view(storeView(100, "active", 3)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 10, JobType: "restart"}).
+				sig(inspect.Signal{Kind: inspect.SigCounters, Unit: "web.service", Counters: &dbusclient.Counters{NFileDescriptorStore: 3}}).
+				view(storeView(100, "deactivating", 0)).
+				changed(u32(0), "deactivating").
+				changed(nil, "activating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 10, Result: "done"}).
+				view(storeView(200, "active", 0)).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if h.StoreDiscarded {
+				t.Errorf("store_discarded, summary %q: the service emptied it itself", inspect.Summary(*h))
+			}
+		},
+	}, {
+		// The same with a store the manager did hold at the end: a new
+		// process given nothing from it is a discarded store.
+		name: "store held to the end",
+		steps: func() []inspect.Step {
+			return newSeq().view(storeView(100, "active", 3)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 10, JobType: "restart"}).
+				sig(inspect.Signal{Kind: inspect.SigCounters, Unit: "web.service", Counters: &dbusclient.Counters{NFileDescriptorStore: 3}}).
+				changed(u32(0), "deactivating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 10, Result: "done"}).
+				view(storeView(200, "active", 0)).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			if h := onlyHandoff(t, evs).Handoff; !h.StoreDiscarded {
+				t.Errorf("not store_discarded, summary %q", inspect.Summary(*h))
+			}
+		},
+	}, {
+		// Issue 20 case 16: clients dropped reconnect and can be dropped
+		// again before the old process exits, unseen: the count is a
+		// lower bound.
+		name: "drops are at least those seen",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1, 2, 3)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 11, JobType: "restart"}).
+				changed(u32(0), "deactivating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 11, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if h.ConnectionsDropped != 3 || !h.ConnectionsDroppedAtLeast {
+				t.Errorf("dropped %d, at least %v: want at least 3", h.ConnectionsDropped, h.ConnectionsDroppedAtLeast)
+			}
+			if s := inspect.Summary(*h); !strings.Contains(s, "at least 3 dropped") {
+				t.Errorf("summary %q does not say at least 3 dropped", s)
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252): the last view of the old
+		// process was taken before its clients reconnected; the loop saw
+		// its descriptors move since (Signal.Stale): "no connections held
+		// by the unit" would be a guess.
+		name: "view before the job may be short",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 12, JobType: "restart", Stale: true}).
+				changed(u32(0), "deactivating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 12, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if !h.ConnectionsUnknown {
+				t.Errorf("connections known, summary %q: the view before the job may have been short", inspect.Summary(*h))
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252): a process killed, then
+		// started by hand: a start, not a restart.
+		name: "killed, started by hand",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1)).
+				changed(u32(0), "failed").
+				view(serviceView(0, "failed")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 13, JobType: "start"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 13, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			e := onlyHandoff(t, evs)
+			if e.Handoff.HandoffJob != "start" || e.Job != "start" {
+				t.Errorf("handoff_job %q job %q, want start", e.Handoff.HandoffJob, e.Job)
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252): the new process closed a
+		// store entry it was passed (fd 4) and the number went to a new
+		// connection: what fd 4 holds now is not what it was passed.
+		name: "passed descriptor closed and reused",
+		steps: func() []inspect.Step {
+			after := serviceView(200, "active", 900)
+			after.Services[0].Passed = append(after.Services[0].Passed, inspect.PassedFD{FD: 4, Name: "extra-1", Kind: "tcp", Inode: 900})
+			return newSeq().view(storeView(100, "active", 1)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 14, JobType: "restart"}).
+				changed(u32(0), "deactivating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 14, Result: "done"}).
+				view(after).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			for _, e := range evs {
+				if e.Type == inspect.EventFDPassed && e.FD == 4 && e.Inode != 0 {
+					t.Errorf("fd 4 passed as inode %d (%s): that is what it holds now, never in the store", e.Inode, e.Kind)
+				}
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252), and issue 20 case 5: a
+		// store list short of the manager's count (inferred from the
+		// kernel before 254, or not listed during a reload) is no
+		// removal; the entry showing again is no new store.
+		name: "store list short of the count",
+		steps: func() []inspect.Step {
+			short := storeView(100, "active", 1)
+			short.Services[0].FDStore = nil
+			gone := storeView(100, "active", 0)
+			return newSeq().view(storeView(100, "active", 1)).view(short).view(storeView(100, "active", 1)).view(gone).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			var got []string
+			for _, e := range evs {
+				if e.Type == inspect.EventFDStored || e.Type == inspect.EventFDRemoved {
+					got = append(got, string(e.Type))
+				}
+			}
+			if strings.Join(got, " ") != "fd_removed" {
+				t.Errorf("store events %v, want one fd_removed when the count went to 0", got)
+			}
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, replay(tc.steps()))
+		})
+	}
+}
+
+// TestWatchLongJobBacksOff: a job that runs long (or whose end is never
+// signalled, issue 20 case 4) is not read at every fast interval for
+// ever: the rescan slows with the job's age.
+func TestWatchLongJobBacksOff(t *testing.T) {
+	snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
+	events, _ := runWatcher(t, snaps)
+	deadline := time.Now().Add(5 * time.Second)
+	for snaps.count() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no first snapshot")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A job that began an hour ago and never ends.
+	events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart", At: time.Now().Add(-time.Hour)}
+	events.ch <- dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{ActiveState: str("activating")}}
+	// Another signal after them all: once it is taken, the job has been
+	// read for a while at the fast interval (1 ms) if it is going to be.
+	first := snaps.count()
+	time.Sleep(300 * time.Millisecond)
+	events.ch <- dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{SubState: str("start")}}
+	if n := snaps.count() - first; n > 5 {
+		t.Errorf("an hour-old job was read %d times in 300 ms at a 1 ms fast interval: want it read at most every few minutes", n)
+	}
+}
+
+// TestWatchJobOnStaleView: a job on a service whose descriptor count moved
+// since it was last read is signalled stale (and one whose count did not
+// is not).
+func TestWatchJobOnStaleView(t *testing.T) {
+	for _, moved := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same count", true: "count moved"}[moved], func(t *testing.T) {
+			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
+			events := chanEvents{ch: make(chan dbusclient.Event)}
+			var mu sync.Mutex
+			count := 5
+			steps := make(chan inspect.Step, 256)
+			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
+				FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
+				Trace:   func(s inspect.Step) { steps <- s }}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
+			t.Cleanup(func() { cancel(); <-done })
+			<-steps // the first view
+			if moved {
+				mu.Lock()
+				count = 8 // three clients connected since
+				mu.Unlock()
+			}
+			events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
+			for s := range steps {
+				if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
+					if s.Signal.Stale != moved {
+						t.Errorf("job_new stale %v, want %v", s.Signal.Stale, moved)
+					}
+					return
+				}
+			}
+		})
+	}
+}
