@@ -26,6 +26,12 @@ type Snapshot struct {
 	// ManagerInodes are the kernel objects (sockets, pipes, memfds) the
 	// manager holds: a connection in a service's fd store is among them.
 	ManagerInodes map[uint64]bool `json:"-"`
+	// PeerPIDs are the processes, other than the manager, named as holding
+	// the other end of a unix connection shown (a service's client, the
+	// peer of a stored stream): a scan limited to the units reads them too
+	// (Builder), or those ends would be nameless until the next host-wide
+	// scan.
+	PeerPIDs []int `json:"-"`
 }
 
 // Manager describes the systemd manager a snapshot comes from.
