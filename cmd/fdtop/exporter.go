@@ -83,6 +83,7 @@ func runExporter(args []string, stdout, stderr io.Writer) int {
 		OnSnapshot: exp.OnSnapshot, OnView: exp.OnView}
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
+		w.ConnEnds = k.TCPConnEnds
 		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
 	}
 	if *probe {
