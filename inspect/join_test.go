@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -559,6 +560,8 @@ func TestVerdictLine(t *testing.T) {
 			"✗ listener kept (from the fd store) as \"listener\" · 0/4 connections preserved · 1 fd carried · 0 refused · 9 ms without a main PID (pid 10 → 20)"},
 		{"two listeners, one stored", Handoff{ListenersKept: 2, ListenersFromStore: []string{"web"}, NoMainPIDMs: 9, OldPID: 10, NewPID: 20, FDsCarried: 1},
 			"✓ 2 listeners kept (1 from the fd store: \"web\") · no connections held by the unit · 1 fd carried · 0 refused · 9 ms without a main PID (pid 10 → 20)"},
+		{"stored listener, stop+start on 252", Handoff{HandoffJob: "stop+start", ListenersReplaced: 1, ConnectionsDropped: 3, FDStoreBefore: 1, StoreDiscarded: true, OldPID: 10, NewPID: 20},
+			"✗ listener replaced · 0/3 connections preserved · fd store discarded (1 fd) · refusals not measured (gap meter off) · 0 ms without a main PID (pid 10 → 20)"},
 		{"not root: nothing readable", Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, FDsCarriedUnknown: true, FDStoreBefore: 3, NoMainPIDMs: 5, OldPID: 10, NewPID: 20},
 			"! 1 listener not seen · connections unknown (not seen) · fds carried unknown (not readable) · refusals not measured (gap meter off) · 5 ms without a main PID (pid 10 → 20)"},
 		{"not root: some connections", Handoff{ListenersKept: 1, ListenersUnknown: 1, ConnectionsPreserved: 2, ConnectionsUnknown: true, FDsCarried: 2, OldPID: 10, NewPID: 20},
@@ -646,6 +649,42 @@ func TestParseInstanceName(t *testing.T) {
 			got, ok := ParseInstanceName(tt.unit)
 			if ok != tt.ok || got != tt.want {
 				t.Errorf("ParseInstanceName(%q) = %+v, %v; want %+v, %v", tt.unit, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// TestJoinStoreManagerOnlyBPF: a memfd in the store that no process but
+// the manager holds is "held only by the manager" after a /proc pass; after
+// the BPF pass, which lists only sockets of the processes outside the
+// units, who else holds it is unknown and it is not said. A socket is
+// said either way.
+func TestJoinStoreManagerOnlyBPF(t *testing.T) {
+	for _, tt := range []struct {
+		source    string
+		memfdOnly bool
+	}{{procfs.HoldersProc, true}, {procfs.HoldersBPF, false}} {
+		t.Run(tt.source, func(t *testing.T) {
+			in := fixture()
+			in.Scan.HoldersSource = tt.source
+			for i := range in.Scan.Processes {
+				p := &in.Scan.Processes[i]
+				if p.PID != mgrPID {
+					p.FDs = slices.DeleteFunc(slices.Clone(p.FDs), func(fd procfs.FD) bool { return fd.Inode == memIno })
+				}
+			}
+			in.Stores["web.service"] = dbusclient.FDStore{Service: "web.service", Max: 4, Count: 2, Listed: true, Entries: []dbusclient.StoreEntry{
+				{Name: "conn-9", Mode: 0o140777, Inode: pinned, Path: "socket:[1004]"},
+				{Name: "state", Mode: 0o100777, Inode: memIno, Path: "/memfd:state (deleted)"},
+			}}
+			s := Join(in)
+			for _, svc := range s.Services {
+				if svc.Unit != "web.service" {
+					continue
+				}
+				if len(svc.FDStore) != 2 || !svc.FDStore[0].ManagerOnly || svc.FDStore[1].ManagerOnly != tt.memfdOnly {
+					t.Errorf("fd store %+v: want the socket held only by the manager, the memfd %v", svc.FDStore, tt.memfdOnly)
+				}
 			}
 		})
 	}

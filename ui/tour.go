@@ -144,7 +144,7 @@ func (t tourModel) View() string {
 	}
 	if cur == len(tourSteps) {
 		title = "Tour · done · x closes this panel"
-		lines = append(lines[:0], wrap("All four verdicts are in: the scoreboard (top of the detail pane) has them side by side. e explains each mode, its calls and what it costs the clients; s then S (stop, start) on demo-stored.service shows the fd store across a stop.", w)...)
+		lines = append(lines, wrap("All four verdicts are in: the scoreboard (top of the detail pane) has them side by side. e explains each mode, its calls and what it costs the clients; s then S (stop, start) on demo-stored.service shows the fd store across a stop.", w)...)
 	} else {
 		s := tourSteps[cur]
 		title = fmt.Sprintf("Tour · step %d/%d · %s · x ends the tour", cur+1, len(tourSteps), s.Mode)
