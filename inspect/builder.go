@@ -217,15 +217,28 @@ func (b *Builder) read(ctx context.Context, units []string) (*unitsRead, error) 
 		return nil, fmt.Errorf("load units: %w", err)
 	}
 	if extra := b.extraServices(st, units); len(extra) > 0 {
-		more, err := b.Systemd.ListServices(ctx, extra)
+		// Named, and not read by their sockets (their socket units are
+		// named otherwise, or they are inactive): read by name, each with
+		// the socket units that trigger it, or their listeners would look
+		// like their own.
+		more, err := b.Systemd.Load(ctx, extra, true)
 		if err != nil {
 			return nil, fmt.Errorf("load services: %w", err)
 		}
 		have := map[string]bool{}
+		for _, s := range st.Sockets {
+			have[s.Name] = true
+		}
 		for _, s := range st.Services {
 			have[s.Name] = true
 		}
-		for _, s := range more {
+		for _, s := range more.Sockets {
+			if !have[s.Name] {
+				have[s.Name] = true
+				st.Sockets = append(st.Sockets, s)
+			}
+		}
+		for _, s := range more.Services {
 			if !have[s.Name] {
 				st.Services = append(st.Services, s)
 			}

@@ -87,11 +87,35 @@ func Unchecked(in DoctorInput) []string {
 			}
 			out = append(out, fmt.Sprintf("the descriptors of %s: processes not readable (run as root)", list))
 		}
+		if in.Snapshot.Host.HoldersSource == procfs.HoldersBPF {
+			var stores []string
+			for _, svc := range in.Snapshot.Services {
+				if slices.ContainsFunc(svc.FDStore, func(e StoreEntry) bool { return !socketKind(e.Kind) }) {
+					stores = append(stores, svc.Unit)
+				}
+			}
+			if len(stores) > 0 {
+				out = append(out, fmt.Sprintf("who outside the units holds the pipes, memfds and files in the fd store of %s: the BPF holder pass lists sockets only", strings.Join(stores, ", ")))
+			}
+		}
 	}
 	for _, unit := range slices.Sorted(maps.Keys(in.LogErrors)) {
 		out = append(out, fmt.Sprintf("the log of %s: %s", unit, in.LogErrors[unit]))
 	}
 	return out
+}
+
+// socketKind reports whether a store entry's kind is a socket's.
+func socketKind(kind string) bool {
+	if kind == "socket" {
+		return true
+	}
+	for k := procfs.KindOther; k <= procfs.KindDeleted; k++ {
+		if kind == k.String() {
+			return false
+		}
+	}
+	return kind != ""
 }
 
 // AddressHolder is a process holding a listening socket on an address a
@@ -127,6 +151,7 @@ func Diagnose(in DoctorInput) []Finding {
 		d.in.Snapshot = in.Snapshot
 	}
 	d.units()
+	d.unheldListeners()
 	d.warnings()
 	sort.SliceStable(d.out, func(i, j int) bool {
 		if d.out[i].Unit != d.out[j].Unit {

@@ -253,6 +253,13 @@ func TestUnchecked(t *testing.T) {
 		{"processes", DoctorInput{Snapshot: &Snapshot{Services: []Service{{Unit: "web.service", PassedUnknown: true}, {Unit: "ok.service"}, {Unit: "db.service", ConnectionsUnknown: true}}}},
 			[]string{"the descriptors of web.service, db.service: processes not readable (run as root)"}},
 		{"many", DoctorInput{Snapshot: many}, []string{"the descriptors of a.service, b.service, c.service, d.service, e.service and 2 more: processes not readable (run as root)"}},
+		{"bpf, stores of sockets", DoctorInput{Snapshot: &Snapshot{Host: HostInfo{HoldersSource: "bpf"},
+			Services: []Service{{Unit: "web.service", FDStore: []StoreEntry{{Kind: "tcp"}, {Kind: "unix-stream"}}}}}}, nil},
+		{"bpf, a memfd stored", DoctorInput{Snapshot: &Snapshot{Host: HostInfo{HoldersSource: "bpf"},
+			Services: []Service{{Unit: "web.service", FDStore: []StoreEntry{{Kind: "tcp"}, {Kind: "memfd"}}}, {Unit: "db.service", FDStore: []StoreEntry{{Kind: "pipe"}}}}}},
+			[]string{"who outside the units holds the pipes, memfds and files in the fd store of web.service, db.service: the BPF holder pass lists sockets only"}},
+		{"proc, a memfd stored", DoctorInput{Snapshot: &Snapshot{Host: HostInfo{HoldersSource: "proc"},
+			Services: []Service{{Unit: "web.service", FDStore: []StoreEntry{{Kind: "memfd"}}}}}}, nil},
 		{"logs", DoctorInput{LogErrors: map[string]string{"z.service": "journalctl refused", "a.socket": "no journal"}},
 			[]string{"the log of a.socket: no journal", "the log of z.service: journalctl refused"}},
 	} {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -648,6 +649,42 @@ func TestParseInstanceName(t *testing.T) {
 			got, ok := ParseInstanceName(tt.unit)
 			if ok != tt.ok || got != tt.want {
 				t.Errorf("ParseInstanceName(%q) = %+v, %v; want %+v, %v", tt.unit, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// TestJoinStoreManagerOnlyBPF: a memfd in the store that no process but
+// the manager holds is "held only by the manager" after a /proc pass; after
+// the BPF pass, which lists only sockets of the processes outside the
+// units, who else holds it is unknown and it is not said. A socket is
+// said either way.
+func TestJoinStoreManagerOnlyBPF(t *testing.T) {
+	for _, tt := range []struct {
+		source    string
+		memfdOnly bool
+	}{{procfs.HoldersProc, true}, {procfs.HoldersBPF, false}} {
+		t.Run(tt.source, func(t *testing.T) {
+			in := fixture()
+			in.Scan.HoldersSource = tt.source
+			for i := range in.Scan.Processes {
+				p := &in.Scan.Processes[i]
+				if p.PID != mgrPID {
+					p.FDs = slices.DeleteFunc(slices.Clone(p.FDs), func(fd procfs.FD) bool { return fd.Inode == memIno })
+				}
+			}
+			in.Stores["web.service"] = dbusclient.FDStore{Service: "web.service", Max: 4, Count: 2, Listed: true, Entries: []dbusclient.StoreEntry{
+				{Name: "conn-9", Mode: 0o140777, Inode: pinned, Path: "socket:[1004]"},
+				{Name: "state", Mode: 0o100777, Inode: memIno, Path: "/memfd:state (deleted)"},
+			}}
+			s := Join(in)
+			for _, svc := range s.Services {
+				if svc.Unit != "web.service" {
+					continue
+				}
+				if len(svc.FDStore) != 2 || !svc.FDStore[0].ManagerOnly || svc.FDStore[1].ManagerOnly != tt.memfdOnly {
+					t.Errorf("fd store %+v: want the socket held only by the manager, the memfd %v", svc.FDStore, tt.memfdOnly)
+				}
 			}
 		})
 	}

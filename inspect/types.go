@@ -59,6 +59,20 @@ type HostInfo struct {
 	// Unreadable is the number of processes whose descriptors could not be
 	// read (permission denied): "N processes not readable".
 	Unreadable int `json:"unreadable"`
+	// UnreadableProcesses name the processes whose descriptors could not
+	// be read (the first 10 by PID; Unreadable counts them all, those not
+	// read at all included).
+	UnreadableProcesses []UnreadableProcess `json:"unreadable_processes,omitempty"`
+	// UnreadableBeforeManager counts those of Unreadable that started
+	// before the manager (UnreadableProcess.BeforeManager): they hold
+	// nothing the manager or its services made, so they leave no holder
+	// or connection unknown.
+	UnreadableBeforeManager int `json:"unreadable_before_manager,omitempty"`
+	// EnvUnreadable is the number of processes whose descriptors were
+	// read but whose environment was not (permission denied): only what
+	// they were passed at start (LISTEN_*) is unknown, shown on a service
+	// whose main process one is (passed_unknown).
+	EnvUnreadable int `json:"env_unreadable,omitempty"`
 	// Root reports that fdtop runs as root: processes still not readable
 	// are protected by the kernel (another user namespace, PID 1 of a
 	// container), not by permissions fdtop could gain.
@@ -68,6 +82,33 @@ type HostInfo struct {
 	Partial bool `json:"partial,omitempty"`
 	// ScanDuration is how long the kernel scan took.
 	ScanDuration time.Duration `json:"scan_ns"`
+	// HoldersSource says how a host-wide scan found the descriptors of
+	// the processes outside the units: "bpf" (one run of a BPF task_file
+	// iterator: their sockets only) or "proc" (every /proc/PID/fd). Empty
+	// when the scan read only the units' and the manager's processes.
+	HoldersSource string `json:"holders_source,omitempty"`
+	// HoldersNote says why a host-wide scan read /proc rather than use
+	// the BPF iterator; empty when it used BPF.
+	HoldersNote string `json:"holders_note,omitempty"`
+}
+
+// UnreadableProcess is a process whose descriptors could not be read.
+type UnreadableProcess struct {
+	// PID and Comm name it.
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// BeforeManager is set when it started before the manager: it is not
+	// the manager's descendant and inherited none of its descriptors (nor
+	// its services'), so the holders of listeners, stores and connections
+	// do not miss it.
+	BeforeManager bool `json:"before_manager,omitempty"`
+}
+
+// Relevant counts the unreadable processes that may hold what the
+// manager and its services hold: those of Unreadable not known to have
+// started before the manager.
+func (h HostInfo) Relevant() int {
+	return max(h.Unreadable-h.UnreadableBeforeManager, 0)
 }
 
 // SocketUnit is a .socket unit with its listeners and who holds them.
@@ -421,6 +462,19 @@ type Handoff struct {
 	// after (the manager's descriptors not readable): neither kept nor
 	// replaced.
 	ListenersUnknown int `json:"listeners_unknown,omitempty"`
+	// ListenersClosed counts listeners held before whose socket unit is
+	// down after (failed or stopped): the manager closed them, nobody
+	// listens there for the service.
+	ListenersClosed int `json:"listeners_closed,omitempty"`
+	// Failed is set when the job failed (its result on the event: failed,
+	// timeout, dependency, canceled) and left no main process: no handoff
+	// took place; the rest says what it cost. ServiceState and
+	// ServiceResult are the service's state and result after (e.g. failed,
+	// start-limit-hit); SocketsFailed the socket units that failed with it.
+	Failed        bool     `json:"failed,omitempty"`
+	ServiceState  string   `json:"service_state,omitempty"`
+	ServiceResult string   `json:"service_result,omitempty"`
+	SocketsFailed []string `json:"sockets_failed,omitempty"`
 	// ListenersFromStore names the fd store entries (their FDNAME) through
 	// which kept listeners survived: listeners the service stored itself
 	// (FDSTORE=1) and got back in LISTEN_FDNAMES, not a socket unit's.

@@ -24,6 +24,7 @@ type FS struct {
 	hier  Hierarchy
 	cache *socketCache
 	fdt   *fdTables
+	hp    *holderPass
 }
 
 // New returns an FS rooted at root, usually "/proc". A root that is not a
@@ -49,7 +50,7 @@ func New(root string) (FS, error) {
 		// ControlGroup, see Scan.UseHierarchy) when it cannot be told.
 		hier, _ = DetectHierarchy("/sys/fs/cgroup")
 	}
-	return FS{root: filepath.Clean(root), live: live, hier: hier, cache: newSocketCache(), fdt: newFDTables()}, nil
+	return FS{root: filepath.Clean(root), live: live, hier: hier, cache: newSocketCache(), fdt: newFDTables(), hp: newHolderPass(Holders{Proc: os.Getenv(HoldersEnv) == HoldersProc})}, nil
 }
 
 // WithHierarchy returns a copy of p that reads processes' units from the

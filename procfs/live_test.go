@@ -42,6 +42,8 @@ type unprivilegedReport struct {
 	Processes  int
 	Unreadable int
 	Note       string
+	Holders    string
+	HoldersWhy string
 	Errors     []string
 	Err        string
 }
@@ -54,6 +56,7 @@ func nobodyScan() int {
 		s, err = fs.Scan(context.Background(), ScanOptions{})
 		if err == nil {
 			rep.Processes, rep.Unreadable, rep.Note = len(s.Processes), s.Unreadable, s.UnreadableNote()
+			rep.Holders, rep.HoldersWhy = s.HoldersSource, s.HoldersNote
 			for _, e := range s.Errors {
 				rep.Errors = append(rep.Errors, e.Error())
 			}
@@ -87,7 +90,9 @@ func liveFS(t *testing.T) FS {
 	if !fs.Live() {
 		t.Fatal("/proc is not a procfs mount")
 	}
-	return fs
+	// These tests are about the /proc pass; the BPF pass has its own
+	// (holders_test.go).
+	return fs.WithHolders(Holders{Proc: true})
 }
 
 // heldFDs opens one descriptor of each kind in the test process.
@@ -415,6 +420,11 @@ func TestLiveUnprivileged(t *testing.T) {
 	}
 	if rep.Unreadable == 0 || rep.Processes == 0 || !strings.HasSuffix(rep.Note, "not readable") {
 		t.Fatalf("child report = %+v, want unreadable processes counted", rep)
+	}
+	// Not root: the BPF holder pass does not load, /proc is read and the
+	// scan says why.
+	if rep.Holders != HoldersProc || !strings.Contains(rep.HoldersWhy, "not permitted") {
+		t.Fatalf("child report = %+v, want holders from /proc, for lack of permission", rep)
 	}
 	t.Logf("as nobody: %d processes, %s", rep.Processes, rep.Note)
 }

@@ -28,6 +28,7 @@ func TestLiveReuseFDs(t *testing.T) {
 	if !fs.Live() {
 		t.Fatal("/proc is not a procfs")
 	}
+	fs = fs.WithHolders(Holders{Proc: true}) // reuse is the /proc pass's
 	sh := exec.Command("/bin/sh", "-c", "read a; exec 7</dev/null; read b")
 	in, err := sh.StdinPipe()
 	if err != nil {
@@ -103,6 +104,7 @@ func TestLiveIncrementalSockets(t *testing.T) {
 	if !fs.Live() {
 		t.Fatal("/proc is not a procfs")
 	}
+	fs = fs.WithHolders(Holders{Proc: true}) // reuse is the /proc pass's
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

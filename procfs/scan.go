@@ -108,14 +108,25 @@ type Scan struct {
 	// socket of the host's namespace and of the namespaces of scanned
 	// processes; a targeted scan holds the sockets the scanned processes hold.
 	Sockets map[uint64]Socket
-	// Unreadable counts processes whose descriptors or environment could not
-	// be read for lack of permission.
+	// Unreadable counts processes whose descriptors could not be read for
+	// lack of permission.
 	Unreadable int
+	// EnvUnreadable counts processes whose descriptors were read but whose
+	// environment (LISTEN_*) could not be, for lack of permission.
+	EnvUnreadable int
 	// Partial reports that some socket data may be incomplete or
 	// inconsistent (an interrupted dump kept as is, a namespace not entered).
 	Partial bool
 	// Warnings say what made the scan partial.
 	Warnings []string
+	// HoldersSource says how a full scan read the descriptors of the
+	// processes other than ScanOptions.FreshPIDs: HoldersBPF (their socket
+	// descriptors only, from the BPF iterator) or HoldersProc (all, from
+	// /proc/PID/fd). Empty for a targeted scan.
+	HoldersSource string
+	// HoldersNote says why a full scan used /proc rather than the BPF
+	// iterator ("" when it used BPF).
+	HoldersNote string
 	// Errors are per-process failures other than vanishing (skipped silently)
 	// and permission (counted in Unreadable). The rest of the scan is valid.
 	Errors []error
@@ -291,6 +302,26 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		go dump()
 	}
 
+	// A full scan takes the socket descriptors of the processes not
+	// asked for fresh from one run of the BPF iterator where it loads.
+	var bpf *bpfSocketFDs
+	if full {
+		res.HoldersSource = HoldersProc
+		if opts.FDInfo {
+			res.HoldersNote = "descriptor details (fdinfo) were asked for"
+		} else if bpf, res.HoldersNote = p.socketFDs(); bpf != nil {
+			res.HoldersSource = HoldersBPF
+			if reuse != nil {
+				reuse.bpf = bpf
+			} else {
+				reuse = &reuseScan{bpf: bpf, fresh: map[int]bool{}}
+				for _, pid := range opts.FreshPIDs {
+					reuse.fresh[pid] = true
+				}
+			}
+		}
+	}
+
 	results := make([]procResult, len(pids))
 	workers := opts.Workers
 	if workers <= 0 {
@@ -325,6 +356,8 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		if r.denied {
 			res.Unreadable++
 			denied = append(denied, pids[i])
+		} else if r.ok && r.proc.EnvDenied {
+			res.EnvUnreadable++
 		}
 		if r.err != nil {
 			res.Errors = append(res.Errors, r.err)
@@ -334,7 +367,7 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		}
 	}
 	results = nil
-	if reuse != nil {
+	if reuse != nil && reuse.t != nil {
 		seen := make(map[int]bool, len(res.Processes))
 		for i := range res.Processes {
 			seen[res.Processes[i].PID] = true
@@ -392,6 +425,9 @@ type reuseScan struct {
 	scan  int
 	use   bool         // take the tables (else only keep them)
 	fresh map[int]bool // read in full anyway
+	// bpf, when set, has the socket descriptors of the processes not
+	// fresh: their /proc/PID/fd is not read.
+	bpf *bpfSocketFDs
 }
 
 // scanProcess reads one process, its descriptors and handoff environment;
@@ -412,7 +448,26 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 	out := procResult{ok: true}
 	proc := op.Process
 	count := -1
-	if reuse != nil && !proc.Kernel {
+	if reuse != nil && reuse.bpf != nil && !proc.Kernel && !reuse.fresh[pid] {
+		if fds, ok := reuse.bpf.take(&proc); ok {
+			proc.FDs = fds
+			h, err := r.readHandoff(pid, op.dirfd)
+			switch {
+			case err == nil:
+				proc.Handoff = h
+			case IsGone(err):
+				return procResult{}
+			case IsPermission(err):
+				proc.Denied = true
+			default:
+				out.err = fmt.Errorf("read environ of pid %d: %w", pid, err)
+			}
+			out.denied = proc.Denied
+			out.proc = proc
+			return out
+		}
+	}
+	if reuse != nil && reuse.t != nil && !proc.Kernel {
 		var st unix.Stat_t
 		if err := unix.Fstatat(op.dirfd, "fd", &st, 0); err == nil && st.Size > 0 {
 			count = int(st.Size)
@@ -441,14 +496,14 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 		case IsGone(err):
 			return procResult{}
 		case IsPermission(err):
-			proc.Denied = true
+			proc.EnvDenied = true
 		default:
 			out.err = errors.Join(out.err, fmt.Errorf("read environ of pid %d: %w", pid, err))
 		}
 	}
 	out.denied = proc.Denied
 	out.proc = proc
-	if count >= 0 && out.err == nil && !proc.Denied {
+	if count >= 0 && out.err == nil && !proc.Denied && !proc.EnvDenied {
 		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff})
 	}
 	return out

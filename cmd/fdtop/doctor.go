@@ -127,9 +127,10 @@ func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Bui
 		svcType[svc.Unit] = svc.Type
 	}
 	var failedSockets []string
+	unheld := inspect.PassedUnheldSockets(snap)
 	for name, f := range in.Facts {
 		notify := strings.HasPrefix(svcType[name], "notify")
-		if f.ActiveState != "failed" && !notify {
+		if f.ActiveState != "failed" && !notify && !contains(unheld, name) {
 			continue
 		}
 		if f.ActiveState == "failed" && strings.HasSuffix(name, ".socket") {
@@ -154,6 +155,19 @@ func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Bui
 			ls = append(ls, inspect.LogLine{Source: l.Source, Text: l.Message})
 		}
 		in.Logs[name] = ls
+	}
+	for _, name := range unheld {
+		if _, ok := in.Facts[name]; ok {
+			continue // read above
+		}
+		// A socket unit not loaded (inactive): its log says why.
+		if lines, ok, err := logs.Last(ctx, name, nil, doctorLogLines); err == nil && ok {
+			ls := []inspect.LogLine{}
+			for _, l := range lines {
+				ls = append(ls, inspect.LogLine{Source: l.Source, Text: l.Message})
+			}
+			in.Logs[name] = ls
+		}
 	}
 	if len(failedSockets) > 0 {
 		scan, err := b.Kernel.Scan(ctx, procfs.ScanOptions{})

@@ -89,7 +89,7 @@ func runExporter(args []string, stdout, stderr io.Writer) int {
 		w.Probe = func(string) bool { return true }
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- exporter.Serve(ctx, ln, exporter.Registry(exp), stderr) }()
+	go func() { serveErr <- exporter.Serve(ctx, ln, exporter.Gatherer(exp), stderr) }()
 	runErr := make(chan error, 1)
 	go func() { runErr <- exp.Run(ctx, w) }()
 	select {

@@ -15,7 +15,7 @@ func (r *run) check(m demo.Mode, b before, want int, kind string) {
 	svc := m.Service()
 	pids, _ := r.mainPIDs()
 	pidAfter := pids[m]
-	socks, err := ssTCP(r.ports()...)
+	socks, err := ssTCP(false, r.ports()...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -227,11 +227,8 @@ func (r *run) checkHandoff(m demo.Mode, b before, e inspect.Event, pidBefore, pi
 		// Two processes may have come and gone: the manager's timestamps
 		// tell only the last gap.
 	default:
-		p, err := show(r.ctx, r.sb, m.Service(), "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic")
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		start, exit := atoi(p["ExecMainStartTimestampMonotonic"]), atoi(p["ExecMainExitTimestampMonotonic"])
+		st := r.service(m)
+		start, exit := st.startMono, st.exitMono
 		if exit == 0 || start < exit {
 			break
 		}
@@ -251,7 +248,7 @@ func (r *run) checkSnapshot() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	socks, err := ssTCP(r.ports()...)
+	socks, err := ssTCP(true, r.ports()...)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -1,0 +1,80 @@
+package bpfiter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// TestFindMember: members are found through anonymous unions and structs
+// (bpf_iter__task_file's pointers sit in unions), with their offsets.
+func TestFindMember(t *testing.T) {
+	u64 := &btf.Int{Name: "u64", Size: 8}
+	u32 := &btf.Int{Name: "u32", Size: 4}
+	ptr := &btf.Pointer{Target: &btf.Void{}}
+	s := &btf.Struct{Name: "bpf_iter__task_file", Size: 32, Members: []btf.Member{
+		{Name: "", Type: &btf.Union{Size: 8, Members: []btf.Member{{Name: "meta", Type: ptr}, {Name: "", Type: u64}}}, Offset: 0},
+		{Name: "", Type: &btf.Union{Size: 8, Members: []btf.Member{{Name: "task", Type: ptr}}}, Offset: 64},
+		{Name: "fd", Type: u32, Offset: 128},
+		{Name: "", Type: &btf.Struct{Size: 8, Members: []btf.Member{{Name: "file", Type: ptr}}}, Offset: 192},
+	}}
+	tests := []struct {
+		name string
+		off  btf.Bits
+		ok   bool
+	}{
+		{"meta", 0, true}, {"task", 64, true}, {"fd", 128, true}, {"file", 192, true}, {"nope", 0, false},
+	}
+	for _, tt := range tests {
+		off, _, ok := findMember(s.Members, tt.name, 0)
+		if ok != tt.ok || off != tt.off {
+			t.Errorf("%s: offset %d, %v; want %d, %v", tt.name, off, ok, tt.off, tt.ok)
+		}
+	}
+}
+
+// TestReadRecords decodes records; a torn record is an error.
+func TestReadRecords(t *testing.T) {
+	var b bytes.Buffer
+	for _, r := range []Record{{1, 3, 100}, {42, 7, 1 << 40}} {
+		binary.Write(&b, binary.NativeEndian, r)
+	}
+	got, err := readRecords(bytes.NewReader(b.Bytes()))
+	if err != nil || len(got) != 2 || got[1] != (Record{42, 7, 1 << 40}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := readRecords(bytes.NewReader(b.Bytes()[:20])); err == nil {
+		t.Fatal("a torn record was not an error")
+	}
+}
+
+// TestKernelOffsets: this kernel's BTF has every field the program reads,
+// of the size it reads (skipped without BTF, failed under CI=true).
+func TestKernelOffsets(t *testing.T) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kernel BTF (CI=true: not skipping): %v", err)
+		}
+		t.Skip(err)
+	}
+	o, err := lookupOffsets(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.task != 8 || o.fd != 16 || o.file != 24 {
+		t.Errorf("bpf_iter__task_file offsets %+v: want task 8, fd 16, file 24 (the kernel's ABI)", o)
+	}
+}
+
+// TestOpenMissingBTF: without BTF, Open says so.
+func TestOpenMissingBTF(t *testing.T) {
+	_, err := Open(Options{BTFPath: t.TempDir() + "/vmlinux"})
+	if err == nil || !strings.Contains(err.Error(), "kernel BTF") {
+		t.Fatalf("Open = %v, want a kernel BTF error", err)
+	}
+}

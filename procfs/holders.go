@@ -1,0 +1,154 @@
+package procfs
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fdtop/fdtop/procfs/bpfiter"
+	"golang.org/x/sys/unix"
+)
+
+// Where a full scan found the socket descriptors of the processes it did
+// not read in full (Scan.HoldersSource).
+const (
+	// HoldersBPF: one run of a BPF task_file iterator listed every socket
+	// descriptor of the host (procfs/bpfiter). Those processes' other
+	// descriptors (files, pipes, memfds) are not read.
+	HoldersBPF = "bpf"
+	// HoldersProc: every process's /proc/PID/fd was read.
+	HoldersProc = "proc"
+)
+
+// HoldersEnv is the environment variable that, set to "proc", makes every
+// FS New returns read /proc for holders and never load the BPF iterator
+// (to compare the two passes, or to rule the iterator out).
+const HoldersEnv = "FDTOP_HOLDERS"
+
+// Holders chooses how full scans find the descriptors of the host's
+// processes (FS.WithHolders).
+type Holders struct {
+	// Proc reads every process's /proc/PID/fd, never the BPF iterator.
+	Proc bool
+	// BPF tunes the iterator (tests stand for a kernel without BTF or one
+	// that refuses the program with it).
+	BPF bpfiter.Options
+}
+
+// holderPass is the BPF holder pass of an FS and its copies: loaded at the
+// first full scan that wants it; once it fails, /proc is used from then on
+// and the reason kept (said once, not retried every scan).
+type holderPass struct {
+	opts Holders
+
+	mu    sync.Mutex
+	tried bool
+	opens int // loads tried (tests: a failure is not retried)
+	it    *bpfiter.Iter
+	why   string // why /proc is used; "" while the BPF pass works
+}
+
+func newHolderPass(h Holders) *holderPass {
+	hp := &holderPass{opts: h}
+	if h.Proc {
+		hp.tried, hp.why = true, "the /proc pass was asked for"
+	}
+	return hp
+}
+
+// WithHolders returns a copy of the FS whose full scans find holders as h
+// says; the copy has its own iterator (loaded at its first full scan).
+func (p FS) WithHolders(h Holders) FS {
+	p.hp = newHolderPass(h)
+	return p
+}
+
+// bpfSocketFDs is one run of the BPF pass: the socket descriptors of each
+// process, and the boot-clock tick the run started at. Only processes
+// started before that tick are taken from it: a pid listed by the iterator
+// is theirs, not a later process's under a reused pid.
+type bpfSocketFDs struct {
+	by    map[int][]FD
+	since uint64 // clock ticks since boot, as Process.StartTime
+}
+
+// take returns the socket descriptors of a process the iterator saw, or
+// false if it must be read from /proc (it started since the run began).
+func (b *bpfSocketFDs) take(proc *Process) ([]FD, bool) {
+	if b == nil || proc.StartTime >= b.since {
+		return nil, false
+	}
+	return b.by[proc.PID], true
+}
+
+// socketFDs runs the BPF pass. It returns nil and the reason /proc is used
+// when it cannot; a failure disables it for the FS's later scans.
+func (p FS) socketFDs() (*bpfSocketFDs, string) {
+	hp := p.hp
+	if hp == nil || !p.live || p.root != "/proc" {
+		return nil, "not the host's /proc"
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if !hp.tried {
+		hp.tried = true
+		hp.opens++
+		it, err := bpfiter.Open(hp.opts.BPF)
+		if err != nil {
+			hp.why = err.Error()
+			return nil, hp.why
+		}
+		hp.it = it
+	}
+	if hp.it == nil {
+		return nil, hp.why
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		hp.fail(fmt.Errorf("boot clock: %w", err))
+		return nil, hp.why
+	}
+	since := uint64(time.Duration(ts.Nano()) / (time.Second / userHZ))
+	recs, err := hp.it.Records()
+	if err != nil {
+		if errors.Is(err, bpfiter.ErrOtherPIDNamespace) {
+			err = errors.New("fdtop runs in a pid namespace other than the host's: the iterator's pids are the host's")
+		}
+		hp.fail(err)
+		return nil, hp.why
+	}
+	return &bpfSocketFDs{by: groupRecords(recs), since: since}, ""
+}
+
+// fail closes the iterator and keeps the reason.
+func (hp *holderPass) fail(err error) {
+	hp.why = err.Error()
+	if hp.it != nil {
+		hp.it.Close()
+		hp.it = nil
+	}
+}
+
+// groupRecords turns records into each process's socket descriptors,
+// sorted by number, in one backing array.
+func groupRecords(recs []bpfiter.Record) map[int][]FD {
+	slices.SortFunc(recs, func(a, b bpfiter.Record) int {
+		if a.PID != b.PID {
+			return int(a.PID) - int(b.PID)
+		}
+		return int(a.FD) - int(b.FD)
+	})
+	all := make([]FD, len(recs))
+	by := map[int][]FD{}
+	start := 0
+	for i, r := range recs {
+		all[i] = FD{Num: int(r.FD), Kind: KindSocket, Inode: r.Inode}
+		if i+1 == len(recs) || recs[i+1].PID != r.PID {
+			by[int(r.PID)] = all[start : i+1 : i+1]
+			start = i + 1
+		}
+	}
+	return by
+}

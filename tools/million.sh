@@ -1,0 +1,23 @@
+#!/bin/sh
+# million.sh — a host with PROCS×FDS descriptors (tools/loadgen: loopback
+# only, bounded, every holder killed by PID at the end) and a sandbox
+# manager with UNITS units; prints in one run fdtop snapshot with the BPF
+# holder pass and with the /proc pass, the readlink floor, lsof, lsfd and
+# ss -tuaxnp (each within LIMIT), then the dashboard: time until the units
+# are on screen, idle CPU, peak RSS. See tools/million/main.go.
+#
+# usage (as root): tools/million.sh [PROCS FDS]   (defaults: 1000 1000 = 1M descriptors)
+#   env: UNITS (100) RUNS (3) LIMIT (120s) WINDOW (30s)
+set -eu
+PROCS=${1:-1000}
+FDS=${2:-1000}
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+work=$(mktemp -d /tmp/fdtop-million.XXXXXX)
+trap 'rm -rf "$work"' EXIT INT TERM
+go build -o "$work/fdtop" ./cmd/fdtop
+go build -o "$work/procfs-bench" ./tools/procfs-bench
+go build -o "$work/million" ./tools/million
+echo "# tools/million.sh $PROCS $FDS at $(git describe --always --dirty), $(uname -r), $(nproc) cores"
+"$work/million" -fdtop "$work/fdtop" -bench "$work/procfs-bench" -procs "$PROCS" -fds "$FDS" \
+	-units "${UNITS:-100}" -runs "${RUNS:-3}" -limit "${LIMIT:-120s}" -window "${WINDOW:-30s}"
