@@ -64,9 +64,13 @@ func (e Event) ForTerminal() Event {
 	if e.Handoff != nil {
 		h := *e.Handoff
 		h.ListenersFromStore = slices.Clone(h.ListenersFromStore)
-		changed := safe(&h.HandoffJob)
+		h.SocketsFailed = slices.Clone(h.SocketsFailed)
+		changed := anyOf(safe(&h.HandoffJob), safe(&h.ServiceState), safe(&h.ServiceResult))
 		for i := range h.ListenersFromStore {
 			changed = safe(&h.ListenersFromStore[i]) || changed
+		}
+		for i := range h.SocketsFailed {
+			changed = safe(&h.SocketsFailed[i]) || changed
 		}
 		if changed {
 			e.Handoff = &h
