@@ -738,6 +738,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			fromSockets[fd.Inode] = true
 			l := Listener{Type: listenType(s), Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
 			l.Holders = ix.holders(fd.Inode, scope, func(unit string) bool { return unit == svc.Name })
+			l.PassedBy = passedBySocket(passedInodes[fd.Inode])
 			out.OwnListeners = append(out.OwnListeners, l)
 		}
 	}

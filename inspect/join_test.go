@@ -270,7 +270,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 // schemaSnapshot is the documented JSON schema of `fdtop snapshot --json`
-// (README.md): every field path fdtop promises, with its JSON type.
+// (docs/json.md): every field path fdtop promises, with its JSON type.
 var schemaSnapshot = map[string]string{
 	"manager":                              "object",
 	"manager.scope":                        "string",

@@ -5,7 +5,7 @@ import "time"
 // Snapshot is one joined picture of a manager's socket units, services,
 // fd stores and the kernel objects behind them. It is plain data: the UI and
 // the JSON output only read it. Its JSON field names are part of fdtop's
-// promise to users (see README.md, "snapshot --json").
+// promise to users (see docs/json.md, "snapshot --json").
 type Snapshot struct {
 	// Time is when the snapshot was taken.
 	Time time.Time `json:"time"`
@@ -171,6 +171,11 @@ type Listener struct {
 	// HoldersPartial is set when some processes' descriptors could not be
 	// read: Holders lists only the readable ones.
 	HoldersPartial bool `json:"holders_partial,omitempty"`
+	// PassedBy is set on a service's own listener that it was passed by a
+	// socket unit (LISTEN_FDNAMES names it): not one the service opened,
+	// though its socket unit does not show it (stopped, or refused its
+	// start while the service ran).
+	PassedBy string `json:"passed_by,omitempty"`
 }
 
 // Holder is a process holding a descriptor.

@@ -134,7 +134,9 @@ func (t tourModel) View() string {
 	if !t.active {
 		return ""
 	}
-	w := max(t.width, 20)
+	// The text is indented under the title (and so drawn from an
+	// unstyled cell on each line, which a captured screen keeps).
+	w := max(t.width, 20) - 2
 	cur := t.current()
 	var title string
 	var lines []string
@@ -156,8 +158,8 @@ func (t tourModel) View() string {
 	}
 	lines = lines[:tourHeight-1]
 	for i, l := range lines {
-		lines[i] = t.st.Detail.Explain.Render(fit(l, w))
+		lines[i] = "  " + t.st.Detail.Explain.Render(fit(l, w))
 	}
-	head := t.st.Pane.FocusedTitle.Render(fit("» "+title, w))
+	head := t.st.Pane.FocusedTitle.Render(fit("» "+title, w+2))
 	return head + "\n" + strings.Join(lines, "\n")
 }

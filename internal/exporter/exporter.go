@@ -342,7 +342,7 @@ func (e *Exporter) countFindings(found []inspect.Finding) map[string]int {
 var DoctorCodes = []string{
 	"accept-no-template", "address-in-use", "duplicate-address", "fdstore-disabled", "fdstore-full",
 	"fdstore-pinned", "flush-pending", "leaked-listener", "listener-not-held", "notify-access",
-	"service-failed", "service-start-limit-hit", "socket-failed", "start-limit-hit",
+	"service-failed", "service-start-limit-hit", "socket-failed", "socket-not-listening", "start-limit-hit",
 	"stop-discards-store", "trigger-limit-hit",
 }
 

@@ -32,7 +32,13 @@ type Load struct {
 	PIDs []int
 	cmds []*exec.Cmd
 	dir  string
+	udp  int // UDP sockets bound so far
 }
+
+// udpPerAddr bounds the UDP sockets bound to one loopback address: each
+// takes a port of the ephemeral range (about 28,000 by default), so a
+// large load spreads them over 127.1.0.0/16.
+const udpPerAddr = 20000
 
 // Start starts procs holders of fds descriptors each, which exit by
 // themselves after hold.
@@ -128,7 +134,12 @@ func (l *Load) makeFDs(n int) (files []*os.File, err error) {
 			}
 			files = append(files, os.NewFile(uintptr(fds[0]), "sp0"), os.NewFile(uintptr(fds[1]), "sp1"))
 		case 3: // UDP
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			ip := net.IPv4(127, 0, 0, 1)
+			if a := l.udp / udpPerAddr; a > 0 {
+				ip = net.IPv4(127, 1, byte(a>>8), byte(a))
+			}
+			l.udp++
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
 			if err != nil {
 				return files, err
 			}

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fdtop/fdtop/demo/sandbox"
@@ -232,6 +233,10 @@ func timed(ctx context.Context, timeout time.Duration, env, argv []string) (floa
 	}
 	c := command(ctx, env, append([]string{"/usr/bin/time", "-f", "%e %M", "-o", f.Name()}, argv...))
 	c.Stdout, c.Stderr = nil, nil
+	// Past the limit the whole group goes: /usr/bin/time and the tool
+	// it runs (killing time alone would leave the tool running).
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	err = c.Run()
 	if ctx.Err() != nil {
 		return 0, 0, fmt.Errorf("did not finish within %v", timeout)
