@@ -469,6 +469,15 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 		if err := c.addTriggering(ctx, st, services, all); err != nil {
 			return nil, err
 		}
+		// TriggeredBy names the sockets read with the service (not those
+		// hidden: inactive ones without all).
+		read := map[string]bool{}
+		for _, so := range st.Sockets {
+			read[so.Name] = true
+		}
+		for i := range st.Services {
+			st.Services[i].TriggeredBy = slices.DeleteFunc(st.Services[i].TriggeredBy, func(n string) bool { return !read[n] })
+		}
 	}
 	sort.Slice(st.Sockets, func(i, j int) bool { return st.Sockets[i].Name < st.Sockets[j].Name })
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
