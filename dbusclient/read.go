@@ -346,7 +346,9 @@ func (c *Client) ListServices(ctx context.Context, names []string) ([]Service, e
 // included), the services the patterns name themselves (a service that
 // binds its own listener has no socket unit) and every loaded service with
 // FileDescriptorStoreMax > 0, in three pipelined rounds whatever the number
-// of units.
+// of units. With patterns, a service shown is read with every socket unit
+// that triggers it (a fourth round when a pattern named the service, or
+// one of its sockets, but not all of them).
 func (c *Client) Load(ctx context.Context, patterns []string, all bool) (*State, error) {
 	return c.load(ctx, patterns, all, nil, true)
 }
@@ -412,16 +414,28 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 			}
 		}
 	}
+	named := map[string]bool{} // named by a pattern or in extra
+	for _, n := range extra {
+		named[n] = true
+	}
 	for i, u := range loaded {
 		if mcalls[i].err == nil {
 			_ = mcalls[i].storeProp(maxes[u.Name])
 		}
-		if *maxes[u.Name] > 0 || (len(patterns) > 0 && shown(u, all) && unitpattern.MatchAny(patterns, u.Name)) {
+		if len(patterns) > 0 && shown(u, all) && unitpattern.MatchAny(patterns, u.Name) {
+			named[u.Name] = true
+		}
+		if *maxes[u.Name] > 0 || named[u.Name] {
 			if _, ok := want[u.Name]; !ok {
 				want[u.Name] = nil
 			}
 		}
 	}
+	// A service shown although not every socket unit was read (patterns
+	// name it, or one of its sockets) is read with all its socket units:
+	// their listeners would otherwise look like its own, and its
+	// connections and fd store would be judged without them.
+	limited := len(patterns) > 0 || len(extra) > 0
 	var vreads []*unitRead
 	var svcs []*Service
 	for _, u := range loaded {
@@ -429,9 +443,12 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 		if !ok {
 			continue
 		}
-		r, s := c.serviceRead(u, false, false)
+		whole := limited && (by != nil || named[u.Name])
+		r, s := c.serviceRead(u, false, whole)
 		s.FDStoreMax = *maxes[u.Name]
-		s.TriggeredBy = by
+		if !whole {
+			s.TriggeredBy = by
+		}
 		vreads = append(vreads, r)
 		svcs = append(svcs, s)
 	}
@@ -447,9 +464,59 @@ func (c *Client) load(ctx context.Context, patterns []string, all bool, extra []
 			st.Services = append(st.Services, *svcs[i])
 		}
 	}
+	// Round 4, only when some are missing: those socket units.
+	if limited {
+		if err := c.addTriggering(ctx, st, services, all); err != nil {
+			return nil, err
+		}
+	}
 	sort.Slice(st.Sockets, func(i, j int) bool { return st.Sockets[i].Name < st.Sockets[j].Name })
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
 	return st, nil
+}
+
+// addTriggering reads the socket units that trigger the services of st
+// and are not among its sockets, and adds them.
+func (c *Client) addTriggering(ctx context.Context, st *State, services []unitStatus, all bool) error {
+	have := map[string]bool{}
+	for _, s := range st.Sockets {
+		have[s.Name] = true
+	}
+	var missing []string
+	for _, svc := range st.Services {
+		for _, so := range svc.TriggeredBy {
+			if !have[so] {
+				have[so] = true
+				missing = append(missing, exactPattern(so))
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	ls := listCall(nil, missing)
+	if err := c.run(ctx, []*call{ls}); err != nil {
+		return err
+	}
+	units, err := ls.units()
+	if err != nil {
+		return err
+	}
+	reads, socks := c.socketReads(units, all)
+	if err := c.run(ctx, collect(reads)); err != nil {
+		return err
+	}
+	more, err := decodeSockets(c, reads, socks)
+	if err != nil {
+		return err
+	}
+	for i := range more {
+		if more[i].Accept {
+			addInstances(&more[i], services, all)
+		}
+	}
+	st.Sockets = append(st.Sockets, more...)
+	return nil
 }
 
 // unitState looks a loaded unit up without loading it.

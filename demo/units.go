@@ -236,7 +236,8 @@ func (c Config) Units() map[string]string {
 	u[Handoff.Service()] = unit(
 		"fdtop demo: handoff (listener from the socket, clients through the fd store)",
 		"[Service]", service(Handoff, "FileDescriptorStoreMax=1024")...)
-	stored := []string{"FileDescriptorStoreMax=1"}
+	// Room to spare: a full store is a doctor finding.
+	stored := []string{"FileDescriptorStoreMax=4"}
 	if c.PreserveStore {
 		stored = append(stored, "FileDescriptorStorePreserve=yes")
 	}

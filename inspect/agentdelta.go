@@ -42,7 +42,7 @@ func Diff(old, cur *Snapshot) (SnapshotUpdate, bool) {
 		}
 		oh, ch := old.Host, cur.Host
 		oh.ScanDuration, ch.ScanDuration = 0, 0
-		if oh != ch {
+		if !reflect.DeepEqual(oh, ch) {
 			h := cur.Host
 			u.Host = &h
 		}

@@ -39,9 +39,11 @@ type Builder struct {
 
 	// outside are the processes outside the units that held connections
 	// accepted from the units' listeners at the last full scan (login
-	// sessions in session-N.scope): a targeted scan reads them too, so
-	// those connections stay in view between full scans and across a
-	// restart of the service.
+	// sessions in session-N.scope), or the other ends of the units' unix
+	// connections (the services whose stdout streams journald stores): a
+	// targeted scan reads them too, so those connections stay in view, and
+	// their peers named, between full scans and across a restart of the
+	// service.
 	outsideMu sync.Mutex
 	outside   []int
 
@@ -86,9 +88,10 @@ func (b *Builder) outsidePIDs() []int {
 }
 
 // noteOutside remembers the holders of a full scan's connections that are
-// outside their services.
+// outside their services, and those of the other ends of their unix
+// connections (Snapshot.PeerPIDs).
 func (b *Builder) noteOutside(snap *Snapshot) {
-	var pids []int
+	pids := slices.Clone(snap.PeerPIDs)
 	for _, svc := range snap.Services {
 		for _, c := range svc.Connections {
 			if c.Outside {
@@ -217,15 +220,28 @@ func (b *Builder) read(ctx context.Context, units []string) (*unitsRead, error) 
 		return nil, fmt.Errorf("load units: %w", err)
 	}
 	if extra := b.extraServices(st, units); len(extra) > 0 {
-		more, err := b.Systemd.ListServices(ctx, extra)
+		// Named, and not read by their sockets (their socket units are
+		// named otherwise, or they are inactive): read by name, each with
+		// the socket units that trigger it, or their listeners would look
+		// like their own.
+		more, err := b.Systemd.Load(ctx, extra, true)
 		if err != nil {
 			return nil, fmt.Errorf("load services: %w", err)
 		}
 		have := map[string]bool{}
+		for _, s := range st.Sockets {
+			have[s.Name] = true
+		}
 		for _, s := range st.Services {
 			have[s.Name] = true
 		}
-		for _, s := range more {
+		for _, s := range more.Sockets {
+			if !have[s.Name] {
+				have[s.Name] = true
+				st.Sockets = append(st.Sockets, s)
+			}
+		}
+		for _, s := range more.Services {
 			if !have[s.Name] {
 				st.Services = append(st.Services, s)
 			}

@@ -14,11 +14,11 @@ import (
 
 // Finding is one thing fdtop doctor found that keeps socket activation or a
 // handoff from working. Its JSON field names are part of fdtop's promise
-// (README.md, "doctor --json").
+// (docs/json.md, "doctor --json").
 type Finding struct {
 	// Unit is the unit it is about.
 	Unit string `json:"unit"`
-	// Code is a stable identifier (see README.md for the list).
+	// Code is a stable identifier (see docs/usage.md, "The doctor", for the list).
 	Code string `json:"code"`
 	// Problem says what is wrong, in words.
 	Problem string `json:"problem"`
@@ -151,6 +151,7 @@ func Diagnose(in DoctorInput) []Finding {
 		d.in.Snapshot = in.Snapshot
 	}
 	d.units()
+	d.unheldListeners()
 	d.warnings()
 	sort.SliceStable(d.out, func(i, j int) bool {
 		if d.out[i].Unit != d.out[j].Unit {

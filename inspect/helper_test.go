@@ -3,6 +3,7 @@ package inspect_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -40,10 +41,19 @@ func helperExec(mode string, args ...string) string {
 //     listening unix socket at $FDTOP_HELPER_PATH, closing its own copies
 //     of all but the socketpair end; on a later start (passed fds) it
 //     keeps what it was passed.
+//   - serve: accepts on the passed listeners.
+//   - serve-store: stores one end of two socket pairs as FDNAME=c-1 and
+//     c-2 (keeping the other ends), then accepts on the passed listeners.
+//   - prefork: starts a worker (this binary in mode worker) that inherits
+//     the passed listener as fd 3 and serves it, then closes its own copy.
+//   - worker: accepts on fd 3.
 func runHelper() bool {
 	mode := os.Getenv(helperEnv)
 	if mode == "" {
 		return false
+	}
+	if mode == "worker" {
+		acceptForever(3)
 	}
 	if err := helper(mode, os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
@@ -140,6 +150,57 @@ func helper(mode string, args []string) error {
 		}
 		unix.Close(l)
 		return n.Ready()
+	case "serve-store":
+		for _, name := range []string{"c-1", "c-2"} {
+			pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("socketpair: %w", err)
+			}
+			if err := n.StoreFDs(name, pair[0]); err != nil {
+				return err
+			}
+			unix.Close(pair[0]) // pair[1] stays open in this process
+		}
+		if err := n.Ready(); err != nil {
+			return err
+		}
+		for _, p := range passed {
+			go acceptForever(p.FD)
+		}
+		return nil
+	case "serve":
+		for _, p := range passed {
+			go acceptForever(p.FD)
+		}
+		return n.Ready()
+	case "prefork":
+		if len(passed) == 0 {
+			return fmt.Errorf("no listener passed")
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		w := exec.Command(exe)
+		w.Env = []string{helperEnv + "=worker"}
+		w.ExtraFiles = []*os.File{os.NewFile(uintptr(passed[0].FD), "listener")}
+		w.Stdout, w.Stderr = os.Stdout, os.Stderr
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		w.ExtraFiles[0].Close() // the worker serves it; the main process keeps no copy
+		return n.Ready()
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
+}
+
+// acceptForever accepts connections on fd and keeps them open (each
+// accepted descriptor stays in the process: nothing closes it).
+func acceptForever(fd int) {
+	for {
+		if _, _, err := unix.Accept(fd); err != nil {
+			fmt.Fprintf(os.Stderr, "accept on fd %d: %v\n", fd, err)
+			os.Exit(1)
+		}
+	}
 }

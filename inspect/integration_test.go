@@ -512,6 +512,53 @@ func TestWatchStopStart(t *testing.T) {
 	})
 }
 
+// TestWatchStoredStopStart: a stop and start of demo-stored.service. On
+// 254 (FileDescriptorStorePreserve=yes, the unit kept loaded) the listener
+// waits in the store and the verdict says it was kept from there; on 252
+// the stop discards the store and the new process binds anew: listener
+// replaced, store discarded.
+func TestWatchStoredStopStart(t *testing.T) {
+	sandboxtest.Each(t, func(t *testing.T, sb *sandbox.Sandbox) {
+		e := newEnv(t, sb, 300*time.Millisecond)
+		svc := demo.StoredListener.Service()
+		e.traffic(t, demo.StoredListener, 3)
+		w := e.watch(t)
+		w.waitConns(t, svc, 3)
+		ctx := context.Background()
+		for _, verb := range []string{"stop", "start"} {
+			if _, err := sb.Systemctl(ctx, verb, svc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := w.waitHandoffs(t, svc, 1)[0].Handoff
+		v := inspect.Verdict(*h)
+		t.Logf("%s", v)
+		defer func() {
+			if t.Failed() {
+				t.Logf("timeline:\n%s", w.text())
+			}
+		}()
+		if h.HandoffJob != "stop+start" {
+			t.Errorf("job %q, want stop+start", h.HandoffJob)
+		}
+		if e.cfg.PreserveStore {
+			if h.ListenersKept != 1 || strings.Join(h.ListenersFromStore, ",") != "listener" || h.StoreDiscarded || h.FDsCarried != 1 {
+				t.Errorf("handoff %+v, want the listener kept from the store, carried, not discarded", h)
+			}
+			if !strings.Contains(v, `listener kept (from the fd store) as "listener"`) {
+				t.Errorf("verdict %q does not say the listener came through the store", v)
+			}
+		} else {
+			if h.ListenersReplaced != 1 || len(h.ListenersFromStore) != 0 || !h.StoreDiscarded {
+				t.Errorf("handoff %+v, want the listener replaced and the store discarded", h)
+			}
+			if !strings.Contains(v, "listener replaced") || !strings.Contains(v, "fd store discarded") {
+				t.Errorf("verdict %q does not say the listener was replaced and the store discarded", v)
+			}
+		}
+	})
+}
+
 // TestSnapshotOwnUnits: a socket unit with one listener of every kind
 // (TCP v4 and v6, UDP, unix path, abstract, FIFO, sequential packet) is
 // joined listener by listener, each held by the manager and by the service

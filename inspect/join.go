@@ -51,6 +51,51 @@ type index struct {
 	byInode  inodeIndex
 	managers map[int]bool
 	accepted *acceptedIndex // built on first use
+	// peers are the processes peerName named: they hold the other ends
+	// of the units' unix connections.
+	peers map[int]bool
+	// unreadRelevant counts the processes whose descriptors could not be
+	// read and that may hold the manager's descriptors or its services'
+	// (see unreadable).
+	unreadRelevant int
+}
+
+// maxUnreadableListed bounds HostInfo.UnreadableProcesses.
+const maxUnreadableListed = 10
+
+// unreadable lists the processes of scan whose descriptors could not be
+// read (at most maxUnreadableListed) and counts those that started before
+// the manager: such a process is not the manager's descendant, so it
+// inherited none of its descriptors (its listeners, its fd stores, the
+// connections its services accepted, all made after it started). A
+// process not read at all, or any when the manager's start is unknown,
+// is not counted: it may hold them.
+func (ix *index) unreadable(scan *procfs.Scan) ([]UnreadableProcess, int) {
+	if scan == nil {
+		return nil, 0
+	}
+	var start uint64
+	for pid := range ix.managers {
+		if p := ix.byPID[pid]; p != nil && (start == 0 || p.StartTime < start) {
+			start = p.StartTime
+		}
+	}
+	var out []UnreadableProcess
+	before := 0
+	for i := range scan.Processes {
+		p := &scan.Processes[i]
+		if !p.Denied {
+			continue
+		}
+		earlier := start != 0 && p.StartTime < start && !ix.managers[p.PID]
+		if earlier {
+			before++
+		}
+		if len(out) < maxUnreadableListed {
+			out = append(out, UnreadableProcess{PID: p.PID, Comm: p.Comm, BeforeManager: earlier})
+		}
+	}
+	return out, before
 }
 
 // inodeIndex finds the descriptors of an inode. A host-wide scan holds
@@ -149,6 +194,7 @@ func Join(in JoinInput) *Snapshot {
 	}
 	if in.Scan != nil {
 		snap.Host.Unreadable = in.Scan.Unreadable
+		snap.Host.EnvUnreadable = in.Scan.EnvUnreadable
 		snap.Host.Partial = in.Scan.Partial
 		snap.Host.HoldersSource = in.Scan.HoldersSource
 		snap.Host.HoldersNote = in.Scan.HoldersNote
@@ -184,7 +230,9 @@ func Join(in JoinInput) *Snapshot {
 			managerUnread = true
 		}
 	}
-	someUnread := in.Scan == nil || in.Scan.Unreadable > 0
+	snap.Host.UnreadableProcesses, snap.Host.UnreadableBeforeManager = ix.unreadable(in.Scan)
+	ix.unreadRelevant = snap.Host.Relevant()
+	someUnread := in.Scan == nil || ix.unreadRelevant > 0
 
 	// Listeners: every Listen= entry of every socket unit, found among the
 	// manager's descriptors by address.
@@ -208,15 +256,19 @@ func Join(in JoinInput) *Snapshot {
 		for _, l := range su.Listen {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
-			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}, HoldersPartial: someUnread}
+			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}}
 			if !socketListening(su.ActiveState) {
 				// A socket unit that is not up has no listener: the
 				// manager holds none (nothing to look for or to blame).
-				lst.HoldersPartial = false
 			} else if h, ok := ix.findListener(l); !ok {
+				// Not looked for (its holders with it), or not there: a
+				// listener the manager does not hold has no holders to
+				// miss.
 				lst.InodeUnknown = managerUnread
+				lst.HoldersPartial = managerUnread
 			} else {
 				lst.Inode = h.fd.Inode
+				lst.HoldersPartial = someUnread
 				listenerInodes[h.fd.Inode] = su.Name
 				if s, ok := ix.scan.Sockets[h.fd.Inode]; ok {
 					lst.State = s.State.String()
@@ -259,6 +311,12 @@ func Join(in JoinInput) *Snapshot {
 		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, socketNames, scope))
 	}
 
+	for pid := range ix.peers {
+		if !ix.managers[pid] {
+			snap.PeerPIDs = append(snap.PeerPIDs, pid)
+		}
+	}
+	sort.Ints(snap.PeerPIDs)
 	snap.Warnings = warnings(snap, addrOwners)
 	sort.Slice(snap.Sockets, func(i, j int) bool { return snap.Sockets[i].Unit < snap.Sockets[j].Unit })
 	sort.Slice(snap.Services, func(i, j int) bool { return snap.Services[i].Unit < snap.Services[j].Unit })
@@ -460,9 +518,38 @@ func (ix *index) instance(name string, svc *dbusclient.Service, scope string) In
 	if inst.Local == "" && inst.Remote == "" {
 		if in, ok := ParseInstanceName(name); ok {
 			inst.Local, inst.Remote = in.Local, in.Remote // as the manager named it
+			// The main process may hold the connection elsewhere than
+			// fd 0 or 3 (OpenSSH 10's sshd-session moves it): the one
+			// kernel socket with the ends the manager named it by.
+			if s, ok := ix.socketWithEnds(in.Local, in.Remote); ok {
+				inst.Local, inst.Remote = ix.sockEnds(s)
+				ix.instanceHolders(&inst, s.Inode, scope)
+			}
 		}
 	}
 	return inst
+}
+
+// socketWithEnds finds the one inet socket of the scan connected from
+// local to remote ("127.0.0.1:22", "[::1]:22", v4-mapped or not); false
+// when none or more than one (other network namespaces) has them.
+func (ix *index) socketWithEnds(local, remote string) (procfs.Socket, bool) {
+	l, err1 := netip.ParseAddrPort(local)
+	r, err2 := netip.ParseAddrPort(remote)
+	if err1 != nil || err2 != nil {
+		return procfs.Socket{}, false
+	}
+	var found []procfs.Socket
+	for _, s := range ix.scan.Sockets {
+		if (s.Family == procfs.FamilyInet || s.Family == procfs.FamilyInet6) && s.State != procfs.StateListen &&
+			sameBind(l, s.Local) && sameBind(r, s.Remote) {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		return procfs.Socket{}, false
+	}
+	return found[0], true
 }
 
 // instanceHolders records an instance's connection and who holds it, one
@@ -549,6 +636,10 @@ func (ix *index) peerName(inode uint64) string {
 	for _, h := range hs {
 		pids[h.proc.PID] = true
 	}
+	if ix.peers == nil {
+		ix.peers = map[int]bool{}
+	}
+	ix.peers[best.proc.PID] = true
 	name := fmt.Sprintf("%s pid %d fd %d", best.proc.Comm, best.proc.PID, best.fd.Num)
 	if len(pids) > 1 {
 		name += fmt.Sprintf(" (+%d more)", len(pids)-1)
@@ -599,7 +690,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 
 	// What the main process was passed at start, and what it is now.
 	main := ix.byPID[out.MainPID]
-	out.PassedUnknown = main != nil && main.Denied
+	out.PassedUnknown = main != nil && (main.Denied || main.EnvDenied)
 	for pid := range pids {
 		if p := ix.byPID[pid]; p != nil && p.Denied {
 			out.ConnectionsUnknown = true
@@ -647,6 +738,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			fromSockets[fd.Inode] = true
 			l := Listener{Type: listenType(s), Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
 			l.Holders = ix.holders(fd.Inode, scope, func(unit string) bool { return unit == svc.Name })
+			l.PassedBy = passedBySocket(passedInodes[fd.Inode])
 			out.OwnListeners = append(out.OwnListeners, l)
 		}
 	}
@@ -689,7 +781,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 		if !ok {
 			// Held only by the manager (an fd store entry, listed there),
 			// or by no process read: unknown when some were not readable.
-			if !byManager && ix.scan.Unreadable > 0 {
+			if !byManager && ix.unreadRelevant > 0 {
 				out.ConnectionsUnknown = true
 			}
 			continue

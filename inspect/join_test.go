@@ -270,7 +270,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 // schemaSnapshot is the documented JSON schema of `fdtop snapshot --json`
-// (README.md): every field path fdtop promises, with its JSON type.
+// (docs/json.md): every field path fdtop promises, with its JSON type.
 var schemaSnapshot = map[string]string{
 	"manager":                              "object",
 	"manager.scope":                        "string",
@@ -560,6 +560,8 @@ func TestVerdictLine(t *testing.T) {
 			"✗ listener kept (from the fd store) as \"listener\" · 0/4 connections preserved · 1 fd carried · 0 refused · 9 ms without a main PID (pid 10 → 20)"},
 		{"two listeners, one stored", Handoff{ListenersKept: 2, ListenersFromStore: []string{"web"}, NoMainPIDMs: 9, OldPID: 10, NewPID: 20, FDsCarried: 1},
 			"✓ 2 listeners kept (1 from the fd store: \"web\") · no connections held by the unit · 1 fd carried · 0 refused · 9 ms without a main PID (pid 10 → 20)"},
+		{"stored listener, stop+start on 252", Handoff{HandoffJob: "stop+start", ListenersReplaced: 1, ConnectionsDropped: 3, FDStoreBefore: 1, StoreDiscarded: true, OldPID: 10, NewPID: 20},
+			"✗ listener replaced · 0/3 connections preserved · fd store discarded (1 fd) · refusals not measured (gap meter off) · 0 ms without a main PID (pid 10 → 20)"},
 		{"not root: nothing readable", Handoff{ListenersUnknown: 1, ConnectionsUnknown: true, FDsCarriedUnknown: true, FDStoreBefore: 3, NoMainPIDMs: 5, OldPID: 10, NewPID: 20},
 			"! 1 listener not seen · connections unknown (not seen) · fds carried unknown (not readable) · refusals not measured (gap meter off) · 5 ms without a main PID (pid 10 → 20)"},
 		{"not root: some connections", Handoff{ListenersKept: 1, ListenersUnknown: 1, ConnectionsPreserved: 2, ConnectionsUnknown: true, FDsCarried: 2, OldPID: 10, NewPID: 20},

@@ -1,8 +1,11 @@
 package inspect
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -212,4 +215,139 @@ func TestJoinInferredStoreNamesUnknown(t *testing.T) {
 	if d := Describe(ev); !strings.Contains(d, "(name unknown) stored") {
 		t.Errorf("Describe = %q", d)
 	}
+}
+
+// TestJoinUnreadableBeforeManager (issue 20, case 18): PID 1 of this
+// machine (not systemd) lets its fd directory be listed but not its links,
+// fdinfo or environ. It started before the manager, so it holds nothing
+// the manager or its services made: the listeners' holders are complete,
+// the note names it and says so, and nothing warns. A process that started
+// after the manager and is not readable may hold them: partial, warned. A
+// listener the manager does not hold (a failed socket) has no holders to
+// miss.
+func TestJoinUnreadableBeforeManager(t *testing.T) {
+	const lst, svcPID = 7000, 50
+	for _, tt := range []struct {
+		name        string
+		start       uint64 // of the unreadable process; the manager's is 500
+		partial     bool
+		matters     bool
+		noteHasPID1 bool
+	}{
+		{"started before the manager", 1, false, false, true},
+		{"started after the manager", 600, true, true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pid := 1
+			if tt.start > 500 {
+				pid = 700
+			}
+			scan := &procfs.Scan{
+				Processes: []procfs.Process{
+					{PID: pid, Comm: "process_api", StartTime: tt.start, Denied: true},
+					{PID: svcPID, Comm: "web", UserUnit: "web.service", StartTime: 510, FDs: []procfs.FD{sockFD(3, lst)}},
+					{PID: mgrPID, Comm: "systemd", UserUnit: "init.scope", StartTime: 500, FDs: []procfs.FD{sockFD(12, lst)}},
+				},
+				Sockets:    map[uint64]procfs.Socket{lst: tcp(lst, "127.0.0.1:8080", "", procfs.StateListen, 0)},
+				Unreadable: 1,
+			}
+			sort.Slice(scan.Processes, func(i, j int) bool { return scan.Processes[i].PID < scan.Processes[j].PID })
+			snap := Join(JoinInput{Manager: Manager{Scope: "user"}, ManagerPIDs: []int{mgrPID}, Scan: scan, State: &dbusclient.State{
+				Sockets: []dbusclient.Socket{
+					{UnitState: dbusclient.UnitState{Name: "web.socket", ActiveState: "active", SubState: "running"},
+						Listen: []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:8080"}}, Triggers: []string{"web.service"}},
+					{UnitState: dbusclient.UnitState{Name: "dead.socket", ActiveState: "failed", SubState: "failed"},
+						Listen: []dbusclient.Listener{{Type: "Stream", Address: "127.0.0.1:8081"}}, Triggers: []string{"dead.service"}},
+				},
+				Services: []dbusclient.Service{runningSvc("web.service", svcPID, "web.socket")},
+			}})
+			for _, su := range snap.Sockets {
+				l := su.Listeners[0]
+				if su.Unit == "dead.socket" && l.HoldersPartial {
+					t.Errorf("a failed socket's listener (not held by the manager) is holders_partial")
+				}
+				if su.Unit == "web.socket" && l.HoldersPartial != tt.partial {
+					t.Errorf("web.socket holders_partial = %v, want %v", l.HoldersPartial, tt.partial)
+				}
+			}
+			note, matters := UnreadableNote(snap.Host)
+			if matters != tt.matters || !strings.Contains(note, fmt.Sprintf("pid %d (process_api)", pid)) {
+				t.Errorf("note %q matters %v, want it naming pid %d, matters %v", note, matters, pid, tt.matters)
+			}
+			if tt.noteHasPID1 && !strings.Contains(note, "started before the manager") {
+				t.Errorf("note %q does not say why it does not matter", note)
+			}
+			var b strings.Builder
+			if err := WriteTree(&b, snap); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(b.String(), "held by: unknown") { // the failed socket's
+				t.Errorf("tree:\n%s", b.String())
+			}
+		})
+	}
+}
+
+// TestBuilderTargetedScanNamesPeers (issue 20, case 17): journald keeps
+// the stdout streams of dbus-daemon and sshd (connections on its stdout
+// listener, stored in its fd store). A host-wide scan names their other
+// ends; a scan limited to the units after it reads those processes too,
+// so the ends stay named ("dbus-daemon pid 46 fd 1"), never "peer
+// socket:[N]" until the next host-wide scan.
+func TestBuilderTargetedScanNamesPeers(t *testing.T) {
+	const jPID, dbusPID, lst, srv, cli = 33, 46, 8000, 8001, 8002
+	unix := func(ino, peer uint64, path string, st procfs.SockState) procfs.Socket {
+		return procfs.Socket{Inode: ino, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: st, Path: path, PeerInode: peer}
+	}
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{
+			{PID: jPID, Comm: "systemd-journal", Unit: "systemd-journald.service", FDs: []procfs.FD{sockFD(3, lst), sockFD(14, srv)}},
+			{PID: dbusPID, Comm: "dbus-daemon", Unit: "dbus.service", FDs: []procfs.FD{sockFD(1, cli)}},
+			{PID: mgrPID, Comm: "systemd", Unit: "init.scope", FDs: []procfs.FD{sockFD(29, lst), sockFD(34, srv)}},
+		},
+		Sockets: map[uint64]procfs.Socket{
+			lst: unix(lst, 0, "/run/systemd/journal/stdout", procfs.StateListen),
+			srv: unix(srv, cli, "/run/systemd/journal/stdout", procfs.StateEstablished),
+			cli: unix(cli, srv, "", procfs.StateEstablished),
+		},
+	}
+	svc := runningSvc("systemd-journald.service", jPID, "systemd-journald.socket")
+	svc.FDStoreMax, svc.NFDStore = 4224, 1
+	state := &dbusclient.State{
+		Sockets: []dbusclient.Socket{{UnitState: dbusclient.UnitState{Name: "systemd-journald.socket", ActiveState: "active", SubState: "running"},
+			Listen: []dbusclient.Listener{{Type: "Stream", Address: "/run/systemd/journal/stdout"}}, Triggers: []string{"systemd-journald.service"}}},
+		Services: []dbusclient.Service{svc},
+	}
+	k := &pidKernel{fakeKernel{scan: scan}}
+	b := &Builder{Systemd: &fakeSystemd{state: state}, Kernel: k, Scope: "system"}
+	ctx := context.Background()
+	for _, opts := range []SnapshotOptions{{FullScan: true}, {Units: []string{"systemd-journald.service"}}} {
+		snap, err := b.Snapshot(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !opts.FullScan && !slices.Contains(k.pids, dbusPID) {
+			t.Errorf("targeted scan of %v, not the peer's holder %d", k.pids, dbusPID)
+		}
+		j := snap.Services[0]
+		if len(j.Connections) != 1 || j.Connections[0].Remote != "dbus-daemon pid 46 fd 1" {
+			t.Errorf("full %v: connections %+v, want the stream from dbus-daemon pid 46 fd 1", opts.FullScan, j.Connections)
+		}
+	}
+}
+
+// pidKernel is a fakeKernel whose targeted scans hold only the processes
+// asked for, as procfs's do.
+type pidKernel struct{ fakeKernel }
+
+func (f *pidKernel) ScanPIDs(ctx context.Context, pids []int, opts procfs.ScanOptions) (*procfs.Scan, error) {
+	f.pids = pids
+	out := *f.scan
+	out.Processes = nil
+	for _, p := range f.scan.Processes {
+		if slices.Contains(pids, p.PID) {
+			out.Processes = append(out.Processes, p)
+		}
+	}
+	return &out, nil
 }

@@ -29,6 +29,7 @@ func (s *Snapshot) ForTerminal() *Snapshot {
 	safe(&out.Manager.Address)
 	out.Manager.Limits, _ = mapSlice(out.Manager.Limits, safe)
 	safe(&out.Host.Hostname)
+	out.Host.UnreadableProcesses, _ = mapSlice(out.Host.UnreadableProcesses, func(p *UnreadableProcess) bool { return safe(&p.Comm) })
 	safe(&out.Host.HoldersSource)
 	safe(&out.Host.HoldersNote)
 	out.Unmatched, _ = mapSlice(out.Unmatched, safe)
@@ -63,9 +64,13 @@ func (e Event) ForTerminal() Event {
 	if e.Handoff != nil {
 		h := *e.Handoff
 		h.ListenersFromStore = slices.Clone(h.ListenersFromStore)
-		changed := safe(&h.HandoffJob)
+		h.SocketsFailed = slices.Clone(h.SocketsFailed)
+		changed := anyOf(safe(&h.HandoffJob), safe(&h.ServiceState), safe(&h.ServiceResult))
 		for i := range h.ListenersFromStore {
 			changed = safe(&h.ListenersFromStore[i]) || changed
+		}
+		for i := range h.SocketsFailed {
+			changed = safe(&h.SocketsFailed[i]) || changed
 		}
 		if changed {
 			e.Handoff = &h
@@ -108,7 +113,7 @@ func safeService(svc *Service) bool {
 }
 
 func safeListener(l *Listener) bool {
-	c := anyOf(safe(&l.Type), safe(&l.Address), safe(&l.State))
+	c := anyOf(safe(&l.Type), safe(&l.Address), safe(&l.State), safe(&l.PassedBy))
 	var ch bool
 	l.Holders, ch = mapSlice(l.Holders, safeHolder)
 	return c || ch

@@ -29,8 +29,8 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 	for _, l := range m.Limits {
 		p("  note: %s", l)
 	}
-	if s.Host.Unreadable > 0 {
-		p("  note: %s not readable", plural(s.Host.Unreadable, "process", "processes"))
+	if note, _ := UnreadableNote(s.Host); note != "" {
+		p("  note: %s", note)
 	}
 	if note := NoMatchNote(s.Unmatched); note != "" {
 		p("  note: %s", termsafe.String(note))
@@ -106,8 +106,15 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
-			// Bound by the service itself: closed by every restart.
-			p("    own listener %s %s  inode %d%s", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
+			switch {
+			case l.PassedBy != "":
+				// Passed by a socket unit that does not show it: only the
+				// service holds it now, and its restart closes it.
+				p("    listener %s %s  inode %d%s  passed by %s, which does not hold it", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)), l.PassedBy)
+			default:
+				// Bound by the service itself: closed by every restart.
+				p("    own listener %s %s  inode %d%s", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
+			}
 			for _, h := range l.Holders {
 				p("      held by pid %d fd %d %s", h.PID, h.FD, h.Comm)
 			}
@@ -380,7 +387,7 @@ func (l Level) Glyph() string {
 // Grade grades a handoff.
 func Grade(h Handoff) Level {
 	switch {
-	case refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
+	case h.Failed || refusedTotal(h) > 0 || h.ConnectionsDropped > 0:
 		return LevelBad
 	case h.ListenersReplaced > 0 || (h.Probe != nil && h.Probe.Failed > 0):
 		return LevelCaution
@@ -406,6 +413,12 @@ func refusedTotal(h Handoff) int {
 // PIDs. watch and the JSON timeline say it this way.
 func Verdict(h Handoff) string {
 	line := Summary(h)
+	if h.Failed {
+		if h.OldPID != 0 {
+			line += fmt.Sprintf(" (pid %d, none after)", h.OldPID)
+		}
+		return line
+	}
 	if h.OldPID != 0 || h.NewPID != 0 {
 		line += fmt.Sprintf(" (pid %d → %d)", h.OldPID, h.NewPID)
 	}
@@ -414,6 +427,9 @@ func Verdict(h Handoff) string {
 
 // Summary is Verdict without the PIDs (the dashboard shows them apart).
 func Summary(h Handoff) string {
+	if h.Failed {
+		return failedSummary(h)
+	}
 	if h.Accept != nil {
 		return acceptSummary(h)
 	}
@@ -423,7 +439,7 @@ func Summary(h Handoff) string {
 	case h.FDsCarriedUnknown && !h.StoreDiscarded:
 		parts = append(parts, "fds carried unknown (not readable)")
 	case h.StoreDiscarded && h.FDStoreBefore > 0:
-		parts = append(parts, fmt.Sprintf("fd store discarded (%d fds)", h.FDStoreBefore))
+		parts = append(parts, fmt.Sprintf("fd store discarded (%s)", plural(h.FDStoreBefore, "fd", "fds")))
 	case h.StoreDiscarded:
 		parts = append(parts, "fd store discarded by the stop")
 	default:
@@ -450,6 +466,47 @@ func Summary(h Handoff) string {
 		parts = append(parts, probe+fmt.Sprintf(", worst connect %.1f ms", p.WorstConnectMs))
 	}
 	return Grade(h).Glyph() + " " + strings.Join(parts, " · ")
+}
+
+// failedSummary is the Summary of a job that failed and left the service
+// without a main process, e.g. "✗ restart failed (start-limit-hit) ·
+// service failed · demo.socket failed · listener closed · 0/4 connections
+// preserved · fd store lost (5 fds)": what happened and what it cost.
+func failedSummary(h Handoff) string {
+	job := h.HandoffJob
+	if job == "" {
+		job = "job"
+	}
+	head := job + " failed"
+	if h.ServiceResult != "" && h.ServiceResult != "success" {
+		head += " (" + h.ServiceResult + ")"
+	}
+	parts := []string{head}
+	if h.ServiceState != "" {
+		parts = append(parts, "service "+h.ServiceState)
+	}
+	for _, su := range h.SocketsFailed {
+		parts = append(parts, su+" failed")
+	}
+	var ls []string
+	if h.ListenersClosed > 0 {
+		ls = append(ls, plural1(h.ListenersClosed, "listener", fmt.Sprintf("%d listeners", h.ListenersClosed))+" closed")
+	}
+	if h.ListenersKept+h.ListenersReplaced > 0 {
+		ls = append(ls, listenerPhrase(h.ListenersKept, h.ListenersReplaced))
+	}
+	if h.ListenersUnknown > 0 {
+		ls = append(ls, plural(h.ListenersUnknown, "listener", "listeners")+" not seen")
+	}
+	parts = append(parts, ls...)
+	parts = append(parts, connectionsPhrase(h))
+	switch {
+	case h.FDStoreBefore > 0 && h.FDStoreAfter == 0:
+		parts = append(parts, fmt.Sprintf("fd store lost (%d fds)", h.FDStoreBefore))
+	case h.FDStoreAfter > 0:
+		parts = append(parts, fmt.Sprintf("fd store kept (%d fds)", h.FDStoreAfter))
+	}
+	return LevelBad.Glyph() + " " + strings.Join(parts, " · ")
 }
 
 // connectionsPhrase says what became of the connections held before, those
@@ -620,4 +677,34 @@ func StoreName(name string, unknown bool) string {
 		return "(name unknown)"
 	}
 	return fmt.Sprintf("%q", name)
+}
+
+// UnreadableNote says which processes' descriptors could not be read and
+// whether that matters: it does (matters) when one of them may hold the
+// manager's descriptors or its services' (holders and connections are
+// then incomplete), not when all of them started before the manager and
+// so inherited none. "" when every process was read.
+func UnreadableNote(h HostInfo) (note string, matters bool) {
+	if h.Unreadable == 0 {
+		return "", false
+	}
+	var names []string
+	for _, p := range h.UnreadableProcesses {
+		names = append(names, fmt.Sprintf("pid %d (%s)", p.PID, p.Comm))
+	}
+	who := ""
+	if len(names) > 0 {
+		who = ": " + strings.Join(names, ", ")
+		if more := h.Unreadable - len(names); more > 0 {
+			who += fmt.Sprintf(" and %d more", more)
+		}
+	}
+	note = fmt.Sprintf("descriptors of %s not readable%s", plural(h.Unreadable, "process", "processes"), who)
+	if h.Relevant() > 0 {
+		return note, true
+	}
+	if h.Unreadable == 1 {
+		return note + "; it started before the manager, so it holds none of its descriptors or its services'", false
+	}
+	return note + "; they started before the manager, so they hold none of its descriptors or its services'", false
 }

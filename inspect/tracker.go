@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -43,6 +44,10 @@ type Signal struct {
 	Version string `json:"version,omitempty"`
 	Error   string `json:"error,omitempty"`
 	Dropped int    `json:"dropped,omitempty"`
+	// Stale (job_new): the unit's processes changed their descriptors
+	// since the last view of them, or are gone and whether they had was
+	// not known: the connections that view shows may be short.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // The kinds of Signal.
@@ -255,6 +260,15 @@ type tracked struct {
 	// process given nothing from it is no sign of a discarded store.
 	storeLast int
 	noDiscard bool
+	// fromLost: this job brings back a main process that went without one
+	// (lost): a start, or the manager's automatic restart.
+	fromLost bool
+	// autoRestart: after it went, the unit was seen in the manager's
+	// auto-restart state: the job that brings it back is the manager's
+	// restart.
+	autoRestart bool
+	// beforeStale: the view before the job may be short (Signal.Stale).
+	beforeStale bool
 	// jobLost: the connection to the manager was lost (re-executed) while
 	// this job ran: its end may never be signalled; a view showing the
 	// unit settled ends it.
@@ -268,6 +282,9 @@ type tracked struct {
 	// began, of which end of a connection before it closed first
 	// (View.Closed, asked while the evidence lasts).
 	closed map[uint64]string
+	// beforeStarting: the view before the job was taken while the old
+	// process started, and the unit became active since (startingView).
+	beforeStarting bool
 }
 
 // lostMain is a main process that went without a job, as last seen.
@@ -690,6 +707,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		} else {
 			t.before = svc
 		}
+		t.beforeStarting = t.beforeStarting && startingView(svc, t.activeState)
 		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
 	if t.jobActive || t.awaitStart {
@@ -701,6 +719,17 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 	}
 	// The store, entry by entry where it is known.
+	prevStore := map[uint64]bool{}
+	for _, e := range t.storeSeen {
+		if e.Inode != 0 {
+			prevStore[e.Inode] = true
+		}
+	}
+	if t.before != nil {
+		for _, e := range t.before.FDStore {
+			prevStore[e.Inode] = true
+		}
+	}
 	now := map[uint64]StoreEntry{}
 	for _, e := range raw.FDStore {
 		now[storeKey(e)] = e
@@ -723,6 +752,18 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
+	seen := now
+	if slack := int(raw.FDStoreCount) - len(now); len(gone) > 0 && slack > 0 {
+		// The list is short of the manager's count (entries inferred
+		// from the kernel before 254, or not listed during a reload): an
+		// entry missing from it may still be in the store. None is said
+		// removed until the count leaves no room for it.
+		seen = maps.Clone(now)
+		for _, e := range gone {
+			seen[storeKey(e)] = e
+		}
+		gone = nil
+	}
 	for _, e := range gone {
 		ev := Event{Time: at, Unit: name, Type: EventFDRemoved, Name: e.Name, NameUnknown: e.NameUnknown, Inode: e.Inode, Kind: e.Kind, Detail: e.Detail}
 		if raw.MainPID != 0 && passedHas(raw, e.Inode) {
@@ -730,11 +771,22 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 		tr.emit(ev)
 	}
-	t.storeSeen = now
+	t.storeSeen = seen
 	// What a new main process was passed.
 	if svc.MainPID != 0 && svc.MainPID != t.passedFor && len(svc.Passed) > 0 {
 		t.passedFor = svc.MainPID
+		sockNames := map[string]bool{}
+		for _, su := range socks {
+			sockNames[su.Unit], sockNames[su.FileDescriptorName] = true, true
+		}
 		for _, p := range svc.Passed {
+			if p.Inode != 0 && !sockNames[p.Name] && !prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) {
+				// What the descriptor holds now was never in the store
+				// nor the manager's hands: the process closed what it was
+				// passed and the number was reused. What it was passed
+				// there was not seen.
+				p.Inode, p.Kind, p.Detail = 0, "unknown", "closed since, not seen"
+			}
 			tr.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Kind: p.Kind, Detail: p.Detail})
 		}
 	}
@@ -755,9 +807,9 @@ func (tr *Tracker) setMainPID(name string, t *tracked, pid int, at time.Time) {
 		if svc.MainPID != old {
 			svc = nil // no view of it: what it held was not seen
 		}
-		t.lost = &lostMain{pid: old, at: at, svc: svc, socks: socks}
+		t.lost, t.autoRestart = &lostMain{pid: old, at: at, svc: svc, socks: socks}, false
 	case pid != 0 && !inJob:
-		t.lost = nil
+		t.lost, t.autoRestart = nil, false
 	case inJob && old == t.beforePID && old != 0:
 		// The old process ends: the store as last seen while it ran.
 		if t.storeLast == 0 && t.storePeak > 0 {
@@ -801,13 +853,15 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		}
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
+		t.beforeStarting = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
 		t.pendingAlive = nil
 		t.closed = nil
 		t.sawNoMain = t.mainPID == 0
-		t.jobLost = false
+		t.jobLost, t.fromLost = false, false
+		t.beforeStale = e.Stale
 		if t.mainPID == 0 {
 			t.noMainSince = now
 			if l := t.lost; l != nil {
@@ -816,7 +870,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 				// restart): the handoff is from it, and the time without a
 				// main process runs from its end.
 				t.lost = nil
-				t.beforePID, t.noMainSince, t.jobStopped, t.sawNoMain = l.pid, l.at, true, true
+				t.beforePID, t.noMainSince, t.sawNoMain, t.fromLost = l.pid, l.at, true, true
 				after := t.svc // the latest view: after the end, if it shows no main process
 				if l.svc != nil {
 					t.before, t.beforeSocks = l.svc, l.socks
@@ -845,7 +899,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			// part is done, and a job can be gone before its type is
 			// read: a job that took the running unit down and then
 			// brought it up again was a restart.
-			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone {
+			if (job == "" || job == "start") && (t.jobStopped || t.mainPID != 0 && t.mainPID != t.beforePID) && t.beforePID != 0 && !t.awaitStart && !t.stopDone && (!t.fromLost || t.autoRestart) {
 				job = "restart"
 			}
 			t.jobType = job
@@ -879,6 +933,9 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 			}
 			if c.SubState != nil {
 				ss = *c.SubState
+				if t := tr.units[e.Unit]; t != nil && t.lost != nil && strings.HasPrefix(ss, "auto-restart") {
+					t.autoRestart = true
+				}
 			}
 			tr.acceptChanged(now, e.Unit, as, nil)
 			if [2]string{as, ss} != prev {
@@ -1017,6 +1074,12 @@ func (tr *Tracker) finishJob(name string, t *tracked, result string, at time.Tim
 		t.before = nil
 		return
 	}
+	if t.mainPID == 0 && jobFailed(result) {
+		// The job failed (the start limit hit, a start that failed) and
+		// left no main process: no handoff took place.
+		tr.concludeFailed(name, t, result, at, alive, aliveUnknown)
+		return
+	}
 	down := t.activeState == "inactive" || t.activeState == "failed" || t.activeState == "deactivating"
 	if t.mainPID == 0 && down && !t.stopDone {
 		t.awaitStart = true // a stop: the handoff completes at the start
@@ -1048,6 +1111,11 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	if t.stopDone {
 		h.HandoffJob = "stop+start"
 	}
+	if t.fromLost && t.jobType == "start" && !t.autoRestart && a.NRestarts <= b.NRestarts {
+		// The process went by itself (killed, crashed) and a start
+		// brought the unit back: no restart was asked for.
+		h.HandoffJob = "start"
+	}
 	// The view before the job may not show what the old process held: the
 	// job began before any view of it (the view is of another process, or
 	// of none: only its socket units' listeners, the manager's, count), or
@@ -1061,7 +1129,16 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 		beforeL = listenerInodes(b, t.beforeSocks)
 	}
 	afterL := listenerInodes(a, socks)
+	closedL := closedListeners(socks)
 	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
+	if len(beforeL) == 0 && len(afterL) == 0 && (blind || t.beforeStarting || startingView(a, t.activeState)) {
+		// Neither side seen listening, one seen only while its process
+		// started (a service binds its own listener before it says it is
+		// ready): "no listener" and "no connections" would be guesses.
+		// The addresses earlier processes listened on are unknown.
+		blind = true
+		h.ListenersUnknown += len(t.knownListenAddrs())
+	}
 	addrs := make([]string, 0, len(beforeL))
 	for addr := range beforeL {
 		addrs = append(addrs, addr)
@@ -1093,6 +1170,10 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 				ev.Name, ev.Via = name, "fdstore"
 			}
 			tr.emit(ev)
+		case ino != 0 && after == 0 && closedL[addr]:
+			// Its socket unit is down after (failed or stopped): the
+			// manager closed the listener.
+			h.ListenersClosed++
 		case ino == 0 || after == 0:
 			// Not seen on one side (the manager not readable, or the
 			// listener not found then): neither kept nor replaced.
@@ -1102,7 +1183,7 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			tr.emit(Event{Time: now, Unit: a.Unit, Type: EventListenerReplaced, Inode: after, PrevInode: ino, Detail: addr})
 		}
 	}
-	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind
+	h.ConnectionsUnknown = b.ConnectionsUnknown || a.ConnectionsUnknown || blind || t.beforeStale
 	// Connections: preserved if the same socket lives on.
 	afterC := map[uint64]Connection{}
 	for _, c := range a.Connections {
@@ -1417,4 +1498,14 @@ func gone(svc *Service) bool {
 		}
 	}
 	return true
+}
+
+// storeHas reports that a store (by storeKey) has an entry of inode.
+func storeHas(store map[uint64]StoreEntry, inode uint64) bool {
+	for _, e := range store {
+		if e.Inode == inode {
+			return true
+		}
+	}
+	return false
 }

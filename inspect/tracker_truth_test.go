@@ -1,7 +1,9 @@
 package inspect_test
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,15 +115,22 @@ func TestTrackerTruth(t *testing.T) {
 		steps: func() []inspect.Step {
 			return newSeq().view(serviceView(100, "active", 1, 2)).
 				changed(u32(0), "activating").
+				sig(inspect.Signal{Kind: inspect.SigUnitChanged, Unit: "web.service", Changes: &dbusclient.UnitChanges{SubState: str("auto-restart")}}).
 				view(serviceView(0, "activating")).
 				after(100*time.Millisecond).
-				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "restart"}).
+				// Read as a start: the restart's stop part on a dead unit
+				// is done at once.
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "start"}).
 				changed(u32(200), "active").
 				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 8, Result: "done"}).
 				view(serviceView(200, "active")).steps
 		},
 		check: func(t *testing.T, evs []inspect.Event) {
-			h := onlyHandoff(t, evs).Handoff
+			e := onlyHandoff(t, evs)
+			h := e.Handoff
+			if h.HandoffJob != "restart" || e.Job != "restart" {
+				t.Errorf("handoff_job %q job %q, want restart (the manager's automatic restart)", h.HandoffJob, e.Job)
+			}
 			if h.OldPID != 100 || h.NewPID != 200 {
 				t.Errorf("pid %d → %d, want 100 → 200", h.OldPID, h.NewPID)
 			}
@@ -224,6 +233,90 @@ func TestTrackerTruth(t *testing.T) {
 				t.Errorf("summary %q does not say at least 3 dropped", s)
 			}
 		},
+	}, {
+		// Found by the oracle (seed 1 on 252): the last view of the old
+		// process was taken before its clients reconnected; the loop saw
+		// its descriptors move since (Signal.Stale): "no connections held
+		// by the unit" would be a guess.
+		name: "view before the job may be short",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 12, JobType: "restart", Stale: true}).
+				changed(u32(0), "deactivating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 12, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if !h.ConnectionsUnknown {
+				t.Errorf("connections known, summary %q: the view before the job may have been short", inspect.Summary(*h))
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252): a process killed, then
+		// started by hand: a start, not a restart.
+		name: "killed, started by hand",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1)).
+				changed(u32(0), "failed").
+				view(serviceView(0, "failed")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 13, JobType: "start"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 13, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			e := onlyHandoff(t, evs)
+			if e.Handoff.HandoffJob != "start" || e.Job != "start" {
+				t.Errorf("handoff_job %q job %q, want start", e.Handoff.HandoffJob, e.Job)
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252): the new process closed a
+		// store entry it was passed (fd 4) and the number went to a new
+		// connection: what fd 4 holds now is not what it was passed.
+		name: "passed descriptor closed and reused",
+		steps: func() []inspect.Step {
+			after := serviceView(200, "active", 900)
+			after.Services[0].Passed = append(after.Services[0].Passed, inspect.PassedFD{FD: 4, Name: "extra-1", Kind: "tcp", Inode: 900})
+			return newSeq().view(storeView(100, "active", 1)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 14, JobType: "restart"}).
+				changed(u32(0), "deactivating").
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 14, Result: "done"}).
+				view(after).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			for _, e := range evs {
+				if e.Type == inspect.EventFDPassed && e.FD == 4 && e.Inode != 0 {
+					t.Errorf("fd 4 passed as inode %d (%s): that is what it holds now, never in the store", e.Inode, e.Kind)
+				}
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252), and issue 20 case 5: a
+		// store list short of the manager's count (inferred from the
+		// kernel before 254, or not listed during a reload) is no
+		// removal; the entry showing again is no new store.
+		name: "store list short of the count",
+		steps: func() []inspect.Step {
+			short := storeView(100, "active", 1)
+			short.Services[0].FDStore = nil
+			gone := storeView(100, "active", 0)
+			return newSeq().view(storeView(100, "active", 1)).view(short).view(storeView(100, "active", 1)).view(gone).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			var got []string
+			for _, e := range evs {
+				if e.Type == inspect.EventFDStored || e.Type == inspect.EventFDRemoved {
+					got = append(got, string(e.Type))
+				}
+			}
+			if strings.Join(got, " ") != "fd_removed" {
+				t.Errorf("store events %v, want one fd_removed when the count went to 0", got)
+			}
+		},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,5 +348,42 @@ func TestWatchLongJobBacksOff(t *testing.T) {
 	events.ch <- dbusclient.UnitChanged{Unit: "web.service", Changes: dbusclient.UnitChanges{SubState: str("start")}}
 	if n := snaps.count() - first; n > 5 {
 		t.Errorf("an hour-old job was read %d times in 300 ms at a 1 ms fast interval: want it read at most every few minutes", n)
+	}
+}
+
+// TestWatchJobOnStaleView: a job on a service whose descriptor count moved
+// since it was last read is signalled stale (and one whose count did not
+// is not).
+func TestWatchJobOnStaleView(t *testing.T) {
+	for _, moved := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same count", true: "count moved"}[moved], func(t *testing.T) {
+			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
+			events := chanEvents{ch: make(chan dbusclient.Event)}
+			var mu sync.Mutex
+			count := 5
+			steps := make(chan inspect.Step, 256)
+			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
+				FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
+				Trace:   func(s inspect.Step) { steps <- s }}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
+			t.Cleanup(func() { cancel(); <-done })
+			<-steps // the first view
+			if moved {
+				mu.Lock()
+				count = 8 // three clients connected since
+				mu.Unlock()
+			}
+			events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
+			for s := range steps {
+				if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
+					if s.Signal.Stale != moved {
+						t.Errorf("job_new stale %v, want %v", s.Signal.Stale, moved)
+					}
+					return
+				}
+			}
+		})
 	}
 }

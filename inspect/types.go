@@ -5,7 +5,7 @@ import "time"
 // Snapshot is one joined picture of a manager's socket units, services,
 // fd stores and the kernel objects behind them. It is plain data: the UI and
 // the JSON output only read it. Its JSON field names are part of fdtop's
-// promise to users (see README.md, "snapshot --json").
+// promise to users (see docs/json.md, "snapshot --json").
 type Snapshot struct {
 	// Time is when the snapshot was taken.
 	Time time.Time `json:"time"`
@@ -26,6 +26,12 @@ type Snapshot struct {
 	// ManagerInodes are the kernel objects (sockets, pipes, memfds) the
 	// manager holds: a connection in a service's fd store is among them.
 	ManagerInodes map[uint64]bool `json:"-"`
+	// PeerPIDs are the processes, other than the manager, named as holding
+	// the other end of a unix connection shown (a service's client, the
+	// peer of a stored stream): a scan limited to the units reads them too
+	// (Builder), or those ends would be nameless until the next host-wide
+	// scan.
+	PeerPIDs []int `json:"-"`
 }
 
 // Manager describes the systemd manager a snapshot comes from.
@@ -59,6 +65,20 @@ type HostInfo struct {
 	// Unreadable is the number of processes whose descriptors could not be
 	// read (permission denied): "N processes not readable".
 	Unreadable int `json:"unreadable"`
+	// UnreadableProcesses name the processes whose descriptors could not
+	// be read (the first 10 by PID; Unreadable counts them all, those not
+	// read at all included).
+	UnreadableProcesses []UnreadableProcess `json:"unreadable_processes,omitempty"`
+	// UnreadableBeforeManager counts those of Unreadable that started
+	// before the manager (UnreadableProcess.BeforeManager): they hold
+	// nothing the manager or its services made, so they leave no holder
+	// or connection unknown.
+	UnreadableBeforeManager int `json:"unreadable_before_manager,omitempty"`
+	// EnvUnreadable is the number of processes whose descriptors were
+	// read but whose environment was not (permission denied): only what
+	// they were passed at start (LISTEN_*) is unknown, shown on a service
+	// whose main process one is (passed_unknown).
+	EnvUnreadable int `json:"env_unreadable,omitempty"`
 	// Root reports that fdtop runs as root: processes still not readable
 	// are protected by the kernel (another user namespace, PID 1 of a
 	// container), not by permissions fdtop could gain.
@@ -76,6 +96,25 @@ type HostInfo struct {
 	// HoldersNote says why a host-wide scan read /proc rather than use
 	// the BPF iterator; empty when it used BPF.
 	HoldersNote string `json:"holders_note,omitempty"`
+}
+
+// UnreadableProcess is a process whose descriptors could not be read.
+type UnreadableProcess struct {
+	// PID and Comm name it.
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// BeforeManager is set when it started before the manager: it is not
+	// the manager's descendant and inherited none of its descriptors (nor
+	// its services'), so the holders of listeners, stores and connections
+	// do not miss it.
+	BeforeManager bool `json:"before_manager,omitempty"`
+}
+
+// Relevant counts the unreadable processes that may hold what the
+// manager and its services hold: those of Unreadable not known to have
+// started before the manager.
+func (h HostInfo) Relevant() int {
+	return max(h.Unreadable-h.UnreadableBeforeManager, 0)
 }
 
 // SocketUnit is a .socket unit with its listeners and who holds them.
@@ -132,6 +171,11 @@ type Listener struct {
 	// HoldersPartial is set when some processes' descriptors could not be
 	// read: Holders lists only the readable ones.
 	HoldersPartial bool `json:"holders_partial,omitempty"`
+	// PassedBy is set on a service's own listener that it was passed by a
+	// socket unit (LISTEN_FDNAMES names it): not one the service opened,
+	// though its socket unit does not show it (stopped, or refused its
+	// start while the service ran).
+	PassedBy string `json:"passed_by,omitempty"`
 }
 
 // Holder is a process holding a descriptor.
@@ -429,6 +473,19 @@ type Handoff struct {
 	// after (the manager's descriptors not readable): neither kept nor
 	// replaced.
 	ListenersUnknown int `json:"listeners_unknown,omitempty"`
+	// ListenersClosed counts listeners held before whose socket unit is
+	// down after (failed or stopped): the manager closed them, nobody
+	// listens there for the service.
+	ListenersClosed int `json:"listeners_closed,omitempty"`
+	// Failed is set when the job failed (its result on the event: failed,
+	// timeout, dependency, canceled) and left no main process: no handoff
+	// took place; the rest says what it cost. ServiceState and
+	// ServiceResult are the service's state and result after (e.g. failed,
+	// start-limit-hit); SocketsFailed the socket units that failed with it.
+	Failed        bool     `json:"failed,omitempty"`
+	ServiceState  string   `json:"service_state,omitempty"`
+	ServiceResult string   `json:"service_result,omitempty"`
+	SocketsFailed []string `json:"sockets_failed,omitempty"`
 	// ListenersFromStore names the fd store entries (their FDNAME) through
 	// which kept listeners survived: listeners the service stored itself
 	// (FDSTORE=1) and got back in LISTEN_FDNAMES, not a socket unit's.

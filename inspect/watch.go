@@ -128,6 +128,7 @@ type loop struct {
 	interval time.Duration
 	fast     time.Duration
 	hotRead  map[string]time.Time // when each service in a job was last read by the fast rescan
+	moved    map[string]bool      // services whose descriptor counts moved since they were last read
 }
 
 func (w *Watcher) now() time.Time {
@@ -289,8 +290,34 @@ func (st *loop) signal(ev dbusclient.Event) {
 	}
 	st.note(ev)
 	if sig := SignalOf(ev); sig != nil {
+		if sig.Kind == SigJobNew {
+			sig.Stale = st.stale(sig.Unit)
+		}
 		st.step(Step{At: at, Signal: sig})
 	}
+}
+
+// stale reports that what the picture shows of a unit's processes may be
+// short as a job on it begins: their descriptor counts moved since it was
+// read, or a process is gone (whether they had moved before is not
+// known). Without Watcher.FDCount nothing is known either way: false.
+func (st *loop) stale(unit string) bool {
+	if st.w.FDCount == nil || st.fdCounts == nil || !st.known[unit] {
+		return false
+	}
+	if st.moved[unit] {
+		return true
+	}
+	for pid, n := range st.fdCounts {
+		if st.pidUnit[pid] != unit {
+			continue
+		}
+		m, ok, err := st.w.FDCount(pid)
+		if err != nil || !ok || m != n {
+			return true
+		}
+	}
+	return false
 }
 
 // note records what a signal says must be read again at the next
@@ -674,6 +701,12 @@ func (st *loop) countsMoved() bool {
 			}
 		case !ok || m != n:
 			moved = true
+			if u := st.pidUnit[pid]; u != "" {
+				if st.moved == nil {
+					st.moved = map[string]bool{}
+				}
+				st.moved[u] = true
+			}
 			if st.pidUnit[pid] == "" {
 				for _, u := range st.stores {
 					st.pending[u] = true
@@ -712,6 +745,7 @@ func (st *loop) noteRead(units []string, snap *Snapshot, cached bool) {
 	}
 	for _, svc := range snap.Services {
 		delete(st.pending, svc.Unit)
+		delete(st.moved, svc.Unit)
 		st.known[svc.Unit] = true
 		for _, so := range svc.Sockets { // a second service naming the socket in Sockets=
 			if st.known[so] && !slices.Contains(st.related[svc.Unit], so) {

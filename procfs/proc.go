@@ -51,9 +51,14 @@ type Process struct {
 	// Handoff is the socket-activation environment (LISTEN_*) if the process
 	// has one; filled by scans.
 	Handoff *HandoffEnv
-	// Denied reports that the descriptors or environment could not be read
-	// for lack of permission.
+	// Denied reports that the descriptors could not be read for lack of
+	// permission: FDs is empty because it was not seen.
 	Denied bool
+	// EnvDenied reports that the environment could not be read for lack
+	// of permission (a process whose descriptors are readable can still
+	// deny it, e.g. PID 1 of a container): Handoff is nil because it was
+	// not seen.
+	EnvDenied bool
 }
 
 // StartedAt converts StartTime to wall time given the boot time (see FS.BootTime).

@@ -108,9 +108,12 @@ type Scan struct {
 	// socket of the host's namespace and of the namespaces of scanned
 	// processes; a targeted scan holds the sockets the scanned processes hold.
 	Sockets map[uint64]Socket
-	// Unreadable counts processes whose descriptors or environment could not
-	// be read for lack of permission.
+	// Unreadable counts processes whose descriptors could not be read for
+	// lack of permission.
 	Unreadable int
+	// EnvUnreadable counts processes whose descriptors were read but whose
+	// environment (LISTEN_*) could not be, for lack of permission.
+	EnvUnreadable int
 	// Partial reports that some socket data may be incomplete or
 	// inconsistent (an interrupted dump kept as is, a namespace not entered).
 	Partial bool
@@ -353,6 +356,8 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		if r.denied {
 			res.Unreadable++
 			denied = append(denied, pids[i])
+		} else if r.ok && r.proc.EnvDenied {
+			res.EnvUnreadable++
 		}
 		if r.err != nil {
 			res.Errors = append(res.Errors, r.err)
@@ -491,14 +496,14 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 		case IsGone(err):
 			return procResult{}
 		case IsPermission(err):
-			proc.Denied = true
+			proc.EnvDenied = true
 		default:
 			out.err = errors.Join(out.err, fmt.Errorf("read environ of pid %d: %w", pid, err))
 		}
 	}
 	out.denied = proc.Denied
 	out.proc = proc
-	if count >= 0 && out.err == nil && !proc.Denied {
+	if count >= 0 && out.err == nil && !proc.Denied && !proc.EnvDenied {
 		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff})
 	}
 	return out

@@ -9,6 +9,7 @@
 #   explain.png   the detail pane annotated (e)
 #   help.png      the help (?)
 #   scoreboard.png the demo scoreboard after a restart of each mode
+#   tour.png      the first step of `fdtop demo --tour`
 #
 # Needs root (the demo's sandbox), tmux, Go, rsvg-convert (librsvg2-bin) and
 # a monospace font (DejaVu Sans Mono by default, FONT= to change it);
@@ -148,9 +149,10 @@ key e '?'
 wait_for "the help" 'Help ·'
 shot help
 
-# The scoreboard: handoff was restarted above; now plain and activated.
+# The scoreboard: handoff was restarted above; now plain, activated and
+# stored.
 key Escape
-for svc in demo-plain.service demo-activated.service; do
+for svc in demo-plain.service demo-activated.service demo-stored.service; do
 	wait_for "$svc with its clients" "$svc +[0-9]+ +4 "
 	select_unit "$svc"
 	key r
@@ -159,15 +161,29 @@ for svc in demo-plain.service demo-activated.service; do
 	wait_for "the restart of $svc" "restart ${svc//./\\.}: done"
 done
 select_unit demo-handoff.service
-wait_for "the three columns" 'verdict +✗ +✗ +✓'
+wait_for "the four columns" 'verdict +✗ +✗ +✓ +✗'
 shot scoreboard
 
-key q
-for _ in $(seq 1 200); do
-	tmx has-session -t "$session" 2>/dev/null || break
-	sleep 0.1
-done
-tmx has-session -t "$session" 2>/dev/null && die "fdtop demo did not exit after q"
+# quit_demo: q, and wait for the demo to be gone.
+quit_demo() {
+	key q
+	for _ in $(seq 1 200); do
+		tmx has-session -t "$session" 2>/dev/null || break
+		sleep 0.1
+	done
+	tmx has-session -t "$session" 2>/dev/null && die "fdtop demo did not exit after q"
+	return 0
+}
+quit_demo
+
+echo "starting fdtop demo --tour in tmux ($width×$height)"
+tmx new-session -d -s "$session" -x "$width" -y "$height" \
+	env TERM=xterm-256color COLORTERM=truecolor LANG=C.UTF-8 "$bin" demo --tour
+tmx set-option -t "$session" status off >/dev/null
+wait_for "the tour" 'Tour · step 1/4' 'demo-plain\.service +[0-9]+ +4 ' 'demo-stored\.service +[0-9]+ +4 '
+sleep 2
+shot tour
+quit_demo
 if pgrep -f "^$bin demo-server" >/dev/null; then
 	pgrep -af "^$bin demo-server" >&2
 	die "demo-server processes survived the demo"

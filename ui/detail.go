@@ -326,16 +326,29 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 		b.add("    status: " + s.StatusText)
 	}
 	if !hasSocket {
-		b.add("    " + d.st.Detail.Warning.Render("no socket unit: while it restarts nobody listens and clients are refused"))
+		stored := storedListeners(*s)
+		switch {
+		case len(s.OwnListeners) > 0 && len(stored) == len(s.OwnListeners):
+			b.add("    no socket unit; its listener is in its fd store")
+		default:
+			b.add("    " + d.st.Detail.Warning.Render("no socket unit: while it restarts nobody listens and clients are refused"))
+		}
 		for _, l := range s.OwnListeners {
 			facts := []string{fmt.Sprintf("inode %d", l.Inode), l.State}
 			if q := inspect.ListenerQueue(l); q != "" {
 				facts = append(facts, q)
 			}
+			if name, ok := stored[l.Inode]; ok {
+				facts = append(facts, "in the fd store as "+quoteName(name))
+			}
 			b.add(fmt.Sprintf("    own listener %s %s  %s", l.Type, l.Address, strings.Join(facts, " · ")))
 		}
 		if b.explain {
-			for _, l := range wrap("Without a socket unit the service opens its own listener; the listening socket dies with the process, so the port is closed between the old process exiting and the new one binding.", b.width-6) {
+			text := "Without a socket unit the service opens its own listener; the listening socket dies with the process, so the port is closed between the old process exiting and the new one binding."
+			if len(stored) > 0 {
+				text = "Without a socket unit the service opened its own listener and stored it (sd_notify FDSTORE=1 + FDNAME=): the manager holds a copy, so the port stays open while the process restarts, and each new process gets it back by name (sd_listen_fds_with_names). A stop discards the store (before systemd 254, or unless FileDescriptorStorePreserve=yes and the unit stays loaded): the next start binds anew."
+			}
+			for _, l := range wrap(text, b.width-6) {
 				b.add("    " + d.st.Detail.Explain.Render("» "+l))
 			}
 		}
@@ -480,4 +493,27 @@ func quoteName(s string) string {
 		return "-"
 	}
 	return `"` + s + `"`
+}
+
+// storedListeners maps the service's own listeners that are in its fd
+// store (listed there, or passed back to it under a store name) to their
+// entry's name.
+func storedListeners(s inspect.Service) map[uint64]string {
+	out := map[uint64]string{}
+	for _, l := range s.OwnListeners {
+		for _, e := range s.FDStore {
+			if e.Inode == l.Inode && l.Inode != 0 {
+				out[l.Inode] = e.Name
+			}
+		}
+		if _, ok := out[l.Inode]; ok || len(s.Sockets) > 0 {
+			continue
+		}
+		for _, p := range s.Passed {
+			if p.Inode == l.Inode && l.Inode != 0 {
+				out[l.Inode] = p.Name
+			}
+		}
+	}
+	return out
 }

@@ -65,12 +65,14 @@ func (h headerModel) banners() []string {
 		b = append(b, "⚠ scan failed: "+termsafe.String(h.scanErr))
 	}
 	if h.snap != nil {
-		if n := h.snap.Host.Unreadable; n > 0 {
+		if _, matters := inspect.UnreadableNote(h.snap.Host); matters {
+			// Only where it matters: a process that started before the
+			// manager holds nothing of it (the text note still names it).
 			hint := "run as root"
 			if h.snap.Host.Root {
 				hint = "kernel-protected, even for root"
 			}
-			b = append(b, fmt.Sprintf("⚠ %s not readable: holders and connections are incomplete (%s)", plural(n, "process", "processes"), hint))
+			b = append(b, fmt.Sprintf("⚠ %s not readable: holders and connections are incomplete (%s)", plural(h.snap.Host.Relevant(), "process", "processes"), hint))
 		}
 		if h.snap.Host.Partial {
 			b = append(b, "⚠ socket table dump interrupted: connections are partial")

@@ -46,7 +46,7 @@ var scoreboardModes = []string{
 	"plain binds its own listener after start-up (no socket unit, no sd_listen_fds): listener replaced, connects refused during the gap, clients dropped.",
 	"activated gets its listener from demo-activated.socket (sd_listen_fds: LISTEN_FDS=1, fd 3); systemd holds it across the restart: listener kept, 0 refused (connects wait in the backlog), clients dropped.",
 	"handoff is activated plus FileDescriptorStoreMax=: on stop it sends each client connection with sd_notify FDSTORE=1 + FDNAME=conn-N, and its state in a memfd; the next process finds them by name (sd_listen_fds_with_names) and takes them out of the store (FDSTOREREMOVE=1): listener kept, 0 refused, connections preserved.",
-	"stored has no socket unit: its first start binds the listener and stores it (sd_notify FDSTORE=1 + FDNAME=listener; FileDescriptorStoreMax=1), every later start gets it back by name (sd_listen_fds_with_names) and binds only if it is missing: listener kept (from the fd store), 0 refused, clients dropped (it stores no connections).",
+	"stored has no socket unit: its first start binds the listener and stores it (sd_notify FDSTORE=1 + FDNAME=listener; FileDescriptorStoreMax=4), every later start gets it back by name (sd_listen_fds_with_names) and binds only if it is missing: listener kept (from the fd store), 0 refused, clients dropped (it stores no connections).",
 	"A stop discards the store (systemd 252; 254+ unless FileDescriptorStorePreserve=yes, which the demo sets on 254+; it keeps the store only while the unit stays loaded): the next start binds anew, and connects are refused while it is stopped.",
 }
 
@@ -70,13 +70,18 @@ func (b *detailBuilder) scoreboard(handoffs map[string]*inspect.Event, demo map[
 			}
 		}
 	}
-	const label = 15
-	colW := max(min((b.width-4-label)/len(svcs), 16), 9)
+	// Four columns fit beside the unit list of a 120-column terminal when
+	// the indent and the labels are cut a little.
+	indent, label := 4, 15
+	if indent+label+9*len(svcs) > b.width {
+		indent, label = 2, 14
+	}
+	colW := max(min((b.width-indent-label)/len(svcs), 16), 9)
 	// row lays out a row; style, if set, colours each cell (after padding,
 	// so that the columns stay aligned).
 	row := func(name string, cells []string, style func(i int) string) string {
 		var s strings.Builder
-		s.WriteString("    " + fmt.Sprintf("%-*s", label, name))
+		s.WriteString(strings.Repeat(" ", indent) + fmt.Sprintf("%-*s", label, name))
 		for i, c := range cells {
 			cell := fmt.Sprintf("%-*s", colW, truncateCell(c, colW-1))
 			if style != nil {

@@ -134,7 +134,9 @@ func (t tourModel) View() string {
 	if !t.active {
 		return ""
 	}
-	w := max(t.width, 20)
+	// The text is indented under the title (and so drawn from an
+	// unstyled cell on each line, which a captured screen keeps).
+	w := max(t.width, 20) - 2
 	cur := t.current()
 	var title string
 	var lines []string
@@ -144,7 +146,7 @@ func (t tourModel) View() string {
 	}
 	if cur == len(tourSteps) {
 		title = "Tour · done · x closes this panel"
-		lines = append(lines[:0], wrap("All four verdicts are in: the scoreboard (top of the detail pane) has them side by side. e explains each mode, its calls and what it costs the clients; s then S (stop, start) on demo-stored.service shows the fd store across a stop.", w)...)
+		lines = append(lines, wrap("All four verdicts are in: the scoreboard (top of the detail pane) has them side by side. e explains each mode, its calls and what it costs the clients; s then S (stop, start) on demo-stored.service shows the fd store across a stop.", w)...)
 	} else {
 		s := tourSteps[cur]
 		title = fmt.Sprintf("Tour · step %d/%d · %s · x ends the tour", cur+1, len(tourSteps), s.Mode)
@@ -156,8 +158,8 @@ func (t tourModel) View() string {
 	}
 	lines = lines[:tourHeight-1]
 	for i, l := range lines {
-		lines[i] = t.st.Detail.Explain.Render(fit(l, w))
+		lines[i] = "  " + t.st.Detail.Explain.Render(fit(l, w))
 	}
-	head := t.st.Pane.FocusedTitle.Render(fit("» "+title, w))
+	head := t.st.Pane.FocusedTitle.Render(fit("» "+title, w+2))
 	return head + "\n" + strings.Join(lines, "\n")
 }

@@ -33,7 +33,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, nil, 0, []string{"fdtop snapshot", "fdtop watch", "fdtop demo"}},
 		{"version", []string{"--version"}, nil, 0, []string{"fdtop " + version}},
-		{"bad flag", []string{"snapshot", "--no-such-flag"}, nil, 2, []string{"flag provided but not defined"}},
+		{"bad flag", []string{"snapshot", "--no-such-flag"}, nil, 2, []string{"unknown flag: --no-such-flag", "Usage: fdtop snapshot"}},
 		{"user and system", []string{"snapshot", "--user", "--system"}, nil, 2, []string{"exclude each other"}},
 		{"replay without file", []string{"replay"}, nil, 2, []string{"Usage: fdtop replay"}},
 		{"replay missing file", []string{"replay", filepath.Join(empty, "nope.jsonl")}, nil, 1, []string{"no such file"}},

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,35 +12,61 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/traffic"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/ui"
+	"github.com/spf13/cobra"
 )
 
-// runDemo starts the sandbox with the demo units and waits for Ctrl-C.
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	systemd := fs.String("systemd", "", "systemd binary for the sandbox (default: the distribution's; an extracted 254 tree works too)")
-	dashboard := fs.Bool("dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
-	readOnly := fs.Bool("read-only", false, "no actions in the dashboard")
-	delay := fs.Duration("startup-delay", 500*time.Millisecond, "simulated start-up work of every demo service")
-	tour := fs.Bool("tour", false, "a guided tour in the dashboard: restart the four modes one by one (x ends it)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+// demoOptions are `fdtop demo`'s flags.
+type demoOptions struct {
+	IO           *ioStreams
+	Systemd      string
+	Dashboard    bool
+	ReadOnly     bool
+	StartupDelay time.Duration
+	Tour         bool
+}
+
+// NewCmdDemo is `fdtop demo`.
+func NewCmdDemo(ios *ioStreams, runF func(*demoOptions) int) *cobra.Command {
+	opts := &demoOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "demo [--systemd PATH] [--startup-delay D] [--dashboard=false] [--tour]",
+		Short: "a private systemd user manager with three demo services (plain, activated, handoff) and traffic",
+		Long: `Starts a private systemd user manager (no root, no host units touched) with
+three demo services that answer lines on loopback ports — plain (binds its own
+port), activated (socket activation) and handoff (socket activation and an fd
+store) — and traffic against each, then opens the dashboard on it. Ctrl-C (or
+q) stops the manager and every process it started.`,
+		Example: `  go run ./cmd/fdtop demo
+  fdtop demo --systemd "$(demo/scripts/fetch-systemd-254.sh | tail -1)"
+  fdtop demo --dashboard=false`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(demoRun(opts))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fdtop demo: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
-	if *tour && (!*dashboard || *readOnly) {
-		fmt.Fprintln(stderr, "fdtop demo: --tour needs the dashboard and its restart key (not with --dashboard=false or --read-only)")
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Systemd, "systemd", "", "systemd binary for the sandbox (default: the distribution's; an extracted 254 tree works too)")
+	fs.BoolVar(&opts.Dashboard, "dashboard", true, "open the dashboard (false: print the services and traffic counters instead)")
+	fs.BoolVar(&opts.ReadOnly, "read-only", false, "no actions in the dashboard")
+	fs.DurationVar(&opts.StartupDelay, "startup-delay", 500*time.Millisecond, "simulated start-up work `D` of every demo service")
+	fs.BoolVar(&opts.Tour, "tour", false, "a guided tour in the dashboard: restart the four modes one by one (x ends it)")
+	return cmd
+}
+
+// demoRun starts the sandbox with the demo units and waits for Ctrl-C.
+func demoRun(opts *demoOptions) int {
+	if opts.Tour && (!opts.Dashboard || opts.ReadOnly) {
+		fmt.Fprintln(opts.IO.Err, "fdtop demo: --tour needs the dashboard and its restart key (not with --dashboard=false or --read-only)")
 		return exitUsage
 	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	return sig.exit(runDemoIn(ctx, sig, *systemd, *delay, *dashboard, ui.Options{ReadOnly: *readOnly, Tour: *tour}, stdout, stderr))
+	return sig.exit(runDemoIn(ctx, sig, opts.Systemd, opts.StartupDelay, opts.Dashboard, ui.Options{ReadOnly: opts.ReadOnly, Tour: opts.Tour}, opts.IO.Out, opts.IO.Err))
 }
 
 // runDemoIn runs the demo until ctx ends (a signal) or, with the
@@ -129,13 +153,13 @@ func (d *demoEnv) dashboard(ctx context.Context, opts ui.Options) error {
 		return err
 	}
 	defer client.Close()
-	src, err := newLiveSource(ctx, client, b, ui.DefaultInterval, true)
+	src, err := live.New(ctx, client, b, live.Options{Interval: ui.DefaultInterval, Targeted: true})
 	if err != nil {
 		return err
 	}
-	src.onePWhenShown(ctx)
+	src.OnePWhenShown(ctx)
 	opts.Probe, opts.Title = true, "demo"
-	return ui.Run(ctx, src.withDemo(d), opts)
+	return ui.Run(ctx, withDemo(src, d), opts)
 }
 
 // startTraffic starts one generator per mode: a few connections each,
@@ -193,4 +217,38 @@ func startDemo(ctx context.Context, systemd string, delay time.Duration, log io.
 		return nil, err
 	}
 	return env, nil
+}
+
+// demoSource is the live model of `fdtop demo` with the traffic
+// generators' counters (ui.DemoSource), which the dashboard reads every
+// fast interval. Only the demo has them: the live model knows nothing of
+// the demo.
+type demoSource struct {
+	*live.Source
+	traffic map[string]*traffic.Generator // service -> generator
+	conns   map[string]int
+}
+
+// DemoCounters implements ui.DemoSource for `fdtop demo`.
+func (s demoSource) DemoCounters() map[string]ui.DemoCounters {
+	out := map[string]ui.DemoCounters{}
+	for svc, g := range s.traffic {
+		st := g.Stats()
+		out[svc] = ui.DemoCounters{
+			Conns: s.conns[svc], Connected: st.Connected, Sent: st.Sent, Replies: st.Replies,
+			Refused: st.Refused, Dropped: st.Dropped, CounterResets: st.CounterResets,
+			LastPID: st.LastPID, MaxLatency: st.MaxLatency,
+		}
+	}
+	return out
+}
+
+// withDemo is src with the demo's traffic generators.
+func withDemo(src *live.Source, env *demoEnv) demoSource {
+	d := demoSource{Source: src, traffic: map[string]*traffic.Generator{}, conns: map[string]int{}}
+	for m, g := range env.traffic {
+		d.traffic[m.Service()] = g
+		d.conns[m.Service()] = demoConns
+	}
+	return d
 }

@@ -3,44 +3,63 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/internal/termsafe"
-	"github.com/fdtop/fdtop/internal/unitlog"
-	"github.com/fdtop/fdtop/procfs"
+	"github.com/spf13/cobra"
 )
 
-// doctorLogLines is how many log lines per unit the doctor reads.
-const doctorLogLines = 20
+// doctorOptions are `fdtop doctor`'s flags and patterns.
+type doctorOptions struct {
+	IO       *ioStreams
+	Manager  managerFlags
+	Patterns []string
+	JSON     bool
+}
 
-// runDoctor finds what keeps socket activation or a handoff from working:
+// NewCmdDoctor is `fdtop doctor`.
+func NewCmdDoctor(ios *ioStreams, runF func(*doctorOptions) int) *cobra.Command {
+	opts := &doctorOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]",
+		Short: "what keeps socket activation or a handoff from working: per finding the evidence and the fix (exit 0 nothing found, 1 findings, 4 nothing matched)",
+		Long: `Checks the units matching the patterns (failed and inactive ones too) and
+prints, per finding, the unit, a code, the problem, the evidence read and the
+fix. What it could not read is listed as not checked, never as fine.
+
+Exit status: 0 nothing found, 1 findings (or an error), 2 usage error, 4 no unit
+matched the patterns (nothing checked).`,
+		Example: `  fdtop doctor --user
+  fdtop doctor --json 'web*'`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Patterns = args
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(doctorRun(opts))
+		},
+	}
+	opts.Manager.register(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object: {\"findings\": [...], \"unchecked\": [...]}")
+	return cmd
+}
+
+// doctorRun finds what keeps socket activation or a handoff from working:
 // exit 0 when nothing is found, 1 when something is, 2 for usage.
-func runDoctor(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop doctor [--user|--system] [--address ADDR] [--json] [PATTERN...]\n\n"+
-			"Exit status: 0 nothing found, 1 findings (or an error), 2 usage error, 4 no unit matched the patterns (nothing checked).\n\n")
-		fs.PrintDefaults()
-	}
-	var mf managerFlags
-	mf.register(fs)
-	asJSON := fs.Bool("json", false, "print one JSON object: {\"findings\": [...]}")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
+func doctorRun(opts *doctorOptions) int {
+	mf := opts.Manager
 	if err := mf.validate(); err != nil {
-		return fail(stderr, "doctor", err)
+		return fail(opts.IO.Err, "doctor", err)
 	}
 	mf.all = true // a failed or dead unit is what the doctor is after
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	return sig.exit(doctor(ctx, sig, mf, fs.Args(), *asJSON, stdout, stderr))
+	return sig.exit(doctor(ctx, sig, mf, opts.Patterns, opts.JSON, opts.IO.Out, opts.IO.Err))
 }
 
 // doctor runs the doctor once the flags are checked; an error caused by a
@@ -51,7 +70,7 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
 	defer client.Close()
-	in, err := gatherDoctor(ctx, client, b, nil, patterns, mf.user, true)
+	in, err := live.Doctor(ctx, client, b, live.DoctorOptions{Patterns: patterns, User: mf.user, FullScan: true})
 	if err != nil {
 		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}
@@ -79,121 +98,6 @@ func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string
 		return exitNoMatch
 	}
 	return exitOK
-}
-
-// gatherDoctor reads what Diagnose needs: a full snapshot (snap, the live
-// model's picture, or a fresh one when nil), the units'
-// results and exit statuses, templates, logs and who holds the addresses
-// of failed sockets.
-func gatherDoctor(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, snap *inspect.Snapshot, patterns []string, user, fullScan bool) (inspect.DoctorInput, error) {
-	var err error
-	if snap == nil {
-		if snap, err = b.Snapshot(ctx, inspect.SnapshotOptions{FullScan: fullScan}); err != nil {
-			return inspect.DoctorInput{}, err
-		}
-	}
-	in := inspect.DoctorInput{Snapshot: snap, Templates: map[string]bool{}, Logs: map[string][]inspect.LogLine{}, LogErrors: map[string]string{}, AddressHolders: map[string][]inspect.AddressHolder{}}
-	var names []string
-	for _, su := range snap.Sockets {
-		names = append(names, su.Unit)
-	}
-	for _, svc := range snap.Services {
-		names = append(names, svc.Unit)
-	}
-	var factPatterns []string
-	for _, p := range patterns {
-		factPatterns = append(factPatterns, socketOrService(p)...)
-	}
-	if in.Facts, err = client.Facts(ctx, names, factPatterns); err != nil {
-		return in, fmt.Errorf("read unit results: %w", err)
-	}
-	for _, su := range snap.Sockets {
-		if !su.Accept || su.Service == "" {
-			continue
-		}
-		exists, known, err := client.UnitFileExists(ctx, su.Service)
-		if err != nil {
-			return in, err
-		}
-		if known {
-			in.Templates[su.Service] = exists
-		}
-	}
-	// Logs: of failed units, and of services that may send FDSTORE=1 (the
-	// manager logs what it refused).
-	logs := unitlog.Reader{User: user, ManagerPID: snap.Manager.PID}
-	svcType := map[string]string{}
-	for _, svc := range snap.Services {
-		svcType[svc.Unit] = svc.Type
-	}
-	var failedSockets []string
-	for name, f := range in.Facts {
-		notify := strings.HasPrefix(svcType[name], "notify")
-		if f.ActiveState != "failed" && !notify {
-			continue
-		}
-		if f.ActiveState == "failed" && strings.HasSuffix(name, ".socket") {
-			failedSockets = append(failedSockets, name)
-		}
-		files := append([]string{f.FragmentPath}, f.DropInPaths...)
-		lines, ok, err := logs.Last(ctx, name, files, doctorLogLines)
-		if err != nil {
-			if ctx.Err() != nil {
-				return in, fmt.Errorf("log of %s: %w", name, err)
-			}
-			// An unreadable log is unknown evidence, not a reason to
-			// find nothing.
-			in.LogErrors[name] = err.Error()
-			continue
-		}
-		if !ok {
-			continue
-		}
-		ls := []inspect.LogLine{}
-		for _, l := range lines {
-			ls = append(ls, inspect.LogLine{Source: l.Source, Text: l.Message})
-		}
-		in.Logs[name] = ls
-	}
-	if len(failedSockets) > 0 {
-		scan, err := b.Kernel.Scan(ctx, procfs.ScanOptions{})
-		if err != nil {
-			return in, fmt.Errorf("scan /proc: %w", err)
-		}
-		mgr := []int{snap.Manager.PID}
-		for _, su := range snap.Sockets {
-			if !contains(failedSockets, su.Unit) {
-				continue
-			}
-			var ls []dbusclient.Listener
-			for _, l := range su.Listeners {
-				ls = append(ls, dbusclient.Listener{Type: l.Type, Address: l.Address})
-			}
-			if hs := inspect.FindAddressHolders(scan, mgr, snap.Manager.Scope, ls); len(hs) > 0 {
-				in.AddressHolders[su.Unit] = hs
-			}
-		}
-	}
-	return in, nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// socketOrService turns a pattern into the patterns of the socket and
-// service units it names ("web*" stays; "web" becomes web.socket and
-// web.service).
-func socketOrService(p string) []string {
-	if strings.HasSuffix(p, ".socket") || strings.HasSuffix(p, ".service") || strings.HasSuffix(p, "*") {
-		return []string{p}
-	}
-	return []string{p + ".socket", p + ".service"}
 }
 
 // writeFindings prints the findings for a person, every outside string
@@ -234,21 +138,4 @@ func writeFindings(w io.Writer, findings []inspect.Finding, unchecked []string, 
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// Findings implements ui.DoctorSource: fdtop doctor's checks on the
-// dashboard's units, in the live model's picture.
-func (s *liveSource) Findings(ctx context.Context) ([]inspect.Finding, error) {
-	// The model's picture, once there is one: a snapshot of the doctor's
-	// own beside the model's first would double the start-up's work.
-	select {
-	case <-s.first:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	in, err := gatherDoctor(ctx, s.client, s.builder, s.current(), s.builder.Patterns, s.builder.Scope == "user", !s.targetedOnly)
-	if err != nil {
-		return nil, err
-	}
-	return inspect.Diagnose(in), nil
 }

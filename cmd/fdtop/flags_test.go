@@ -19,6 +19,7 @@ import (
 	"github.com/fdtop/fdtop/demo"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/ui"
 )
 
@@ -103,7 +104,7 @@ func TestErrorLine(t *testing.T) {
 	}{
 		{"", errors.New("boom"), "fdtop: boom"},
 		{"watch", errors.New("two\nlines\n"), "fdtop watch: two lines"},
-		{"replay", usageError{"--speed must be positive"}, "fdtop replay: --speed must be positive"},
+		{"replay", clierr.Usage("--speed must be positive"), "fdtop replay: --speed must be positive"},
 	}
 	for _, tt := range tests {
 		if got := errorLine(tt.cmd, tt.err); got != tt.want {
@@ -133,30 +134,6 @@ func TestScopeOfAddress(t *testing.T) {
 	}
 	if snap.Manager.Scope != "user" {
 		t.Errorf(`JSON manager.scope = %q, want "user"`, snap.Manager.Scope)
-	}
-}
-
-// TestActionErrorsSaidOnce: the errors of actions come without the
-// "ACTION UNIT:" the dashboard puts before them; a failed job is a result
-// with the unit's reason, not an error that repeats it.
-func TestActionErrorsSaidOnce(t *testing.T) {
-	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
-	if err := sb.WriteUnit("fails.service", "[Service]\nType=oneshot\nExecStart=/bin/false\n"); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
-		t.Fatal(err)
-	}
-	src := startLiveSource(t, sb, []string{"fails.service"}, time.Second)
-	_, err := src.Act(ctx, ui.ActionRestart, "no-such.service", false)
-	if err == nil || err.Error() != "no such unit" {
-		t.Errorf("restart of a unit that does not exist: %v, want \"no such unit\"", err)
-	}
-	res, err := src.Act(ctx, ui.ActionStart, "fails.service", false)
-	if err != nil || res.Result != "failed" || res.Message != "unit result: exit-code" {
-		t.Errorf("start of a failing unit: result %+v, error %v; want result failed, message \"unit result: exit-code\", no error", res, err)
 	}
 }
 

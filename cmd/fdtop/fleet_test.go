@@ -21,6 +21,7 @@ import (
 	"github.com/fdtop/fdtop/demo/sshtest"
 	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/fleet"
 	"github.com/fdtop/fdtop/internal/syncbuf"
 	"github.com/fdtop/fdtop/internal/tmuxtest"
 )
@@ -252,11 +253,11 @@ func installWeb(t *testing.T, sb *sandbox.Sandbox, name string, m demo.Mode, del
 }
 
 // rolloutLines parses `rollout --json` output.
-func rolloutLines(t *testing.T, out string) []rolloutLine {
+func rolloutLines(t *testing.T, out string) []fleet.RolloutLine {
 	t.Helper()
-	var ls []rolloutLine
+	var ls []fleet.RolloutLine
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var r rolloutLine
+		var r fleet.RolloutLine
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("%v: %q", err, l)
 		}
@@ -506,7 +507,7 @@ func TestRemoteSudo(t *testing.T) {
 // the end) and its stderr. When the test ends it is interrupted, as a user
 // would (fdtop closes its ControlMasters and removes their directory), and
 // must end within 20 s.
-func startJSONWatch(t *testing.T, cmd *exec.Cmd) (lines <-chan hostEvent, exited <-chan struct{}, stderr *syncbuf.Buffer) {
+func startJSONWatch(t *testing.T, cmd *exec.Cmd) (lines <-chan fleet.HostEvent, exited <-chan struct{}, stderr *syncbuf.Buffer) {
 	t.Helper()
 	stderr = &syncbuf.Buffer{}
 	cmd.Stderr = stderr
@@ -519,12 +520,12 @@ func startJSONWatch(t *testing.T, cmd *exec.Cmd) (lines <-chan hostEvent, exited
 	}
 	// Room for every event a test sees, so that the exit is never held
 	// up by events nobody has read yet.
-	out := make(chan hostEvent, 4096)
+	out := make(chan fleet.HostEvent, 4096)
 	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			var e hostEvent
+			var e fleet.HostEvent
 			if json.Unmarshal(sc.Bytes(), &e) != nil {
 				continue
 			}
@@ -1047,7 +1048,7 @@ func TestRemoteWatchLateHost(t *testing.T) {
 	cmd := exec.Command(sandboxtest.Fdtop(t), "watch", "--json", "--user", "--ssh", f.SSH(), "-H", strings.Join(names, ","), "web.service")
 	lines, exited, errb := startJSONWatch(t, cmd)
 	// until reads lines until done says all was seen; tick runs every 3 s.
-	until := func(what string, done func(e hostEvent) bool, tick func()) {
+	until := func(what string, done func(e fleet.HostEvent) bool, tick func()) {
 		t.Helper()
 		deadline := time.After(90 * time.Second)
 		ticker := time.NewTicker(3 * time.Second)
@@ -1074,7 +1075,7 @@ func TestRemoteWatchLateHost(t *testing.T) {
 		}
 	}
 	said := map[string]string{}
-	until("a disconnected line for each late host", func(e hostEvent) bool {
+	until("a disconnected line for each late host", func(e fleet.HostEvent) bool {
 		if e.Type == inspect.EventDisconnected {
 			if said[e.Target] != "" {
 				t.Fatalf("a second disconnected line for %s: %q", e.Target, e.Message)
@@ -1092,7 +1093,7 @@ func TestRemoteWatchLateHost(t *testing.T) {
 		fx.fix()
 	}
 	reached := map[string]bool{}
-	until("a reconnected line for each late host", func(e hostEvent) bool {
+	until("a reconnected line for each late host", func(e fleet.HostEvent) bool {
 		if e.Type == inspect.EventDisconnected {
 			t.Fatalf("a second disconnected line for %s: %q", e.Target, e.Message)
 		}
@@ -1108,7 +1109,7 @@ func TestRemoteWatchLateHost(t *testing.T) {
 	}
 	restart()
 	handoffs := map[string]bool{}
-	until("a handoff from every host", func(e hostEvent) bool {
+	until("a handoff from every host", func(e fleet.HostEvent) bool {
 		if e.Type == inspect.EventHandoff && e.Unit == "web.service" {
 			handoffs[e.Target] = true
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,12 +14,12 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/exp/teatest"
-	"github.com/muesli/termenv"
-
 	"github.com/fdtop/fdtop/demo/sandbox"
 	"github.com/fdtop/fdtop/demo/sandboxtest"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/ui"
+	"github.com/muesli/termenv"
 )
 
 // controlLines returns the lines of text holding a control character other
@@ -158,4 +159,22 @@ func TestHostileServiceOutput(t *testing.T) {
 			term.quit(t)
 		})
 	})
+}
+
+// startLiveSource starts the dashboard's live model on the sandbox's
+// manager, on the units patterns name; it stops when the test ends.
+func startLiveSource(t *testing.T, sb *sandbox.Sandbox, patterns []string, interval time.Duration) *live.Source {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	client, b, err := live.Connect(ctx, live.Manager{User: true, Address: sb.Address, Proc: "/proc"}, patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	src, err := live.New(ctx, client, b, live.Options{Interval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }

@@ -3,38 +3,63 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/spf13/cobra"
 )
 
-// runSnapshot prints one joined snapshot as a tree or as JSON.
-func runSnapshot(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop snapshot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop snapshot [--user|--system] [--all] [--json] [-H HOSTS] [PATTERN...]\n\n")
-		fs.PrintDefaults()
+// snapshotOptions are `fdtop snapshot`'s flags and patterns.
+type snapshotOptions struct {
+	IO       *ioStreams
+	Manager  managerFlags
+	Fleet    fleetFlags
+	Patterns []string
+	JSON     bool
+	Targeted bool
+}
+
+// NewCmdSnapshot is `fdtop snapshot`.
+func NewCmdSnapshot(ios *ioStreams, runF func(*snapshotOptions) int) *cobra.Command {
+	opts := &snapshotOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "snapshot [--user|--system] [--all] [--json] [-H HOSTS] [PATTERN...]",
+		Short: "one joined picture: listeners, holders, fd stores, connections",
+		Long: `Prints one joined picture of the units matching the patterns (every socket
+unit and the services they activate without one) as a tree, or as one JSON
+object (docs/json.md); with -H, one per host, each JSON line carrying "target".`,
+		Example: `  fdtop snapshot --user 'web*'
+  fdtop snapshot 'web*' --json
+  fdtop snapshot -H web1,web2 --json 'web*'`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Patterns = args
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(snapshotRun(opts))
+		},
 	}
-	var mf managerFlags
-	mf.register(fs)
-	var ff fleetFlags
-	ff.register(fs)
-	asJSON := fs.Bool("json", false, "print one JSON object (schema in README.md)")
-	targeted := fs.Bool("targeted", false, "scan only the manager's and the units' processes (faster; misses holders outside the units)")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if err := mf.validate(); err != nil {
+	fs := cmd.Flags()
+	opts.Manager.register(fs)
+	opts.Fleet.register(fs)
+	fs.BoolVar(&opts.JSON, "json", false, "print one JSON object (schema in docs/json.md)")
+	fs.BoolVar(&opts.Targeted, "targeted", false, "scan only the manager's and the units' processes (faster; misses holders outside the units)")
+	return cmd
+}
+
+// snapshotRun prints one joined snapshot as a tree or as JSON.
+func snapshotRun(opts *snapshotOptions) int {
+	stdout, stderr := opts.IO.Out, opts.IO.Err
+	if err := opts.Manager.validate(); err != nil {
 		return fail(stderr, "snapshot", err)
 	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	if ff.remote() {
-		return sig.exit(runRemoteSnapshot(ctx, &ff, &mf, fs.Args(), *asJSON, !*targeted, stdout, stderr))
+	if opts.Fleet.remote() {
+		return sig.exit(runRemoteSnapshot(ctx, &opts.Fleet, &opts.Manager, opts.Patterns, opts.JSON, !opts.Targeted, stdout, stderr))
 	}
-	return sig.exit(snapshot(ctx, sig, mf, fs.Args(), *asJSON, *targeted, stdout, stderr))
+	return sig.exit(snapshot(ctx, sig, opts.Manager, opts.Patterns, opts.JSON, opts.Targeted, stdout, stderr))
 }
 
 // snapshot prints one snapshot once the flags are checked.

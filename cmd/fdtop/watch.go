@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,48 +15,82 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
+	"github.com/fdtop/fdtop/internal/live"
 	"github.com/fdtop/fdtop/internal/termsafe"
-	"github.com/fdtop/fdtop/procfs"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
 
-// runWatch prints the timeline: one readable line, or one JSON object, per
+// watchOptions are `fdtop watch`'s flags and patterns.
+type watchOptions struct {
+	IO          *ioStreams
+	Manager     managerFlags
+	Fleet       fleetFlags
+	Patterns    []string
+	JSON        bool
+	Record      string
+	Interval    time.Duration
+	IntervalSet bool // given on the command line (then it also goes to remote agents)
+	Probe       bool
+}
+
+// NewCmdWatch is `fdtop watch`.
+func NewCmdWatch(ios *ioStreams, runF func(*watchOptions) int) *cobra.Command {
+	opts := &watchOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [--probe] [-H HOSTS] [PATTERN...]",
+		Short: "the timeline: jobs, main PIDs, fds passed and stored, handoffs",
+		Long: `Prints one line (or one JSON object) per event as it happens: jobs, main PIDs,
+descriptors passed and stored, connections, and each restart's handoff with its
+verdict. --record appends every event to FILE as it happens; 'fdtop replay FILE'
+plays it. With -H every host's timeline, each line tagged with its host.`,
+		Example: `  fdtop watch --user 'demo-*'
+  fdtop watch --json --user 'demo-*' --record deploy.jsonl
+  fdtop watch --hosts-file fleet.txt`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Patterns = args
+			opts.IntervalSet = flagChanged(cmd.Flags(), "interval")
+			if runF != nil {
+				return exitStatus(runF(opts))
+			}
+			return exitStatus(watchRun(opts))
+		},
+	}
+	fs := cmd.Flags()
+	opts.Manager.register(fs)
+	opts.Fleet.register(fs)
+	fs.BoolVar(&opts.JSON, "json", false, "one JSON object per line (schema in docs/json.md)")
+	fs.StringVar(&opts.Record, "record", "", "append every event as a JSON line to `FILE` (flushed per event; play it with 'fdtop replay FILE')")
+	fs.DurationVar(&opts.Interval, "interval", 2*time.Second, "rescan of every unit every `D` when nothing happens")
+	fs.BoolVar(&opts.Probe, "probe", false, "run the gap meter on a service's loopback TCP listeners while its job runs; the handoff says what it saw (not with -H)")
+	return cmd
+}
+
+// watchRun prints the timeline: one readable line, or one JSON object, per
 // event; --record appends the JSON lines to a file as they happen.
-func runWatch(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fdtop watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		io.WriteString(stderr, "Usage: fdtop watch [--user|--system] [--all] [--json] [--record FILE] [--interval D] [--probe] [-H HOSTS] [PATTERN...]\n\n")
-		fs.PrintDefaults()
-	}
-	var mf managerFlags
-	mf.register(fs)
-	var ff fleetFlags
-	ff.register(fs)
-	asJSON := fs.Bool("json", false, "one JSON object per line (schema in README.md)")
-	record := fs.String("record", "", "append every event as a JSON line to FILE (flushed per event; play it with 'fdtop replay FILE')")
-	interval := fs.Duration("interval", 2*time.Second, "rescan of every unit when nothing happens")
-	probe := fs.Bool("probe", false, "run the gap meter on a service's loopback TCP listeners while its job runs; the handoff says what it saw")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if err := mf.validate(); err != nil {
+func watchRun(opts *watchOptions) int {
+	stdout, stderr := opts.IO.Out, opts.IO.Err
+	if err := opts.Manager.validate(); err != nil {
 		return fail(stderr, "watch", err)
 	}
-	if err := checkInterval(*interval); err != nil {
+	if err := checkInterval(opts.Interval); err != nil {
 		return fail(stderr, "watch", err)
 	}
-	if err := (&recorder{path: *record}).check(); err != nil {
+	if opts.Probe && opts.Fleet.remote() {
+		return fail(stderr, "watch", clierr.Usage("--probe with -H: the remote agents run the gap meter only for restarts asked through them (the dashboard, rollout --probe); watch each host locally with --probe instead"))
+	}
+	if err := (&recorder{path: opts.Record}).check(); err != nil {
 		return fail(stderr, "watch", err)
 	}
 	ctx, sig, stop := withSignals(context.Background())
 	defer stop()
-	if ff.remote() {
-		return sig.exit(runRemoteWatch(ctx, &ff, &mf, fs.Args(), *asJSON, *record, stdout, stderr))
+	if opts.Fleet.remote() {
+		return sig.exit(runRemoteWatch(ctx, opts))
 	}
-	return sig.exit(watch(ctx, sig, mf, fs.Args(), *interval, *probe, *asJSON, *record, stdout, stderr))
+	return sig.exit(watch(ctx, sig, opts.Manager, opts.Patterns, opts.Interval, opts.Probe, opts.JSON, opts.Record, stdout, stderr))
 }
 
 // watch runs the timeline once the flags are checked. Nothing is written
@@ -69,7 +101,6 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	if err != nil {
 		return failUnlessSignalled(stderr, "watch", sig, err)
 	}
-	kernel := b.Kernel.(procfs.FS)
 	defer client.Close()
 	sub, err := client.Subscribe(ctx)
 	if err != nil {
@@ -83,8 +114,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	rec := &recorder{path: record}
 	defer rec.close()
 	events := make(chan inspect.Event, 1024)
-	w := &inspect.Watcher{Snapshots: b, Events: sub, Interval: interval, FullEvery: 30,
-		Alive: inspect.SocketsAlive(kernel.SocketsByInode), ConnEnds: kernel.TCPConnEnds, FDCount: kernel.FDCount, SocketInode: kernel.SocketInode, Shows: b.Names}
+	w := live.NewWatcher(b, sub, live.WatcherOptions{Interval: interval})
 	if probe {
 		w.Probe = func(string) bool { return true }
 	}
@@ -235,32 +265,4 @@ func rssKB() int {
 		}
 	}
 	return 0
-}
-
-// writeCallCounts keeps path holding the client's read calls by method as
-// one JSON object (replaced every second while they change), until ctx
-// ends: tools/idle-cost reads it before and after its window.
-func writeCallCounts(ctx context.Context, client *dbusclient.Client, path string) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var last map[string]int64
-	for {
-		if n := client.CallCounts(); last == nil || !maps.Equal(n, last) {
-			last = n
-			if last == nil {
-				last = map[string]int64{}
-			}
-			if b, err := json.Marshal(last); err == nil {
-				tmp := path + ".tmp"
-				if os.WriteFile(tmp, b, 0o644) == nil {
-					_ = os.Rename(tmp, path)
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,6 +110,8 @@ type run struct {
 	// Claims of store entries over the whole run, by inode.
 	storedClaims, removedClaims, initialStore map[uint64]int
 
+	mgr *manager
+
 	mu     sync.Mutex
 	events []inspect.Event
 	steps  []inspect.Step
@@ -128,6 +131,12 @@ func runSeed(t *testing.T, v sandboxtest.Version, seed uint64, ops int, tl *tall
 			t.Fatal(err)
 		}
 	}
+	// The barrier: a job on it is signalled after every signal before it,
+	// so once the watch has said it finished, it has said everything of
+	// the operation before.
+	if err := sb.WriteUnit(barrier, "[Service]\nType=oneshot\nExecStart=/bin/true\n"); err != nil {
+		t.Fatal(err)
+	}
 	cfg := sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
 	client, err := dbusclient.Connect(context.Background(), dbusclient.Options{Scope: dbusclient.User, Address: sb.Address})
 	if err != nil {
@@ -142,6 +151,10 @@ func runSeed(t *testing.T, v sandboxtest.Version, seed uint64, ops int, tl *tall
 		gens: map[demo.Mode]*traffic.Generator{}, seed: seed, ver: v.Name,
 		storedClaims: map[uint64]int{}, removedClaims: map[uint64]int{}, initialStore: map[uint64]int{},
 		b: &inspect.Builder{Systemd: client, Kernel: fs, Scope: "user", Patterns: []string{"demo-*"}}}
+	if r.mgr, err = dialManager(sb.Address); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.mgr.conn.Close() }) // the last one dialled
 	for _, m := range demo.Modes {
 		r.gens[m] = sandboxtest.Traffic(t, cfg.Addr(m), oracleConns, 50*time.Millisecond)
 	}
@@ -269,7 +282,7 @@ type before struct {
 	pid      map[demo.Mode]int
 	listener map[demo.Mode]uint64
 	stats    map[demo.Mode]traffic.Stats
-	store    int // the handoff service's NFileDescriptorStore
+	store    map[demo.Mode]int // NFileDescriptorStore
 	events   int
 	logOps   int
 }
@@ -282,43 +295,47 @@ func (r *run) ports() []int {
 	return out
 }
 
-func (r *run) mainPID(m demo.Mode) int {
-	p, err := show(r.ctx, r.sb, m.Service(), "MainPID")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return atoi(p["MainPID"])
-}
+func (r *run) mainPID(m demo.Mode) int { return r.service(m).mainPID }
 
-// mainPIDs reads every demo service's main PID and the handoff service's
-// store size in one systemctl call.
-func (r *run) mainPIDs() (map[demo.Mode]int, int) {
-	args := []string{"show", "-p", "Id", "-p", "MainPID", "-p", "NFileDescriptorStore"}
+// mainPIDs reads every demo service's main PID and store size from the
+// manager.
+func (r *run) mainPIDs() (map[demo.Mode]int, map[demo.Mode]int) {
+	pids, store := map[demo.Mode]int{}, map[demo.Mode]int{}
 	for _, m := range demo.Modes {
-		args = append(args, m.Service())
-	}
-	out := r.sysctl(args...)
-	pids, store := map[demo.Mode]int{}, 0
-	var m demo.Mode
-	for _, l := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(l, "=")
-		switch k {
-		case "Id":
-			m, _ = modeOf(v)
-		case "MainPID":
-			pids[m] = atoi(v)
-		case "NFileDescriptorStore":
-			if m == demo.Handoff {
-				store = atoi(v)
-			}
-		}
+		st := r.service(m)
+		pids[m], store[m] = st.mainPID, st.store
 	}
 	return pids, store
 }
 
+// service reads a demo service's state from the manager, dialling it
+// again while it re-executes (its private socket closes).
+func (r *run) service(m demo.Mode) unitState {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := r.mgr.service(r.ctx, m.Service())
+		if err == nil {
+			return st
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal(err)
+		}
+		r.redial()
+	}
+}
+
+// redial connects to the manager again (after a re-execution).
+func (r *run) redial() {
+	time.Sleep(10 * time.Millisecond)
+	if mgr, err := dialManager(r.sb.Address); err == nil {
+		r.mgr.conn.Close()
+		r.mgr = mgr
+	}
+}
+
 func (r *run) takeBefore() before {
 	b := before{listener: map[demo.Mode]uint64{}, stats: map[demo.Mode]traffic.Stats{}}
-	socks, err := ssTCP(r.ports()...)
+	socks, err := ssTCP(false, r.ports()...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -361,7 +378,7 @@ func (r *run) step(i int) {
 			r.waitPIDChange(m, b.pid[m])
 		} else {
 			kind = "start"
-			r.waitState(svc, "failed", "inactive")
+			r.waitState(m, "failed", "inactive")
 			r.sysctl("reset-failed", svc)
 			r.sysctl("start", svc)
 		}
@@ -379,7 +396,7 @@ func (r *run) step(i int) {
 		op, handoffs, kind = "restart --no-block "+svc+"; restart "+svc+" (queued)", 1, "restart"
 		r.note(op)
 		r.sysctl("restart", "--no-block", svc)
-		r.waitState(svc, "activating", "active")
+		r.waitState(m, "activating", "active")
 		r.sysctl("restart", svc)
 	case x < 78:
 		n := 1 + r.rng.IntN(8)
@@ -445,10 +462,9 @@ func (r *run) waitFor(what string, cond func() bool) bool {
 	return false
 }
 
-func (r *run) waitState(unit string, states ...string) {
-	r.waitFor(unit+" "+strings.Join(states, "/"), func() bool {
-		p, err := show(r.ctx, r.sb, unit, "ActiveState")
-		return err == nil && strings.Contains(" "+strings.Join(states, " ")+" ", " "+p["ActiveState"]+" ")
+func (r *run) waitState(m demo.Mode, states ...string) {
+	r.waitFor(m.Service()+" "+strings.Join(states, "/"), func() bool {
+		return slices.Contains(states, r.service(m).active)
 	})
 }
 
@@ -494,20 +510,47 @@ func (r *run) settle(m demo.Mode, b before, handoffs int) {
 				return false
 			}
 		}
-		// One call: every demo service active, none with a job.
-		args := []string{"show", "-p", "ActiveState", "-p", "Job"}
-		for _, mm := range demo.Modes {
-			args = append(args, mm.Service())
+		if n, err := r.mgr.jobs(r.ctx); err != nil || n > 0 {
+			if err != nil {
+				r.redial()
+			}
+			return false
 		}
-		out, err := r.sb.Systemctl(r.ctx, args...)
-		return err == nil && strings.Count(out, "ActiveState=active\n") == len(demo.Modes) && strings.Count(out, "Job=\n") == len(demo.Modes)
+		for _, mm := range demo.Modes {
+			if st := r.service(mm); st.active != "active" || st.job != 0 {
+				return false
+			}
+		}
+		return true
 	})
 	if handoffs == 0 {
 		return
 	}
-	r.waitFor("handoff event", func() bool { return len(handoffsOf(r.eventsSince(b.events), m.Service())) >= handoffs })
+	// After a re-execution the watch may still be connecting again when
+	// the barrier runs: it is run again until the watch sees one.
+	passed := false
+	for try := 0; try < 10 && !passed; try++ {
+		from := r.nEvents()
+		if err := r.mgr.start(r.ctx, barrier); err != nil {
+			r.redial()
+			continue
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for !passed && time.Now().Before(deadline) {
+			passed = slices.ContainsFunc(r.eventsSince(from), func(e inspect.Event) bool {
+				return e.Unit == barrier && e.Type == inspect.EventJobFinished
+			})
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !passed {
+		r.t.Logf("seed %d op %d: the watch never saw the barrier", r.seed, len(r.log)-1)
+	}
 	r.waitFor("watch idle", func() bool { return r.jobsDone(b.events) })
 }
+
+// barrier is the unit whose job marks the end of an operation's signals.
+const barrier = "oracle-barrier.service"
 
 // jobsDone reports that every job the watch saw start since event i ended.
 func (r *run) jobsDone(i int) bool {

@@ -108,7 +108,7 @@ func (s *sshSession) try(line string) (int, error) {
 	}
 }
 
-var scopeRE = regexp.MustCompile(`session-[0-9]+\.scope`)
+var scopeRE = regexp.MustCompile(`session-c?[0-9]+\.scope`) // "c1": logind 256+ without an audit session ID
 
 // sessionScope is the login session scope of a process inside.
 func sessionScope(t *testing.T, c *Container, pid int) string {
@@ -362,7 +362,10 @@ func testSSHSocketSessionsAsRoot(t *testing.T, c *Container) {
 	in := findInstance(snapshot(t, c, Root, "ssh*"))
 	var held *inspect.Holder
 	for i, h := range in.Holders {
-		if !h.Manager && h.Unit == scope && h.Comm == "sshd" && slices.Contains(mine.pids, h.PID) {
+		// sshd -i is "sshd-session" from OpenSSH 10 on (Debian 13),
+		// two processes holding the connection: the first is the one
+		// fdtop names.
+		if held == nil && !h.Manager && h.Unit == scope && strings.HasPrefix(h.Comm, "sshd") && slices.Contains(mine.pids, h.PID) {
 			held = &in.Holders[i]
 		}
 	}
@@ -373,7 +376,7 @@ func testSSHSocketSessionsAsRoot(t *testing.T, c *Container) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, tree)
 	}
-	if want := fmt.Sprintf("held by sshd pid %d in %s", held.PID, scope); !strings.Contains(tree, want) {
+	if want := fmt.Sprintf("held by %s pid %d in %s", held.Comm, held.PID, scope); !strings.Contains(tree, want) {
 		t.Errorf("fdtop snapshot does not say %q:\n%s", want, tree)
 	}
 
@@ -463,8 +466,17 @@ func testSSHSocketInstancesAsUnprivileged(t *testing.T, c *Container) {
 		if in.MainPID == 0 || in.Local == "" || in.Remote == "" {
 			t.Errorf("%s: main pid %d ends %q ← %q; want the manager's pid and the ends from the instance's name", in.Unit, in.MainPID, in.Local, in.Remote)
 		}
-		if in.Inode != 0 || len(in.Holders) != 0 {
-			t.Errorf("%s: inode %d holders %+v for a root process %s cannot read", in.Unit, in.Inode, in.Holders, UserName)
+		// The kernel's socket tables are everyone's: the connection's
+		// inode may be found by its cookie (258+) or its ends, and is then
+		// root's; who holds it is not readable.
+		rootInode := uint64(0)
+		for _, ri := range s.Instances {
+			if ri.Unit == in.Unit {
+				rootInode = ri.Inode
+			}
+		}
+		if in.Inode != 0 && in.Inode != rootInode || len(in.Holders) != 0 {
+			t.Errorf("%s: inode %d (root sees %d) holders %+v for a root process %s cannot read", in.Unit, in.Inode, rootInode, in.Holders, UserName)
 		}
 	}
 	for _, in := range s.Instances {

@@ -56,7 +56,9 @@ func VerdictOf(h inspect.Handoff) Verdict {
 
 // buckets are the bounds of the handoff histograms, in seconds: 5 ms (a
 // fast restart's gap) to 60 s (past the default start timeout's half).
-var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+// Eight: every bucket is a series per unit (two histograms, on 1,000
+// units), and a scrape's cost grows with them.
+var buckets = []float64{0.005, 0.025, 0.1, 0.25, 1, 5, 15, 60}
 
 // histogram is a Prometheus histogram kept by hand (the collector builds
 // const metrics from it at a scrape).
@@ -100,11 +102,37 @@ type unitCounters struct {
 	closed              uint64 // by their clients during the handoff
 	refused             uint64 // by the gap meter
 	noMainPID, noListen histogram
-	last                time.Time // the last handoff (when it was seen)
-	lastEvent           time.Time // when the exporter counted it (pruning)
+	// withListeners and withoutListeners say how the picture showed the
+	// unit: the listener label values it can have (kept, replaced and
+	// unknown; none) start at 0, the others appear when counted.
+	withListeners, withoutListeners bool
+	last                            time.Time // the last handoff (when it was seen)
+	lastEvent                       time.Time // when the exporter counted it (pruning)
 }
 
 func newUnitCounters() *unitCounters { return &unitCounters{} }
+
+// shape notes whether the picture showed the unit with listeners.
+func (c *unitCounters) shape(listens bool) {
+	if listens {
+		c.withListeners = true
+	} else {
+		c.withoutListeners = true
+	}
+}
+
+// shown reports whether the fdtop_handoffs_total series of listener value
+// i and connections value j is in a scrape: those the unit's shape can
+// have, from 0, and any other once counted.
+func (c *unitCounters) shown(i, j int) bool {
+	if c.handoffs[i][j] > 0 {
+		return true
+	}
+	if listenerValues[i] == "none" {
+		return c.withoutListeners
+	}
+	return c.withListeners
+}
 
 func indexOf(values []string, v string) int {
 	for i, x := range values {
@@ -119,14 +147,17 @@ func indexOf(values []string, v string) int {
 func (c *unitCounters) add(h inspect.Handoff) {
 	v := VerdictOf(h)
 	c.handoffs[indexOf(listenerValues, v.Listener)][indexOf(connectionValues, v.Connections)]++
+	// With ConnectionsDroppedAtLeast the drops seen are a lower bound:
+	// counted as seen.
 	c.dropped += uint64(max(h.ConnectionsDropped, 0))
 	c.preserved += uint64(max(h.ConnectionsPreserved, 0))
 	c.closed += uint64(max(h.ConnectionsClosed, 0))
 	if h.Probe != nil {
 		c.refused += uint64(max(h.Probe.Refused, 0))
 	}
-	if h.Accept == nil {
-		// An Accept=yes socket unit has no main process: nothing to time.
+	if h.Accept == nil && !h.NoMainPIDUnknown {
+		// An Accept=yes socket unit has no main process: nothing to time;
+		// a time without one that was not seen is not 0.
 		c.noMainPID.observe(float64(h.NoMainPIDMs) / 1000)
 	}
 	switch {

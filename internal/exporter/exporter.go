@@ -92,6 +92,7 @@ type Exporter struct {
 	doctorKick  chan struct{}     // a picture to look at
 	lastDoctor  string            // the doctor's last error, said once
 	now         func() time.Time  // tests
+	gen         uint64            // bumped by every change a scrape would show
 }
 
 // New returns an Exporter; Run starts it.
@@ -141,13 +142,14 @@ func (e *Exporter) OnSnapshot(snap *inspect.Snapshot) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.gen++
 	e.picture = snap
 	e.readAt(snap.Time, true)
 	now := e.now()
 	present := map[string]bool{}
-	for _, u := range handoffUnits(snap) {
+	for u, listens := range handoffUnits(snap) {
 		present[u] = true
-		e.counters(u)
+		e.counters(u).shape(listens)
 	}
 	for u, c := range e.units {
 		if !present[u] && now.Sub(c.lastEvent) > unitKeep {
@@ -165,10 +167,11 @@ func (e *Exporter) OnView(units []string, snap *inspect.Snapshot) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.gen++
 	e.picture = inspect.MergeUnits(e.picture, snap, units)
 	e.readAt(snap.Time, false)
-	for _, u := range handoffUnits(snap) {
-		e.counters(u)
+	for u, listens := range handoffUnits(snap) {
+		e.counters(u).shape(listens)
 	}
 	e.kickDoctor()
 }
@@ -197,6 +200,7 @@ func (e *Exporter) kickDoctor() {
 func (e *Exporter) Observe(ev inspect.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.gen++
 	switch ev.Type {
 	case inspect.EventHandoff:
 		if ev.Handoff != nil && ev.Unit != "" {
@@ -246,6 +250,13 @@ func (e *Exporter) counters(unit string) *unitCounters {
 	return c
 }
 
+// generation counts the changes a scrape would show.
+func (e *Exporter) generation() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gen
+}
+
 // current is the picture when it may be presented (nil otherwise), and
 // whether the model is up. e.mu held.
 func (e *Exporter) current() (*inspect.Snapshot, bool) {
@@ -292,6 +303,7 @@ func (e *Exporter) runDoctor(ctx context.Context) {
 			return
 		}
 		e.mu.Lock()
+		e.gen++
 		if err != nil {
 			e.findings, e.doctored = nil, nil
 			if msg := err.Error(); msg != e.lastDoctor {
@@ -330,23 +342,45 @@ func (e *Exporter) countFindings(found []inspect.Finding) map[string]int {
 var DoctorCodes = []string{
 	"accept-no-template", "address-in-use", "duplicate-address", "fdstore-disabled", "fdstore-full",
 	"fdstore-pinned", "flush-pending", "leaked-listener", "listener-not-held", "notify-access",
-	"service-failed", "service-start-limit-hit", "socket-failed", "start-limit-hit",
+	"service-failed", "service-start-limit-hit", "socket-failed", "socket-not-listening", "start-limit-hit",
 	"stop-discards-store", "trigger-limit-hit",
 }
 
-// handoffUnits are the units of a picture that have handoffs: services,
-// and Accept=yes socket units (a restart of one is its own handoff).
-func handoffUnits(snap *inspect.Snapshot) []string {
-	var out []string
+// handoffUnits are the units of a picture that can have a handoff, each
+// with whether it has listeners (a socket unit's, or its own): services
+// the picture shows running (a service that never ran has had no
+// restart: on a host of idle socket-activated services, series of zeros
+// for each would be most of a scrape), and Accept=yes socket units that
+// are active (a restart of one is its own handoff). A unit's series stay
+// once made.
+func handoffUnits(snap *inspect.Snapshot) map[string]bool {
+	out := make(map[string]bool, len(snap.Services))
 	for _, svc := range snap.Services {
-		out = append(out, svc.Unit)
+		if svc.MainPID != 0 || running(svc.ActiveState) {
+			out[svc.Unit] = len(svc.Sockets) > 0 || len(svc.OwnListeners) > 0
+		}
 	}
 	for _, su := range snap.Sockets {
-		if su.Accept {
-			out = append(out, su.Unit)
+		switch {
+		case su.Accept && running(su.ActiveState):
+			out[su.Unit] = true
+		case su.Service != "":
+			if _, ok := out[su.Service]; ok {
+				out[su.Service] = true
+			}
 		}
 	}
 	return out
+}
+
+// running reports whether an ActiveState is a unit's that runs (or is
+// going to or from running).
+func running(state string) bool {
+	switch state {
+	case "active", "activating", "deactivating", "reloading", "refreshing":
+		return true
+	}
+	return false
 }
 
 // filtered reports whether a unit passes --unit-include and --unit-exclude.

@@ -38,14 +38,15 @@ func picture(at time.Time) *inspect.Snapshot {
 				Holders: []inspect.Holder{mgr, {PID: 300, FD: 3, Comm: "leaky", Unit: "leaky.service"}, {PID: 301, FD: 3, Comm: "child", Unit: "cron.service", Outside: true}}}}},
 			{Unit: "partial.socket", Service: "partial.service", Listeners: []inspect.Listener{{Type: "Stream", Address: "[::]:82", Inode: 12, HoldersPartial: true,
 				Holders: []inspect.Holder{mgr}}}},
-			{Unit: "ssh.socket", Accept: true, Service: "ssh@.service", Listeners: []inspect.Listener{{Type: "Stream", Address: "[::]:22", Inode: 13, Holders: []inspect.Holder{mgr}}}},
+			{Unit: "ssh.socket", ActiveState: "active", Accept: true, Service: "ssh@.service", Listeners: []inspect.Listener{{Type: "Stream", Address: "[::]:22", Inode: 13, Holders: []inspect.Holder{mgr}}}},
 			{Unit: "web.socket", Service: "web.service", Listeners: []inspect.Listener{
 				{Type: "Stream", Address: "[::]:80", Inode: 14, Holders: []inspect.Holder{mgr, {PID: 200, FD: 3, Comm: "web", Unit: "web.service"}}},
 				{Type: "Stream", Address: "[::]:443", Inode: 15, Holders: []inspect.Holder{mgr, {PID: 200, FD: 4, Comm: "web", Unit: "web.service"}, {PID: 201, FD: 4, Comm: "web", Unit: "web.service"}}}}},
 		},
 		Services: []inspect.Service{
-			{Unit: "leaky.service", MainPID: 300},
-			{Unit: "partial.service"},
+			{Unit: "leaky.service", ActiveState: "active", MainPID: 300},
+			{Unit: "partial.service", ActiveState: "active"},
+			{Unit: "idle.service", ActiveState: "inactive"},
 			{Unit: "plain.service", MainPID: 400, OwnListeners: []inspect.Listener{{Type: "Stream", Address: "127.0.0.1:8080", Inode: 16,
 				Holders: []inspect.Holder{{PID: 400, FD: 5, Comm: "plain", Unit: "plain.service"}}}}},
 			{Unit: "web.service", MainPID: 200, FDStoreMax: 16, FDStoreCount: 3},
@@ -67,6 +68,7 @@ func fed(opts Options) *Exporter {
 	e.Observe(handoff("web.service", t0.Add(2*time.Second), inspect.Handoff{ListenersKept: 2, ConnectionsPreserved: 4, ConnectionsDropped: 1, ConnectionsClosed: 1, NoMainPIDMs: 30}))
 	e.Observe(handoff("plain.service", t0.Add(3*time.Second), inspect.Handoff{ListenersReplaced: 1, ConnectionsDropped: 2, NoMainPIDMs: 700,
 		Probe: &inspect.ProbeResult{Attempts: 80, Refused: 12, RefusedForMs: 640}}))
+	e.Observe(handoff("leaky.service", t0.Add(3*time.Second), inspect.Handoff{ListenersKept: 1, NoMainPIDUnknown: true}))
 	e.Observe(handoff("ssh.socket", t0.Add(4*time.Second), inspect.Handoff{ListenersKept: 1, ConnectionsUnknown: true,
 		Accept: &inspect.AcceptHandoff{Instances: 1, InstancesUnknown: 1}}))
 	e.findings = []inspect.Finding{{Unit: "leaky.socket", Code: "leaked-listener"}, {Unit: "leaky.service", Code: "service-failed"}}
@@ -156,8 +158,8 @@ func TestScrapeAway(t *testing.T) {
 	if up := testutil.ToFloat64(upOnly{e}); up != 1 {
 		t.Errorf("fdtop_up = %v after the whole picture was read again, want 1", up)
 	}
-	if n := testutil.CollectAndCount(e, "fdtop_fdstore_max"); n != 4 {
-		t.Errorf("%d fdtop_fdstore_max series once back, want 4", n)
+	if n := testutil.CollectAndCount(e, "fdtop_fdstore_max"); n != 5 {
+		t.Errorf("%d fdtop_fdstore_max series once back, want 5", n)
 	}
 	for _, want := range []string{"reconnected to the manager (systemd 254.26)", "current again", "fdtop_up 1"} {
 		if !strings.Contains(log.String(), want) {
@@ -198,7 +200,7 @@ func (u upOnly) Collect(ch chan<- prometheus.Metric) {
 }
 
 func TestLint(t *testing.T) {
-	reg := Registry(fed(Options{Version: "1.2.3", Probe: true}))
+	reg := Gatherer(fed(Options{Version: "1.2.3", Probe: true}))
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +267,7 @@ func TestHistogramBuckets(t *testing.T) {
 		h.observe(v)
 	}
 	c := h.cumulative()
-	for le, want := range map[float64]uint64{0.005: 2, 0.01: 3, 30: 3, 60: 4} {
+	for le, want := range map[float64]uint64{0.005: 2, 0.025: 3, 15: 3, 60: 4} {
 		if c[le] != want {
 			t.Errorf("bucket le=%v: %d, want %d", le, c[le], want)
 		}
@@ -284,8 +286,8 @@ func TestUnitsComeAndGo(t *testing.T) {
 	e.now = func() time.Time { return now }
 	snap := picture(t0)
 	e.OnSnapshot(snap)
-	if n := testutil.CollectAndCount(e, "fdtop_handoffs_total"); n != 16*5 {
-		t.Fatalf("%d fdtop_handoffs_total series, want 16 for each of the 4 services and the Accept=yes socket", n)
+	if n := testutil.CollectAndCount(e, "fdtop_handoffs_total"); n != 12*5 {
+		t.Fatalf("%d fdtop_handoffs_total series, want 12 (kept, replaced, unknown; by 4 connections values) for each of the 4 services and the Accept=yes socket, all with listeners", n)
 	}
 	e.Observe(handoff("web.service", t0, inspect.Handoff{ListenersKept: 2}))
 	gone := *snap

@@ -37,7 +37,7 @@ var (
 		"Processes holding one of the unit's listeners that are neither in the unit that should hold it nor the manager; absent when some processes could not be read.", []string{"name"}, nil)
 
 	descHandoffs = prometheus.NewDesc("fdtop_handoffs_total",
-		"Handoffs (restarts, stop and start) seen, by what became of the listeners and of the connections.", []string{"name", "listener", "connections"}, nil)
+		"Handoffs (restarts, stop and start) seen, by what became of the listeners (kept, replaced, unknown; none for a unit without any) and of the connections (preserved, dropped, none, unknown).", []string{"name", "listener", "connections"}, nil)
 	descDropped = prometheus.NewDesc("fdtop_handoff_dropped_connections_total",
 		"Connections the old process held that were closed by a handoff.", []string{"name"}, nil)
 	descPreserved = prometheus.NewDesc("fdtop_handoff_preserved_connections_total",
@@ -145,7 +145,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		name := label(u)
 		for i, l := range listenerValues {
 			for j, cv := range connectionValues {
-				counter(descHandoffs, c.handoffs[i][j], name, l, cv)
+				if c.shown(i, j) {
+					counter(descHandoffs, c.handoffs[i][j], name, l, cv)
+				}
 			}
 		}
 		counter(descDropped, c.dropped, name)

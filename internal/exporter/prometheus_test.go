@@ -307,7 +307,7 @@ func TestScrapeFormats(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, Registry(fed(Options{Version: "1.2.3", Probe: true})), io.Discard) }()
+	go func() { done <- Serve(ctx, ln, Gatherer(fed(Options{Version: "1.2.3", Probe: true})), io.Discard) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -26,6 +26,8 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +49,7 @@ func main() {
 	fds := flag.Int("fds", 100, "descriptors per loadgen process (with -units)")
 	window := flag.Duration("window", 30*time.Second, "each measuring window")
 	settle := flag.Duration("settle", 10*time.Second, "wait after start before measuring")
-	modes := flag.String("modes", "dashboard,watch", "what to measure on the sandbox (with -units): dashboard, watch or both")
+	modes := flag.String("modes", "dashboard,watch", "what to measure on the sandbox (with -units): dashboard, watch, exporter (comma-separated)")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "idle-cost: -fdtop is required")
@@ -454,6 +456,11 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 			return err
 		}
 	}
+	if slices.Contains(modes, "exporter") {
+		if err := measureExporter(bin, sb, units, window, settle); err != nil {
+			return err
+		}
+	}
 	if !slices.Contains(modes, "watch") {
 		return nil
 	}
@@ -470,6 +477,76 @@ func measureSandbox(bin string, units, procs, fds int, window, settle time.Durat
 		return err
 	}
 	return report(fmt.Sprintf("watch, %d units", units), w.Process.Pid, sb.PID, calls, window)
+}
+
+// measureExporter measures `fdtop exporter` on the sandbox: idle, then
+// scrapes of /metrics one after another (wall time of each, and fdtop's
+// CPU per scrape).
+func measureExporter(bin string, sb *sandbox.Sandbox, units int, window, settle time.Duration) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	calls := callsFile(filepath.Join(sb.Dir, "idle-cost-calls-exporter.json"))
+	cmd := exec.Command(bin, "exporter", "--address", sb.Address, "--listen", addr)
+	cmd.Env = append(os.Environ(), "FDTOP_DEBUG_CALLS="+string(calls))
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	url := "http://" + addr + "/metrics"
+	scrape := func() (string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		body, err := scrape()
+		if err == nil && strings.Contains(body, "\nfdtop_up 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fdtop exporter on %s: no fdtop_up 1 in 2 minutes", addr)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := quiet(cmd.Process.Pid, calls, settle, true); err != nil {
+		return err
+	}
+	if err := report(fmt.Sprintf("exporter, %d units", units), cmd.Process.Pid, sb.PID, calls, window); err != nil {
+		return err
+	}
+	const n = 20
+	var walls []time.Duration
+	t0, err := ticks(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	size := 0
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		body, err := scrape()
+		if err != nil {
+			return err
+		}
+		walls = append(walls, time.Since(start))
+		size = len(body)
+	}
+	t1, err := ticks(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	slices.Sort(walls)
+	fmt.Printf("%-28s %d scrapes of %d bytes: wall median %v, max %v; fdtop cpu %.1f ms a scrape\n", "exporter scrape", n, size,
+		walls[n/2].Round(time.Millisecond), walls[n-1].Round(time.Millisecond), float64(t1-t0)*10/n)
+	return nil
 }
 
 func countLines(s string) int {

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"context"
@@ -17,14 +17,14 @@ import (
 // The hosts share two managers with the demo's units (10 sandboxes would
 // measure the machine, not fdtop).
 //
-//	CI=true go test -run '^$' -bench FleetDashboard10 -benchtime 5x ./cmd/fdtop
+//	CI=true go test -run '^$' -bench FleetDashboard10 -benchtime 5x ./internal/fleet
 func BenchmarkFleetDashboard10(b *testing.B) {
 	f, targets := demoHosts(b, 10)
-	fl := &fleet{}
+	fl := &Fleet{}
 	for _, tg := range targets {
 		fl.hosts = append(fl.hosts, &fleetHost{target: tg})
 	}
-	tr, err := newSSHTransport(f.SSH())
+	tr, err := newSSHTransport(f.SSH(), "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func BenchmarkFleetDashboard10(b *testing.B) {
 			b.Fatalf("%s: %v", h.target.Spec, h.err)
 		}
 	}
-	o := agentOptions{args: []string{"--user", "--", "demo-*"}}
+	o := AgentOptions{Args: []string{"--user", "--", "demo-*"}}
 	var times, agents []time.Duration
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
@@ -52,7 +52,8 @@ func BenchmarkFleetDashboard10(b *testing.B) {
 			}
 		}
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		src, wait := newFleetSource(sctx, fl, o)
+		fl.o = o
+		src, wait := fl.FleetSource(sctx)
 		for all := false; !all; {
 			select {
 			case u := <-src.Updates():

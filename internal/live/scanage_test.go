@@ -1,4 +1,4 @@
-package main
+package live
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func TestLiveSourceSaysWhenItLastScanned(t *testing.T) {
 				case !u.At.After(pictureAt):
 					t.Fatalf("seen unchanged at %v, not after the picture at %v", u.At, pictureAt)
 				}
-				if src.current() == nil {
+				if src.Current() == nil {
 					t.Fatal("seen unchanged, but the model has no picture")
 				}
 				return // a rescan after the picture said when it saw it

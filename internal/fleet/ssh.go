@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"bytes"
@@ -20,26 +20,27 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/internal/termsafe"
 )
 
-// target is one host as given on the command line: [user@]host[:port].
-type target struct {
+// Target is one host as given on the command line: [user@]host[:port].
+type Target struct {
 	Spec string // as given: the "target" of JSON output
 	User string
 	Host string
 	Port string
 }
 
-// parseTarget reads [user@]host[:port] (an IPv6 address in brackets when a
+// ParseTarget reads [user@]host[:port] (an IPv6 address in brackets when a
 // port follows: [::1]:22).
-func parseTarget(s string) (target, error) {
-	t := target{Spec: s}
+func ParseTarget(s string) (Target, error) {
+	t := Target{Spec: s}
 	rest := s
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
 		t.User, rest = rest[:i], rest[i+1:]
 		if t.User == "" {
-			return t, usageError{fmt.Sprintf("host %q: empty user before @", s)}
+			return t, clierr.Usage(fmt.Sprintf("host %q: empty user before @", s))
 		}
 	}
 	switch {
@@ -49,7 +50,7 @@ func parseTarget(s string) (target, error) {
 			h = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
 			p = ""
 			if strings.ContainsAny(h, "[]") {
-				return t, usageError{fmt.Sprintf("host %q: bad address", s)}
+				return t, clierr.Usage(fmt.Sprintf("host %q: bad address", s))
 			}
 		}
 		t.Host, t.Port = h, p
@@ -59,14 +60,14 @@ func parseTarget(s string) (target, error) {
 		t.Host = rest // a bare IPv6 address has several colons and no port
 	}
 	if t.Host == "" {
-		return t, usageError{fmt.Sprintf("host %q: empty host name", s)}
+		return t, clierr.Usage(fmt.Sprintf("host %q: empty host name", s))
 	}
 	if strings.HasPrefix(t.Host, "-") || strings.ContainsAny(t.Host, " \t\n'\"") {
-		return t, usageError{fmt.Sprintf("host %q: not a host name", s)}
+		return t, clierr.Usage(fmt.Sprintf("host %q: not a host name", s))
 	}
 	if t.Port != "" {
 		if n, err := strconv.Atoi(t.Port); err != nil || n < 1 || n > 65535 {
-			return t, usageError{fmt.Sprintf("host %q: bad port %q", s, t.Port)}
+			return t, clierr.Usage(fmt.Sprintf("host %q: bad port %q", s, t.Port))
 		}
 	}
 	return t, nil
@@ -139,8 +140,9 @@ func shellQuote(s string) string {
 // sshTransport runs the system's OpenSSH client: one ControlMaster per
 // host, in a private temp dir, and channels that reuse it.
 type sshTransport struct {
-	cmd []string // the ssh command and its own options (--ssh)
-	dir string   // ControlPath directory, mode 0700
+	cmd     []string // the ssh command and its own options (--ssh)
+	dir     string   // ControlPath directory, mode 0700
+	version string   // this fdtop's (--push names the copy by it)
 
 	mu      sync.Mutex
 	n       int
@@ -148,13 +150,13 @@ type sshTransport struct {
 }
 
 // newSSHTransport checks the ssh command line and makes the private dir.
-func newSSHTransport(command string) (*sshTransport, error) {
+func newSSHTransport(command, version string) (*sshTransport, error) {
 	words, err := splitWords(command)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("--ssh: %v", err)}
+		return nil, clierr.Usage(fmt.Sprintf("--ssh: %v", err))
 	}
 	if len(words) == 0 {
-		return nil, usageError{"--ssh: empty command"}
+		return nil, clierr.Usage("--ssh: empty command")
 	}
 	if _, err := exec.LookPath(words[0]); err != nil {
 		return nil, fmt.Errorf("ssh client %q not found (install openssh-client, or name one with --ssh): %w", words[0], err)
@@ -163,7 +165,7 @@ func newSSHTransport(command string) (*sshTransport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket dir: %w", err)
 	}
-	return &sshTransport{cmd: words, dir: dir}, nil
+	return &sshTransport{cmd: words, dir: dir, version: version}, nil
 }
 
 // Close stops every ControlMaster by PID and removes the private dir.
@@ -181,7 +183,7 @@ func (t *sshTransport) Close() {
 // sshHost is one host with its ControlMaster.
 type sshHost struct {
 	t       *sshTransport
-	target  target
+	target  Target
 	control string
 	master  *exec.Cmd
 	stderr  *lockedBuffer
@@ -240,7 +242,7 @@ func (h *sshHost) hostArgs() []string {
 // control socket exists), or with ssh's own message when it exits. With
 // interactive set, ssh may ask for passwords and host keys on the
 // terminal; otherwise BatchMode forbids it.
-func (t *sshTransport) Open(ctx context.Context, tg target, interactive bool) (*sshHost, error) {
+func (t *sshTransport) Open(ctx context.Context, tg Target, interactive bool) (*sshHost, error) {
 	t.mu.Lock()
 	t.n++
 	h := &sshHost{t: t, target: tg, control: filepath.Join(t.dir, fmt.Sprintf("h%d", t.n)), stderr: &lockedBuffer{}, exited: make(chan struct{})}
@@ -352,11 +354,12 @@ func (h *sshHost) Run(ctx context.Context, remote string, stdin io.Reader) (stri
 	return out.String(), nil
 }
 
-// agentOptions are how the agent is started on each host.
-type agentOptions struct {
-	args []string // the agent's flags and patterns
-	sudo bool     // run it under sudo -n
-	push bool     // copy this binary when the remote has no matching fdtop
+// AgentOptions are how the agent is started on each host.
+type AgentOptions struct {
+	Args    []string // the agent's flags and patterns
+	Sudo    bool     // run it under sudo -n
+	Push    bool     // copy this binary when the remote has no matching fdtop
+	Version string   // this fdtop's version (the agent's file name, ~/.cache/fdtop/fdtop-VERSION)
 }
 
 // missingMarker starts the line the remote script prints when it found no
@@ -369,13 +372,13 @@ const missingMarker = "fdtop-agent-missing:"
 // fdtop on PATH and any other in ~/.cache/fdtop, each asked for its
 // protocol first (an fdtop from before the agent would not know the
 // subcommand).
-func agentScript(o agentOptions) string {
-	quoted := make([]string, len(o.args))
-	for i, a := range o.args {
+func agentScript(o AgentOptions) string {
+	quoted := make([]string, len(o.Args))
+	for i, a := range o.Args {
 		quoted[i] = shellQuote(a)
 	}
 	sudo := ""
-	if o.sudo {
+	if o.Sudo {
 		sudo = "sudo -n -- "
 	}
 	script := fmt.Sprintf(`v=%s; p=%d; seen=
@@ -387,7 +390,7 @@ for f in "$(command -v fdtop 2>/dev/null)" "$HOME"/.cache/fdtop/fdtop-*; do
   if [ "$got" = "$p" ]; then exec %[3]s"$f" agent %[4]s; fi
   seen="$seen $f (protocol ${got:-none})"
 done
-echo "%[5]s$seen" >&2; exit 127`, shellQuote(version), inspect.AgentProtocol, sudo, strings.Join(quoted, " "), missingMarker)
+echo "%[5]s$seen" >&2; exit 127`, shellQuote(o.Version), inspect.AgentProtocol, sudo, strings.Join(quoted, " "), missingMarker)
 	return "sh -c " + shellQuote(script)
 }
 
@@ -440,8 +443,8 @@ func (a *remoteAgent) Why(h *sshHost) string {
 }
 
 // StartAgent starts the agent on h (pushing this binary first with
-// o.push when the remote has none that speaks this protocol).
-func (h *sshHost) StartAgent(ctx context.Context, o agentOptions) (*remoteAgent, error) {
+// o.Push when the remote has none that speaks this protocol).
+func (h *sshHost) StartAgent(ctx context.Context, o AgentOptions) (*remoteAgent, error) {
 	a, err := h.startAgent(ctx, o)
 	var (
 		missing *missingError
@@ -449,7 +452,7 @@ func (h *sshHost) StartAgent(ctx context.Context, o agentOptions) (*remoteAgent,
 	)
 	// ~/.cache/fdtop/fdtop-VERSION is run without asking its protocol: an
 	// old build of this same version speaking another is pushed over too.
-	if (errors.As(err, &missing) || errors.As(err, &other)) && o.push {
+	if (errors.As(err, &missing) || errors.As(err, &other)) && o.Push {
 		if err := h.push(ctx); err != nil {
 			return nil, fmt.Errorf("--push: %w", err)
 		}
@@ -459,7 +462,7 @@ func (h *sshHost) StartAgent(ctx context.Context, o agentOptions) (*remoteAgent,
 }
 
 // missingError: the remote has no fdtop speaking this protocol.
-type missingError struct{ seen string }
+type missingError struct{ seen, version string }
 
 func (e *missingError) Error() string {
 	found := "none"
@@ -467,10 +470,10 @@ func (e *missingError) Error() string {
 		found = s
 	}
 	return fmt.Sprintf("no fdtop with agent protocol %d on the remote (looked for ~/.cache/fdtop/fdtop-%s and fdtop on PATH; found: %s): install fdtop %s there, or run with --push to copy this binary to ~/.cache/fdtop/fdtop-%s",
-		inspect.AgentProtocol, version, termsafe.String(found), version, version)
+		inspect.AgentProtocol, e.version, termsafe.String(found), e.version, e.version)
 }
 
-func (h *sshHost) startAgent(ctx context.Context, o agentOptions) (*remoteAgent, error) {
+func (h *sshHost) startAgent(ctx context.Context, o AgentOptions) (*remoteAgent, error) {
 	cmd := h.Command(context.Background(), agentScript(o))
 	a := &remoteAgent{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = a.stderr
@@ -492,9 +495,9 @@ func (h *sshHost) startAgent(ctx context.Context, o agentOptions) (*remoteAgent,
 		said := a.stderr.String()
 		if i := strings.Index(said, missingMarker); i >= 0 {
 			line, _, _ := strings.Cut(said[i+len(missingMarker):], "\n")
-			return nil, &missingError{seen: line}
+			return nil, &missingError{seen: line, version: o.Version}
 		}
-		if o.sudo && strings.Contains(said, "sudo:") {
+		if o.Sudo && strings.Contains(said, "sudo:") {
 			return nil, &lastingError{err: fmt.Errorf("--sudo: sudo -n refused (it would need a password or is not allowed; allow NOPASSWD for fdtop or drop --sudo): %s", sshMessage(said)),
 				why: "each try would be refused and logged again; allow it and start fdtop again"}
 		}
@@ -573,7 +576,7 @@ func (h *sshHost) push(ctx context.Context) error {
 		return err
 	}
 	defer bin.Close()
-	name := "fdtop-" + version
+	name := "fdtop-" + h.t.version
 	script := fmt.Sprintf(`umask 077; d="$HOME/.cache/fdtop"; mkdir -p "$d" && t="$d/.%s.$$" && cat > "$t" && chmod 755 "$t" && mv -f "$t" "$d/%s"`, name, name)
 	if _, err := h.Run(ctx, "sh -c "+shellQuote(script), bin); err != nil {
 		return fmt.Errorf("copy to ~/.cache/fdtop/%s: %w", name, err)

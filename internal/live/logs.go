@@ -1,4 +1,4 @@
-package main
+package live
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 // FollowLog implements ui.LogSource: the journal where there is one, else
 // the manager's log and the units' output files (the demo's sandbox).
-func (s *liveSource) FollowLog(ctx context.Context, units []string) (<-chan unitlog.Line, bool, error) {
+func (s *Source) FollowLog(ctx context.Context, units []string) (<-chan unitlog.Line, bool, error) {
 	r := unitlog.Reader{User: s.builder.Scope == "user"}
 	var files []string
 	if !r.HasJournal() {

@@ -1,4 +1,4 @@
-package main
+package live
 
 import (
 	"context"
@@ -31,13 +31,12 @@ func TestFollowLogDemo(t *testing.T) {
 		if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
 			t.Fatal(err)
 		}
-		mf := managerFlags{user: true, address: sb.Address, proc: "/proc"}
-		client, b, err := mf.connect(ctx, nil)
+		client, b, err := Connect(ctx, Manager{User: true, Address: sb.Address, Proc: "/proc"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		src := &liveSource{client: client, builder: b}
+		src := &Source{client: client, builder: b}
 		if (unitlog.Reader{}).HasJournal() {
 			t.Fatalf("this test wants no journal (the sandbox's case); %s exists", unitlog.JournalSocket)
 		}
@@ -102,4 +101,22 @@ func mainPIDOf(ctx context.Context, t *testing.T, sb *sandbox.Sandbox, unit stri
 		t.Fatal(err)
 	}
 	return out
+}
+
+// waitResult waits until unit's Result property is want.
+func waitResult(t *testing.T, sb *sandbox.Sandbox, unit, want string, poke func()) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := ""
+	for time.Now().Before(deadline) {
+		if poke != nil {
+			poke()
+		}
+		out, err := sb.Systemctl(context.Background(), "show", "-p", "Result", "--value", unit)
+		if got = strings.TrimSpace(out); err == nil && got == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: Result %q, want %q", unit, got, want)
 }

@@ -1,4 +1,4 @@
-package main
+package live
 
 import (
 	"context"
@@ -15,17 +15,16 @@ import (
 // startLiveSource starts the dashboard's live model on the sandbox's
 // manager, on the units patterns name, rescanning every interval; it stops
 // when the test ends.
-func startLiveSource(t *testing.T, sb *sandbox.Sandbox, patterns []string, interval time.Duration) *liveSource {
+func startLiveSource(t *testing.T, sb *sandbox.Sandbox, patterns []string, interval time.Duration) *Source {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	mf := managerFlags{user: true, address: sb.Address, proc: "/proc"}
-	client, b, err := mf.connect(ctx, patterns)
+	client, b, err := Connect(ctx, Manager{User: true, Address: sb.Address, Proc: "/proc"}, patterns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	src, err := newLiveSource(ctx, client, b, interval, false)
+	src, err := New(ctx, client, b, Options{Interval: interval})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,10 +41,10 @@ func TestOnePWhenShown(t *testing.T) {
 		t.Run("GOMAXPROCS="+env, func(t *testing.T) {
 			t.Setenv("GOMAXPROCS", env)
 			runtime.GOMAXPROCS(2)
-			src := &liveSource{updates: make(chan ui.Update, 1), first: make(chan struct{})}
+			src := &Source{updates: make(chan ui.Update, 1), first: make(chan struct{})}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			done := src.onePWhenShown(ctx)
+			done := src.OnePWhenShown(ctx)
 			select {
 			case <-done:
 				t.Fatal("decided before the first picture")
@@ -77,7 +76,7 @@ func TestOnePWhenShown(t *testing.T) {
 // gives up when its context ends. On a real manager, once the picture is
 // out, it diagnoses it: the healthy demo has no finding.
 func TestFindingsWaitForPicture(t *testing.T) {
-	s := &liveSource{first: make(chan struct{})}
+	s := &Source{first: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if fs, err := s.Findings(ctx); err == nil || fs != nil {
@@ -93,8 +92,34 @@ func TestFindingsWaitForPicture(t *testing.T) {
 		if err != nil || len(fs) != 0 {
 			t.Errorf("Findings on the healthy demo = %+v, %v; want none", fs, err)
 		}
-		if src.current() == nil {
+		if src.Current() == nil {
 			t.Error("Findings returned before the model had a picture")
 		}
 	})
 }
+
+// TestActionErrorsSaidOnce: the errors of actions come without the
+// "ACTION UNIT:" the dashboard puts before them; a failed job is a result
+// with the unit's reason, not an error that repeats it.
+func TestActionErrorsSaidOnce(t *testing.T) {
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	if err := sb.WriteUnit("fails.service", "[Service]\nType=oneshot\nExecStart=/bin/false\n"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := sb.Systemctl(ctx, "daemon-reload"); err != nil {
+		t.Fatal(err)
+	}
+	src := startLiveSource(t, sb, []string{"fails.service"}, time.Second)
+	_, err := src.Act(ctx, ui.ActionRestart, "no-such.service", false)
+	if err == nil || err.Error() != "no such unit" {
+		t.Errorf("restart of a unit that does not exist: %v, want \"no such unit\"", err)
+	}
+	res, err := src.Act(ctx, ui.ActionStart, "fails.service", false)
+	if err != nil || res.Result != "failed" || res.Message != "unit result: exit-code" {
+		t.Errorf("start of a failing unit: result %+v, error %v; want result failed, message \"unit result: exit-code\", no error", res, err)
+	}
+}
+
+func TestMain(m *testing.M) { sandboxtest.Main(m) }

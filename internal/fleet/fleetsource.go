@@ -1,24 +1,24 @@
-package main
+package fleet
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/internal/termsafe"
 	"github.com/fdtop/fdtop/ui"
 )
 
-// fleetSource is the dashboard's Source on several hosts (a ui.FleetSource):
-// one remoteSource per host, each followed and reconnected on its own, and
+// FleetSource is the dashboard's Source on several hosts (a ui.FleetSource):
+// one RemoteSource per host, each followed and reconnected on its own, and
 // one picture of the fleet published whenever a host's state or picture
 // changes. It alone keeps each host's state; the dashboard draws it.
-type fleetSource struct {
+type FleetSource struct {
 	hosts   []*fleetMember
 	events  chan inspect.Event
 	updates chan ui.Update
@@ -35,18 +35,19 @@ type fleetMember struct {
 	message string
 	retry   time.Time
 	snap    *inspect.Snapshot
-	src     *remoteSource // nil until its agent watches
+	src     *RemoteSource // nil until its agent watches
 	// tap gets a copy of each of the host's events while a rollout waits
 	// for its verdict (nil otherwise).
 	tap chan inspect.Event
 }
 
-// newFleetSource starts following every host of f until ctx ends (one
+// FleetSource starts following every host of f until ctx ends (one
 // that failed to open is unreachable and retried, or failed when no retry
 // could change why: fleetMember.tried); wait returns once every goroutine
 // it started has.
-func newFleetSource(ctx context.Context, f *fleet, o agentOptions) (src *fleetSource, wait func()) {
-	s := &fleetSource{events: make(chan inspect.Event, 1024), updates: make(chan ui.Update, 1), changed: make(chan struct{}, 1)}
+func (f *Fleet) FleetSource(ctx context.Context) (src *FleetSource, wait func()) {
+	o := f.o
+	s := &FleetSource{events: make(chan inspect.Event, 1024), updates: make(chan ui.Update, 1), changed: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	for _, h := range f.hosts {
 		m := &fleetMember{host: h, shown: termsafe.String(h.target.Spec)}
@@ -72,9 +73,6 @@ func newFleetSource(ctx context.Context, f *fleet, o agentOptions) (src *fleetSo
 	return s, wg.Wait
 }
 
-// errLine is an error on one line, as it came (the dashboard escapes it).
-func errLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }
-
 // tried records a try to reach a host not reached since fdtop started:
 // err nil, reached (connecting, its first picture to come); a failure a
 // retry could change (judgeStart), unreachable until the next try at next,
@@ -93,14 +91,14 @@ func (m *fleetMember) tried(err error, next time.Time) {
 }
 
 // set changes a host's state under the lock and tells the publisher.
-func (s *fleetSource) set(m *fleetMember, f func(m *fleetMember)) {
+func (s *FleetSource) set(m *fleetMember, f func(m *fleetMember)) {
 	s.mu.Lock()
 	f(m)
 	s.mu.Unlock()
 	s.kick()
 }
 
-func (s *fleetSource) kick() {
+func (s *FleetSource) kick() {
 	select {
 	case s.changed <- struct{}{}:
 	default:
@@ -112,13 +110,13 @@ func (s *fleetSource) kick() {
 // connection is retried (follow) with the state saying so. A host not
 // reached at start (or whose agent's watch failed) is retried first
 // (reachLate), unreachable until it is reached.
-func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember, o agentOptions) {
+func (s *FleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember, o AgentOptions) {
 	h := m.host
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tagged := make(chan hostEvent, 256)
+	tagged := make(chan HostEvent, 256)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -148,7 +146,7 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 		}
 		s.set(m, func(m *fleetMember) { m.tried(nil, time.Time{}) })
 	}
-	rs := &remoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1), updates: make(chan ui.Update, 1), swapped: make(chan struct{}, 1)}
+	rs := &RemoteSource{agent: h.agent, ssh: h.ssh, events: make(chan inspect.Event, 1), updates: make(chan ui.Update, 1), swapped: make(chan struct{}, 1)}
 	s.set(m, func(m *fleetMember) { m.src = rs })
 	wg.Add(2)
 	go func() {
@@ -171,7 +169,7 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 				s.set(m, func(m *fleetMember) {
 					m.state, m.retry = ui.HostReconnecting, next
 					if err != nil {
-						m.message = errLine(err)
+						m.message = clierr.OneLine(err)
 					}
 				})
 			},
@@ -184,7 +182,7 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 				if u.Snapshot != nil {
 					m.snap, m.state, m.message, m.retry = u.Snapshot, ui.HostOK, "", time.Time{}
 				} else if u.Err != nil {
-					m.message = strings.TrimPrefix(errLine(u.Err), "connection lost: ")
+					m.message = strings.TrimPrefix(clierr.OneLine(u.Err), "connection lost: ")
 					if m.state != ui.HostReconnecting { // follow may have said so first
 						m.state = ui.HostLost
 					}
@@ -198,7 +196,7 @@ func (s *fleetSource) run(ctx context.Context, tr *sshTransport, m *fleetMember,
 
 // forward passes a host's events to the fleet's timeline, each one's
 // Target its host (and a copy to a rollout's tap), until ctx ends.
-func (s *fleetSource) forward(ctx context.Context, m *fleetMember, tagged <-chan hostEvent) {
+func (s *FleetSource) forward(ctx context.Context, m *fleetMember, tagged <-chan HostEvent) {
 	for {
 		select {
 		case e := <-tagged:
@@ -224,7 +222,7 @@ func (s *fleetSource) forward(ctx context.Context, m *fleetMember, tagged <-chan
 }
 
 // picture is the fleet as the dashboard draws it.
-func (s *fleetSource) picture() []ui.HostPicture {
+func (s *FleetSource) picture() []ui.HostPicture {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]ui.HostPicture, len(s.hosts))
@@ -236,7 +234,7 @@ func (s *fleetSource) picture() []ui.HostPicture {
 
 // publish sends the fleet's picture each time a host changed (a picture
 // not yet read is replaced), until ctx ends.
-func (s *fleetSource) publish(ctx context.Context) {
+func (s *FleetSource) publish(ctx context.Context) {
 	for {
 		select {
 		case <-s.changed:
@@ -257,25 +255,25 @@ func (s *fleetSource) publish(ctx context.Context) {
 }
 
 // Updates implements ui.Source.
-func (s *fleetSource) Updates() <-chan ui.Update { return s.updates }
+func (s *FleetSource) Updates() <-chan ui.Update { return s.updates }
 
 // Show implements ui.Source: each agent's model rescans on its own.
-func (s *fleetSource) Show([]string) {}
+func (s *FleetSource) Show([]string) {}
 
 // Refresh implements ui.Source: each agent's model rescans on its own.
-func (s *fleetSource) Refresh() bool { return false }
+func (s *FleetSource) Refresh() bool { return false }
 
 // Events implements ui.Source: every host's timeline, each event's Target
 // its host.
-func (s *fleetSource) Events() <-chan inspect.Event { return s.events }
+func (s *FleetSource) Events() <-chan inspect.Event { return s.events }
 
 // Act implements ui.Source: a fleet's actions name their host (ActOn).
-func (s *fleetSource) Act(context.Context, ui.Action, string, bool) (ui.ActionResult, error) {
+func (s *FleetSource) Act(context.Context, ui.Action, string, bool) (ui.ActionResult, error) {
 	return ui.ActionResult{}, errors.New("several hosts: the action names no host")
 }
 
 // member finds a host by the name the dashboard shows.
-func (s *fleetSource) member(host string) (*fleetMember, *remoteSource, ui.HostState) {
+func (s *FleetSource) member(host string) (*fleetMember, *RemoteSource, ui.HostState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range s.hosts {
@@ -287,7 +285,7 @@ func (s *fleetSource) member(host string) (*fleetMember, *remoteSource, ui.HostS
 }
 
 // ActOn implements ui.FleetSource: the action runs on that host only.
-func (s *fleetSource) ActOn(ctx context.Context, host string, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+func (s *FleetSource) ActOn(ctx context.Context, host string, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
 	m, rs, state := s.member(host)
 	switch {
 	case m == nil:
@@ -301,13 +299,13 @@ func (s *fleetSource) ActOn(ctx context.Context, host string, action ui.Action, 
 // Rollout implements ui.RolloutSource with fdtop rollout's own code: every
 // host prepared first (nothing restarted unless all have the unit), then
 // host by host, stopping at the first verdict over the default budget.
-func (s *fleetSource) Rollout(ctx context.Context, unit string, hosts []string, probe bool) <-chan ui.RolloutStep {
+func (s *FleetSource) Rollout(ctx context.Context, unit string, hosts []string, probe bool) <-chan ui.RolloutStep {
 	ch := make(chan ui.RolloutStep, 2*len(hosts)) // a host's restart and its outcome: never blocks
 	go func() {
 		defer close(ch)
-		var rhs []*rolloutHost
+		var rhs []*RolloutHost
 		for _, name := range hosts {
-			rh := &rolloutHost{name: name}
+			rh := &RolloutHost{name: name}
 			rhs = append(rhs, rh)
 			m, rs, state := s.member(name)
 			switch {
@@ -331,35 +329,12 @@ func (s *fleetSource) Rollout(ctx context.Context, unit string, hosts []string, 
 				s.mu.Unlock()
 			}()
 		}
-		r := &rollout{unit: unit, probe: probe, timeout: 2 * time.Minute, stdout: io.Discard, stderr: io.Discard,
-			onRestart: func(h *rolloutHost) { ch <- ui.RolloutStep{Host: h.name, Status: ui.RolloutRestarting} },
-			onLine: func(l rolloutLine) {
+		r := &Rollout{Unit: unit, Probe: probe, Timeout: 2 * time.Minute,
+			OnRestart: func(host string) { ch <- ui.RolloutStep{Host: host, Status: ui.RolloutRestarting} },
+			OnLine: func(l RolloutLine) {
 				ch <- ui.RolloutStep{Host: l.Target, Status: l.Status, Reason: l.Reason, Result: l.Result, Handoff: l.Handoff}
 			}}
-		r.run(ctx, ctx, rhs)
+		r.Run(ctx, ctx, rhs)
 	}()
 	return ch
-}
-
-// fleetDashboard runs the dashboard on several hosts. Every
-// ControlMaster opens before the dashboard takes the terminal (so ssh can
-// ask for passwords and host keys); a host that fails is shown unreachable
-// and retried (or failed, when no retry could change why) and the others
-// go on.
-func fleetDashboard(ctx context.Context, ff *fleetFlags, targets []target, mf managerFlags, df dashboardFlags, patterns []string) (int, error) {
-	o := agentOptions{args: agentArgs(&mf, patterns), sudo: ff.sudo, push: ff.push}
-	f, err := openFleet(ctx, ff, targets, o)
-	if err != nil {
-		return exitRuntime, err
-	}
-	defer f.Close()
-	ctx, cancel := context.WithCancel(ctx)
-	src, wait := newFleetSource(ctx, f, o)
-	defer wait() // after cancel below
-	defer cancel()
-	opts := ui.Options{ReadOnly: df.readOnly, Probe: df.probe, Interval: df.interval, Patterns: patterns}
-	if err := ui.Run(ctx, src, opts); err != nil {
-		return exitRuntime, err
-	}
-	return exitOK, nil
 }

@@ -1,9 +1,11 @@
-package main
+package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,17 +25,17 @@ import (
 // waits for each live model's first picture instead (what a fleet view
 // shows first); FDTOP_BENCH_TARGETED=1 scans only the units' processes.
 //
-//	CI=true go test -run '^$' -bench FleetSnapshot10 -benchtime 5x ./cmd/fdtop
+//	CI=true go test -run '^$' -bench FleetSnapshot10 -benchtime 5x ./internal/fleet
 func BenchmarkFleetSnapshot10(b *testing.B) {
 	f, targets := demoHosts(b, 10)
 	ctx := context.Background()
-	tr, err := newSSHTransport(f.SSH())
+	tr, err := newSSHTransport(f.SSH(), "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer tr.Close()
 	hosts := make([]*fleetHost, len(targets))
-	fl := &fleet{tr: tr}
+	fl := &Fleet{tr: tr}
 	for i, tg := range targets {
 		hosts[i] = &fleetHost{target: tg}
 	}
@@ -41,7 +43,7 @@ func BenchmarkFleetSnapshot10(b *testing.B) {
 	start := time.Now()
 	fl.each(func(h *fleetHost) { h.ssh, h.err = tr.Open(ctx, h.target, false) })
 	b.Logf("10 ControlMasters up in %s", time.Since(start))
-	o := agentOptions{args: []string{"--user", "--", "demo-*"}}
+	o := AgentOptions{Args: []string{"--user", "--", "demo-*"}}
 	full := os.Getenv("FDTOP_BENCH_TARGETED") == ""
 	var mu sync.Mutex
 	var agentMax, snapMax time.Duration
@@ -87,7 +89,7 @@ func BenchmarkFleetSnapshot10(b *testing.B) {
 // one host whose demo services run with clients connected but nothing
 // restarts. FDTOP_IDLE_SECONDS sets the window (default 60).
 //
-//	CI=true go test -run '^$' -bench IdleTraffic -benchtime 1x ./cmd/fdtop
+//	CI=true go test -run '^$' -bench IdleTraffic -benchtime 1x ./internal/fleet
 func BenchmarkIdleTraffic(b *testing.B) {
 	secs := 60
 	if v, err := strconv.Atoi(os.Getenv("FDTOP_IDLE_SECONDS")); err == nil && v > 0 {
@@ -100,8 +102,8 @@ func BenchmarkIdleTraffic(b *testing.B) {
 		sandboxtest.Traffic(b, cfg.Addr(m), 4, 100*time.Millisecond)
 	}
 	h := f.AddHost(b, append(sb.Env(), "PATH="+dirOf(sandboxtest.Fdtop(b))+":/usr/bin:/bin")...)
-	tg, _ := parseTarget(h.Target)
-	tr, err := newSSHTransport(f.SSH())
+	tg, _ := ParseTarget(h.Target)
+	tr, err := newSSHTransport(f.SSH(), "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func BenchmarkIdleTraffic(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := sh.StartAgent(ctx, agentOptions{args: []string{"--user", "--", "demo-*"}})
+	a, err := sh.StartAgent(ctx, AgentOptions{Args: []string{"--user", "--", "demo-*"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func dirOf(p string) string {
 // the restart job itself (duration_ms), over three hosts whose service
 // hands off; and the whole command's time per host (preflight included).
 //
-//	CI=true go test -run '^$' -bench RolloutOverhead -benchtime 3x ./cmd/fdtop
+//	CI=true go test -run '^$' -bench RolloutOverhead -benchtime 3x ./internal/fleet
 func BenchmarkRolloutOverhead(b *testing.B) {
 	f := sshtest.New(b)
 	var targets []string
@@ -162,13 +164,17 @@ func BenchmarkRolloutOverhead(b *testing.B) {
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		start := time.Now()
-		code, out, errOut := runFdtop("rollout", "web.service", "--user", "--json", "--ssh", f.SSH(), "-H", strings.Join(targets, ","))
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(sandboxtest.Fdtop(b), "rollout", "web.service", "--user", "--json", "--ssh", f.SSH(), "-H", strings.Join(targets, ","))
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		total = append(total, time.Since(start)/time.Duration(len(targets)))
-		if code != 0 {
-			b.Fatalf("rollout exit %d: %s%s", code, out, errOut)
+		out := stdout.String()
+		if err != nil {
+			b.Fatalf("rollout: %v: %s%s", err, out, stderr.String())
 		}
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-			var r rolloutLine
+			var r RolloutLine
 			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Handoff == nil {
 				b.Fatalf("%v: %s", err, l)
 			}
@@ -206,7 +212,7 @@ func installWebB(b *testing.B, sb *sandbox.Sandbox) {
 // demoHosts starts n sshd hosts sharing one demo manager per systemd
 // version (n sandboxes would measure the machine, not fdtop) and returns
 // the hosts' fleet and targets.
-func demoHosts(b *testing.B, n int) (*sshtest.Fleet, []target) {
+func demoHosts(b *testing.B, n int) (*sshtest.Fleet, []Target) {
 	f := sshtest.New(b)
 	var sbs []*sandbox.Sandbox
 	for _, v := range sandboxtest.Versions() {
@@ -215,10 +221,10 @@ func demoHosts(b *testing.B, n int) (*sshtest.Fleet, []target) {
 		sbs = append(sbs, sb)
 	}
 	path := "PATH=" + dirOf(sandboxtest.Fdtop(b)) + ":/usr/bin:/bin"
-	var targets []target
+	var targets []Target
 	for i := 0; i < n; i++ {
 		h := f.AddHost(b, append(sbs[i%len(sbs)].Env(), path)...)
-		tg, _ := parseTarget(h.Target)
+		tg, _ := ParseTarget(h.Target)
 		targets = append(targets, tg)
 	}
 	return f, targets

@@ -1,4 +1,4 @@
-package main
+package live
 
 import (
 	"context"
@@ -11,13 +11,11 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/dbusclient"
-	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
-	"github.com/fdtop/fdtop/procfs"
 	"github.com/fdtop/fdtop/ui"
 )
 
-// liveSource is the dashboard's Source on the local manager: the live
+// Source is the dashboard's ui.Source on the local manager: the live
 // model, in process. A Watcher on the manager's signals is the only thing
 // that scans (the whole picture at --interval, skipped while nothing
 // changed; the services in a job faster); the manager's signals and the
@@ -25,7 +23,7 @@ import (
 // scans. Each new picture is published to the dashboard, which draws it
 // and sends actions back (run through dbusclient, with the gap meter where
 // asked).
-type liveSource struct {
+type Source struct {
 	client  *dbusclient.Client
 	builder *inspect.Builder
 	events  chan inspect.Event
@@ -34,10 +32,8 @@ type liveSource struct {
 	// processes (the demo: nothing outside the sandbox matters there).
 	targetedOnly bool
 
-	mu      sync.Mutex
-	probes  map[string]time.Time          // service -> when a probed action on it was asked for
-	traffic map[string]*traffic.Generator // demo: service -> generator
-	conns   map[string]int
+	mu     sync.Mutex
+	probes map[string]time.Time // service -> when a probed action on it was asked for
 
 	pmu     sync.Mutex
 	first   chan struct{}     // closed when the first picture is published
@@ -51,39 +47,37 @@ type liveSource struct {
 // job to start.
 const probeAsk = time.Minute
 
-// fullEvery is how many rescans pass between the host-wide passes (holders
-// outside the units) of the local live model, as the agent's.
-const fullEvery = 30
+// Options are how a live model scans.
+type Options struct {
+	// Interval is the rescan of the whole host when nothing happens (the
+	// units on screen are polled at it too).
+	Interval time.Duration
+	// Targeted limits every scan to the units' and the manager's
+	// processes (the demo: nothing outside the sandbox matters there).
+	Targeted bool
+}
 
-// newLiveSource starts the live model; it runs until ctx ends. targeted
-// limits its scans to the units' and the manager's processes (the demo).
-func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, interval time.Duration, targeted bool) (*liveSource, error) {
+// New starts the live model on client's manager, as b reads it; it runs
+// until ctx ends.
+func New(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, o Options) (*Source, error) {
+	interval, targeted := o.Interval, o.Targeted
 	sub, err := client.Subscribe(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	src := &liveSource{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
+	src := &Source{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
 		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), first: make(chan struct{})}
 	src.signals = newModelSignals(sub, interval, func(ev dbusclient.Event) {
 		src.setPicture(false, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
 	})
-	full := fullEvery
-	if targeted {
-		full = -1
-	}
-	w := &inspect.Watcher{Snapshots: b, Events: src.signals, Interval: interval, FullEvery: full, Probe: src.probeWanted, Rescan: src.rescan, Shows: b.Names,
+	w := NewWatcher(b, src.signals, WatcherOptions{Interval: interval, Targeted: targeted, Probe: src.probeWanted, Rescan: src.rescan,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			src.setPicture(true, func(*inspect.Snapshot) *inspect.Snapshot { return snap })
 		},
 		OnView: func(units []string, snap *inspect.Snapshot) {
 			src.setPicture(true, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.MergeUnits(p, snap, units) })
 		},
-	}
-	if k, ok := b.Kernel.(procfs.FS); ok {
-		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
-		w.ConnEnds = k.TCPConnEnds
-		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
-	}
+	})
 	go src.signals.run(ctx)
 	go func() {
 		defer src.signals.Close()
@@ -100,7 +94,7 @@ func newLiveSource(ctx context.Context, client *dbusclient.Client, b *inspect.Bu
 // what the picture shows publishes only when it was seen, so an idle
 // dashboard rebuilds nothing and its doctor does not run again, while its
 // header's scan age stays true). f must not change its argument.
-func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Snapshot) {
+func (s *Source) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Snapshot) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	p := f(s.picture)
@@ -120,7 +114,7 @@ func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect
 	s.publishLocked(ui.Update{Snapshot: p, At: time.Now()})
 }
 
-// onePWhenShown lets the Go runtime run on one processor once the first
+// OnePWhenShown lets the Go runtime run on one processor once the first
 // picture is out, unless GOMAXPROCS is set. The first scan of a large host
 // uses every CPU (a 100k-descriptor snapshot: 0.55 s on two, 0.64 s on
 // one); what follows is mostly waiting, and with two processors every
@@ -129,7 +123,7 @@ func (s *liveSource) setPicture(compare bool, f func(*inspect.Snapshot) *inspect
 // core idle on the demo against 0.4–0.6 % on one (measured by
 // tools/idle-cost; a host-wide pass costs less CPU on one, too).
 // The channel returned is closed once that is decided.
-func (s *liveSource) onePWhenShown(ctx context.Context) <-chan struct{} {
+func (s *Source) OnePWhenShown(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -145,13 +139,13 @@ func (s *liveSource) onePWhenShown(ctx context.Context) <-chan struct{} {
 }
 
 // publish sends u to the dashboard, replacing a picture it has not read.
-func (s *liveSource) publish(u ui.Update) {
+func (s *Source) publish(u ui.Update) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	s.publishLocked(u)
 }
 
-func (s *liveSource) publishLocked(u ui.Update) {
+func (s *Source) publishLocked(u ui.Update) {
 	select {
 	case <-s.updates:
 	default:
@@ -161,7 +155,7 @@ func (s *liveSource) publishLocked(u ui.Update) {
 
 // publishSeenLocked says the picture was seen unchanged at at: a picture
 // not yet read is then seen at at; an error not yet read is over.
-func (s *liveSource) publishSeenLocked(at time.Time) {
+func (s *Source) publishSeenLocked(at time.Time) {
 	u := ui.Update{At: at}
 	select {
 	case old := <-s.updates:
@@ -174,22 +168,22 @@ func (s *liveSource) publishSeenLocked(at time.Time) {
 	s.updates <- u // never blocks: emptied above, and sends are serialised by pmu
 }
 
-// current is the model's picture (nil before the first scan).
-func (s *liveSource) current() *inspect.Snapshot {
+// Current is the model's picture (nil before the first scan).
+func (s *Source) Current() *inspect.Snapshot {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
 	return s.picture
 }
 
 // Updates implements ui.Source.
-func (s *liveSource) Updates() <-chan ui.Update { return s.updates }
+func (s *Source) Updates() <-chan ui.Update { return s.updates }
 
 // Show implements ui.Source: the units on screen get their counters polled.
 // Only the units whose counters can move are polled (inspect.CountersMove).
-func (s *liveSource) Show(units []string) { s.signals.show(inspect.CountersMove(s.current(), units)) }
+func (s *Source) Show(units []string) { s.signals.show(inspect.CountersMove(s.Current(), units)) }
 
 // Refresh implements ui.Source.
-func (s *liveSource) Refresh() bool {
+func (s *Source) Refresh() bool {
 	select {
 	case s.rescan <- struct{}{}:
 	default: // one is asked for already
@@ -199,7 +193,7 @@ func (s *liveSource) Refresh() bool {
 
 // probeWanted tells the watcher whether a restart from the dashboard asked
 // for the gap meter on service (once per ask).
-func (s *liveSource) probeWanted(service string) bool {
+func (s *Source) probeWanted(service string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at, ok := s.probes[service]
@@ -208,12 +202,12 @@ func (s *liveSource) probeWanted(service string) bool {
 }
 
 // Events implements ui.Source.
-func (s *liveSource) Events() <-chan inspect.Event { return s.events }
+func (s *Source) Events() <-chan inspect.Event { return s.events }
 
 // Act implements ui.Source: it runs the job; with probe, the watcher runs
 // the gap meter on the unit's loopback TCP listeners while the job runs,
 // and the handoff's verdict says what it saw.
-func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
 	if probe {
 		if targets, svc := s.probeTargets(ctx, unit); len(targets) > 0 {
 			// Asked before the job starts: the watcher sees it at JobNew.
@@ -271,9 +265,9 @@ func (s *liveSource) Act(ctx context.Context, action ui.Action, unit string, pro
 
 // probeTargets lists the loopback TCP addresses of a unit's listeners and
 // names the service whose handoff the probe belongs to.
-func (s *liveSource) probeTargets(ctx context.Context, unit string) (targets []string, service string) {
+func (s *Source) probeTargets(ctx context.Context, unit string) (targets []string, service string) {
 	service = unit
-	snap := s.current()
+	snap := s.Current()
 	if snap == nil {
 		var err error
 		if snap, err = s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: []string{unit}}); err != nil {
@@ -307,38 +301,6 @@ func (s *liveSource) probeTargets(ctx context.Context, unit string) (targets []s
 		}
 	}
 	return out, service
-}
-
-// demoSource is the live model of `fdtop demo`: with the traffic
-// generators' counters (ui.DemoSource), which the dashboard reads every
-// fast interval. Only the demo has them: another dashboard has nothing to
-// read so often.
-type demoSource struct{ *liveSource }
-
-// DemoCounters implements ui.DemoSource for `fdtop demo`.
-func (s demoSource) DemoCounters() map[string]ui.DemoCounters {
-	out := map[string]ui.DemoCounters{}
-	for svc, g := range s.traffic {
-		st := g.Stats()
-		out[svc] = ui.DemoCounters{
-			Conns: s.conns[svc], Connected: st.Connected, Sent: st.Sent, Replies: st.Replies,
-			Refused: st.Refused, Dropped: st.Dropped, CounterResets: st.CounterResets,
-			LastPID: st.LastPID, MaxLatency: st.MaxLatency,
-		}
-	}
-	return out
-}
-
-// withDemo adds the demo's traffic generators to a liveSource and returns
-// it as the demo's source.
-func (s *liveSource) withDemo(env *demoEnv) demoSource {
-	s.traffic = map[string]*traffic.Generator{}
-	s.conns = map[string]int{}
-	for m, g := range env.traffic {
-		s.traffic[m.Service()] = g
-		s.conns[m.Service()] = demoConns
-	}
-	return demoSource{s}
 }
 
 // modelSignals is the live model's subscription to the manager: every

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/ui"
 )
 
@@ -34,12 +35,12 @@ func TestParseTarget(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseTarget(tc.in)
+			got, err := ParseTarget(tc.in)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
 				}
-				if _, ok := err.(usageError); !ok {
+				if _, ok := err.(clierr.UsageError); !ok {
 					t.Fatalf("err %T, want a usage error (exit 2)", err)
 				}
 				return
@@ -86,21 +87,21 @@ func TestBudget(t *testing.T) {
 	kept := inspect.Handoff{ListenersKept: 1, ConnectionsPreserved: 4}
 	tests := []struct {
 		name   string
-		b      budget
+		b      Budget
 		result string
 		h      inspect.Handoff
 		ok     bool
 		why    string
 	}{
-		{"handoff", budget{}, "done", kept, true, ""},
-		{"dropped", budget{}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, false, "2 connection(s) dropped (budget 0)"},
-		{"dropped within budget", budget{maxDropped: 2}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, true, ""},
-		{"replaced", budget{}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "listener(s) replaced"},
-		{"replaced, refusals allowed but unmeasured", budget{maxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "not measured"},
-		{"replaced, measured within budget", budget{maxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1, Probe: &inspect.ProbeResult{Attempts: 50, Refused: 3}}, true, ""},
-		{"refused by probe", budget{}, "done", inspect.Handoff{ListenersKept: 1, Probe: &inspect.ProbeResult{Refused: 1}}, false, "1 refused (budget 0)"},
-		{"no listener", budget{}, "done", inspect.Handoff{}, false, "no listener seen"},
-		{"job failed", budget{}, "failed", kept, false, "job failed"},
+		{"handoff", Budget{}, "done", kept, true, ""},
+		{"dropped", Budget{}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, false, "2 connection(s) dropped (budget 0)"},
+		{"dropped within budget", Budget{MaxDropped: 2}, "done", inspect.Handoff{ListenersKept: 1, ConnectionsDropped: 2}, true, ""},
+		{"replaced", Budget{}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "listener(s) replaced"},
+		{"replaced, refusals allowed but unmeasured", Budget{MaxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1}, false, "not measured"},
+		{"replaced, measured within budget", Budget{MaxRefused: 5}, "done", inspect.Handoff{ListenersReplaced: 1, Probe: &inspect.ProbeResult{Attempts: 50, Refused: 3}}, true, ""},
+		{"refused by probe", Budget{}, "done", inspect.Handoff{ListenersKept: 1, Probe: &inspect.ProbeResult{Refused: 1}}, false, "1 refused (budget 0)"},
+		{"no listener", Budget{}, "done", inspect.Handoff{}, false, "no listener seen"},
+		{"job failed", Budget{}, "failed", kept, false, "job failed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,12 +137,7 @@ func TestFleetTargets(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var ff fleetFlags
-			for _, h := range tc.hosts {
-				_ = ff.hosts.Set(h)
-			}
-			ff.hostsFile = tc.file
-			got, err := ff.targets()
+			got, err := Targets(tc.hosts, tc.file)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
@@ -183,7 +179,7 @@ func TestJudgeStart(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			msg, retry := judgeStart(tc.err)
-			if retry != tc.retry || !strings.Contains(msg, tc.has) || !strings.HasPrefix(msg, errLine(tc.err)) {
+			if retry != tc.retry || !strings.Contains(msg, tc.has) || !strings.HasPrefix(msg, clierr.OneLine(tc.err)) {
 				t.Fatalf("judgeStart = %q, %v; want retry %v and %q after the error's own words", msg, retry, tc.retry, tc.has)
 			}
 		})

@@ -1,0 +1,46 @@
+package live
+
+import (
+	"time"
+
+	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/procfs"
+)
+
+// FullEvery is how many rescans pass between the host-wide passes (holders
+// outside the units) of every live model: the dashboard's, watch's and the
+// agent's.
+const FullEvery = 30
+
+// WatcherOptions are what differs between the live models' Watchers.
+type WatcherOptions struct {
+	// Interval is the rescan of every unit when nothing happens.
+	Interval time.Duration
+	// Targeted limits every scan to the units' and the manager's
+	// processes: no host-wide passes (the demo).
+	Targeted bool
+	// Probe, Rescan, OnSnapshot, OnView and Trace are the Watcher's own
+	// (nil: none).
+	Probe      func(service string) bool
+	Rescan     <-chan struct{}
+	OnSnapshot func(*inspect.Snapshot)
+	OnView     func(units []string, snap *inspect.Snapshot)
+	Trace      func(inspect.Step)
+}
+
+// NewWatcher is the one Watcher of a live model on b's manager, fed by
+// events: the dashboard's, watch's and the agent's are all made here.
+func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions) *inspect.Watcher {
+	full := FullEvery
+	if o.Targeted {
+		full = -1
+	}
+	w := &inspect.Watcher{Snapshots: b, Events: events, Interval: o.Interval, FullEvery: full, Shows: b.Names,
+		Probe: o.Probe, Rescan: o.Rescan, OnSnapshot: o.OnSnapshot, OnView: o.OnView, Trace: o.Trace}
+	if k, ok := b.Kernel.(procfs.FS); ok {
+		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
+		w.ConnEnds = k.TCPConnEnds
+		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
+	}
+	return w
+}
