@@ -39,9 +39,11 @@ type Builder struct {
 
 	// outside are the processes outside the units that held connections
 	// accepted from the units' listeners at the last full scan (login
-	// sessions in session-N.scope): a targeted scan reads them too, so
-	// those connections stay in view between full scans and across a
-	// restart of the service.
+	// sessions in session-N.scope), or the other ends of the units' unix
+	// connections (the services whose stdout streams journald stores): a
+	// targeted scan reads them too, so those connections stay in view, and
+	// their peers named, between full scans and across a restart of the
+	// service.
 	outsideMu sync.Mutex
 	outside   []int
 
@@ -86,9 +88,10 @@ func (b *Builder) outsidePIDs() []int {
 }
 
 // noteOutside remembers the holders of a full scan's connections that are
-// outside their services.
+// outside their services, and those of the other ends of their unix
+// connections (Snapshot.PeerPIDs).
 func (b *Builder) noteOutside(snap *Snapshot) {
-	var pids []int
+	pids := slices.Clone(snap.PeerPIDs)
 	for _, svc := range snap.Services {
 		for _, c := range svc.Connections {
 			if c.Outside {

@@ -99,3 +99,12 @@ func (d *diagnosis) unheldListeners() {
 		}
 	}
 }
+
+// passedBySocket is the socket unit a passed descriptor's LISTEN_FDNAMES
+// name names ("" for a store entry's name or another FileDescriptorName=).
+func passedBySocket(name string) string {
+	if strings.HasSuffix(name, ".socket") {
+		return name
+	}
+	return ""
+}

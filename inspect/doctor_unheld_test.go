@@ -58,3 +58,18 @@ func TestDiagnoseSocketNotListening(t *testing.T) {
 		})
 	}
 }
+
+// TestTreePassedListener: a listener a service was passed by a socket unit
+// that does not show it is not called the service's own listener.
+func TestTreePassedListener(t *testing.T) {
+	s := &Snapshot{Manager: Manager{Scope: "user"}, Services: []Service{{Unit: "web.service", ActiveState: "active", MainPID: 5,
+		Passed:       []PassedFD{{FD: 3, Name: "web.socket", Kind: "tcp-listen", Inode: 77}},
+		OwnListeners: []Listener{{Type: "Stream", Address: "127.0.0.1:8080", Inode: 77, PassedBy: "web.socket"}}}}}
+	var b strings.Builder
+	if err := WriteTree(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); strings.Contains(out, "own listener") || !strings.Contains(out, "passed by web.socket, which does not hold it") {
+		t.Errorf("tree:\n%s\nwant the listener passed by web.socket, not an own listener", out)
+	}
+}

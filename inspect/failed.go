@@ -49,3 +49,24 @@ func (tr *Tracker) concludeFailed(name string, t *tracked, result string, at tim
 	t.before, t.beforeSocks, t.stopDone, t.awaitStart = nil, nil, false, false
 	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: t.jobType, Result: result, Handoff: &h})
 }
+
+// startingView reports that a view of a service was taken while its
+// process started (activating) and the manager has said since that the
+// unit is active (state, the signalled state): what the view shows is not
+// what the running process held (a notify service binds its own listener
+// before it says READY=1).
+func startingView(svc *Service, state string) bool {
+	return svc != nil && svc.ActiveState == "activating" && state == "active"
+}
+
+// knownListenAddrs lists the listen addresses (as listenerInodes keys them)
+// any remembered view of the service's main processes showed.
+func (t *tracked) knownListenAddrs() map[string]bool {
+	out := map[string]bool{}
+	for _, v := range t.byPID {
+		for addr := range listenerInodes(v.svc, v.socks) {
+			out[addr] = true
+		}
+	}
+	return out
+}

@@ -51,6 +51,9 @@ type index struct {
 	byInode  inodeIndex
 	managers map[int]bool
 	accepted *acceptedIndex // built on first use
+	// peers are the processes peerName named: they hold the other ends
+	// of the units' unix connections.
+	peers map[int]bool
 	// unreadRelevant counts the processes whose descriptors could not be
 	// read and that may hold the manager's descriptors or its services'
 	// (see unreadable).
@@ -308,6 +311,12 @@ func Join(in JoinInput) *Snapshot {
 		snap.Services = append(snap.Services, ix.service(svc, in.Stores[svc.Name], svcListeners[svc.Name], listenerInodes, socketNames, scope))
 	}
 
+	for pid := range ix.peers {
+		if !ix.managers[pid] {
+			snap.PeerPIDs = append(snap.PeerPIDs, pid)
+		}
+	}
+	sort.Ints(snap.PeerPIDs)
 	snap.Warnings = warnings(snap, addrOwners)
 	sort.Slice(snap.Sockets, func(i, j int) bool { return snap.Sockets[i].Unit < snap.Sockets[j].Unit })
 	sort.Slice(snap.Services, func(i, j int) bool { return snap.Services[i].Unit < snap.Services[j].Unit })
@@ -627,6 +636,10 @@ func (ix *index) peerName(inode uint64) string {
 	for _, h := range hs {
 		pids[h.proc.PID] = true
 	}
+	if ix.peers == nil {
+		ix.peers = map[int]bool{}
+	}
+	ix.peers[best.proc.PID] = true
 	name := fmt.Sprintf("%s pid %d fd %d", best.proc.Comm, best.proc.PID, best.fd.Num)
 	if len(pids) > 1 {
 		name += fmt.Sprintf(" (+%d more)", len(pids)-1)
@@ -725,6 +738,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 			fromSockets[fd.Inode] = true
 			l := Listener{Type: listenType(s), Address: listenAddress(s), Inode: fd.Inode, Backlog: s.RecvQ, State: s.State.String()}
 			l.Holders = ix.holders(fd.Inode, scope, func(unit string) bool { return unit == svc.Name })
+			l.PassedBy = passedBySocket(passedInodes[fd.Inode])
 			out.OwnListeners = append(out.OwnListeners, l)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -146,6 +147,40 @@ func TestJoinCasesOnManagers(t *testing.T) {
 				t.Fatal(err)
 			}
 			check("targeted", one)
+		})
+
+		t.Run("17 peers named between host-wide scans", func(t *testing.T) {
+			// This test's process is a client of jc.service: outside the
+			// units, so a scan limited to them reads it only because the
+			// last host-wide scan named it as the peer.
+			c, err := net.Dial("unix", rt+"/jc.sock")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			e := bareEnv(t, sb, "jc.socket", "jc.service")
+			wantPeer := fmt.Sprintf("inspect.test pid %d fd ", os.Getpid())
+			named := func(s *inspect.Snapshot) bool {
+				for _, svc := range s.Services {
+					for _, cn := range svc.Connections {
+						if strings.HasPrefix(cn.Remote, wantPeer) {
+							return true
+						}
+					}
+				}
+				return false
+			}
+			s, ok := e.waitSnapshot(t, named)
+			if !ok {
+				t.Fatalf("host-wide scan: the connection's peer is not named %q…:\n%s", wantPeer, tree(t, s))
+			}
+			one, err := e.b.Snapshot(ctx, inspect.SnapshotOptions{Units: []string{"jc.service"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !named(one) {
+				t.Errorf("scan of the units after a host-wide one: the peer is not named %q…:\n%s", wantPeer, tree(t, one))
+			}
 		})
 
 		e := bareEnv(t, sb, "jc-*")

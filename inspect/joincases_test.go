@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -285,4 +286,68 @@ func TestJoinUnreadableBeforeManager(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBuilderTargetedScanNamesPeers (issue 20, case 17): journald keeps
+// the stdout streams of dbus-daemon and sshd (connections on its stdout
+// listener, stored in its fd store). A host-wide scan names their other
+// ends; a scan limited to the units after it reads those processes too,
+// so the ends stay named ("dbus-daemon pid 46 fd 1"), never "peer
+// socket:[N]" until the next host-wide scan.
+func TestBuilderTargetedScanNamesPeers(t *testing.T) {
+	const jPID, dbusPID, lst, srv, cli = 33, 46, 8000, 8001, 8002
+	unix := func(ino, peer uint64, path string, st procfs.SockState) procfs.Socket {
+		return procfs.Socket{Inode: ino, Family: procfs.FamilyUnix, Type: procfs.TypeStream, State: st, Path: path, PeerInode: peer}
+	}
+	scan := &procfs.Scan{
+		Processes: []procfs.Process{
+			{PID: jPID, Comm: "systemd-journal", Unit: "systemd-journald.service", FDs: []procfs.FD{sockFD(3, lst), sockFD(14, srv)}},
+			{PID: dbusPID, Comm: "dbus-daemon", Unit: "dbus.service", FDs: []procfs.FD{sockFD(1, cli)}},
+			{PID: mgrPID, Comm: "systemd", Unit: "init.scope", FDs: []procfs.FD{sockFD(29, lst), sockFD(34, srv)}},
+		},
+		Sockets: map[uint64]procfs.Socket{
+			lst: unix(lst, 0, "/run/systemd/journal/stdout", procfs.StateListen),
+			srv: unix(srv, cli, "/run/systemd/journal/stdout", procfs.StateEstablished),
+			cli: unix(cli, srv, "", procfs.StateEstablished),
+		},
+	}
+	svc := runningSvc("systemd-journald.service", jPID, "systemd-journald.socket")
+	svc.FDStoreMax, svc.NFDStore = 4224, 1
+	state := &dbusclient.State{
+		Sockets: []dbusclient.Socket{{UnitState: dbusclient.UnitState{Name: "systemd-journald.socket", ActiveState: "active", SubState: "running"},
+			Listen: []dbusclient.Listener{{Type: "Stream", Address: "/run/systemd/journal/stdout"}}, Triggers: []string{"systemd-journald.service"}}},
+		Services: []dbusclient.Service{svc},
+	}
+	k := &pidKernel{fakeKernel{scan: scan}}
+	b := &Builder{Systemd: &fakeSystemd{state: state}, Kernel: k, Scope: "system"}
+	ctx := context.Background()
+	for _, opts := range []SnapshotOptions{{FullScan: true}, {Units: []string{"systemd-journald.service"}}} {
+		snap, err := b.Snapshot(ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !opts.FullScan && !slices.Contains(k.pids, dbusPID) {
+			t.Errorf("targeted scan of %v, not the peer's holder %d", k.pids, dbusPID)
+		}
+		j := snap.Services[0]
+		if len(j.Connections) != 1 || j.Connections[0].Remote != "dbus-daemon pid 46 fd 1" {
+			t.Errorf("full %v: connections %+v, want the stream from dbus-daemon pid 46 fd 1", opts.FullScan, j.Connections)
+		}
+	}
+}
+
+// pidKernel is a fakeKernel whose targeted scans hold only the processes
+// asked for, as procfs's do.
+type pidKernel struct{ fakeKernel }
+
+func (f *pidKernel) ScanPIDs(ctx context.Context, pids []int, opts procfs.ScanOptions) (*procfs.Scan, error) {
+	f.pids = pids
+	out := *f.scan
+	out.Processes = nil
+	for _, p := range f.scan.Processes {
+		if slices.Contains(pids, p.PID) {
+			out.Processes = append(out.Processes, p)
+		}
+	}
+	return &out, nil
 }

@@ -64,9 +64,13 @@ func (e Event) ForTerminal() Event {
 	if e.Handoff != nil {
 		h := *e.Handoff
 		h.ListenersFromStore = slices.Clone(h.ListenersFromStore)
-		changed := safe(&h.HandoffJob)
+		h.SocketsFailed = slices.Clone(h.SocketsFailed)
+		changed := anyOf(safe(&h.HandoffJob), safe(&h.ServiceState), safe(&h.ServiceResult))
 		for i := range h.ListenersFromStore {
 			changed = safe(&h.ListenersFromStore[i]) || changed
+		}
+		for i := range h.SocketsFailed {
+			changed = safe(&h.SocketsFailed[i]) || changed
 		}
 		if changed {
 			e.Handoff = &h
@@ -109,7 +113,7 @@ func safeService(svc *Service) bool {
 }
 
 func safeListener(l *Listener) bool {
-	c := anyOf(safe(&l.Type), safe(&l.Address), safe(&l.State))
+	c := anyOf(safe(&l.Type), safe(&l.Address), safe(&l.State), safe(&l.PassedBy))
 	var ch bool
 	l.Holders, ch = mapSlice(l.Holders, safeHolder)
 	return c || ch

@@ -106,8 +106,15 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			p("    stored: %d of %d entries identified; %d more the manager does not list and /proc did not match", len(svc.FDStore), svc.FDStoreCount, n)
 		}
 		for _, l := range svc.OwnListeners {
-			// Bound by the service itself: closed by every restart.
-			p("    own listener %s %s  inode %d%s", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
+			switch {
+			case l.PassedBy != "":
+				// Passed by a socket unit that does not show it: only the
+				// service holds it now, and its restart closes it.
+				p("    listener %s %s  inode %d%s  passed by %s, which does not hold it", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)), l.PassedBy)
+			default:
+				// Bound by the service itself: closed by every restart.
+				p("    own listener %s %s  inode %d%s", l.Type, l.Address, l.Inode, ifSet(ListenerQueue(l) != "", "  "+ListenerQueue(l)))
+			}
 			for _, h := range l.Holders {
 				p("      held by pid %d fd %d %s", h.PID, h.FD, h.Comm)
 			}

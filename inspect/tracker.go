@@ -282,6 +282,9 @@ type tracked struct {
 	// began, of which end of a connection before it closed first
 	// (View.Closed, asked while the evidence lasts).
 	closed map[uint64]string
+	// beforeStarting: the view before the job was taken while the old
+	// process started, and the unit became active since (startingView).
+	beforeStarting bool
 }
 
 // lostMain is a main process that went without a job, as last seen.
@@ -704,6 +707,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		} else {
 			t.before = svc
 		}
+		t.beforeStarting = t.beforeStarting && startingView(svc, t.activeState)
 		t.beforeSocks = mergeSockets(t.beforeSocks, socks)
 	}
 	if t.jobActive || t.awaitStart {
@@ -849,6 +853,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		}
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
+		t.beforeStarting = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false
 		t.noMainGap = 0
@@ -1126,6 +1131,14 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	afterL := listenerInodes(a, socks)
 	closedL := closedListeners(socks)
 	blind := !seenOld || (len(beforeL) == 0 && len(afterL) > 0)
+	if len(beforeL) == 0 && len(afterL) == 0 && (blind || t.beforeStarting || startingView(a, t.activeState)) {
+		// Neither side seen listening, one seen only while its process
+		// started (a service binds its own listener before it says it is
+		// ready): "no listener" and "no connections" would be guesses.
+		// The addresses earlier processes listened on are unknown.
+		blind = true
+		h.ListenersUnknown += len(t.knownListenAddrs())
+	}
 	addrs := make([]string, 0, len(beforeL))
 	for addr := range beforeL {
 		addrs = append(addrs, addr)

@@ -26,6 +26,12 @@ type Snapshot struct {
 	// ManagerInodes are the kernel objects (sockets, pipes, memfds) the
 	// manager holds: a connection in a service's fd store is among them.
 	ManagerInodes map[uint64]bool `json:"-"`
+	// PeerPIDs are the processes, other than the manager, named as holding
+	// the other end of a unix connection shown (a service's client, the
+	// peer of a stored stream): a scan limited to the units reads them too
+	// (Builder), or those ends would be nameless until the next host-wide
+	// scan.
+	PeerPIDs []int `json:"-"`
 }
 
 // Manager describes the systemd manager a snapshot comes from.
@@ -165,6 +171,11 @@ type Listener struct {
 	// HoldersPartial is set when some processes' descriptors could not be
 	// read: Holders lists only the readable ones.
 	HoldersPartial bool `json:"holders_partial,omitempty"`
+	// PassedBy is set on a service's own listener that it was passed by a
+	// socket unit (LISTEN_FDNAMES names it): not one the service opened,
+	// though its socket unit does not show it (stopped, or refused its
+	// start while the service ran).
+	PassedBy string `json:"passed_by,omitempty"`
 }
 
 // Holder is a process holding a descriptor.

@@ -57,7 +57,7 @@ func (r *run) check(m demo.Mode, b before, want int, kind string) {
 		drops := int(r.gens[m].Stats().Dropped - b.stats[m].Dropped)
 		r.judge("handoff.connections_dropped", dropped <= drops, "%d dropped in %d handoffs, the clients saw %d dropped", dropped, len(hs), drops)
 	}
-	logOps := storeLog(r.cfg.LogPath(demo.Handoff))
+	logOps := r.storeLogs()
 	for _, e := range evs {
 		em, ok := modeOf(e.Unit)
 		if !ok {
@@ -213,9 +213,9 @@ func (r *run) checkHandoff(m demo.Mode, b before, e inspect.Event, pidBefore, pi
 	if h.StoreDiscarded {
 		// Something must have been in the store as the old process ended,
 		// and the new one got none of it.
-		storedByOld := slices.ContainsFunc(storeLog(r.cfg.LogPath(demo.Handoff)), func(op storeOp) bool { return op.pid == h.OldPID && op.op == "store" })
-		r.judge("handoff.store_discarded", m == demo.Handoff && ok && carried == 0 && (b.store > 0 || storedByOld),
-			"store discarded, but the store held %d before, the old process stored %v, the new one was passed %d", b.store, storedByOld, carried)
+		storedByOld := slices.ContainsFunc(r.storeLogs(), func(op storeOp) bool { return op.pid == h.OldPID && op.op == "store" })
+		r.judge("handoff.store_discarded", ok && carried == 0 && (b.store[m] > 0 || storedByOld),
+			"store discarded, but the store held %d before, the old process stored %v, the new one was passed %d", b.store[m], storedByOld, carried)
 	} else {
 		r.tally.add("handoff.store_discarded", claimTrue)
 	}
@@ -240,6 +240,15 @@ func (r *run) checkHandoff(m demo.Mode, b before, e inspect.Event, pidBefore, pi
 
 // checkSnapshot takes a snapshot as fdtop snapshot does and checks it
 // against the manager and the kernel read around it.
+// storeLogs are the store operations every demo server logged.
+func (r *run) storeLogs() []storeOp {
+	var out []storeOp
+	for _, m := range demo.Modes {
+		out = append(out, storeLog(r.cfg.LogPath(m))...)
+	}
+	return out
+}
+
 func (r *run) checkSnapshot() {
 	pids, storeBefore := r.mainPIDs()
 	// A host-wide scan (outside holders) one time in four: it is slow on
@@ -254,7 +263,7 @@ func (r *run) checkSnapshot() {
 	}
 	pidsAfter, storeAfter := r.mainPIDs()
 	mgr := processInodes(r.sb.PID)
-	logOps := storeLog(r.cfg.LogPath(demo.Handoff))
+	logOps := r.storeLogs()
 	for _, su := range snap.Sockets {
 		m, ok := modeOf(su.Unit)
 		if !ok {
@@ -300,11 +309,8 @@ func (r *run) checkSnapshot() {
 				}
 			}
 		}
-		if m != demo.Handoff {
-			continue
-		}
-		if storeBefore == storeAfter {
-			r.judge("snapshot.fdstore_count", int(svc.FDStoreCount) == storeAfter, "fdstore_count %d, NFileDescriptorStore %d", svc.FDStoreCount, storeAfter)
+		if storeBefore[m] == storeAfter[m] {
+			r.judge("snapshot.fdstore_count", int(svc.FDStoreCount) == storeAfter[m], "fdstore_count %d, NFileDescriptorStore %d", svc.FDStoreCount, storeAfter[m])
 		}
 		for _, e := range svc.FDStore {
 			if mgr != nil {

@@ -246,3 +246,13 @@ func (m *manager) jobs(ctx context.Context) (int, error) {
 	}
 	return len(out), nil
 }
+
+// start starts a unit (a plain StartUnit call, not waiting for the job).
+func (m *manager) start(ctx context.Context, unit string) error {
+	var job dbus.ObjectPath
+	err := m.conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx, "org.freedesktop.systemd1.Manager.StartUnit", 0, unit, "replace").Store(&job)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", unit, err)
+	}
+	return nil
+}

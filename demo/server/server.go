@@ -379,7 +379,14 @@ func (s *server) bindAndStore() (net.Listener, error) {
 		return nil, fmt.Errorf("store listener %s: %w", ln.Addr(), err)
 	}
 	var sendErr error
-	if err := raw.Control(func(fd uintptr) { sendErr = s.env.notifier.StoreFDs(ListenerFDName, int(fd)) }); err != nil {
+	var ino uint64
+	if err := raw.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) == nil {
+			ino = st.Ino
+		}
+		sendErr = s.env.notifier.StoreFDs(ListenerFDName, int(fd))
+	}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("store listener %s: %w", ln.Addr(), err)
 	}
@@ -387,6 +394,7 @@ func (s *server) bindAndStore() (net.Listener, error) {
 		s.log.Warn("cannot store the listener: it closes with this instance", "err", sendErr)
 		return ln, nil
 	}
+	s.log.Info("fdstore", "op", "store", "name", ListenerFDName, "inode", ino)
 	s.stored = true
 	return ln, nil
 }
