@@ -45,7 +45,7 @@ type fleetFlags struct {
 }
 
 func (f *fleetFlags) register(fs *pflag.FlagSet) {
-	fs.VarP(&f.hosts, "host", "H", "remote `HOSTS` over ssh: [user@]host[:port][,...] (repeatable)")
+	fs.VarP(&f.hosts, "host", "H", "remote `HOSTS` over ssh: [user@]host[:port], several separated by commas; repeatable")
 	fs.StringVar(&f.hostsFile, "hosts-file", "", "read hosts from `FILE`, one per line (# comments)")
 	fs.StringVar(&f.ssh, "ssh", "ssh", "the ssh `COMMAND` to reach hosts with, e.g. 'ssh -F ./fleet.conf'")
 	fs.BoolVar(&f.push, "push", false, "copy this fdtop to ~/.cache/fdtop/ on hosts that have none speaking its protocol")

@@ -132,6 +132,7 @@ func NewCmdRoot(ios *ioStreams, runF func(*dashboardOptions) int) *cobra.Command
 		NewCmdExporter(ios, nil),
 		NewCmdDemo(ios, nil),
 		NewCmdAgent(ios, nil),
+		newCmdMan(),
 		newCmdPassThrough("demo-server", "the demo units' ExecStart", demoServerMain),
 		newCmdPassThrough(sandboxInitCommand, "the sandbox's tiny init", sandboxInitMain),
 	)
