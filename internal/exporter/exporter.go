@@ -93,6 +93,7 @@ type Exporter struct {
 	lastDoctor  string            // the doctor's last error, said once
 	now         func() time.Time  // tests
 	gen         uint64            // bumped by every change a scrape would show
+	lastJob     time.Time         // when a job event was last seen (the doctor waits for quiet)
 }
 
 // New returns an Exporter; Run starts it.
@@ -202,7 +203,10 @@ func (e *Exporter) Observe(ev inspect.Event) {
 	defer e.mu.Unlock()
 	e.gen++
 	switch ev.Type {
+	case inspect.EventJobStarted, inspect.EventJobFinished:
+		e.lastJob = e.now()
 	case inspect.EventHandoff:
+		e.lastJob = e.now()
 		if ev.Handoff != nil && ev.Unit != "" {
 			c := e.counters(ev.Unit)
 			c.add(*ev.Handoff)
@@ -285,6 +289,24 @@ func (e *Exporter) runDoctor(ctx context.Context) {
 			case <-t.C:
 			}
 		}
+		// Not while jobs come and go: the doctor's reads of the manager
+		// beside the model's made its views miss a restarting service's
+		// old process on 254 (every handoff's connections unknown).
+		for {
+			e.mu.Lock()
+			wait := jobQuiet - e.now().Sub(e.lastJob)
+			e.mu.Unlock()
+			if e.lastJobZero() || wait <= 0 {
+				break
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
 		e.mu.Lock()
 		snap, _ := e.current()
 		prev := e.doctored
@@ -319,6 +341,15 @@ func (e *Exporter) runDoctor(ctx context.Context) {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// jobQuiet is how long after the last job event the doctor waits.
+const jobQuiet = 5 * time.Second
+
+func (e *Exporter) lastJobZero() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastJob.IsZero()
 }
 
 // countFindings counts by code the findings on the units the filters
