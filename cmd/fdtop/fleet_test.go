@@ -109,8 +109,8 @@ func TestRemoteSnapshot(t *testing.T) {
 			if i >= len(hosts) || line.Target != targets[i] {
 				t.Fatalf("line %d has target %q, want the hosts in order %v", i, line.Target, targets)
 			}
-			if len(line.Sockets) != 2 || len(line.Services) != 3 {
-				t.Fatalf("%s: %d sockets, %d services; want the demo's 2 and 3", line.Target, len(line.Sockets), len(line.Services))
+			if len(line.Sockets) != 2 || len(line.Services) != 4 {
+				t.Fatalf("%s: %d sockets, %d services; want the demo's 2 and 4 (plain, activated, handoff, stored)", line.Target, len(line.Sockets), len(line.Services))
 			}
 			for k, v := range map[string]string{"XDG_RUNTIME_DIR": hosts[i].sb.RuntimeDir, "DBUS_SESSION_BUS_ADDRESS": hosts[i].sb.Address} {
 				t.Setenv(k, v)
