@@ -387,3 +387,46 @@ func TestWatchJobOnStaleView(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchFreshBeforeOwnJob: an action of fdtop's own asks for a view of
+// its unit before it starts the job (Watcher.Fresh), so a service whose
+// descriptors moved since the last interval is read again and its job is
+// not on a stale view (its connections would be unknown).
+func TestWatchFreshBeforeOwnJob(t *testing.T) {
+	snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
+	events := chanEvents{ch: make(chan dbusclient.Event)}
+	var mu sync.Mutex
+	count := 5
+	steps := make(chan inspect.Step, 256)
+	fresh := make(chan inspect.FreshRequest)
+	w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
+		FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
+		Trace:   func(s inspect.Step) { steps <- s }, Fresh: fresh}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-steps // the first view
+	mu.Lock()
+	count = 8 // three clients connected since
+	mu.Unlock()
+	read := make(chan struct{})
+	fresh <- inspect.FreshRequest{Units: []string{"web.service"}, Done: read}
+	<-read
+	events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
+	sawView := false
+	for s := range steps {
+		if s.View != nil {
+			sawView = true
+		}
+		if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
+			if !sawView {
+				t.Error("no view between the fresh request and the job")
+			}
+			if s.Signal.Stale {
+				t.Error("job_new stale after a fresh view of its unit")
+			}
+			return
+		}
+	}
+}

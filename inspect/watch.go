@@ -84,6 +84,12 @@ type Watcher struct {
 	OnView func(units []string, snap *Snapshot)
 	// Rescan, if set, asks for a full host rescan now (a person's ctrl+r).
 	Rescan <-chan struct{}
+	// Fresh, if set, takes requests to read units now: fdtop's own action
+	// (a restart from the dashboard or a rollout) asks before it starts
+	// its job, so the view the handoff is measured from was taken before
+	// the job was asked for, not an interval earlier (a service whose
+	// descriptors moved since would have its connections unknown).
+	Fresh <-chan FreshRequest
 	// Trace, if set, is given every input of the tracker, in order: a
 	// recording of it replays through Tracker.Step.
 	Trace func(Step)
@@ -209,6 +215,13 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 				}
 				st.emit([]Event{{Type: EventDisconnected, Phase: "rescan", Error: err.Error()}})
 			}
+		case r := <-w.Fresh:
+			st.drain(events)
+			st.finish()
+			if err := st.refresh(r.Units, false, false); err != nil && ctx.Err() == nil {
+				st.emit([]Event{{Type: EventDisconnected, Phase: "rescan", Error: err.Error()}})
+			}
+			close(r.Done)
 		case <-w.Rescan:
 			st.drain(events)
 			st.finish()
@@ -409,6 +422,13 @@ func (st *loop) step(s Step) {
 	if st.w.Probe != nil {
 		st.startProbes()
 	}
+}
+
+// FreshRequest asks a Watcher to read Units (with their socket units or
+// service) now; Done is closed when the view is taken (or failed).
+type FreshRequest struct {
+	Units []string
+	Done  chan<- struct{}
 }
 
 // probeRun is a gap meter run on one service.

@@ -22,7 +22,8 @@ type AgentModel struct {
 // NewAgentModel is the model an agent serves on client's manager, as b
 // reads it, rescanning every interval when nothing happens.
 func NewAgentModel(client *dbusclient.Client, b *inspect.Builder, interval time.Duration) *AgentModel {
-	src := &Source{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{}}
+	src := &Source{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
+		fresh: make(chan inspect.FreshRequest)}
 	return &AgentModel{src: src, interval: interval}
 }
 
@@ -46,7 +47,7 @@ func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	// the remote model follows a restart's new main PID at once (not at
 	// the next host-wide pass).
 	var picture *inspect.Snapshot
-	w := NewWatcher(m.src.builder, sub, WatcherOptions{Interval: m.interval, Targeted: m.targeted, Probe: m.src.probeWanted,
+	w := NewWatcher(m.src.builder, sub, WatcherOptions{Interval: m.interval, Targeted: m.targeted, Probe: m.src.probeWanted, Fresh: m.src.fresh,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			picture = snap
 			onSnapshot(snap)

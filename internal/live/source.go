@@ -40,7 +40,37 @@ type Source struct {
 	picture *inspect.Snapshot // the model's picture, never changed once published
 	updates chan ui.Update    // the latest picture not yet read (capacity 1)
 	rescan  chan struct{}
+	fresh   chan inspect.FreshRequest
 	signals *modelSignals
+}
+
+// freshWait bounds how long an action waits for the view it asks for
+// before its job: a live model busy elsewhere (or gone) delays the action
+// by at most this, and the handoff is then measured from an older view.
+const freshWait = 2 * time.Second
+
+// readFresh has the live model read unit (and its socket units or
+// service) now, before an action starts a job on it, waiting at most
+// freshWait.
+func (s *Source) readFresh(ctx context.Context, unit string) {
+	if s.fresh == nil {
+		return // no live model behind this Source
+	}
+	done := make(chan struct{})
+	t := time.NewTimer(freshWait)
+	defer t.Stop()
+	select {
+	case s.fresh <- inspect.FreshRequest{Units: []string{unit}, Done: done}:
+	case <-t.C:
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // probeAsk bounds how long a probe asked for with an action waits for its
@@ -66,11 +96,11 @@ func New(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, o O
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	src := &Source{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
-		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), first: make(chan struct{})}
+		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), fresh: make(chan inspect.FreshRequest), first: make(chan struct{})}
 	src.signals = newModelSignals(sub, interval, func(ev dbusclient.Event) {
 		src.setPicture(false, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
 	})
-	w := NewWatcher(b, src.signals, WatcherOptions{Interval: interval, Targeted: targeted, Probe: src.probeWanted, Rescan: src.rescan,
+	w := NewWatcher(b, src.signals, WatcherOptions{Interval: interval, Targeted: targeted, Probe: src.probeWanted, Rescan: src.rescan, Fresh: src.fresh,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			src.setPicture(true, func(*inspect.Snapshot) *inspect.Snapshot { return snap })
 		},
@@ -216,6 +246,7 @@ func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe b
 			s.mu.Unlock()
 		}
 	}
+	s.readFresh(ctx, unit)
 	var (
 		res dbusclient.JobResult
 		err error

@@ -19,10 +19,11 @@ type WatcherOptions struct {
 	// Targeted limits every scan to the units' and the manager's
 	// processes: no host-wide passes (the demo).
 	Targeted bool
-	// Probe, Rescan, OnSnapshot, OnView and Trace are the Watcher's own
+	// Probe, Rescan, Fresh, OnSnapshot, OnView and Trace are the Watcher's own
 	// (nil: none).
 	Probe      func(service string) bool
 	Rescan     <-chan struct{}
+	Fresh      <-chan inspect.FreshRequest
 	OnSnapshot func(*inspect.Snapshot)
 	OnView     func(units []string, snap *inspect.Snapshot)
 	Trace      func(inspect.Step)
@@ -36,7 +37,7 @@ func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions
 		full = -1
 	}
 	w := &inspect.Watcher{Snapshots: b, Events: events, Interval: o.Interval, FullEvery: full, Shows: b.Names,
-		Probe: o.Probe, Rescan: o.Rescan, OnSnapshot: o.OnSnapshot, OnView: o.OnView, Trace: o.Trace}
+		Probe: o.Probe, Rescan: o.Rescan, Fresh: o.Fresh, OnSnapshot: o.OnSnapshot, OnView: o.OnView, Trace: o.Trace}
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.ConnEnds = k.TCPConnEnds
