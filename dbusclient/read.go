@@ -771,3 +771,23 @@ func (c *Client) JobType(ctx context.Context, job dbus.ObjectPath) (string, erro
 	}
 	return t, nil
 }
+
+// UnitNames lists the names of the units the manager has loaded that match
+// patterns (ListUnitsByPatterns: shell globs on whole names), sorted; shell
+// completion offers them.
+func (c *Client) UnitNames(ctx context.Context, patterns []string) ([]string, error) {
+	l := listCall(nil, patterns)
+	if err := c.run(ctx, []*call{l}); err != nil {
+		return nil, err
+	}
+	us, err := l.units()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(us))
+	for _, u := range us {
+		names = append(names, u.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}

@@ -68,8 +68,10 @@ handoff gets a verdict (listener kept, connections kept, refused, dropped).`,
 	}
 	fs := cmd.Flags()
 	opts.Manager.register(fs)
+	cmd.ValidArgsFunction = opts.Manager.completeUnits
 	opts.View.register(fs, false)
 	opts.Fleet.register(fs)
+	_ = cmd.RegisterFlagCompletionFunc("host", completeHosts)
 	fs.BoolVar(&opts.Version, "version", false, "print the version and exit")
 	return cmd
 }

@@ -45,6 +45,7 @@ matched the patterns (nothing checked).`,
 		},
 	}
 	opts.Manager.register(cmd.Flags())
+	cmd.ValidArgsFunction = opts.Manager.completeUnits
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print one JSON object: {\"findings\": [...], \"unchecked\": [...]}")
 	return cmd
 }

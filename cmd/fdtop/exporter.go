@@ -48,6 +48,7 @@ by default). See docs/exporter.md.`,
 	}
 	fs := cmd.Flags()
 	opts.Manager.register(fs)
+	cmd.ValidArgsFunction = opts.Manager.completeUnits
 	fs.StringVar(&opts.Listen, "listen", exporter.DefaultListen, "`ADDR` to serve /metrics on (loopback by default; ':9786' to expose it)")
 	fs.StringVar(&opts.Include, "unit-include", "", "export only the units whose whole name matches this regular expression `RE`")
 	fs.StringVar(&opts.Exclude, "unit-exclude", "", "leave out the units whose whole name matches this regular expression `RE`")

@@ -57,7 +57,9 @@ Ctrl-C stops after the current host (exit 130); a second Ctrl-C cuts it short.`,
 	}
 	fs := cmd.Flags()
 	opts.Manager.register(fs)
+	cmd.ValidArgsFunction = opts.Manager.completeUnits
 	opts.Fleet.register(fs)
+	_ = cmd.RegisterFlagCompletionFunc("host", completeHosts)
 	fs.BoolVar(&opts.Probe, "probe", false, "run the gap meter on the unit's loopback TCP listeners during each restart (counts refusals)")
 	fs.IntVar(&opts.MaxRefused, "max-refused", 0, "refusals a host may show and pass (a replaced listener passes only with --probe and `N` > 0)")
 	fs.IntVar(&opts.MaxDropped, "max-dropped", 0, "dropped connections a host may show and pass (`N`)")

@@ -42,7 +42,9 @@ object (docs/json.md); with -H, one per host, each JSON line carrying "target".`
 	}
 	fs := cmd.Flags()
 	opts.Manager.register(fs)
+	cmd.ValidArgsFunction = opts.Manager.completeUnits
 	opts.Fleet.register(fs)
+	_ = cmd.RegisterFlagCompletionFunc("host", completeHosts)
 	fs.BoolVar(&opts.JSON, "json", false, "print one JSON object (schema in docs/json.md)")
 	fs.BoolVar(&opts.Targeted, "targeted", false, "scan only the manager's and the units' processes (faster; misses holders outside the units)")
 	return cmd

@@ -61,7 +61,9 @@ plays it. With -H every host's timeline, each line tagged with its host.`,
 	}
 	fs := cmd.Flags()
 	opts.Manager.register(fs)
+	cmd.ValidArgsFunction = opts.Manager.completeUnits
 	opts.Fleet.register(fs)
+	_ = cmd.RegisterFlagCompletionFunc("host", completeHosts)
 	fs.BoolVar(&opts.JSON, "json", false, "one JSON object per line (schema in docs/json.md)")
 	fs.StringVar(&opts.Record, "record", "", "append every event as a JSON line to `FILE` (flushed per event; play it with 'fdtop replay FILE')")
 	fs.DurationVar(&opts.Interval, "interval", 2*time.Second, "rescan of every unit every `D` when nothing happens")
