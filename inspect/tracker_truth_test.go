@@ -2,6 +2,7 @@ package inspect_test
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -428,5 +429,50 @@ func TestWatchFreshBeforeOwnJob(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// TestWatchStaleOnlyForNewSockets: a service whose descriptor count moved
+// since its last view is on a stale view at its job's start only if it
+// holds a socket that view did not show; a file, pipe or memfd opened or
+// closed meanwhile leaves the view good.
+func TestWatchStaleOnlyForNewSockets(t *testing.T) {
+	for _, newSocket := range []bool{false, true} {
+		t.Run(map[bool]string{false: "another file", true: "a new socket"}[newSocket], func(t *testing.T) {
+			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
+			events := chanEvents{ch: make(chan dbusclient.Event)}
+			var mu sync.Mutex
+			count := 5
+			socks := map[uint64]bool{1001: true, 1002: true}
+			steps := make(chan inspect.Step, 256)
+			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
+				FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
+				SocketInodes: func(pid int) (map[uint64]bool, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					return maps.Clone(socks), nil
+				},
+				Trace: func(s inspect.Step) { steps <- s }}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
+			t.Cleanup(func() { cancel(); <-done })
+			<-steps // the first view
+			mu.Lock()
+			count = 6
+			if newSocket {
+				socks[1003] = true // a client connected since
+			}
+			mu.Unlock()
+			events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
+			for s := range steps {
+				if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
+					if s.Signal.Stale != newSocket {
+						t.Errorf("job_new stale %v, want %v", s.Signal.Stale, newSocket)
+					}
+					return
+				}
+			}
+		})
 	}
 }

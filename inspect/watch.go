@@ -84,6 +84,11 @@ type Watcher struct {
 	OnView func(units []string, snap *Snapshot)
 	// Rescan, if set, asks for a full host rescan now (a person's ctrl+r).
 	Rescan <-chan struct{}
+	// SocketInodes, if set, lists the sockets a process holds now: a unit
+	// whose descriptor count moved since its last view is on a stale view
+	// at a job's start only if it holds a socket that view did not show
+	// (not for a file, pipe or memfd opened or closed meanwhile).
+	SocketInodes func(pid int) (map[uint64]bool, error)
 	// Fresh, if set, takes requests to read units now: fdtop's own action
 	// (a restart from the dashboard or a rollout) asks before it starts
 	// its job, so the view the handoff is measured from was taken before
@@ -121,16 +126,17 @@ type loop struct {
 	ownMu  sync.Mutex
 	own    map[string]time.Time // the gap meter's local addresses, when each connected
 
-	pending  map[string]bool       // units the signals named since they were last read
-	needLoad bool                  // read every unit: a signal named one the picture lacks, or some were lost
-	known    map[string]bool       // the socket units and services of the picture
-	related  map[string][]string   // each socket unit's service and each service's socket units, as last read
-	fdCounts map[int]int           // descriptor counts of the picture's processes when last read (nil: unknown)
-	held     map[string][]heldConn // the connections of each service when last read (see Watcher.SocketInode)
-	pidUnit  map[int]string        // the unit of each of those processes ("" for the manager)
-	stores   []string              // the services with an fd store
-	scopeNew bool                  // a scope appeared (a login) since the last host-wide pass
-	lastJob  time.Time             // when a job was last seen (signalled, or under way at an interval)
+	pending  map[string]bool         // units the signals named since they were last read
+	needLoad bool                    // read every unit: a signal named one the picture lacks, or some were lost
+	known    map[string]bool         // the socket units and services of the picture
+	related  map[string][]string     // each socket unit's service and each service's socket units, as last read
+	fdCounts map[int]int             // descriptor counts of the picture's processes when last read (nil: unknown)
+	sockSets map[int]map[uint64]bool // sockets of the services' processes when last read (Watcher.SocketInodes)
+	held     map[string][]heldConn   // the connections of each service when last read (see Watcher.SocketInode)
+	pidUnit  map[int]string          // the unit of each of those processes ("" for the manager)
+	stores   []string                // the services with an fd store
+	scopeNew bool                    // a scope appeared (a login) since the last host-wide pass
+	lastJob  time.Time               // when a job was last seen (signalled, or under way at an interval)
 	interval time.Duration
 	fast     time.Duration
 	hotRead  map[string]time.Time // when each service in a job was last read by the fast rescan
@@ -318,16 +324,47 @@ func (st *loop) stale(unit string) bool {
 	if st.w.FDCount == nil || st.fdCounts == nil || !st.known[unit] {
 		return false
 	}
-	if st.moved[unit] {
-		return true
-	}
+	moved := st.moved[unit]
+	var pids []int
 	for pid, n := range st.fdCounts {
 		if st.pidUnit[pid] != unit {
 			continue
 		}
+		pids = append(pids, pid)
+		if moved {
+			continue
+		}
 		m, ok, err := st.w.FDCount(pid)
 		if err != nil || !ok || m != n {
+			moved = true
+		}
+	}
+	if !moved {
+		return false
+	}
+	return st.newSockets(pids)
+}
+
+// newSockets reports whether any of pids holds a socket it did not hold
+// when last read (true where that cannot be told): the descriptors that
+// moved the count are then perhaps connections no view showed.
+func (st *loop) newSockets(pids []int) bool {
+	if st.w.SocketInodes == nil || len(pids) == 0 {
+		return true
+	}
+	for _, pid := range pids {
+		was, ok := st.sockSets[pid]
+		if !ok {
 			return true
+		}
+		now, err := st.w.SocketInodes(pid)
+		if err != nil {
+			return true // gone or not readable: not known to be unchanged
+		}
+		for ino := range now {
+			if !was[ino] {
+				return true
+			}
 		}
 	}
 	return false
@@ -619,6 +656,9 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 	if st.w.FDCount == nil || (!all && st.fdCounts == nil) {
 		return
 	}
+	if all || st.sockSets == nil {
+		st.sockSets = map[int]map[uint64]bool{}
+	}
 	if all {
 		st.fdCounts, st.pidUnit = map[int]int{}, map[int]string{}
 	}
@@ -635,6 +675,13 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 			return false
 		}
 		st.fdCounts[pid], st.pidUnit[pid] = n, unit
+		if unit != "" && st.w.SocketInodes != nil {
+			if socks, err := st.w.SocketInodes(pid); err == nil {
+				st.sockSets[pid] = socks
+			} else {
+				delete(st.sockSets, pid)
+			}
+		}
 		return true
 	}
 	if !add(snap.Manager.PID, "") {

@@ -260,6 +260,23 @@ func (p FS) SocketInode(pid, fd int) (uint64, error) {
 	return 0, nil
 }
 
+// SocketInodes returns the inodes of the sockets pid holds now (one
+// readlink per descriptor), to tell whether a process's sockets changed
+// since it was last read when its descriptor count moved.
+func (p FS) SocketInodes(pid int) (map[uint64]bool, error) {
+	fds, err := p.FDs(pid, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]bool{}
+	for _, f := range fds {
+		if f.Kind == KindSocket && f.Inode != 0 {
+			out[f.Inode] = true
+		}
+	}
+	return out, nil
+}
+
 // FDInfo reads /proc/PID/fdinfo/N.
 func (p FS) FDInfo(pid, fd int) (FDInfo, error) {
 	path := p.path(strconv.Itoa(pid), "fdinfo", strconv.Itoa(fd))

@@ -41,7 +41,7 @@ func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.ConnEnds = k.TCPConnEnds
-		w.FDCount, w.SocketInode = k.FDCount, k.SocketInode
+		w.FDCount, w.SocketInode, w.SocketInodes = k.FDCount, k.SocketInode, k.SocketInodes
 	}
 	return w
 }
