@@ -90,6 +90,13 @@ func (c *call) storeProp(dest any) error {
 // enough to keep the manager busy, few enough not to flood its queues.
 const maxInFlight = 2048
 
+// maxInFlightBus is the bound through a bus daemon: dbus-daemon refuses a
+// call once a connection has 128 replies pending on the system bus
+// (max_replies_per_connection; "The maximum number of pending replies per
+// connection has been reached"), which a plain user, who reaches the
+// system manager through the bus, met on systemd 262's 200 units.
+const maxInFlightBus = 100
+
 // pipeline runs batches of calls over one connection of its own, with
 // buffered I/O and the lean codec in wire.go: godbus's Conn costs a
 // goroutine, a context, reflection and two or three syscalls per call,
@@ -320,7 +327,8 @@ func readReplies(r *bufio.Reader, replies chan<- []reply, gone <-chan struct{}, 
 // the manager (see kick) with a Peer.Ping.
 const stallTimeout = 25 * time.Millisecond
 
-// exchange writes the calls (at most maxInFlight unanswered) from a
+// exchange writes the calls (at most maxInFlight unanswered, or
+// maxInFlightBus through a bus) from a
 // goroutine and collects the replies here.
 func (p *pipeline) exchange(calls []*call, dest string) error {
 	base := p.serial
@@ -329,7 +337,11 @@ func (p *pipeline) exchange(calls []*call, dest string) error {
 	}
 	last := base + uint32(len(calls)) // kicks use serials after the batch's
 	defer func() { p.serial = last }()
-	credit := make(chan struct{}, maxInFlight)
+	limit := maxInFlight
+	if p.bus {
+		limit = maxInFlightBus
+	}
+	credit := make(chan struct{}, limit)
 	var wmu sync.Mutex // the writer and kicks share w
 	werr := make(chan error, 1)
 	encErr := make([]error, len(calls)) // the writer's; read after werr
@@ -467,8 +479,9 @@ func encodeCall(b []byte, c *call, dest string, serial uint32) ([]byte, error) {
 }
 
 // runOnConn pipelines calls over a godbus connection: the fallback for
-// addresses the pipeline does not dial.
+// addresses the pipeline does not dial, which may be a bus (maxInFlightBus).
 func runOnConn(ctx context.Context, conn *dbus.Conn, calls []*call) error {
+	const maxInFlight = maxInFlightBus
 	done := make(chan *dbus.Call, maxInFlight)
 	inFlight := 0
 	idx := map[*dbus.Call]*call{}

@@ -46,6 +46,9 @@ func doctor(t *testing.T, c *Container, u User, args ...string) (string, int) {
 	if code > 1 {
 		t.Fatalf("fdtop doctor %v: exit %d: %s", args, code, stderr.String())
 	}
+	if code == 1 && len(out) == 0 {
+		return stderr.String(), code // a runtime error, said on stderr
+	}
 	return string(out), code
 }
 
