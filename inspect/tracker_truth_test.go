@@ -437,8 +437,16 @@ func TestWatchFreshBeforeOwnJob(t *testing.T) {
 // holds a socket that view did not show; a file, pipe or memfd opened or
 // closed meanwhile leaves the view good.
 func TestWatchStaleOnlyForNewSockets(t *testing.T) {
-	for _, newSocket := range []bool{false, true} {
-		t.Run(map[bool]string{false: "another file", true: "a new socket"}[newSocket], func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		add   uint64 // a socket opened since the view (0: none)
+		stale bool
+	}{
+		{"another file", 0, false},
+		{"a new socket", 1003, true},
+		{"a new datagram socket (sd_notify)", 1004, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
 			events := chanEvents{ch: make(chan dbusclient.Event)}
 			var mu sync.Mutex
@@ -452,6 +460,9 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 					defer mu.Unlock()
 					return maps.Clone(socks), nil
 				},
+				NotConnections: func(_ context.Context, inodes []uint64) (map[uint64]bool, error) {
+					return map[uint64]bool{1004: true}, nil
+				},
 				Trace: func(s inspect.Step) { steps <- s }}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
@@ -460,15 +471,15 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			<-steps // the first view
 			mu.Lock()
 			count = 6
-			if newSocket {
-				socks[1003] = true // a client connected since
+			if tc.add != 0 {
+				socks[tc.add] = true
 			}
 			mu.Unlock()
 			events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
 			for s := range steps {
 				if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
-					if s.Signal.Stale != newSocket {
-						t.Errorf("job_new stale %v, want %v", s.Signal.Stale, newSocket)
+					if s.Signal.Stale != tc.stale {
+						t.Errorf("job_new stale %v, want %v", s.Signal.Stale, tc.stale)
 					}
 					return
 				}

@@ -89,6 +89,11 @@ type Watcher struct {
 	// at a job's start only if it holds a socket that view did not show
 	// (not for a file, pipe or memfd opened or closed meanwhile).
 	SocketInodes func(pid int) (map[uint64]bool, error)
+	// NotConnections, if set, says which of these sockets the kernel
+	// shows cannot be a connection (a datagram socket, as sd_notify opens
+	// for each message, or a listener): such a new socket does not make a
+	// view stale. A socket it does not find is not among them.
+	NotConnections func(ctx context.Context, inodes []uint64) (map[uint64]bool, error)
 	// Fresh, if set, takes requests to read units now: fdtop's own action
 	// (a restart from the dashboard or a rollout) asks before it starts
 	// its job, so the view the handoff is measured from was taken before
@@ -352,6 +357,7 @@ func (st *loop) newSockets(pids []int) bool {
 	if st.w.SocketInodes == nil || len(pids) == 0 {
 		return true
 	}
+	var fresh []uint64
 	for _, pid := range pids {
 		was, ok := st.sockSets[pid]
 		if !ok {
@@ -363,8 +369,23 @@ func (st *loop) newSockets(pids []int) bool {
 		}
 		for ino := range now {
 			if !was[ino] {
-				return true
+				fresh = append(fresh, ino)
 			}
+		}
+	}
+	if len(fresh) == 0 {
+		return false
+	}
+	if st.w.NotConnections == nil {
+		return true
+	}
+	not, err := st.w.NotConnections(st.ctx, fresh)
+	if err != nil {
+		return true
+	}
+	for _, ino := range fresh {
+		if !not[ino] {
+			return true
 		}
 	}
 	return false

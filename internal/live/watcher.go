@@ -1,6 +1,7 @@
 package live
 
 import (
+	"context"
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
@@ -42,6 +43,19 @@ func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.ConnEnds = k.TCPConnEnds
 		w.FDCount, w.SocketInode, w.SocketInodes = k.FDCount, k.SocketInode, k.SocketInodes
+		w.NotConnections = func(ctx context.Context, inodes []uint64) (map[uint64]bool, error) {
+			found, err := k.SocketsByInode(ctx, inodes)
+			if err != nil {
+				return nil, err
+			}
+			not := map[uint64]bool{}
+			for ino, s := range found {
+				if s.Type == procfs.TypeDgram || s.IsListener() {
+					not[ino] = true
+				}
+			}
+			return not, nil
+		}
 	}
 	return w
 }
