@@ -89,10 +89,11 @@ type Watcher struct {
 	// at a job's start only if it holds a socket that view did not show
 	// (not for a file, pipe or memfd opened or closed meanwhile).
 	SocketInodes func(pid int) (map[uint64]bool, error)
-	// NotConnections, if set, says which of these sockets the kernel
-	// shows cannot be a connection (a datagram socket, as sd_notify opens
-	// for each message, or a listener): such a new socket does not make a
-	// view stale. A socket it does not find is not among them.
+	// NotConnections, if set, says which of these sockets cannot be a
+	// connection the job's end drops: a datagram socket or a listener, or
+	// one the kernel no longer has although its process lives on (sd_notify
+	// opens and closes one for each message). Such a new socket does not
+	// make a view stale.
 	NotConnections func(ctx context.Context, inodes []uint64) (map[uint64]bool, error)
 	// Fresh, if set, takes requests to read units now: fdtop's own action
 	// (a restart from the dashboard or a rollout) asks before it starts
@@ -335,14 +336,19 @@ func (st *loop) stale(unit string) bool {
 		if st.pidUnit[pid] != unit {
 			continue
 		}
-		pids = append(pids, pid)
-		if moved {
-			continue
-		}
 		m, ok, err := st.w.FDCount(pid)
-		if err != nil || !ok || m != n {
+		switch {
+		case err != nil:
+			// Gone since (the old main process of a restart usually is by
+			// now): that is no sign it held more than the last view
+			// showed. Only a count seen moving is.
+			continue
+		case !ok:
+			return true // the kernel does not say
+		case m != n:
 			moved = true
 		}
+		pids = append(pids, pid)
 	}
 	if !moved {
 		return false

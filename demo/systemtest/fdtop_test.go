@@ -393,45 +393,60 @@ func testWatchHandoffAsRoot(t *testing.T, c *Container) {
 	}
 	w := startWatch(t, c, Root, "demo-*")
 	w.ready(t, c, demo.Activated.Service())
-	if out, err := c.Systemctl(context.Background(), "restart", demo.Handoff.Service()); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	e, ok := w.next(30*time.Second, func(e inspect.Event) bool {
-		return e.Type == inspect.EventHandoff && e.Unit == demo.Handoff.Service()
-	})
-	if !ok {
-		t.Fatalf("no handoff event for %s; stderr: %s", demo.Handoff.Service(), w.stderr.String())
-	}
-	t.Logf("verdict: %s", e.Message)
-	h := e.Handoff
-	if h == nil {
-		t.Fatalf("handoff event without handoff data: %+v", e)
-	}
-	newPID := 0
-	for i, cl := range clients {
-		pid, count := cl.ask(t, fmt.Sprintf("after-%d", i))
-		if count != 2 {
-			t.Errorf("client %d: count %d after the restart, want 2 (carried on)", i, count)
+	// A restart right after another (an earlier test's, or the last
+	// attempt's) may find the watch's view of the service older than its
+	// last sockets: then what it did not see is unknown ("others not
+	// seen"), which is true but not the verdict this test is after. Every
+	// verdict must be true; one of five restarts must be ✓.
+	for attempt, count := 1, 1; ; attempt++ {
+		if out, err := c.Systemctl(context.Background(), "restart", demo.Handoff.Service()); err != nil {
+			t.Fatalf("%v: %s", err, out)
 		}
-		newPID = pid
-	}
-	if newPID == oldPID {
-		t.Fatalf("the same pid %d answered after the restart", newPID)
-	}
-	if h.OldPID != oldPID || h.NewPID != newPID {
-		t.Errorf("handoff pid %d → %d, the clients saw %d → %d", h.OldPID, h.NewPID, oldPID, newPID)
-	}
-	if h.ListenersKept != 1 || h.ListenersReplaced != 0 {
-		t.Errorf("listeners kept %d replaced %d, want 1 and 0", h.ListenersKept, h.ListenersReplaced)
-	}
-	if h.ConnectionsPreserved != 2 || h.ConnectionsDropped != 0 {
-		t.Errorf("connections preserved %d dropped %d, want 2 and 0", h.ConnectionsPreserved, h.ConnectionsDropped)
-	}
-	if h.StoreDiscarded {
-		t.Error("store discarded, want carried")
-	}
-	if !strings.HasPrefix(e.Message, "✓") {
-		t.Errorf("verdict %q, want ✓ (nothing lost)", e.Message)
+		e, ok := w.next(30*time.Second, func(e inspect.Event) bool {
+			return e.Type == inspect.EventHandoff && e.Unit == demo.Handoff.Service()
+		})
+		if !ok {
+			t.Fatalf("no handoff event for %s; stderr: %s", demo.Handoff.Service(), w.stderr.String())
+		}
+		t.Logf("verdict: %s", e.Message)
+		h := e.Handoff
+		if h == nil {
+			t.Fatalf("handoff event without handoff data: %+v", e)
+		}
+		count++
+		newPID := 0
+		for i, cl := range clients {
+			pid, n := cl.ask(t, fmt.Sprintf("after-%d-%d", attempt, i))
+			if n != count {
+				t.Errorf("client %d: count %d after restart %d, want %d (carried on)", i, n, attempt, count)
+			}
+			newPID = pid
+		}
+		if newPID == oldPID {
+			t.Fatalf("the same pid %d answered after the restart", newPID)
+		}
+		if h.OldPID != oldPID || h.NewPID != newPID {
+			t.Errorf("handoff pid %d → %d, the clients saw %d → %d", h.OldPID, h.NewPID, oldPID, newPID)
+		}
+		if h.ListenersKept != 1 || h.ListenersReplaced != 0 {
+			t.Errorf("listeners kept %d replaced %d, want 1 and 0", h.ListenersKept, h.ListenersReplaced)
+		}
+		if h.ConnectionsDropped != 0 || h.ConnectionsPreserved > 2 || h.ConnectionsPreserved < 2 && !h.ConnectionsUnknown {
+			t.Errorf("connections preserved %d dropped %d (unknown %v), want 2 and 0", h.ConnectionsPreserved, h.ConnectionsDropped, h.ConnectionsUnknown)
+		}
+		if h.StoreDiscarded {
+			t.Error("store discarded, want carried")
+		}
+		if t.Failed() || strings.HasPrefix(e.Message, "✓") {
+			return
+		}
+		if !strings.Contains(e.Message, "not seen") {
+			t.Fatalf("verdict %q: not ✓ with nothing said unseen", e.Message)
+		}
+		if attempt == 5 {
+			t.Fatalf("no ✓ verdict in 5 restarts (last %q)", e.Message)
+		}
+		oldPID = newPID
 	}
 }
 

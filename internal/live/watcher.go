@@ -49,8 +49,11 @@ func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions
 				return nil, err
 			}
 			not := map[uint64]bool{}
-			for ino, s := range found {
-				if s.Type == procfs.TypeDgram || s.IsListener() {
+			for _, ino := range inodes {
+				// Gone already: closed while its process lived on (it was
+				// just read), as sd_notify's sockets are, not a
+				// connection the job's end could drop.
+				if s, ok := found[ino]; !ok || s.Type == procfs.TypeDgram || s.IsListener() {
 					not[ino] = true
 				}
 			}
