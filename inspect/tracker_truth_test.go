@@ -2,6 +2,7 @@ package inspect_test
 
 import (
 	"context"
+	"io/fs"
 	"maps"
 	"strings"
 	"sync"
@@ -445,6 +446,7 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 		{"another file", 0, false},
 		{"a new socket", 1003, true},
 		{"a new datagram socket (sd_notify)", 1004, false},
+		{"the old main process gone already", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
@@ -454,10 +456,20 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			socks := map[uint64]bool{1001: true, 1002: true}
 			steps := make(chan inspect.Step, 256)
 			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
-				FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
+				FDCount: func(pid int) (int, bool, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if count < 0 {
+						return 0, false, fs.ErrNotExist
+					}
+					return count, true, nil
+				},
 				SocketInodes: func(pid int) (map[uint64]bool, error) {
 					mu.Lock()
 					defer mu.Unlock()
+					if count < 0 {
+						return nil, fs.ErrNotExist
+					}
 					return maps.Clone(socks), nil
 				},
 				NotConnections: func(_ context.Context, inodes []uint64) (map[uint64]bool, error) {
@@ -471,6 +483,9 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			<-steps // the first view
 			mu.Lock()
 			count = 6
+			if strings.Contains(tc.name, "gone") {
+				count = -1 // its restart's stop ended it before the job was seen
+			}
 			if tc.add != 0 {
 				socks[tc.add] = true
 			}
