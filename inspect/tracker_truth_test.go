@@ -446,7 +446,8 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 		{"another file", 0, false},
 		{"a new socket", 1003, true},
 		{"a new datagram socket (sd_notify)", 1004, false},
-		{"the old main process gone already", 0, false},
+		{"the old main process gone already", 0, true},
+		{"the old main process gone after a view of fdtop's own action", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
@@ -476,11 +477,18 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 					return map[uint64]bool{1004: true}, nil
 				},
 				Trace: func(s inspect.Step) { steps <- s }}
+			fresh := make(chan inspect.FreshRequest)
+			w.Fresh = fresh
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
 			t.Cleanup(func() { cancel(); <-done })
 			<-steps // the first view
+			if strings.Contains(tc.name, "own action") {
+				read := make(chan struct{})
+				fresh <- inspect.FreshRequest{Units: []string{"web.service"}, Done: read}
+				<-read
+			}
 			mu.Lock()
 			count = 6
 			if strings.Contains(tc.name, "gone") {

@@ -138,6 +138,7 @@ type loop struct {
 	related  map[string][]string     // each socket unit's service and each service's socket units, as last read
 	fdCounts map[int]int             // descriptor counts of the picture's processes when last read (nil: unknown)
 	sockSets map[int]map[uint64]bool // sockets of the services' processes when last read (Watcher.SocketInodes)
+	freshAt  map[string]time.Time    // when an action of fdtop's own had a unit read (Watcher.Fresh)
 	held     map[string][]heldConn   // the connections of each service when last read (see Watcher.SocketInode)
 	pidUnit  map[int]string          // the unit of each of those processes ("" for the manager)
 	stores   []string                // the services with an fd store
@@ -232,6 +233,13 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 			st.finish()
 			if err := st.refresh(r.Units, false, false); err != nil && ctx.Err() == nil {
 				st.emit([]Event{{Type: EventDisconnected, Phase: "rescan", Error: err.Error()}})
+			} else {
+				if st.freshAt == nil {
+					st.freshAt = map[string]time.Time{}
+				}
+				for _, u := range st.withRelated(r.Units) {
+					st.freshAt[u] = st.w.now()
+				}
 			}
 			close(r.Done)
 		case <-w.Rescan:
@@ -339,10 +347,14 @@ func (st *loop) stale(unit string) bool {
 		m, ok, err := st.w.FDCount(pid)
 		switch {
 		case err != nil:
-			// Gone since (the old main process of a restart usually is by
-			// now): that is no sign it held more than the last view
-			// showed. Only a count seen moving is.
-			continue
+			// Gone since (the old main process of a restart often is by
+			// now): what it accepted after its last view and dropped as
+			// it ended was not seen, unless that view was the one an
+			// action of fdtop's own took just before asking for the job.
+			if at, ok := st.freshAt[unit]; ok && st.w.now().Sub(at) < freshJob {
+				continue
+			}
+			return true
 		case !ok:
 			return true // the kernel does not say
 		case m != n:
@@ -487,6 +499,11 @@ func (st *loop) step(s Step) {
 		st.startProbes()
 	}
 }
+
+// freshJob is how soon after a view asked for through Watcher.Fresh the
+// job it was asked before must start for that view to count as the one
+// just before the job.
+const freshJob = 3 * time.Second
 
 // FreshRequest asks a Watcher to read Units (with their socket units or
 // service) now; Done is closed when the view is taken (or failed).

@@ -20,6 +20,6 @@ mkdir -p "$out"
 echo "oracle: seeds $seeds, $ops operations each, systemd $versions" >&2
 FDTOP_ORACLE_SEEDS=$seeds FDTOP_ORACLE_OPS=$ops FDTOP_ORACLE_VERSIONS=$versions \
 FDTOP_ORACLE_TRACES=$out FDTOP_ORACLE_REPORT=$out/report.txt \
-	go test -count=1 -timeout 0 -v -run 'TestOracle$' ./demo/oracle/ 2>&1 |
+	go test -tags oracle -count=1 -timeout 0 -v -run 'TestOracle$' ./demo/oracle/ 2>&1 |
 	grep -v 'manager: ' | grep -E 'false |never|no [a-z]|claims per field|field|^ +[a-z_.]+ +[0-9]|operations|^(ok|FAIL|---)' || true
 cat "$out/report.txt"

@@ -1,3 +1,5 @@
+//go:build oracle
+
 package oracle
 
 // Ground truth, read without any of fdtop's code: ss for the kernel's
