@@ -293,8 +293,11 @@ func TestSSHDSessionsAsRoot(t *testing.T) {
 		t.Fatalf("ss: the session's connection %d is not the one established after the restart: %+v", kernel[0].inode, kernelAfter)
 	}
 	h := e.Handoff
-	if h.ConnectionsPreserved != 1 || h.ConnectionsDropped != 0 || h.ConnectionsUnknown {
-		t.Errorf("connections preserved %d dropped %d unknown %v; the session (ss: inode %d) survived: want 1, 0, false", h.ConnectionsPreserved, h.ConnectionsDropped, h.ConnectionsUnknown, kernel[0].inode)
+	// Unknown may be set besides (a connection the old sshd may have
+	// accepted after the watch's last view of it, unseen): the counts of
+	// what was seen must be the kernel's.
+	if h.ConnectionsPreserved != 1 || h.ConnectionsDropped != 0 {
+		t.Errorf("connections preserved %d dropped %d unknown %v; the session (ss: inode %d) survived: want 1, 0", h.ConnectionsPreserved, h.ConnectionsDropped, h.ConnectionsUnknown, kernel[0].inode)
 	}
 	if strings.Contains(e.Message, "no connections") {
 		t.Errorf("the verdict says there were no connections: %s", e.Message)
