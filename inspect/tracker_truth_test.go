@@ -448,6 +448,8 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 		{"a new datagram socket (sd_notify)", 1004, false},
 		{"the old main process gone already", 0, true},
 		{"the old main process gone after a view of fdtop's own action", 0, false},
+		{"the old main process ending already", 0, true},
+		{"the old main process ending after a view of fdtop's own action", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
@@ -460,8 +462,11 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 				FDCount: func(pid int) (int, bool, error) {
 					mu.Lock()
 					defer mu.Unlock()
-					if count < 0 {
+					switch count {
+					case -1:
 						return 0, false, fs.ErrNotExist
+					case -2:
+						return 0, false, nil // exiting: no descriptor table to count
 					}
 					return count, true, nil
 				},
@@ -491,8 +496,11 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			}
 			mu.Lock()
 			count = 6
-			if strings.Contains(tc.name, "gone") {
+			switch {
+			case strings.Contains(tc.name, "gone"):
 				count = -1 // its restart's stop ended it before the job was seen
+			case strings.Contains(tc.name, "ending"):
+				count = -2 // a zombie by the time the job is seen
 			}
 			if tc.add != 0 {
 				socks[tc.add] = true

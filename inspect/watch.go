@@ -346,17 +346,17 @@ func (st *loop) stale(unit string) bool {
 		}
 		m, ok, err := st.w.FDCount(pid)
 		switch {
-		case err != nil:
-			// Gone since (the old main process of a restart often is by
-			// now): what it accepted after its last view and dropped as
-			// it ended was not seen, unless that view was the one an
-			// action of fdtop's own took just before asking for the job.
+		case err != nil || !ok:
+			// Gone since, or ending (an exiting process has no descriptor
+			// table left for the kernel to count; the old main process of
+			// a restart often is by now), or the kernel does not say: what
+			// it accepted after its last view and dropped as it ended was
+			// not seen, unless that view was the one an action of fdtop's
+			// own took just before asking for the job.
 			if at, ok := st.freshAt[unit]; ok && st.w.now().Sub(at) < freshJob {
 				continue
 			}
 			return true
-		case !ok:
-			return true // the kernel does not say
 		case m != n:
 			moved = true
 		}

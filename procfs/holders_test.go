@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fdtop/fdtop/procfs/bpfiter"
 	"golang.org/x/sys/unix"
@@ -344,6 +345,7 @@ func TestLiveHoldersFallback(t *testing.T) {
 	defer unix.Close(sp[1])
 	t.Cleanup(func() { quiet.Process.Kill(); quiet.Wait() })
 	pid := quiet.Process.Pid
+	waitQuiet(t, pid)
 
 	want, err := procFS.ScanPIDs(ctx, []int{pid}, ScanOptions{})
 	if err != nil {
@@ -390,5 +392,34 @@ func TestLiveHoldersFallback(t *testing.T) {
 				t.Errorf("the iterator was loaded %d times: a failure is not retried", fs.hp.opens)
 			}
 		})
+	}
+}
+
+// waitQuiet waits until the process pid started is sleep(1) asleep with
+// the dynamic loader done: it has mapped libc and closed the descriptors
+// it read it and its cache through (a scan during loading sees those too).
+func waitQuiet(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		_, after, _ := strings.Cut(string(stat), ") ")
+		loading := ""
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, e := range ents {
+			target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+			if strings.Contains(target, ".so") {
+				loading = target
+			}
+		}
+		if strings.HasSuffix(exe, "sleep") && strings.Contains(string(maps), "libc") && strings.HasPrefix(after, "S") && loading == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not quiet after 10 s: exe %q, state %.1s, open %q", pid, exe, after, loading)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

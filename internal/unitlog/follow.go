@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -259,6 +261,11 @@ func tailOf(f *os.File, size int64, n int) (lines []string, partial string, err 
 func (f *followed) more() []Line {
 	var st unix.Stat_t
 	if err := f.stat(f.path, &st); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Gone: whatever is made there next is a new file, even on
+			// the inode number the old one freed.
+			f.dev, f.ino, f.offset, f.partial = 0, 0, 0, ""
+		}
 		return nil
 	}
 	switch {
