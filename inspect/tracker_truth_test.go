@@ -2,8 +2,11 @@ package inspect_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"maps"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/fdtop/fdtop/dbusclient"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/procfs"
 )
 
 // seq builds a tracker input sequence a millisecond apart (or step ms
@@ -450,6 +454,14 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 		{"the old main process gone after a view of fdtop's own action", 0, false},
 		{"the old main process ending already", 0, true},
 		{"the old main process ending after a view of fdtop's own action", 0, false},
+		// With the kernel's TCP table asked (Watcher.TCPAt): the old main
+		// process gone already, and at its TCP listener...
+		{"gone, kernel: nothing new", 0, false},
+		{"gone, kernel: a connection closed since (TIME-WAIT)", 0, true},
+		{"gone, kernel: a connection still in the accept queue", 0, true},
+		{"gone, kernel: a connection reset since", 0, true},
+		{"gone, kernel: the listener in another network namespace", 0, true},
+		{"gone, kernel: not asked", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			snaps := &scriptedSnapshots{view: serviceView(100, "active", 1)}
@@ -482,6 +494,23 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 					return map[uint64]bool{1004: true}, nil
 				},
 				Trace: func(s inspect.Step) { steps <- s }}
+			// What the kernel holds at 127.0.0.1:8080 (and its resets).
+			listener := tcpSock("127.0.0.1:8080", "0.0.0.0:0", procfs.StateListen, 77)
+			tcp := []procfs.Socket{listener,
+				tcpSock("127.0.0.1:8080", "127.0.0.1:4000", procfs.StateEstablished, 1001),
+				tcpSock("127.0.0.1:8080", "127.0.0.1:3999", procfs.StateTimeWait, 0)}
+			var aborts uint64 = 40
+			if strings.Contains(tc.name, "kernel") {
+				w.TCPAt = func(_ context.Context, locals []netip.AddrPort) ([]procfs.Socket, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if strings.Contains(tc.name, "not asked") && count < 0 {
+						return nil, errors.New("netlink: permission denied")
+					}
+					return slices.Clone(tcp), nil
+				}
+				w.TCPAborts = func() (uint64, error) { mu.Lock(); defer mu.Unlock(); return aborts, nil }
+			}
 			fresh := make(chan inspect.FreshRequest)
 			w.Fresh = fresh
 			ctx, cancel := context.WithCancel(context.Background())
@@ -502,6 +531,16 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			case strings.Contains(tc.name, "ending"):
 				count = -2 // a zombie by the time the job is seen
 			}
+			switch {
+			case strings.Contains(tc.name, "TIME-WAIT"):
+				tcp = append(tcp, tcpSock("127.0.0.1:8080", "127.0.0.1:4001", procfs.StateTimeWait, 0))
+			case strings.Contains(tc.name, "accept queue"):
+				tcp = append(tcp, tcpSock("127.0.0.1:8080", "127.0.0.1:4002", procfs.StateEstablished, 0))
+			case strings.Contains(tc.name, "reset"):
+				aborts++
+			case strings.Contains(tc.name, "namespace"):
+				tcp = tcp[1:]
+			}
 			if tc.add != 0 {
 				socks[tc.add] = true
 			}
@@ -517,4 +556,10 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tcpSock is a TCP socket as the kernel lists it.
+func tcpSock(local, remote string, state procfs.SockState, inode uint64) procfs.Socket {
+	return procfs.Socket{Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, State: state, Inode: inode,
+		Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote)}
 }

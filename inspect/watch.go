@@ -95,6 +95,17 @@ type Watcher struct {
 	// opens and closes one for each message). Such a new socket does not
 	// make a view stale.
 	NotConnections func(ctx context.Context, inodes []uint64) (map[uint64]bool, error)
+	// TCPAt and TCPAborts, if both set, list what the kernel holds of the
+	// TCP sockets at some local addresses, in every state
+	// (procfs.FS.TCPAt), and count connections reset as they were closed
+	// (procfs.FS.TCPAborts). Each view of a service with TCP listeners
+	// only notes them first; a service whose old process is gone (or
+	// ending) when its job is seen is then still on a good view if the
+	// kernel shows no socket at those listeners that it did not show
+	// then, and no reset since: a connection accepted after the view and
+	// dropped as the process ended would have left either.
+	TCPAt     func(ctx context.Context, locals []netip.AddrPort) ([]procfs.Socket, error)
+	TCPAborts func() (uint64, error)
 	// Fresh, if set, takes requests to read units now: fdtop's own action
 	// (a restart from the dashboard or a rollout) asks before it starts
 	// its job, so the view the handoff is measured from was taken before
@@ -132,22 +143,24 @@ type loop struct {
 	ownMu  sync.Mutex
 	own    map[string]time.Time // the gap meter's local addresses, when each connected
 
-	pending  map[string]bool         // units the signals named since they were last read
-	needLoad bool                    // read every unit: a signal named one the picture lacks, or some were lost
-	known    map[string]bool         // the socket units and services of the picture
-	related  map[string][]string     // each socket unit's service and each service's socket units, as last read
-	fdCounts map[int]int             // descriptor counts of the picture's processes when last read (nil: unknown)
-	sockSets map[int]map[uint64]bool // sockets of the services' processes when last read (Watcher.SocketInodes)
-	freshAt  map[string]time.Time    // when an action of fdtop's own had a unit read (Watcher.Fresh)
-	held     map[string][]heldConn   // the connections of each service when last read (see Watcher.SocketInode)
-	pidUnit  map[int]string          // the unit of each of those processes ("" for the manager)
-	stores   []string                // the services with an fd store
-	scopeNew bool                    // a scope appeared (a login) since the last host-wide pass
-	lastJob  time.Time               // when a job was last seen (signalled, or under way at an interval)
-	interval time.Duration
-	fast     time.Duration
-	hotRead  map[string]time.Time // when each service in a job was last read by the fast rescan
-	moved    map[string]bool      // services whose descriptor counts moved since they were last read
+	pending   map[string]bool         // units the signals named since they were last read
+	needLoad  bool                    // read every unit: a signal named one the picture lacks, or some were lost
+	known     map[string]bool         // the socket units and services of the picture
+	related   map[string][]string     // each socket unit's service and each service's socket units, as last read
+	fdCounts  map[int]int             // descriptor counts of the picture's processes when last read (nil: unknown)
+	sockSets  map[int]map[uint64]bool // sockets of the services' processes when last read (Watcher.SocketInodes)
+	freshAt   map[string]time.Time    // when an action of fdtop's own had a unit read (Watcher.Fresh)
+	held      map[string][]heldConn   // the connections of each service when last read (see Watcher.SocketInode)
+	pidUnit   map[int]string          // the unit of each of those processes ("" for the manager)
+	stores    []string                // the services with an fd store
+	scopeNew  bool                    // a scope appeared (a login) since the last host-wide pass
+	lastJob   time.Time               // when a job was last seen (signalled, or under way at an interval)
+	interval  time.Duration
+	fast      time.Duration
+	hotRead   map[string]time.Time        // when each service in a job was last read by the fast rescan
+	moved     map[string]bool             // services whose descriptor counts moved since they were last read
+	tcpListen map[string][]netip.AddrPort // the TCP listen addresses of each service whose listeners are all TCP
+	tcpMarks  map[string]tcpMark          // what the kernel held at those addresses before each service's last view
 }
 
 func (w *Watcher) now() time.Time {
@@ -340,6 +353,7 @@ func (st *loop) stale(unit string) bool {
 	}
 	moved := st.moved[unit]
 	var pids []int
+	var quiet *bool // st.quietTCP, asked once
 	for pid, n := range st.fdCounts {
 		if st.pidUnit[pid] != unit {
 			continue
@@ -354,6 +368,13 @@ func (st *loop) stale(unit string) bool {
 			// not seen, unless that view was the one an action of fdtop's
 			// own took just before asking for the job.
 			if at, ok := st.freshAt[unit]; ok && st.w.now().Sub(at) < freshJob {
+				continue
+			}
+			if quiet == nil {
+				q := st.quietTCP(unit)
+				quiet = &q
+			}
+			if *quiet {
 				continue
 			}
 			return true
@@ -928,10 +949,12 @@ func (st *loop) emit(evs []Event) {
 // with the liveness of the connections it cannot place.
 func (st *loop) refresh(units []string, full, cached bool) error {
 	units = st.withRelated(units)
+	tcp := st.markTCP(units) // before the processes are read
 	snap, err := st.w.Snapshots.Snapshot(st.ctx, SnapshotOptions{Units: units, FullScan: full, Cached: cached})
 	if err != nil {
 		return err
 	}
+	st.noteTCP(units, snap, tcp)
 	own := st.ownIn(snap)
 	if units != nil && st.w.OnView != nil {
 		st.w.OnView(units, withoutOwn(snap, own))

@@ -3,7 +3,12 @@ package procfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -94,4 +99,109 @@ const noCookie = ^uint64(0)
 // sameAddrPort compares addresses with IPv4-mapped IPv6 ones unmapped.
 func sameAddrPort(a, b netip.AddrPort) bool {
 	return a.Port() == b.Port() && a.Addr().Unmap() == b.Addr().Unmap()
+}
+
+// TCPAt lists what the kernel holds, in the FS's own network namespace, of
+// the TCP sockets at the given local addresses, in every state and with
+// or without a descriptor: the listeners, connections accepted or still
+// in an accept queue (inode 0), and the ends the kernel keeps after a
+// close (FIN-WAIT, TIME-WAIT, LAST-ACK...). An unspecified address
+// matches any local address on its port (a socket unit's "8080" or
+// "0.0.0.0:8080"); nil locals lists every TCP socket. It works on a live
+// FS only.
+func (p FS) TCPAt(ctx context.Context, locals []netip.AddrPort) ([]Socket, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !p.live {
+		return nil, errors.New("list TCP sockets: not a live /proc")
+	}
+	c, err := openDiag()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out []Socket
+	for _, fam := range []Family{FamilyInet, FamilyInet6} {
+		c.seq++
+		c.req = appendInetReq(appendNlHdr(c.req[:0], inetDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), fam, ProtoTCP, 0xffffffff, nil)
+		err := c.dump(c.req, c.seq, func(b []byte) error {
+			s, err := parseInetDiagMsg(b, ProtoTCP)
+			if err != nil {
+				return err
+			}
+			if locals == nil || atAny(s.Local, locals) {
+				out = append(out, s)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list TCP sockets: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// atAny reports whether a is one of locals (an unspecified address in
+// locals standing for every address on its port).
+func atAny(a netip.AddrPort, locals []netip.AddrPort) bool {
+	for _, l := range locals {
+		if a.Port() == l.Port() && (l.Addr().IsUnspecified() || a.Addr().Unmap() == l.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// tcpAborts are the TcpExt counters of connections the kernel ended with a
+// reset as their owner closed them or went away (nothing of them is kept
+// after): closed with data unread, with SO_LINGER 0, with data arriving
+// after the close, out of memory.
+var tcpAborts = []string{"TCPAbortOnClose", "TCPAbortOnLinger", "TCPAbortOnData", "TCPAbortOnMemory"}
+
+// TCPAborts sums the network namespace's counters of connections reset as
+// they were closed (tcpAborts), from net/netstat of the FS's own process.
+func (p FS) TCPAborts() (uint64, error) {
+	b, err := os.ReadFile(p.path("self", "net", "netstat"))
+	if err != nil {
+		return 0, fmt.Errorf("read TCP counters: %w", err)
+	}
+	return parseTCPAborts(b)
+}
+
+// parseTCPAborts sums tcpAborts from a net/netstat file: pairs of lines,
+// names then values, each starting "TcpExt:".
+func parseTCPAborts(b []byte) (uint64, error) {
+	var names []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "TcpExt:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if names == nil {
+			names = f
+			continue
+		}
+		if len(f) != len(names) {
+			return 0, errors.New("read TCP counters: TcpExt names and values differ in number")
+		}
+		var sum uint64
+		found := 0
+		for i, n := range names {
+			if slices.Contains(tcpAborts, n) {
+				v, err := strconv.ParseUint(f[i], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("read TCP counters: %s: %w", n, err)
+				}
+				sum += v
+				found++
+			}
+		}
+		if found != len(tcpAborts) {
+			return 0, errors.New("read TCP counters: TcpExt lacks the abort counters")
+		}
+		return sum, nil
+	}
+	return 0, errors.New("read TCP counters: no TcpExt values")
 }

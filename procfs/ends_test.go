@@ -102,3 +102,124 @@ func TestTCPConnEnds(t *testing.T) {
 		}
 	})
 }
+
+// TestTCPAt lists what the kernel holds at a real loopback listener: the
+// listener, an accepted connection, one not yet accepted (no inode) and
+// the end the service closed first (TIME-WAIT, no inode); nothing at
+// another port; and every TCP socket for nil.
+func TestTCPAt(t *testing.T) {
+	fs, err := New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	at := ln.Addr().(*net.TCPAddr).AddrPort()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", at.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	accepted := dial()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	closed := dial()
+	srv2, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2.Close() // the service's end closes first: TIME-WAIT once the client closes too
+	closed.Close()
+	queued := dial() // never accepted
+	key := func(c net.Conn) netip.AddrPort { return c.LocalAddr().(*net.TCPAddr).AddrPort() }
+	want := map[netip.AddrPort]func(Socket) bool{
+		netip.MustParseAddrPort("0.0.0.0:0"): func(s Socket) bool { return s.State == StateListen && s.Inode != 0 },
+		key(accepted):                        func(s Socket) bool { return s.State == StateEstablished && s.Inode != 0 },
+		key(closed):                          func(s Socket) bool { return s.State == StateTimeWait && s.Inode == 0 },
+		key(queued):                          func(s Socket) bool { return s.State == StateEstablished && s.Inode == 0 },
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		socks, err := fs.TCPAt(context.Background(), []netip.AddrPort{netip.AddrPortFrom(netip.IPv4Unspecified(), at.Port())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bad []string
+		seen := map[netip.AddrPort]bool{}
+		for _, s := range socks {
+			if s.Local.Port() != at.Port() {
+				bad = append(bad, "a socket at another port: "+s.Local.String())
+				continue
+			}
+			ok, known := want[s.Remote]
+			if !known {
+				bad = append(bad, "a socket not made by the test: "+s.Remote.String())
+				continue
+			}
+			if !ok(s) {
+				bad = append(bad, "to "+s.Remote.String()+": "+s.State.String())
+				continue
+			}
+			seen[s.Remote] = true
+		}
+		if len(bad) == 0 && len(seen) == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("at %s: %v, found %d of %d", at, bad, len(seen), len(want))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	all, err := fs.TCPAt(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range all {
+		found = found || s.Local == other.Addr().(*net.TCPAddr).AddrPort() && s.State == StateListen
+	}
+	if !found {
+		t.Error("TCPAt(nil) lacks a listener at another port")
+	}
+	if _, err := fs.TCPAborts(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestParseTCPAborts sums the reset counters of a net/netstat file.
+func TestParseTCPAborts(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     uint64
+		err      bool
+	}{
+		{"counters", "TcpExt: SyncookiesSent TCPAbortOnData TCPAbortOnClose TCPAbortOnMemory TCPAbortOnTimeout TCPAbortOnLinger\nTcpExt: 9 1 20 300 5000 4000\nIpExt: InNoRoutes\nIpExt: 0\n", 4321, false},
+		{"no values", "TcpExt: TCPAbortOnData\n", 0, true},
+		{"values short", "TcpExt: TCPAbortOnData TCPAbortOnClose\nTcpExt: 1\n", 0, true},
+		{"a counter missing", "TcpExt: TCPAbortOnData TCPAbortOnClose\nTcpExt: 1 2\n", 0, true},
+		{"not a number", "TcpExt: TCPAbortOnData TCPAbortOnClose TCPAbortOnMemory TCPAbortOnLinger\nTcpExt: 1 x 2 3\n", 0, true},
+		{"empty", "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseTCPAborts([]byte(tt.in))
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("got %d, %v; want %d, error %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}

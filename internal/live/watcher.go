@@ -43,6 +43,7 @@ func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.ConnEnds = k.TCPConnEnds
 		w.FDCount, w.SocketInode, w.SocketInodes = k.FDCount, k.SocketInode, k.SocketInodes
+		w.TCPAt, w.TCPAborts = k.TCPAt, k.TCPAborts
 		w.NotConnections = func(ctx context.Context, inodes []uint64) (map[uint64]bool, error) {
 			found, err := k.SocketsByInode(ctx, inodes)
 			if err != nil {
