@@ -94,3 +94,88 @@ printf '%s\n' "${COMPREPLY[@]}"`
 		})
 	}
 }
+
+// TestCompletionInZshAndFish: `fdtop completion zsh` and `fdtop completion
+// fish` in a real zsh and fish complete subcommands, flags and unit names
+// from the manager the typed flags name. Fish answers `complete -C LINE`;
+// zsh's completion widgets need a terminal, so _fdtop is called with
+// words and CURRENT set and _describe, the builtin it hands its
+// candidates to, prints them instead.
+func TestCompletionInZshAndFish(t *testing.T) {
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	installWeb(t, sb, "keeps", demo.Handoff, 50*time.Millisecond)
+	bin := sandboxtest.Fdtop(t)
+	shells := []struct {
+		name   string
+		script func(line string) []string // argv running the shell on line
+		parse  func(out string) []string
+	}{
+		{"zsh", func(line string) []string {
+			return []string{"zsh", "-f", "-c", `autoload -U compinit && compinit -u -D
+source <(fdtop completion zsh)
+_describe() { print -rl -- ${(P)2} }
+words=(${(z)LINE}); [[ $LINE == *" " ]] && words+=("")
+CURRENT=${#words}
+_fdtop`}
+		}, func(out string) []string {
+			var got []string
+			for _, l := range strings.Split(out, "\n") {
+				if w, _, _ := strings.Cut(l, ":"); w != "" {
+					got = append(got, w)
+				}
+			}
+			return got
+		}},
+		{"fish", func(line string) []string {
+			return []string{"fish", "--no-config", "-c", `fdtop completion fish | source; complete -C "$LINE"`}
+		}, func(out string) []string {
+			var got []string
+			for _, l := range strings.Split(out, "\n") {
+				if w, _, _ := strings.Cut(l, "\t"); w != "" {
+					got = append(got, w)
+				}
+			}
+			return got
+		}},
+	}
+	for _, sh := range shells {
+		t.Run(sh.name, func(t *testing.T) {
+			if _, err := exec.LookPath(sh.name); err != nil {
+				sandboxtest.Unavailable(t, "%s is not installed (%v): apt-get install %s", sh.name, err, sh.name)
+			}
+			for _, tc := range []struct {
+				line      string
+				want, not []string
+			}{
+				{"fdtop sna", []string{"snapshot"}, nil},
+				{"fdtop snapshot --js", []string{"--json"}, nil},
+				{"fdtop snapshot --user kee", []string{"keeps.service", "keeps.socket"}, nil},
+				{"fdtop doctor --user keeps.so", []string{"keeps.socket"}, []string{"keeps.service"}},
+				{"fdtop snapshot kee", nil, []string{"keeps.service", "keeps.socket"}},
+			} {
+				t.Run(tc.line, func(t *testing.T) {
+					argv := sh.script(tc.line)
+					cmd := exec.Command(argv[0], argv[1:]...)
+					cmd.Env = append(append(os.Environ(), sb.Env()...), "LINE="+tc.line, "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
+					var stderr strings.Builder
+					cmd.Stderr = &stderr
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatalf("%s completion of %q: %v\n%s%s", sh.name, tc.line, err, out, stderr.String())
+					}
+					got := sh.parse(string(out))
+					for _, w := range tc.want {
+						if !slices.Contains(got, w) {
+							t.Errorf("completions %q lack %q (stderr %q)", got, w, stderr.String())
+						}
+					}
+					for _, w := range tc.not {
+						if slices.Contains(got, w) {
+							t.Errorf("completions %q include %q", got, w)
+						}
+					}
+				})
+			}
+		})
+	}
+}
