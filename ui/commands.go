@@ -50,7 +50,7 @@ type actionDoneMsg struct {
 	action  Action
 	unit    string
 	host    string // the fleet host ("" for the one manager)
-	res     ActionResult
+	res     inspect.ActionResult
 	err     error
 	elapsed time.Duration
 }
@@ -115,7 +115,7 @@ func actCmd(ctx context.Context, src Source, action Action, ref unitRef, probe b
 	return func() tea.Msg {
 		start := time.Now()
 		var (
-			res ActionResult
+			res inspect.ActionResult
 			err error
 		)
 		if fs, ok := src.(FleetSource); ok && ref.Host != "" {

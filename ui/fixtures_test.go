@@ -149,13 +149,13 @@ func (f *fakeSource) Refresh() bool {
 
 func (f *fakeSource) Events() <-chan inspect.Event { return f.events }
 
-func (f *fakeSource) Act(ctx context.Context, action Action, unit string, probe bool) (ActionResult, error) {
+func (f *fakeSource) Act(ctx context.Context, action Action, unit string, probe bool) (inspect.ActionResult, error) {
 	f.mu.Lock()
 	f.acts = append(f.acts, actCall{action, unit, probe})
 	err, release := f.actErr, f.release
 	f.mu.Unlock()
 	if err != nil {
-		return ActionResult{}, err
+		return inspect.ActionResult{}, err
 	}
 	// A restart of a demo service emits what the real one emitted on
 	// systemd 254 (the recording); other actions and units have no
@@ -176,13 +176,13 @@ func (f *fakeSource) Act(ctx context.Context, action Action, unit string, probe 
 		select {
 		case <-release:
 		case <-ctx.Done():
-			return ActionResult{}, ctx.Err()
+			return inspect.ActionResult{}, ctx.Err()
 		}
 	}
 	for _, e := range r.rest {
 		f.events <- e
 	}
-	return ActionResult{Job: strconv.FormatUint(uint64(r.jobID), 10), Result: "done"}, nil
+	return inspect.ActionResult{Job: strconv.FormatUint(uint64(r.jobID), 10), Result: "done"}, nil
 }
 
 func (f *fakeSource) calls() []actCall {

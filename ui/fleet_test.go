@@ -23,14 +23,14 @@ func (f *fakeFleet) Updates() <-chan Update       { return nil }
 func (f *fakeFleet) Show([]string)                {}
 func (f *fakeFleet) Refresh() bool                { return false }
 func (f *fakeFleet) Events() <-chan inspect.Event { return nil }
-func (f *fakeFleet) Act(context.Context, Action, string, bool) (ActionResult, error) {
+func (f *fakeFleet) Act(context.Context, Action, string, bool) (inspect.ActionResult, error) {
 	panic("a fleet's action named no host")
 }
-func (f *fakeFleet) ActOn(_ context.Context, host string, action Action, unit string, _ bool) (ActionResult, error) {
+func (f *fakeFleet) ActOn(_ context.Context, host string, action Action, unit string, _ bool) (inspect.ActionResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.acts = append(f.acts, host+" "+string(action)+" "+unit)
-	return ActionResult{Result: "done"}, nil
+	return inspect.ActionResult{Result: "done"}, nil
 }
 
 // runCmd runs cmd and the commands it batches, returning every message

@@ -111,8 +111,8 @@ func TestActionErrors(t *testing.T) {
 		want string
 	}{
 		{"access denied", actionDoneMsg{action: ActionStop, unit: "x.service", err: errors.New("access denied: run as root or check polkit")}, "✗ stop x.service: access denied: run as root or check polkit"},
-		{"job failed", actionDoneMsg{action: ActionRestart, unit: "x.service", res: ActionResult{Result: "failed", Message: "see journalctl -u x.service"}}, "✗ restart x.service: job failed: see journalctl -u x.service"},
-		{"done", actionDoneMsg{action: ActionStart, unit: "x.service", res: ActionResult{Result: "done"}, elapsed: 80 * time.Millisecond}, "start x.service: done in 80 ms"},
+		{"job failed", actionDoneMsg{action: ActionRestart, unit: "x.service", res: inspect.ActionResult{Result: "failed", Message: "see journalctl -u x.service"}}, "✗ restart x.service: job failed: see journalctl -u x.service"},
+		{"done", actionDoneMsg{action: ActionStart, unit: "x.service", res: inspect.ActionResult{Result: "done"}, elapsed: 80 * time.Millisecond}, "start x.service: done in 80 ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,7 +29,7 @@ type Source interface {
 	// Act runs action on unit and returns when the job finishes. probe asks
 	// the source to run the gap meter during the job (its result lands in
 	// the handoff event's Probe).
-	Act(ctx context.Context, action Action, unit string, probe bool) (ActionResult, error)
+	Act(ctx context.Context, action Action, unit string, probe bool) (inspect.ActionResult, error)
 }
 
 // Update is one picture of the live model.
@@ -93,7 +93,7 @@ type FleetSource interface {
 	Source
 	// ActOn runs action on unit on host (as HostPicture.Host, escaped for
 	// the terminal) and returns when the job finishes.
-	ActOn(ctx context.Context, host string, action Action, unit string, probe bool) (ActionResult, error)
+	ActOn(ctx context.Context, host string, action Action, unit string, probe bool) (inspect.ActionResult, error)
 }
 
 // Action is a job the dashboard can ask the manager to run on a unit.
@@ -107,16 +107,6 @@ const (
 	ActionReload     Action = "reload"
 	ActionTryRestart Action = "try-restart"
 )
-
-// ActionResult is how a job started by Act ended.
-type ActionResult struct {
-	// Job is the job's id or object path.
-	Job string
-	// Result is the job result: done, failed, canceled, timeout...
-	Result string
-	// Message is extra text worth showing the operator.
-	Message string
-}
 
 // DemoSource is implemented by a source that also runs the demo traffic
 // generators (fdtop demo).

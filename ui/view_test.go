@@ -79,7 +79,7 @@ func TestViewGolden(t *testing.T) {
 		{name: "verdict", w: 120, h: 36, opts: Options{Probe: true}, snap: demoSnapshot(), prep: func(t *testing.T, m Model) Model {
 			m = selectUnit(t, m, "demo-handoff.service")
 			m = send(m, eventsMsg{evs: restartEvents}, restarting, eventsMsg{evs: verdictEvents}, restarted)
-			return send(m, actionDoneMsg{action: ActionRestart, unit: "demo-handoff.service", res: ActionResult{Job: "42", Result: "done"}, elapsed: 612 * time.Millisecond})
+			return send(m, actionDoneMsg{action: ActionRestart, unit: "demo-handoff.service", res: inspect.ActionResult{Job: "42", Result: "done"}, elapsed: 612 * time.Millisecond})
 		}},
 		{name: "confirm_stop", w: 80, h: 24, snap: demoSnapshot(), prep: func(t *testing.T, m Model) Model {
 			return send(selectUnit(t, m, "demo-handoff.service"), keyMsg("s"))

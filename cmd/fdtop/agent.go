@@ -6,13 +6,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/inspect/agent"
 	"github.com/fdtop/fdtop/internal/live"
 	"github.com/spf13/cobra"
 )
 
 // agentCommand is the hidden subcommand a remote fdtop runs: the agent
-// protocol (inspect.ServeAgent) on stdin and stdout.
+// protocol (agent.Serve) on stdin and stdout.
 const agentCommand = "agent"
 
 // agentCmdOptions are the hidden `fdtop agent`'s flags and patterns.
@@ -50,7 +50,7 @@ func NewCmdAgent(ios *ioStreams, runF func(*agentCmdOptions) int) *cobra.Command
 func agentRun(opts *agentCmdOptions) int {
 	stdout, stderr := opts.IO.Out, opts.IO.Err
 	if opts.Protocol {
-		fmt.Fprintln(stdout, inspect.AgentProtocol)
+		fmt.Fprintln(stdout, agent.Protocol)
 		return exitOK
 	}
 	mf := opts.Manager
@@ -66,8 +66,8 @@ func agentRun(opts *agentCmdOptions) int {
 	defer client.Close()
 	model := live.NewAgentModel(client, b, opts.Interval)
 	hostname, _ := os.Hostname()
-	hello := inspect.AgentMessage{Version: version, Hostname: hostname, User: os.Getenv("USER")}
-	if err := inspect.ServeAgent(ctx, opts.IO.In, stdout, model, hello); err != nil {
+	hello := agent.Message{Version: version, Hostname: hostname, User: os.Getenv("USER")}
+	if err := agent.Serve(ctx, opts.IO.In, stdout, model, hello); err != nil {
 		return sig.exit(failUnlessSignalled(stderr, agentCommand, sig, err))
 	}
 	return sig.exit(exitOK)

@@ -21,6 +21,7 @@ import (
 	"github.com/fdtop/fdtop/demo/sshtest"
 	"github.com/fdtop/fdtop/demo/traffic"
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/inspect/agent"
 	"github.com/fdtop/fdtop/internal/fleet"
 	"github.com/fdtop/fdtop/internal/syncbuf"
 	"github.com/fdtop/fdtop/internal/tmuxtest"
@@ -743,7 +744,7 @@ func TestRemoteOtherProtocol(t *testing.T) {
 		code int
 		want string
 	}{
-		{false, 1, "speaks protocol 99, this fdtop " + strconv.Itoa(inspect.AgentProtocol)},
+		{false, 1, "speaks protocol 99, this fdtop " + strconv.Itoa(agent.Protocol)},
 		{true, 0, `"scope":"user"`},
 	}
 	for _, tc := range tests {

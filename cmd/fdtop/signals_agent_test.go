@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/demo/sandboxtest"
-	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/inspect/agent"
 )
 
 // TestAgentEnds runs `fdtop agent` on a real sandbox manager, its stdin a
@@ -61,20 +61,20 @@ func TestAgentEnds(t *testing.T) {
 				}
 			})
 			// Read until the live model has sent its first picture.
-			lines := make(chan inspect.AgentMessage, 64)
+			lines := make(chan agent.Message, 64)
 			go func() {
 				defer close(lines)
 				sc := bufio.NewScanner(stdout)
 				sc.Buffer(make([]byte, 64*1024), 16<<20)
 				for sc.Scan() {
-					var m inspect.AgentMessage
+					var m agent.Message
 					if json.Unmarshal(sc.Bytes(), &m) == nil {
 						lines <- m
 					}
 				}
 				io.Copy(io.Discard, stdout)
 			}()
-			if _, err := fmt.Fprintf(stdin, "{\"type\":%q,\"id\":1}\n", inspect.MsgWatch); err != nil {
+			if _, err := fmt.Fprintf(stdin, "{\"type\":%q,\"id\":1}\n", agent.MsgWatch); err != nil {
 				t.Fatalf("write watch: %v", err)
 			}
 			deadline := time.After(30 * time.Second)
@@ -85,10 +85,10 @@ func TestAgentEnds(t *testing.T) {
 						cmd.Wait()
 						t.Fatalf("agent ended before its first update; stderr: %s", errb.String())
 					}
-					if m.Type == inspect.MsgError {
+					if m.Type == agent.MsgError {
 						t.Fatalf("agent error: %s", m.Error)
 					}
-					updated = m.Type == inspect.MsgUpdate
+					updated = m.Type == agent.MsgUpdate
 				case <-deadline:
 					t.Fatalf("no update from the agent in 30 s; stderr: %s", errb.String())
 				}

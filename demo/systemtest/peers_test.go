@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/inspect/agent"
 )
 
 // TestJournaldStreamPeersStayNamed (issue 20, case 17): journald keeps the
@@ -38,7 +39,7 @@ func TestJournaldStreamPeersStayNamed(t *testing.T) {
 		cancel()
 		_ = cmd.Wait()
 	})
-	ac, err := inspect.NewAgentClient(ctx, out, in, 64)
+	ac, err := agent.NewClient(ctx, out, in, 64)
 	if err != nil {
 		t.Fatalf("agent: %v: %s", err, stderr.String())
 	}

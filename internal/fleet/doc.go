@@ -6,5 +6,5 @@
 // line maps it to an exit code).
 //
 // It never imports the live model (internal/live): a local rollout gets
-// its model as an inspect.AgentModel.
+// its model as an agent.Model.
 package fleet

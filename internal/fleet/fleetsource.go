@@ -268,8 +268,8 @@ func (s *FleetSource) Refresh() bool { return false }
 func (s *FleetSource) Events() <-chan inspect.Event { return s.events }
 
 // Act implements ui.Source: a fleet's actions name their host (ActOn).
-func (s *FleetSource) Act(context.Context, ui.Action, string, bool) (ui.ActionResult, error) {
-	return ui.ActionResult{}, errors.New("several hosts: the action names no host")
+func (s *FleetSource) Act(context.Context, ui.Action, string, bool) (inspect.ActionResult, error) {
+	return inspect.ActionResult{}, errors.New("several hosts: the action names no host")
 }
 
 // member finds a host by the name the dashboard shows.
@@ -285,13 +285,13 @@ func (s *FleetSource) member(host string) (*fleetMember, *RemoteSource, ui.HostS
 }
 
 // ActOn implements ui.FleetSource: the action runs on that host only.
-func (s *FleetSource) ActOn(ctx context.Context, host string, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+func (s *FleetSource) ActOn(ctx context.Context, host string, action ui.Action, unit string, probe bool) (inspect.ActionResult, error) {
 	m, rs, state := s.member(host)
 	switch {
 	case m == nil:
-		return ui.ActionResult{}, fmt.Errorf("no host %s in this fleet", host)
+		return inspect.ActionResult{}, fmt.Errorf("no host %s in this fleet", host)
 	case rs == nil || state != ui.HostOK:
-		return ui.ActionResult{}, fmt.Errorf("host %s is %s: nothing was asked of it", host, state)
+		return inspect.ActionResult{}, fmt.Errorf("host %s is %s: nothing was asked of it", host, state)
 	}
 	return rs.Act(ctx, action, unit, probe)
 }
@@ -317,7 +317,7 @@ func (s *FleetSource) Rollout(ctx context.Context, unit string, hosts []string, 
 				continue
 			}
 			a, ssh := rs.current()
-			rh.client, rh.why = a.AgentClient, func() string { return a.Why(ssh) }
+			rh.client, rh.why = a.Client, func() string { return a.Why(ssh) }
 			tap := make(chan inspect.Event, 1024)
 			rh.events = tap
 			s.mu.Lock()

@@ -81,10 +81,9 @@ func (s *RemoteSource) Refresh() bool { return false }
 func (s *RemoteSource) Events() <-chan inspect.Event { return s.events }
 
 // Act implements ui.Source: the action runs on the host.
-func (s *RemoteSource) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+func (s *RemoteSource) Act(ctx context.Context, action ui.Action, unit string, probe bool) (inspect.ActionResult, error) {
 	a, _ := s.current()
-	out, err := a.Act(ctx, string(action), unit, probe)
-	return ui.ActionResult{Job: out.Job, Result: out.Result, Message: out.Message}, err
+	return a.Act(ctx, string(action), unit, probe)
 }
 
 // RemoteSource starts following the fleet's first host as the dashboard's

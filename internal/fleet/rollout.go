@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/inspect/agent"
 	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/internal/termsafe"
 )
@@ -65,7 +66,7 @@ type RolloutLine struct {
 // RolloutHost is one host a rollout reaches: its agent and how it is named.
 type RolloutHost struct {
 	name   string // as given (JSON) / for the terminal
-	client *inspect.AgentClient
+	client *agent.Client
 	why    func() string // why its channel ended
 	err    error         // could not be reached
 	// events is the host's timeline when someone else reads the agent's
@@ -87,7 +88,7 @@ func (f *Fleet) RolloutHosts() []*RolloutHost {
 	for _, h := range f.hosts {
 		rh := &RolloutHost{name: h.target.Spec, err: h.err}
 		if h.agent != nil {
-			rh.client = h.agent.AgentClient
+			rh.client = h.agent.Client
 			agent, ssh := h.agent, h.ssh
 			rh.why = func() string { return agent.Why(ssh) }
 		}
@@ -99,7 +100,7 @@ func (f *Fleet) RolloutHosts() []*RolloutHost {
 // LocalHost is this host for a rollout: model served in this process over
 // pipes, so a local rollout goes through the same protocol as a remote
 // one. stop ends it.
-func LocalHost(ctx context.Context, name string, model inspect.AgentModel, version string) (h *RolloutHost, stop func(), err error) {
+func LocalHost(ctx context.Context, name string, model agent.Model, version string) (h *RolloutHost, stop func(), err error) {
 	c, stop, err := localAgent(ctx, model, version)
 	if err != nil {
 		return nil, nil, err
@@ -109,17 +110,17 @@ func LocalHost(ctx context.Context, name string, model inspect.AgentModel, versi
 
 // localAgent serves model in this process over pipes: the local rollout
 // goes through the same protocol as a remote one.
-func localAgent(ctx context.Context, model inspect.AgentModel, version string) (*inspect.AgentClient, func(), error) {
+func localAgent(ctx context.Context, model agent.Model, version string) (*agent.Client, func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	reqR, reqW := io.Pipe()
 	repR, repW := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = inspect.ServeAgent(ctx, reqR, repW, model, inspect.AgentMessage{Version: version})
+		_ = agent.Serve(ctx, reqR, repW, model, agent.Message{Version: version})
 		repW.Close()
 	}()
-	c, err := inspect.NewAgentClient(ctx, repR, reqW, 4096)
+	c, err := agent.NewClient(ctx, repR, reqW, 4096)
 	stop := func() {
 		cancel()
 		reqW.Close()

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fdtop/fdtop/inspect"
+	"github.com/fdtop/fdtop/inspect/agent"
 	"github.com/fdtop/fdtop/internal/clierr"
 	"github.com/fdtop/fdtop/internal/termsafe"
 )
@@ -390,13 +390,13 @@ for f in "$(command -v fdtop 2>/dev/null)" "$HOME"/.cache/fdtop/fdtop-*; do
   if [ "$got" = "$p" ]; then exec %[3]s"$f" agent %[4]s; fi
   seen="$seen $f (protocol ${got:-none})"
 done
-echo "%[5]s$seen" >&2; exit 127`, shellQuote(o.Version), inspect.AgentProtocol, sudo, strings.Join(quoted, " "), missingMarker)
+echo "%[5]s$seen" >&2; exit 127`, shellQuote(o.Version), agent.Protocol, sudo, strings.Join(quoted, " "), missingMarker)
 	return "sh -c " + shellQuote(script)
 }
 
 // remoteAgent is an agent running on a host over its ControlMaster.
 type remoteAgent struct {
-	*inspect.AgentClient
+	*agent.Client
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stderr *lockedBuffer
@@ -448,7 +448,7 @@ func (h *sshHost) StartAgent(ctx context.Context, o AgentOptions) (*remoteAgent,
 	a, err := h.startAgent(ctx, o)
 	var (
 		missing *missingError
-		other   *inspect.ProtocolError
+		other   *agent.ProtocolError
 	)
 	// ~/.cache/fdtop/fdtop-VERSION is run without asking its protocol: an
 	// old build of this same version speaking another is pushed over too.
@@ -470,7 +470,7 @@ func (e *missingError) Error() string {
 		found = s
 	}
 	return fmt.Sprintf("no fdtop with agent protocol %d on the remote (looked for ~/.cache/fdtop/fdtop-%s and fdtop on PATH; found: %s): install fdtop %s there, or run with --push to copy this binary to ~/.cache/fdtop/fdtop-%s",
-		inspect.AgentProtocol, e.version, termsafe.String(found), e.version, e.version)
+		agent.Protocol, e.version, termsafe.String(found), e.version, e.version)
 }
 
 func (h *sshHost) startAgent(ctx context.Context, o AgentOptions) (*remoteAgent, error) {
@@ -489,7 +489,7 @@ func (h *sshHost) startAgent(ctx context.Context, o AgentOptions) (*remoteAgent,
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	go func() { _ = cmd.Wait(); close(a.done) }()
-	a.AgentClient, err = inspect.NewAgentClient(ctx, countingReader{stdout, &a.received}, a.stdin, 4096)
+	a.Client, err = agent.NewClient(ctx, countingReader{stdout, &a.received}, a.stdin, 4096)
 	if err != nil {
 		a.Close() // stdin closed: the agent (or the script) ends; killed if it does not
 		said := a.stderr.String()

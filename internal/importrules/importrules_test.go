@@ -96,7 +96,7 @@ func TestRulesSeeTheirPackages(t *testing.T) {
 	for _, p := range listPackages(t) {
 		seen[p.ImportPath] = true
 	}
-	for _, want := range []string{"cmd/fdtop", "internal/live", "internal/fleet", "demo", "ui", "dbusclient", "inspect"} {
+	for _, want := range []string{"cmd/fdtop", "internal/live", "internal/fleet", "demo", "ui", "dbusclient", "inspect", "inspect/agent"} {
 		if !seen[module+"/"+want] {
 			t.Errorf("no package %s/%s: update the import rules", module, want)
 		}

@@ -27,12 +27,12 @@ func NewAgentModel(client *dbusclient.Client, b *inspect.Builder, interval time.
 	return &AgentModel{src: src, interval: interval}
 }
 
-// Snapshot implements inspect.AgentModel.
+// Snapshot implements agent.Model.
 func (m *AgentModel) Snapshot(ctx context.Context, full bool) (*inspect.Snapshot, error) {
 	return m.src.builder.Snapshot(ctx, inspect.SnapshotOptions{FullScan: full && !m.targeted})
 }
 
-// Run implements inspect.AgentModel: the watcher's pictures and its
+// Run implements agent.Model: the watcher's pictures and its
 // timeline (handoffs with the gap meter's result attached).
 func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot), onEvent func(inspect.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -72,8 +72,7 @@ func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	}
 }
 
-// Act implements inspect.AgentModel.
-func (m *AgentModel) Act(ctx context.Context, action, unit string, probe bool) (inspect.ActionOutcome, error) {
-	res, err := m.src.Act(ctx, ui.Action(action), unit, probe)
-	return inspect.ActionOutcome{Job: res.Job, Result: res.Result, Message: res.Message}, err
+// Act implements agent.Model.
+func (m *AgentModel) Act(ctx context.Context, action, unit string, probe bool) (inspect.ActionResult, error) {
+	return m.src.Act(ctx, ui.Action(action), unit, probe)
 }

@@ -237,7 +237,7 @@ func (s *Source) Events() <-chan inspect.Event { return s.events }
 // Act implements ui.Source: it runs the job; with probe, the watcher runs
 // the gap meter on the unit's loopback TCP listeners while the job runs,
 // and the handoff's verdict says what it saw.
-func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe bool) (ui.ActionResult, error) {
+func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe bool) (inspect.ActionResult, error) {
 	if probe {
 		if targets, svc := s.probeTargets(ctx, unit); len(targets) > 0 {
 			// Asked before the job starts: the watcher sees it at JobNew.
@@ -269,7 +269,7 @@ func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe b
 	default:
 		err = fmt.Errorf("unknown action %q", action)
 	}
-	out := ui.ActionResult{Job: string(action), Result: string(res)}
+	out := inspect.ActionResult{Job: string(action), Result: string(res)}
 	if err != nil {
 		// The UI says "ACTION UNIT: " before these: they must not repeat it.
 		var denied *dbusclient.AccessDeniedError

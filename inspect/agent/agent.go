@@ -1,4 +1,4 @@
-package inspect
+package agent
 
 import (
 	"bufio"
@@ -10,11 +10,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fdtop/fdtop/inspect"
 )
 
-// AgentProtocol is the version of the protocol `fdtop agent` speaks on its
+// Protocol is the version of the protocol `fdtop agent` speaks on its
 // stdin and stdout. A client refuses an agent with another version.
-const AgentProtocol = 1
+const Protocol = 1
 
 // The agent's capabilities, announced in its hello.
 const (
@@ -38,8 +40,8 @@ const (
 	MsgError    = "error"    // agent → client: a request failed (with id) or the agent stops (without)
 )
 
-// AgentMessage is one line of the agent protocol.
-type AgentMessage struct {
+// Message is one line of the agent protocol.
+type Message struct {
 	Type string `json:"type"`
 	ID   int    `json:"id,omitempty"`
 
@@ -57,41 +59,31 @@ type AgentMessage struct {
 	Probe  bool   `json:"probe,omitempty"`  // act: run the gap meter alongside
 
 	// Replies and stream.
-	Snapshot *Snapshot       `json:"snapshot,omitempty"`
-	Update   *SnapshotUpdate `json:"update,omitempty"`
-	Event    *Event          `json:"event,omitempty"`
-	Result   *ActionOutcome  `json:"result,omitempty"`
-	Error    string          `json:"error,omitempty"`
+	Snapshot *inspect.Snapshot       `json:"snapshot,omitempty"`
+	Update   *inspect.SnapshotUpdate `json:"update,omitempty"`
+	Event    *inspect.Event          `json:"event,omitempty"`
+	Result   *inspect.ActionResult   `json:"result,omitempty"`
+	Error    string                  `json:"error,omitempty"`
 }
 
-// ActionOutcome is how an action run by an agent ended.
-type ActionOutcome struct {
-	// Job is the job's id or object path.
-	Job string `json:"job,omitempty"`
-	// Result is the job result: done, failed, canceled, timeout...
-	Result string `json:"result,omitempty"`
-	// Message is extra text worth showing (the gap meter's counts).
-	Message string `json:"message,omitempty"`
-}
-
-// AgentModel is what an agent serves: the live model of one manager. The
+// Model is what an agent serves: the live model of one manager. The
 // command implements it with the Builder, the Watcher and the dbusclient
 // actions.
-type AgentModel interface {
+type Model interface {
 	// Snapshot takes one snapshot now (every process of the host when full).
-	Snapshot(ctx context.Context, full bool) (*Snapshot, error)
+	Snapshot(ctx context.Context, full bool) (*inspect.Snapshot, error)
 	// Run runs the live model until ctx ends: each new picture goes to
 	// onSnapshot, each timeline event to onEvent (each called from one
 	// goroutine at a time, not necessarily the same for both).
-	Run(ctx context.Context, onSnapshot func(*Snapshot), onEvent func(Event)) error
+	Run(ctx context.Context, onSnapshot func(*inspect.Snapshot), onEvent func(inspect.Event)) error
 	// Act runs an action on a unit, with the gap meter when probe is set.
-	Act(ctx context.Context, action, unit string, probe bool) (ActionOutcome, error)
+	Act(ctx context.Context, action, unit string, probe bool) (inspect.ActionResult, error)
 }
 
-// ServeAgent speaks the agent protocol on r and w for model until r ends
+// Serve speaks the agent protocol on r and w for model until r ends
 // or ctx is cancelled: the hello first, then replies to requests, and
 // once a client asked to watch, updates (only what changed) and events.
-func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel, hello AgentMessage) error {
+func Serve(ctx context.Context, r io.Reader, w io.Writer, model Model, hello Message) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -99,7 +91,7 @@ func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel,
 		werr error
 	)
 	bw := bufio.NewWriter(w)
-	send := func(m AgentMessage) error {
+	send := func(m Message) error {
 		b, err := json.Marshal(m)
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", m.Type, err)
@@ -117,7 +109,7 @@ func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel,
 		return werr
 	}
 	hello.Type = MsgHello
-	hello.Protocol = AgentProtocol
+	hello.Protocol = Protocol
 	if len(hello.Capabilities) == 0 {
 		hello.Capabilities = []string{CapSnapshot, CapWatch, CapActions, CapProbe}
 	}
@@ -159,13 +151,13 @@ func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel,
 			if err != nil {
 				msg += ": " + err.Error()
 			}
-			_ = send(AgentMessage{Type: MsgError, Error: msg})
+			_ = send(Message{Type: MsgError, Error: msg})
 			return err
 		case line = <-lines:
 		}
-		var req AgentMessage
+		var req Message
 		if err := json.Unmarshal(line, &req); err != nil {
-			_ = send(AgentMessage{Type: MsgError, Error: fmt.Sprintf("bad request: %v", err)})
+			_ = send(Message{Type: MsgError, Error: fmt.Sprintf("bad request: %v", err)})
 			continue
 		}
 		switch req.Type {
@@ -175,29 +167,29 @@ func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel,
 				defer wg.Done()
 				snap, err := model.Snapshot(ctx, req.Full)
 				if err != nil {
-					_ = send(AgentMessage{Type: MsgError, ID: req.ID, Error: err.Error()})
+					_ = send(Message{Type: MsgError, ID: req.ID, Error: err.Error()})
 					return
 				}
-				_ = send(AgentMessage{Type: MsgSnapshot, ID: req.ID, Snapshot: snap})
+				_ = send(Message{Type: MsgSnapshot, ID: req.ID, Snapshot: snap})
 			}()
 		case MsgWatch:
 			if watching {
-				_ = send(AgentMessage{Type: MsgWatching, ID: req.ID})
+				_ = send(Message{Type: MsgWatching, ID: req.ID})
 				continue
 			}
 			watching = true
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var last *Snapshot
-				onSnap := func(s *Snapshot) {
-					if u, changed := Diff(last, s); changed {
+				var last *inspect.Snapshot
+				onSnap := func(s *inspect.Snapshot) {
+					if u, changed := inspect.Diff(last, s); changed {
 						last = s
-						_ = send(AgentMessage{Type: MsgUpdate, Update: &u})
+						_ = send(Message{Type: MsgUpdate, Update: &u})
 					}
 				}
-				onEvent := func(e Event) { _ = send(AgentMessage{Type: MsgEvent, Event: &e}) }
-				_ = send(AgentMessage{Type: MsgWatching, ID: req.ID})
+				onEvent := func(e inspect.Event) { _ = send(Message{Type: MsgEvent, Event: &e}) }
+				_ = send(Message{Type: MsgWatching, ID: req.ID})
 				err := model.Run(ctx, onSnap, onEvent)
 				if ctx.Err() == nil {
 					runErr <- err
@@ -208,14 +200,14 @@ func ServeAgent(ctx context.Context, r io.Reader, w io.Writer, model AgentModel,
 			go func() {
 				defer wg.Done()
 				out, err := model.Act(ctx, req.Action, req.Unit, req.Probe)
-				m := AgentMessage{Type: MsgResult, ID: req.ID, Result: &out}
+				m := Message{Type: MsgResult, ID: req.ID, Result: &out}
 				if err != nil {
 					m.Error = err.Error()
 				}
 				_ = send(m)
 			}()
 		default:
-			_ = send(AgentMessage{Type: MsgError, ID: req.ID, Error: fmt.Sprintf("unknown request %q", req.Type)})
+			_ = send(Message{Type: MsgError, ID: req.ID, Error: fmt.Sprintf("unknown request %q", req.Type)})
 		}
 	}
 }
@@ -228,26 +220,26 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("the agent (fdtop %s) speaks protocol %d, this fdtop %d", e.Version, e.Protocol, AgentProtocol)
+	return fmt.Sprintf("the agent (fdtop %s) speaks protocol %d, this fdtop %d", e.Version, e.Protocol, Protocol)
 }
 
-// ErrAgentGone is returned for requests to an agent whose channel closed.
-var ErrAgentGone = errors.New("connection to the agent lost")
+// ErrGone is returned for requests to an agent whose channel closed.
+var ErrGone = errors.New("connection to the agent lost")
 
-// AgentClient talks to one agent.
-type AgentClient struct {
+// Client talks to one agent.
+type Client struct {
 	// Hello is the agent's hello.
-	Hello AgentMessage
+	Hello Message
 
 	w      io.Writer
 	wmu    sync.Mutex
 	mu     sync.Mutex
 	nextID int
-	wait   map[int]chan AgentMessage
-	model  *Snapshot     // the picture the updates built
-	ready  chan struct{} // closed at the first update
-	change chan struct{} // a token after each update
-	events chan Event
+	wait   map[int]chan Message
+	model  *inspect.Snapshot // the picture the updates built
+	ready  chan struct{}     // closed at the first update
+	change chan struct{}     // a token after each update
+	events chan inspect.Event
 	done   chan struct{}
 	err    error
 
@@ -255,21 +247,21 @@ type AgentClient struct {
 	// the reader never waits for a consumer: replies to requests keep
 	// flowing while nobody takes the timeline.
 	qmu   sync.Mutex
-	queue []Event
+	queue []inspect.Event
 	wake  chan struct{}
 }
 
-// agentHelloTimeout bounds the wait for an agent's hello.
-const agentHelloTimeout = 30 * time.Second
+// helloTimeout bounds the wait for an agent's hello.
+const helloTimeout = 30 * time.Second
 
-// NewAgentClient reads the agent's hello from r and checks its protocol
+// NewClient reads the agent's hello from r and checks its protocol
 // version; requests go to w. The Events channel has room for buffer
 // events; more wait in an unbounded queue, so an unread timeline never
 // holds up replies.
-func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (*AgentClient, error) {
+func NewClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (*Client, error) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	type first struct {
-		m   AgentMessage
+		m   Message
 		err error
 	}
 	fc := make(chan first, 1)
@@ -279,9 +271,9 @@ func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (
 			fc <- first{err: err}
 			return
 		}
-		var m AgentMessage
+		var m Message
 		if err := json.Unmarshal(line, &m); err != nil {
-			fc <- first{err: fmt.Errorf("not an fdtop agent (it said %q)", truncate(strings.TrimSpace(string(line)), 120))}
+			fc <- first{err: fmt.Errorf("not an fdtop agent (it said %q)", clip(strings.TrimSpace(string(line)), 120))}
 			return
 		}
 		fc <- first{m: m}
@@ -291,22 +283,22 @@ func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (
 	case f = <-fc:
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-time.After(agentHelloTimeout):
-		return nil, fmt.Errorf("no hello from the agent within %s", agentHelloTimeout)
+	case <-time.After(helloTimeout):
+		return nil, fmt.Errorf("no hello from the agent within %s", helloTimeout)
 	}
 	if f.err != nil {
 		if errors.Is(f.err, io.EOF) {
-			return nil, ErrAgentGone
+			return nil, ErrGone
 		}
 		return nil, f.err
 	}
 	if f.m.Type != MsgHello {
 		return nil, fmt.Errorf("not an fdtop agent: first message %q, want hello", f.m.Type)
 	}
-	if f.m.Protocol != AgentProtocol {
+	if f.m.Protocol != Protocol {
 		return nil, &ProtocolError{Version: f.m.Version, Protocol: f.m.Protocol}
 	}
-	c := &AgentClient{Hello: f.m, w: w, wait: map[int]chan AgentMessage{}, events: make(chan Event, buffer),
+	c := &Client{Hello: f.m, w: w, wait: map[int]chan Message{}, events: make(chan inspect.Event, buffer),
 		done: make(chan struct{}), ready: make(chan struct{}), change: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	go c.read(br)
 	go c.pump()
@@ -315,7 +307,7 @@ func NewAgentClient(ctx context.Context, r io.Reader, w io.Writer, buffer int) (
 
 // pump delivers queued events to the Events channel until the channel to
 // the agent ends.
-func (c *AgentClient) pump() {
+func (c *Client) pump() {
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
@@ -328,7 +320,7 @@ func (c *AgentClient) pump() {
 			}
 		}
 		e := c.queue[0]
-		c.queue[0] = Event{}
+		c.queue[0] = inspect.Event{}
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
 		select {
@@ -340,12 +332,12 @@ func (c *AgentClient) pump() {
 }
 
 // read dispatches the agent's messages until its channel ends.
-func (c *AgentClient) read(br *bufio.Reader) {
+func (c *Client) read(br *bufio.Reader) {
 	var err error
 	defer func() {
 		c.mu.Lock()
 		if err == nil || errors.Is(err, io.EOF) {
-			err = ErrAgentGone
+			err = ErrGone
 		}
 		if c.err == nil {
 			c.err = err
@@ -359,7 +351,7 @@ func (c *AgentClient) read(br *bufio.Reader) {
 		if err != nil {
 			return
 		}
-		var m AgentMessage
+		var m Message
 		if jerr := json.Unmarshal(line, &m); jerr != nil {
 			err = fmt.Errorf("bad message from the agent: %w", jerr)
 			return
@@ -401,41 +393,41 @@ func (c *AgentClient) read(br *bufio.Reader) {
 }
 
 // Err is why the channel ended (nil while it is up).
-func (c *AgentClient) Err() error {
+func (c *Client) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
 // Done is closed when the agent's channel ends.
-func (c *AgentClient) Done() <-chan struct{} { return c.done }
+func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Ready is closed when the first update (the whole picture) has arrived
 // after Watch: from then on the live model knows the units' state.
-func (c *AgentClient) Ready() <-chan struct{} { return c.ready }
+func (c *Client) Ready() <-chan struct{} { return c.ready }
 
 // Changed receives a token when the picture (Model) changed since the
 // last one was taken.
-func (c *AgentClient) Changed() <-chan struct{} { return c.change }
+func (c *Client) Changed() <-chan struct{} { return c.change }
 
 // Events delivers the timeline once Watch was called.
-func (c *AgentClient) Events() <-chan Event { return c.events }
+func (c *Client) Events() <-chan inspect.Event { return c.events }
 
 // Model is the picture built from the agent's updates (nil before the
 // first; the caller must not change it).
-func (c *AgentClient) Model() *Snapshot {
+func (c *Client) Model() *inspect.Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.model
 }
 
 // call sends a request and waits for its reply.
-func (c *AgentClient) call(ctx context.Context, req AgentMessage) (AgentMessage, error) {
-	ch := make(chan AgentMessage, 1)
+func (c *Client) call(ctx context.Context, req Message) (Message, error) {
+	ch := make(chan Message, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return AgentMessage{}, c.err
+		return Message{}, c.err
 	}
 	c.nextID++
 	req.ID = c.nextID
@@ -443,13 +435,13 @@ func (c *AgentClient) call(ctx context.Context, req AgentMessage) (AgentMessage,
 	c.mu.Unlock()
 	b, err := json.Marshal(req)
 	if err != nil {
-		return AgentMessage{}, err
+		return Message{}, err
 	}
 	c.wmu.Lock()
 	_, err = c.w.Write(append(b, '\n'))
 	c.wmu.Unlock()
 	if err != nil {
-		return AgentMessage{}, fmt.Errorf("%w: %v", ErrAgentGone, err)
+		return Message{}, fmt.Errorf("%w: %v", ErrGone, err)
 	}
 	select {
 	case m := <-ch:
@@ -458,15 +450,15 @@ func (c *AgentClient) call(ctx context.Context, req AgentMessage) (AgentMessage,
 		}
 		return m, nil
 	case <-c.done:
-		return AgentMessage{}, c.Err()
+		return Message{}, c.Err()
 	case <-ctx.Done():
-		return AgentMessage{}, ctx.Err()
+		return Message{}, ctx.Err()
 	}
 }
 
 // Snapshot asks the agent for one snapshot.
-func (c *AgentClient) Snapshot(ctx context.Context, full bool) (*Snapshot, error) {
-	m, err := c.call(ctx, AgentMessage{Type: MsgSnapshot, Full: full})
+func (c *Client) Snapshot(ctx context.Context, full bool) (*inspect.Snapshot, error) {
+	m, err := c.call(ctx, Message{Type: MsgSnapshot, Full: full})
 	if err != nil {
 		return nil, err
 	}
@@ -478,15 +470,15 @@ func (c *AgentClient) Snapshot(ctx context.Context, full bool) (*Snapshot, error
 
 // Watch starts the agent's live model: updates build Model, events arrive
 // on Events. It returns once the agent said it watches.
-func (c *AgentClient) Watch(ctx context.Context) error {
-	_, err := c.call(ctx, AgentMessage{Type: MsgWatch})
+func (c *Client) Watch(ctx context.Context) error {
+	_, err := c.call(ctx, Message{Type: MsgWatch})
 	return err
 }
 
 // Act runs an action on a unit on the agent's host.
-func (c *AgentClient) Act(ctx context.Context, action, unit string, probe bool) (ActionOutcome, error) {
-	m, err := c.call(ctx, AgentMessage{Type: MsgAct, Action: action, Unit: unit, Probe: probe})
-	var out ActionOutcome
+func (c *Client) Act(ctx context.Context, action, unit string, probe bool) (inspect.ActionResult, error) {
+	m, err := c.call(ctx, Message{Type: MsgAct, Action: action, Unit: unit, Probe: probe})
+	var out inspect.ActionResult
 	if m.Result != nil {
 		out = *m.Result
 	}
@@ -494,4 +486,13 @@ func (c *AgentClient) Act(ctx context.Context, action, unit string, probe bool) 
 		err = errors.New(m.Error)
 	}
 	return out, err
+}
+
+// clip shortens s to at most n runes, an ellipsis last where it was cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
