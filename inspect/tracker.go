@@ -1263,6 +1263,13 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	}
 	// The store.
 	h.FDStoreBefore = max(t.storePeak, int(b.FDStoreCount))
+	if t.fromLost && !t.noDiscard {
+		// The process went by itself: what the store held when it went
+		// is what a view after showed (storePeak), not what an earlier
+		// view did; the process may have taken entries out since
+		// (FDSTOREREMOVE), and a kill leaves it no way to put them back.
+		h.FDStoreBefore = t.storePeak
+	}
 	h.FDStoreAfter = int(a.FDStoreCount)
 	sockNames := map[string]bool{}
 	for _, su := range socks {

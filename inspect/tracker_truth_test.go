@@ -148,6 +148,33 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 424242, op 56 on 252 and 254): the
+		// store held 2 at the last view; the process removed them
+		// (FDSTOREREMOVE) and was then killed; a view after the kill
+		// shows the store empty; the new process is passed nothing.
+		// Nothing was discarded.
+		name: "killed after emptying its store",
+		steps: func() []inspect.Step {
+			withStore := func(s *inspect.Snapshot, n uint32) *inspect.Snapshot {
+				s.Services[0].FDStoreMax, s.Services[0].FDStoreCount = 8, n
+				return s
+			}
+			return newSeq().view(withStore(serviceView(100, "active", 1), 2)).
+				changed(u32(0), "activating").
+				sig(inspect.Signal{Kind: inspect.SigUnitChanged, Unit: "web.service", Changes: &dbusclient.UnitChanges{SubState: str("auto-restart")}}).
+				view(withStore(serviceView(0, "activating"), 0)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 8, Result: "done"}).
+				view(withStore(serviceView(200, "active"), 0)).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if h.StoreDiscarded || h.FDStoreBefore != 0 {
+				t.Errorf("store discarded %v, before %d: want not discarded, 0 (emptied by the process before the kill)", h.StoreDiscarded, h.FDStoreBefore)
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.
@@ -562,4 +589,55 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 func tcpSock(local, remote string, state procfs.SockState, inode uint64) procfs.Socket {
 	return procfs.Socket{Family: procfs.FamilyInet, Proto: procfs.ProtoTCP, State: state, Inode: inode,
 		Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote)}
+}
+
+// TestWatchStaleAfterAnEndingProcess: a view that shows a process already
+// ending (the kernel gives no descriptor count for it: no table left)
+// beside the new main process still counts the new one, so clients that
+// connect to it after that view make its next job's view stale. (Found by
+// the oracle, seed 424242 on 254: a restart 0.6 s after a stop+start said
+// "no connections held by the unit" while the clients saw 3 dropped.)
+func TestWatchStaleAfterAnEndingProcess(t *testing.T) {
+	view := serviceView(200, "active")
+	view.Services[0].Processes = append(view.Services[0].Processes, inspect.Process{PID: 100, Comm: "web"})
+	snaps := &scriptedSnapshots{view: view}
+	events := chanEvents{ch: make(chan dbusclient.Event)}
+	var mu sync.Mutex
+	count := 5
+	socks := map[uint64]bool{1001: true}
+	steps := make(chan inspect.Step, 256)
+	w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
+		FDCount: func(pid int) (int, bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if pid == 100 {
+				return 0, false, nil // ending
+			}
+			return count, true, nil
+		},
+		SocketInodes: func(pid int) (map[uint64]bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(socks), nil
+		},
+		NotConnections: func(context.Context, []uint64) (map[uint64]bool, error) { return map[uint64]bool{}, nil },
+		Trace:          func(s inspect.Step) { steps <- s }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-steps // the first view
+	mu.Lock()
+	count = 8 // three clients connected since
+	socks[1003], socks[1004], socks[1005] = true, true, true
+	mu.Unlock()
+	events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
+	for s := range steps {
+		if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
+			if !s.Signal.Stale {
+				t.Error("job_new not stale: the new process's clients since the view were not seen")
+			}
+			return
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -161,6 +162,7 @@ type loop struct {
 	moved     map[string]bool             // services whose descriptor counts moved since they were last read
 	tcpListen map[string][]netip.AddrPort // the TCP listen addresses of each service whose listeners are all TCP
 	tcpMarks  map[string]tcpMark          // what the kernel held at those addresses before each service's last view
+	counts    *bool                       // whether the kernel gives descriptor counts (kernelCounts), once asked
 }
 
 func (w *Watcher) now() time.Time {
@@ -712,6 +714,19 @@ func (st *loop) finish() {
 	}
 }
 
+// kernelCounts reports whether the kernel gives descriptor counts
+// (Watcher.FDCount) at all, asked once of this process, which never lacks
+// a descriptor table: where it does, a process whose count it does not
+// give is ending.
+func (st *loop) kernelCounts() bool {
+	if st.counts == nil {
+		_, ok, err := st.w.FDCount(os.Getpid())
+		v := ok && err == nil
+		st.counts = &v
+	}
+	return *st.counts
+}
+
 // countFDs reads the descriptor counts of the manager and every process
 // of the snapshot's services into fdCounts (all of them for a view of
 // every unit, else put in), with the unit of each. Without
@@ -732,12 +747,21 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 			return true
 		}
 		n, ok, err := st.w.FDCount(pid)
-		if err != nil {
+		switch {
+		case err != nil:
 			return true // gone already: nothing to watch
-		}
-		if !ok {
-			st.fdCounts, st.pidUnit = nil, nil // the kernel does not say
+		case !ok && !st.kernelCounts():
+			// The kernel does not count (before Linux 6.2, or a fixture).
+			st.fdCounts, st.pidUnit = nil, nil
 			return false
+		case !ok:
+			// Ending (no descriptor table left to count): nothing to
+			// watch. (Forgetting every count here instead, as this once
+			// did, left every later job on a view never known stale: a
+			// restart 0.6 s after a stop+start said "no connections"
+			// while the new process's clients had reconnected; oracle
+			// seed 424242.)
+			return true
 		}
 		st.fdCounts[pid], st.pidUnit[pid] = n, unit
 		if unit != "" && st.w.SocketInodes != nil {
