@@ -246,6 +246,12 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 	if so.FlushPending {
 		b.add("    " + d.st.Detail.Warning.Render("FlushPending=yes: queued connections are dropped when the service exits"))
 	}
+	if note := inspect.SocketStateNote(*so); note != "" {
+		b.add("    " + d.st.Detail.Warning.Render(note))
+	}
+	if set := inspect.SocketSettings(*so); len(set) > 0 {
+		b.muted("    " + strings.Join(set, " · "))
+	}
 	b.section("Listeners", "The manager keeps its own copy of every listener (the systemd holder) and passes a duplicate to the service. Because that copy stays open, restarting the service does not close the listener: clients wait in the kernel's accept queue (backlog) instead of being refused.")
 	if len(so.Listeners) == 0 {
 		b.muted("    none")
@@ -363,6 +369,9 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	}
 	for _, p := range s.Passed {
 		b.add(fmt.Sprintf("    fd %-3d %-20s %-10s %s", p.FD, quoteName(p.Name), orDash(p.Kind), d.st.Detail.Muted.Render(p.Detail)))
+	}
+	if s.ListenPIDFDID != 0 {
+		b.muted(fmt.Sprintf("    LISTEN_PIDFDID=%d (the pidfd id of pid %d, systemd 259+)", s.ListenPIDFDID, s.MainPID))
 	}
 
 	title := fmt.Sprintf("FD store %d/%d", s.FDStoreCount, s.FDStoreMax)
