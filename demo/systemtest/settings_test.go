@@ -20,7 +20,9 @@ import (
 // systemctl. Then, each where the version has it: a socket's
 // ExecStartPost=/ExecStopPre= holding its listeners with
 // PassFileDescriptorsToExec=yes (256) is inside the unit, for the
-// snapshot and for the doctor; SubState deferred (258) is shown with its
+// snapshot and for the doctor; a socket paused by its poll limit (255)
+// stays listening with clients queued and gets fdtop's hint; SubState
+// deferred (258) is shown with its
 // words; LISTEN_PIDFDID (259) is what the main process's environment
 // has; an Accept=yes instance's name (with the cookie from 258) gives the
 // connection's ends.
@@ -45,6 +47,9 @@ func testSocketSettingsAsRoot(t *testing.T, c *Container) {
 		"fdtpfx.service":  "[Service]\nExecStart=/bin/sleep infinity\n",
 		"fdtacc.socket":   fmt.Sprintf("[Socket]\nListenStream=%s\nAccept=yes\n", addr(2)),
 		"fdtacc@.service": "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
+		"fdtpoll.socket": fmt.Sprintf("[Socket]\nListenStream=%s\nAccept=yes\nPollLimitIntervalSec=90s\nPollLimitBurst=2\n"+
+			"TriggerLimitBurst=1000\n", addr(3)),
+		"fdtpoll@.service": "[Service]\nExecStart=/bin/cat\nStandardInput=socket\n",
 	}
 	var names []string
 	for name, content := range units {
@@ -59,13 +64,13 @@ func testSocketSettingsAsRoot(t *testing.T, c *Container) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, _ = c.Systemctl(ctx, append([]string{"kill", "--signal=KILL"}, names...)...)
-		_, _ = c.Systemctl(ctx, append([]string{"stop", "fdtacc@*.service"}, names...)...)
+		_, _ = c.Systemctl(ctx, append([]string{"stop", "fdtacc@*.service", "fdtpoll@*.service"}, names...)...)
 		_, _ = c.Systemctl(ctx, append([]string{"reset-failed"}, names...)...)
 	})
 	if out, err := c.Systemctl(ctx, "daemon-reload"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if out, err := c.Systemctl(ctx, "start", "fdtset.socket", "fdtacc.socket"); err != nil {
+	if out, err := c.Systemctl(ctx, "start", "fdtset.socket", "fdtacc.socket", "fdtpoll.socket"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	major := c.Major()
@@ -109,6 +114,43 @@ func testSocketSettingsAsRoot(t *testing.T, c *Container) {
 			}
 		}
 		t.Logf("%s: fdtop's words: %q", c.Version, inspect.SocketSettings(*su))
+	})
+
+	t.Run("poll limit", func(t *testing.T) {
+		if major < 255 {
+			t.Skipf("systemd %d has no PollLimitBurst= (255)", major)
+		}
+		// Four clients at once on an Accept=yes socket whose poll limit
+		// is 2 wake-ups in 90 s: the manager accepts two, then stops
+		// polling; the others wait in the accept queue.
+		for i := 0; i < 4; i++ {
+			conn, err := c.DialTCP(ctx, addr(3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+		}
+		var su *inspect.SocketUnit
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			snap := snapshot(t, c, Root, "fdtpoll.socket")
+			if su = socketUnit(snap, "fdtpoll.socket"); su != nil && su.NAccepted == 2 && len(su.Listeners) == 1 && su.Listeners[0].Backlog == 2 {
+				break
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		shown := showProps(t, c, "fdtpoll.socket", "SubState", "NAccepted")
+		log, _ := c.Run(ctx, Root, "journalctl", "--no-pager", "-q", "-u", "fdtpoll.socket")
+		t.Logf("%s: systemctl show %v; its log:\n%s", c.Version, shown, log)
+		if su == nil || su.NAccepted != 2 || len(su.Listeners) != 1 || su.Listeners[0].Backlog != 2 {
+			t.Fatalf("fdtpoll.socket: %+v, want 2 accepted and 2 queued (paused by its poll limit)", su)
+		}
+		if su.SubState != "listening" || shown["SubState"] != "listening" {
+			t.Errorf("paused: fdtop sub_state %q, systemctl %q: systemd was thought to say nothing", su.SubState, shown["SubState"])
+		}
+		if note := inspect.SocketStateNote(*su); !strings.Contains(note, "paused by its poll limit (poll limit 2 per 1min 30s)?") {
+			t.Errorf("no poll-limit hint: %q", note)
+		}
 	})
 
 	t.Run("PassFileDescriptorsToExec", func(t *testing.T) {
