@@ -76,44 +76,48 @@ func testSocketSettingsAsRoot(t *testing.T, c *Container) {
 	major := c.Major()
 
 	t.Run("settings", func(t *testing.T) {
-		snap := snapshot(t, c, Root, "fdtset.socket")
-		su := socketUnit(snap, "fdtset.socket")
-		if su == nil {
-			t.Fatalf("fdtset.socket not in the snapshot: %+v", snap.Sockets)
-		}
-		shown := showProps(t, c, "fdtset.socket", "PollLimitIntervalUSec", "PollLimitBurst", "PassFileDescriptorsToExec",
-			"DeferTrigger", "DeferTriggerMaxUSec", "PassPIDFD", "AcceptFileDescriptors")
-		fdtop := map[string]*string{
-			"PollLimitIntervalUSec":     fmtPtr(su.PollLimitIntervalUSec, inspect.Timespan),
-			"PollLimitBurst":            fmtPtr(su.PollLimitBurst, func(v uint32) string { return strconv.FormatUint(uint64(v), 10) }),
-			"PassFileDescriptorsToExec": fmtPtr(su.PassFDsToExec, yesNo),
-			"DeferTrigger":              strPtr(su.DeferTrigger),
-			"DeferTriggerMaxUSec":       fmtPtr(su.DeferTriggerMaxUSec, inspect.Timespan),
-			"PassPIDFD":                 fmtPtr(su.PassPIDFD, yesNo),
-			"AcceptFileDescriptors":     fmtPtr(su.AcceptFDs, yesNo),
-		}
-		since := map[string]int{"PollLimitIntervalUSec": 255, "PollLimitBurst": 255, "PassFileDescriptorsToExec": 256,
-			"DeferTrigger": 258, "DeferTriggerMaxUSec": 258, "PassPIDFD": 258, "AcceptFileDescriptors": 258}
-		want := map[string]string{"PollLimitIntervalUSec": "3s", "PollLimitBurst": "7", "PassFileDescriptorsToExec": "no",
-			"DeferTrigger": "yes", "DeferTriggerMaxUSec": "40s", "PassPIDFD": "yes", "AcceptFileDescriptors": "no"}
-		for prop, got := range fdtop {
-			sys, has := shown[prop]
-			switch {
-			case major < since[prop]:
-				if has || got != nil {
-					t.Errorf("%s on %s (before %d): systemctl shows %q (%v), fdtop %v; want both without it", prop, c.Version, since[prop], sys, has, deref(got))
-				}
-			case !has:
-				t.Errorf("%s on %s: systemctl show does not print it", prop, c.Version)
-			case got == nil:
-				t.Errorf("%s on %s: fdtop says unknown, systemctl show says %q", prop, c.Version, sys)
-			case *got != sys:
-				t.Errorf("%s on %s: fdtop %q, systemctl show %q", prop, c.Version, *got, sys)
-			case sys != want[prop]:
-				t.Errorf("%s on %s: systemctl show %q, the unit file says %q", prop, c.Version, sys, want[prop])
+		// Socket properties are readable by every user: a plain user sees
+		// the same.
+		for _, u := range []User{Root, Unprivileged} {
+			snap := snapshot(t, c, u, "fdtset.socket")
+			su := socketUnit(snap, "fdtset.socket")
+			if su == nil {
+				t.Fatalf("as %s: fdtset.socket not in the snapshot: %+v", u, snap.Sockets)
 			}
+			shown := showProps(t, c, "fdtset.socket", "PollLimitIntervalUSec", "PollLimitBurst", "PassFileDescriptorsToExec",
+				"DeferTrigger", "DeferTriggerMaxUSec", "PassPIDFD", "AcceptFileDescriptors")
+			fdtop := map[string]*string{
+				"PollLimitIntervalUSec":     fmtPtr(su.PollLimitIntervalUSec, inspect.Timespan),
+				"PollLimitBurst":            fmtPtr(su.PollLimitBurst, func(v uint32) string { return strconv.FormatUint(uint64(v), 10) }),
+				"PassFileDescriptorsToExec": fmtPtr(su.PassFDsToExec, yesNo),
+				"DeferTrigger":              strPtr(su.DeferTrigger),
+				"DeferTriggerMaxUSec":       fmtPtr(su.DeferTriggerMaxUSec, inspect.Timespan),
+				"PassPIDFD":                 fmtPtr(su.PassPIDFD, yesNo),
+				"AcceptFileDescriptors":     fmtPtr(su.AcceptFDs, yesNo),
+			}
+			since := map[string]int{"PollLimitIntervalUSec": 255, "PollLimitBurst": 255, "PassFileDescriptorsToExec": 256,
+				"DeferTrigger": 258, "DeferTriggerMaxUSec": 258, "PassPIDFD": 258, "AcceptFileDescriptors": 258}
+			want := map[string]string{"PollLimitIntervalUSec": "3s", "PollLimitBurst": "7", "PassFileDescriptorsToExec": "no",
+				"DeferTrigger": "yes", "DeferTriggerMaxUSec": "40s", "PassPIDFD": "yes", "AcceptFileDescriptors": "no"}
+			for prop, got := range fdtop {
+				sys, has := shown[prop]
+				switch {
+				case major < since[prop]:
+					if has || got != nil {
+						t.Errorf("as %s: %s on %s (before %d): systemctl shows %q (%v), fdtop %v; want both without it", u, prop, c.Version, since[prop], sys, has, deref(got))
+					}
+				case !has:
+					t.Errorf("as %s: %s on %s: systemctl show does not print it", u, prop, c.Version)
+				case got == nil:
+					t.Errorf("as %s: %s on %s: fdtop says unknown, systemctl show says %q", u, prop, c.Version, sys)
+				case *got != sys:
+					t.Errorf("as %s: %s on %s: fdtop %q, systemctl show %q", u, prop, c.Version, *got, sys)
+				case sys != want[prop]:
+					t.Errorf("as %s: %s on %s: systemctl show %q, the unit file says %q", u, prop, c.Version, sys, want[prop])
+				}
+			}
+			t.Logf("%s as %s: fdtop's words: %q", c.Version, u, inspect.SocketSettings(*su))
 		}
-		t.Logf("%s: fdtop's words: %q", c.Version, inspect.SocketSettings(*su))
 	})
 
 	t.Run("poll limit", func(t *testing.T) {
