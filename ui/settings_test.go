@@ -57,3 +57,22 @@ func TestDetailSocketSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestListDeferredSocket: a deferred socket's row says so and is drawn
+// between states, not as a plain active one.
+func TestListDeferredSocket(t *testing.T) {
+	l := listModel{st: DefaultStyles()}
+	g := &unitGroup{}
+	for _, tt := range []struct {
+		sub, glyph, addrs string
+	}{
+		{"listening", "●", "127.0.0.1:80"},
+		{"deferred", "◐", "127.0.0.1:80 (deferred)"},
+	} {
+		r := l.socketRow(g, &inspect.SocketUnit{Unit: "k.socket", ActiveState: "active", SubState: tt.sub,
+			Listeners: []inspect.Listener{{Type: "Stream", Address: "127.0.0.1:80"}}})
+		if r.glyph != tt.glyph || r.addrs != tt.addrs {
+			t.Errorf("%s: row glyph %q addrs %q, want %q %q", tt.sub, r.glyph, r.addrs, tt.glyph, tt.addrs)
+		}
+	}
+}
