@@ -370,10 +370,59 @@ func decodeSockets(c *Client, reads []*unitRead, socks []*Socket) ([]Socket, err
 		if gone {
 			continue
 		}
+		c.learnSocketSettings(r, &socks[i].Settings)
 		finishSocket(socks[i])
 		out = append(out, *socks[i])
 	}
 	return out, nil
+}
+
+// learnSocketSettings notes which socket settings the manager has from a
+// read that asked for all of them (where no socket unit could be
+// introspected at connect), so later reads ask only for those.
+func (c *Client) learnSocketSettings(r *unitRead, st *SocketSettings) {
+	asked := 0
+	for _, p := range r.props {
+		if p.found != nil {
+			asked++
+		}
+	}
+	names := SocketSettingNames()
+	if asked != len(names) {
+		return
+	}
+	var have []string
+	for _, n := range names {
+		if settingSet(st, n) {
+			have = append(have, n)
+		}
+	}
+	c.mu.Lock()
+	if !c.features.SocketSettingsKnown {
+		c.features.SocketSettings, c.features.SocketSettingsKnown = have, true
+	}
+	c.mu.Unlock()
+}
+
+// settingSet reports whether the setting of that D-Bus name was read.
+func settingSet(st *SocketSettings, name string) bool {
+	switch name {
+	case "PollLimitIntervalUSec":
+		return st.PollLimitIntervalUSec != nil
+	case "PollLimitBurst":
+		return st.PollLimitBurst != nil
+	case "PassFileDescriptorsToExec":
+		return st.PassFDsToExec != nil
+	case "DeferTrigger":
+		return st.DeferTrigger != nil
+	case "DeferTriggerMaxUSec":
+		return st.DeferTriggerMaxUSec != nil
+	case "PassPIDFD":
+		return st.PassPIDFD != nil
+	case "AcceptFileDescriptors":
+		return st.AcceptFDs != nil
+	}
+	return false
 }
 
 // ListServices returns the loaded services named in names plus every loaded
@@ -609,6 +658,7 @@ func (c *Client) Socket(ctx context.Context, name string) (Socket, error) {
 	if gone {
 		return Socket{}, &UnitError{Op: "read", Unit: name, Err: fmt.Errorf("%w: unloaded meanwhile", ErrNoSuchUnit)}
 	}
+	c.learnSocketSettings(r, &s.Settings)
 	finishSocket(s)
 	return *s, nil
 }

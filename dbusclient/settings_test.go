@@ -87,3 +87,63 @@ func TestIntrospectedProps(t *testing.T) {
 		t.Errorf("a longer name is not the property: %q", got)
 	}
 }
+
+// TestSocketSettingsLearned: where no socket unit could be introspected at
+// connect, the first full read of a socket asks for every setting and
+// notes which the manager has (257: three), so later reads ask for those
+// only; a quick read (ListListeners) teaches nothing.
+func TestSocketSettingsLearned(t *testing.T) {
+	c := &Client{}
+	u := unitStatus{Name: "x.socket", Path: "/org/freedesktop/systemd1/unit/x_2esocket", LoadState: "loaded", ActiveState: "active"}
+	have := map[string]any{"PollLimitIntervalUSec": uint64(2000000), "PollLimitBurst": uint32(150), "PassFileDescriptorsToExec": false}
+	answer := func(r *unitRead) {
+		for i, p := range r.props {
+			if p.found == nil {
+				continue
+			}
+			if v, ok := have[p.name]; ok {
+				r.calls[i].body = []any{dbus.MakeVariant(v)}
+			} else {
+				r.calls[i].err = dbus.Error{Name: errNameUnknownProp}
+			}
+		}
+	}
+	settingReads := func(r *unitRead) (n int) {
+		for _, p := range r.props {
+			if p.found != nil {
+				n++
+			}
+		}
+		return n
+	}
+	r, s := c.socketRead(u)
+	if n := settingReads(r); n != 7 {
+		t.Fatalf("first read asks for %d settings, want all 7", n)
+	}
+	r.props, r.calls = r.props[:2], r.calls[:2] // as ListListeners
+	c.learnSocketSettings(r, &s.Settings)
+	if c.Features().SocketSettingsKnown {
+		t.Fatal("a quick read taught which settings the manager has")
+	}
+	r, s = c.socketRead(u)
+	answer(r)
+	// Decode only the settings (the base properties are not faked here).
+	sr := &unitRead{name: r.name}
+	for i, p := range r.props {
+		if p.found != nil {
+			sr.props, sr.calls = append(sr.props, p), append(sr.calls, r.calls[i])
+		}
+	}
+	if gone, err := sr.decode(c); err != nil || gone {
+		t.Fatalf("decode: %v %v", gone, err)
+	}
+	c.learnSocketSettings(sr, &s.Settings)
+	f := c.Features()
+	want := []string{"PollLimitIntervalUSec", "PollLimitBurst", "PassFileDescriptorsToExec"}
+	if !f.SocketSettingsKnown || !reflect.DeepEqual(f.SocketSettings, want) {
+		t.Fatalf("learned %v %q, want %q", f.SocketSettingsKnown, f.SocketSettings, want)
+	}
+	if r, _ := c.socketRead(u); settingReads(r) != 3 {
+		t.Errorf("later reads ask for %d settings, want 3", settingReads(r))
+	}
+}
