@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/fdtop/fdtop/inspect"
 )
 
@@ -249,8 +250,8 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 	if note := inspect.SocketStateNote(*so); note != "" {
 		b.add("    " + d.st.Detail.Warning.Render(note))
 	}
-	if set := inspect.SocketSettings(*so); len(set) > 0 {
-		b.muted("    " + strings.Join(set, " · "))
+	for _, l := range packPhrases(inspect.SocketSettings(*so), " · ", b.width-6) {
+		b.muted("    " + l)
 	}
 	b.section("Listeners", "The manager keeps its own copy of every listener (the systemd holder) and passes a duplicate to the service. Because that copy stays open, restarting the service does not close the listener: clients wait in the kernel's accept queue (backlog) instead of being refused.")
 	if len(so.Listeners) == 0 {
@@ -525,4 +526,26 @@ func storedListeners(s inspect.Service) map[uint64]string {
 		}
 	}
 	return out
+}
+
+// packPhrases joins phrases with sep into lines of at most w cells,
+// never splitting a phrase (one longer than w gets a line of its own).
+func packPhrases(phrases []string, sep string, w int) []string {
+	var lines []string
+	cur := ""
+	for _, p := range phrases {
+		switch {
+		case cur == "":
+			cur = p
+		case ansi.StringWidth(cur+sep+p) <= w:
+			cur += sep + p
+		default:
+			lines = append(lines, cur)
+			cur = p
+		}
+	}
+	if cur != "" {
+		lines = append(lines, cur)
+	}
+	return lines
 }

@@ -76,3 +76,24 @@ func TestListDeferredSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestPackPhrases: settings fill the detail's width a phrase at a time.
+func TestPackPhrases(t *testing.T) {
+	ph := []string{"poll limit 7 per 3s", "PassPIDFD=yes", "AcceptFileDescriptors=no"}
+	for _, tt := range []struct {
+		w    int
+		want []string
+	}{
+		{200, []string{"poll limit 7 per 3s · PassPIDFD=yes · AcceptFileDescriptors=no"}},
+		{40, []string{"poll limit 7 per 3s · PassPIDFD=yes", "AcceptFileDescriptors=no"}},
+		{10, []string{"poll limit 7 per 3s", "PassPIDFD=yes", "AcceptFileDescriptors=no"}},
+		{0, []string{"poll limit 7 per 3s", "PassPIDFD=yes", "AcceptFileDescriptors=no"}},
+	} {
+		if got := packPhrases(ph, " · ", tt.w); strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("width %d: %q, want %q", tt.w, got, tt.want)
+		}
+	}
+	if got := packPhrases(nil, " · ", 80); got != nil {
+		t.Errorf("no phrases: %q", got)
+	}
+}
