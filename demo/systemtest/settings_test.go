@@ -120,6 +120,43 @@ func testSocketSettingsAsRoot(t *testing.T, c *Container) {
 		}
 	})
 
+	t.Run("dashboard", func(t *testing.T) {
+		// The dashboard's detail of the socket shows the same settings
+		// (each phrase whole: the pane packs them to its width).
+		var want []string
+		if major >= 255 {
+			want = append(want, "poll limit 7 per 3s")
+		}
+		if major >= 256 {
+			want = append(want, "PassFileDescriptorsToExec=no")
+		}
+		if major >= 258 {
+			want = append(want, "DeferTrigger=yes (at most 40s)", "PassPIDFD=yes", "AcceptFileDescriptors=no")
+		}
+		tm := newTmux(t)
+		term := tm.start(t, c.Argv(Root, "env", "TERM=tmux-256color", FdtopPath, "fdtset*"))
+		term.waitFor(t, "the socket", func(s string) bool { return strings.Contains(s, "fdtset.socket") })
+		term.selectUnit(t, "fdtset.socket")
+		screen := term.waitFor(t, "the socket's detail with its settings", func(s string) bool {
+			if !strings.Contains(s, "Listeners") {
+				return false
+			}
+			for _, w := range want {
+				if !strings.Contains(s, w) {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("the dashboard on %s:\n%s", c.Version, screen)
+		for _, absent := range []string{"poll limit", "PassFileDescriptorsToExec", "DeferTrigger", "PassPIDFD", "AcceptFileDescriptors"} {
+			if !strings.Contains(strings.Join(want, " "), absent) && strings.Contains(screen, absent) {
+				t.Errorf("systemd %d has no %s, the dashboard shows it:\n%s", major, absent, screen)
+			}
+		}
+		term.quit(t)
+	})
+
 	t.Run("poll limit", func(t *testing.T) {
 		if major < 255 {
 			t.Skipf("systemd %d has no PollLimitBurst= (255)", major)
