@@ -134,7 +134,8 @@ type SocketSettings struct {
 	// listeners too.
 	PassFDsToExec *bool
 	// DeferTrigger is DeferTrigger= (v258): no, yes or patient; with it a
-	// trigger whose start job would conflict waits (SubState deferred).
+	// trigger whose service start would stop a conflicting active unit
+	// waits (SubState deferred).
 	DeferTrigger *string
 	// DeferTriggerMaxUSec is DeferTriggerMaxSec= (v258): how long a
 	// deferred trigger may wait; USecInfinity for no limit.

@@ -58,8 +58,11 @@ func pollLimitWords(su SocketUnit) string {
 // SocketStateNote says what a socket unit's state means where systemd's
 // own word needs it, "" elsewhere:
 //   - SubState deferred (v258, DeferTrigger=): a client is waiting and
-//     the start of its service is held back because it would conflict
-//     with a queued job;
+//     the start of its service is held back because it would stop an
+//     active unit it conflicts with (systemd's socket_enter_deferred:
+//     the lenient start job is "destructive"); it is retried whenever a
+//     unit stops, and given up after DeferTriggerMaxSec= (the socket
+//     fails);
 //   - a listening socket whose listener has connections queued that
 //     the manager does not act on, with a poll limit set: it may be
 //     paused by that limit. systemd says nothing then (SubState stays
@@ -70,7 +73,7 @@ func pollLimitWords(su SocketUnit) string {
 func SocketStateNote(su SocketUnit) string {
 	switch su.SubState {
 	case "deferred":
-		s := "deferred: a client is waiting, and starting " + orNoneWord(su.Service) + " now would conflict with a queued job, so the trigger waits"
+		s := "deferred: a client is waiting, but starting " + orNoneWord(su.Service) + " now would stop a unit it conflicts with, so the trigger waits for that unit to stop"
 		if su.DeferTriggerMaxUSec != nil {
 			s += " (at most " + Timespan(*su.DeferTriggerMaxUSec) + ")"
 		}

@@ -57,7 +57,7 @@ func TestSocketStateNote(t *testing.T) {
 		su   SocketUnit
 		want string // substring; "" for no note
 	}{
-		{"deferred", with(SocketUnit{DeferTriggerMaxUSec: u64p(20000000)}, "deferred"), "deferred: a client is waiting, and starting x.service now would conflict with a queued job, so the trigger waits (at most 20s)"},
+		{"deferred", with(SocketUnit{DeferTriggerMaxUSec: u64p(20000000)}, "deferred"), "deferred: a client is waiting, but starting x.service now would stop a unit it conflicts with, so the trigger waits for that unit to stop (at most 20s)"},
 		{"listening, queue empty", with(limit, "listening", Listener{State: "LISTEN"}), ""},
 		{"listening, queued", with(limit, "listening", Listener{State: "LISTEN", Backlog: 4}), "paused by its poll limit (poll limit 150 per 2s)? systemd does not say"},
 		{"datagram queued", with(limit, "listening", Listener{State: "UNCONN", RecvQ: &q}), "paused by its poll limit"},

@@ -151,7 +151,8 @@ type SocketUnit struct {
 	// the listeners (holders inside the socket unit, not leaks).
 	PassFDsToExec *bool `json:"pass_fds_to_exec,omitempty"`
 	// DeferTrigger is DeferTrigger= (v258): no, yes, patient. A trigger
-	// whose service start would conflict waits in SubState deferred, at
+	// whose service start would stop a unit it conflicts with waits in
+	// SubState deferred (until that unit stops), at
 	// most DeferTriggerMaxUSec (18446744073709551615: infinity).
 	DeferTrigger        string  `json:"defer_trigger,omitempty"`
 	DeferTriggerMaxUSec *uint64 `json:"defer_trigger_max_usec,omitempty"`

@@ -29,7 +29,7 @@ func TestDetailSocketSettings(t *testing.T) {
 			[]string{"poll limit 150 per 2s · PassFileDescriptorsToExec=no"}, []string{"DeferTrigger", "PassPIDFD", "LISTEN_PIDFDID"}},
 		{"262 deferred", inspect.SocketUnit{SubState: "deferred", PollLimitIntervalUSec: u64(3000000), PollLimitBurst: u32(7), PassFDsToExec: &yes,
 			DeferTrigger: "yes", DeferTriggerMaxUSec: u64(40000000), PassPIDFD: &yes, AcceptFDs: &no}, 183706,
-			[]string{"active (deferred)", "deferred: a client is waiting, and starting k.service now would conflict",
+			[]string{"active (deferred)", "deferred: a client is waiting, but starting k.service now would stop a unit it conflicts with",
 				"poll limit 7 per 3s · PassFileDescriptorsToExec=yes · DeferTrigger=yes (at most 40s) · PassPIDFD=yes · AcceptFileDescriptors=no",
 				"LISTEN_PIDFDID=183706"}, nil},
 	} {
