@@ -55,6 +55,12 @@ type Features struct {
 	FDStoreDump bool
 	// FDStorePreserve: Service.FileDescriptorStorePreserve exists (v254+).
 	FDStorePreserve bool
+	// SocketSettings are the properties of SocketSettings that the
+	// manager's Socket interface has, by D-Bus name; SocketSettingsKnown
+	// says a loaded socket unit was introspected to find them (else each
+	// is read and may be missing).
+	SocketSettings      []string
+	SocketSettingsKnown bool
 }
 
 // Endpoint is one place a manager may be reached.
@@ -401,7 +407,31 @@ func probeFeatures(ctx context.Context, conn *dbus.Conn) (Features, error) {
 			break
 		}
 	}
+	if err := mgr.CallWithContext(ctx, ifaceManager+".ListUnitsByPatterns", 0, []string{"loaded"}, []string{"*.socket"}).Store(&units); err == nil {
+		for _, u := range units {
+			if u.LoadState != "loaded" {
+				continue
+			}
+			if err := conn.Object(busName, u.Path).CallWithContext(ctx, "org.freedesktop.DBus.Introspectable.Introspect", 0).Store(&xml); err == nil {
+				f.SocketSettings = introspectedProps(xml, SocketSettingNames())
+				f.SocketSettingsKnown = true
+			}
+			break
+		}
+	}
 	return f, nil
+}
+
+// introspectedProps returns those of names that an introspection XML
+// declares as properties.
+func introspectedProps(xml string, names []string) []string {
+	var have []string
+	for _, n := range names {
+		if strings.Contains(xml, `<property name="`+n+`"`) {
+			have = append(have, n)
+		}
+	}
+	return have
 }
 
 // supervise reads signals until the connection drops, then reconnects with

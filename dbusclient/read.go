@@ -17,6 +17,17 @@ type prop struct {
 	iface, name string
 	dest        any
 	optional    bool // missing on older managers: leave dest as it is
+	// found, if set, is called once dest holds the property's value: an
+	// optional property's pointer is set only then, so a property the
+	// manager lacks stays nil (unknown), never zero.
+	found func()
+}
+
+// optionalProp reads an optional property into a new T and points *dst at
+// it when the manager has the property; *dst stays nil otherwise.
+func optionalProp[T any](iface, name string, dst **T) prop {
+	v := new(T)
+	return prop{iface: iface, name: name, dest: v, optional: true, found: func() { *dst = v }}
 }
 
 func (p prop) call(path dbus.ObjectPath) *call { return getProp(path, p.iface, p.name) }
@@ -83,6 +94,9 @@ func (r *unitRead) decode(c *Client) (gone bool, err error) {
 		if err := cl.storeProp(p.dest); err != nil {
 			return false, fmt.Errorf("decode %s of %s: %w", p.name, r.name, err)
 		}
+		if p.found != nil {
+			p.found()
+		}
 	}
 	return false, nil
 }
@@ -138,10 +152,12 @@ func shown(u unitStatus, all bool) bool {
 	return all || u.JobID != 0 || (u.ActiveState != "inactive" && u.Following == "")
 }
 
-// socketRead prepares the reads of one socket unit.
-func socketRead(u unitStatus) (*unitRead, *Socket) {
+// socketRead prepares the reads of one socket unit: the properties every
+// manager has, then those of newer managers that this one has (all of them
+// where that is not known: each is optional).
+func (c *Client) socketRead(u unitStatus) (*unitRead, *Socket) {
 	s := &Socket{UnitState: u.state()}
-	r := newUnitRead(u.Name, u.Path, []prop{
+	props := []prop{
 		{iface: ifaceSocket, name: "Listen", dest: &s.Listen},
 		{iface: ifaceUnit, name: "Triggers", dest: &s.Triggers},
 		{iface: ifaceSocket, name: "Accept", dest: &s.Accept},
@@ -151,8 +167,38 @@ func socketRead(u unitStatus) (*unitRead, *Socket) {
 		{iface: ifaceSocket, name: "NAccepted", dest: &s.Counters.NAccepted},
 		{iface: ifaceSocket, name: "NRefused", dest: &s.Counters.NRefused},
 		{iface: ifaceUnit, name: "WantedBy", dest: &s.WantedBy},
-	})
-	return r, s
+	}
+	f := c.Features()
+	for _, p := range socketSettingProps(&s.Settings) {
+		if !f.SocketSettingsKnown || slices.Contains(f.SocketSettings, p.name) {
+			props = append(props, p)
+		}
+	}
+	return newUnitRead(u.Name, u.Path, props), s
+}
+
+// socketSettingProps are the reads of the socket settings that came after
+// systemd 254, each optional.
+func socketSettingProps(st *SocketSettings) []prop {
+	return []prop{
+		optionalProp(ifaceSocket, "PollLimitIntervalUSec", &st.PollLimitIntervalUSec),
+		optionalProp(ifaceSocket, "PollLimitBurst", &st.PollLimitBurst),
+		optionalProp(ifaceSocket, "PassFileDescriptorsToExec", &st.PassFDsToExec),
+		optionalProp(ifaceSocket, "DeferTrigger", &st.DeferTrigger),
+		optionalProp(ifaceSocket, "DeferTriggerMaxUSec", &st.DeferTriggerMaxUSec),
+		optionalProp(ifaceSocket, "PassPIDFD", &st.PassPIDFD),
+		optionalProp(ifaceSocket, "AcceptFileDescriptors", &st.AcceptFDs),
+	}
+}
+
+// SocketSettingNames are the D-Bus names of the socket settings in
+// SocketSettings, in its order.
+func SocketSettingNames() []string {
+	var names []string
+	for _, p := range socketSettingProps(&SocketSettings{}) {
+		names = append(names, p.name)
+	}
+	return names
 }
 
 // finishSocket fills in what follows from the properties.
@@ -307,7 +353,7 @@ func (c *Client) socketReads(units []unitStatus, all bool) ([]*unitRead, []*Sock
 		if !strings.HasSuffix(u.Name, ".socket") || u.LoadState != "loaded" || !shown(u, all) {
 			continue
 		}
-		r, s := socketRead(u)
+		r, s := c.socketRead(u)
 		reads = append(reads, r)
 		socks = append(socks, s)
 	}
@@ -324,10 +370,59 @@ func decodeSockets(c *Client, reads []*unitRead, socks []*Socket) ([]Socket, err
 		if gone {
 			continue
 		}
+		c.learnSocketSettings(r, &socks[i].Settings)
 		finishSocket(socks[i])
 		out = append(out, *socks[i])
 	}
 	return out, nil
+}
+
+// learnSocketSettings notes which socket settings the manager has from a
+// read that asked for all of them (where no socket unit could be
+// introspected at connect), so later reads ask only for those.
+func (c *Client) learnSocketSettings(r *unitRead, st *SocketSettings) {
+	asked := 0
+	for _, p := range r.props {
+		if p.found != nil {
+			asked++
+		}
+	}
+	names := SocketSettingNames()
+	if asked != len(names) {
+		return
+	}
+	var have []string
+	for _, n := range names {
+		if settingSet(st, n) {
+			have = append(have, n)
+		}
+	}
+	c.mu.Lock()
+	if !c.features.SocketSettingsKnown {
+		c.features.SocketSettings, c.features.SocketSettingsKnown = have, true
+	}
+	c.mu.Unlock()
+}
+
+// settingSet reports whether the setting of that D-Bus name was read.
+func settingSet(st *SocketSettings, name string) bool {
+	switch name {
+	case "PollLimitIntervalUSec":
+		return st.PollLimitIntervalUSec != nil
+	case "PollLimitBurst":
+		return st.PollLimitBurst != nil
+	case "PassFileDescriptorsToExec":
+		return st.PassFDsToExec != nil
+	case "DeferTrigger":
+		return st.DeferTrigger != nil
+	case "DeferTriggerMaxUSec":
+		return st.DeferTriggerMaxUSec != nil
+	case "PassPIDFD":
+		return st.PassPIDFD != nil
+	case "AcceptFileDescriptors":
+		return st.AcceptFDs != nil
+	}
+	return false
 }
 
 // ListServices returns the loaded services named in names plus every loaded
@@ -552,7 +647,7 @@ func (c *Client) Socket(ctx context.Context, name string) (Socket, error) {
 	if err != nil {
 		return Socket{}, err
 	}
-	r, s := socketRead(u)
+	r, s := c.socketRead(u)
 	if err := c.run(ctx, r.all()); err != nil {
 		return Socket{}, err
 	}
@@ -563,6 +658,7 @@ func (c *Client) Socket(ctx context.Context, name string) (Socket, error) {
 	if gone {
 		return Socket{}, &UnitError{Op: "read", Unit: name, Err: fmt.Errorf("%w: unloaded meanwhile", ErrNoSuchUnit)}
 	}
+	c.learnSocketSettings(r, &s.Settings)
 	finishSocket(s)
 	return *s, nil
 }

@@ -114,7 +114,41 @@ type Socket struct {
 	// Counters were read with the rest; they never signal changes, so
 	// Subscription.Watch polls them.
 	Counters SocketCounters
+	// Settings are the settings newer managers added (left empty by
+	// ListListeners).
+	Settings SocketSettings
 }
+
+// SocketSettings are socket unit settings that came after systemd 254.
+// Each is nil where the manager does not have the property: unknown,
+// not zero.
+type SocketSettings struct {
+	// PollLimitIntervalUSec and PollLimitBurst (v255,
+	// PollLimitIntervalSec=/PollLimitBurst=): the manager stops polling
+	// the socket's listeners for the rest of the interval once they woke
+	// it more than the burst times in it. Interval 0 or burst 0: no limit.
+	PollLimitIntervalUSec *uint64
+	PollLimitBurst        *uint32
+	// PassFDsToExec is PassFileDescriptorsToExec= (v256): the socket's
+	// own ExecStartPost=, ExecStopPre= and ExecStopPost= processes get its
+	// listeners too.
+	PassFDsToExec *bool
+	// DeferTrigger is DeferTrigger= (v258): no, yes or patient; with it a
+	// trigger whose service start would stop a conflicting active unit
+	// waits (SubState deferred).
+	DeferTrigger *string
+	// DeferTriggerMaxUSec is DeferTriggerMaxSec= (v258): how long a
+	// deferred trigger may wait; USecInfinity for no limit.
+	DeferTriggerMaxUSec *uint64
+	// PassPIDFD is PassPIDFD= (v258): SO_PASSPIDFD on the listeners.
+	PassPIDFD *bool
+	// AcceptFDs is AcceptFileDescriptors= (v258): whether the listeners
+	// take descriptors passed over them (SO_PASSRIGHTS).
+	AcceptFDs *bool
+}
+
+// USecInfinity is systemd's USEC_INFINITY: a time setting with no limit.
+const USecInfinity = ^uint64(0)
 
 // SocketCounters are a socket unit's connection counters.
 type SocketCounters struct {

@@ -252,12 +252,13 @@ func Join(in JoinInput) *Snapshot {
 			FlushPending:       su.FlushPending,
 			Listeners:          []Listener{},
 		}
+		setSocketSettings(&out, su.Settings)
 		out.Service = su.Service()
 		for _, l := range su.Listen {
 			key := l.Type + " " + l.Address
 			addrOwners[key] = append(addrOwners[key], su.Name)
 			lst := Listener{Type: l.Type, Address: l.Address, Holders: []Holder{}}
-			if !socketListening(su.ActiveState) {
+			if !socketListening(su.ActiveState, su.SubState) {
 				// A socket unit that is not up has no listener: the
 				// manager holds none (nothing to look for or to blame).
 			} else if h, ok := ix.findListener(l); !ok {
@@ -280,7 +281,11 @@ func Join(in JoinInput) *Snapshot {
 						lst.RecvQ = &q
 					}
 				}
-				lst.Holders = ix.holders(h.fd.Inode, scope, su.Starts)
+				lst.Holders = ix.holders(h.fd.Inode, scope, func(unit string) bool {
+					// The socket unit's own processes (ExecStartPost=...
+					// with PassFileDescriptorsToExec=, v256) are inside.
+					return unit == su.Name || su.Starts(unit)
+				})
 			}
 			out.Listeners = append(out.Listeners, lst)
 		}
@@ -341,12 +346,31 @@ func passedTo(su dbusclient.Socket) []string {
 // socketListening reports whether a socket unit in this ActiveState has
 // its listeners open: active (listening or running) or on its way down
 // or reloading; not inactive, failed or activating (not yet bound).
-func socketListening(activeState string) bool {
+func socketListening(activeState, subState string) bool {
 	switch activeState {
 	case "", "active", "reloading", "deactivating", "refreshing": // "": not read, looked for
 		return true
+	case "activating":
+		// Its listeners are open once it chowns them and while its
+		// ExecStartPost= runs (which holds them with
+		// PassFileDescriptorsToExec=, v256).
+		return subState == "start-chown" || subState == "start-post"
 	}
 	return false
+}
+
+// setSocketSettings copies the settings newer managers have, leaving
+// those this manager lacks unknown.
+func setSocketSettings(out *SocketUnit, st dbusclient.SocketSettings) {
+	out.PollLimitIntervalUSec = st.PollLimitIntervalUSec
+	out.PollLimitBurst = st.PollLimitBurst
+	out.PassFDsToExec = st.PassFDsToExec
+	if st.DeferTrigger != nil {
+		out.DeferTrigger = *st.DeferTrigger
+	}
+	out.DeferTriggerMaxUSec = st.DeferTriggerMaxUSec
+	out.PassPIDFD = st.PassPIDFD
+	out.AcceptFDs = st.AcceptFDs
 }
 
 // isAcceptInstance reports whether svc is a per-connection instance of an
@@ -568,8 +592,11 @@ func (ix *index) instanceHolders(inst *Instance, inode uint64, scope string) {
 
 // InstanceName is what the name of an Accept=yes instance says about its
 // connection: systemd names it NAME@NR-LOCAL-REMOTE.service (AF_UNIX:
-// NAME@NR-PID-UID.service), and from 258 on puts the socket's cookie after
-// the number: NAME@NR-COOKIE-LOCAL-REMOTE.service.
+// NAME@NR-PID-UID.service, NAME@NR-unknown.service for a peer in another
+// namespace), and from 258 on puts the socket's cookie after the number:
+// NAME@NR-COOKIE-LOCAL-REMOTE.service (AF_UNIX: NR-COOKIE-PID_PIDFDID-UID,
+// NR-COOKIE-PID-UID or NR-COOKIE-unknown). IPv6 ends are printed without
+// brackets ("::1:22"); none of the forms has a "-" inside a field.
 type InstanceName struct {
 	// Nr is the socket unit's connection counter at accept.
 	Nr uint64
@@ -592,9 +619,14 @@ func ParseInstanceName(unit string) (InstanceName, bool) {
 	if in.Nr, err = strconv.ParseUint(f[0], 10, 64); err != nil {
 		return InstanceName{}, false
 	}
-	switch len(f) {
-	case 3: // NR-LOCAL-REMOTE, NR-PID-UID
-	case 4: // NR-COOKIE-LOCAL-REMOTE, NR-COOKIE-PID-UID
+	switch {
+	case len(f) == 2 && f[1] == "unknown": // AF_UNIX, a peer in another namespace
+	case len(f) == 3 && f[2] == "unknown": // the same from 258 on: NR-COOKIE-unknown
+		if in.Cookie, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+			return InstanceName{}, false
+		}
+	case len(f) == 3: // NR-LOCAL-REMOTE, NR-PID-UID
+	case len(f) == 4: // NR-COOKIE-LOCAL-REMOTE, NR-COOKIE-PID-UID, NR-COOKIE-PID_PIDFDID-UID
 		if in.Cookie, err = strconv.ParseUint(f[1], 10, 64); err != nil {
 			return InstanceName{}, false
 		}
@@ -698,6 +730,7 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 	}
 	passedInodes := map[uint64]string{}
 	if main != nil && main.Handoff != nil && main.Handoff.ForThisProcess {
+		out.ListenPIDFDID = main.Handoff.PidFDID
 		for _, pf := range main.Handoff.Passed {
 			p := PassedFD{FD: pf.FD, Name: pf.Name, Kind: "closed"}
 			for _, fd := range main.FDs {

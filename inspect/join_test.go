@@ -640,6 +640,17 @@ func TestParseInstanceName(t *testing.T) {
 		{"sshd@12-4097-10.0.0.1:22-10.0.0.9:51234.service", InstanceName{Nr: 12, Cookie: 4097, Local: "10.0.0.1:22", Remote: "10.0.0.9:51234"}, true},
 		{"echo@0-1234-1000.service", InstanceName{Nr: 0}, true},
 		{"echo@0-8193-1234-1000.service", InstanceName{Nr: 0, Cookie: 8193}, true},
+		// Seen on sid (262): ssh.socket's instance, the cookie after the number.
+		{"ssh@0-105317-127.0.0.1:22-127.0.0.1:51764.service", InstanceName{Nr: 0, Cookie: 105317, Local: "127.0.0.1:22", Remote: "127.0.0.1:51764"}, true},
+		// Seen on trixie (257) and bookworm (252): no cookie.
+		{"ssh@0-127.0.0.1:22-127.0.0.1:51764.service", InstanceName{Nr: 0, Local: "127.0.0.1:22", Remote: "127.0.0.1:51764"}, true},
+		// 258+ IPv6 (no brackets), AF_UNIX with the peer's pidfd id, and
+		// a unix peer in another namespace (systemd's instance_from_socket).
+		{"echo@2-4100-::1:7-::1:40000.service", InstanceName{Nr: 2, Cookie: 4100, Local: "::1:7", Remote: "::1:40000"}, true},
+		{"echo@5-8200-1234_99887-1000.service", InstanceName{Nr: 5, Cookie: 8200}, true},
+		{"echo@6-8300-unknown.service", InstanceName{Nr: 6, Cookie: 8300}, true},
+		{"echo@6-unknown.service", InstanceName{Nr: 6}, true},
+		{"echo@6-x-unknown.service", InstanceName{}, false},
 		{"getty@tty1.service", InstanceName{}, false},
 		{"plain.service", InstanceName{}, false},
 		{"x@a-b-c.service", InstanceName{}, false},

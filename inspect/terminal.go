@@ -80,7 +80,7 @@ func (e Event) ForTerminal() Event {
 }
 
 func safeSocket(su *SocketUnit) bool {
-	c := anyOf(safe(&su.Unit), safe(&su.ActiveState), safe(&su.SubState), safe(&su.Service), safe(&su.FileDescriptorName))
+	c := anyOf(safe(&su.Unit), safe(&su.ActiveState), safe(&su.SubState), safe(&su.Service), safe(&su.FileDescriptorName), safe(&su.DeferTrigger))
 	var c1, c2 bool
 	su.Listeners, c1 = mapSlice(su.Listeners, safeListener)
 	su.Instances, c2 = mapSlice(su.Instances, func(in *Instance) bool {

@@ -53,6 +53,12 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 			line += fmt.Sprintf("  %d refused", su.NRefused)
 		}
 		p("%s", line)
+		if note := SocketStateNote(su); note != "" {
+			p("    %s", note)
+		}
+		if set := SocketSettings(su); len(set) > 0 {
+			p("    %s", strings.Join(set, " · "))
+		}
 		for _, l := range su.Listeners {
 			inode := "not found"
 			switch {
@@ -96,6 +102,9 @@ func WriteTree(w io.Writer, s *Snapshot) error {
 		}
 		for _, pf := range svc.Passed {
 			p("    passed fd %d = \"%s\"  %s  %s", pf.FD, pf.Name, pf.Kind, pf.Detail)
+		}
+		if svc.ListenPIDFDID != 0 {
+			p("    LISTEN_PIDFDID=%d", svc.ListenPIDFDID)
 		}
 		for _, e := range svc.FDStore {
 			p("    stored %s  %s  %s%s%s", StoreName(e.Name, e.NameUnknown), e.Kind, e.Detail, ifSet(e.Inferred, "  (inferred)"), ifSet(e.ManagerOnly, "  (held only by the manager)"))

@@ -137,6 +137,30 @@ type SocketUnit struct {
 	// FlushPending is FlushPending=: queued connections are dropped when the
 	// service exits.
 	FlushPending bool `json:"flush_pending,omitempty"`
+	// The settings below came after systemd 254. Each is absent (nil,
+	// "") where the manager does not have it: unknown, not zero or no.
+	//
+	// PollLimitIntervalUSec and PollLimitBurst are PollLimitIntervalSec=
+	// and PollLimitBurst= (v255): past the burst of wake-ups in the
+	// interval, the manager stops polling the listeners for the rest of
+	// it (nothing says so: SubState stays listening).
+	PollLimitIntervalUSec *uint64 `json:"poll_limit_interval_usec,omitempty"`
+	PollLimitBurst        *uint32 `json:"poll_limit_burst,omitempty"`
+	// PassFDsToExec is PassFileDescriptorsToExec= (v256): the socket
+	// unit's own ExecStartPost=/ExecStopPre=/ExecStopPost= processes get
+	// the listeners (holders inside the socket unit, not leaks).
+	PassFDsToExec *bool `json:"pass_fds_to_exec,omitempty"`
+	// DeferTrigger is DeferTrigger= (v258): no, yes, patient. A trigger
+	// whose service start would stop a unit it conflicts with waits in
+	// SubState deferred (until that unit stops), at
+	// most DeferTriggerMaxUSec (18446744073709551615: infinity).
+	DeferTrigger        string  `json:"defer_trigger,omitempty"`
+	DeferTriggerMaxUSec *uint64 `json:"defer_trigger_max_usec,omitempty"`
+	// PassPIDFD is PassPIDFD= (v258): SO_PASSPIDFD on the listeners.
+	PassPIDFD *bool `json:"pass_pidfd,omitempty"`
+	// AcceptFDs is AcceptFileDescriptors= (v258): the listeners take
+	// descriptors sent over them (SO_PASSRIGHTS).
+	AcceptFDs *bool `json:"accept_fds,omitempty"`
 	// Listeners are the socket's Listen= entries joined with the kernel.
 	Listeners []Listener `json:"listeners"`
 	// Instances are the per-connection services of an Accept=yes socket.
@@ -262,6 +286,10 @@ type Service struct {
 	// PassedUnknown is set when the main process's environment could not
 	// be read (not root): Passed is empty because it was not seen.
 	PassedUnknown bool `json:"passed_unknown,omitempty"`
+	// ListenPIDFDID is the main process's $LISTEN_PIDFDID (systemd 259+):
+	// the pidfd inode id of the process the descriptors were passed to;
+	// 0 where the variable is not set (older managers) or not read.
+	ListenPIDFDID uint64 `json:"listen_pidfdid,omitempty"`
 	// Connections are the connected sockets accepted from the service's
 	// listeners (its socket units' and its own), one entry per socket:
 	// those its processes hold, and those held elsewhere (Outside), e.g.

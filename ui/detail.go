@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/fdtop/fdtop/inspect"
 )
 
@@ -246,6 +247,12 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 	if so.FlushPending {
 		b.add("    " + d.st.Detail.Warning.Render("FlushPending=yes: queued connections are dropped when the service exits"))
 	}
+	if note := inspect.SocketStateNote(*so); note != "" {
+		b.add("    " + d.st.Detail.Warning.Render(note))
+	}
+	for _, l := range packPhrases(inspect.SocketSettings(*so), " · ", b.width-6) {
+		b.muted("    " + l)
+	}
 	b.section("Listeners", "The manager keeps its own copy of every listener (the systemd holder) and passes a duplicate to the service. Because that copy stays open, restarting the service does not close the listener: clients wait in the kernel's accept queue (backlog) instead of being refused.")
 	if len(so.Listeners) == 0 {
 		b.muted("    none")
@@ -363,6 +370,9 @@ func (d *detailModel) serviceLines(b *detailBuilder, s *inspect.Service, hasSock
 	}
 	for _, p := range s.Passed {
 		b.add(fmt.Sprintf("    fd %-3d %-20s %-10s %s", p.FD, quoteName(p.Name), orDash(p.Kind), d.st.Detail.Muted.Render(p.Detail)))
+	}
+	if s.ListenPIDFDID != 0 {
+		b.muted(fmt.Sprintf("    LISTEN_PIDFDID=%d (the pidfd id of pid %d, systemd 259+)", s.ListenPIDFDID, s.MainPID))
 	}
 
 	title := fmt.Sprintf("FD store %d/%d", s.FDStoreCount, s.FDStoreMax)
@@ -516,4 +526,26 @@ func storedListeners(s inspect.Service) map[uint64]string {
 		}
 	}
 	return out
+}
+
+// packPhrases joins phrases with sep into lines of at most w cells,
+// never splitting a phrase (one longer than w gets a line of its own).
+func packPhrases(phrases []string, sep string, w int) []string {
+	var lines []string
+	cur := ""
+	for _, p := range phrases {
+		switch {
+		case cur == "":
+			cur = p
+		case ansi.StringWidth(cur+sep+p) <= w:
+			cur += sep + p
+		default:
+			lines = append(lines, cur)
+			cur = p
+		}
+	}
+	if cur != "" {
+		lines = append(lines, cur)
+	}
+	return lines
 }

@@ -352,6 +352,12 @@ func (l *listModel) socketRow(g *unitGroup, s *inspect.SocketUnit) listRow {
 			r.addrs += " (Accept=yes)"
 		}
 	}
+	if s.SubState == "deferred" {
+		// A client waits for a service start held back (DeferTrigger=,
+		// v258): between states, as a job would be.
+		r.glyph, r.gstyle = "◐", l.st.State.Transition
+		r.addrs = strings.TrimSpace(r.addrs + " (deferred)")
+	}
 	return r
 }
 
