@@ -83,16 +83,7 @@ func (tr *Tracker) acceptProbeTargets(name string) []string {
 	if a == nil || a.su == nil {
 		return nil
 	}
-	var out []string
-	for _, l := range a.su.Listeners {
-		if l.Type != "Stream" {
-			continue
-		}
-		if target, err := ProbeTarget(l.Address); err == nil && !slices.Contains(out, target) {
-			out = append(out, target)
-		}
-	}
-	return out
+	return ProbeTargets(a.su.Listeners)
 }
 
 // acceptUnaccounted lists the connections of the instances a finishing

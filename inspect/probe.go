@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -67,6 +68,23 @@ func ProbeTarget(listen string) (string, error) {
 		return "", fmt.Errorf("probe %s: not a loopback or wildcard address", listen)
 	}
 	return netip.AddrPortFrom(addr, ap.Port()).String(), nil
+}
+
+// ProbeTargets lists, once each, the loopback addresses the gap meter
+// may connect to among the stream listeners given (ProbeTarget).
+func ProbeTargets(lists ...[]Listener) []string {
+	var out []string
+	for _, ls := range lists {
+		for _, l := range ls {
+			if l.Type != "Stream" {
+				continue
+			}
+			if target, err := ProbeTarget(l.Address); err == nil && !slices.Contains(out, target) {
+				out = append(out, target)
+			}
+		}
+	}
+	return out
 }
 
 // Probe is the gap meter: it connects to each target every cfg.Every until

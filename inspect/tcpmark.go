@@ -3,8 +3,6 @@ package inspect
 import (
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/fdtop/fdtop/procfs"
 )
@@ -186,9 +184,9 @@ func tcpListenOf(snap *Snapshot, svc *Service) ([]netip.AddrPort, bool) {
 		for _, l := range ls {
 			switch l.Type {
 			case "Stream":
-				a, ok := parseListenTCP(l.Address)
-				if !ok {
-					return false
+				a, err := listenAddrPort(l.Address)
+				if err != nil || a.Port() == 0 {
+					return false // a unix stream socket, or not understood
 				}
 				if !slices.Contains(addrs, a) {
 					addrs = append(addrs, a)
@@ -217,20 +215,4 @@ func tcpListenOf(snap *Snapshot, svc *Service) ([]netip.AddrPort, bool) {
 	}
 	slices.SortFunc(addrs, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	return addrs, true
-}
-
-// parseListenTCP reads a stream Listen= address as systemd prints it:
-// "127.0.0.1:8080", "[::1]:8080", or a port alone ("8080": every address).
-func parseListenTCP(s string) (netip.AddrPort, bool) {
-	if p, err := strconv.ParseUint(s, 10, 16); err == nil && p > 0 {
-		return netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(p)), true
-	}
-	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "@") {
-		return netip.AddrPort{}, false
-	}
-	a, err := netip.ParseAddrPort(s)
-	if err != nil || a.Port() == 0 {
-		return netip.AddrPort{}, false
-	}
-	return a, true
 }

@@ -374,26 +374,16 @@ func (tr *Tracker) ProbeTargets(name string) []string {
 	if t == nil || t.svc == nil {
 		return nil
 	}
-	var out []string
-	add := func(ls []Listener) {
-		for _, l := range ls {
-			if l.Type != "Stream" {
-				continue
-			}
-			if target, err := ProbeTarget(l.Address); err == nil && !slices.Contains(out, target) {
-				out = append(out, target)
-			}
-		}
-	}
+	var lists [][]Listener
 	for _, su := range t.sockets {
-		add(su.Listeners)
+		lists = append(lists, su.Listeners)
 	}
 	svc, _, _ := t.current()
-	add(svc.OwnListeners)
+	lists = append(lists, svc.OwnListeners)
 	if t.before != nil {
-		add(t.before.OwnListeners)
+		lists = append(lists, t.before.OwnListeners)
 	}
-	return out
+	return ProbeTargets(lists...)
 }
 
 // Finishing lists the services (and Accept=yes socket units) whose job

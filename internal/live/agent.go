@@ -12,9 +12,9 @@ import (
 
 // AgentModel is the live model an agent serves, made of what the dashboard
 // uses: the Builder's snapshots, a Watcher on the manager's signals and
-// Source's actions with the gap meter.
+// the same actions, with a fresh view and the gap meter.
 type AgentModel struct {
-	src      *Source
+	act      *actions
 	interval time.Duration
 	targeted bool // scan only the units' and the manager's processes (the demo's in-process agents)
 }
@@ -22,14 +22,12 @@ type AgentModel struct {
 // NewAgentModel is the model an agent serves on client's manager, as b
 // reads it, rescanning every interval when nothing happens.
 func NewAgentModel(client *dbusclient.Client, b *inspect.Builder, interval time.Duration) *AgentModel {
-	src := &Source{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
-		fresh: make(chan inspect.FreshRequest)}
-	return &AgentModel{src: src, interval: interval}
+	return &AgentModel{act: newActions(client, b, nil), interval: interval}
 }
 
 // Snapshot implements agent.Model.
 func (m *AgentModel) Snapshot(ctx context.Context, full bool) (*inspect.Snapshot, error) {
-	return m.src.builder.Snapshot(ctx, inspect.SnapshotOptions{FullScan: full && !m.targeted})
+	return m.act.builder.Snapshot(ctx, inspect.SnapshotOptions{FullScan: full && !m.targeted})
 }
 
 // Run implements agent.Model: the watcher's pictures and its
@@ -37,7 +35,7 @@ func (m *AgentModel) Snapshot(ctx context.Context, full bool) (*inspect.Snapshot
 func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot), onEvent func(inspect.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sub, err := m.src.client.Subscribe(ctx)
+	sub, err := m.act.client.Subscribe(ctx)
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
@@ -47,7 +45,7 @@ func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 	// the remote model follows a restart's new main PID at once (not at
 	// the next host-wide pass).
 	var picture *inspect.Snapshot
-	w := NewWatcher(m.src.builder, sub, WatcherOptions{Interval: m.interval, Targeted: m.targeted, Probe: m.src.probeWanted, Fresh: m.src.fresh,
+	w := NewWatcher(m.act.builder, sub, WatcherOptions{Interval: m.interval, Targeted: m.targeted, Probe: m.act.probeWanted, Fresh: m.act.fresh,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			picture = snap
 			onSnapshot(snap)
@@ -61,12 +59,13 @@ func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 		},
 	})
 	errc := make(chan error, 1)
-	go func() { errc <- w.Run(ctx, m.src.events) }()
+	events := make(chan inspect.Event, 1024)
+	go func() { errc <- w.Run(ctx, events) }()
 	for {
 		select {
 		case err := <-errc:
 			return err
-		case e := <-m.src.events:
+		case e := <-events:
 			onEvent(e)
 		}
 	}
@@ -74,5 +73,5 @@ func (m *AgentModel) Run(ctx context.Context, onSnapshot func(*inspect.Snapshot)
 
 // Act implements agent.Model.
 func (m *AgentModel) Act(ctx context.Context, action, unit string, probe bool) (inspect.ActionResult, error) {
-	return m.src.Act(ctx, ui.Action(action), unit, probe)
+	return m.act.Act(ctx, ui.Action(action), unit, probe)
 }

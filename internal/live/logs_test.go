@@ -36,7 +36,7 @@ func TestFollowLogDemo(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		src := &Source{client: client, builder: b}
+		src := &Source{actions: newActions(client, b, nil)}
 		if (unitlog.Reader{}).HasJournal() {
 			t.Fatalf("this test wants no journal (the sandbox's case); %s exists", unitlog.JournalSocket)
 		}

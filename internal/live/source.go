@@ -2,7 +2,6 @@ package live
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -24,58 +23,20 @@ import (
 // and sends actions back (run through dbusclient, with the gap meter where
 // asked).
 type Source struct {
-	client  *dbusclient.Client
-	builder *inspect.Builder
-	events  chan inspect.Event
+	*actions // the jobs it runs, with a fresh view and the gap meter
+	events   chan inspect.Event
 
 	// targetedOnly limits every scan to the units' and the manager's
 	// processes (the demo: nothing outside the sandbox matters there).
 	targetedOnly bool
-
-	mu     sync.Mutex
-	probes map[string]time.Time // service -> when a probed action on it was asked for
 
 	pmu     sync.Mutex
 	first   chan struct{}     // closed when the first picture is published
 	picture *inspect.Snapshot // the model's picture, never changed once published
 	updates chan ui.Update    // the latest picture not yet read (capacity 1)
 	rescan  chan struct{}
-	fresh   chan inspect.FreshRequest
 	signals *modelSignals
 }
-
-// freshWait bounds how long an action waits for the view it asks for
-// before its job: a live model busy elsewhere (or gone) delays the action
-// by at most this, and the handoff is then measured from an older view.
-const freshWait = 2 * time.Second
-
-// readFresh has the live model read unit (and its socket units or
-// service) now, before an action starts a job on it, waiting at most
-// freshWait.
-func (s *Source) readFresh(ctx context.Context, unit string) {
-	if s.fresh == nil {
-		return // no live model behind this Source
-	}
-	done := make(chan struct{})
-	t := time.NewTimer(freshWait)
-	defer t.Stop()
-	select {
-	case s.fresh <- inspect.FreshRequest{Units: []string{unit}, Done: done}:
-	case <-t.C:
-		return
-	case <-ctx.Done():
-		return
-	}
-	select {
-	case <-done:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// probeAsk bounds how long a probe asked for with an action waits for its
-// job to start.
-const probeAsk = time.Minute
 
 // Options are how a live model scans.
 type Options struct {
@@ -95,8 +56,9 @@ func New(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, o O
 	if err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	src := &Source{client: client, builder: b, events: make(chan inspect.Event, 1024), probes: map[string]time.Time{},
-		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), fresh: make(chan inspect.FreshRequest), first: make(chan struct{})}
+	src := &Source{events: make(chan inspect.Event, 1024),
+		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), first: make(chan struct{})}
+	src.actions = newActions(client, b, src.Current)
 	src.signals = newModelSignals(sub, interval, func(ev dbusclient.Event) {
 		src.setPicture(false, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
 	})
@@ -221,118 +183,8 @@ func (s *Source) Refresh() bool {
 	return true
 }
 
-// probeWanted tells the watcher whether a restart from the dashboard asked
-// for the gap meter on service (once per ask).
-func (s *Source) probeWanted(service string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	at, ok := s.probes[service]
-	delete(s.probes, service)
-	return ok && time.Since(at) < probeAsk
-}
-
 // Events implements ui.Source.
 func (s *Source) Events() <-chan inspect.Event { return s.events }
-
-// Act implements ui.Source: it runs the job; with probe, the watcher runs
-// the gap meter on the unit's loopback TCP listeners while the job runs,
-// and the handoff's verdict says what it saw.
-func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe bool) (inspect.ActionResult, error) {
-	if probe {
-		if targets, svc := s.probeTargets(ctx, unit); len(targets) > 0 {
-			// Asked before the job starts: the watcher sees it at JobNew.
-			s.mu.Lock()
-			s.probes[svc] = time.Now()
-			s.mu.Unlock()
-		}
-	}
-	s.readFresh(ctx, unit)
-	var (
-		res dbusclient.JobResult
-		err error
-	)
-	switch action {
-	case ui.ActionRestart:
-		res, err = s.client.Restart(ctx, unit)
-	case ui.ActionStop:
-		res, err = s.client.Stop(ctx, unit)
-	case ui.ActionStart:
-		res, err = s.client.Start(ctx, unit)
-	case ui.ActionReload:
-		res, err = s.client.Reload(ctx, unit)
-	case ui.ActionTryRestart:
-		res, err = s.client.TryRestart(ctx, unit)
-	case ui.ActionFix:
-		if err = s.client.ResetFailed(ctx, unit); err == nil {
-			res, err = s.client.Start(ctx, unit)
-		}
-	default:
-		err = fmt.Errorf("unknown action %q", action)
-	}
-	out := inspect.ActionResult{Job: string(action), Result: string(res)}
-	if err != nil {
-		// The UI says "ACTION UNIT: " before these: they must not repeat it.
-		var denied *dbusclient.AccessDeniedError
-		var failed *dbusclient.JobFailedError
-		var unitErr *dbusclient.UnitError
-		switch {
-		case errors.As(err, &denied):
-			return out, fmt.Errorf("access denied: run fdtop as root or check polkit (org.freedesktop.systemd1.manage-units): %s", denied.Message)
-		case errors.As(err, &failed):
-			out.Result = string(failed.Result)
-			if failed.UnitResult != "" && failed.UnitResult != "success" {
-				out.Message = "unit result: " + failed.UnitResult
-			}
-			return out, nil // the UI reports the job's result and the message
-		case errors.Is(err, dbusclient.ErrNoSuchUnit):
-			return out, errors.New("no such unit")
-		case errors.As(err, &unitErr):
-			return out, unitErr.Err
-		}
-		return out, err
-	}
-	return out, nil
-}
-
-// probeTargets lists the loopback TCP addresses of a unit's listeners and
-// names the service whose handoff the probe belongs to.
-func (s *Source) probeTargets(ctx context.Context, unit string) (targets []string, service string) {
-	service = unit
-	snap := s.Current()
-	if snap == nil {
-		var err error
-		if snap, err = s.builder.Snapshot(ctx, inspect.SnapshotOptions{Units: []string{unit}}); err != nil {
-			return nil, service
-		}
-	}
-	var out []string
-	add := func(ls []inspect.Listener) {
-		for _, l := range ls {
-			if l.Type != "Stream" {
-				continue
-			}
-			if t, err := inspect.ProbeTarget(l.Address); err == nil {
-				out = append(out, t)
-			}
-		}
-	}
-	for _, su := range snap.Sockets {
-		if su.Unit == unit || su.Service == unit {
-			add(su.Listeners)
-			if su.Unit == unit && su.Service != "" && !su.Accept {
-				// An Accept=yes socket unit's handoff is its own (its
-				// Service is the instances' template).
-				service = su.Service
-			}
-		}
-	}
-	for _, svc := range snap.Services {
-		if svc.Unit == unit {
-			add(svc.OwnListeners)
-		}
-	}
-	return out, service
-}
 
 // modelSignals is the live model's subscription to the manager: every
 // signal goes to the picture (apply) and then to the Watcher; the counters
