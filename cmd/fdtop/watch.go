@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,7 +73,7 @@ plays it. With -H every host's timeline, each line tagged with its host.`,
 // watchRun prints the timeline: one readable line, or one JSON object, per
 // event; --record appends the JSON lines to a file as they happen.
 func watchRun(opts *watchOptions) int {
-	stdout, stderr := opts.IO.Out, opts.IO.Err
+	stderr := opts.IO.Err
 	if err := opts.Manager.validate(); err != nil {
 		return fail(stderr, "watch", err)
 	}
@@ -92,14 +91,15 @@ func watchRun(opts *watchOptions) int {
 	if opts.Fleet.remote() {
 		return sig.exit(runRemoteWatch(ctx, opts))
 	}
-	return sig.exit(watch(ctx, sig, opts.Manager, opts.Patterns, opts.Interval, opts.Probe, opts.JSON, opts.Record, stdout, stderr))
+	return sig.exit(watch(ctx, sig, opts))
 }
 
 // watch runs the timeline once the flags are checked. Nothing is written
 // once ctx ends: what a watcher reports while being cancelled (a rescan cut
 // short) did not happen to the units.
-func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string, interval time.Duration, probe, asJSON bool, record string, stdout, stderr io.Writer) int {
-	client, b, err := mf.connect(ctx, patterns)
+func watch(ctx context.Context, sig *caught, opts *watchOptions) int {
+	stdout, stderr := opts.IO.Out, opts.IO.Err
+	client, b, err := opts.Manager.connect(ctx, opts.Patterns)
 	if err != nil {
 		return failUnlessSignalled(stderr, "watch", sig, err)
 	}
@@ -113,11 +113,11 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 	if p := os.Getenv("FDTOP_DEBUG_STATS"); p != "" {
 		go writeStats(ctx, p) // soak tests: goroutine and memory figures
 	}
-	rec := &recorder{path: record}
+	rec := &recorder{path: opts.Record}
 	defer rec.close()
 	events := make(chan inspect.Event, 1024)
-	w := live.NewWatcher(b, sub, live.WatcherOptions{Interval: interval})
-	if probe {
+	w := live.NewWatcher(b, sub, live.WatcherOptions{Interval: opts.Interval})
+	if opts.Probe {
 		w.Probe = func(string) bool { return true }
 	}
 	var noMatch, ready sync.Once          // each said once, on the first snapshot
@@ -165,7 +165,7 @@ func watch(ctx context.Context, sig *caught, mf managerFlags, patterns []string,
 			if err := rec.write(line); err != nil {
 				return fail(stderr, "watch", err)
 			}
-			if asJSON {
+			if opts.JSON {
 				_, err = stdout.Write(line)
 			} else {
 				_, err = fmt.Fprintln(stdout, inspect.FormatEvent(e))

@@ -177,7 +177,9 @@ func newTmux(t testing.TB) *tmuxServer {
 
 func (s *tmuxServer) command(args ...string) *exec.Cmd { return s.Command(args...) }
 
-// terminal is one 200x40 tmux session (wide: a status line is one line).
+// terminal is one 200x50 tmux session (wide: a status line is one line;
+// tall: the detail pane of a socket-activated service on 262 shows its
+// settings, LISTEN_PIDFDID and, last, its Log section, which 40 rows cut).
 type terminal struct {
 	s    *tmuxServer
 	name string
@@ -186,7 +188,7 @@ type terminal struct {
 // start runs argv in a new session, killed when the test ends.
 func (s *tmuxServer) start(t testing.TB, argv []string) *terminal {
 	t.Helper()
-	return &terminal{s: s, name: s.NewSession(t, "st", 200, 40, argv...)}
+	return &terminal{s: s, name: s.NewSession(t, "st", 200, 50, argv...)}
 }
 
 func (term *terminal) capture(t testing.TB) string {
