@@ -15,20 +15,16 @@ type tcpMark struct {
 	aborts uint64           // Watcher.TCPAborts then
 }
 
-// tcpDump is what the kernel held of TCP sockets just before a view
-// read processes (see Watcher.TCPAt): at locals, or everywhere (all).
+// tcpDump is what the kernel held of TCP sockets at some local addresses
+// just before a view read processes (see Watcher.TCPAt).
 type tcpDump struct {
 	socks  []procfs.Socket
 	locals []netip.AddrPort
-	all    bool
 	aborts uint64
 }
 
 // has reports whether the dump covers every one of addrs.
 func (d *tcpDump) has(addrs []netip.AddrPort) bool {
-	if d.all {
-		return true
-	}
 	for _, a := range addrs {
 		if !slices.Contains(d.locals, a) {
 			return false
@@ -38,23 +34,22 @@ func (d *tcpDump) has(addrs []netip.AddrPort) bool {
 }
 
 // markTCP notes, before a view of units (every unit when nil) reads their
-// processes, what the kernel holds at the TCP listen addresses of its
-// services as last read; for a view of every unit, at every address (the
-// first view knows no listen address yet). Nil when nothing was asked.
+// processes, what the kernel holds at the TCP listen addresses of their
+// services as last read (the kernel dumps only those ports). Nil when
+// nothing was asked: no such service yet (the first view learns the
+// addresses; its services get no mark), or the kernel could not be asked.
 func (st *loop) markTCP(units []string) *tcpDump {
 	if st.w.TCPAt == nil || st.w.TCPAborts == nil {
 		return nil
 	}
-	d := &tcpDump{all: units == nil}
-	if !d.all {
-		for svc, addrs := range st.tcpListen {
-			if slices.Contains(units, svc) {
-				d.locals = append(d.locals, addrs...)
-			}
+	d := &tcpDump{}
+	for svc, addrs := range st.tcpListen {
+		if units == nil || slices.Contains(units, svc) {
+			d.locals = append(d.locals, addrs...)
 		}
-		if len(d.locals) == 0 {
-			return nil
-		}
+	}
+	if len(d.locals) == 0 {
+		return nil
 	}
 	var err error
 	if d.aborts, err = st.w.TCPAborts(); err != nil {

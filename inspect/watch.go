@@ -192,6 +192,13 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	if err := st.refresh(nil, true, false); err != nil {
 		return err
 	}
+	if len(st.tcpListen) > 0 {
+		// The first view learned the services' TCP listen addresses; a
+		// view of those services now marks what the kernel holds there
+		// (markTCP), so a job right after the start is judged as well as
+		// any later one.
+		_ = st.refresh(slices.Sorted(maps.Keys(st.tcpListen)), false, false)
+	}
 	// The counters of the units in a handoff that can move are polled every
 	// fast interval. (Polling those only waiting for their start at the
 	// interval instead restarted the poll at every job and cost true

@@ -2,6 +2,7 @@ package procfs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -122,24 +123,82 @@ func (p FS) TCPAt(ctx context.Context, locals []netip.AddrPort) ([]Socket, error
 	}
 	defer c.Close()
 	var out []Socket
+	keep := func(s Socket) {
+		if locals == nil || atAny(s.Local, locals) {
+			out = append(out, s)
+		}
+	}
+	// The kernel keeps only sockets at the ports asked for (a host can
+	// hold hundreds of thousands of TCP sockets; these are a few).
+	bc := portFilter(locals)
 	for _, fam := range []Family{FamilyInet, FamilyInet6} {
-		c.seq++
-		c.req = appendInetReq(appendNlHdr(c.req[:0], inetDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), fam, ProtoTCP, 0xffffffff, nil)
-		err := c.dump(c.req, c.seq, func(b []byte) error {
-			s, err := parseInetDiagMsg(b, ProtoTCP)
-			if err != nil {
-				return err
-			}
-			if locals == nil || atAny(s.Local, locals) {
-				out = append(out, s)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := c.dumpTCP(fam, bc, keep); err != nil {
 			return nil, fmt.Errorf("list TCP sockets: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// Bytecode of an inet_diag dump filter (linux/inet_diag.h).
+const (
+	inetDiagReqBytecode = 1  // INET_DIAG_REQ_BYTECODE, the request's attribute
+	inetDiagBCJmp       = 1  // INET_DIAG_BC_JMP: always its "no"
+	inetDiagBCSEq       = 11 // INET_DIAG_BC_S_EQ: the local port equals the next op's "no" (Linux 4.16)
+)
+
+// dumpTCP dumps the TCP sockets of one family in every state, with or
+// without a descriptor, that the bytecode attribute bc keeps (every one
+// for nil).
+func (c *diagConn) dumpTCP(fam Family, bc []byte, fn func(Socket)) error {
+	c.seq++
+	c.req = appendInetReq(appendNlHdr(c.req[:0], inetDiagReqLen+len(bc), unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), fam, ProtoTCP, 0xffffffff, nil)
+	c.req = append(c.req, bc...)
+	return c.dump(c.req, c.seq, func(b []byte) error {
+		s, err := parseInetDiagMsg(b, ProtoTCP)
+		if err != nil {
+			return err
+		}
+		fn(s)
+		return nil
+	})
+}
+
+// portFilter is the INET_DIAG_REQ_BYTECODE attribute that keeps the
+// sockets whose local port is one of locals' ports (nil for no locals:
+// every socket). The kernel checks a filter by walking its "yes" jumps,
+// every op must be on that walk and every "no" must land on it or past
+// the end, so "port a or port b or …" is laid out as ss(8) lays out an
+// or: a test per port whose "yes" falls to an unconditional jump to the
+// end (keep) and whose "no" skips that jump to the next test; the last
+// test's "no" lands past the end (drop).
+func portFilter(locals []netip.AddrPort) []byte {
+	var ports []uint16
+	for _, l := range locals {
+		if !slices.Contains(ports, l.Port()) {
+			ports = append(ports, l.Port())
+		}
+	}
+	if len(ports) == 0 {
+		return nil
+	}
+	const op = 4        // struct inet_diag_bc_op: code u8, yes u8, no u16
+	const test = 2 * op // S_EQ and the op carrying the port in its "no"
+	n := len(ports)*(test+op) - op
+	b := binary.NativeEndian.AppendUint16(nil, uint16(4+n)) // struct nlattr
+	b = binary.NativeEndian.AppendUint16(b, inetDiagReqBytecode)
+	appendOp := func(code, yes byte, no uint16) {
+		b = append(b, code, yes)
+		b = binary.NativeEndian.AppendUint16(b, no)
+	}
+	for i, p := range ports {
+		appendOp(inetDiagBCSEq, test, test+op) // no: past the jump, to the next test (or past the end)
+		appendOp(0, 0, p)
+		if i < len(ports)-1 {
+			at := (i+1)*(test+op) - op // the jump's offset
+			appendOp(inetDiagBCJmp, op, uint16(n-at))
+		}
+	}
+	return b
 }
 
 // atAny reports whether a is one of locals (an unspecified address in

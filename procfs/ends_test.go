@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -221,5 +222,53 @@ func TestParseTCPAborts(t *testing.T) {
 				t.Errorf("got %d, %v; want %d, error %v", got, err, tt.want, tt.err)
 			}
 		})
+	}
+}
+
+// TestTCPPortFilter: the kernel takes and applies the port filter of
+// TCPAt's dumps: only sockets at the ports asked for come back (a listener
+// at another port does not), for one port and for many.
+func TestTCPPortFilter(t *testing.T) {
+	var lns []net.Listener
+	for range 40 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		lns = append(lns, ln)
+	}
+	port := func(ln net.Listener) uint16 { return ln.Addr().(*net.TCPAddr).AddrPort().Port() }
+	other := lns[len(lns)-1] // never asked for
+	for _, n := range []int{1, 2, 3, 39} {
+		var want []uint16
+		var locals []netip.AddrPort
+		for _, ln := range lns[:n] {
+			want = append(want, port(ln))
+			locals = append(locals, netip.AddrPortFrom(netip.IPv4Unspecified(), port(ln)))
+		}
+		c, err := openDiag()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[uint16]bool{}
+		err = c.dumpTCP(FamilyInet, portFilter(locals), func(s Socket) {
+			if !slices.Contains(want, s.Local.Port()) {
+				t.Errorf("%d ports: the kernel returned a socket at %s", n, s.Local)
+			}
+			found[s.Local.Port()] = true
+		})
+		c.Close()
+		if err != nil {
+			t.Fatalf("%d ports: %v", n, err)
+		}
+		for _, p := range want {
+			if !found[p] {
+				t.Errorf("%d ports: no listener at port %d", n, p)
+			}
+		}
+		if found[port(other)] {
+			t.Errorf("%d ports: the listener at %d, not asked for, came back", n, port(other))
+		}
 	}
 }

@@ -347,7 +347,7 @@ func TestLiveHoldersFallback(t *testing.T) {
 	defer unix.Close(sp[1])
 	t.Cleanup(func() { quiet.Process.Kill(); quiet.Wait() })
 	pid := quiet.Process.Pid
-	waitQuiet(t, pid)
+	waitQuiet(t, pid, "sleep")
 
 	want, err := procFS.ScanPIDs(ctx, []int{pid}, ScanOptions{})
 	if err != nil {
@@ -397,14 +397,15 @@ func TestLiveHoldersFallback(t *testing.T) {
 	}
 }
 
-// waitQuiet waits until the process pid started is sleep(1) asleep with
-// the dynamic loader done: it has mapped libc and closed the descriptors
-// it read it and its cache through (a scan during loading sees those too).
-func waitQuiet(t *testing.T, pid int) {
+// waitQuiet waits until the process pid started (whose executable's name
+// ends in exe) is asleep with the dynamic loader done: it has mapped libc
+// and closed the descriptors it read it and its cache through (a scan
+// during loading sees those too).
+func waitQuiet(t *testing.T, pid int, exe string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		path, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
 		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		_, after, _ := strings.Cut(string(stat), ") ")
@@ -416,11 +417,11 @@ func waitQuiet(t *testing.T, pid int) {
 				loading = target
 			}
 		}
-		if strings.HasSuffix(exe, "sleep") && strings.Contains(string(maps), "libc") && strings.HasPrefix(after, "S") && loading == "" {
+		if strings.HasSuffix(path, exe) && strings.Contains(string(maps), "libc") && strings.HasPrefix(after, "S") && loading == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d not quiet after 10 s: exe %q, state %.1s, open %q", pid, exe, after, loading)
+			t.Fatalf("process %d not quiet after 10 s: exe %q, state %.1s, open %q", pid, path, after, loading)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -39,6 +39,7 @@ func TestLiveReuseFDs(t *testing.T) {
 	}
 	defer func() { in.Close(); _ = sh.Wait() }()
 	self := sh.Process.Pid
+	waitQuiet(t, self, "sh") // a scan during its loading reads libc's descriptor too
 	scan := func(opts ScanOptions) []FD {
 		t.Helper()
 		s, err := fs.Scan(context.Background(), opts)
