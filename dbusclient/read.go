@@ -163,6 +163,7 @@ func (c *Client) socketRead(u unitStatus) (*unitRead, *Socket) {
 		{iface: ifaceSocket, name: "Accept", dest: &s.Accept},
 		{iface: ifaceSocket, name: "FileDescriptorName", dest: &s.FileDescriptorName},
 		{iface: ifaceSocket, name: "FlushPending", dest: &s.FlushPending},
+		{iface: ifaceUnit, name: "ActiveEnterTimestampMonotonic", dest: &s.ActiveEnterMonotonic},
 		{iface: ifaceSocket, name: "NConnections", dest: &s.Counters.NConnections},
 		{iface: ifaceSocket, name: "NAccepted", dest: &s.Counters.NAccepted},
 		{iface: ifaceSocket, name: "NRefused", dest: &s.Counters.NRefused},

@@ -98,6 +98,11 @@ type Socket struct {
 	Accept             bool
 	FileDescriptorName string
 	FlushPending       bool
+	// ActiveEnterMonotonic is ActiveEnterTimestampMonotonic: when the
+	// unit last became active, in microseconds of CLOCK_MONOTONIC (0:
+	// never). A restart moves it on, whoever reads it: a plain user
+	// learns from it that the socket went down and up again.
+	ActiveEnterMonotonic uint64
 	// Triggers lists the units this socket starts. For Accept=yes it names
 	// the live per-connection instances.
 	Triggers []string

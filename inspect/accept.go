@@ -354,11 +354,13 @@ func (tr *Tracker) concludeAccept(name string, a *acceptTracked, result string, 
 	switch {
 	case stopDone:
 	case a.jobType == "restart" || a.jobType == "try-restart" || a.jobType == "reload-or-restart" || a.jobType == "reload-or-try-restart":
-	case (a.jobType == "" || a.jobType == "start") && h.ListenersReplaced > 0:
+	case (a.jobType == "" || a.jobType == "start") && (h.ListenersReplaced > 0 || reactivated(b, now)):
 		// A socket unit restarts within one turn of the manager's loop:
 		// its job is often gone before its type is read, and no state
 		// change comes between its stop and its start. A listener
-		// closed and bound anew says it was a restart.
+		// closed and bound anew says it was a restart; so does the
+		// manager's own time of the unit's activation moved on (what a
+		// user who cannot read the manager's descriptors can see).
 		a.jobType = "restart"
 	default:
 		// A start of a listening unit, a stop that did not stop it, or
@@ -444,6 +446,12 @@ func (tr *Tracker) concludeAccept(name string, a *acceptTracked, result string, 
 	}
 	h.DurationMs = max(at.Sub(a.jobStart), 0).Milliseconds()
 	tr.emit(Event{Time: at, Unit: name, Type: EventHandoff, Job: a.jobType, Result: result, Handoff: &h})
+}
+
+// reactivated reports that the manager says the socket unit became
+// active again between the two views (both read: 0 is unknown).
+func reactivated(before, after *SocketUnit) bool {
+	return before.ActiveEnterMonotonic != 0 && after.ActiveEnterMonotonic > before.ActiveEnterMonotonic
 }
 
 // running reports whether an instance's state is one of a process running.

@@ -241,16 +241,17 @@ func Join(in JoinInput) *Snapshot {
 	svcListeners := map[string][]Listener{}
 	for _, su := range state.Sockets {
 		out := SocketUnit{
-			Unit:               su.Name,
-			ActiveState:        su.ActiveState,
-			SubState:           su.SubState,
-			Accept:             su.Accept,
-			FileDescriptorName: su.FileDescriptorName,
-			NConnections:       su.Counters.NConnections,
-			NAccepted:          su.Counters.NAccepted,
-			NRefused:           su.Counters.NRefused,
-			FlushPending:       su.FlushPending,
-			Listeners:          []Listener{},
+			Unit:                 su.Name,
+			ActiveState:          su.ActiveState,
+			SubState:             su.SubState,
+			Accept:               su.Accept,
+			FileDescriptorName:   su.FileDescriptorName,
+			NConnections:         su.Counters.NConnections,
+			NAccepted:            su.Counters.NAccepted,
+			NRefused:             su.Counters.NRefused,
+			FlushPending:         su.FlushPending,
+			Listeners:            []Listener{},
+			ActiveEnterMonotonic: su.ActiveEnterMonotonic,
 		}
 		setSocketSettings(&out, su.Settings)
 		out.Service = su.Service()

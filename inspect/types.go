@@ -137,6 +137,10 @@ type SocketUnit struct {
 	// FlushPending is FlushPending=: queued connections are dropped when the
 	// service exits.
 	FlushPending bool `json:"flush_pending,omitempty"`
+	// ActiveEnterMonotonic is the manager's ActiveEnterTimestampMonotonic
+	// of the unit (0: not read, or never active): a greater one in a later
+	// view says the unit went down and up again in between.
+	ActiveEnterMonotonic uint64 `json:"active_enter_monotonic,omitempty"`
 	// The settings below came after systemd 254. Each is absent (nil,
 	// "") where the manager does not have it: unknown, not zero or no.
 	//
