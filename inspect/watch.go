@@ -163,6 +163,8 @@ type loop struct {
 	tcpListen map[string][]netip.AddrPort // the TCP listen addresses of each service whose listeners are all TCP
 	tcpMarks  map[string]tcpMark          // what the kernel held at those addresses before each service's last view
 	counts    *bool                       // whether the kernel gives descriptor counts (kernelCounts), once asked
+	pre       map[int]int                 // descriptor counts read just before the view being taken (preCount)
+	preSocks  map[int]map[uint64]bool     // and the sockets listed then
 }
 
 func (w *Watcher) now() time.Time {
@@ -721,6 +723,33 @@ func (st *loop) finish() {
 	}
 }
 
+// preCount reads, before a view of units (every unit when nil) reads
+// their processes, the descriptor counts (and sockets) of the processes
+// they had at the last view, for countFDs to record. Counted after the view instead, a
+// client that connected between the two would be in the count but not in
+// the view, and the count would never move to have it read (the view
+// before a restart would lack it for good).
+func (st *loop) preCount(units []string) {
+	st.pre, st.preSocks = nil, nil
+	if st.w.FDCount == nil || st.fdCounts == nil {
+		return
+	}
+	st.pre, st.preSocks = map[int]int{}, map[int]map[uint64]bool{}
+	for pid, unit := range st.pidUnit {
+		if units != nil && unit != "" && !slices.Contains(units, unit) {
+			continue
+		}
+		if n, ok, err := st.w.FDCount(pid); err == nil && ok {
+			st.pre[pid] = n
+		}
+		if unit != "" && st.w.SocketInodes != nil {
+			if socks, err := st.w.SocketInodes(pid); err == nil {
+				st.preSocks[pid] = socks
+			}
+		}
+	}
+}
+
 // kernelCounts reports whether the kernel gives descriptor counts
 // (Watcher.FDCount) at all, asked once of this process, which never lacks
 // a descriptor table: where it does, a process whose count it does not
@@ -754,6 +783,9 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 			return true
 		}
 		n, ok, err := st.w.FDCount(pid)
+		if pre, seen := st.pre[pid]; seen && err == nil && ok {
+			n = pre // as counted before the view read it (preCount)
+		}
 		switch {
 		case err != nil:
 			return true // gone already: nothing to watch
@@ -772,7 +804,9 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 		}
 		st.fdCounts[pid], st.pidUnit[pid] = n, unit
 		if unit != "" && st.w.SocketInodes != nil {
-			if socks, err := st.w.SocketInodes(pid); err == nil {
+			if socks, ok := st.preSocks[pid]; ok {
+				st.sockSets[pid] = socks // as listed before the view (preCount)
+			} else if socks, err := st.w.SocketInodes(pid); err == nil {
 				st.sockSets[pid] = socks
 			} else {
 				delete(st.sockSets, pid)
@@ -981,6 +1015,7 @@ func (st *loop) emit(evs []Event) {
 func (st *loop) refresh(units []string, full, cached bool) error {
 	units = st.withRelated(units)
 	tcp := st.markTCP(units) // before the processes are read
+	st.preCount(units)       // likewise
 	snap, err := st.w.Snapshots.Snapshot(st.ctx, SnapshotOptions{Units: units, FullScan: full, Cached: cached})
 	if err != nil {
 		return err
