@@ -41,6 +41,9 @@ type detailData struct {
 	Log logData
 	// Now is when the data was handed over (a reconnection's countdown).
 	Now time.Time
+	// Filling: the picture is still filling (inspect.HostInfo.Filling):
+	// the processes outside the units were not read yet.
+	Filling bool
 	// Rollout is the last rollout started here, nil when none.
 	Rollout *rolloutState
 }
@@ -265,6 +268,8 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 		}
 		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(strings.Join(facts, " · "))))
 		switch {
+		case len(l.Holders) == 0 && l.HoldersPartial && d.data.Filling:
+			b.muted("      held by: unknown (processes outside the units not read yet)")
 		case len(l.Holders) == 0 && l.HoldersPartial:
 			b.muted("      held by: unknown (processes not readable)")
 		case len(l.Holders) == 0:
@@ -282,7 +287,10 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 			}
 			b.add("      held by " + who)
 		}
-		if len(l.Holders) > 0 && l.HoldersPartial {
+		switch {
+		case len(l.Holders) > 0 && l.HoldersPartial && d.data.Filling:
+			b.muted("      (processes outside the units not read yet: the host-wide pass is under way)")
+		case len(l.Holders) > 0 && l.HoldersPartial:
 			b.muted("      (processes not readable may hold it too)")
 		}
 	}

@@ -591,7 +591,7 @@ func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
 func (m *Model) updateDetail() {
 	g := m.list.SelectedGroup()
 	sel := m.list.SelectedRef()
-	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now(), Rollout: m.rollout}
+	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now(), Rollout: m.rollout, Filling: m.snap != nil && m.snap.Host.Filling}
 	if sel.Unit == "" && sel.Host != "" {
 		data.Host = m.ix.fleetHost(sel.Host)
 	}

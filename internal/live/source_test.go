@@ -32,8 +32,9 @@ func startLiveSource(t *testing.T, sb *sandbox.Sandbox, patterns []string, inter
 }
 
 // TestOnePWhenShown: the dashboard's live source lets the runtime run on
-// one processor once its first picture is out, not before, and not when
-// the user set GOMAXPROCS.
+// one processor once its first picture from a host-wide pass is out, not
+// before (not after a picture still filling: the pass that follows it
+// uses every processor), and not when the user set GOMAXPROCS.
 func TestOnePWhenShown(t *testing.T) {
 	before := runtime.GOMAXPROCS(2)
 	defer runtime.GOMAXPROCS(before)
@@ -41,7 +42,7 @@ func TestOnePWhenShown(t *testing.T) {
 		t.Run("GOMAXPROCS="+env, func(t *testing.T) {
 			t.Setenv("GOMAXPROCS", env)
 			runtime.GOMAXPROCS(2)
-			src := &Source{updates: make(chan ui.Update, 1), first: make(chan struct{})}
+			src := &Source{updates: make(chan ui.Update, 1), first: make(chan struct{}), whole: make(chan struct{})}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := src.OnePWhenShown(ctx)
@@ -52,6 +53,22 @@ func TestOnePWhenShown(t *testing.T) {
 			}
 			if n := runtime.GOMAXPROCS(0); n != 2 {
 				t.Fatalf("GOMAXPROCS %d before the first picture, want 2", n)
+			}
+			src.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot {
+				return &inspect.Snapshot{Host: inspect.HostInfo{Filling: true}}
+			})
+			select {
+			case <-src.first:
+			default:
+				t.Fatal("the picture still filling is not the first picture")
+			}
+			select {
+			case <-done:
+				t.Fatal("decided after a picture still filling")
+			case <-time.After(50 * time.Millisecond):
+			}
+			if n := runtime.GOMAXPROCS(0); n != 2 {
+				t.Fatalf("GOMAXPROCS %d after a picture still filling, want 2", n)
 			}
 			src.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot { return &inspect.Snapshot{} })
 			select {
