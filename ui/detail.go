@@ -37,6 +37,10 @@ type detailData struct {
 	Findings  []inspect.Finding
 	DoctorErr string
 	FixKey    string
+	// DoctorFilling: the doctor's last run looked at a picture still
+	// filling, so it did not check what depends on the holders outside
+	// the units (inspect.FillingNote).
+	DoctorFilling bool
 	// Log is the followed units' last log lines.
 	Log logData
 	// Now is when the data was handed over (a reconnection's countdown).
@@ -195,7 +199,7 @@ func (d *detailModel) rebuild() {
 			b.add("    " + d.st.Detail.Warning.Render("! "+w.Unit+": "+w.Message+" ("+w.Code+")"))
 		}
 	}
-	b.findings(d.data.Findings, d.data.DoctorErr, d.data.FixKey)
+	b.findings(d.data.Findings, d.data.DoctorErr, d.data.FixKey, d.data.DoctorFilling)
 	// The selected unit comes first, then the rest of its group.
 	serviceFirst := g.Service != nil && g.Service.Unit == d.data.Selected
 	if serviceFirst {

@@ -72,3 +72,38 @@ func TestDetailWhileFilling(t *testing.T) {
 		})
 	}
 }
+
+// TestDoctorWhileFilling: the doctor's run on a picture still filling is
+// said to have left the holders outside the units unchecked; the whole
+// picture has the doctor run again at once (not doctorEvery later), and
+// its findings no longer carry that note.
+func TestDoctorWhileFilling(t *testing.T) {
+	src := doctorFake{newFakeSource(nil), nil}
+	m := newTestModel(src, Options{}, 160, 60)
+	m = withSnapshot(m, inspect.MarkFilling(demoSnapshot()))
+	m = selectUnit(t, m, "demo-handoff.socket")
+	cmd := m.runDoctor(false)
+	if cmd == nil {
+		t.Fatal("no doctor run on the picture still filling")
+	}
+	m = send(m, cmd())
+	if v := ansi.Strip(m.detail.View()); !strings.Contains(v, "not checked yet") {
+		t.Errorf("the doctor ran on a picture still filling and the detail does not say what it left unchecked:\n%s", v)
+	}
+
+	nm, cmd := m.Update(snapshotMsg{snap: demoSnapshot(), at: t0.Add(time.Second)})
+	m = nm.(Model)
+	var found bool
+	for _, msg := range collectMsgs(cmd) {
+		if f, ok := msg.(findingsMsg); ok {
+			found = true
+			m = send(m, f)
+		}
+	}
+	if !found {
+		t.Fatal("the whole picture did not have the doctor run again")
+	}
+	if v := ansi.Strip(m.detail.View()); strings.Contains(v, "not checked yet") {
+		t.Errorf("after the doctor ran on the whole picture, the detail still says:\n%s", v)
+	}
+}
