@@ -37,7 +37,7 @@ type Source struct {
 
 	pmu     sync.Mutex
 	first   chan struct{}     // closed when the first picture is published
-	whole   chan struct{}     // closed when the first picture not still filling is published
+	whole   chan struct{}     // closed when the first picture not still filling is published (or the Watcher stopped)
 	picture *inspect.Snapshot // the model's picture, never changed once published
 	updates chan ui.Update    // the latest picture not yet read (capacity 1)
 	rescan  chan struct{}
@@ -71,6 +71,22 @@ func (s *Source) readFresh(ctx context.Context, unit string) {
 	case <-done:
 	case <-t.C:
 	case <-ctx.Done():
+	}
+}
+
+// waitWhole waits, while the picture is still filling, for the first
+// host-wide pass to be in: an action asked for on the units-first picture
+// starts its job only then, so the tracker's first view (the "before" of
+// the job's handoff) is taken before the job, not during it.
+func (s *Source) waitWhole(ctx context.Context) error {
+	if s.whole == nil {
+		return nil // no units-first picture behind this Source
+	}
+	select {
+	case <-s.whole:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the host-wide pass before the job: %w", ctx.Err())
 	}
 }
 
@@ -114,6 +130,12 @@ func New(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, o O
 	go src.signals.run(ctx)
 	go func() {
 		defer src.signals.Close()
+		defer func() {
+			// No host-wide pass will come: an action waits no longer.
+			src.pmu.Lock()
+			closeOnce(src.whole)
+			src.pmu.Unlock()
+		}()
 		if err := w.Run(ctx, src.events); err != nil {
 			src.publish(ui.Update{Err: err, At: time.Now()})
 			src.events <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Phase: "stopped", Error: err.Error()}
@@ -151,7 +173,7 @@ func (s *Source) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Sna
 }
 
 // closeOnce closes c unless it is nil or closed already (the caller
-// serialises the calls).
+// serialises the calls: pmu).
 func closeOnce(c chan struct{}) {
 	if c == nil {
 		return
@@ -265,6 +287,9 @@ func (s *Source) Act(ctx context.Context, action ui.Action, unit string, probe b
 			s.probes[svc] = time.Now()
 			s.mu.Unlock()
 		}
+	}
+	if err := s.waitWhole(ctx); err != nil {
+		return ui.ActionResult{Job: string(action)}, err
 	}
 	s.readFresh(ctx, unit)
 	var (

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,3 +141,31 @@ func TestActionErrorsSaidOnce(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { sandboxtest.Main(m) }
+
+// TestActWaitsForTheHostPass: an action asked for while the picture is
+// still filling (the units-first picture) starts no job until the
+// host-wide pass is in, so the handoff's "before" is a view taken before
+// the job; it gives up with its context. (The Source here has no
+// manager: a job started would panic.)
+func TestActWaitsForTheHostPass(t *testing.T) {
+	s := &Source{first: make(chan struct{}), whole: make(chan struct{}), updates: make(chan ui.Update, 1)}
+	s.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot {
+		return &inspect.Snapshot{Host: inspect.HostInfo{Filling: true}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Act(ctx, ui.ActionRestart, "web.service", false); err == nil || !strings.Contains(err.Error(), "waiting for the host-wide pass") {
+		t.Errorf("restart while filling = %v, want it to wait for the host-wide pass until its context ends", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.waitWhole(context.Background()) }()
+	s.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot { return &inspect.Snapshot{} })
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("waitWhole after the whole picture = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an action still waits after the host-wide picture")
+	}
+}
