@@ -40,18 +40,31 @@ func main() {
 	window := flag.Duration("window", 30*time.Second, "idle window of the dashboard")
 	tools := flag.Bool("tools", true, "measure the snapshots, the floor, lsof, lsfd and ss (false: the dashboard only)")
 	before := flag.String("before", "", "another fdtop binary whose dashboard is measured too, on the same load (an earlier commit's)")
+	holders := flag.String("holders", "bpf,proc", "the holder passes the dashboard is measured with (bpf, proc)")
 	flag.Parse()
 	if *bin == "" || *bench == "" {
 		fmt.Fprintln(os.Stderr, "million: -fdtop and -bench are required")
 		os.Exit(2)
 	}
-	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools); err != nil {
+	var envs []string
+	for _, h := range strings.Split(*holders, ",") {
+		switch h {
+		case "bpf":
+			envs = append(envs, "")
+		case "proc":
+			envs = append(envs, "FDTOP_HOLDERS=proc")
+		default:
+			fmt.Fprintf(os.Stderr, "million: -holders: %q is neither bpf nor proc\n", h)
+			os.Exit(2)
+		}
+	}
+	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, envs); err != nil {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools bool) error {
+func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools bool, envs []string) error {
 	ctx := context.Background()
 	for _, p := range []*string{&bin, &bench, &before} {
 		if *p == "" {
@@ -102,7 +115,7 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 		if b.bin == "" {
 			continue
 		}
-		for _, env := range []string{"", "FDTOP_HOLDERS=proc"} {
+		for _, env := range envs {
 			if err := dashboard(b.bin, b.label, sb.Address, env, sockets[0], window); err != nil {
 				return err
 			}
