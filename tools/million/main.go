@@ -200,8 +200,19 @@ func dashboard(bin, label, address, env, want string, window time.Duration) erro
 	}
 	start := time.Now()
 	cmd := "exec env " + env + " " + bin + " --address " + address
-	if out, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd); err != nil {
-		return fmt.Errorf("tmux: %w: %s", err, out)
+	// The last dashboard's kill-session ends the tmux server: a new
+	// session started while it exits fails with "server exited
+	// unexpectedly" (seen at 100k). Start again then.
+	for try := 1; ; try++ {
+		out, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd)
+		if err == nil {
+			break
+		}
+		if try == 5 || !strings.Contains(out, "server exited unexpectedly") {
+			return fmt.Errorf("tmux: %w: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+		start = time.Now()
 	}
 	defer tmux("kill-session", "-t", session)
 	pidS, err := tmux("display-message", "-p", "-t", session, "#{pane_pid}")
