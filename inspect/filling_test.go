@@ -128,3 +128,23 @@ func TestMarkFilling(t *testing.T) {
 		t.Errorf("JSON of a host-wide picture has filling: %s", b)
 	}
 }
+
+// TestOutsideListenerHoldersKept: the process outside the units that a
+// host-wide pass found holding a listener (a leak) is read by the scans
+// of the units that follow (Builder.outsidePIDs), so the leak stays in
+// the picture between host-wide passes instead of vanishing (and the
+// listener being "held only by the manager").
+func TestOutsideListenerHoldersKept(t *testing.T) {
+	full, _ := fillingFixture()
+	var b Builder
+	b.noteOutside(Join(full))
+	got := b.outsidePIDs()
+	for _, pid := range []int{leakPID, 500} { // web.socket's leak, idle.socket's login shell
+		if !slices.Contains(got, pid) {
+			t.Errorf("outside holders read with the units = %v, want %d among them", got, pid)
+		}
+	}
+	if slices.Contains(got, mgrPID) {
+		t.Errorf("outside holders = %v: the manager among them", got)
+	}
+}
