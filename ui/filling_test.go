@@ -107,3 +107,25 @@ func TestDoctorWhileFilling(t *testing.T) {
 		t.Errorf("after the doctor ran on the whole picture, the detail still says:\n%s", v)
 	}
 }
+
+// TestImpactWhileFilling: the confirmation of an action on the picture
+// still filling says what is not read yet and that the job waits for the
+// host-wide pass; on the whole picture it does not.
+func TestImpactWhileFilling(t *testing.T) {
+	ref := unitRef{Unit: "demo-handoff.service"}
+	for _, tt := range []struct {
+		name string
+		snap *inspect.Snapshot
+		want bool
+	}{
+		{"filling", inspect.MarkFilling(demoSnapshot()), true},
+		{"whole", demoSnapshot(), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(impactPreview(buildIndex(tt.snap, nil), ActionRestart, ref), "\n")
+			if has := strings.Contains(got, "the job starts once the host-wide pass is in"); has != tt.want {
+				t.Errorf("restart preview says the job waits for the host-wide pass: %v, want %v:\n%s", has, tt.want, got)
+			}
+		})
+	}
+}
