@@ -169,3 +169,38 @@ func TestActWaitsForTheHostPass(t *testing.T) {
 		t.Fatal("an action still waits after the host-wide picture")
 	}
 }
+
+// TestLiveUnitsFirst: on a real manager, the dashboard's live model
+// publishes its units first, marked still filling, and then the picture
+// of its host-wide pass, not filling.
+func TestLiveUnitsFirst(t *testing.T) {
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
+	src := startLiveSource(t, sb, []string{"demo-*"}, time.Second)
+	timeout := time.After(30 * time.Second)
+	var pictures []*inspect.Snapshot
+	for len(pictures) == 0 || pictures[len(pictures)-1].Host.Filling {
+		select {
+		case u := <-src.Updates():
+			if u.Err != nil {
+				t.Fatalf("update error: %v", u.Err)
+			}
+			if u.Snapshot != nil {
+				pictures = append(pictures, u.Snapshot)
+			}
+		case <-timeout:
+			t.Fatalf("no picture without filling in 30 s; %d pictures", len(pictures))
+		}
+	}
+	first := pictures[0]
+	if !first.Host.Filling {
+		t.Fatalf("the first picture is not marked still filling (holders %q)", first.Host.HoldersSource)
+	}
+	if len(first.Sockets) == 0 || first.Host.HoldersSource != "" {
+		t.Errorf("the first picture: %d socket units, holders source %q; want the demo's units, read without a host-wide pass", len(first.Sockets), first.Host.HoldersSource)
+	}
+	last := pictures[len(pictures)-1]
+	if last.Host.HoldersSource == "" {
+		t.Errorf("the picture after filling has no holders source: not from a host-wide pass")
+	}
+}
