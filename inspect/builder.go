@@ -88,8 +88,11 @@ func (b *Builder) outsidePIDs() []int {
 }
 
 // noteOutside remembers the holders of a full scan's connections that are
-// outside their services, and those of the other ends of their unix
-// connections (Snapshot.PeerPIDs).
+// outside their services, those of the other ends of their unix
+// connections (Snapshot.PeerPIDs), and the processes outside the units
+// that hold a listener (a leak): a scan of the units alone reads them
+// too, or the leak would vanish from the picture between host-wide passes
+// (and the listener be "held only by the manager").
 func (b *Builder) noteOutside(snap *Snapshot) {
 	pids := slices.Clone(snap.PeerPIDs)
 	for _, svc := range snap.Services {
@@ -98,10 +101,27 @@ func (b *Builder) noteOutside(snap *Snapshot) {
 				pids = append(pids, c.PID)
 			}
 		}
+		pids = append(pids, outsideHolders(svc.OwnListeners)...)
+	}
+	for _, su := range snap.Sockets {
+		pids = append(pids, outsideHolders(su.Listeners)...)
 	}
 	b.outsideMu.Lock()
 	b.outside = dedupe(pids)
 	b.outsideMu.Unlock()
+}
+
+// outsideHolders lists the holders of ls outside the units.
+func outsideHolders(ls []Listener) []int {
+	var out []int
+	for _, l := range ls {
+		for _, h := range l.Holders {
+			if h.Outside {
+				out = append(out, h.PID)
+			}
+		}
+	}
+	return out
 }
 
 // SnapshotOptions tune one snapshot.

@@ -62,8 +62,9 @@ type DoctorInput struct {
 // Unchecked says what the doctor could not look at, so that no finding is
 // never taken for a clean bill: the patterns that matched no unit, the
 // services whose processes were not readable (what they were passed and
-// hold), and the units whose logs were not (what the manager refused
-// them). Sorted; empty when it saw
+// hold), the holders outside the units while the picture is still
+// filling (HostInfo.Filling), and the units whose logs were not (what the
+// manager refused them). Sorted; empty when it saw
 // everything it checks.
 func Unchecked(in DoctorInput) []string {
 	var out []string
@@ -71,6 +72,9 @@ func Unchecked(in DoctorInput) []string {
 		// The doctor reads inactive units too: the hint about --all is
 		// not for it.
 		out = append(out, strings.TrimSuffix(NoMatchNote(in.Snapshot.Unmatched), "; inactive units need --all"))
+	}
+	if in.Snapshot != nil && in.Snapshot.Host.Filling {
+		out = append(out, FillingNote)
 	}
 	if in.Snapshot != nil {
 		var blind []string
@@ -153,6 +157,11 @@ func Diagnose(in DoctorInput) []Finding {
 	d.units()
 	d.unheldListeners()
 	d.warnings()
+	if in.Snapshot.Host.Filling {
+		// Not checked yet (Unchecked says so): the processes outside the
+		// units were not read.
+		d.out = slices.DeleteFunc(d.out, func(f Finding) bool { return hostWideFindings[f.Code] })
+	}
 	sort.SliceStable(d.out, func(i, j int) bool {
 		if d.out[i].Unit != d.out[j].Unit {
 			return d.out[i].Unit < d.out[j].Unit

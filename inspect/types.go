@@ -96,6 +96,13 @@ type HostInfo struct {
 	// HoldersNote says why a host-wide scan read /proc rather than use
 	// the BPF iterator; empty when it used BPF.
 	HoldersNote string `json:"holders_note,omitempty"`
+	// Filling is set on a live model's first picture, a view of every
+	// unit that read only the manager's and the units' processes, put on
+	// screen before its host-wide pass (MarkFilling): the holders outside
+	// the units (a leaked listener, a connection a login took over, who
+	// else holds a store entry) are not read yet. The next picture, from
+	// that pass, clears it. fdtop snapshot never sets it.
+	Filling bool `json:"filling,omitempty"`
 }
 
 // UnreadableProcess is a process whose descriptors could not be read.

@@ -80,6 +80,15 @@ type Watcher struct {
 	SocketInode func(pid, fd int) (uint64, error)
 	// OnSnapshot, if set, is called with every full-picture snapshot.
 	OnSnapshot func(*Snapshot)
+	// UnitsFirst, if set (with OnSnapshot, and host-wide passes:
+	// FullEvery not negative), has Run first take a view of every unit
+	// that reads only the manager's and the units' processes and give it
+	// to OnSnapshot marked still filling (MarkFilling), before its first
+	// host-wide pass: on a host with a million descriptors the units are
+	// on screen in a second, not after the pass over every process. The
+	// tracker is not given that view: the "before" of a handoff is never
+	// one that did not look outside the units.
+	UnitsFirst bool
 	// OnView, if set, is called with every snapshot limited to units (the
 	// rescans of services in a job), so a picture can follow them.
 	OnView func(units []string, snap *Snapshot)
@@ -191,6 +200,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Event) error {
 	}
 	st := &loop{w: w, ctx: ctx, out: out, tr: NewTracker(), probes: map[string]*probeRun{}, pending: map[string]bool{}, interval: interval, fast: fast, hotRead: map[string]time.Time{}}
 	defer st.stopProbes()
+	if w.UnitsFirst && fullEvery > 0 && w.OnSnapshot != nil {
+		st.unitsFirst()
+	}
 	if err := st.refresh(nil, true, false); err != nil {
 		return err
 	}
@@ -1058,6 +1070,19 @@ func (st *loop) refresh(units []string, full, cached bool) error {
 	}
 	st.step(Step{At: snap.Time, View: v})
 	return nil
+}
+
+// unitsFirst gives OnSnapshot a view of every unit read from the
+// manager's and the units' processes only, marked still filling (see
+// Watcher.UnitsFirst). The tracker does not see it, nor does what the
+// loop notes of a read (the host-wide pass that follows reads it all
+// again). A failure is left to that pass to report.
+func (st *loop) unitsFirst() {
+	snap, err := st.w.Snapshots.Snapshot(st.ctx, SnapshotOptions{})
+	if err != nil {
+		return
+	}
+	st.w.OnSnapshot(MarkFilling(snap))
 }
 
 // mergeBefore is a fresher view of the old process (fresh) with every

@@ -38,10 +38,17 @@ type detailData struct {
 	Findings  []inspect.Finding
 	DoctorErr string
 	FixKey    string
+	// DoctorFilling: the doctor's last run looked at a picture still
+	// filling, so it did not check what depends on the holders outside
+	// the units (inspect.FillingNote).
+	DoctorFilling bool
 	// Log is the followed units' last log lines.
 	Log logData
 	// Now is when the data was handed over (a reconnection's countdown).
 	Now time.Time
+	// Filling: the picture is still filling (inspect.HostInfo.Filling):
+	// the processes outside the units were not read yet.
+	Filling bool
 	// Rollout is the last rollout started here, nil when none.
 	Rollout *rolloutState
 }
@@ -193,7 +200,7 @@ func (d *detailModel) rebuild() {
 			b.add("    " + d.st.Detail.Warning.Render("! "+w.Unit+": "+w.Message+" ("+w.Code+")"))
 		}
 	}
-	b.findings(d.data.Findings, d.data.DoctorErr, d.data.FixKey)
+	b.findings(d.data.Findings, d.data.DoctorErr, d.data.FixKey, d.data.DoctorFilling)
 	// The selected unit comes first, then the rest of its group.
 	serviceFirst := g.Service != nil && g.Service.Unit == d.data.Selected
 	if serviceFirst {
@@ -272,6 +279,8 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 		}
 		b.add(fmt.Sprintf("    %s %s  %s", l.Type, l.Address, d.st.Detail.Muted.Render(strings.Join(facts, " · "))))
 		switch {
+		case len(l.Holders) == 0 && l.HoldersPartial && d.data.Filling:
+			b.muted("      held by: unknown (processes outside the units not read yet)")
 		case len(l.Holders) == 0 && l.HoldersPartial:
 			b.muted("      held by: unknown (processes not readable)")
 		case len(l.Holders) == 0:
@@ -289,7 +298,10 @@ func (d *detailModel) socketLines(b *detailBuilder, so *inspect.SocketUnit) {
 			}
 			b.add("      held by " + who)
 		}
-		if len(l.Holders) > 0 && l.HoldersPartial {
+		switch {
+		case len(l.Holders) > 0 && l.HoldersPartial && d.data.Filling:
+			b.muted("      (processes outside the units not read yet: the host-wide pass is under way)")
+		case len(l.Holders) > 0 && l.HoldersPartial:
 			b.muted("      (processes not readable may hold it too)")
 		}
 	}

@@ -64,6 +64,13 @@ func (m *Model) runDoctor(force bool) tea.Cmd {
 	}
 }
 
+// doctorBehindFilling reports that the doctor last looked at a picture
+// still filling and the picture shown is whole: what it could not check
+// then is checkable now, without waiting for doctorEvery.
+func (m *Model) doctorBehindFilling() bool {
+	return m.doctor.snap != nil && m.doctor.snap.Host.Filling && m.snap != nil && !m.snap.Host.Filling
+}
+
 // applyFindings keeps a doctor run's findings (an error keeps the last
 // ones and says so in the detail pane).
 func (m *Model) applyFindings(msg findingsMsg) {
@@ -122,13 +129,18 @@ func (m *Model) askFix() {
 }
 
 // findings writes the doctor's findings about the group.
-func (b *detailBuilder) findings(fs []inspect.Finding, errText string, fixKey string) {
-	if len(fs) == 0 && errText == "" {
+func (b *detailBuilder) findings(fs []inspect.Finding, errText string, fixKey string, filling bool) {
+	if len(fs) == 0 && errText == "" && !filling {
 		return
 	}
 	b.section("Doctor", "What fdtop doctor finds wrong with these units, the evidence and the fix; the same as `fdtop doctor` prints.")
 	if errText != "" {
 		b.add("    " + b.st.Detail.Warning.Render("doctor: "+termsafe.String(errText)))
+	}
+	if filling {
+		for _, l := range wrap(inspect.FillingNote, max(b.width-6, 20)) {
+			b.muted("    " + l)
+		}
 	}
 	for _, f := range fs {
 		b.add("    " + b.st.Detail.Warning.Render("! "+termsafe.String(f.Unit)+": "+f.Code))

@@ -77,6 +77,9 @@ func (h headerModel) banners() []string {
 		if h.snap.Host.Partial {
 			b = append(b, "⚠ socket table dump interrupted: connections are partial")
 		}
+		if h.snap.Host.Filling {
+			b = append(b, "⚠ still filling: holders and connections outside the units not read yet (host-wide pass under way)")
+		}
 	}
 	return b
 }
@@ -127,9 +130,14 @@ func (h headerModel) View() string {
 	} else if s := h.snap; s != nil {
 		c := h.counts
 		conns, connsShort := plural(c[3], "conn", "conns"), fmt.Sprintf("%d conn", c[3])
-		if h.connsPartial {
+		switch {
+		case h.connsPartial:
 			// Not root: unreadable processes' connections are not counted.
 			conns, connsShort = fmt.Sprintf("≥%s (not all readable)", conns), fmt.Sprintf("≥%d conn", c[3])
+		case s.Host.Filling:
+			// Those held outside the units are not read yet (the banner
+			// says so).
+			conns, connsShort = "≥"+conns, fmt.Sprintf("≥%d conn", c[3])
 		}
 		long := fmt.Sprintf("%s · %s · %s stored · %s", plural(c[0], "socket", "sockets"), plural(c[1], "service", "services"), plural(c[2], "fd", "fds"), conns)
 		short := fmt.Sprintf("%d sock · %d svc · %d fds · %s", c[0], c[1], c[2], connsShort)

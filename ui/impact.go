@@ -13,13 +13,20 @@ import (
 // Accept=.
 func impactPreview(ix *snapIndex, action Action, ref unitRef) []string {
 	mgr := ix.manager(ref)
-	if so := ix.socket(ref); so != nil {
-		return socketImpact(ix, ref.Host, so, action)
+	var out []string
+	switch so, svc := ix.socket(ref), ix.service(ref); {
+	case so != nil:
+		out = socketImpact(ix, ref.Host, so, action)
+	case svc != nil:
+		out = serviceImpact(ix, ref.Host, mgr, svc, action)
+	default:
+		return []string{fmt.Sprintf("fdtop knows nothing about %s yet: no preview", ref.Unit)}
 	}
-	if svc := ix.service(ref); svc != nil {
-		return serviceImpact(ix, ref.Host, mgr, svc, action)
+	if ref.Host == "" && ix.Snap != nil && ix.Snap.Host.Filling {
+		// The live model's units-first picture (live.Source.Act waits).
+		out = append(out, "the picture is still filling: holders and connections outside the units are not read yet; the job starts once the host-wide pass is in")
 	}
-	return []string{fmt.Sprintf("fdtop knows nothing about %s yet: no preview", ref.Unit)}
+	return out
 }
 
 func addresses(so *inspect.SocketUnit) string {

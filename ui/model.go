@@ -162,6 +162,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd = demoTick(m.opts.FastInterval)
 	case findingsMsg:
 		m.applyFindings(msg)
+		if m.doctorBehindFilling() {
+			cmd = m.runDoctor(true)
+		}
 	case logStartedMsg:
 		cmd = m.applyLogStarted(msg)
 	case logLinesMsg:
@@ -463,6 +466,9 @@ func (m *Model) applySnapshot(msg snapshotMsg) tea.Cmd {
 	m.setSnapshot(msg.snap, msg.at)
 	m.dataGen++
 	m.trace.received(m.dataGen, "snapshot", 0, time.Time{})
+	if m.doctorBehindFilling() {
+		return tea.Batch(m.replayTypeahead(), m.runDoctor(true))
+	}
 	return m.replayTypeahead()
 }
 
@@ -591,7 +597,7 @@ func (m *Model) finishAction(msg actionDoneMsg) tea.Cmd {
 func (m *Model) updateDetail() {
 	g := m.list.SelectedGroup()
 	sel := m.list.SelectedRef()
-	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now(), Rollout: m.rollout}
+	data := detailData{Group: g, Selected: sel.Unit, Demo: m.demo, Now: m.now(), Rollout: m.rollout, Filling: m.snap != nil && m.snap.Host.Filling}
 	if sel.Unit == "" && sel.Host != "" {
 		data.Host = m.ix.fleetHost(sel.Host)
 	}
@@ -599,6 +605,7 @@ func (m *Model) updateDetail() {
 		data.Handoffs = m.handoffs // the demo is one manager: keyed by unit
 	}
 	data.Findings, data.DoctorErr = m.groupFindings(g), m.doctor.err
+	data.DoctorFilling = m.doctor.snap != nil && m.doctor.snap.Host.Filling && !m.doctor.at.IsZero()
 	data.Log = m.logDetail()
 	if m.keys.Fix.Enabled() {
 		data.FixKey = m.keys.Fix.Help().Key

@@ -21,6 +21,7 @@ type actions struct {
 	builder *inspect.Builder
 	current func() *inspect.Snapshot // the model's picture, where probe targets are found (nil: read the unit)
 	fresh   chan inspect.FreshRequest
+	whole   <-chan struct{} // closed once the first picture not still filling is in (nil: no units-first picture)
 
 	mu     sync.Mutex
 	probes map[string]time.Time // service -> when a probed action on it was asked for
@@ -86,6 +87,9 @@ func (a *actions) Act(ctx context.Context, action ui.Action, unit string, probe 
 			a.probes[svc] = time.Now()
 			a.mu.Unlock()
 		}
+	}
+	if err := a.waitWhole(ctx); err != nil {
+		return inspect.ActionResult{Job: string(action)}, err
 	}
 	a.readFresh(ctx, unit)
 	var (
@@ -166,4 +170,20 @@ func (a *actions) probeTargets(ctx context.Context, unit string) (targets []stri
 		}
 	}
 	return inspect.ProbeTargets(lists...), service
+}
+
+// waitWhole waits, while the picture is still filling, for the first
+// host-wide pass to be in: an action asked for on the units-first picture
+// starts its job only then, so the tracker's first view (the "before" of
+// the job's handoff) is taken before the job, not during it.
+func (a *actions) waitWhole(ctx context.Context) error {
+	if a.whole == nil {
+		return nil // no units-first picture behind these actions
+	}
+	select {
+	case <-a.whole:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the host-wide pass before the job: %w", ctx.Err())
+	}
 }

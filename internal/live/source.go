@@ -32,6 +32,7 @@ type Source struct {
 
 	pmu     sync.Mutex
 	first   chan struct{}     // closed when the first picture is published
+	whole   chan struct{}     // closed when the first picture not still filling is published (or the Watcher stopped)
 	picture *inspect.Snapshot // the model's picture, never changed once published
 	updates chan ui.Update    // the latest picture not yet read (capacity 1)
 	rescan  chan struct{}
@@ -57,12 +58,15 @@ func New(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, o O
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	src := &Source{events: make(chan inspect.Event, 1024),
-		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), first: make(chan struct{})}
+		targetedOnly: targeted, updates: make(chan ui.Update, 1), rescan: make(chan struct{}, 1), first: make(chan struct{}), whole: make(chan struct{})}
 	src.actions = newActions(client, b, src.Current)
+	src.actions.whole = src.whole
 	src.signals = newModelSignals(sub, interval, func(ev dbusclient.Event) {
 		src.setPicture(false, func(p *inspect.Snapshot) *inspect.Snapshot { return inspect.ApplySignal(p, ev) })
 	})
-	w := NewWatcher(b, src.signals, WatcherOptions{Interval: interval, Targeted: targeted, Probe: src.probeWanted, Rescan: src.rescan, Fresh: src.fresh,
+	// The units go on screen before the host-wide pass, marked still
+	// filling (a million descriptors take tens of seconds to read).
+	w := NewWatcher(b, src.signals, WatcherOptions{Interval: interval, Targeted: targeted, UnitsFirst: true, Probe: src.probeWanted, Rescan: src.rescan, Fresh: src.fresh,
 		OnSnapshot: func(snap *inspect.Snapshot) {
 			src.setPicture(true, func(*inspect.Snapshot) *inspect.Snapshot { return snap })
 		},
@@ -73,6 +77,12 @@ func New(ctx context.Context, client *dbusclient.Client, b *inspect.Builder, o O
 	go src.signals.run(ctx)
 	go func() {
 		defer src.signals.Close()
+		defer func() {
+			// No host-wide pass will come: an action waits no longer.
+			src.pmu.Lock()
+			closeOnce(src.whole)
+			src.pmu.Unlock()
+		}()
 		if err := w.Run(ctx, src.events); err != nil {
 			src.publish(ui.Update{Err: err, At: time.Now()})
 			src.events <- inspect.Event{Time: time.Now(), Type: inspect.EventDisconnected, Phase: "stopped", Error: err.Error()}
@@ -102,12 +112,29 @@ func (s *Source) setPicture(compare bool, f func(*inspect.Snapshot) *inspect.Sna
 	if s.picture == nil {
 		close(s.first)
 	}
+	if !p.Host.Filling {
+		closeOnce(s.whole)
+	}
 	s.picture = p
 	s.publishLocked(ui.Update{Snapshot: p, At: time.Now()})
 }
 
+// closeOnce closes c unless it is nil or closed already (the caller
+// serialises the calls: pmu).
+func closeOnce(c chan struct{}) {
+	if c == nil {
+		return
+	}
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
 // OnePWhenShown lets the Go runtime run on one processor once the first
-// picture is out, unless GOMAXPROCS is set. The first scan of a large host
+// picture not still filling is out (the host-wide pass done), unless
+// GOMAXPROCS is set. The first scan of a large host
 // uses every CPU (a 100k-descriptor snapshot: 0.55 s on two, 0.64 s on
 // one); what follows is mostly waiting, and with two processors every
 // wakeup of an idle dashboard (its renderer's 20 a second, a signal, the
@@ -120,7 +147,7 @@ func (s *Source) OnePWhenShown(ctx context.Context) <-chan struct{} {
 	go func() {
 		defer close(done)
 		select {
-		case <-s.first:
+		case <-s.whole:
 			if os.Getenv("GOMAXPROCS") == "" {
 				runtime.GOMAXPROCS(1)
 			}

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,8 +33,9 @@ func startLiveSource(t *testing.T, sb *sandbox.Sandbox, patterns []string, inter
 }
 
 // TestOnePWhenShown: the dashboard's live source lets the runtime run on
-// one processor once its first picture is out, not before, and not when
-// the user set GOMAXPROCS.
+// one processor once its first picture from a host-wide pass is out, not
+// before (not after a picture still filling: the pass that follows it
+// uses every processor), and not when the user set GOMAXPROCS.
 func TestOnePWhenShown(t *testing.T) {
 	before := runtime.GOMAXPROCS(2)
 	defer runtime.GOMAXPROCS(before)
@@ -41,7 +43,7 @@ func TestOnePWhenShown(t *testing.T) {
 		t.Run("GOMAXPROCS="+env, func(t *testing.T) {
 			t.Setenv("GOMAXPROCS", env)
 			runtime.GOMAXPROCS(2)
-			src := &Source{updates: make(chan ui.Update, 1), first: make(chan struct{})}
+			src := &Source{updates: make(chan ui.Update, 1), first: make(chan struct{}), whole: make(chan struct{})}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := src.OnePWhenShown(ctx)
@@ -52,6 +54,22 @@ func TestOnePWhenShown(t *testing.T) {
 			}
 			if n := runtime.GOMAXPROCS(0); n != 2 {
 				t.Fatalf("GOMAXPROCS %d before the first picture, want 2", n)
+			}
+			src.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot {
+				return &inspect.Snapshot{Host: inspect.HostInfo{Filling: true}}
+			})
+			select {
+			case <-src.first:
+			default:
+				t.Fatal("the picture still filling is not the first picture")
+			}
+			select {
+			case <-done:
+				t.Fatal("decided after a picture still filling")
+			case <-time.After(50 * time.Millisecond):
+			}
+			if n := runtime.GOMAXPROCS(0); n != 2 {
+				t.Fatalf("GOMAXPROCS %d after a picture still filling, want 2", n)
 			}
 			src.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot { return &inspect.Snapshot{} })
 			select {
@@ -123,3 +141,68 @@ func TestActionErrorsSaidOnce(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { sandboxtest.Main(m) }
+
+// TestActWaitsForTheHostPass: an action asked for while the picture is
+// still filling (the units-first picture) starts no job until the
+// host-wide pass is in, so the handoff's "before" is a view taken before
+// the job; it gives up with its context. (The Source here has no
+// manager: a job started would panic.)
+func TestActWaitsForTheHostPass(t *testing.T) {
+	s := &Source{first: make(chan struct{}), whole: make(chan struct{}), updates: make(chan ui.Update, 1)}
+	s.actions = newActions(nil, nil, s.Current)
+	s.actions.whole = s.whole
+	s.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot {
+		return &inspect.Snapshot{Host: inspect.HostInfo{Filling: true}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Act(ctx, ui.ActionRestart, "web.service", false); err == nil || !strings.Contains(err.Error(), "waiting for the host-wide pass") {
+		t.Errorf("restart while filling = %v, want it to wait for the host-wide pass until its context ends", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.waitWhole(context.Background()) }()
+	s.setPicture(false, func(*inspect.Snapshot) *inspect.Snapshot { return &inspect.Snapshot{} })
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("waitWhole after the whole picture = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an action still waits after the host-wide picture")
+	}
+}
+
+// TestLiveUnitsFirst: on a real manager, the dashboard's live model
+// publishes its units first, marked still filling, and then the picture
+// of its host-wide pass, not filling.
+func TestLiveUnitsFirst(t *testing.T) {
+	sb := sandboxtest.Start(t, sandboxtest.Versions()[0])
+	sandboxtest.InstallDemo(t, sb, 50*time.Millisecond)
+	src := startLiveSource(t, sb, []string{"demo-*"}, time.Second)
+	timeout := time.After(30 * time.Second)
+	var pictures []*inspect.Snapshot
+	for len(pictures) == 0 || pictures[len(pictures)-1].Host.Filling {
+		select {
+		case u := <-src.Updates():
+			if u.Err != nil {
+				t.Fatalf("update error: %v", u.Err)
+			}
+			if u.Snapshot != nil {
+				pictures = append(pictures, u.Snapshot)
+			}
+		case <-timeout:
+			t.Fatalf("no picture without filling in 30 s; %d pictures", len(pictures))
+		}
+	}
+	first := pictures[0]
+	if !first.Host.Filling {
+		t.Fatalf("the first picture is not marked still filling (holders %q)", first.Host.HoldersSource)
+	}
+	if len(first.Sockets) == 0 || first.Host.HoldersSource != "" {
+		t.Errorf("the first picture: %d socket units, holders source %q; want the demo's units, read without a host-wide pass", len(first.Sockets), first.Host.HoldersSource)
+	}
+	last := pictures[len(pictures)-1]
+	if last.Host.HoldersSource == "" {
+		t.Errorf("the picture after filling has no holders source: not from a host-wide pass")
+	}
+}

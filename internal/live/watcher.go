@@ -20,6 +20,11 @@ type WatcherOptions struct {
 	// Targeted limits every scan to the units' and the manager's
 	// processes: no host-wide passes (the demo).
 	Targeted bool
+	// UnitsFirst puts a picture of the units read from their own and the
+	// manager's processes out first, marked still filling, before the
+	// first host-wide pass (inspect.Watcher.UnitsFirst; not when
+	// Targeted: every scan is then one of the units).
+	UnitsFirst bool
 	// Probe, Rescan, Fresh, OnSnapshot, OnView and Trace are the Watcher's own
 	// (nil: none).
 	Probe      func(service string) bool
@@ -38,7 +43,8 @@ func NewWatcher(b *inspect.Builder, events inspect.EventSource, o WatcherOptions
 		full = -1
 	}
 	w := &inspect.Watcher{Snapshots: b, Events: events, Interval: o.Interval, FullEvery: full, Shows: b.Names,
-		Probe: o.Probe, Rescan: o.Rescan, Fresh: o.Fresh, OnSnapshot: o.OnSnapshot, OnView: o.OnView, Trace: o.Trace}
+		Probe: o.Probe, Rescan: o.Rescan, Fresh: o.Fresh, OnSnapshot: o.OnSnapshot, OnView: o.OnView, Trace: o.Trace,
+		UnitsFirst: o.UnitsFirst && !o.Targeted}
 	if k, ok := b.Kernel.(procfs.FS); ok {
 		w.Alive = inspect.SocketsAlive(k.SocketsByInode)
 		w.ConnEnds = k.TCPConnEnds

@@ -38,20 +38,38 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each fdtop snapshot and of the floor (median)")
 	limit := flag.Duration("limit", 60*time.Second, "time limit of lsof, lsfd and ss")
 	window := flag.Duration("window", 30*time.Second, "idle window of the dashboard")
+	tools := flag.Bool("tools", true, "measure the snapshots, the floor, lsof, lsfd and ss (false: the dashboard only)")
+	before := flag.String("before", "", "another fdtop binary whose dashboard is measured too, on the same load (an earlier commit's)")
+	holders := flag.String("holders", "bpf,proc", "the holder passes the dashboard is measured with (bpf, proc)")
 	flag.Parse()
 	if *bin == "" || *bench == "" {
 		fmt.Fprintln(os.Stderr, "million: -fdtop and -bench are required")
 		os.Exit(2)
 	}
-	if err := run(*bin, *bench, *procs, *fds, *units, *runs, *limit, *window); err != nil {
+	var envs []string
+	for _, h := range strings.Split(*holders, ",") {
+		switch h {
+		case "bpf":
+			envs = append(envs, "")
+		case "proc":
+			envs = append(envs, "FDTOP_HOLDERS=proc")
+		default:
+			fmt.Fprintf(os.Stderr, "million: -holders: %q is neither bpf nor proc\n", h)
+			os.Exit(2)
+		}
+	}
+	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, envs); err != nil {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, bench string, procs, fds, units, runs int, limit, window time.Duration) error {
+func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools bool, envs []string) error {
 	ctx := context.Background()
-	for _, p := range []*string{&bin, &bench} {
+	for _, p := range []*string{&bin, &bench, &before} {
+		if *p == "" {
+			continue
+		}
 		if abs, err := filepath.Abs(*p); err == nil {
 			*p = abs
 		}
@@ -88,7 +106,28 @@ func run(bin, bench string, procs, fds, units, runs int, limit, window time.Dura
 	fmt.Printf("host: %d×%d descriptors (loadgen, ready in %.1fs), sandbox systemd %s with %d units, load average %s\n",
 		procs, fds, time.Since(start).Seconds(), sb.Version, units, loadavg())
 
-	snap := []string{bin, "snapshot", "--json", "--address", sb.Address}
+	if tools {
+		if err := measureTools(ctx, bin, bench, sb.Address, runs, limit); err != nil {
+			return err
+		}
+	}
+	for _, b := range []struct{ bin, label string }{{bin, ""}, {before, ", before"}} {
+		if b.bin == "" {
+			continue
+		}
+		for _, env := range envs {
+			if err := dashboard(b.bin, b.label, sb.Address, env, sockets[0], window); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// measureTools prints the table: fdtop snapshot both ways, the readlink
+// floor, the procfs scan both ways, lsof, lsfd and ss.
+func measureTools(ctx context.Context, bin, bench, address string, runs int, limit time.Duration) error {
+	snap := []string{bin, "snapshot", "--json", "--address", address}
 	// The source each snapshot says it used, from one run of each.
 	for _, env := range [][]string{nil, {"FDTOP_HOLDERS=proc"}} {
 		out, err := command(ctx, env, snap).Output()
@@ -146,19 +185,14 @@ func run(bin, bench string, procs, fds, units, runs int, limit, window time.Dura
 		}
 		fmt.Printf("%-22s %9.3f %10.1f %8.2fx\n", r.name, r.wall, r.rssK/1024, r.wall/floor)
 	}
-
-	for _, env := range []string{"", "FDTOP_HOLDERS=proc"} {
-		if err := dashboard(bin, sb.Address, env, sockets[0], window); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
 // dashboard starts fdtop's dashboard in tmux (its own server socket) and
-// reports the time until a unit is on screen, its CPU over window once
-// settled, and its peak RSS.
-func dashboard(bin, address, env, want string, window time.Duration) error {
+// reports the time until a unit is on screen, until the picture is whole
+// (the header no longer says it is still filling: the host-wide pass is
+// in), its CPU over window once settled, and its peak RSS.
+func dashboard(bin, label, address, env, want string, window time.Duration) error {
 	session := fmt.Sprintf("million-%d-%d", os.Getpid(), time.Now().UnixNano())
 	tmux := func(args ...string) (string, error) {
 		out, err := exec.Command("tmux", append([]string{"-L", "fdtop-million"}, args...)...).CombinedOutput()
@@ -166,8 +200,19 @@ func dashboard(bin, address, env, want string, window time.Duration) error {
 	}
 	start := time.Now()
 	cmd := "exec env " + env + " " + bin + " --address " + address
-	if out, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd); err != nil {
-		return fmt.Errorf("tmux: %w: %s", err, out)
+	// The last dashboard's kill-session ends the tmux server: a new
+	// session started while it exits fails with "server exited
+	// unexpectedly" (seen at 100k). Start again then.
+	for try := 1; ; try++ {
+		out, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd)
+		if err == nil {
+			break
+		}
+		if try == 5 || !strings.Contains(out, "server exited unexpectedly") {
+			return fmt.Errorf("tmux: %w: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+		start = time.Now()
 	}
 	defer tmux("kill-session", "-t", session)
 	pidS, err := tmux("display-message", "-p", "-t", session, "#{pane_pid}")
@@ -179,10 +224,16 @@ func dashboard(bin, address, env, want string, window time.Duration) error {
 		return fmt.Errorf("pane pid %q: %w", pidS, err)
 	}
 	var onScreen time.Duration
+	firstSays := "whole" // what the first screen with the units said of the picture
 	for {
 		screen, err := tmux("capture-pane", "-p", "-t", session)
 		if err == nil && strings.Contains(screen, want) {
 			onScreen = time.Since(start)
+			for _, l := range strings.Split(screen, "\n") {
+				if strings.Contains(l, "still filling") {
+					firstSays = strconv.Quote(strings.TrimSpace(l))
+				}
+			}
 			break
 		}
 		if time.Since(start) > 5*time.Minute {
@@ -190,7 +241,19 @@ func dashboard(bin, address, env, want string, window time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(15 * time.Second) // the first host-wide pass and the settling after it
+	var whole time.Duration
+	for {
+		screen, err := tmux("capture-pane", "-p", "-t", session)
+		if err == nil && strings.Contains(screen, want) && !strings.Contains(screen, "still filling") {
+			whole = time.Since(start)
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			return fmt.Errorf("the dashboard's picture was still filling after 5 minutes; screen:\n%s", screen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(15 * time.Second) // the settling after the first host-wide pass
 	t0, err := ticks(pid)
 	if err != nil {
 		return err
@@ -206,8 +269,8 @@ func dashboard(bin, address, env, want string, window time.Duration) error {
 	if env != "" {
 		name = "proc"
 	}
-	fmt.Printf("dashboard (%s): units on screen after %.2fs; idle %.2fs cpu over %v (%.2f%% of a core); peak RSS %s\n",
-		name, onScreen.Seconds(), cpu, window, 100*cpu/window.Seconds(), hwm)
+	fmt.Printf("dashboard (%s%s): units on screen after %.2fs (its header: %s), whole (host-wide pass in) after %.2fs; idle %.2fs cpu over %v (%.2f%% of a core); peak RSS %s\n",
+		name, label, onScreen.Seconds(), firstSays, whole.Seconds(), cpu, window, 100*cpu/window.Seconds(), hwm)
 	return nil
 }
 
