@@ -29,15 +29,17 @@ import (
 
 func TestMain(m *testing.M) { sandboxtest.Main(m) }
 
-// fixedSeeds run in CI, per systemd version. Every seed that ever found a
-// false claim joins them once what it found is fixed. 1 and 2 found the
-// claims TestTrackerTruth replays. Pending (found at 150 operations, not
-// fixed yet): 424242 — on 252 and 254 a kill -9 of a service without
-// Restart= then started by hand is a "restart" handoff; on 254 (op 56) a
-// kill -9 of demo-handoff.service (Restart=always) says "store
-// discarded" with nothing stored, and (op 20) a kill -9 of
-// demo-plain.service got no handoff.
-var fixedSeeds = []uint64{1, 2}
+// fixedSeeds run by default (go test -tags oracle), per systemd version;
+// the oracle is not in CI yet (docs/oracle.md). Every seed that ever found
+// a false claim joins them once what it found is fixed. 1 and 2 found the
+// claims TestTrackerTruth replays; 424242 found three more, fixed on
+// 2026-12-07 (the store a killed process had emptied, counts forgotten
+// after an ending process): at 100 operations on 252 and 254 it then made
+// 3,903 claims, 0 false.
+// Pending too (found at 200 operations on 2026-12-07, docs/oracle.md):
+// 2266483067 (fd_passed inodes during a daemon-reexec on 252) and
+// 1090550605 (a queued restart on 252 said 0 preserved of 3).
+var fixedSeeds = []uint64{1, 2, 424242}
 
 // defaultOps is the operations per seed in CI: 2 seeds × 100 = 200 per
 // version.
