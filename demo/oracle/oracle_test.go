@@ -41,8 +41,8 @@ func TestMain(m *testing.M) { sandboxtest.Main(m) }
 // 1090550605 (a queued restart on 252 said 0 preserved of 3).
 var fixedSeeds = []uint64{1, 2, 424242}
 
-// defaultOps is the operations per seed in CI: 2 seeds × 100 = 200 per
-// version.
+// defaultOps is the operations per seed by default: 3 seeds × 100 = 300
+// per version.
 const defaultOps = 100
 
 // oracleConns is how many connections the traffic generator holds to each
