@@ -398,10 +398,7 @@ func TestWatchJobOnStaleView(t *testing.T) {
 			w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
 				FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
 				Trace:   func(s inspect.Step) { steps <- s }}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
-			t.Cleanup(func() { cancel(); <-done })
+			runWatch(t, w)
 			<-steps // the first view
 			if moved {
 				mu.Lock()
@@ -435,10 +432,7 @@ func TestWatchFreshBeforeOwnJob(t *testing.T) {
 	w := &inspect.Watcher{Snapshots: snaps, Events: events, Interval: time.Hour, FullEvery: -1, FastInterval: time.Millisecond,
 		FDCount: func(pid int) (int, bool, error) { mu.Lock(); defer mu.Unlock(); return count, true, nil },
 		Trace:   func(s inspect.Step) { steps <- s }, Fresh: fresh}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWatch(t, w)
 	<-steps // the first view
 	mu.Lock()
 	count = 8 // three clients connected since
@@ -540,10 +534,7 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 			}
 			fresh := make(chan inspect.FreshRequest)
 			w.Fresh = fresh
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
-			t.Cleanup(func() { cancel(); <-done })
+			runWatch(t, w)
 			<-steps // the first view: it learns the service's TCP listen address
 			if w.TCPAt != nil {
 				<-steps // the view right after, which marks what the kernel holds there first
@@ -575,14 +566,8 @@ func TestWatchStaleOnlyForNewSockets(t *testing.T) {
 				socks[tc.add] = true
 			}
 			mu.Unlock()
-			events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
-			for s := range steps {
-				if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
-					if s.Signal.Stale != tc.stale {
-						t.Errorf("job_new stale %v, want %v", s.Signal.Stale, tc.stale)
-					}
-					return
-				}
+			if stale := jobNewStale(events, steps); stale != tc.stale {
+				t.Errorf("job_new stale %v, want %v", stale, tc.stale)
 			}
 		})
 	}
@@ -625,22 +610,33 @@ func TestWatchStaleAfterAnEndingProcess(t *testing.T) {
 		},
 		NotConnections: func(context.Context, []uint64) (map[uint64]bool, error) { return map[uint64]bool{}, nil },
 		Trace:          func(s inspect.Step) { steps <- s }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWatch(t, w)
 	<-steps // the first view
 	mu.Lock()
 	count = 8 // three clients connected since
 	socks[1003], socks[1004], socks[1005] = true, true, true
 	mu.Unlock()
+	if !jobNewStale(events, steps) {
+		t.Error("job_new not stale: the new process's clients since the view were not seen")
+	}
+}
+
+// runWatch runs w until the test ends.
+func runWatch(t *testing.T, w *inspect.Watcher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx, make(chan inspect.Event, 256)) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// jobNewStale sends web.service's restart job to the watcher and says
+// whether it marked the job's start stale, as its trace (steps) shows.
+func jobNewStale(events chanEvents, steps <-chan inspect.Step) bool {
 	events.ch <- dbusclient.JobNew{ID: 7, Unit: "web.service", Type: "restart"}
 	for s := range steps {
 		if s.Signal != nil && s.Signal.Kind == inspect.SigJobNew {
-			if !s.Signal.Stale {
-				t.Error("job_new not stale: the new process's clients since the view were not seen")
-			}
-			return
+			return s.Signal.Stale
 		}
 	}
+	return false
 }

@@ -737,10 +737,10 @@ func (st *loop) finish() {
 
 // preCount reads, before a view of units (every unit when nil) reads
 // their processes, the descriptor counts (and sockets) of the processes
-// they had at the last view, for countFDs to record. Counted after the view instead, a
-// client that connected between the two would be in the count but not in
-// the view, and the count would never move to have it read (the view
-// before a restart would lack it for good).
+// they had at the last view, for countFDs to record. Counted after the
+// view instead, a client that connected between the two would be in the
+// count but not in the view, and the count would never move to have it
+// read (the view before a restart would lack it for good).
 func (st *loop) preCount(units []string) {
 	st.pre, st.preSocks = nil, nil
 	if st.w.FDCount == nil || st.fdCounts == nil {
@@ -794,9 +794,11 @@ func (st *loop) countFDs(snap *Snapshot, all bool) {
 		if pid <= 0 {
 			return true
 		}
-		n, ok, err := st.w.FDCount(pid)
-		if pre, seen := st.pre[pid]; seen && err == nil && ok {
+		n, ok, err := 0, true, error(nil)
+		if pre, seen := st.pre[pid]; seen {
 			n = pre // as counted before the view read it (preCount)
+		} else {
+			n, ok, err = st.w.FDCount(pid) // new since the last view
 		}
 		switch {
 		case err != nil:

@@ -80,17 +80,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 		{"fdtop snapshot kee", nil, []string{"keeps.service", "keeps.socket"}},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
-			got := complete(t, tc.line)
-			for _, w := range tc.want {
-				if !slices.Contains(got, w) {
-					t.Errorf("completions %q lack %q", got, w)
-				}
-			}
-			for _, w := range tc.not {
-				if slices.Contains(got, w) {
-					t.Errorf("completions %q include %q", got, w)
-				}
-			}
+			checkCompletions(t, complete(t, tc.line), tc.want, tc.not)
 		})
 	}
 }
@@ -106,37 +96,17 @@ func TestCompletionInZshAndFish(t *testing.T) {
 	installWeb(t, sb, "keeps", demo.Handoff, 50*time.Millisecond)
 	bin := sandboxtest.Fdtop(t)
 	shells := []struct {
-		name   string
-		script func(line string) []string // argv running the shell on line
-		parse  func(out string) []string
+		name string
+		argv []string // runs the shell on $LINE
+		sep  string   // what ends a candidate in its output (a description follows)
 	}{
-		{"zsh", func(line string) []string {
-			return []string{"zsh", "-f", "-c", `autoload -U compinit && compinit -u -D
+		{"zsh", []string{"zsh", "-f", "-c", `autoload -U compinit && compinit -u -D
 source <(fdtop completion zsh)
 _describe() { print -rl -- ${(P)2} }
 words=(${(z)LINE}); [[ $LINE == *" " ]] && words+=("")
 CURRENT=${#words}
-_fdtop`}
-		}, func(out string) []string {
-			var got []string
-			for _, l := range strings.Split(out, "\n") {
-				if w, _, _ := strings.Cut(l, ":"); w != "" {
-					got = append(got, w)
-				}
-			}
-			return got
-		}},
-		{"fish", func(line string) []string {
-			return []string{"fish", "--no-config", "-c", `fdtop completion fish | source; complete -C "$LINE"`}
-		}, func(out string) []string {
-			var got []string
-			for _, l := range strings.Split(out, "\n") {
-				if w, _, _ := strings.Cut(l, "\t"); w != "" {
-					got = append(got, w)
-				}
-			}
-			return got
-		}},
+_fdtop`}, ":"},
+		{"fish", []string{"fish", "--no-config", "-c", `fdtop completion fish | source; complete -C "$LINE"`}, "\t"},
 	}
 	for _, sh := range shells {
 		t.Run(sh.name, func(t *testing.T) {
@@ -154,8 +124,7 @@ _fdtop`}
 				{"fdtop snapshot kee", nil, []string{"keeps.service", "keeps.socket"}},
 			} {
 				t.Run(tc.line, func(t *testing.T) {
-					argv := sh.script(tc.line)
-					cmd := exec.Command(argv[0], argv[1:]...)
+					cmd := exec.Command(sh.argv[0], sh.argv[1:]...)
 					cmd.Env = append(append(os.Environ(), sb.Env()...), "LINE="+tc.line, "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
 					var stderr strings.Builder
 					cmd.Stderr = &stderr
@@ -163,19 +132,34 @@ _fdtop`}
 					if err != nil {
 						t.Fatalf("%s completion of %q: %v\n%s%s", sh.name, tc.line, err, out, stderr.String())
 					}
-					got := sh.parse(string(out))
-					for _, w := range tc.want {
-						if !slices.Contains(got, w) {
-							t.Errorf("completions %q lack %q (stderr %q)", got, w, stderr.String())
+					var got []string
+					for _, l := range strings.Split(string(out), "\n") {
+						if w, _, _ := strings.Cut(l, sh.sep); w != "" {
+							got = append(got, w)
 						}
 					}
-					for _, w := range tc.not {
-						if slices.Contains(got, w) {
-							t.Errorf("completions %q include %q", got, w)
-						}
+					if stderr.Len() > 0 {
+						t.Logf("%s said on stderr: %s", sh.name, stderr.String())
 					}
+					checkCompletions(t, got, tc.want, tc.not)
 				})
 			}
 		})
+	}
+}
+
+// checkCompletions: the candidates a shell offered include every one of
+// want and none of not.
+func checkCompletions(t *testing.T, got, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("completions %q lack %q", got, w)
+		}
+	}
+	for _, w := range not {
+		if slices.Contains(got, w) {
+			t.Errorf("completions %q include %q", got, w)
+		}
 	}
 }
