@@ -50,6 +50,9 @@ type index struct {
 	byPID    map[int]*procfs.Process
 	byInode  inodeIndex
 	managers map[int]bool
+	// forks are the managers' children that have not exec'd yet (see
+	// preExec); they are in managers too: what they hold is the manager's.
+	forks    map[int]bool
 	accepted *acceptedIndex // built on first use
 	// peers are the processes peerName named: they hold the other ends
 	// of the units' unix connections.
@@ -144,7 +147,32 @@ func newIndex(scan *procfs.Scan, managerPIDs []int) *index {
 	if ix.scan.Sockets == nil {
 		ix.scan.Sockets = map[uint64]procfs.Socket{}
 	}
+	for pid, p := range ix.byPID {
+		if isFork(p, ix.byPID[p.PPID], ix.managers) {
+			if ix.forks == nil {
+				ix.forks = map[int]bool{}
+			}
+			ix.forks[pid] = true
+		}
+	}
+	for pid := range ix.forks {
+		ix.managers[pid] = true
+	}
 	return ix
+}
+
+// isFork reports that p is a manager's forked child that has not exec'd
+// yet: a child of a manager that systemd has named "(unit)", or whose
+// argument vector is still its parent's. Such a child holds copies of the
+// manager's descriptors.
+func isFork(p, parent *procfs.Process, managers map[int]bool) bool {
+	if p == nil || parent == nil || managers[p.PID] || !managers[p.PPID] {
+		return false
+	}
+	if strings.HasPrefix(p.Comm, "(") && strings.HasSuffix(p.Comm, ")") {
+		return true
+	}
+	return len(p.Cmdline) > 0 && slices.Equal(trimEmptyTail(p.Cmdline), trimEmptyTail(parent.Cmdline))
 }
 
 func (x *inodeIndex) add(inode uint64, proc, fd int) {
@@ -720,10 +748,28 @@ func (ix *index) service(svc dbusclient.Service, store dbusclient.FDStore, liste
 	if out.MainPID != 0 {
 		pids[out.MainPID] = true
 	}
+	// The manager's child before it execs the service holds the manager's
+	// descriptors (its private bus, its listeners, every fd store): none
+	// is the service's, and what the service will hold is not known yet.
+	for pid := range pids {
+		if ix.forks[pid] {
+			delete(pids, pid)
+			out.ConnectionsUnknown = true
+			for i := range out.Processes {
+				if out.Processes[i].PID == pid {
+					out.Processes[i].PreExec = true
+				}
+			}
+		}
+	}
 
 	// What the main process was passed at start, and what it is now.
 	main := ix.byPID[out.MainPID]
-	out.PassedUnknown = main != nil && (main.Denied || main.EnvDenied)
+	if main != nil && !pids[out.MainPID] {
+		main = nil
+		out.PassedUnknown = true
+	}
+	out.PassedUnknown = out.PassedUnknown || main != nil && (main.Denied || main.EnvDenied)
 	for pid := range pids {
 		if p := ix.byPID[pid]; p != nil && p.Denied {
 			out.ConnectionsUnknown = true

@@ -700,3 +700,62 @@ func TestJoinStoreManagerOnlyBPF(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinPreExecChild: a view that reads a service's new main process
+// between systemd's fork and its exec sees a copy of the manager's
+// descriptors (oracle seed 1 on 252: a connection to the manager's private
+// bus was "stored" and "preserved"). None of it is the service's.
+func TestJoinPreExecChild(t *testing.T) {
+	for _, tt := range []struct {
+		name, comm string
+		cmdline    []string
+		preExec    bool
+	}{
+		{"before systemd renames it", "systemd", []string{"/lib/systemd/systemd", "--user"}, true},
+		{"renamed", "(web)", []string{"(web)"}, true},
+		{"a service that runs another manager", "systemd", []string{"/lib/systemd/systemd", "--user", "--other"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := fixture()
+			for i := range in.Scan.Processes {
+				p := &in.Scan.Processes[i]
+				switch p.PID {
+				case mgrPID:
+					p.Cmdline = []string{"/lib/systemd/systemd", "--user"}
+				case webPID:
+					// The manager's fork: its descriptors, its environment.
+					p.PPID, p.Comm, p.Cmdline, p.Handoff = mgrPID, tt.comm, tt.cmdline, nil
+					p.FDs = slices.Clone(in.Scan.Processes[0].FDs)
+				}
+			}
+			s := Join(in)
+			var web Service
+			for _, svc := range s.Services {
+				if svc.Unit == "web.service" {
+					web = svc
+				}
+			}
+			if len(web.Processes) != 1 || web.Processes[0].PreExec != tt.preExec {
+				t.Fatalf("processes %+v: want pre_exec %v", web.Processes, tt.preExec)
+			}
+			if !tt.preExec {
+				if len(web.Connections) == 0 {
+					t.Errorf("a service's own process: connections %+v, want its own", web.Connections)
+				}
+				return
+			}
+			if len(web.Connections) != 0 || !web.ConnectionsUnknown {
+				t.Errorf("connections %+v (unknown %v): want none claimed, unknown", web.Connections, web.ConnectionsUnknown)
+			}
+			if len(web.OwnListeners) != 0 {
+				t.Errorf("own listeners %+v: want none", web.OwnListeners)
+			}
+			if len(web.FDStore) != 0 {
+				t.Errorf("fd store %+v: nothing can be inferred from the manager's copy", web.FDStore)
+			}
+			if !web.PassedUnknown {
+				t.Errorf("passed: want unknown")
+			}
+		})
+	}
+}

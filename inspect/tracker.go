@@ -1191,7 +1191,24 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			continue
 		}
 		ac, ok := afterC[c.Inode]
-		if !ok && !t.held[c.Inode] && !alive[c.Inode] && t.closed[c.Inode] == ClosedByClient {
+		gone := !ok && !t.held[c.Inode] && !alive[c.Inode]
+		closer := t.closed[c.Inode]
+		if gone && closer == "" && (c.State == "CLOSE-WAIT" || c.State == "LAST-ACK") {
+			// Its client had hung up already when the last view was
+			// taken (nothing is left of it now: the service's close
+			// reset it): closed by the client, not dropped.
+			closer = ClosedByClient
+		}
+		if gone && closer == "" && c.RecvQ > 0 {
+			// Nothing is left of it, and the service had left what its
+			// client sent unread: a client that gave up waiting and hung
+			// up, and one the service's exit reset, leave the same
+			// nothing behind (the unread data makes the close a reset
+			// either way). Not said dropped.
+			h.ConnectionsUnknown = true
+			continue
+		}
+		if gone && closer == ClosedByClient {
 			// Gone, and the kernel says its client's end closed first
 			// (maybe before the job began: the view before the job can be
 			// an interval old): not dropped.
@@ -1454,11 +1471,13 @@ func (tr *Tracker) concludeNow(name string, at time.Time) {
 }
 
 // preExec reports that a view shows the main process as systemd's forked
-// child that has not exec'd the service yet: systemd names it "(name)".
+// child that has not exec'd the service yet: systemd names it "(name)",
+// and before that its argument vector is the manager's (the join marks
+// both).
 func preExec(svc *Service) bool {
 	for _, p := range svc.Processes {
 		if p.PID == svc.MainPID {
-			return strings.HasPrefix(p.Comm, "(") && strings.HasSuffix(p.Comm, ")")
+			return p.PreExec || strings.HasPrefix(p.Comm, "(") && strings.HasSuffix(p.Comm, ")")
 		}
 	}
 	return false

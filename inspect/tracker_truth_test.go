@@ -175,6 +175,32 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 2 on 254, op 36): of four connections
+		// the last view showed, one had its client's request unread
+		// (recv_q 7) and one its client hung up already (CLOSE-WAIT).
+		// Both are gone without a trace after the restart (the exit's
+		// close reset them): the client that gave up and one the service
+		// dropped look alike, and a hung-up client was not dropped.
+		name: "gone without a trace: unread data, a client that hung up",
+		steps: func() []inspect.Step {
+			before := serviceView(100, "active", 1, 2, 3, 4)
+			cs := before.Services[0].Connections
+			cs[0].State, cs[1].State, cs[2].State, cs[3].State = "ESTAB", "ESTAB", "ESTAB", "CLOSE-WAIT"
+			cs[2].RecvQ = 7
+			return newSeq().view(before).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(serviceView(200, "active", 1)).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			h := onlyHandoff(t, evs).Handoff
+			if h.ConnectionsPreserved != 1 || h.ConnectionsDropped != 1 || h.ConnectionsClosed != 1 || !h.ConnectionsUnknown {
+				t.Errorf("preserved %d dropped %d closed %d unknown %v: want 1 preserved, 1 dropped (at least), 1 closed by its client, the unread one unknown",
+					h.ConnectionsPreserved, h.ConnectionsDropped, h.ConnectionsClosed, h.ConnectionsUnknown)
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.

@@ -388,6 +388,10 @@ type Process struct {
 	Comm string `json:"comm"`
 	// Cmdline is its command line, joined by spaces.
 	Cmdline string `json:"cmdline"`
+	// PreExec marks the manager's forked child that has not exec'd the
+	// service yet: it holds copies of the manager's descriptors, none of
+	// the service's own, so they are not read as the service's.
+	PreExec bool `json:"pre_exec,omitempty"`
 }
 
 // Warning is a problem worth an operator's attention.
