@@ -736,19 +736,35 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		}
 	}
 	gone := make([]StoreEntry, 0)
+	var kept []StoreEntry
 	for k, e := range t.storeSeen {
-		if _, ok := now[k]; !ok {
-			gone = append(gone, e)
+		if _, ok := now[k]; ok {
+			continue
 		}
+		if e.Inferred && e.Inode != 0 && t.held[e.Inode] {
+			// An entry inferred from the manager's descriptors (before
+			// 254) that the manager still holds: the inference could not
+			// place it this time (the process closed what it was passed),
+			// but it is still the manager's, so still in the store.
+			kept = append(kept, e)
+			continue
+		}
+		gone = append(gone, e)
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].Name < gone[j].Name })
 	seen := now
+	if len(kept) > 0 {
+		seen = maps.Clone(now)
+		for _, e := range kept {
+			seen[storeKey(e)] = e
+		}
+	}
 	if slack := int(raw.FDStoreCount) - len(now); len(gone) > 0 && slack > 0 {
 		// The list is short of the manager's count (entries inferred
 		// from the kernel before 254, or not listed during a reload): an
 		// entry missing from it may still be in the store. None is said
 		// removed until the count leaves no room for it.
-		seen = maps.Clone(now)
+		seen = maps.Clone(seen)
 		for _, e := range gone {
 			seen[storeKey(e)] = e
 		}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -198,6 +199,36 @@ func TestTrackerTruth(t *testing.T) {
 			if h.ConnectionsPreserved != 1 || h.ConnectionsDropped != 1 || h.ConnectionsClosed != 1 || !h.ConnectionsUnknown {
 				t.Errorf("preserved %d dropped %d closed %d unknown %v: want 1 preserved, 1 dropped (at least), 1 closed by its client, the unread one unknown",
 					h.ConnectionsPreserved, h.ConnectionsDropped, h.ConnectionsClosed, h.ConnectionsUnknown)
+			}
+		},
+	}, {
+		// Found by the oracle (seed 1 on 252, op 70): a store inferred
+		// from the manager's descriptors (systemd 252 lists none). A view
+		// whose count (read from the manager a moment apart from its
+		// descriptors) left no room for two entries the inference could
+		// not place any more said them removed, and the next view that
+		// placed them said them stored again. The manager held them
+		// throughout: neither happened.
+		name: "inferred store entries the manager still holds",
+		steps: func() []inspect.Step {
+			withStore := func(s *inspect.Snapshot, n uint32, inodes ...uint64) *inspect.Snapshot {
+				svc := &s.Services[0]
+				svc.FDStoreMax, svc.FDStoreCount = 8, n
+				for _, ino := range inodes {
+					svc.FDStore = append(svc.FDStore, inspect.StoreEntry{Name: "extra-" + strconv.FormatUint(ino, 10), Kind: "pipe", Inode: ino, Inferred: true})
+				}
+				s.ManagerInodes = map[uint64]bool{77: true, 600: true, 601: true, 602: true}
+				return s
+			}
+			return newSeq().view(withStore(serviceView(100, "active"), 3, 600, 601, 602)).
+				view(withStore(serviceView(100, "active"), 1, 600)).
+				view(withStore(serviceView(100, "active"), 3, 600, 601, 602)).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			for _, e := range evs {
+				if e.Type == inspect.EventFDStored || e.Type == inspect.EventFDRemoved {
+					t.Errorf("%s: the manager held every entry throughout", inspect.FormatEvent(e))
+				}
 			}
 		},
 	}, {
