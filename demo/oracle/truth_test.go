@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"time"
 	"fmt"
 	"os"
 	"os/exec"
@@ -194,6 +195,8 @@ func unitPath(name string) dbus.ObjectPath {
 // props reads properties of a unit's interface (Unit or Service).
 func (m *manager) props(ctx context.Context, unit, iface string) (map[string]dbus.Variant, error) {
 	var out map[string]dbus.Variant
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	obj := m.conn.Object("org.freedesktop.systemd1", unitPath(unit))
 	err := obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, "org.freedesktop.systemd1."+iface).Store(&out)
 	if err != nil {
@@ -235,6 +238,11 @@ func (m *manager) service(ctx context.Context, unit string) (unitState, error) {
 	return st, nil
 }
 
+// callTimeout bounds each call to the manager: a call whose reply is lost
+// (its connection closed under it by a daemon-reexec) fails, and the
+// caller dials again, instead of waiting for ever (seen once: 13 minutes).
+const callTimeout = 5 * time.Second
+
 // jobs counts the manager's jobs.
 func (m *manager) jobs(ctx context.Context) (int, error) {
 	var out []struct {
@@ -242,6 +250,8 @@ func (m *manager) jobs(ctx context.Context) (int, error) {
 		Unit, Type, St    string
 		JobPath, UnitPath dbus.ObjectPath
 	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	err := m.conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx, "org.freedesktop.systemd1.Manager.ListJobs", 0).Store(&out)
 	if err != nil {
 		return 0, fmt.Errorf("list jobs: %w", err)
@@ -252,6 +262,8 @@ func (m *manager) jobs(ctx context.Context) (int, error) {
 // start starts a unit (a plain StartUnit call, not waiting for the job).
 func (m *manager) start(ctx context.Context, unit string) error {
 	var job dbus.ObjectPath
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	err := m.conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx, "org.freedesktop.systemd1.Manager.StartUnit", 0, unit, "replace").Store(&job)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", unit, err)
