@@ -1117,9 +1117,12 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	if t.stopDone {
 		h.HandoffJob = "stop+start"
 	}
-	if t.fromLost && t.jobType == "start" && !t.autoRestart && a.NRestarts <= b.NRestarts {
+	if t.fromLost && (t.jobType == "start" || t.jobType == "") && !t.autoRestart && a.NRestarts <= b.NRestarts {
 		// The process went by itself (killed, crashed) and a start
-		// brought the unit back: no restart was asked for.
+		// brought the unit back: no restart was asked for. A job whose
+		// type was not read in time is one too: the manager restarted
+		// nothing (no auto-restart state, NRestarts the same), and a
+		// job on a unit already down only starts it.
 		h.HandoffJob = "start"
 	}
 	// The view before the job may not show what the old process held: the

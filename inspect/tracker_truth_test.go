@@ -232,6 +232,26 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 2266483067 on 252 and 254): kill -9
+		// of a service without Restart=, then systemctl start; the job's
+		// type was not read before it ended (JobNew came without it). No
+		// restart happened: the unit was down and a job started it.
+		name: "killed, started by a job of unknown type",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1)).
+				changed(u32(0), "failed").
+				changed(nil, "inactive").
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 8, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			if h := onlyHandoff(t, evs).Handoff; h.HandoffJob != "start" {
+				t.Errorf("handoff_job %q, want start (nothing restarted it: it was down)", h.HandoffJob)
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.
