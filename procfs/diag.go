@@ -410,6 +410,26 @@ func (c *diagConn) dumpInet(family Family, proto Proto, fn func(Socket)) error {
 	})
 }
 
+// dumpInetStates dumps the sockets of one inet table (family × protocol)
+// in the given states (a mask of 1<<SockState) that the bytecode
+// attribute bc keeps (every one for nil), and only those with a
+// descriptor's inode.
+func (c *diagConn) dumpInetStates(family Family, proto Proto, states uint32, bc []byte, fn func(Socket)) error {
+	c.seq++
+	c.req = appendInetReq(appendNlHdr(c.req[:0], inetDiagReqLen+len(bc), unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), family, proto, states, nil)
+	c.req = append(c.req, bc...)
+	return c.dump(c.req, c.seq, func(p []byte) error {
+		s, err := parseInetDiagMsg(p, proto)
+		if err != nil {
+			return err
+		}
+		if s.Inode != 0 {
+			fn(s)
+		}
+		return nil
+	})
+}
+
 // dumpUnix dumps the unix socket table.
 func (c *diagConn) dumpUnix(fn func(Socket)) error {
 	c.seq++

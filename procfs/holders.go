@@ -68,19 +68,55 @@ func (p FS) WithHolders(h Holders) FS {
 // bpfSocketFDs is one run of the BPF pass: the socket descriptors of each
 // process, and the boot-clock tick the run started at. Only processes
 // started before that tick are taken from it: a pid listed by the iterator
-// is theirs, not a later process's under a reused pid.
+// is theirs, not a later process's under a reused pid. The records are
+// kept as the kernel gave them (16 bytes each), sorted by pid and fd; FD
+// values are made only for the processes and descriptors asked for.
 type bpfSocketFDs struct {
-	by    map[int][]FD
-	since uint64 // clock ticks since boot, as Process.StartTime
+	recs  []bpfiter.Record
+	at    map[int][2]int // pid -> its records, recs[at[0]:at[1]]
+	since uint64         // clock ticks since boot, as Process.StartTime
 }
 
 // take returns the socket descriptors of a process the iterator saw, or
 // false if it must be read from /proc (it started since the run began).
 func (b *bpfSocketFDs) take(proc *Process) ([]FD, bool) {
-	if b == nil || proc.StartTime >= b.since {
+	if !b.covers(proc) {
 		return nil, false
 	}
-	return b.by[proc.PID], true
+	return b.fds(proc.PID, nil), true
+}
+
+// covers reports whether the run saw the process (it started before).
+func (b *bpfSocketFDs) covers(proc *Process) bool {
+	return b != nil && proc.StartTime < b.since
+}
+
+// fds returns pid's socket descriptors, sorted by number: every one for a
+// nil keep, else those whose inode keep has (nil when none).
+func (b *bpfSocketFDs) fds(pid int, keep map[uint64]bool) []FD {
+	r, ok := b.at[pid]
+	if !ok {
+		return nil
+	}
+	n := r[1] - r[0]
+	if keep != nil {
+		n = 0
+		for _, rec := range b.recs[r[0]:r[1]] {
+			if keep[rec.Inode] {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	out := make([]FD, 0, n)
+	for _, rec := range b.recs[r[0]:r[1]] {
+		if keep == nil || keep[rec.Inode] {
+			out = append(out, FD{Num: int(rec.FD), Kind: KindSocket, Inode: rec.Inode})
+		}
+	}
+	return out
 }
 
 // socketFDs runs the BPF pass. It returns nil and the reason /proc is used
@@ -119,7 +155,8 @@ func (p FS) socketFDs() (*bpfSocketFDs, string) {
 		hp.fail(err)
 		return nil, hp.why
 	}
-	return &bpfSocketFDs{by: groupRecords(recs), since: since}, ""
+	recs, at := groupRecords(recs)
+	return &bpfSocketFDs{recs: recs, at: at, since: since}, ""
 }
 
 // fail closes the iterator and keeps the reason.
@@ -131,24 +168,21 @@ func (hp *holderPass) fail(err error) {
 	}
 }
 
-// groupRecords turns records into each process's socket descriptors,
-// sorted by number, in one backing array.
-func groupRecords(recs []bpfiter.Record) map[int][]FD {
+// groupRecords sorts records by pid and fd and indexes each process's.
+func groupRecords(recs []bpfiter.Record) ([]bpfiter.Record, map[int][2]int) {
 	slices.SortFunc(recs, func(a, b bpfiter.Record) int {
 		if a.PID != b.PID {
 			return int(a.PID) - int(b.PID)
 		}
 		return int(a.FD) - int(b.FD)
 	})
-	all := make([]FD, len(recs))
-	by := map[int][]FD{}
+	at := map[int][2]int{}
 	start := 0
 	for i, r := range recs {
-		all[i] = FD{Num: int(r.FD), Kind: KindSocket, Inode: r.Inode}
 		if i+1 == len(recs) || recs[i+1].PID != r.PID {
-			by[int(r.PID)] = all[start : i+1 : i+1]
+			at[int(r.PID)] = [2]int{start, i + 1}
 			start = i + 1
 		}
 	}
-	return by
+	return recs, at
 }
