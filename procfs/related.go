@@ -97,18 +97,21 @@ func relatedInodes(sockets map[uint64]Socket, fresh map[uint64]bool) map[uint64]
 	return keep
 }
 
-// keepFDs returns the descriptors of fds whose inode is in keep, in a new
-// slice (nil when none is): sockets, pipes, FIFOs and memfds, the objects
-// whose holders are looked for by inode (a file's inode number is another
+// byInode reports whether fd is one whose holders are looked for by inode:
+// a socket, pipe, FIFO or memfd (a file's inode number is another
 // filesystem's and may equal a socket's).
-func keepFDs(fds []FD, keep map[uint64]bool) []FD {
-	kept := func(fd FD) bool {
-		switch fd.Kind {
-		case KindSocket, KindPipe, KindFIFO, KindMemfd:
-			return fd.Inode != 0 && keep[fd.Inode]
-		}
-		return false
+func byInode(fd FD) bool {
+	switch fd.Kind {
+	case KindSocket, KindPipe, KindFIFO, KindMemfd:
+		return fd.Inode != 0
 	}
+	return false
+}
+
+// keepFDs returns the descriptors of fds (byInode) whose inode is in
+// keep, in a new slice (nil when none is).
+func keepFDs(fds []FD, keep map[uint64]bool) []FD {
+	kept := func(fd FD) bool { return byInode(fd) && keep[fd.Inode] }
 	n := 0
 	for _, fd := range fds {
 		if kept(fd) {
@@ -290,4 +293,27 @@ func tableName(f Family, pr Proto) string {
 		name += "6"
 	}
 	return name
+}
+
+// compactFDs returns, in a new slice, the sockets, pipes, FIFOs and
+// memfds of fds that have an inode, as number, kind and inode only (no
+// link text, no name): what a related scan needs of a process not read
+// fresh.
+func compactFDs(fds []FD) []FD {
+	n := 0
+	for _, fd := range fds {
+		if byInode(fd) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]FD, 0, n)
+	for _, fd := range fds {
+		if byInode(fd) {
+			out = append(out, FD{Num: fd.Num, Kind: fd.Kind, Inode: fd.Inode})
+		}
+	}
+	return out
 }

@@ -68,15 +68,19 @@ type fdTable struct {
 	readAt  int // the scan that read it
 	fds     []FD
 	handoff *HandoffEnv
+	// compact: fds are a related scan's, of a process not read fresh:
+	// only sockets, pipes, FIFOs and memfds, without their link text
+	// (compactFDs). Only related scans take such a table.
+	compact bool
 }
 
 func newFDTables() *fdTables { return &fdTables{by: map[int]fdTable{}} }
 
-func (t *fdTables) get(pid int, start uint64, count, scan int) (fdTable, bool) {
+func (t *fdTables) get(pid int, start uint64, count, scan int, related bool) (fdTable, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.by[pid]
-	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans {
+	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans || e.compact && !related {
 		return fdTable{}, false
 	}
 	return e, true
@@ -357,10 +361,12 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 					reuse.fresh[pid] = true
 				}
 			}
-			reuse.related = related
 		}
 	}
 
+	if reuse != nil {
+		reuse.related = related
+	}
 	results := make([]procResult, len(pids))
 	walk := func(idx []int) {
 		workers := opts.Workers
@@ -590,7 +596,7 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 		var st unix.Stat_t
 		if err := unix.Fstatat(op.dirfd, "fd", &st, 0); err == nil && st.Size > 0 {
 			count = int(st.Size)
-			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan); ok && reuse.use && !reuse.fresh[pid] {
+			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan, reuse.related); ok && reuse.use && !reuse.fresh[pid] {
 				proc.FDs, proc.Handoff = e.fds, e.handoff
 				return procResult{ok: true, proc: proc}
 			}
@@ -620,10 +626,16 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 			out.err = errors.Join(out.err, fmt.Errorf("read environ of pid %d: %w", pid, err))
 		}
 	}
+	// A related scan keeps of a process not read fresh only descriptors
+	// whose holders are looked for by inode, and not their link text.
+	compact := reuse != nil && reuse.related && !reuse.fresh[pid]
+	if compact {
+		proc.FDs = compactFDs(proc.FDs)
+	}
 	out.denied = proc.Denied
 	out.proc = proc
 	if count >= 0 && out.err == nil && !proc.Denied && !proc.EnvDenied {
-		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff})
+		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff, compact: compact})
 	}
 	return out
 }

@@ -12,7 +12,6 @@
 package bpfiter
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +59,7 @@ type Iter struct {
 	mu     sync.Mutex
 	marker int    // a socket of this process, to check the pids (see Records)
 	ino    uint64 // its inode
+	last   int    // records of the last run
 }
 
 // offsets are the field offsets the program reads, in bytes.
@@ -157,10 +157,11 @@ func (it *Iter) Records() ([]Record, error) {
 		return nil, fmt.Errorf("run task_file iterator: %w", err)
 	}
 	defer rd.Close()
-	out, err := readRecords(bufio.NewReaderSize(rd, 1<<20))
+	out, err := readRecords(rd, it.last+it.last/8)
 	if err != nil {
 		return nil, fmt.Errorf("read task_file iterator: %w", err)
 	}
+	it.last = len(out)
 	self, marker := int32(os.Getpid()), int32(it.marker)
 	for _, r := range out {
 		if r.FD == marker && r.Inode == it.ino && r.PID == self {
@@ -170,21 +171,33 @@ func (it *Iter) Records() ([]Record, error) {
 	return nil, ErrOtherPIDNamespace
 }
 
-// readRecords decodes records until EOF.
-func readRecords(rd io.Reader) ([]Record, error) {
-	var out []Record
-	var b [RecordSize]byte
+// readRecords decodes records until EOF, reading in large chunks (a
+// million descriptors are 16 MB of records); sizeHint is how many records
+// to make room for at first (the last run's count).
+func readRecords(rd io.Reader, sizeHint int) ([]Record, error) {
+	out := make([]Record, 0, sizeHint)
+	buf := make([]byte, 1<<20)
+	have := 0 // bytes in buf not decoded yet
 	for {
-		if _, err := io.ReadFull(rd, b[:]); err == io.EOF {
+		n, err := rd.Read(buf[have:])
+		have += n
+		full := have - have%RecordSize
+		for b := buf[:full]; len(b) > 0; b = b[RecordSize:] {
+			out = append(out, Record{
+				PID:   int32(binary.NativeEndian.Uint32(b[0:4])),
+				FD:    int32(binary.NativeEndian.Uint32(b[4:8])),
+				Inode: binary.NativeEndian.Uint64(b[8:16]),
+			})
+		}
+		have = copy(buf, buf[full:have])
+		switch {
+		case err == io.EOF && have == 0:
 			return out, nil
-		} else if err != nil {
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		case err != nil:
 			return nil, err
 		}
-		out = append(out, Record{
-			PID:   int32(binary.NativeEndian.Uint32(b[0:4])),
-			FD:    int32(binary.NativeEndian.Uint32(b[4:8])),
-			Inode: binary.NativeEndian.Uint64(b[8:16]),
-		})
 	}
 }
 

@@ -43,11 +43,11 @@ func TestReadRecords(t *testing.T) {
 	for _, r := range []Record{{1, 3, 100}, {42, 7, 1 << 40}} {
 		binary.Write(&b, binary.NativeEndian, r)
 	}
-	got, err := readRecords(bytes.NewReader(b.Bytes()))
+	got, err := readRecords(bytes.NewReader(b.Bytes()), 0)
 	if err != nil || len(got) != 2 || got[1] != (Record{42, 7, 1 << 40}) {
 		t.Fatalf("got %v, %v", got, err)
 	}
-	if _, err := readRecords(bytes.NewReader(b.Bytes()[:20])); err == nil {
+	if _, err := readRecords(bytes.NewReader(b.Bytes()[:20]), 0); err == nil {
 		t.Fatal("a torn record was not an error")
 	}
 }
