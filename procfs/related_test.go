@@ -112,6 +112,36 @@ func TestRelatedInodesAndKeepFDs(t *testing.T) {
 	}
 }
 
+func TestCompactFDs(t *testing.T) {
+	tests := []struct {
+		name string
+		fds  []FD
+		want []FD
+	}{
+		{"no descriptors", nil, nil},
+		{"files only", []FD{{Num: 0, Kind: KindFile, Target: "/dev/null", Name: "/dev/null", Inode: 5}}, nil},
+		{
+			"sockets, pipes, FIFOs and memfds, without their text",
+			[]FD{
+				{Num: 0, Kind: KindFile, Target: "/dev/null", Name: "/dev/null", Inode: 5},
+				{Num: 3, Kind: KindSocket, Target: "socket:[10]", Inode: 10},
+				{Num: 4, Kind: KindPipe, Target: "pipe:[11]", Inode: 11},
+				{Num: 5, Kind: KindFIFO, Target: "/run/f", Name: "/run/f", Inode: 12},
+				{Num: 6, Kind: KindMemfd, Target: "/memfd:x (deleted)", Name: "x", Inode: 13},
+				{Num: 7, Kind: KindSocket, Target: "socket:[0]"}, // no inode: not looked for
+			},
+			[]FD{{Num: 3, Kind: KindSocket, Inode: 10}, {Num: 4, Kind: KindPipe, Inode: 11}, {Num: 5, Kind: KindFIFO, Inode: 12}, {Num: 6, Kind: KindMemfd, Inode: 13}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := compactFDs(tt.fds); !slices.Equal(got, tt.want) {
+				t.Errorf("compactFDs = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestBPFSocketFDs(t *testing.T) {
 	recs, at := groupRecords([]bpfiter.Record{
 		{PID: 20, FD: 5, Inode: 205}, {PID: 10, FD: 4, Inode: 104}, {PID: 20, FD: 3, Inode: 203}, {PID: 10, FD: 3, Inode: 103},

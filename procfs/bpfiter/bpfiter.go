@@ -59,7 +59,6 @@ type Iter struct {
 	mu     sync.Mutex
 	marker int    // a socket of this process, to check the pids (see Records)
 	ino    uint64 // its inode
-	last   int    // records of the last run
 }
 
 // offsets are the field offsets the program reads, in bytes.
@@ -157,11 +156,10 @@ func (it *Iter) Records() ([]Record, error) {
 		return nil, fmt.Errorf("run task_file iterator: %w", err)
 	}
 	defer rd.Close()
-	out, err := readRecords(rd, it.last+it.last/8)
+	out, err := readRecords(rd)
 	if err != nil {
 		return nil, fmt.Errorf("read task_file iterator: %w", err)
 	}
-	it.last = len(out)
 	self, marker := int32(os.Getpid()), int32(it.marker)
 	for _, r := range out {
 		if r.FD == marker && r.Inode == it.ino && r.PID == self {
@@ -172,10 +170,13 @@ func (it *Iter) Records() ([]Record, error) {
 }
 
 // readRecords decodes records until EOF, reading in large chunks (a
-// million descriptors are 16 MB of records); sizeHint is how many records
-// to make room for at first (the last run's count).
-func readRecords(rd io.Reader, sizeHint int) ([]Record, error) {
-	out := make([]Record, 0, sizeHint)
+// million descriptors are 16 MB of records) into blocks of records, then
+// one slice of the exact size: no slice grows record by record.
+func readRecords(rd io.Reader) ([]Record, error) {
+	const block = 1 << 16
+	var blocks [][]Record
+	cur := make([]Record, 0, block)
+	total := 0
 	buf := make([]byte, 1<<20)
 	have := 0 // bytes in buf not decoded yet
 	for {
@@ -183,15 +184,26 @@ func readRecords(rd io.Reader, sizeHint int) ([]Record, error) {
 		have += n
 		full := have - have%RecordSize
 		for b := buf[:full]; len(b) > 0; b = b[RecordSize:] {
-			out = append(out, Record{
+			if len(cur) == cap(cur) {
+				blocks, cur = append(blocks, cur), make([]Record, 0, block)
+			}
+			cur = append(cur, Record{
 				PID:   int32(binary.NativeEndian.Uint32(b[0:4])),
 				FD:    int32(binary.NativeEndian.Uint32(b[4:8])),
 				Inode: binary.NativeEndian.Uint64(b[8:16]),
 			})
+			total++
 		}
 		have = copy(buf, buf[full:have])
 		switch {
 		case err == io.EOF && have == 0:
+			if len(blocks) == 0 {
+				return cur, nil
+			}
+			out := make([]Record, 0, total)
+			for _, b := range append(blocks, cur) {
+				out = append(out, b...)
+			}
 			return out, nil
 		case err == io.EOF:
 			return nil, io.ErrUnexpectedEOF
