@@ -345,22 +345,22 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	}
 
 	// A full scan takes the socket descriptors of the processes not
-	// asked for fresh from one run of the BPF iterator where it loads.
-	var bpf *bpfSocketFDs
+	// asked for fresh from one run of the BPF iterator where it loads,
+	// which runs while the processes are read.
+	var run *bpfRun
 	if full {
 		res.HoldersSource = HoldersProc
 		if opts.FDInfo {
 			res.HoldersNote = "descriptor details (fdinfo) were asked for"
-		} else if bpf, res.HoldersNote = p.socketFDs(); bpf != nil {
+		} else if run, res.HoldersNote = p.startSocketFDs(); run != nil {
 			res.HoldersSource = HoldersBPF
-			if reuse != nil {
-				reuse.bpf = bpf
-			} else {
-				reuse = &reuseScan{bpf: bpf, fresh: map[int]bool{}}
+			if reuse == nil {
+				reuse = &reuseScan{fresh: map[int]bool{}}
 				for _, pid := range opts.FreshPIDs {
 					reuse.fresh[pid] = true
 				}
 			}
+			reuse.bpf, reuse.since = true, run.since
 		}
 	}
 
@@ -440,6 +440,29 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 			all[i] = i
 		}
 		walk(all)
+	}
+	// The BPF run's end: where it failed, the processes left to it are
+	// read from /proc.
+	var bpf *bpfSocketFDs
+	if run != nil {
+		var why string
+		if bpf, why = run.wait(); bpf == nil {
+			res.HoldersSource, res.HoldersNote = HoldersProc, why
+			var again []int
+			for i := range results {
+				if results[i].bpf {
+					again = append(again, i)
+				}
+			}
+			reuse.bpf = false
+			walk(again)
+		} else if !related {
+			for i := range results {
+				if r := &results[i]; r.bpf {
+					r.proc.FDs, r.bpf = bpf.fds(r.proc.PID, nil), false
+				}
+			}
+		}
 	}
 	dumpWG.Wait()
 	if err := ctx.Err(); err != nil {
@@ -545,11 +568,14 @@ type reuseScan struct {
 	scan  int
 	use   bool         // take the tables (else only keep them)
 	fresh map[int]bool // read in full anyway
-	// bpf, when set, has the socket descriptors of the processes not
-	// fresh: their /proc/PID/fd is not read.
-	bpf *bpfSocketFDs
-	// related: the BPF run's descriptors are made into FDs after the
-	// walk, only those a related scan keeps.
+	// bpf: a BPF run started at since (clock ticks since boot) has the
+	// socket descriptors of the processes not fresh started before it:
+	// their /proc/PID/fd is not read, their FDs are made from the run's
+	// records after the walk (a related scan's: only those it keeps).
+	bpf   bool
+	since uint64
+	// related: a related scan (a process not fresh keeps only what
+	// compactFDs keeps).
 	related bool
 }
 
@@ -571,12 +597,8 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 	out := procResult{ok: true}
 	proc := op.Process
 	count := -1
-	if reuse != nil && reuse.bpf != nil && !proc.Kernel && !reuse.fresh[pid] && reuse.bpf.covers(&proc) {
-		if reuse.related {
-			out.bpf = true
-		} else {
-			proc.FDs, _ = reuse.bpf.take(&proc)
-		}
+	if reuse != nil && reuse.bpf && !proc.Kernel && !reuse.fresh[pid] && proc.StartTime < reuse.since {
+		out.bpf = true
 		h, err := r.readHandoff(pid, op.dirfd)
 		switch {
 		case err == nil:

@@ -48,6 +48,10 @@ type Options struct {
 	// register never written): how tests stand for a kernel that will not
 	// load the program.
 	Reject bool
+	// FailRuns makes every Records call fail as it does inside another
+	// pid namespace (ErrOtherPIDNamespace): how tests stand for a run
+	// that fails once the program is loaded.
+	FailRuns bool
 }
 
 // Iter is a loaded and attached task_file iterator. Safe for concurrent
@@ -59,6 +63,7 @@ type Iter struct {
 	mu     sync.Mutex
 	marker int    // a socket of this process, to check the pids (see Records)
 	ino    uint64 // its inode
+	fail   bool   // Options.FailRuns
 }
 
 // offsets are the field offsets the program reads, in bytes.
@@ -107,7 +112,7 @@ func Open(opts Options) (*Iter, error) {
 		prog.Close()
 		return nil, fmt.Errorf("attach task_file iterator: %w", explain(err))
 	}
-	it := &Iter{prog: prog, link: l, marker: -1}
+	it := &Iter{prog: prog, link: l, marker: -1, fail: opts.FailRuns}
 	// A socket of this process, found in every run, tells that the
 	// kernel's pids are this process's: not so inside a pid namespace.
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -159,6 +164,9 @@ func (it *Iter) Records() ([]Record, error) {
 	out, err := readRecords(rd)
 	if err != nil {
 		return nil, fmt.Errorf("read task_file iterator: %w", err)
+	}
+	if it.fail {
+		return nil, ErrOtherPIDNamespace
 	}
 	self, marker := int32(os.Getpid()), int32(it.marker)
 	for _, r := range out {

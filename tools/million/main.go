@@ -41,7 +41,7 @@ func main() {
 	tools := flag.Bool("tools", true, "measure the snapshots, the floor, lsof, lsfd and ss (false: the dashboard only)")
 	before := flag.String("before", "", "another fdtop binary whose dashboard is measured too, on the same load (an earlier commit's)")
 	holders := flag.String("holders", "bpf,proc", "the holder passes the dashboard is measured with (bpf, proc)")
-	profile := flag.String("profile", "", "write CPU profiles of one fdtop snapshot each way to this directory (FDTOP_CPUPROFILE) before the table")
+	profile := flag.String("profile", "", "write CPU profiles of one fdtop snapshot each way (BPF, /proc, --targeted) to this directory (FDTOP_CPUPROFILE) before the table")
 	flag.Parse()
 	if *bin == "" || *bench == "" {
 		fmt.Fprintln(os.Stderr, "million: -fdtop and -bench are required")
@@ -108,12 +108,16 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 		procs, fds, time.Since(start).Seconds(), sb.Version, units, loadavg())
 
 	if profile != "" {
-		for _, p := range []struct{ name, env string }{{"bpf", ""}, {"proc", "FDTOP_HOLDERS=proc"}} {
+		for _, p := range []struct{ name, env, flag string }{{"bpf", "", ""}, {"proc", "FDTOP_HOLDERS=proc", ""}, {"targeted", "", "--targeted"}} {
 			env := []string{"FDTOP_CPUPROFILE=" + filepath.Join(profile, "snapshot-"+p.name+".prof")}
 			if p.env != "" {
 				env = append(env, p.env)
 			}
-			w, r, err := timed(ctx, 0, env, []string{bin, "snapshot", "--json", "--address", sb.Address})
+			argv := []string{bin, "snapshot", "--json", "--address", sb.Address}
+			if p.flag != "" {
+				argv = append(argv, p.flag)
+			}
+			w, r, err := timed(ctx, 0, env, argv)
 			if err != nil {
 				return fmt.Errorf("profile snapshot %s: %w", p.name, err)
 			}
