@@ -221,8 +221,15 @@ func addrBytes16(a netip.Addr) []byte {
 
 // appendUnixReq appends a unix_diag_req: a dump if ino is 0, else an exact lookup.
 func appendUnixReq(b []byte, ino uint32) []byte {
+	return appendUnixStatesReq(b, ino, 0xffffffff)
+}
+
+// appendUnixStatesReq appends a unix_diag_req for the sockets in the given
+// states (a mask of 1<<SockState: the kernel skips the others before
+// describing them).
+func appendUnixStatesReq(b []byte, ino, states uint32) []byte {
 	b = append(b, unix.AF_UNIX, 0, 0, 0)
-	b = binary.NativeEndian.AppendUint32(b, 0xffffffff)
+	b = binary.NativeEndian.AppendUint32(b, states)
 	b = binary.NativeEndian.AppendUint32(b, ino)
 	b = binary.NativeEndian.AppendUint32(b, udiagShowName|udiagShowPeer|udiagShowRQLen)
 	return binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(b, ^uint32(0)), ^uint32(0))
@@ -432,8 +439,14 @@ func (c *diagConn) dumpInetStates(family Family, proto Proto, states uint32, bc 
 
 // dumpUnix dumps the unix socket table.
 func (c *diagConn) dumpUnix(fn func(Socket)) error {
+	return c.dumpUnixStates(0xffffffff, fn)
+}
+
+// dumpUnixStates dumps the unix sockets in the given states (a mask of
+// 1<<SockState).
+func (c *diagConn) dumpUnixStates(states uint32, fn func(Socket)) error {
 	c.seq++
-	c.req = appendUnixReq(appendNlHdr(c.req[:0], unixDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), 0)
+	c.req = appendUnixStatesReq(appendNlHdr(c.req[:0], unixDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), 0, states)
 	return c.dump(c.req, c.seq, func(p []byte) error {
 		s, err := parseUnixDiagMsg(p)
 		if err != nil {

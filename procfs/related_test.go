@@ -376,3 +376,86 @@ func holdersByInode(s *Scan) map[uint64][]string {
 	}
 	return out
 }
+
+// TestLiveResolveUnix: more unix sockets than are looked up one by one are
+// found, as a dump of the whole table has them, whether few connected
+// ones are left after the listeners and unconnected sockets (looked up by
+// inode) or many (the whole table dumped).
+func TestLiveResolveUnix(t *testing.T) {
+	requireRoot(t)
+	fs := liveFS(t)
+	tests := []struct {
+		name                     string
+		listeners, unconn, pairs int
+	}{
+		{"few connected left", 30, 5, 5},
+		{"many connected left", 5, 5, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var fds []int
+			t.Cleanup(func() {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			})
+			sock := func(typ int) int {
+				fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fds = append(fds, fd)
+				return fd
+			}
+			for i := range tt.listeners {
+				fd := sock(unix.SOCK_STREAM)
+				if err := unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(dir, fmt.Sprintf("l%d", i))}); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Listen(fd, 4); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range tt.unconn {
+				fd := sock(unix.SOCK_DGRAM)
+				if err := unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(dir, fmt.Sprintf("d%d", i))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range tt.pairs {
+				sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fds = append(fds, sp[0], sp[1])
+			}
+			var inodes []uint64
+			for _, fd := range fds {
+				inodes = append(inodes, mustInode(t, fd))
+			}
+			if len(inodes) <= maxUnixLookups {
+				t.Fatalf("%d sockets: not more than are looked up one by one", len(inodes))
+			}
+			ctx := context.Background()
+			all, _, err := fs.Sockets(ctx, ScanOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fs.SocketsByInode(ctx, inodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ino := range inodes {
+				g, ok := got[ino]
+				w := all[ino]
+				switch {
+				case !ok:
+					t.Errorf("inode %d not found", ino)
+				case g.State != w.State || g.Path != w.Path || g.PeerInode != w.PeerInode || g.Type != w.Type:
+					t.Errorf("inode %d: %+v, the whole table has %+v", ino, g, w)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -1088,7 +1089,10 @@ func (p FS) lookupNS(res *Scan, n *nsNeed, ns uint64, nsPath string) error {
 const maxUnixLookups = 32
 
 // resolveUnix looks the unix sockets up by inode, or dumps the unix table
-// for them when they are many.
+// for them when they are many: the listeners and unconnected sockets first
+// (the kernel describes only those, a handful on a host with a million
+// connected sockets; a unit's sockets are mostly these), then the rest by
+// inode when few are left, else in a dump of the whole table.
 func (p FS) resolveUnix(c *diagConn, res *Scan, inodes []uint64, found func(Socket)) error {
 	if len(inodes) <= maxUnixLookups {
 		return c.lookupUnix(inodes, found)
@@ -1097,16 +1101,26 @@ func (p FS) resolveUnix(c *diagConn, res *Scan, inodes []uint64, found func(Sock
 	for _, ino := range inodes {
 		want[ino] = true
 	}
-	err := c.dumpUnix(func(s Socket) {
+	take := func(s Socket) {
 		if want[s.Inode] {
+			delete(want, s.Inode)
 			found(s)
 		}
-	})
-	if errors.Is(err, errDumpInterrupted) {
-		res.Warnings = append(res.Warnings, "unix dump interrupted: data kept, may be inconsistent")
-		return nil
 	}
-	return err
+	interrupted := func(err error) error {
+		if errors.Is(err, errDumpInterrupted) {
+			res.Warnings = append(res.Warnings, "unix dump interrupted: data kept, may be inconsistent")
+			return nil
+		}
+		return err
+	}
+	if err := interrupted(c.dumpUnixStates(1<<StateListen|1<<StateClose, take)); err != nil {
+		return err
+	}
+	if len(want) <= maxUnixLookups {
+		return c.lookupUnix(slices.Sorted(maps.Keys(want)), found)
+	}
+	return interrupted(c.dumpUnix(take))
 }
 
 // dumpNS dumps every socket table of a network namespace (nsPath "" for the
