@@ -25,8 +25,9 @@ import (
 //     from it; the kernel filters the dump by port).
 //
 // The descriptors it keeps of the other processes are those of these
-// sockets, of the objects the fresh processes hold and of the peers of the
-// held unix sockets: who else holds what the units hold. The other
+// sockets and of their unix peers, and of the objects the fresh processes
+// hold: who else holds what the units hold, and who holds the other end
+// of their unix connections. The other
 // descriptors of the host are never made into FD values.
 
 // relatedSockets returns the sockets of all (one namespace's tables, or a
@@ -81,13 +82,14 @@ type unixKey struct {
 }
 
 // relatedInodes are the inodes whose descriptors a related scan keeps in
-// the processes not read fresh: the sockets kept, what the fresh
-// processes hold, the peers of held unix sockets.
+// the processes not read fresh: the sockets kept and their unix peers
+// (whose holders name the other end of a connection), what the fresh
+// processes hold.
 func relatedInodes(sockets map[uint64]Socket, fresh map[uint64]bool) map[uint64]bool {
 	keep := make(map[uint64]bool, len(sockets)+len(fresh))
 	for ino, s := range sockets {
 		keep[ino] = true
-		if fresh[ino] && s.PeerInode != 0 {
+		if s.PeerInode != 0 {
 			keep[s.PeerInode] = true
 		}
 	}

@@ -82,11 +82,11 @@ func TestRelatedSockets(t *testing.T) {
 func TestRelatedInodesAndKeepFDs(t *testing.T) {
 	sockets := map[uint64]Socket{
 		1: {Inode: 1, Family: FamilyUnix, PeerInode: 2}, // held by a fresh process: its peer too
-		3: {Inode: 3, Family: FamilyUnix, PeerInode: 4}, // kept, not held fresh: not its peer
+		3: {Inode: 3, Family: FamilyUnix, PeerInode: 4}, // kept, not held fresh (accepted from a held listener): its peer too
 	}
 	fresh := map[uint64]bool{1: true, 7: true} // 7: a pipe a fresh process holds
 	keep := relatedInodes(sockets, fresh)
-	if want := []uint64{1, 2, 3, 7}; !slices.Equal(slices.Sorted(maps.Keys(keep)), want) {
+	if want := []uint64{1, 2, 3, 4, 7}; !slices.Equal(slices.Sorted(maps.Keys(keep)), want) {
 		t.Fatalf("relatedInodes = %v, want %v", slices.Sorted(maps.Keys(keep)), want)
 	}
 	fds := []FD{{Num: 0, Kind: KindPipe, Inode: 7}, {Num: 1, Kind: KindFile, Inode: 1}, {Num: 2, Kind: KindSocket, Inode: 4}, {Num: 3, Kind: KindSocket, Inode: 2}}
@@ -95,8 +95,8 @@ func TestRelatedInodesAndKeepFDs(t *testing.T) {
 		fds  []FD
 		want []int // descriptor numbers
 	}{
-		{"some kept", fds, []int{0, 3}},
-		{"none kept", fds[1:3], nil},
+		{"some kept", fds, []int{0, 2, 3}},
+		{"a file whose inode number is a kept socket's", fds[1:2], nil},
 		{"no descriptors", nil, nil},
 	}
 	for _, tt := range tests {
@@ -334,6 +334,10 @@ func TestLiveRelated(t *testing.T) {
 				}
 				if !slices.Equal(relHolders[ino], fullHolders[ino]) {
 					t.Errorf("inode %d held by %v, by %v in the full scan", ino, relHolders[ino], fullHolders[ino])
+				}
+				// Who holds the other end (a unix peer's holders name it).
+				if p := s.PeerInode; p != 0 && !slices.Equal(relHolders[p], fullHolders[p]) {
+					t.Errorf("peer %d of inode %d held by %v, by %v in the full scan", p, ino, relHolders[p], fullHolders[p])
 				}
 			}
 			up, _ := rel.Process(unit.Process.Pid)
