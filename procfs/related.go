@@ -212,12 +212,17 @@ func (p FS) dumpRelated(ns uint64, held map[uint64]holder) (map[uint64]Socket, [
 	}
 	whole := map[table]bool{}
 	var known []Socket
+	// Held inet sockets asked their protocol: those an earlier related
+	// scan's whole table did not have (unbound, not connected: in no
+	// table) do not make it read whole again.
+	var asked []uint64
+	absent := p.cache.absentInet()
 	buf := make([]byte, 64)
 	for ino, h := range held {
 		if _, ok := m[ino]; ok {
 			continue
 		}
-		if s, ok := p.cache.get(ino); ok && s.NetNS == ns && s.Family != FamilyUnix && s.Proto != 0 {
+		if s, ok := p.cache.get(ino); ok && s.Status == Resolved && s.NetNS == ns && s.Family != FamilyUnix && s.Proto != 0 {
 			known = append(known, s)
 			continue
 		}
@@ -230,7 +235,10 @@ func (p FS) dumpRelated(ns uint64, held map[uint64]holder) (map[uint64]Socket, [
 			name = name[:i]
 		}
 		if f, pr := protoNameFamily(name); pr != 0 && (f == FamilyInet || f == FamilyInet6) {
-			whole[table{f, pr}] = true
+			asked = append(asked, ino)
+			if !absent[ino] {
+				whole[table{f, pr}] = true
+			}
 		}
 	}
 	if err := c.lookupInet(known, func(s Socket) {
@@ -243,7 +251,10 @@ func (p FS) dumpRelated(ns uint64, held map[uint64]holder) (map[uint64]Socket, [
 	for _, known := range known {
 		if _, ok := m[known.Inode]; !ok {
 			// Moved or gone since the earlier scan: its table in full.
-			whole[table{known.Family, known.Proto}] = true
+			asked = append(asked, known.Inode)
+			if !absent[known.Inode] {
+				whole[table{known.Family, known.Proto}] = true
+			}
 		}
 	}
 	portSet := map[uint16]bool{}
@@ -282,6 +293,13 @@ func (p FS) dumpRelated(ns uint64, held map[uint64]holder) (map[uint64]Socket, [
 			}
 		}
 	}
+	var notFound []uint64
+	for _, ino := range asked {
+		if _, ok := m[ino]; !ok {
+			notFound = append(notFound, ino)
+		}
+	}
+	p.cache.setAbsentInet(notFound)
 	return relatedSockets(m, isHeld), warns, nil
 }
 

@@ -248,7 +248,12 @@ func TestLiveRelated(t *testing.T) {
 	closers = append(closers, func() { udp.Close() })
 	other := listenTCP()
 	cl, _ := connect(other) // the unit's client end of a connection elsewhere
-	unitFiles := []*os.File{file(l), file(a1), file(ul), pa, file(udp), file(cl)}
+	// An unbound TCP socket: in no table (its family only).
+	ub, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	must(err)
+	unbound := os.NewFile(uintptr(ub), "unbound")
+	closers = append(closers, func() { unbound.Close() })
+	unitFiles := []*os.File{file(l), file(a1), file(ul), pa, file(udp), file(cl), unbound}
 
 	// The outside process: what relates to the unit, and what does not.
 	q1, q2 := pair()
@@ -308,6 +313,11 @@ func TestLiveRelated(t *testing.T) {
 				}
 				t.Fatalf("holders source %q, want %q", rel.HoldersSource, tc.want)
 			}
+			// The unbound socket, looked for in the TCP table and not
+			// found, does not make the next related scan read it whole.
+			if ino := ino(unbound); !tc.fs.cache.absentInet()[ino] {
+				t.Errorf("the unbound socket (inode %d) not noted absent", ino)
+			}
 			if !rel.Related || full.Related {
 				t.Errorf("Related: %v for the related scan, %v for the full one", rel.Related, full.Related)
 			}
@@ -329,7 +339,7 @@ func TestLiveRelated(t *testing.T) {
 			for ino, s := range rel.Sockets {
 				if f, ok := full.Sockets[ino]; !ok {
 					t.Errorf("inode %d kept, not in the full scan", ino)
-				} else if f.Family != s.Family || f.State != s.State || f.Local != s.Local || f.Remote != s.Remote || f.Path != s.Path || f.PeerInode != s.PeerInode {
+				} else if f.Family != s.Family || f.Status != s.Status || f.State != s.State || f.Local != s.Local || f.Remote != s.Remote || f.Path != s.Path || f.PeerInode != s.PeerInode {
 					t.Errorf("inode %d: related %+v, full %+v", ino, s, f)
 				}
 				if !slices.Equal(relHolders[ino], fullHolders[ino]) {

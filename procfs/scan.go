@@ -197,6 +197,36 @@ type socketCache struct {
 	// related: full is a related scan's map (not every socket): an
 	// incremental pass cannot be built on it.
 	related bool
+	// absent are the held inet sockets the last related scan asked for
+	// and did not find in their tables (dumped whole, or not because
+	// they were absent before): in none (unbound, unconnected). One
+	// connected since is found at the latest ReuseScans related scans
+	// later (absentUses), when the set is not used.
+	absent     map[uint64]bool
+	absentUses int
+}
+
+// absentInet returns the inet sockets the last related scan did not find,
+// or nil every ReuseScans-th call.
+func (c *socketCache) absentInet() map[uint64]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.absentUses++; c.absentUses >= ReuseScans {
+		c.absentUses = 0
+		return nil
+	}
+	return c.absent
+}
+
+// setAbsentInet keeps the inet sockets a related scan did not find.
+func (c *socketCache) setAbsentInet(inodes []uint64) {
+	m := make(map[uint64]bool, len(inodes))
+	for _, ino := range inodes {
+		m[ino] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.absent = m
 }
 
 // setDumped records what a full scan's dump saw beyond what it read.
