@@ -473,3 +473,50 @@ func TestLiveResolveUnix(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveRelatedPathStat: a related /proc pass whose fresh processes hold
+// no FIFO or memfd does not stat the others' path targets, and a later one
+// whose fresh processes hold a memfd does not take those tables: the
+// memfd's other holder is found.
+func TestLiveRelatedPathStat(t *testing.T) {
+	requireRoot(t)
+	fs := liveFS(t)
+	mfd, err := unix.MemfdCreate("fdtop-test", unix.MFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memfd := os.NewFile(uintptr(mfd), "memfd")
+	defer memfd.Close()
+	memIno := mustInode(t, mfd)
+	start := func(files ...*os.File) int {
+		t.Helper()
+		cmd := exec.Command("/bin/sleep", "120")
+		cmd.ExtraFiles = files
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitQuiet(t, cmd.Process.Pid, "sleep")
+		return cmd.Process.Pid
+	}
+	plain := start()        // a unit holding no FIFO or memfd
+	keeper := start(memfd)  // a unit holding the memfd
+	outside := start(memfd) // another holder of it
+	ctx := context.Background()
+	holds := func(s *Scan, pid int) bool {
+		p, ok := s.Process(pid)
+		return ok && slices.ContainsFunc(p.FDs, func(fd FD) bool { return fd.Inode == memIno && fd.Kind == KindMemfd })
+	}
+	for i, tc := range []struct {
+		fresh int
+		want  bool
+	}{{plain, false}, {keeper, true}, {plain, false}, {keeper, true}} {
+		s, err := fs.Scan(ctx, ScanOptions{FreshPIDs: []int{tc.fresh}, Related: true, ReuseFDs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := holds(s, outside); got != tc.want {
+			t.Errorf("scan %d (fresh pid %d): the outside process holds the memfd: %v, want %v", i+1, tc.fresh, got, tc.want)
+		}
+	}
+}

@@ -73,15 +73,19 @@ type fdTable struct {
 	// only sockets, pipes, FIFOs and memfds, without their link text
 	// (compactFDs). Only related scans take such a table.
 	compact bool
+	// noPathStat: read without stat'ing path targets (no FIFO or memfd
+	// in it). Only related scans whose fresh processes hold neither take
+	// such a table.
+	noPathStat bool
 }
 
 func newFDTables() *fdTables { return &fdTables{by: map[int]fdTable{}} }
 
-func (t *fdTables) get(pid int, start uint64, count, scan int, related bool) (fdTable, bool) {
+func (t *fdTables) get(pid int, start uint64, count, scan int, related, noPathStat bool) (fdTable, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.by[pid]
-	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans || e.compact && !related {
+	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans || e.compact && !related || e.noPathStat && !noPathStat {
 		return fdTable{}, false
 	}
 	return e, true
@@ -439,6 +443,7 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 		}
 		walk(fresh)
 		freshInodes = map[uint64]bool{}
+		var fifoOrMemfd bool        // held by a fresh process
 		held := map[uint64]holder{} // sockets held in the own namespace
 		for _, i := range fresh {
 			r := &results[i]
@@ -450,6 +455,7 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 					continue
 				}
 				freshInodes[fd.Inode] = true
+				fifoOrMemfd = fifoOrMemfd || fd.Kind == KindFIFO || fd.Kind == KindMemfd
 				if fd.Kind == KindSocket && (r.proc.NetNS == ownNS || r.proc.NetNS == 0) {
 					if _, ok := held[fd.Inode]; !ok {
 						held[fd.Inode] = holder{r.proc.PID, fd.Num}
@@ -463,6 +469,9 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 				defer dumpWG.Done()
 				dumped, dumpWarn, dumpErr = p.dumpRelated(ownNS, held)
 			}()
+		}
+		if reuse != nil {
+			reuse.noPathStat = !fifoOrMemfd
 		}
 		walk(rest)
 	} else {
@@ -608,6 +617,9 @@ type reuseScan struct {
 	// related: a related scan (a process not fresh keeps only what
 	// compactFDs keeps).
 	related bool
+	// noPathStat: the fresh processes of a related scan hold no FIFO and
+	// no memfd, so the others' path targets, never kept, are not stat'ed.
+	noPathStat bool
 }
 
 // scanProcess reads one process, its descriptors and handoff environment;
@@ -649,14 +661,17 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 		var st unix.Stat_t
 		if err := unix.Fstatat(op.dirfd, "fd", &st, 0); err == nil && st.Size > 0 {
 			count = int(st.Size)
-			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan, reuse.related); ok && reuse.use && !reuse.fresh[pid] {
+			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan, reuse.related, reuse.noPathStat); ok && reuse.use && !reuse.fresh[pid] {
 				proc.FDs, proc.Handoff = e.fds, e.handoff
 				return procResult{ok: true, proc: proc}
 			}
 		}
 	}
+	noPathStat := reuse != nil && reuse.noPathStat && !reuse.fresh[pid]
 	if !proc.Kernel {
+		r.noPathStat = noPathStat
 		fds, err := r.readFDs(pid, op.dirfd, withInfo, nil)
+		r.noPathStat = false
 		switch {
 		case err == nil:
 			proc.FDs = fds
@@ -688,7 +703,7 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 	out.denied = proc.Denied
 	out.proc = proc
 	if count >= 0 && out.err == nil && !proc.Denied && !proc.EnvDenied {
-		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff, compact: compact})
+		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff, compact: compact, noPathStat: noPathStat})
 	}
 	return out
 }
