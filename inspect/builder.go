@@ -175,8 +175,11 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	pids = dedupe(pids)
 	if opts.FullScan {
 		// A host-wide pass of a follower (Cached) reads again only the
-		// processes that changed, and the units' and the manager's.
-		scan, err = b.Kernel.Scan(ctx, procfs.ScanOptions{ReuseFDs: opts.Cached, FreshPIDs: pids})
+		// processes that changed, and the units' and the manager's. It
+		// keeps of the host what relates to those: the holders of what
+		// they hold, the connections accepted from their listeners, the
+		// peers of their unix sockets (what Join shows).
+		scan, err = b.Kernel.Scan(ctx, procfs.ScanOptions{ReuseFDs: opts.Cached, FreshPIDs: pids, Related: true})
 	} else {
 		scan, err = b.Kernel.ScanPIDs(ctx, pids, procfs.ScanOptions{})
 	}

@@ -221,8 +221,15 @@ func addrBytes16(a netip.Addr) []byte {
 
 // appendUnixReq appends a unix_diag_req: a dump if ino is 0, else an exact lookup.
 func appendUnixReq(b []byte, ino uint32) []byte {
+	return appendUnixStatesReq(b, ino, 0xffffffff)
+}
+
+// appendUnixStatesReq appends a unix_diag_req for the sockets in the given
+// states (a mask of 1<<SockState: the kernel skips the others before
+// describing them).
+func appendUnixStatesReq(b []byte, ino, states uint32) []byte {
 	b = append(b, unix.AF_UNIX, 0, 0, 0)
-	b = binary.NativeEndian.AppendUint32(b, 0xffffffff)
+	b = binary.NativeEndian.AppendUint32(b, states)
 	b = binary.NativeEndian.AppendUint32(b, ino)
 	b = binary.NativeEndian.AppendUint32(b, udiagShowName|udiagShowPeer|udiagShowRQLen)
 	return binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(b, ^uint32(0)), ^uint32(0))
@@ -410,10 +417,36 @@ func (c *diagConn) dumpInet(family Family, proto Proto, fn func(Socket)) error {
 	})
 }
 
+// dumpInetStates dumps the sockets of one inet table (family × protocol)
+// in the given states (a mask of 1<<SockState) that the bytecode
+// attribute bc keeps (every one for nil), and only those with a
+// descriptor's inode.
+func (c *diagConn) dumpInetStates(family Family, proto Proto, states uint32, bc []byte, fn func(Socket)) error {
+	c.seq++
+	c.req = appendInetReq(appendNlHdr(c.req[:0], inetDiagReqLen+len(bc), unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), family, proto, states, nil)
+	c.req = append(c.req, bc...)
+	return c.dump(c.req, c.seq, func(p []byte) error {
+		s, err := parseInetDiagMsg(p, proto)
+		if err != nil {
+			return err
+		}
+		if s.Inode != 0 {
+			fn(s)
+		}
+		return nil
+	})
+}
+
 // dumpUnix dumps the unix socket table.
 func (c *diagConn) dumpUnix(fn func(Socket)) error {
+	return c.dumpUnixStates(0xffffffff, fn)
+}
+
+// dumpUnixStates dumps the unix sockets in the given states (a mask of
+// 1<<SockState).
+func (c *diagConn) dumpUnixStates(states uint32, fn func(Socket)) error {
 	c.seq++
-	c.req = appendUnixReq(appendNlHdr(c.req[:0], unixDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), 0)
+	c.req = appendUnixStatesReq(appendNlHdr(c.req[:0], unixDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), 0, states)
 	return c.dump(c.req, c.seq, func(p []byte) error {
 		s, err := parseUnixDiagMsg(p)
 		if err != nil {

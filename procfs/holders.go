@@ -65,27 +65,73 @@ func (p FS) WithHolders(h Holders) FS {
 	return p
 }
 
-// bpfSocketFDs is one run of the BPF pass: the socket descriptors of each
-// process, and the boot-clock tick the run started at. Only processes
-// started before that tick are taken from it: a pid listed by the iterator
-// is theirs, not a later process's under a reused pid.
+// bpfSocketFDs is one run of the BPF pass: the socket descriptors of
+// each process it listed, as the kernel gave them (16-byte records),
+// sorted by pid and fd; FD values are made only for the processes and
+// descriptors asked for. Only processes started before the run are taken
+// from it (bpfRun.since): a pid it lists is theirs, not a later process's
+// under a reused pid.
 type bpfSocketFDs struct {
-	by    map[int][]FD
-	since uint64 // clock ticks since boot, as Process.StartTime
+	recs []bpfiter.Record
+	at   map[int][2]int // pid -> its records, recs[at[0]:at[1]]
 }
 
-// take returns the socket descriptors of a process the iterator saw, or
-// false if it must be read from /proc (it started since the run began).
-func (b *bpfSocketFDs) take(proc *Process) ([]FD, bool) {
-	if b == nil || proc.StartTime >= b.since {
-		return nil, false
+// fds returns pid's socket descriptors, sorted by number: every one for a
+// nil keep, else those whose inode keep has (nil when none).
+func (b *bpfSocketFDs) fds(pid int, keep map[uint64]bool) []FD {
+	r, ok := b.at[pid]
+	if !ok {
+		return nil
 	}
-	return b.by[proc.PID], true
+	n := r[1] - r[0]
+	if keep != nil {
+		n = 0
+		for _, rec := range b.recs[r[0]:r[1]] {
+			if keep[rec.Inode] {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	out := make([]FD, 0, n)
+	for _, rec := range b.recs[r[0]:r[1]] {
+		if keep == nil || keep[rec.Inode] {
+			out = append(out, FD{Num: int(rec.FD), Kind: KindSocket, Inode: rec.Inode})
+		}
+	}
+	return out
 }
 
-// socketFDs runs the BPF pass. It returns nil and the reason /proc is used
-// when it cannot; a failure disables it for the FS's later scans.
+// bpfRun is a run of the BPF pass under way: since is known when it
+// starts, so processes can be read while the kernel walks the file tables.
+type bpfRun struct {
+	since uint64 // clock ticks since boot when the run started
+	done  chan struct{}
+	fds   *bpfSocketFDs // after done: the run's records, or nil
+	why   string        // after done: why /proc is used, when fds is nil
+}
+
+// wait returns the run's descriptors, or nil and why /proc must be used.
+func (r *bpfRun) wait() (*bpfSocketFDs, string) {
+	<-r.done
+	return r.fds, r.why
+}
+
+// socketFDs runs the BPF pass and waits for it (startSocketFDs).
 func (p FS) socketFDs() (*bpfSocketFDs, string) {
+	run, why := p.startSocketFDs()
+	if run == nil {
+		return nil, why
+	}
+	return run.wait()
+}
+
+// startSocketFDs starts the BPF pass (loading the iterator at the first
+// call). It returns nil and the reason /proc is used when it cannot; a
+// failure, now or when the run ends, disables it for the FS's later scans.
+func (p FS) startSocketFDs() (*bpfRun, string) {
 	hp := p.hp
 	if hp == nil || !p.live || p.root != "/proc" {
 		return nil, "not the host's /proc"
@@ -110,16 +156,27 @@ func (p FS) socketFDs() (*bpfSocketFDs, string) {
 		hp.fail(fmt.Errorf("boot clock: %w", err))
 		return nil, hp.why
 	}
-	since := uint64(time.Duration(ts.Nano()) / (time.Second / userHZ))
-	recs, err := hp.it.Records()
-	if err != nil {
-		if errors.Is(err, bpfiter.ErrOtherPIDNamespace) {
-			err = errors.New("fdtop runs in a pid namespace other than the host's: the iterator's pids are the host's")
+	run := &bpfRun{since: uint64(time.Duration(ts.Nano()) / (time.Second / userHZ)), done: make(chan struct{})}
+	it := hp.it
+	go func() {
+		defer close(run.done)
+		recs, err := it.Records()
+		if err != nil {
+			if errors.Is(err, bpfiter.ErrOtherPIDNamespace) {
+				err = errors.New("fdtop runs in a pid namespace other than the host's: the iterator's pids are the host's")
+			}
+			hp.mu.Lock()
+			if hp.it == it {
+				hp.fail(err)
+			}
+			run.why = hp.why
+			hp.mu.Unlock()
+			return
 		}
-		hp.fail(err)
-		return nil, hp.why
-	}
-	return &bpfSocketFDs{by: groupRecords(recs), since: since}, ""
+		recs, at := groupRecords(recs)
+		run.fds = &bpfSocketFDs{recs: recs, at: at}
+	}()
+	return run, ""
 }
 
 // fail closes the iterator and keeps the reason.
@@ -131,24 +188,21 @@ func (hp *holderPass) fail(err error) {
 	}
 }
 
-// groupRecords turns records into each process's socket descriptors,
-// sorted by number, in one backing array.
-func groupRecords(recs []bpfiter.Record) map[int][]FD {
+// groupRecords sorts records by pid and fd and indexes each process's.
+func groupRecords(recs []bpfiter.Record) ([]bpfiter.Record, map[int][2]int) {
 	slices.SortFunc(recs, func(a, b bpfiter.Record) int {
 		if a.PID != b.PID {
 			return int(a.PID) - int(b.PID)
 		}
 		return int(a.FD) - int(b.FD)
 	})
-	all := make([]FD, len(recs))
-	by := map[int][]FD{}
+	at := map[int][2]int{}
 	start := 0
 	for i, r := range recs {
-		all[i] = FD{Num: int(r.FD), Kind: KindSocket, Inode: r.Inode}
 		if i+1 == len(recs) || recs[i+1].PID != r.PID {
-			by[int(r.PID)] = all[start : i+1 : i+1]
+			at[int(r.PID)] = [2]int{start, i + 1}
 			start = i + 1
 		}
 	}
-	return by
+	return recs, at
 }

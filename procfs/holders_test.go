@@ -364,6 +364,9 @@ func TestLiveHoldersFallback(t *testing.T) {
 	}{
 		{"no BTF", Holders{BPF: bpfiter.Options{BTFPath: t.TempDir() + "/no-vmlinux"}}, "kernel BTF"},
 		{"refused", Holders{BPF: bpfiter.Options{Reject: true}}, "load task_file iterator"},
+		// Loaded, its run fails while the processes are read: those left
+		// to it are read again from /proc.
+		{"run fails", Holders{BPF: bpfiter.Options{FailRuns: true}}, "pid namespace"},
 		{"asked", Holders{Proc: true}, "asked for"},
 	}
 	for _, tt := range tests {

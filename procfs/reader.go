@@ -15,6 +15,10 @@ type procReader struct {
 	dents   []byte // getdents64 buffer
 	link    []byte // readlink buffer
 	nameBuf []byte // NUL-terminated names
+	// noPathStat: readFDs does not stat path targets (a link text
+	// starting with "/") for their mode and inode: files, FIFOs and
+	// memfds are then files without an inode.
+	noPathStat bool
 }
 
 func newProcReader(p FS) *procReader {
@@ -192,7 +196,7 @@ func (r *procReader) readFDs(pid, dirfd int, withInfo bool, dst []FD) ([]FD, err
 			var ino uint64
 			// Paths and memfds are stat'ed for their inode: memfds are
 			// what fd stores hold, joined by inode with the manager's.
-			if len(target) > 0 && target[0] == '/' {
+			if len(target) > 0 && target[0] == '/' && !r.noPathStat {
 				var st unix.Stat_t
 				if err := fstatatZ(fdDir, &name[0], &st); err == nil {
 					mode, ino = st.Mode, st.Ino

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -39,6 +40,15 @@ type ScanOptions struct {
 	// FreshPIDs are the processes a ReuseFDs scan reads in full anyway
 	// (those shown in detail).
 	FreshPIDs []int
+	// Related makes a full scan keep, of the host beyond FreshPIDs, only
+	// what relates to them (see related.go): the sockets they hold, the
+	// peers of their unix sockets, the connections accepted from their
+	// listeners, and the other processes' descriptors of these and of
+	// what FreshPIDs hold. Every process is still read (identity, handoff
+	// environment). Its cost and memory follow what FreshPIDs hold, not
+	// the host (the socket tables are not read whole where the kernel can
+	// filter them or a lookup finds a socket). Scan.Related says so.
+	Related bool
 }
 
 // ReuseScans bounds how many full scans in a row may take a process's
@@ -59,15 +69,23 @@ type fdTable struct {
 	readAt  int // the scan that read it
 	fds     []FD
 	handoff *HandoffEnv
+	// compact: fds are a related scan's, of a process not read fresh:
+	// only sockets, pipes, FIFOs and memfds, without their link text
+	// (compactFDs). Only related scans take such a table.
+	compact bool
+	// noPathStat: read without stat'ing path targets (no FIFO or memfd
+	// in it). Only related scans whose fresh processes hold neither take
+	// such a table.
+	noPathStat bool
 }
 
 func newFDTables() *fdTables { return &fdTables{by: map[int]fdTable{}} }
 
-func (t *fdTables) get(pid int, start uint64, count, scan int) (fdTable, bool) {
+func (t *fdTables) get(pid int, start uint64, count, scan int, related, noPathStat bool) (fdTable, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e, ok := t.by[pid]
-	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans {
+	if !ok || e.start != start || e.count != count || scan-e.readAt >= ReuseScans || e.compact && !related || e.noPathStat && !noPathStat {
 		return fdTable{}, false
 	}
 	return e, true
@@ -133,6 +151,11 @@ type Scan struct {
 	// Hierarchy is the cgroup hierarchy the processes' units were read
 	// from (FS.Hierarchy; UseHierarchy changes it).
 	Hierarchy Hierarchy
+	// Related reports a full scan made with ScanOptions.Related: Sockets
+	// holds only the sockets related to the processes read fresh, and the
+	// other processes' FDs only their descriptors of those sockets and of
+	// what the fresh processes hold (not all they hold).
+	Related bool
 }
 
 // Process returns the scanned process with the given pid.
@@ -175,6 +198,39 @@ type socketCache struct {
 	// not read and the sockets no process it read held.
 	denied []int
 	unheld []uint64
+	// related: full is a related scan's map (not every socket): an
+	// incremental pass cannot be built on it.
+	related bool
+	// absent are the held inet sockets the last related scan asked for
+	// and did not find in their tables (dumped whole, or not because
+	// they were absent before): in none (unbound, unconnected). One
+	// connected since is found at the latest ReuseScans related scans
+	// later (absentUses), when the set is not used.
+	absent     map[uint64]bool
+	absentUses int
+}
+
+// absentInet returns the inet sockets the last related scan did not find,
+// or nil every ReuseScans-th call.
+func (c *socketCache) absentInet() map[uint64]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.absentUses++; c.absentUses >= ReuseScans {
+		c.absentUses = 0
+		return nil
+	}
+	return c.absent
+}
+
+// setAbsentInet keeps the inet sockets a related scan did not find.
+func (c *socketCache) setAbsentInet(inodes []uint64) {
+	m := make(map[uint64]bool, len(inodes))
+	for _, ino := range inodes {
+		m[ino] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.absent = m
 }
 
 // setDumped records what a full scan's dump saw beyond what it read.
@@ -224,6 +280,18 @@ func (c *socketCache) setFull(m map[uint64]Socket) {
 	defer c.mu.Unlock()
 	c.full = m
 	c.extra = map[uint64]Socket{}
+	c.related = false
+}
+
+// setRelated keeps a related scan's sockets for exact lookups; they are
+// not every socket of the host.
+func (c *socketCache) setRelated(m map[uint64]Socket) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.full = m
+	c.extra = map[uint64]Socket{}
+	c.related = true
+	c.denied, c.unheld = nil, nil
 }
 
 func (c *socketCache) size() int {
@@ -267,12 +335,21 @@ type procResult struct {
 	ok     bool
 	denied bool
 	err    error
+	// bpf: the process's socket descriptors are the BPF run's, not yet
+	// made into FDs (a related scan makes those it keeps).
+	bpf bool
 }
 
 func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (*Scan, error) {
 	res := &Scan{Hierarchy: p.hier}
 	ownNS := p.ownNetNS()
 	useNetlink := p.live && !opts.NoNetlink && !opts.NoSockets
+	related := full && opts.Related && !opts.NoSockets
+	res.Related = related
+	freshPID := make(map[int]bool, len(opts.FreshPIDs))
+	for _, pid := range opts.FreshPIDs {
+		freshPID[pid] = true
+	}
 
 	// A full scan dumps the own namespace's tables while the walkers run.
 	var (
@@ -292,67 +369,156 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	}
 	// A pass reusing tables may also reuse the last dump's sockets
 	// (incremental, after the walk); every ReuseScans-th dumps anew.
-	incremental := full && useNetlink && reuse != nil && reuse.use && reuse.scan%ReuseScans != 0 && p.cache.size() > 0
+	incremental := full && useNetlink && !related && reuse != nil && reuse.use && reuse.scan%ReuseScans != 0 && p.cache.size() > 0
 	dump := func() {
 		defer dumpWG.Done()
 		dumped, dumpWarn, dumpErr = p.dumpNS("", ownNS, p.cache.size())
 	}
-	if full && useNetlink && !incremental {
+	if full && useNetlink && !incremental && !related {
 		dumpWG.Add(1)
 		go dump()
 	}
 
 	// A full scan takes the socket descriptors of the processes not
-	// asked for fresh from one run of the BPF iterator where it loads.
-	var bpf *bpfSocketFDs
+	// asked for fresh from one run of the BPF iterator where it loads,
+	// which runs while the processes are read.
+	var run *bpfRun
 	if full {
 		res.HoldersSource = HoldersProc
 		if opts.FDInfo {
 			res.HoldersNote = "descriptor details (fdinfo) were asked for"
-		} else if bpf, res.HoldersNote = p.socketFDs(); bpf != nil {
+		} else if run, res.HoldersNote = p.startSocketFDs(); run != nil {
 			res.HoldersSource = HoldersBPF
-			if reuse != nil {
-				reuse.bpf = bpf
-			} else {
-				reuse = &reuseScan{bpf: bpf, fresh: map[int]bool{}}
+			if reuse == nil {
+				reuse = &reuseScan{fresh: map[int]bool{}}
 				for _, pid := range opts.FreshPIDs {
 					reuse.fresh[pid] = true
 				}
 			}
+			reuse.bpf, reuse.since = true, run.since
 		}
 	}
 
+	if reuse != nil {
+		reuse.related = related
+	}
 	results := make([]procResult, len(pids))
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = max(1, min(workers, len(pids)))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := newProcReader(p)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(pids) || ctx.Err() != nil {
-					return
+	walk := func(idx []int) {
+		workers := opts.Workers
+		if workers <= 0 {
+			workers = runtime.GOMAXPROCS(0)
+		}
+		workers = max(1, min(workers, len(idx)))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := newProcReader(p)
+				for {
+					k := int(next.Add(1) - 1)
+					if k >= len(idx) || ctx.Err() != nil {
+						return
+					}
+					i := idx[k]
+					results[i] = r.scanProcess(pids[i], opts.FDInfo, reuse)
 				}
-				results[i] = r.scanProcess(pids[i], opts.FDInfo, reuse)
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
+	// What the fresh processes hold (a related scan).
+	var freshInodes map[uint64]bool
+	if related {
+		// The fresh processes first: what they hold is what the socket
+		// tables are read for, while the others are read.
+		var fresh, rest []int
+		for i, pid := range pids {
+			if freshPID[pid] {
+				fresh = append(fresh, i)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		walk(fresh)
+		freshInodes = map[uint64]bool{}
+		var fifoOrMemfd bool        // held by a fresh process
+		held := map[uint64]holder{} // sockets held in the own namespace
+		for _, i := range fresh {
+			r := &results[i]
+			if !r.ok {
+				continue
+			}
+			for _, fd := range r.proc.FDs {
+				if fd.Inode == 0 {
+					continue
+				}
+				freshInodes[fd.Inode] = true
+				fifoOrMemfd = fifoOrMemfd || fd.Kind == KindFIFO || fd.Kind == KindMemfd
+				if fd.Kind == KindSocket && (r.proc.NetNS == ownNS || r.proc.NetNS == 0) {
+					if _, ok := held[fd.Inode]; !ok {
+						held[fd.Inode] = holder{r.proc.PID, fd.Num}
+					}
+				}
+			}
+		}
+		if useNetlink {
+			dumpWG.Add(1)
+			go func() {
+				defer dumpWG.Done()
+				dumped, dumpWarn, dumpErr = p.dumpRelated(ownNS, held)
+			}()
+		}
+		if reuse != nil {
+			reuse.noPathStat = !fifoOrMemfd
+		}
+		walk(rest)
+	} else {
+		all := make([]int, len(pids))
+		for i := range all {
+			all[i] = i
+		}
+		walk(all)
+	}
+	// The BPF run's end: where it failed, the processes left to it are
+	// read from /proc.
+	var bpf *bpfSocketFDs
+	if run != nil {
+		var why string
+		if bpf, why = run.wait(); bpf == nil {
+			res.HoldersSource, res.HoldersNote = HoldersProc, why
+			var again []int
+			for i := range results {
+				if results[i].bpf {
+					again = append(again, i)
+				}
+			}
+			reuse.bpf = false
+			walk(again)
+		} else if !related {
+			for i := range results {
+				if r := &results[i]; r.bpf {
+					r.proc.FDs, r.bpf = bpf.fds(r.proc.PID, nil), false
+				}
+			}
+		}
+	}
 	dumpWG.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	res.Processes = make([]Process, 0, len(pids))
-	var denied []int // the processes not readable, by PID
+	var denied []int         // the processes not readable, by PID
+	var fromBPF map[int]bool // the processes whose socket FDs are still the BPF run's
 	for i := range results {
 		r := &results[i]
+		if r.ok && r.bpf {
+			if fromBPF == nil {
+				fromBPF = map[int]bool{}
+			}
+			fromBPF[r.proc.PID] = true
+		}
 		if r.denied {
 			res.Unreadable++
 			denied = append(denied, pids[i])
@@ -403,9 +569,26 @@ func (p FS) scan(ctx context.Context, pids []int, opts ScanOptions, full bool) (
 	res.Sockets = dumped
 
 	// Socket inodes held, per namespace, with one holder each.
-	need := p.neededSockets(res, full, ownNS)
-	if full {
-		p.resolveFull(ctx, res, need, ownNS, useNetlink)
+	if related {
+		// The sockets the fresh processes hold in other namespaces (or
+		// all, without sock_diag), and what relates to them there; then
+		// the others' descriptors of what is kept.
+		need := p.neededSockets(res, freshPID)
+		p.resolveFull(ctx, res, need, ownNS, useNetlink, true)
+		keep := relatedInodes(res.Sockets, freshInodes)
+		for i := range res.Processes {
+			pr := &res.Processes[i]
+			switch {
+			case freshPID[pr.PID]:
+			case fromBPF[pr.PID]:
+				pr.FDs = bpf.fds(pr.PID, keep)
+			default:
+				pr.FDs = keepFDs(pr.FDs, keep)
+			}
+		}
+		p.cache.setRelated(res.Sockets)
+	} else if need := p.neededSockets(res, nil); full {
+		p.resolveFull(ctx, res, need, ownNS, useNetlink, false)
 		p.cache.setFull(res.Sockets)
 		if reuse != nil {
 			p.cache.setDumped(res, denied)
@@ -425,9 +608,18 @@ type reuseScan struct {
 	scan  int
 	use   bool         // take the tables (else only keep them)
 	fresh map[int]bool // read in full anyway
-	// bpf, when set, has the socket descriptors of the processes not
-	// fresh: their /proc/PID/fd is not read.
-	bpf *bpfSocketFDs
+	// bpf: a BPF run started at since (clock ticks since boot) has the
+	// socket descriptors of the processes not fresh started before it:
+	// their /proc/PID/fd is not read, their FDs are made from the run's
+	// records after the walk (a related scan's: only those it keeps).
+	bpf   bool
+	since uint64
+	// related: a related scan (a process not fresh keeps only what
+	// compactFDs keeps).
+	related bool
+	// noPathStat: the fresh processes of a related scan hold no FIFO and
+	// no memfd, so the others' path targets, never kept, are not stat'ed.
+	noPathStat bool
 }
 
 // scanProcess reads one process, its descriptors and handoff environment;
@@ -448,37 +640,38 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 	out := procResult{ok: true}
 	proc := op.Process
 	count := -1
-	if reuse != nil && reuse.bpf != nil && !proc.Kernel && !reuse.fresh[pid] {
-		if fds, ok := reuse.bpf.take(&proc); ok {
-			proc.FDs = fds
-			h, err := r.readHandoff(pid, op.dirfd)
-			switch {
-			case err == nil:
-				proc.Handoff = h
-			case IsGone(err):
-				return procResult{}
-			case IsPermission(err):
-				proc.Denied = true
-			default:
-				out.err = fmt.Errorf("read environ of pid %d: %w", pid, err)
-			}
-			out.denied = proc.Denied
-			out.proc = proc
-			return out
+	if reuse != nil && reuse.bpf && !proc.Kernel && !reuse.fresh[pid] && proc.StartTime < reuse.since {
+		out.bpf = true
+		h, err := r.readHandoff(pid, op.dirfd)
+		switch {
+		case err == nil:
+			proc.Handoff = h
+		case IsGone(err):
+			return procResult{}
+		case IsPermission(err):
+			proc.Denied = true
+		default:
+			out.err = fmt.Errorf("read environ of pid %d: %w", pid, err)
 		}
+		out.denied = proc.Denied
+		out.proc = proc
+		return out
 	}
 	if reuse != nil && reuse.t != nil && !proc.Kernel {
 		var st unix.Stat_t
 		if err := unix.Fstatat(op.dirfd, "fd", &st, 0); err == nil && st.Size > 0 {
 			count = int(st.Size)
-			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan); ok && reuse.use && !reuse.fresh[pid] {
+			if e, ok := reuse.t.get(pid, proc.StartTime, count, reuse.scan, reuse.related, reuse.noPathStat); ok && reuse.use && !reuse.fresh[pid] {
 				proc.FDs, proc.Handoff = e.fds, e.handoff
 				return procResult{ok: true, proc: proc}
 			}
 		}
 	}
+	noPathStat := reuse != nil && reuse.noPathStat && !reuse.fresh[pid]
 	if !proc.Kernel {
+		r.noPathStat = noPathStat
 		fds, err := r.readFDs(pid, op.dirfd, withInfo, nil)
+		r.noPathStat = false
 		switch {
 		case err == nil:
 			proc.FDs = fds
@@ -501,10 +694,16 @@ func (r *procReader) scanProcess(pid int, withInfo bool, reuse *reuseScan) procR
 			out.err = errors.Join(out.err, fmt.Errorf("read environ of pid %d: %w", pid, err))
 		}
 	}
+	// A related scan keeps of a process not read fresh only descriptors
+	// whose holders are looked for by inode, and not their link text.
+	compact := reuse != nil && reuse.related && !reuse.fresh[pid]
+	if compact {
+		proc.FDs = compactFDs(proc.FDs)
+	}
 	out.denied = proc.Denied
 	out.proc = proc
 	if count >= 0 && out.err == nil && !proc.Denied && !proc.EnvDenied {
-		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff})
+		reuse.t.put(pid, fdTable{start: proc.StartTime, count: count, readAt: reuse.scan, fds: proc.FDs, handoff: proc.Handoff, compact: compact, noPathStat: noPathStat})
 	}
 	return out
 }
@@ -547,10 +746,13 @@ type nsNeed struct {
 // namespace is unknown are grouped under 0: they are looked for only by inode
 // in the own namespace's tables, and if not found there stay unresolved with
 // an unknown namespace, never labelled as the own namespace's.
-func (p FS) neededSockets(res *Scan, full bool, ownNS uint64) map[uint64]*nsNeed {
+func (p FS) neededSockets(res *Scan, only map[int]bool) map[uint64]*nsNeed {
 	need := map[uint64]*nsNeed{}
 	for i := range res.Processes {
 		pr := &res.Processes[i]
+		if only != nil && !only[pr.PID] {
+			continue
+		}
 		for _, fd := range pr.FDs {
 			if fd.Kind != KindSocket || fd.Inode == 0 {
 				continue
@@ -572,8 +774,9 @@ func (p FS) neededSockets(res *Scan, full bool, ownNS uint64) map[uint64]*nsNeed
 }
 
 // resolveFull fills res.Sockets for sockets not found in the own namespace's
-// dump: other namespaces are dumped whole; what is left gets its family.
-func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed, ownNS uint64, useNetlink bool) {
+// dump: other namespaces are dumped whole (of which a related scan keeps
+// what relates to the sockets needed); what is left gets its family.
+func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed, ownNS uint64, useNetlink, related bool) {
 	for ns, n := range need {
 		if ctx.Err() != nil {
 			return
@@ -597,6 +800,13 @@ func (p FS) resolveFull(ctx context.Context, res *Scan, need map[uint64]*nsNeed,
 			res.Warnings = append(res.Warnings, warn...)
 			if err != nil {
 				res.Warnings = append(res.Warnings, fmt.Sprintf("sockets of network namespace %d unresolved: %v", look, err))
+			}
+			if related {
+				held := make(map[uint64]bool, len(n.inodes))
+				for ino := range n.inodes {
+					held[ino] = true
+				}
+				m = relatedSockets(m, held)
 			}
 			for ino, s := range m {
 				res.Sockets[ino] = s
@@ -630,6 +840,12 @@ func (p FS) resolveIncremental(ctx context.Context, res *Scan, ownNS uint64, reu
 	p.cache.mu.Unlock()
 	if !sameDenied || len(res.Errors) > 0 {
 		return false
+	}
+	p.cache.mu.Lock()
+	partial := p.cache.related
+	p.cache.mu.Unlock()
+	if partial {
+		return false // the last dump kept only what related to its units
 	}
 	need := map[uint64]*nsNeed{}
 	unknown := 0
@@ -918,7 +1134,10 @@ func (p FS) lookupNS(res *Scan, n *nsNeed, ns uint64, nsPath string) error {
 const maxUnixLookups = 32
 
 // resolveUnix looks the unix sockets up by inode, or dumps the unix table
-// for them when they are many.
+// for them when they are many: the listeners and unconnected sockets first
+// (the kernel describes only those, a handful on a host with a million
+// connected sockets; a unit's sockets are mostly these), then the rest by
+// inode when few are left, else in a dump of the whole table.
 func (p FS) resolveUnix(c *diagConn, res *Scan, inodes []uint64, found func(Socket)) error {
 	if len(inodes) <= maxUnixLookups {
 		return c.lookupUnix(inodes, found)
@@ -927,16 +1146,26 @@ func (p FS) resolveUnix(c *diagConn, res *Scan, inodes []uint64, found func(Sock
 	for _, ino := range inodes {
 		want[ino] = true
 	}
-	err := c.dumpUnix(func(s Socket) {
+	take := func(s Socket) {
 		if want[s.Inode] {
+			delete(want, s.Inode)
 			found(s)
 		}
-	})
-	if errors.Is(err, errDumpInterrupted) {
-		res.Warnings = append(res.Warnings, "unix dump interrupted: data kept, may be inconsistent")
-		return nil
 	}
-	return err
+	interrupted := func(err error) error {
+		if errors.Is(err, errDumpInterrupted) {
+			res.Warnings = append(res.Warnings, "unix dump interrupted: data kept, may be inconsistent")
+			return nil
+		}
+		return err
+	}
+	if err := interrupted(c.dumpUnixStates(1<<StateListen|1<<StateClose, take)); err != nil {
+		return err
+	}
+	if len(want) <= maxUnixLookups {
+		return c.lookupUnix(slices.Sorted(maps.Keys(want)), found)
+	}
+	return interrupted(c.dumpUnix(take))
 }
 
 // dumpNS dumps every socket table of a network namespace (nsPath "" for the

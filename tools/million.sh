@@ -12,6 +12,7 @@
 #        BEFORE=path/to/fdtop: also the dashboard of that binary (an earlier
 #        commit's), on the same load
 #        HOLDERS=bpf|proc|bpf,proc (bpf,proc): the dashboard's holder passes
+#        PROFILE=dir: CPU profiles of one snapshot each way there, first
 set -eu
 PROCS=${1:-1000}
 FDS=${2:-1000}
@@ -25,4 +26,4 @@ go build -o "$work/million" ./tools/million
 echo "# tools/million.sh $PROCS $FDS at $(git describe --always --dirty), $(uname -r), $(nproc) cores"
 "$work/million" -fdtop "$work/fdtop" -bench "$work/procfs-bench" -procs "$PROCS" -fds "$FDS" \
 	-units "${UNITS:-100}" -runs "${RUNS:-3}" -limit "${LIMIT:-120s}" -window "${WINDOW:-30s}" \
-	-tools="$([ "${TOOLS:-1}" = 0 ] && echo false || echo true)" -before "${BEFORE:-}" -holders "${HOLDERS:-bpf,proc}"
+	-tools="$([ "${TOOLS:-1}" = 0 ] && echo false || echo true)" -before "${BEFORE:-}" -holders "${HOLDERS:-bpf,proc}" -profile "${PROFILE:-}"

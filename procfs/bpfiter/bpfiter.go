@@ -12,7 +12,6 @@
 package bpfiter
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +48,10 @@ type Options struct {
 	// register never written): how tests stand for a kernel that will not
 	// load the program.
 	Reject bool
+	// FailRuns makes every Records call fail as it does inside another
+	// pid namespace (ErrOtherPIDNamespace): how tests stand for a run
+	// that fails once the program is loaded.
+	FailRuns bool
 }
 
 // Iter is a loaded and attached task_file iterator. Safe for concurrent
@@ -60,6 +63,7 @@ type Iter struct {
 	mu     sync.Mutex
 	marker int    // a socket of this process, to check the pids (see Records)
 	ino    uint64 // its inode
+	fail   bool   // Options.FailRuns
 }
 
 // offsets are the field offsets the program reads, in bytes.
@@ -108,7 +112,7 @@ func Open(opts Options) (*Iter, error) {
 		prog.Close()
 		return nil, fmt.Errorf("attach task_file iterator: %w", explain(err))
 	}
-	it := &Iter{prog: prog, link: l, marker: -1}
+	it := &Iter{prog: prog, link: l, marker: -1, fail: opts.FailRuns}
 	// A socket of this process, found in every run, tells that the
 	// kernel's pids are this process's: not so inside a pid namespace.
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
@@ -157,9 +161,12 @@ func (it *Iter) Records() ([]Record, error) {
 		return nil, fmt.Errorf("run task_file iterator: %w", err)
 	}
 	defer rd.Close()
-	out, err := readRecords(bufio.NewReaderSize(rd, 1<<20))
+	out, err := readRecords(rd)
 	if err != nil {
 		return nil, fmt.Errorf("read task_file iterator: %w", err)
+	}
+	if it.fail {
+		return nil, ErrOtherPIDNamespace
 	}
 	self, marker := int32(os.Getpid()), int32(it.marker)
 	for _, r := range out {
@@ -170,21 +177,47 @@ func (it *Iter) Records() ([]Record, error) {
 	return nil, ErrOtherPIDNamespace
 }
 
-// readRecords decodes records until EOF.
+// readRecords decodes records until EOF, reading in large chunks (a
+// million descriptors are 16 MB of records) into blocks of records, then
+// one slice of the exact size: no slice grows record by record.
 func readRecords(rd io.Reader) ([]Record, error) {
-	var out []Record
-	var b [RecordSize]byte
+	const block = 1 << 16
+	var blocks [][]Record
+	cur := make([]Record, 0, block)
+	total := 0
+	buf := make([]byte, 1<<20)
+	have := 0 // bytes in buf not decoded yet
 	for {
-		if _, err := io.ReadFull(rd, b[:]); err == io.EOF {
+		n, err := rd.Read(buf[have:])
+		have += n
+		full := have - have%RecordSize
+		for b := buf[:full]; len(b) > 0; b = b[RecordSize:] {
+			if len(cur) == cap(cur) {
+				blocks, cur = append(blocks, cur), make([]Record, 0, block)
+			}
+			cur = append(cur, Record{
+				PID:   int32(binary.NativeEndian.Uint32(b[0:4])),
+				FD:    int32(binary.NativeEndian.Uint32(b[4:8])),
+				Inode: binary.NativeEndian.Uint64(b[8:16]),
+			})
+			total++
+		}
+		have = copy(buf, buf[full:have])
+		switch {
+		case err == io.EOF && have == 0:
+			if len(blocks) == 0 {
+				return cur, nil
+			}
+			out := make([]Record, 0, total)
+			for _, b := range append(blocks, cur) {
+				out = append(out, b...)
+			}
 			return out, nil
-		} else if err != nil {
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		case err != nil:
 			return nil, err
 		}
-		out = append(out, Record{
-			PID:   int32(binary.NativeEndian.Uint32(b[0:4])),
-			FD:    int32(binary.NativeEndian.Uint32(b[4:8])),
-			Inode: binary.NativeEndian.Uint64(b[8:16]),
-		})
 	}
 }
 

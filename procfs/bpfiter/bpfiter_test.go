@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -49,6 +50,21 @@ func TestReadRecords(t *testing.T) {
 	}
 	if _, err := readRecords(bytes.NewReader(b.Bytes()[:20])); err == nil {
 		t.Fatal("a torn record was not an error")
+	}
+	// More records than a block, read in pieces that cut records.
+	b.Reset()
+	const n = 1<<16 + 1000
+	for i := range n {
+		binary.Write(&b, binary.NativeEndian, Record{int32(i), 3, uint64(i) << 8})
+	}
+	got, err = readRecords(iotest.HalfReader(bytes.NewReader(b.Bytes())))
+	if err != nil || len(got) != n {
+		t.Fatalf("%d records, %v; want %d", len(got), err, n)
+	}
+	for i, r := range got {
+		if r != (Record{int32(i), 3, uint64(i) << 8}) {
+			t.Fatalf("record %d = %v", i, r)
+		}
 	}
 }
 

@@ -41,6 +41,7 @@ func main() {
 	tools := flag.Bool("tools", true, "measure the snapshots, the floor, lsof, lsfd and ss (false: the dashboard only)")
 	before := flag.String("before", "", "another fdtop binary whose dashboard is measured too, on the same load (an earlier commit's)")
 	holders := flag.String("holders", "bpf,proc", "the holder passes the dashboard is measured with (bpf, proc)")
+	profile := flag.String("profile", "", "write CPU profiles of one fdtop snapshot each way (BPF, /proc, --targeted) to this directory (FDTOP_CPUPROFILE) before the table")
 	flag.Parse()
 	if *bin == "" || *bench == "" {
 		fmt.Fprintln(os.Stderr, "million: -fdtop and -bench are required")
@@ -58,13 +59,13 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, envs); err != nil {
+	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, envs, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools bool, envs []string) error {
+func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools bool, envs []string, profile string) error {
 	ctx := context.Background()
 	for _, p := range []*string{&bin, &bench, &before} {
 		if *p == "" {
@@ -106,6 +107,23 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 	fmt.Printf("host: %d×%d descriptors (loadgen, ready in %.1fs), sandbox systemd %s with %d units, load average %s\n",
 		procs, fds, time.Since(start).Seconds(), sb.Version, units, loadavg())
 
+	if profile != "" {
+		for _, p := range []struct{ name, env, flag string }{{"bpf", "", ""}, {"proc", "FDTOP_HOLDERS=proc", ""}, {"targeted", "", "--targeted"}} {
+			env := []string{"FDTOP_CPUPROFILE=" + filepath.Join(profile, "snapshot-"+p.name+".prof")}
+			if p.env != "" {
+				env = append(env, p.env)
+			}
+			argv := []string{bin, "snapshot", "--json", "--address", sb.Address}
+			if p.flag != "" {
+				argv = append(argv, p.flag)
+			}
+			w, r, err := timed(ctx, 0, env, argv)
+			if err != nil {
+				return fmt.Errorf("profile snapshot %s: %w", p.name, err)
+			}
+			fmt.Printf("profiled snapshot %s: %.3fs, %.1f MiB\n", p.name, w, r/1024)
+		}
+	}
 	if tools {
 		if err := measureTools(ctx, bin, bench, sb.Address, runs, limit); err != nil {
 			return err

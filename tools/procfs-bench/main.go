@@ -3,6 +3,7 @@
 // driven by tools/procfs-compare.sh.
 //
 //	procfs-bench -mode scan      # full host scan, every fd classified, every socket resolved
+//	procfs-bench -mode scan -related -pids 1,2   # full scan keeping what relates to pids 1 and 2
 //	procfs-bench -mode bare      # the floor: getdents64 + readlinkat over /proc/*/fd
 //	procfs-bench -mode targeted -pids 1,2,3   # targeted scan (after one warm-up full scan)
 //	procfs-bench -mode sockets   # socket tables only
@@ -17,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -75,6 +77,8 @@ func main() {
 	hold := flag.Duration("hold", 10*time.Minute, "how long -mode load holds the load at most")
 	pidFile := flag.String("pidfile", "", "-mode load writes the holder pids here once ready")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile")
+	memProfile := flag.String("memprofile", "", "write a heap profile after the last repetition")
+	related := flag.Bool("related", false, "-mode scan: keep only what relates to -pids (ScanOptions.Related)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -90,14 +94,29 @@ func main() {
 		}
 		return
 	}
-	if err := run(*mode, *root, *pidList, *n, procfs.ScanOptions{FDInfo: *fdinfo, NoNetlink: *noNetlink, NoSockets: *noSockets, Workers: *workers}); err != nil {
+	opts := procfs.ScanOptions{FDInfo: *fdinfo, NoNetlink: *noNetlink, NoSockets: *noSockets, Workers: *workers, Related: *related}
+	if *related {
+		opts.FreshPIDs = parsePIDs(*pidList)
+	}
+	if err := run(*mode, *root, *pidList, *n, opts, *memProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "procfs-bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(mode, root, pidList string, n int, opts procfs.ScanOptions) error {
+// parsePIDs reads a comma-separated list of pids.
+func parsePIDs(list string) []int {
+	var pids []int
+	for _, f := range strings.Split(list, ",") {
+		if p, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+func run(mode, root, pidList string, n int, opts procfs.ScanOptions, memProfile string) error {
 	ctx := context.Background()
 	fs, err := procfs.New(root)
 	if err != nil {
@@ -124,13 +143,14 @@ func run(mode, root, pidList string, n int, opts procfs.ScanOptions) error {
 				return enc.Encode(s)
 			}
 			summary = summarize(s)
-		case "targeted":
-			var pids []int
-			for _, f := range strings.Split(pidList, ",") {
-				if p, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
-					pids = append(pids, p)
+			if memProfile != "" && i == n-1 {
+				if err := writeHeap(memProfile); err != nil {
+					return err
 				}
+				runtime.KeepAlive(s)
 			}
+		case "targeted":
+			pids := parsePIDs(pidList)
 			if i == 0 {
 				if _, err := fs.Scan(ctx, opts); err != nil { // warm the socket cache
 					return err
@@ -156,6 +176,20 @@ func run(mode, root, pidList string, n int, opts procfs.ScanOptions) error {
 		}
 	}
 	return nil
+}
+
+// writeHeap writes a heap profile of what is alive now.
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func summarize(s *procfs.Scan) string {
