@@ -786,7 +786,7 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 			sockNames[su.Unit], sockNames[su.FileDescriptorName] = true, true
 		}
 		for _, p := range svc.Passed {
-			if p.Inode != 0 && !sockNames[p.Name] && !prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) {
+			if p.Inode != 0 && !sockNames[p.Name] && (!prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) || storeNamesOther(raw.FDStore, p.Name, p.Inode)) {
 				// What the descriptor holds now was never in the store
 				// nor the manager's hands: the process closed what it was
 				// passed and the number was reused. What it was passed
@@ -1536,6 +1536,25 @@ func gone(svc *Service) bool {
 }
 
 // storeHas reports that a store (by storeKey) has an entry of inode.
+// storeNamesOther reports that the manager's own listing of the store
+// (254 and later; not inferred) has entries named name and none of them is
+// inode: a process passed that entry under its name holds something else
+// at that number now (it closed what it was passed; the number was reused
+// for a connection it accepted, one the manager may hold too).
+func storeNamesOther(store []StoreEntry, name string, inode uint64) bool {
+	named := false
+	for _, e := range store {
+		if e.Inferred || e.NameUnknown || e.Name != name {
+			continue
+		}
+		if e.Inode == inode {
+			return false
+		}
+		named = true
+	}
+	return named
+}
+
 func storeHas(store map[uint64]StoreEntry, inode uint64) bool {
 	for _, e := range store {
 		if e.Inode == inode {

@@ -252,6 +252,34 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 890124 on 254, op 436): the new process
+		// was passed "extra-1" (a memfd the store still lists) at fd 4,
+		// closed it and accepted a connection on fd 4 before the first
+		// view of it; the connection is also in the manager's hands (the
+		// server stores its connections). fd_passed said fd 4 was the
+		// connection.
+		name: "a passed fd reused before the first view",
+		steps: func() []inspect.Step {
+			after := serviceView(200, "active", 901)
+			svc := &after.Services[0]
+			svc.FDStoreMax, svc.FDStoreCount = 8, 1
+			svc.FDStore = []inspect.StoreEntry{{Name: "extra-1", Kind: "memfd", Inode: 68904}}
+			svc.Passed = append(svc.Passed, inspect.PassedFD{FD: 4, Name: "extra-1", Kind: "tcp", Inode: 901})
+			after.ManagerInodes = map[uint64]bool{77: true, 68904: true, 901: true}
+			return newSeq().view(serviceView(100, "active")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(after).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			for _, e := range evs {
+				if e.Type == inspect.EventFDPassed && e.FD == 4 && e.Inode != 0 {
+					t.Errorf("%s: fd 4 was passed the store's extra-1 (inode 68904), not what it holds now", inspect.FormatEvent(e))
+				}
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.
