@@ -285,6 +285,28 @@ type tracked struct {
 	// beforeStarting: the view before the job was taken while the old
 	// process started, and the unit became active since (startingView).
 	beforeStarting bool
+	// unread is the receive queue of each connection of the main process
+	// at the last view outside a job; stalled are those whose queue was
+	// not empty at two views in a row and did not shrink between them:
+	// the service left its client's data unread for an interval or more.
+	unread  map[uint64]uint32
+	stalled map[uint64]bool
+	// beforeStalled is stalled as it was when the job began.
+	beforeStalled map[uint64]bool
+}
+
+// noteUnread updates unread and stalled from a view of the service
+// outside a job.
+func (t *tracked) noteUnread(svc *Service) {
+	unread := make(map[uint64]uint32, len(svc.Connections))
+	stalled := map[uint64]bool{}
+	for _, c := range svc.Connections {
+		unread[c.Inode] = c.RecvQ
+		if prev, ok := t.unread[c.Inode]; ok && prev > 0 && c.RecvQ >= prev {
+			stalled[c.Inode] = true
+		}
+	}
+	t.unread, t.stalled = unread, stalled
 }
 
 // lostMain is a main process that went without a job, as last seen.
@@ -672,6 +694,9 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 	}
 	t.svc, t.sockets = svc, socks
 	t.remember(svc, socks)
+	if !t.jobActive && !t.awaitStart {
+		t.noteUnread(svc)
+	}
 	if first {
 		t.activeState = svc.ActiveState
 		t.mainPID = svc.MainPID
@@ -859,6 +884,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		}
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
+		t.beforeStalled = t.stalled
 		t.beforeStarting = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false
@@ -1218,12 +1244,13 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 			// reset it): closed by the client, not dropped.
 			closer = ClosedByClient
 		}
-		if gone && closer == "" && c.RecvQ > 0 {
+		if gone && closer == "" && t.beforeStalled[c.Inode] {
 			// Nothing is left of it, and the service had left what its
-			// client sent unread: a client that gave up waiting and hung
-			// up, and one the service's exit reset, leave the same
-			// nothing behind (the unread data makes the close a reset
-			// either way). Not said dropped.
+			// client sent unread for an interval or more before the job:
+			// a client that gave up waiting and hung up, and one the
+			// service's exit reset, leave the same nothing behind (the
+			// unread data makes the close a reset either way). Not said
+			// dropped.
 			h.ConnectionsUnknown = true
 			continue
 		}

@@ -177,18 +177,24 @@ func TestTrackerTruth(t *testing.T) {
 		},
 	}, {
 		// Found by the oracle (seed 2 on 254, op 36): of four connections
-		// the last view showed, one had its client's request unread
-		// (recv_q 7) and one its client hung up already (CLOSE-WAIT).
+		// the last views showed, one had its client's request unread
+		// (recv_q 7 at two views in a row) and one its client hung up
+		// already (CLOSE-WAIT).
 		// Both are gone without a trace after the restart (the exit's
 		// close reset them): the client that gave up and one the service
 		// dropped look alike, and a hung-up client was not dropped.
 		name: "gone without a trace: unread data, a client that hung up",
 		steps: func() []inspect.Step {
-			before := serviceView(100, "active", 1, 2, 3, 4)
-			cs := before.Services[0].Connections
-			cs[0].State, cs[1].State, cs[2].State, cs[3].State = "ESTAB", "ESTAB", "ESTAB", "CLOSE-WAIT"
-			cs[2].RecvQ = 7
-			return newSeq().view(before).
+			view := func(q0, q2 uint32) *inspect.Snapshot {
+				v := serviceView(100, "active", 1, 2, 3, 4)
+				cs := v.Services[0].Connections
+				cs[0].State, cs[1].State, cs[2].State, cs[3].State = "ESTAB", "ESTAB", "ESTAB", "CLOSE-WAIT"
+				// Connection 1's request is in flight at the last view
+				// (it was read between the two): a live client.
+				cs[0].RecvQ, cs[2].RecvQ = q0, q2
+				return v
+			}
+			return newSeq().view(view(5, 7)).after(500 * time.Millisecond).view(view(2, 7)).
 				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
 				changed(u32(200), "active").
 				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
