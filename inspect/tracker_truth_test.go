@@ -194,7 +194,7 @@ func TestTrackerTruth(t *testing.T) {
 				cs[0].RecvQ, cs[2].RecvQ = q0, q2
 				return v
 			}
-			return newSeq().view(view(5, 7)).after(500 * time.Millisecond).view(view(2, 7)).
+			return newSeq().view(view(5, 7)).after(500*time.Millisecond).view(view(2, 7)).
 				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
 				changed(u32(200), "active").
 				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
