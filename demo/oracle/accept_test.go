@@ -440,5 +440,3 @@ func (r *run) waitForQuiet(d time.Duration, cond func() bool) bool {
 	}
 	return false
 }
-
-

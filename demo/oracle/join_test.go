@@ -8,8 +8,8 @@ package oracle
 import (
 	"os"
 	"slices"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/fdtop/fdtop/inspect"
 	"github.com/fdtop/fdtop/internal/live"
