@@ -107,10 +107,14 @@ func (r *run) refillAccept() {
 		}
 		r.acceptConns = append(r.acceptConns, a)
 	}
-	r.waitFor("only the held instances of "+acceptSocket, func() bool {
-		in, err := r.mgr.instances(r.ctx, acceptTemplate+"*")
+	var in map[string]instance
+	if !r.waitFor("only the held instances of "+acceptSocket, func() bool {
+		var err error
+		in, err = r.mgr.instances(r.ctx, acceptTemplate+"*")
 		return err == nil && len(in) == len(r.acceptConns) && !slices.ContainsFunc(mapsValues(in), func(i instance) bool { return i.active != "active" })
-	})
+	}) {
+		r.t.Logf("%d held connections, the manager's instances: %v", len(r.acceptConns), in)
+	}
 }
 
 func mapsValues[K comparable, V any](m map[K]V) []V {
@@ -235,11 +239,6 @@ func (r *run) acceptOp(restart bool) string {
 		want = 1
 	}
 	r.judge("accept.handoff_count", len(hs) == want, "%d handoffs of %s, want %d", len(hs), acceptSocket, want)
-	if !restart {
-		// Every client was accepted (the socket listened throughout).
-		r.judge("accept.burst_accepted", res.refused == 0 && res.failed == 0 && propsAfter.nAccepted-propsBefore.nAccepted >= uint32(n),
-			"the manager's NAccepted went from %d to %d for a burst of %d (%d refused, %d failed)", propsBefore.nAccepted, propsAfter.nAccepted, n, res.refused, res.failed)
-	}
 	for _, e := range hs {
 		r.checkAcceptHandoff(e, instBefore, instAfter, lBefore, lAfter, dropped, propsBefore, propsAfter, res)
 	}
@@ -309,8 +308,10 @@ func (r *run) checkAcceptHandoff(e inspect.Event, before, after map[string]insta
 			"%d preserved %d dropped, the %d held clients saw %d dropped", h.ConnectionsPreserved, h.ConnectionsDropped, held, dropped)
 	}
 	r.judge("accept.refused_delta", h.RefusedDelta <= int(ca.nRefused-cb.nRefused), "refused_delta %d, the manager's NRefused went from %d to %d", h.RefusedDelta, cb.nRefused, ca.nRefused)
-	if h.Probe != nil {
-		r.judge("accept.probe_refused", h.Probe.Refused == 0 || res.refused > 0 || h.Probe.RefusedForMs > 0, "probe %+v, the burst's clients saw %d refused", h.Probe, res.refused)
+	if h.Probe != nil && h.Probe.Refused > 0 {
+		// A refusal needs a moment with nobody listening: the listener
+		// closed and bound anew.
+		r.judge("accept.probe_refused", lBefore != lAfter && h.Probe.RefusedForMs >= 0, "the gap meter saw %d refused (for %.1f ms), but ss says the listener %d was kept (the burst's clients saw %d refused)", h.Probe.Refused, h.Probe.RefusedForMs, lAfter, res.refused)
 	}
 }
 
