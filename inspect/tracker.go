@@ -875,6 +875,13 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		// A job that ended without a fresh view since is concluded on the
 		// latest one: the new job must not inherit it.
 		tr.concludeNow(name, now)
+		if t.awaitStart && e.Unit != name {
+			// A job on one of its socket units while the service is
+			// stopped (stopped with it, or started before it) starts no
+			// process of the service: the service's own start completes
+			// the stop+start.
+			return
+		}
 		t.jobActive, t.jobID, t.jobType, t.jobStart, t.jobStopped = true, e.ID, e.JobType, now, false
 		if t.awaitStart {
 			// The start of a stop+start: "before" is the view from

@@ -417,6 +417,49 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 8 on 252, op 6): the service stopped
+		// together with its socket unit, the socket started again, then
+		// the service. The socket's jobs start no process of the
+		// service: the stop+start ends with the service's own start
+		// (it said "stop+start, new PID 0" at the socket's stop).
+		name: "stopped with its socket, socket started before it",
+		steps: func() []inspect.Step {
+			sock := func(id uint32, kind, job, state string) inspect.Signal {
+				s := inspect.Signal{Kind: kind, Unit: "web.socket", ID: id, JobType: job}
+				if kind == inspect.SigJobRemoved {
+					s.Result = "done"
+				}
+				if state != "" {
+					s = inspect.Signal{Kind: inspect.SigUnitChanged, Unit: "web.socket", Changes: &dbusclient.UnitChanges{ActiveState: str(state)}}
+				}
+				return s
+			}
+			return newSeq().view(serviceView(100, "active", 1)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 20, JobType: "stop"}).
+				changed(u32(0), "inactive").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 20, Result: "done"}).
+				view(serviceView(0, "inactive")).
+				sig(sock(21, inspect.SigJobNew, "stop", "")).
+				sig(sock(0, "", "", "inactive")).
+				sig(sock(21, inspect.SigJobRemoved, "", "")).
+				view(serviceView(0, "inactive")).
+				sig(sock(22, inspect.SigJobNew, "start", "")).
+				sig(sock(0, "", "", "active")).
+				sig(sock(22, inspect.SigJobRemoved, "", "")).
+				view(serviceView(0, "inactive")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 23, JobType: "start"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 23, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			e := onlyHandoff(t, evs)
+			h := e.Handoff
+			if h.HandoffJob != "stop+start" || h.OldPID != 100 || h.NewPID != 200 {
+				t.Errorf("handoff_job %q, pid %d → %d: want a stop+start from 100 to 200", h.HandoffJob, h.OldPID, h.NewPID)
+			}
+		},
+	}, {
 		// Found by the oracle (seed 1 on 252): the new process closed a
 		// store entry it was passed (fd 4) and the number went to a new
 		// connection: what fd 4 holds now is not what it was passed.

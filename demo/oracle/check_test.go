@@ -259,9 +259,16 @@ func (r *run) checkSnapshot() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	socks, err := ssTCP(true, r.ports()...)
+	socks, err := ssTCP(false, r.ports()...)
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	// The holders, among the sandbox's processes (ss -p reads every
+	// process of the host: seconds on a busy one).
+	holders := socketHolders(r.pids())
+	for ino, s := range socks {
+		s.holders = holders[ino]
+		socks[ino] = s
 	}
 	pidsAfter, storeAfter := r.mainPIDs()
 	mgr := processInodes(r.sb.PID)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -283,4 +284,238 @@ func (m *manager) start(ctx context.Context, unit string) error {
 		return fmt.Errorf("start %s: %w", unit, err)
 	}
 	return nil
+}
+
+// instance is an Accept=yes instance as the manager lists it.
+type instance struct {
+	active  string
+	mainPID int
+}
+
+// instances lists the loaded units matching pattern with their state and
+// main PID (ListUnitsByPatterns, then MainPID of each).
+func (m *manager) instances(ctx context.Context, pattern string) (map[string]instance, error) {
+	var units []struct {
+		Name, Description, Load, Active, Sub, Following string
+		Path                                            dbus.ObjectPath
+		JobID                                           uint32
+		JobType                                         string
+		JobPath                                         dbus.ObjectPath
+	}
+	err := m.conn.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").CallWithContext(ctx, "org.freedesktop.systemd1.Manager.ListUnitsByPatterns", 0, []string{}, []string{pattern}).Store(&units)
+	if err != nil {
+		return nil, fmt.Errorf("list units %s: %w", pattern, err)
+	}
+	out := map[string]instance{}
+	for _, u := range units {
+		if u.Active == "inactive" || u.Active == "failed" {
+			continue
+		}
+		in := instance{active: u.Active}
+		if v, err := m.prop(ctx, u.Name, "Service", "MainPID"); err == nil {
+			pid, _ := v.Value().(uint32)
+			in.mainPID = int(pid)
+		}
+		out[u.Name] = in
+	}
+	return out, nil
+}
+
+// prop reads one property of a unit.
+func (m *manager) prop(ctx context.Context, unit, iface, name string) (dbus.Variant, error) {
+	var v dbus.Variant
+	obj := m.conn.Object("org.freedesktop.systemd1", unitPath(unit))
+	err := obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1."+iface, name).Store(&v)
+	if err != nil {
+		return v, fmt.Errorf("%s of %s: %w", name, unit, err)
+	}
+	return v, nil
+}
+
+// socketCounters are a socket unit's counters as the manager keeps them.
+type socketCounters struct{ nAccepted, nConnections, nRefused uint32 }
+
+func (m *manager) socketCounters(ctx context.Context, unit string) (socketCounters, error) {
+	var c socketCounters
+	p, err := m.props(ctx, unit, "Socket")
+	if err != nil {
+		return c, err
+	}
+	c.nAccepted, _ = p["NAccepted"].Value().(uint32)
+	c.nConnections, _ = p["NConnections"].Value().(uint32)
+	c.nRefused, _ = p["NRefused"].Value().(uint32)
+	return c, nil
+}
+
+// unitInfo is what the oracle reads of any unit for the join and doctor
+// checks.
+type unitInfo struct {
+	active, result string
+	triggers       []string
+	mainPID        int
+	listen         []string // socket units: the addresses (Listen)
+}
+
+func (m *manager) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
+	var ui unitInfo
+	u, err := m.props(ctx, unit, "Unit")
+	if err != nil {
+		return ui, err
+	}
+	ui.active, _ = u["ActiveState"].Value().(string)
+	ui.triggers, _ = u["Triggers"].Value().([]string)
+	switch {
+	case strings.HasSuffix(unit, ".service"):
+		s, err := m.props(ctx, unit, "Service")
+		if err != nil {
+			return ui, err
+		}
+		pid, _ := s["MainPID"].Value().(uint32)
+		ui.mainPID = int(pid)
+		ui.result, _ = s["Result"].Value().(string)
+	case strings.HasSuffix(unit, ".socket"):
+		s, err := m.props(ctx, unit, "Socket")
+		if err != nil {
+			return ui, err
+		}
+		ui.result, _ = s["Result"].Value().(string)
+		var listen []struct{ Type, Address string }
+		if v, ok := s["Listen"]; ok {
+			_ = v.Store(&listen)
+		}
+		for _, l := range listen {
+			ui.listen = append(ui.listen, l.Address)
+		}
+	}
+	return ui, nil
+}
+
+// cgroupUnit is the unit a process runs in, from the last unit name in its
+// cgroup v2 path ("" when it cannot be read).
+func cgroupUnit(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	unit := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		path, ok := strings.CutPrefix(line, "0::")
+		if !ok {
+			if i := strings.Index(line, ":name=systemd:"); i >= 0 {
+				path = line[i+len(":name=systemd:"):]
+			} else {
+				continue
+			}
+		}
+		for _, c := range strings.Split(path, "/") {
+			if strings.HasSuffix(c, ".service") || strings.HasSuffix(c, ".scope") {
+				unit = c
+			}
+		}
+		if ok {
+			break
+		}
+	}
+	return unit
+}
+
+// ssListener is a listening socket as ss shows it: its inode and the
+// processes holding it.
+type ssListener struct {
+	inode   uint64
+	holders [][2]int
+}
+
+// ssListeners lists the listening TCP and unix stream sockets by local
+// address (127.0.0.1:port, or the path), from `ss -ltneH` and `ss -lxH`,
+// with their holders among pids (read from /proc: ss -p reads every
+// process of the host, a second or more on a busy one).
+func ssListeners(pids []int) (map[string]ssListener, error) {
+	holders := socketHolders(pids)
+	out := map[string]ssListener{}
+	for _, flags := range []string{"-ltneH", "-lxH"} {
+		b, err := exec.Command("ss", flags).Output()
+		if err != nil {
+			return nil, fmt.Errorf("ss %s: %w", flags, err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			var l ssListener
+			var local string
+			if flags == "-lxH" {
+				// Netid State Recv-Q Send-Q Local Inode Peer PeerInode users:
+				if len(f) < 6 || f[0] != "u_str" {
+					continue
+				}
+				local = f[4]
+				l.inode, _ = strconv.ParseUint(f[5], 10, 64)
+			} else {
+				// State Recv-Q Send-Q Local Peer users: ino:
+				if len(f) < 5 {
+					continue
+				}
+				local = f[3]
+				for _, tok := range f[5:] {
+					if v, ok := strings.CutPrefix(tok, "ino:"); ok {
+						l.inode, _ = strconv.ParseUint(v, 10, 64)
+					}
+				}
+			}
+			for _, tok := range f {
+				if strings.HasPrefix(tok, "users:") {
+					for _, m := range ssUsers.FindAllStringSubmatch(tok, -1) {
+						pid, _ := strconv.Atoi(m[1])
+						fd, _ := strconv.Atoi(m[2])
+						l.holders = append(l.holders, [2]int{pid, fd})
+					}
+				}
+			}
+			if l.inode != 0 {
+				l.holders = holders[l.inode]
+				out[local] = l
+			}
+		}
+	}
+	return out, nil
+}
+
+// pids are the sandbox's processes, the manager among them.
+func (r *run) pids() []int {
+	ps := r.sb.PIDs()
+	if !slices.Contains(ps, r.sb.PID) {
+		ps = append(ps, r.sb.PID)
+	}
+	return ps
+}
+
+// socketHolders maps the inode of every socket the processes hold to the
+// (pid, fd) holding it, read from /proc/PID/fd.
+func socketHolders(pids []int) map[uint64][][2]int {
+	out := map[uint64][][2]int{}
+	for _, pid := range pids {
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue // gone
+		}
+		for _, e := range ents {
+			link, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			v, ok := strings.CutPrefix(link, "socket:[")
+			if !ok {
+				continue
+			}
+			ino, err := strconv.ParseUint(strings.TrimSuffix(v, "]"), 10, 64)
+			if err != nil {
+				continue
+			}
+			fd, _ := strconv.Atoi(e.Name())
+			out[ino] = append(out[ino], [2]int{pid, fd})
+		}
+	}
+	return out
 }
