@@ -291,8 +291,9 @@ type tracked struct {
 	// the service left its client's data unread for an interval or more.
 	unread  map[uint64]uint32
 	stalled map[uint64]bool
-	// beforeStalled is stalled as it was when the job began.
-	beforeStalled map[uint64]bool
+	// beforeStalled is stalled as it was when the job began, beforeHeld
+	// what the manager held then (the last view's).
+	beforeStalled, beforeHeld map[uint64]bool
 }
 
 // noteUnread updates unread and stalled from a view of the service
@@ -817,6 +818,14 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 				// passed and the number was reused. What it was passed
 				// there was not seen.
 				p.Inode, p.Kind, p.Detail = 0, "unknown", "closed since, not seen"
+			} else if p.Inode != 0 && !sockNames[p.Name] && t.acceptedSince(svc, p.Inode, prevStore) {
+				// A connection accepted from the service's listeners that
+				// neither the old process (the view before the job) nor
+				// the store held: the new process accepted it on a number
+				// it had closed (the manager may hold it by now: the
+				// process stored it). What it was passed there was not
+				// seen (systemd 252 lists no store to tell).
+				p.Inode, p.Kind, p.Detail = 0, "unknown", "not seen (the number holds a connection accepted since)"
 			}
 			tr.emit(Event{Time: at, Unit: name, Type: EventFDPassed, PID: svc.MainPID, FD: p.FD, Name: p.Name, Inode: p.Inode, Kind: p.Kind, Detail: p.Detail})
 		}
@@ -891,7 +900,7 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		}
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
-		t.beforeStalled = t.stalled
+		t.beforeStalled, t.beforeHeld = t.stalled, t.held
 		t.beforeStarting = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false
@@ -1570,6 +1579,19 @@ func gone(svc *Service) bool {
 }
 
 // storeHas reports that a store (by storeKey) has an entry of inode.
+// acceptedSince reports that inode is one of svc's connections that
+// nothing before the job had: not the old process (t.before), not the
+// store (prevStore), not the manager at the job's start.
+func (t *tracked) acceptedSince(svc *Service, inode uint64, prevStore map[uint64]bool) bool {
+	if t.before == nil || t.beforeHeld == nil || prevStore[inode] || t.beforeHeld[inode] {
+		return false
+	}
+	if slices.ContainsFunc(t.before.Connections, func(c Connection) bool { return c.Inode == inode }) {
+		return false
+	}
+	return slices.ContainsFunc(svc.Connections, func(c Connection) bool { return c.Inode == inode })
+}
+
 // storeNamesOther reports that the manager's own listing of the store
 // (254 and later; not inferred) has entries named name and none of them is
 // inode: a process passed that entry under its name holds something else

@@ -286,6 +286,47 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 20261208 on 252, op 64; seed
+		// 2266483067 on 252 before it): the same as above where the
+		// manager lists no store (252): fds 4 of the new process, passed
+		// as "extra-1", holds a connection nothing had before the job.
+		name: "a passed fd reused before the first view, store not listed",
+		steps: func() []inspect.Step {
+			before := serviceView(100, "active", 1)
+			before.Services[0].FDStoreMax, before.Services[0].FDStoreCount = 8, 1
+			before.Services[0].FDStore = []inspect.StoreEntry{{Name: "extra-1", Kind: "memfd", Inode: 68904, Inferred: true}}
+			before.ManagerInodes = map[uint64]bool{77: true, 68904: true}
+			after := serviceView(200, "active", 1, 901)
+			svc := &after.Services[0]
+			svc.FDStoreMax, svc.FDStoreCount = 8, 2
+			svc.FDStore = []inspect.StoreEntry{{Name: "extra-1", Kind: "tcp", Inode: 901, Inferred: true}}
+			svc.Passed = append(svc.Passed, inspect.PassedFD{FD: 4, Name: "extra-1", Kind: "tcp", Inode: 901}, inspect.PassedFD{FD: 5, Name: "conn-1", Kind: "tcp", Inode: 1})
+			after.ManagerInodes = map[uint64]bool{77: true, 68904: true, 901: true, 1: true}
+			return newSeq().view(before).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(after).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			n := 0
+			for _, e := range evs {
+				if e.Type != inspect.EventFDPassed {
+					continue
+				}
+				n++
+				if e.FD == 4 && e.Inode != 0 {
+					t.Errorf("%s: fd 4 holds a connection accepted since, not what it was passed", inspect.FormatEvent(e))
+				}
+				if e.FD == 5 && e.Inode != 1 {
+					t.Errorf("%s: fd 5 was passed the old process's connection 1 (from the store)", inspect.FormatEvent(e))
+				}
+			}
+			if n != 3 {
+				t.Errorf("%d fd_passed events, want 3", n)
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.
