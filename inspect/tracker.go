@@ -1245,7 +1245,16 @@ func (tr *Tracker) summarise(t *tracked, now time.Time, alive map[uint64]bool, a
 	if seenOld {
 		beforeC = b.Connections
 	}
+	// The view the job is concluded on is not of the new main process (a
+	// queued job began before a view of it, and the latest view still
+	// showed the old one, going): what that view shows the old process
+	// holding is in flight, neither preserved nor dropped.
+	notNew := a.MainPID != t.mainPID
 	for _, c := range beforeC {
+		if notNew && !t.held[c.Inode] && !alive[c.Inode] {
+			h.ConnectionsUnknown = true
+			continue
+		}
 		if tr.isOwn(c) {
 			// A probe of the gap meter's, seen before its address was
 			// known: fdtop's own, not the service's.

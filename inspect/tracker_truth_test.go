@@ -327,6 +327,33 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 4275165520 on 252, op 58): a restart
+		// queued behind another. The first job ended and the second began
+		// before any view of the new process; the first was concluded on
+		// the latest view, one of the old process still holding its
+		// connections as it went: "3/3 preserved, still held by" the old
+		// process, which then dropped them.
+		name: "a job concluded on a view of the old process",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1, 2, 3)).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 8, JobType: "restart"}).
+				changed(u32(300), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 8, Result: "done"}).
+				view(serviceView(300, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			hs := handoffsOf(evs, "web.service")
+			if len(hs) == 0 {
+				t.Fatal("no handoff")
+			}
+			if h := hs[0].Handoff; h.NewPID == 200 && h.ConnectionsPreserved > 0 {
+				t.Errorf("%s: the connections were seen only in the old process", inspect.Summary(*h))
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.
