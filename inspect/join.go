@@ -51,7 +51,7 @@ type index struct {
 	byInode  inodeIndex
 	managers map[int]bool
 	// forks are the managers' children that have not exec'd yet (see
-	// preExec); they are in managers too: what they hold is the manager's.
+	// isFork); they are in managers too: what they hold is the manager's.
 	forks    map[int]bool
 	accepted *acceptedIndex // built on first use
 	// peers are the processes peerName named: they hold the other ends
