@@ -399,22 +399,11 @@ func (c *diagConn) dump(req []byte, seq uint32, fn func([]byte) error) error {
 
 // dumpInet dumps one inet table (family × protocol).
 func (c *diagConn) dumpInet(family Family, proto Proto, fn func(Socket)) error {
-	c.seq++
 	states := uint32(inetStates)
 	if proto == ProtoUDP {
 		states = 0xffffffff
 	}
-	c.req = appendInetReq(appendNlHdr(c.req[:0], inetDiagReqLen, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, c.seq), family, proto, states, nil)
-	return c.dump(c.req, c.seq, func(p []byte) error {
-		s, err := parseInetDiagMsg(p, proto)
-		if err != nil {
-			return err
-		}
-		if s.Inode != 0 {
-			fn(s)
-		}
-		return nil
-	})
+	return c.dumpInetStates(family, proto, states, nil, fn)
 }
 
 // dumpInetStates dumps the sockets of one inet table (family × protocol)
