@@ -291,10 +291,18 @@ type tracked struct {
 	// the service left its client's data unread for an interval or more.
 	unread  map[uint64]uint32
 	stalled map[uint64]bool
+	// lastGone are the connections the main process held at the view
+	// before the last one and not at the last (taken at lastGoneAt).
+	lastGone   []Connection
+	lastGoneAt time.Time
 	// beforeStalled is stalled as it was when the job began, beforeHeld
 	// what the manager held then (the last view's).
 	beforeStalled, beforeHeld map[uint64]bool
 }
+
+// recentGone is how soon after a view that showed connections gone a job
+// must begin for them to count as the job's (see tracked.lastGone).
+const recentGone = time.Second
 
 // noteUnread updates unread and stalled from a view of the service
 // outside a job.
@@ -693,6 +701,22 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		// last view that had it.
 		svc = keepHeld(t.svc, svc)
 	}
+	t.lastGone, t.lastGoneAt = nil, at
+	if !first && !t.jobActive && !t.awaitStart && t.svc.MainPID == svc.MainPID && svc.MainPID != 0 {
+		// Connections the main process held at the last view and not at
+		// this one: if a job begins right after, its stop may already
+		// have closed them (the manager's signals are queued behind the
+		// view).
+		now := map[uint64]bool{}
+		for _, c := range svc.Connections {
+			now[c.Inode] = true
+		}
+		for _, c := range t.svc.Connections {
+			if !now[c.Inode] {
+				t.lastGone = append(t.lastGone, c)
+			}
+		}
+	}
 	t.svc, t.sockets = svc, socks
 	t.remember(svc, socks)
 	if !t.jobActive && !t.awaitStart {
@@ -901,6 +925,17 @@ func (tr *Tracker) signal(now time.Time, e *Signal) {
 		t.stopDone = false
 		t.before, t.beforeSocks, t.beforePID = t.current()
 		t.beforeStalled, t.beforeHeld = t.stalled, t.held
+		if len(t.lastGone) > 0 && t.before != nil && t.before.MainPID == t.beforePID && now.Sub(t.lastGoneAt) < recentGone {
+			// The last view, a moment before the job, showed the process
+			// without connections the one before had: the stop may have
+			// begun before that view (its signals were queued behind it)
+			// and closed them. They count as held before the job; which
+			// end closed them first is asked of the kernel like any
+			// other's (a client that hung up is not dropped).
+			b := *t.before
+			b.Connections = append(slices.Clone(b.Connections), t.lastGone...)
+			t.before = &b
+		}
 		t.beforeStarting = startingView(t.before, t.activeState)
 		t.storePeak = int(t.before.FDStoreCount)
 		t.storeLast, t.noDiscard = -1, false

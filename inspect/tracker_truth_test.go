@@ -354,6 +354,45 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 2344368019 on 254, op 16): the last
+		// view before a restart was taken after the manager had sent
+		// SIGTERM (its signals were queued behind the view): the process,
+		// still "active", had closed its 3 connections. The handoff said
+		// "✓ … no connections held by the unit"; the clients saw 3
+		// dropped.
+		name: "connections closed by a stop the view came before",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1, 2, 3)).
+				after(300*time.Millisecond).view(serviceView(100, "active")).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			if h := onlyHandoff(t, evs).Handoff; h.ConnectionsDropped != 3 {
+				t.Errorf("%s: want the 3 connections of the view before counted (dropped)", inspect.Summary(*h))
+			}
+		},
+	}, {
+		// The same, with the connections gone long before the job: they
+		// were closed then, not by it.
+		name: "connections closed long before a restart",
+		steps: func() []inspect.Step {
+			return newSeq().view(serviceView(100, "active", 1, 2, 3)).
+				after(300*time.Millisecond).view(serviceView(100, "active")).
+				after(3*time.Second).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(serviceView(200, "active")).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			if h := onlyHandoff(t, evs).Handoff; h.ConnectionsDropped != 0 || h.ConnectionsPreserved != 0 {
+				t.Errorf("%s: want no connections held by the unit", inspect.Summary(*h))
+			}
+		},
+	}, {
 		// Issue 20 case 4: the manager re-executed during the restart and
 		// the job's end was lost with the connection: a view showing the
 		// unit settled ends it.

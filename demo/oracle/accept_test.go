@@ -428,6 +428,7 @@ func (r *run) settleOwn(from int) {
 		}
 	}
 	r.waitFor("watch idle", func() bool { return r.jobsDone(from) })
+	r.waitConcluded()
 }
 
 // waitForQuiet is waitFor with a deadline and no log line.

@@ -138,6 +138,12 @@ type run struct {
 	mu     sync.Mutex
 	events []inspect.Event
 	steps  []inspect.Step
+	// shadow is a tracker fed the watch's own inputs: it tells when the
+	// watch has no summary left to make (Tracker.Finishing), and how many
+	// handoffs it has made, so an operation is checked only after them
+	// (on a loaded machine the view that concludes a job can come late).
+	shadow         *inspect.Tracker
+	shadowHandoffs int
 }
 
 // always are the modes given Restart=always (a kill brings them back).
@@ -162,7 +168,8 @@ func runSeed(t *testing.T, v sandboxtest.Version, seed uint64, ops int, tl *tall
 	}
 	r := &run{t: t, ctx: context.Background(), sb: sb, rng: rand.New(rand.NewPCG(seed, 0x0fd70b)), tally: tl,
 		gens: map[demo.Mode]*traffic.Generator{}, seed: seed, ver: v.Name,
-		storedClaims: map[uint64]int{}, removedClaims: map[uint64]int{}, initialStore: map[uint64]int{}}
+		storedClaims: map[uint64]int{}, removedClaims: map[uint64]int{}, initialStore: map[uint64]int{},
+		shadow: inspect.NewTracker()}
 	// The oracle's own units, loaded by the demo's daemon-reload.
 	r.setupAccept()
 	r.setupJoin()
@@ -219,6 +226,11 @@ func (r *run) watch(client *dbusclient.Client, fs procfs.FS) {
 		Trace: func(s inspect.Step) {
 			r.mu.Lock()
 			r.steps = append(r.steps, s)
+			for _, e := range r.shadow.Step(s) {
+				if e.Type == inspect.EventHandoff {
+					r.shadowHandoffs++
+				}
+			}
 			r.mu.Unlock()
 		}}
 	done := make(chan struct{})
@@ -597,6 +609,27 @@ func (r *run) settle(m demo.Mode, b before, handoffs int) {
 		r.t.Logf("seed %d op %d: the watch never saw the barrier", r.seed, len(r.log)-1)
 	}
 	r.waitFor("watch idle", func() bool { return r.jobsDone(b.events) })
+	r.waitConcluded()
+}
+
+// waitConcluded waits until the watch has made the summary of every job
+// that ended (the shadow tracker has none left to make, and the events
+// have every handoff it made).
+func (r *run) waitConcluded() {
+	r.waitFor("summary of every finished job", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.shadow.Finishing()) > 0 {
+			return false
+		}
+		n := 0
+		for _, e := range r.events {
+			if e.Type == inspect.EventHandoff {
+				n++
+			}
+		}
+		return n >= r.shadowHandoffs
+	})
 }
 
 // barrier is the unit whose job marks the end of an operation's signals.
