@@ -420,8 +420,20 @@ func (tr *Tracker) concludeAccept(name string, a *acceptTracked, result string, 
 		} else {
 			switch {
 			case alive[bi.Inode]:
+				// Open, in no process seen: the manager keeps an
+				// instance's connection and passes it to the instance's
+				// next process, which may not have it yet (not exec'd).
 				ev.Via = "open"
 				h.ConnectionsPreserved++
+				switch {
+				case !stillRunning: // counted stopped
+				case ai.MainPID != 0 && bi.MainPID != 0 && ai.MainPID != bi.MainPID:
+					h.Accept.InstancesRestarted++
+				default:
+					// Running on, but whether in the same process was not
+					// seen.
+					h.Accept.InstancesUnknown++
+				}
 			case aliveUnknown || (stillRunning && ai.Inode == 0):
 				// Seen nowhere, and whether it still exists was not
 				// learned, or the instance's process was not readable
