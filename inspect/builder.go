@@ -152,6 +152,11 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 		r = b.cached()
 	}
 	if r == nil {
+		if w, ok := b.Kernel.(holdersWarmer); ok && opts.FullScan {
+			// The host-wide pass's BPF program loads while the
+			// manager is read.
+			w.WarmHolders()
+		}
 		var err error
 		if r, err = b.read(ctx, opts.Units); err != nil {
 			return nil, err
@@ -211,6 +216,10 @@ func (b *Builder) Snapshot(ctx context.Context, opts SnapshotOptions) (*Snapshot
 	}
 	return snap, nil
 }
+
+// holdersWarmer is a Kernel that can start loading what its host-wide
+// pass needs ahead of it (procfs.FS.WarmHolders).
+type holdersWarmer interface{ WarmHolders() }
 
 // hierarchyFromUnits decides which cgroup hierarchy the manager tracks
 // units in when /sys/fs/cgroup did not tell: the line of a service's main

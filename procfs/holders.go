@@ -43,11 +43,12 @@ type Holders struct {
 type holderPass struct {
 	opts Holders
 
-	mu    sync.Mutex
-	tried bool
-	opens int // loads tried (tests: a failure is not retried)
-	it    *bpfiter.Iter
-	why   string // why /proc is used; "" while the BPF pass works
+	mu      sync.Mutex
+	tried   bool
+	loading chan struct{} // closed when a load WarmHolders started ends
+	opens   int           // loads tried (tests: a failure is not retried)
+	it      *bpfiter.Iter
+	why     string // why /proc is used; "" while the BPF pass works
 }
 
 func newHolderPass(h Holders) *holderPass {
@@ -128,6 +129,43 @@ func (p FS) socketFDs() (*bpfSocketFDs, string) {
 	return run.wait()
 }
 
+// WarmHolders starts loading the BPF holder pass in the background, if
+// a full scan would load it and it is not loaded yet: parsing the kernel's
+// types and loading the program take tens of milliseconds of CPU, which
+// can overlap the reading of the manager that comes before a scan. The
+// scan that wants it waits for the load.
+func (p FS) WarmHolders() {
+	hp := p.hp
+	if hp == nil || !p.live || p.root != "/proc" {
+		return
+	}
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if hp.tried || hp.loading != nil {
+		return
+	}
+	hp.loading = make(chan struct{})
+	go func() {
+		it, err := bpfiter.Open(hp.opts.BPF)
+		hp.mu.Lock()
+		defer hp.mu.Unlock()
+		hp.loaded(it, err)
+		close(hp.loading)
+		hp.loading = nil
+	}()
+}
+
+// loaded keeps the outcome of a load (hp.mu held).
+func (hp *holderPass) loaded(it *bpfiter.Iter, err error) {
+	hp.tried = true
+	hp.opens++
+	if err != nil {
+		hp.why = err.Error()
+		return
+	}
+	hp.it = it
+}
+
 // startSocketFDs starts the BPF pass (loading the iterator at the first
 // call). It returns nil and the reason /proc is used when it cannot; a
 // failure, now or when the run ends, disables it for the FS's later scans.
@@ -138,15 +176,18 @@ func (p FS) startSocketFDs() (*bpfRun, string) {
 	}
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
+	for hp.loading != nil {
+		// WarmHolders's load is under way.
+		ch := hp.loading
+		hp.mu.Unlock()
+		<-ch
+		hp.mu.Lock()
+	}
 	if !hp.tried {
-		hp.tried = true
-		hp.opens++
-		it, err := bpfiter.Open(hp.opts.BPF)
-		if err != nil {
-			hp.why = err.Error()
+		hp.loaded(bpfiter.Open(hp.opts.BPF))
+		if hp.it == nil {
 			return nil, hp.why
 		}
-		hp.it = it
 	}
 	if hp.it == nil {
 		return nil, hp.why

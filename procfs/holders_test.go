@@ -370,33 +370,45 @@ func TestLiveHoldersFallback(t *testing.T) {
 		{"asked", Holders{Proc: true}, "asked for"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fs := base.WithHolders(tt.h)
-			var notes []string
-			for range 2 {
-				s, err := fs.Scan(ctx, ScanOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if s.HoldersSource != HoldersProc || !strings.Contains(s.HoldersNote, tt.note) {
-					t.Fatalf("holders %q, note %q; want proc, a note with %q", s.HoldersSource, s.HoldersNote, tt.note)
-				}
-				notes = append(notes, s.HoldersNote)
-				got, ok := s.Process(pid)
-				if !ok {
-					t.Fatal("quiet process not in the scan")
-				}
-				if !slices.Equal(got.FDs, wantProc.FDs) {
-					t.Fatalf("quiet process's descriptors differ from a /proc scan's:\n got %+v\nwant %+v", got.FDs, wantProc.FDs)
-				}
+		for _, warm := range []bool{false, true} {
+			name := tt.name
+			if warm {
+				name += "/warmed"
 			}
-			if notes[0] != notes[1] {
-				t.Errorf("notes differ between scans: %q, %q", notes[0], notes[1])
-			}
-			if fs.hp.opens > 1 {
-				t.Errorf("the iterator was loaded %d times: a failure is not retried", fs.hp.opens)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				fs := base.WithHolders(tt.h)
+				if warm {
+					// A load started ahead (twice: one load), that the
+					// scans wait for.
+					fs.WarmHolders()
+					fs.WarmHolders()
+				}
+				var notes []string
+				for range 2 {
+					s, err := fs.Scan(ctx, ScanOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if s.HoldersSource != HoldersProc || !strings.Contains(s.HoldersNote, tt.note) {
+						t.Fatalf("holders %q, note %q; want proc, a note with %q", s.HoldersSource, s.HoldersNote, tt.note)
+					}
+					notes = append(notes, s.HoldersNote)
+					got, ok := s.Process(pid)
+					if !ok {
+						t.Fatal("quiet process not in the scan")
+					}
+					if !slices.Equal(got.FDs, wantProc.FDs) {
+						t.Fatalf("quiet process's descriptors differ from a /proc scan's:\n got %+v\nwant %+v", got.FDs, wantProc.FDs)
+					}
+				}
+				if notes[0] != notes[1] {
+					t.Errorf("notes differ between scans: %q, %q", notes[0], notes[1])
+				}
+				if fs.hp.opens > 1 {
+					t.Errorf("the iterator was loaded %d times: a failure is not retried", fs.hp.opens)
+				}
+			})
+		}
 	}
 }
 
@@ -427,5 +439,30 @@ func waitQuiet(t *testing.T, pid int, exe string) {
 			t.Fatalf("process %d not quiet after 10 s: exe %q, state %.1s, open %q", pid, path, after, loading)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWarmHolders: a load WarmHolders starts is the one the first scan
+// uses (the iterator is loaded once, and the scan's holders are the BPF
+// pass's).
+func TestWarmHolders(t *testing.T) {
+	requireBPF(t)
+	fs, err := New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.WarmHolders()
+	for range 2 {
+		s, err := fs.Scan(context.Background(), ScanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.HoldersSource != HoldersBPF || s.HoldersNote != "" {
+			t.Fatalf("holders %q (%q), want bpf", s.HoldersSource, s.HoldersNote)
+		}
+		fs.WarmHolders() // loaded already: nothing to do
+	}
+	if fs.hp.opens != 1 {
+		t.Errorf("the iterator was loaded %d times, want once", fs.hp.opens)
 	}
 }

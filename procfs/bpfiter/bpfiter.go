@@ -26,6 +26,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// progName is the program's name, as bpftool lists it.
+const progName = "fdtop_sockfds"
+
 // RecordSize is the size of one record the program writes: tgid (u32),
 // fd (u32), inode (u64), in the host's byte order.
 const RecordSize = 16
@@ -77,12 +80,16 @@ type offsets struct {
 
 // Open loads the program and attaches it. Its error says what is missing.
 func Open(opts Options) (*Iter, error) {
+	// The kernel's types are parsed once (tens of milliseconds): for the
+	// offsets here and, through the cache, for the loader's lookup of the
+	// iterator's attach point.
+	cache := btf.NewCache()
 	var spec *btf.Spec
 	var err error
 	if opts.BTFPath != "" {
 		spec, err = btf.LoadSpec(opts.BTFPath)
 	} else {
-		spec, err = btf.LoadKernelSpec()
+		spec, err = cache.Kernel()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kernel BTF: %w", err)
@@ -96,17 +103,20 @@ func Open(opts Options) (*Iter, error) {
 		// r9 is never written: the verifier refuses to read it.
 		insns = append(asm.Instructions{asm.Mov.Reg(asm.R0, asm.R9)}, insns...)
 	}
-	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
-		Name:         "fdtop_sockfds",
+	// A collection of one program: unlike NewProgram, it takes the cache.
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{progName: {
+		Name:         progName,
 		Type:         ebpf.Tracing,
 		AttachType:   ebpf.AttachTraceIter,
 		AttachTo:     "task_file",
 		Instructions: insns,
 		License:      "GPL",
-	}, ebpf.ProgramOptions{KernelTypes: spec})
+	}}}, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: spec}, Cache: cache})
 	if err != nil {
 		return nil, fmt.Errorf("load task_file iterator: %w", explain(err))
 	}
+	prog := coll.DetachProgram(progName)
+	coll.Close()
 	l, err := link.AttachIter(link.IterOptions{Program: prog})
 	if err != nil {
 		prog.Close()

@@ -216,13 +216,15 @@ func dashboard(bin, label, address, env, want string, window time.Duration) erro
 		out, err := exec.Command("tmux", append([]string{"-L", "fdtop-million"}, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
-	start := time.Now()
 	cmd := "exec env " + env + " " + bin + " --address " + address
-	// The last dashboard's kill-session ends the tmux server: a new
-	// session started while it exits fails with "server exited
-	// unexpectedly" (seen at 100k). Start again then.
+	// The tmux server is started first, by a session of its own, so that
+	// the time counted is fdtop's, not the server's start. The last
+	// dashboard's kill-session ends the server: a session started while
+	// it exits fails with "server exited unexpectedly" (seen at 100k).
+	// Start again then.
+	keeper := session + "-keeper"
 	for try := 1; ; try++ {
-		out, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd)
+		out, err := tmux("new-session", "-d", "-s", keeper, "sleep 3600")
 		if err == nil {
 			break
 		}
@@ -230,7 +232,11 @@ func dashboard(bin, label, address, env, want string, window time.Duration) erro
 			return fmt.Errorf("tmux: %w: %s", err, out)
 		}
 		time.Sleep(200 * time.Millisecond)
-		start = time.Now()
+	}
+	defer tmux("kill-session", "-t", keeper)
+	start := time.Now()
+	if out, err := tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "48", cmd); err != nil {
+		return fmt.Errorf("tmux: %w: %s", err, out)
 	}
 	defer tmux("kill-session", "-t", session)
 	pidS, err := tmux("display-message", "-p", "-t", session, "#{pane_pid}")
