@@ -41,6 +41,8 @@ func main() {
 	tools := flag.Bool("tools", true, "measure the snapshots, the floor, lsof, lsfd and ss (false: the dashboard only)")
 	before := flag.String("before", "", "another fdtop binary whose dashboard is measured too, on the same load (an earlier commit's)")
 	holders := flag.String("holders", "bpf,proc", "the holder passes the dashboard is measured with (bpf, proc)")
+	slow := flag.Bool("slow", true, "measure lsof, lsfd and ss too (false: fdtop, its scan and the floor only)")
+	dash := flag.Bool("dashboard", true, "measure the dashboard (false: the table only)")
 	profile := flag.String("profile", "", "write CPU profiles of one fdtop snapshot each way (BPF, /proc, --targeted) to this directory (FDTOP_CPUPROFILE) before the table")
 	flag.Parse()
 	if *bin == "" || *bench == "" {
@@ -59,13 +61,13 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, envs, *profile); err != nil {
+	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, *slow, *dash, envs, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools bool, envs []string, profile string) error {
+func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools, slow, dash bool, envs []string, profile string) error {
 	ctx := context.Background()
 	for _, p := range []*string{&bin, &bench, &before} {
 		if *p == "" {
@@ -117,7 +119,7 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 			if p.flag != "" {
 				argv = append(argv, p.flag)
 			}
-			w, r, err := timed(ctx, 0, env, argv)
+			w, r, _, err := timed(ctx, 0, env, argv)
 			if err != nil {
 				return fmt.Errorf("profile snapshot %s: %w", p.name, err)
 			}
@@ -125,12 +127,12 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 		}
 	}
 	if tools {
-		if err := measureTools(ctx, bin, bench, sb.Address, runs, limit); err != nil {
+		if err := measureTools(ctx, bin, bench, sb.Address, runs, limit, slow); err != nil {
 			return err
 		}
 	}
 	for _, b := range []struct{ bin, label string }{{bin, ""}, {before, ", before"}} {
-		if b.bin == "" {
+		if b.bin == "" || !dash {
 			continue
 		}
 		for _, env := range envs {
@@ -144,7 +146,7 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 
 // measureTools prints the table: fdtop snapshot both ways, the readlink
 // floor, the procfs scan both ways, lsof, lsfd and ss.
-func measureTools(ctx context.Context, bin, bench, address string, runs int, limit time.Duration) error {
+func measureTools(ctx context.Context, bin, bench, address string, runs int, limit time.Duration, slow bool) error {
 	snap := []string{bin, "snapshot", "--json", "--address", address}
 	// The source each snapshot says it used, from one run of each.
 	for _, env := range [][]string{nil, {"FDTOP_HOLDERS=proc"}} {
@@ -164,44 +166,48 @@ func measureTools(ctx context.Context, bin, bench, address string, runs int, lim
 		fmt.Printf("snapshot %v: holders_source %q %s\n", env, s.Host.HoldersSource, s.Host.HoldersNote)
 	}
 	type row struct {
-		name       string
-		wall, rssK float64
-		note       string
+		name            string
+		wall, rssK, cpu float64
+		note            string
 	}
 	var rows []row
 	measure := func(name string, n int, timeout time.Duration, env []string, argv ...string) {
-		var walls, rss []float64
+		var walls, rss, cpus []float64
 		note := ""
 		for range n {
-			w, r, err := timed(ctx, timeout, env, argv)
+			w, r, c, err := timed(ctx, timeout, env, argv)
 			if err != nil {
 				note = err.Error()
 				break
 			}
-			walls, rss = append(walls, w), append(rss, r)
+			walls, rss, cpus = append(walls, w), append(rss, r), append(cpus, c)
 		}
 		if len(walls) == 0 {
 			rows = append(rows, row{name: name, note: note})
 			return
 		}
-		rows = append(rows, row{name, median(walls), median(rss), note})
+		rows = append(rows, row{name, median(walls), median(rss), median(cpus), note})
 	}
 	measure("readlink-floor", runs, 0, nil, bench, "-mode", "bare")
 	measure("fdtop-snapshot-bpf", runs, 0, nil, snap...)
 	measure("fdtop-snapshot-proc", runs, 0, []string{"FDTOP_HOLDERS=proc"}, snap...)
 	measure("procfs-scan-bpf", runs, 0, nil, bench, "-mode", "scan")
 	measure("procfs-scan-proc", runs, 0, []string{"FDTOP_HOLDERS=proc"}, bench, "-mode", "scan")
-	measure("lsof", 1, limit, nil, "lsof", "-n", "-P")
-	measure("lsfd", 1, limit, nil, "lsfd")
-	measure("ss-tuaxnp", 1, limit, nil, "ss", "-tuaxnp")
+	if slow {
+		measure("lsof", 1, limit, nil, "lsof", "-n", "-P")
+		measure("lsfd", 1, limit, nil, "lsfd")
+		measure("ss-tuaxnp", 1, limit, nil, "ss", "-tuaxnp")
+	}
 	floor := rows[0].wall
-	fmt.Printf("%-22s %9s %10s %9s\n", "tool", "wall_s", "rss_MiB", "vs_floor")
+	// cpu_s is user+system time (median), steadier than wall time on a
+	// busy machine.
+	fmt.Printf("%-22s %9s %8s %10s %9s\n", "tool", "wall_s", "cpu_s", "rss_MiB", "vs_floor")
 	for _, r := range rows {
 		if r.wall == 0 {
-			fmt.Printf("%-22s %9s %10s %9s  %s\n", r.name, "-", "-", "-", r.note)
+			fmt.Printf("%-22s %9s %8s %10s %9s  %s\n", r.name, "-", "-", "-", "-", r.note)
 			continue
 		}
-		fmt.Printf("%-22s %9.3f %10.1f %8.2fx\n", r.name, r.wall, r.rssK/1024, r.wall/floor)
+		fmt.Printf("%-22s %9.3f %8.2f %10.1f %8.2fx\n", r.name, r.wall, r.cpu, r.rssK/1024, r.wall/floor)
 	}
 	return nil
 }
@@ -306,10 +312,10 @@ func command(ctx context.Context, env, argv []string) *exec.Cmd {
 
 // timed runs argv under /usr/bin/time and returns its wall seconds and
 // peak RSS in KiB; past timeout (0: none) it is killed and reported.
-func timed(ctx context.Context, timeout time.Duration, env, argv []string) (float64, float64, error) {
+func timed(ctx context.Context, timeout time.Duration, env, argv []string) (wall, rss, cpu float64, _ error) {
 	f, err := os.CreateTemp("", "million-time-")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	f.Close()
 	defer os.Remove(f.Name())
@@ -318,7 +324,7 @@ func timed(ctx context.Context, timeout time.Duration, env, argv []string) (floa
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	c := command(ctx, env, append([]string{"/usr/bin/time", "-f", "%e %M", "-o", f.Name()}, argv...))
+	c := command(ctx, env, append([]string{"/usr/bin/time", "-f", "%e %M %U %S", "-o", f.Name()}, argv...))
 	c.Stdout, c.Stderr = nil, nil
 	// Past the limit the whole group goes: /usr/bin/time and the tool
 	// it runs (killing time alone would leave the tool running).
@@ -326,15 +332,15 @@ func timed(ctx context.Context, timeout time.Duration, env, argv []string) (floa
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	err = c.Run()
 	if ctx.Err() != nil {
-		return 0, 0, fmt.Errorf("did not finish within %v", timeout)
+		return 0, 0, 0, fmt.Errorf("did not finish within %v", timeout)
 	}
 	b, rerr := os.ReadFile(f.Name())
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	var wall, rss float64
-	if _, serr := fmt.Sscan(lines[len(lines)-1], &wall, &rss); rerr != nil || serr != nil {
-		return 0, 0, errors.Join(err, rerr, serr)
+	var user, sys float64
+	if _, serr := fmt.Sscan(lines[len(lines)-1], &wall, &rss, &user, &sys); rerr != nil || serr != nil {
+		return 0, 0, 0, errors.Join(err, rerr, serr)
 	}
-	return wall, rss, nil
+	return wall, rss, user + sys, nil
 }
 
 func median(v []float64) float64 {
