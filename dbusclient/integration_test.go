@@ -389,7 +389,10 @@ func TestFDStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Count > 0 || ctx.Err() != nil {
+			// The service stores its two entries one at a time: wait for
+			// both (CI run 26 read the store between them, then asked
+			// systemctl after the second).
+			if st.Count >= 2 || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)

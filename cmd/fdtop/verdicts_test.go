@@ -163,7 +163,9 @@ func (w *watchJSON) jobsDone() bool {
 // checks every verdict against what the clients went through: exactly one
 // handoff event per restart, each with the listener kept, every
 // connection preserved, none dropped and the store carried (the clients
-// saw nothing refused, dropped or reset); then a few restarts of plain
+// saw nothing refused, dropped or reset), or the connections said unknown
+// and nothing false (a process no view saw: more than half must be
+// true); then a few restarts of plain
 // (listener replaced each time) and activated (connections dropped each
 // time).
 func TestBackToBackVerdicts(t *testing.T) {
@@ -190,13 +192,26 @@ func TestBackToBackVerdicts(t *testing.T) {
 		// or reset), the listener kept, the store carried (or, where no
 		// view of the new process was had, said to be unknown: never
 		// "discarded").
-		good, unknownJob, unknownCarried := 0, 0, 0
+		good, unknownJob, unknownCarried, unknownConns := 0, 0, 0, 0
 		pids := map[int]bool{}
 		for _, e := range hs {
 			h := e.Handoff
 			carried := h.FDsCarried == conns+1 || h.FDsCarriedUnknown
 			ok := h.ListenersKept == 1 && h.ListenersReplaced == 0 && h.ConnectionsPreserved == conns &&
 				h.ConnectionsDropped == 0 && !h.StoreDiscarded && carried && !pids[h.NewPID]
+			if e.Job == "" {
+				unknownJob++
+			}
+			if h.FDsCarriedUnknown {
+				unknownCarried++
+			}
+			// Said unknown, and nothing false: on a loaded machine (CI
+			// run 26, load average 14) a process that lived a few hundred
+			// milliseconds between two restarts can go unseen, or a job
+			// be concluded on a view of the next process; its
+			// connections are then not seen, never "dropped".
+			honest := h.ListenersKept == 1 && h.ListenersReplaced == 0 && h.ConnectionsUnknown && h.ConnectionsDropped == 0 &&
+				h.ConnectionsPreserved <= conns && !h.StoreDiscarded && carried && !pids[h.NewPID]
 			pids[h.NewPID] = true
 			if e.Job == "" {
 				unknownJob++
@@ -204,14 +219,23 @@ func TestBackToBackVerdicts(t *testing.T) {
 			if h.FDsCarriedUnknown {
 				unknownCarried++
 			}
-			if ok {
+			switch {
+			case ok:
 				good++
-			} else {
+			case honest:
+				unknownConns++
+				t.Logf("handoff %d → %d (job %q): %s (connections not seen: not false)", h.OldPID, h.NewPID, e.Job, inspect.Verdict(*h))
+			default:
 				t.Errorf("handoff %d → %d (job %q): %s, want the listener kept, %d/%d connections preserved, %d fds carried", h.OldPID, h.NewPID, e.Job, inspect.Verdict(*h), conns, conns, conns+1)
 			}
 		}
-		t.Logf("%d restarts of %s in %v: %d handoff events, %d true (%d with the fds carried unknown, %d with the job type unknown); clients: %d replies, %d refused, %d dropped, %d counter resets, %d server pids",
-			restarts, demo.Handoff.Service(), time.Since(start).Round(time.Millisecond), len(hs), good, unknownCarried, unknownJob, st.Replies, st.Refused, st.Dropped, st.CounterResets, len(st.PIDs))
+		t.Logf("%d restarts of %s in %v: %d handoff events, %d true (%d with the fds carried unknown, %d with the job type unknown), %d with the connections unknown; clients: %d replies, %d refused, %d dropped, %d counter resets, %d server pids",
+			restarts, demo.Handoff.Service(), time.Since(start).Round(time.Millisecond), len(hs), good, unknownCarried, unknownJob, unknownConns, st.Replies, st.Refused, st.Dropped, st.CounterResets, len(st.PIDs))
+		if 2*good <= len(hs) {
+			// Unknown is honest, but a watch that sees most restarts
+			// through no view of their processes is of no use.
+			t.Errorf("%d of %d verdicts true, want more than half (the others' connections not seen)", good, len(hs))
+		}
 		if len(hs) != restarts {
 			t.Errorf("%d handoff events for %d restarts, want exactly one each", len(hs), restarts)
 		}
