@@ -194,11 +194,37 @@ func (l listModel) Update(msg tea.Msg) (listModel, tea.Cmd) {
 // Wheel scrolls the selection by delta rows.
 func (l *listModel) Wheel(delta int) { l.move(delta) }
 
+// move moves the cursor by delta rows. A note (a line of an unreachable
+// host's message) is part of its host's row, never selected: the cursor
+// goes past it in delta's direction, or back to the nearest row that is
+// not one. (A note has its host's ref: selected, it went back to the host
+// at the next picture, and j on an unreachable host could not get past
+// it; CI run 27.)
 func (l *listModel) move(delta int) {
 	if len(l.rows) == 0 {
 		return
 	}
-	l.cursor = min(max(l.cursor+delta, 0), len(l.rows)-1)
+	c := min(max(l.cursor+delta, 0), len(l.rows)-1)
+	step := 1
+	if delta < 0 {
+		step = -1
+	}
+	for i := c; i >= 0 && i < len(l.rows); i += step {
+		if !l.rows[i].note {
+			c = i
+			break
+		}
+		if i+step < 0 || i+step >= len(l.rows) {
+			// Only notes that way: the nearest row the other way.
+			for j := i; j >= 0 && j < len(l.rows); j -= step {
+				if !l.rows[j].note {
+					c = j
+					break
+				}
+			}
+		}
+	}
+	l.cursor = c
 	l.selected = l.rows[l.cursor].ref()
 	l.ensureVisible()
 }
