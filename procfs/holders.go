@@ -48,8 +48,15 @@ type holderPass struct {
 	loading chan struct{} // closed when a load WarmHolders started ends
 	opens   int           // loads tried (tests: a failure is not retried)
 	it      *bpfiter.Iter
-	why     string // why /proc is used; "" while the BPF pass works
+	why     string    // why /proc is used; "" while the BPF pass works
+	pre     *bpfRun   // a run WarmHolders started, for the next scan
+	preAt   time.Time // when it started
+	runs    int       // runs started (tests)
 }
+
+// preFresh is how old a run WarmHolders started may be when a scan takes
+// it: older, the scan runs the iterator again.
+const preFresh = 500 * time.Millisecond
 
 func newHolderPass(h Holders) *holderPass {
 	hp := &holderPass{opts: h}
@@ -130,10 +137,14 @@ func (p FS) socketFDs() (*bpfSocketFDs, string) {
 }
 
 // WarmHolders starts loading the BPF holder pass in the background, if
-// a full scan would load it and it is not loaded yet: parsing the kernel's
-// types and loading the program take tens of milliseconds of CPU, which
-// can overlap the reading of the manager that comes before a scan. The
-// scan that wants it waits for the load.
+// a full scan would load it and it is not loaded yet, then runs it once:
+// parsing the kernel's types, loading the program and the kernel's walk of
+// every file table take tens of milliseconds, which can overlap connecting
+// to the manager and reading it, before the scan. The next full scan
+// (within preFresh) waits for that load and run and takes the run as its
+// own: what the processes other than the fresh ones held is as of the
+// run, as it would be if it ran during the scan (the processes started
+// after it are read from /proc).
 func (p FS) WarmHolders() {
 	hp := p.hp
 	if hp == nil || !p.live || p.root != "/proc" {
@@ -150,6 +161,10 @@ func (p FS) WarmHolders() {
 		hp.mu.Lock()
 		defer hp.mu.Unlock()
 		hp.loaded(it, err)
+		if hp.it != nil {
+			hp.pre, _ = hp.startRun()
+			hp.preAt = time.Now()
+		}
 		close(hp.loading)
 		hp.loading = nil
 	}()
@@ -189,6 +204,17 @@ func (p FS) startSocketFDs() (*bpfRun, string) {
 			return nil, hp.why
 		}
 	}
+	if pre := hp.pre; pre != nil {
+		hp.pre = nil
+		if time.Since(hp.preAt) < preFresh {
+			return pre, ""
+		}
+	}
+	return hp.startRun()
+}
+
+// startRun starts a run of the loaded iterator (hp.mu held).
+func (hp *holderPass) startRun() (*bpfRun, string) {
 	if hp.it == nil {
 		return nil, hp.why
 	}
@@ -198,6 +224,7 @@ func (p FS) startSocketFDs() (*bpfRun, string) {
 		return nil, hp.why
 	}
 	run := &bpfRun{since: uint64(time.Duration(ts.Nano()) / (time.Second / userHZ)), done: make(chan struct{})}
+	hp.runs++
 	it := hp.it
 	go func() {
 		defer close(run.done)

@@ -465,4 +465,43 @@ func TestWarmHolders(t *testing.T) {
 	if fs.hp.opens != 1 {
 		t.Errorf("the iterator was loaded %d times, want once", fs.hp.opens)
 	}
+	// The first scan took the run WarmHolders started; the second ran
+	// its own.
+	if fs.hp.runs != 2 {
+		t.Errorf("%d iterator runs for two scans after a warm-up, want 2", fs.hp.runs)
+	}
+
+	// A warm-up's run too old when the scan comes is not taken.
+	old, err := New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.WarmHolders()
+	waitLoaded(t, old)
+	old.hp.mu.Lock()
+	old.hp.preAt = time.Now().Add(-preFresh)
+	old.hp.mu.Unlock()
+	if s, err := old.Scan(context.Background(), ScanOptions{}); err != nil || s.HoldersSource != HoldersBPF {
+		t.Fatalf("scan: %v, holders %q", err, s.HoldersSource)
+	}
+	if old.hp.runs != 2 {
+		t.Errorf("%d iterator runs for a stale warm-up and a scan, want 2 (the scan's own)", old.hp.runs)
+	}
+}
+
+// waitLoaded waits until the load WarmHolders started has ended.
+func waitLoaded(t *testing.T, fs FS) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		fs.hp.mu.Lock()
+		done := fs.hp.loading == nil
+		fs.hp.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the warm-up's load did not end in 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

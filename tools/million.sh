@@ -9,6 +9,7 @@
 # usage (as root): tools/million.sh [PROCS FDS]   (defaults: 1000 1000 = 1M descriptors)
 #   env: UNITS (100) RUNS (3) LIMIT (120s) WINDOW (30s)
 #        TOOLS=0: the dashboard only (no snapshot/floor/lsof/lsfd/ss table)
+#        HOLD=10m: keep the host that long first (its address printed), to measure by hand
 #        SLOW=0: no lsof, lsfd, ss in the table; DASHBOARD=0: the table only
 #        BEFORE=path/to/fdtop: also the dashboard of that binary (an earlier
 #        commit's), on the same load
@@ -28,4 +29,4 @@ echo "# tools/million.sh $PROCS $FDS at $(git describe --always --dirty), $(unam
 "$work/million" -fdtop "$work/fdtop" -bench "$work/procfs-bench" -procs "$PROCS" -fds "$FDS" \
 	-units "${UNITS:-100}" -runs "${RUNS:-3}" -limit "${LIMIT:-120s}" -window "${WINDOW:-30s}" \
 	-tools="$([ "${TOOLS:-1}" = 0 ] && echo false || echo true)" \
-	-slow="$([ "${SLOW:-1}" = 0 ] && echo false || echo true)" -dashboard="$([ "${DASHBOARD:-1}" = 0 ] && echo false || echo true)" -before "${BEFORE:-}" -holders "${HOLDERS:-bpf,proc}" -profile "${PROFILE:-}"
+	-slow="$([ "${SLOW:-1}" = 0 ] && echo false || echo true)" -dashboard="$([ "${DASHBOARD:-1}" = 0 ] && echo false || echo true)" -before "${BEFORE:-}" -holders "${HOLDERS:-bpf,proc}" -profile "${PROFILE:-}" -hold "${HOLD:-0}"

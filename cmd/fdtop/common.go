@@ -62,6 +62,15 @@ func (m *managerFlags) connect(ctx context.Context, patterns []string) (*dbuscli
 	return live.Connect(ctx, m.manager(), patterns)
 }
 
+// connectHostWide is connect for a command whose first snapshot is a
+// host-wide pass: the BPF holder pass loads and runs while the manager is
+// dialled and read.
+func (m *managerFlags) connectHostWide(ctx context.Context, patterns []string) (*dbusclient.Client, *inspect.Builder, error) {
+	mm := m.manager()
+	mm.WarmHolders = true
+	return live.Connect(ctx, mm, patterns)
+}
+
 // fail prints a one-line error for a command and returns its exit code.
 func fail(w io.Writer, cmd string, err error) int {
 	var ue clierr.UsageError

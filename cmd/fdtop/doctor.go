@@ -66,7 +66,7 @@ func doctorRun(opts *doctorOptions) int {
 // doctor runs the doctor once the flags are checked; an error caused by a
 // termination signal is not printed (the exit status tells it).
 func doctor(ctx context.Context, sig *caught, mf managerFlags, patterns []string, asJSON bool, stdout, stderr io.Writer) int {
-	client, b, err := mf.connect(ctx, patterns)
+	client, b, err := mf.connectHostWide(ctx, patterns)
 	if err != nil {
 		return failUnlessSignalled(stderr, "doctor", sig, err)
 	}

@@ -66,7 +66,11 @@ func snapshotRun(opts *snapshotOptions) int {
 
 // snapshot prints one snapshot once the flags are checked.
 func snapshot(ctx context.Context, sig *caught, mf managerFlags, patterns []string, asJSON, targeted bool, stdout, stderr io.Writer) int {
-	client, b, err := mf.connect(ctx, patterns)
+	connect := mf.connectHostWide
+	if targeted {
+		connect = mf.connect
+	}
+	client, b, err := connect(ctx, patterns)
 	if err != nil {
 		return failUnlessSignalled(stderr, "snapshot", sig, err)
 	}

@@ -99,7 +99,7 @@ func watchRun(opts *watchOptions) int {
 // short) did not happen to the units.
 func watch(ctx context.Context, sig *caught, opts *watchOptions) int {
 	stdout, stderr := opts.IO.Out, opts.IO.Err
-	client, b, err := opts.Manager.connect(ctx, opts.Patterns)
+	client, b, err := opts.Manager.connectHostWide(ctx, opts.Patterns)
 	if err != nil {
 		return failUnlessSignalled(stderr, "watch", sig, err)
 	}

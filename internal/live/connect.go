@@ -25,6 +25,10 @@ type Manager struct {
 	All     bool
 	Address string
 	Proc    string
+	// WarmHolders starts loading and running the BPF holder pass before
+	// the manager is dialled (procfs.FS.WarmHolders), for a command whose
+	// first snapshot is a host-wide one (snapshot, doctor, watch).
+	WarmHolders bool
 }
 
 func (m Manager) scope() string {
@@ -40,6 +44,9 @@ func Connect(ctx context.Context, m Manager, patterns []string) (*dbusclient.Cli
 	fs, err := openProc(m.Proc)
 	if err != nil {
 		return nil, nil, err
+	}
+	if m.WarmHolders {
+		fs.WarmHolders()
 	}
 	opts := dbusclient.Options{Scope: dbusclient.System, Address: m.Address}
 	if m.User {

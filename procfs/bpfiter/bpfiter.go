@@ -67,6 +67,7 @@ type Iter struct {
 	marker int    // a socket of this process, to check the pids (see Records)
 	ino    uint64 // its inode
 	fail   bool   // Options.FailRuns
+	fast   bool   // loaded by fastLoad, not the loader
 }
 
 // offsets are the field offsets the program reads, in bytes.
@@ -80,6 +81,45 @@ type offsets struct {
 
 // Open loads the program and attaches it. Its error says what is missing.
 func Open(opts Options) (*Iter, error) {
+	var prog *ebpf.Program
+	fast := false
+	if opts.BTFPath == "" && !opts.Reject {
+		// The fast load (fastload.go); the loader where it fails.
+		if p, err := fastLoad(); err == nil {
+			prog, fast = p, true
+		}
+	}
+	if prog == nil {
+		var err error
+		if prog, err = load(opts); err != nil {
+			return nil, err
+		}
+	}
+	l, err := link.AttachIter(link.IterOptions{Program: prog})
+	if err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("attach task_file iterator: %w", explain(err))
+	}
+	it := &Iter{prog: prog, link: l, marker: -1, fail: opts.FailRuns, fast: fast}
+	// A socket of this process, found in every run, tells that the
+	// kernel's pids are this process's: not so inside a pid namespace.
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		it.Close()
+		return nil, fmt.Errorf("marker socket: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		it.Close()
+		return nil, fmt.Errorf("marker socket: %w", err)
+	}
+	it.marker, it.ino = fd, st.Ino
+	return it, nil
+}
+
+// load builds and loads the program with cilium/ebpf's loader.
+func load(opts Options) (*ebpf.Program, error) {
 	// The kernel's types are parsed once (tens of milliseconds): for the
 	// offsets here and, through the cache, for the loader's lookup of the
 	// iterator's attach point.
@@ -117,27 +157,7 @@ func Open(opts Options) (*Iter, error) {
 	}
 	prog := coll.DetachProgram(progName)
 	coll.Close()
-	l, err := link.AttachIter(link.IterOptions{Program: prog})
-	if err != nil {
-		prog.Close()
-		return nil, fmt.Errorf("attach task_file iterator: %w", explain(err))
-	}
-	it := &Iter{prog: prog, link: l, marker: -1, fail: opts.FailRuns}
-	// A socket of this process, found in every run, tells that the
-	// kernel's pids are this process's: not so inside a pid namespace.
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		it.Close()
-		return nil, fmt.Errorf("marker socket: %w", err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		it.Close()
-		return nil, fmt.Errorf("marker socket: %w", err)
-	}
-	it.marker, it.ino = fd, st.Ino
-	return it, nil
+	return prog, nil
 }
 
 // explain adds the likely cause to a permission error.
@@ -290,14 +310,18 @@ func program(o offsets) asm.Instructions {
 	}
 }
 
-// lookupOffsets finds the offsets of the fields the program reads.
-func lookupOffsets(spec *btf.Spec) (offsets, error) {
-	var o offsets
-	fields := []struct {
-		typ, member string
-		size        int // bytes the program reads
-		into        *int16
-	}{
+// offsetField is a field the program reads: its struct, its name, how
+// many bytes are read, and where its offset goes.
+type offsetField struct {
+	typ, member string
+	size        int
+	into        *int16
+}
+
+// offsetFields lists the fields the program reads, their offsets going
+// into o.
+func offsetFields(o *offsets) []offsetField {
+	return []offsetField{
 		{"bpf_iter__task_file", "meta", 8, &o.meta},
 		{"bpf_iter__task_file", "task", 8, &o.task},
 		{"bpf_iter__task_file", "fd", 4, &o.fd},
@@ -309,7 +333,12 @@ func lookupOffsets(spec *btf.Spec) (offsets, error) {
 		{"inode", "i_mode", 2, &o.iMode},
 		{"inode", "i_ino", 8, &o.iIno},
 	}
-	for _, f := range fields {
+}
+
+// lookupOffsets finds the offsets of the fields the program reads.
+func lookupOffsets(spec *btf.Spec) (offsets, error) {
+	var o offsets
+	for _, f := range offsetFields(&o) {
 		var s *btf.Struct
 		if err := spec.TypeByName(f.typ, &s); err != nil {
 			return o, fmt.Errorf("struct %s: %w", f.typ, err)

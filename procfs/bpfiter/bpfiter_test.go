@@ -94,3 +94,72 @@ func TestOpenMissingBTF(t *testing.T) {
 		t.Fatalf("Open = %v, want a kernel BTF error", err)
 	}
 }
+
+// TestRawOffsetsMatchLoader: the fast load's one pass over the raw BTF
+// finds the same offsets as the loader's parse of it, and the attach
+// point's type id the loader would use (this kernel's BTF; skipped
+// without it, failed under CI=true).
+func TestRawOffsetsMatchLoader(t *testing.T) {
+	raw, err := os.ReadFile(vmlinuxBTF)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kernel BTF (CI=true: not skipping): %v", err)
+		}
+		t.Skip(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lookupOffsets(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn *btf.Func
+	if err := spec.TypeByName("bpf_iter_task_file", &fn); err != nil {
+		t.Fatal(err)
+	}
+	wantID, err := spec.TypeID(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, id, err := rawOffsets(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || id != uint32(wantID) {
+		t.Errorf("raw: offsets %+v, attach point %d; the loader's: %+v, %d", got, id, want, wantID)
+	}
+	// A blob cut short, or of a kind not known, is an error, not a guess.
+	for _, bad := range [][]byte{raw[:len(raw)/2], raw[:10], append([]byte{0xff, 0xff}, raw[2:]...)} {
+		if _, _, err := rawOffsets(bad); err == nil {
+			t.Errorf("a damaged blob of %d bytes read without error", len(bad))
+		}
+	}
+}
+
+// TestOpenFast: as root here, Open loads with the fast path and the
+// iterator lists this process's marker socket; with Options set for the
+// tests (Reject), the loader is used and says why.
+func TestOpenFast(t *testing.T) {
+	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root (CI=true: not skipping)")
+		}
+		t.Skip("needs root")
+	}
+	it, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if !it.fast {
+		t.Error("Open did not take the fast load")
+	}
+	if _, err := it.Records(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Reject: true}); err == nil || !strings.Contains(err.Error(), "load task_file iterator") {
+		t.Errorf("Open(Reject) = %v, want the loader's refusal", err)
+	}
+}

@@ -43,6 +43,7 @@ func main() {
 	holders := flag.String("holders", "bpf,proc", "the holder passes the dashboard is measured with (bpf, proc)")
 	slow := flag.Bool("slow", true, "measure lsof, lsfd and ss too (false: fdtop, its scan and the floor only)")
 	dash := flag.Bool("dashboard", true, "measure the dashboard (false: the table only)")
+	hold := flag.Duration("hold", 0, "after building the host, print the sandbox's address and keep the host this long (for measuring by hand), then measure")
 	profile := flag.String("profile", "", "write CPU profiles of one fdtop snapshot each way (BPF, /proc, --targeted) to this directory (FDTOP_CPUPROFILE) before the table")
 	flag.Parse()
 	if *bin == "" || *bench == "" {
@@ -61,13 +62,13 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, *slow, *dash, envs, *profile); err != nil {
+	if err := run(*bin, *bench, *before, *procs, *fds, *units, *runs, *limit, *window, *tools, *slow, *dash, *hold, envs, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "million:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools, slow, dash bool, envs []string, profile string) error {
+func run(bin, bench, before string, procs, fds, units, runs int, limit, window time.Duration, tools, slow, dash bool, hold time.Duration, envs []string, profile string) error {
 	ctx := context.Background()
 	for _, p := range []*string{&bin, &bench, &before} {
 		if *p == "" {
@@ -108,6 +109,10 @@ func run(bin, bench, before string, procs, fds, units, runs int, limit, window t
 	defer load.Stop()
 	fmt.Printf("host: %d×%d descriptors (loadgen, ready in %.1fs), sandbox systemd %s with %d units, load average %s\n",
 		procs, fds, time.Since(start).Seconds(), sb.Version, units, loadavg())
+	if hold > 0 {
+		fmt.Printf("holding the host for %v: fdtop snapshot --json --address %s\n", hold, sb.Address)
+		time.Sleep(hold)
+	}
 
 	if profile != "" {
 		for _, p := range []struct{ name, env, flag string }{{"bpf", "", ""}, {"proc", "FDTOP_HOLDERS=proc", ""}, {"targeted", "", "--targeted"}} {
