@@ -674,11 +674,20 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 	var err error
 	start := time.Now()
 	wait := backoffMin
+	var last *pipeline // the pipeline of the last try
 	for try := 0; ; try++ {
 		if try > 0 {
 			transient := transientConnErr(err)
 			if !transient && socketVanished(err) && time.Since(start)+wait <= vanishedRetryFor {
 				transient = true
+			}
+			if pid := last.peerPID(); transient && pid > 0 && processGone(pid) {
+				// Refused or reset because the manager's process is gone
+				// (killed, not re-executing: that keeps its PID): nothing
+				// will answer soon, as current says when disconnected.
+				// (Retried for 5 s, a rescan reported the loss a second
+				// time: CI run 28's TestWatchShutdown/manager_gone.)
+				return fmt.Errorf("%w: its process %d is gone (%w)", ErrNotConnected, pid, err)
 			}
 			if !transient && try > 1 || transient && time.Since(start)+wait > connectRetryFor {
 				if transient {
@@ -705,6 +714,7 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 		if cerr != nil {
 			return cerr
 		}
+		last = pipe
 		if c.viaGodbus {
 			err = errUnsupportedAddress
 		} else {

@@ -412,6 +412,19 @@ func TestWatchAcceptRestart(t *testing.T) {
 		if h.ConnectionsPreserved != 2 || h.ConnectionsDropped != 0 || h.Accept.Instances != 2 {
 			t.Errorf("handoff %+v accept %+v: want the 2 instances' connections preserved (the gap meter's own instances not among them)", h, h.Accept)
 		}
+		// Each connect spawns an instance: the gap meter stops at its
+		// first connect accepted after the job ended, not at the verdict
+		// (which waits for a view). Its connects: those from the stop
+		// job's start to the start job's end (one every 50 ms), the one
+		// that found the new listener, and slack for a busy machine.
+		started, finished := wp.eventsOf(accSocket, inspect.EventJobStarted), wp.eventsOf(accSocket, inspect.EventJobFinished)
+		if len(started) == 0 || len(finished) == 0 {
+			t.Fatalf("jobs of %s: %d started, %d finished events", accSocket, len(started), len(finished))
+		}
+		jobs := finished[len(finished)-1].Time.Sub(started[0].Time)
+		if most := int(jobs/(50*time.Millisecond)) + 6; p.Attempts > most {
+			t.Errorf("the gap meter made %d connects for jobs that took %v, want at most %d (it went on after them)", p.Attempts, jobs, most)
+		}
 		words := inspect.Verdict(h)
 		switch {
 		case strings.Contains(words, "gap meter off"):

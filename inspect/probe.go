@@ -29,6 +29,10 @@ type ProbeConfig struct {
 	// the probe made (before it closes it): the service sees it as the
 	// peer of a connection that is fdtop's own, not a client's.
 	OnConnect func(local netip.AddrPort)
+	// Settled, if set, is closed when the job being measured has ended:
+	// the probe of a target then stops at its first connect that began
+	// after that and succeeded (the gap, if there was one, is over).
+	Settled <-chan struct{}
 }
 
 func (c ProbeConfig) withDefaults() ProbeConfig {
@@ -111,6 +115,7 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 			defer tick.Stop()
 			var refusedSince time.Time // the first refused attempt of the current run
 			for i := 0; i < cfg.MaxAttempts; i++ {
+				settled := isClosed(cfg.Settled)
 				start := time.Now()
 				c, err := d.DialContext(ctx, "tcp", target)
 				took := time.Since(start)
@@ -144,6 +149,9 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 				if c != nil {
 					c.Close()
 				}
+				if settled && err == nil {
+					return
+				}
 				select {
 				case <-ctx.Done():
 					return
@@ -154,6 +162,19 @@ func Probe(ctx context.Context, targets []string, cfg ProbeConfig) ProbeResult {
 	}
 	wg.Wait()
 	return res
+}
+
+// isClosed reports whether c is closed (never, for nil).
+func isClosed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // msBetween is the time from a to b in milliseconds (0.1 ms steps).

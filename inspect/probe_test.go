@@ -160,3 +160,48 @@ func TestProbeRefusedFor(t *testing.T) {
 		t.Errorf("probe of a listener %+v: want 5 attempts, none refused, no time", res)
 	}
 }
+
+// TestProbeSettled: once Settled is closed, a target that answers is
+// probed no more (its first connect begun after that and accepted is the
+// last), while one that refuses goes on until it answers or the probe
+// ends; before Settled, the probe goes on.
+func TestProbeSettled(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	settled := make(chan struct{})
+	done := make(chan ProbeResult)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := ProbeConfig{Every: 5 * time.Millisecond, MaxAttempts: 100, Settled: settled}
+	go func() { done <- Probe(ctx, []string{l.Addr().String(), deadAddr}, cfg) }()
+	select {
+	case r := <-done:
+		t.Fatalf("the probe ended before Settled: %+v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(settled)
+	r := <-done
+	// The live target stopped at once; the dead one ran its 100 attempts.
+	if r.Refused != 100 || r.Attempts >= 200 || r.Attempts <= 100 {
+		t.Errorf("%+v: want 100 refused (the dead target to the end) and the live one stopped early", r)
+	}
+}

@@ -558,20 +558,26 @@ type FreshRequest struct {
 
 // probeRun is a gap meter run on one service.
 type probeRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	result ProbeResult
+	cancel  context.CancelFunc
+	done    chan struct{}
+	result  ProbeResult
+	settled chan struct{} // closed when its job ended (Accept=yes only; nil otherwise)
 }
 
 // startProbes starts the gap meter on services whose job just started,
 // and stops it on those no longer in one.
 func (st *loop) startProbes() {
 	busy := st.tr.Busy()
+	finishing := st.tr.Finishing()
 	for name, p := range st.probes {
 		if !slices.Contains(busy, name) {
 			p.cancel()
 			<-p.done
 			delete(st.probes, name)
+			continue
+		}
+		if p.settled != nil && !isClosed(p.settled) && slices.Contains(finishing, name) {
+			close(p.settled)
 		}
 	}
 	for _, name := range busy {
@@ -589,8 +595,13 @@ func (st *loop) startProbes() {
 		if st.tr.IsAccept(name) {
 			// Every connect to an Accept=yes socket spawns an instance:
 			// fewer of them, far below its trigger limit (by default 200
-			// in 2 s) and MaxConnections= (64).
-			cfg.Every = acceptProbeEvery
+			// in 2 s) and MaxConnections= (64); none once the job has
+			// ended and the listener answered (a verdict that waits for
+			// a view must not keep spawning them: the oracle's seed
+			// 2808938044 saw over 1,200 in two minutes, and a view of
+			// the socket that took 105 s behind them); at most acceptProbeMax.
+			p.settled = make(chan struct{})
+			cfg.Every, cfg.Max, cfg.Settled = acceptProbeEvery, acceptProbeMax, p.settled
 		}
 		go func() {
 			defer close(p.done)
@@ -602,6 +613,9 @@ func (st *loop) startProbes() {
 // acceptProbeEvery is the gap meter's pause between connects to an
 // Accept=yes socket unit.
 const acceptProbeEvery = 50 * time.Millisecond
+
+// acceptProbeMax bounds the gap meter's run on an Accept=yes socket unit.
+const acceptProbeMax = 30 * time.Second
 
 // ownKeep is how long the gap meter's addresses are remembered: longer
 // than a connection it made can wait, unread, in a service (or in the
