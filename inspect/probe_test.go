@@ -39,12 +39,15 @@ func TestProbeTarget(t *testing.T) {
 	}
 }
 
-func TestProbeCountsRefusedAndAccepted(t *testing.T) {
+// liveAndDead returns a loopback address that accepts (and closes) every
+// connection until the test ends, and one that nothing listens on.
+func liveAndDead(t *testing.T) (live, dead string) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -55,16 +58,20 @@ func TestProbeCountsRefusedAndAccepted(t *testing.T) {
 		}
 	}()
 	// A port that nothing listens on: take one and close it.
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	d, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	dead = d.Addr().String()
+	d.Close()
+	return l.Addr().String(), dead
+}
 
+func TestProbeCountsRefusedAndAccepted(t *testing.T) {
+	live, dead := liveAndDead(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	res := Probe(ctx, []string{l.Addr().String(), deadAddr}, ProbeConfig{Every: 5 * time.Millisecond, MaxAttempts: 10})
+	res := Probe(ctx, []string{live, dead}, ProbeConfig{Every: 5 * time.Millisecond, MaxAttempts: 10})
 	if res.Attempts != 20 {
 		t.Errorf("Attempts = %d, want 20 (10 per target)", res.Attempts)
 	}
@@ -166,33 +173,13 @@ func TestProbeRefusedFor(t *testing.T) {
 // last), while one that refuses goes on until it answers or the probe
 // ends; before Settled, the probe goes on.
 func TestProbeSettled(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
-
+	live, dead := liveAndDead(t)
 	settled := make(chan struct{})
 	done := make(chan ProbeResult)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := ProbeConfig{Every: 5 * time.Millisecond, MaxAttempts: 100, Settled: settled}
-	go func() { done <- Probe(ctx, []string{l.Addr().String(), deadAddr}, cfg) }()
+	go func() { done <- Probe(ctx, []string{live, dead}, cfg) }()
 	select {
 	case r := <-done:
 		t.Fatalf("the probe ended before Settled: %+v", r)
