@@ -42,11 +42,20 @@ func TestMain(m *testing.M) { sandboxtest.Main(m) }
 //   - 2266483067: fd_passed inodes during a daemon-reexec on 252;
 //   - 1090550605: a queued restart on 252 said 0 preserved of 3;
 //   - 8: a stop+start "to new PID 0" when a service was stopped with its
-//     socket units (the socket's jobs taken for its start).
+//     socket units (the socket's jobs taken for its start);
+//   - 890124, 2080436131, 3186049091 (254) and 20261208 (252): fd_passed
+//     naming a connection accepted on a passed number; 4275165520 (252):
+//     connections "preserved" while the old process held them;
+//     2344368019: connections a stop had closed said none held (254), an
+//     Accept=yes restart's summary late (252) — the runs of 2026-12-08
+//     (docs/oracle.md);
+//   - 2808938044: the gap meter's storm of Accept=yes instances, summaries
+//     late by minutes (2026-12-08, round 3, fourth stop).
 //
 // Timing varies run to run, so a seed does not find the same thing again
 // at the same operation; what it adds is its own order of operations.
-var fixedSeeds = []uint64{1, 2, 8, 424242, 2266483067, 1090550605}
+var fixedSeeds = []uint64{1, 2, 8, 424242, 2266483067, 1090550605,
+	890124, 2080436131, 3186049091, 4275165520, 20261208, 2344368019, 2808938044}
 
 // defaultOpsPerVersion is the operations per version by default, shared
 // out over the seeds: 200 (issue 20), 34 for each of 6 seeds, about
