@@ -758,16 +758,25 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 			t.storeLast = int(raw.FDStoreCount)
 		}
 	}
-	// The store, entry by entry where it is known.
+	// The store, entry by entry where it is known, with the names its
+	// entries had before this view.
 	prevStore := map[uint64]bool{}
-	for _, e := range t.storeSeen {
-		if e.Inode != 0 {
-			prevStore[e.Inode] = true
+	prevNames := map[uint64][]string{}
+	addPrev := func(e StoreEntry) {
+		if e.Inode == 0 {
+			return
 		}
+		prevStore[e.Inode] = true
+		if !e.NameUnknown && e.Name != "" && !slices.Contains(prevNames[e.Inode], e.Name) {
+			prevNames[e.Inode] = append(prevNames[e.Inode], e.Name)
+		}
+	}
+	for _, e := range t.storeSeen {
+		addPrev(e)
 	}
 	if t.before != nil {
 		for _, e := range t.before.FDStore {
-			prevStore[e.Inode] = true
+			addPrev(e)
 		}
 	}
 	now := map[uint64]StoreEntry{}
@@ -842,6 +851,15 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 				// passed and the number was reused. What it was passed
 				// there was not seen.
 				p.Inode, p.Kind, p.Detail = 0, "unknown", "closed since, not seen"
+			} else if p.Inode != 0 && !sockNames[p.Name] && len(prevNames[p.Inode]) > 0 && !slices.Contains(prevNames[p.Inode], p.Name) {
+				// What it holds now was in the store under another name
+				// (the manager keeps a descriptor once, under its first
+				// name): another of the entries it was passed, moved to
+				// this number (a dup into the lowest free one, after it
+				// closed what it was passed here). Seed 1395449253 on
+				// 252: "extra-…" said to be the connection passed as
+				// "conn-1". What it was passed here was not seen.
+				p.Inode, p.Kind, p.Detail = 0, "unknown", "not seen (the number holds the store's "+prevNames[p.Inode][0]+" now)"
 			} else if p.Inode != 0 && !sockNames[p.Name] && t.acceptedSince(svc, p.Inode, prevStore) {
 				// A connection accepted from the service's listeners that
 				// neither the old process (the view before the job) nor

@@ -327,6 +327,50 @@ func TestTrackerTruth(t *testing.T) {
 			}
 		},
 	}, {
+		// Found by the oracle (seed 1395449253 on 252, op 48, a restart
+		// with a daemon-reexec; round 3, fourth stop): the new process was
+		// passed the store's "extra-1" memfd at fd 4 and its connection
+		// "conn-1" at fd 7, closed the memfd, and Go's net.FileConn dup'd
+		// the connection into the lowest free number: fd 4. The handoff
+		// said fd 4 ("extra-1") was the connection; the server's log says
+		// it got the memfd there.
+		name: "a passed fd reused for another passed entry, store not listed",
+		steps: func() []inspect.Step {
+			before := serviceView(100, "active", 1)
+			before.Services[0].FDStoreMax, before.Services[0].FDStoreCount = 8, 2
+			before.Services[0].FDStore = []inspect.StoreEntry{
+				{Name: "extra-1", Kind: "memfd", Inode: 68904, Inferred: true},
+				{Name: "conn-1", Kind: "tcp", Inode: 1, Inferred: true},
+			}
+			before.ManagerInodes = map[uint64]bool{77: true, 68904: true, 1: true}
+			after := serviceView(200, "active", 1)
+			svc := &after.Services[0]
+			svc.FDStoreMax, svc.FDStoreCount = 8, 2
+			svc.FDStore = []inspect.StoreEntry{{Name: "extra-1", Kind: "tcp", Inode: 1, Inferred: true}}
+			svc.Passed = append(svc.Passed, inspect.PassedFD{FD: 4, Name: "extra-1", Kind: "tcp", Inode: 1}, inspect.PassedFD{FD: 7, Name: "conn-1", Kind: "closed"})
+			after.ManagerInodes = map[uint64]bool{77: true, 68904: true, 1: true}
+			return newSeq().view(before).
+				sig(inspect.Signal{Kind: inspect.SigJobNew, Unit: "web.service", ID: 7, JobType: "restart"}).
+				changed(u32(200), "active").
+				sig(inspect.Signal{Kind: inspect.SigJobRemoved, Unit: "web.service", ID: 7, Result: "done"}).
+				view(after).steps
+		},
+		check: func(t *testing.T, evs []inspect.Event) {
+			n := 0
+			for _, e := range evs {
+				if e.Type != inspect.EventFDPassed {
+					continue
+				}
+				n++
+				if e.FD == 4 && e.Inode != 0 {
+					t.Errorf("%s: fd 4 was passed the store's extra-1 (a memfd); the connection there is conn-1, moved", inspect.FormatEvent(e))
+				}
+			}
+			if n != 3 {
+				t.Errorf("%d fd_passed events, want 3", n)
+			}
+		},
+	}, {
 		// Found by the oracle (seed 4275165520 on 252, op 58): a restart
 		// queued behind another. The first job ended and the second began
 		// before any view of the new process; the first was concluded on
