@@ -648,6 +648,23 @@ func (c *Client) current(ctx context.Context) (*dbus.Conn, *pipeline, error) {
 	}
 }
 
+// exitingWait is how long a call that gives up on a refused or reset
+// connection waits for the manager's process to end, in case it is
+// exiting: a process's sockets close before it is a zombie.
+const exitingWait = 500 * time.Millisecond
+
+// goneWithin reports whether pid is gone now or within d.
+func goneWithin(pid int, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		if processGone(pid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // processGone reports whether pid no longer runs (no such process, or a
 // zombie). A process this one may not signal still runs.
 func processGone(pid int) bool {
@@ -691,6 +708,13 @@ func (c *Client) run(ctx context.Context, calls []*call) error {
 			}
 			if !transient && try > 1 || transient && time.Since(start)+wait > connectRetryFor {
 				if transient {
+					if pid := last.peerPID(); pid > 0 && goneWithin(pid, exitingWait) {
+						// The manager was killed while this call waited
+						// on it (a stopped manager's socket filled up):
+						// its sockets close before its process is gone.
+						// (CI run 31's TestWatchShutdown/manager_gone.)
+						return fmt.Errorf("%w: its process %d is gone (%w)", ErrNotConnected, pid, err)
+					}
 					return fmt.Errorf("%w for %s (daemon-reexec in progress?): %w", ErrConnectionReset, time.Since(start).Round(100*time.Millisecond), err)
 				}
 				return err
