@@ -844,8 +844,20 @@ func (tr *Tracker) observe(name string, t *tracked, svc *Service, socks []Socket
 		for _, su := range socks {
 			sockNames[su.Unit], sockNames[su.FileDescriptorName] = true, true
 		}
+		// The manager passes a descriptor once: a socket at two passed
+		// numbers is a copy the process made (Go's net.FileConn dups into
+		// the lowest free number, seed 4275165520 on 252), and which of the
+		// two it was passed is not known.
+		atNumbers := map[uint64]int{}
 		for _, p := range svc.Passed {
-			if p.Inode != 0 && !sockNames[p.Name] && (!prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) || storeNamesOther(raw.FDStore, p.Name, p.Inode)) {
+			if p.Inode != 0 {
+				atNumbers[p.Inode]++
+			}
+		}
+		for _, p := range svc.Passed {
+			if p.Inode != 0 && !sockNames[p.Name] && atNumbers[p.Inode] > 1 {
+				p.Inode, p.Kind, p.Detail = 0, "unknown", "not seen (the same socket is at another passed number: a copy the process made)"
+			} else if p.Inode != 0 && !sockNames[p.Name] && (!prevStore[p.Inode] && !t.held[p.Inode] && !storeHas(now, p.Inode) || storeNamesOther(raw.FDStore, p.Name, p.Inode)) {
 				// What the descriptor holds now was never in the store
 				// nor the manager's hands: the process closed what it was
 				// passed and the number was reused. What it was passed
